@@ -1,0 +1,42 @@
+//! The content-release service: what Steplab releases to whom and when,
+//! holds during a pause or deferral, and where a participant resumes. This
+//! crate owns its database and migrations and serves health and reflection;
+//! its RPCs answer UNIMPLEMENTED until the content-release issue builds them.
+
+pub mod grpc;
+
+use std::future::Future;
+use steplab_platform::config::Config;
+use steplab_platform::db::{Database, Migrations};
+use steplab_platform::server::{self, Hosted};
+use steplab_proto::steplab::content::v1::content_release_service_server::{
+    ContentReleaseServiceServer, SERVICE_NAME,
+};
+use tokio::net::TcpListener;
+
+pub static MIGRATIONS: Migrations = Migrations {
+    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
+    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
+};
+
+/// Opens the database (running migrations), then serves on `listener` until
+/// `shutdown` completes and in-flight calls have drained.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    // Opened now so the service owns its schema from the first start, and a
+    // bad database URL fails start-up rather than the first request.
+    let _db = Database::open(&config.content.database, &MIGRATIONS).await?;
+    let verifier = steplab_platform::auth::verifier(&config)?;
+    let svc = ContentReleaseServiceServer::with_interceptor(
+        grpc::ContentReleaseGrpc,
+        verifier.interceptor(),
+    );
+    let hosted = Hosted {
+        name: SERVICE_NAME,
+        routes: tonic::service::Routes::new(svc),
+    };
+    server::run(listener, hosted, shutdown, config.drain_timeout).await
+}

@@ -1,0 +1,445 @@
+//! Wire <-> domain. Requests become domain commands that cannot be invalid
+//! (every malformed field is reported at once as a field violation); domain
+//! answers become response messages.
+
+use crate::domain::events::{Event, EventKind};
+use crate::domain::registry::Registration;
+use crate::domain::{ParticipantKind, ParticipantView, TrainingStatus};
+use crate::store::{DeliveryPartnerRow, SchoolRow};
+use chrono::NaiveDateTime;
+use steplab_platform::date;
+use steplab_platform::{FieldViolation, FieldViolations};
+use steplab_proto::steplab::common::v1 as common;
+use steplab_proto::steplab::participant::v1 as pb;
+
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A required id: our ids are UUIDs, so anything else cannot name a record.
+pub fn id(field: &str, value: &str) -> Result<String, FieldViolation> {
+    if value.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    uuid::Uuid::parse_str(value)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| {
+            FieldViolation::new(
+                field,
+                format!("`{}` is not an id issued by this service", truncate(value)),
+            )
+        })
+}
+
+/// An optional id filter: empty means not set.
+pub fn optional_id(field: &str, value: &str) -> Result<Option<String>, FieldViolation> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        id(field, value).map(Some)
+    }
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().hyphenated().to_string()
+}
+
+fn truncate(value: &str) -> String {
+    value.chars().take(40).collect()
+}
+
+pub fn name(field: &str, value: &str) -> Result<String, FieldViolation> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    if trimmed.chars().count() > MAX_NAME_CHARS {
+        return Err(FieldViolation::new(
+            field,
+            format!("is longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(FieldViolation::new(field, "contains control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn digits(field: &str, value: &str, count: usize, what: &str) -> Result<String, FieldViolation> {
+    let trimmed = value.trim();
+    if trimmed.len() == count && trimmed.chars().all(|c| c.is_ascii_digit()) {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(FieldViolation::new(
+            field,
+            format!("must be a {what} of exactly {count} digits"),
+        ))
+    }
+}
+
+pub fn kind(field: &str, value: i32) -> Result<ParticipantKind, FieldViolation> {
+    match common::ParticipantKind::try_from(value) {
+        Ok(common::ParticipantKind::Ect) => Ok(ParticipantKind::Ect),
+        Ok(common::ParticipantKind::Mentor) => Ok(ParticipantKind::Mentor),
+        Ok(common::ParticipantKind::InductionCoordinator) => {
+            Ok(ParticipantKind::InductionCoordinator)
+        }
+        Ok(common::ParticipantKind::Unspecified) | Err(_) => Err(FieldViolation::new(
+            field,
+            "must be PARTICIPANT_KIND_ECT, PARTICIPANT_KIND_MENTOR or PARTICIPANT_KIND_INDUCTION_COORDINATOR",
+        )),
+    }
+}
+
+fn optional_kind(field: &str, value: i32) -> Result<Option<ParticipantKind>, FieldViolation> {
+    if value == 0 {
+        Ok(None)
+    } else {
+        kind(field, value).map(Some)
+    }
+}
+
+fn optional_status(field: &str, value: i32) -> Result<Option<TrainingStatus>, FieldViolation> {
+    match common::TrainingStatus::try_from(value) {
+        Ok(common::TrainingStatus::Unspecified) => Ok(None),
+        Ok(common::TrainingStatus::Active) => Ok(Some(TrainingStatus::Active)),
+        Ok(common::TrainingStatus::Paused) => Ok(Some(TrainingStatus::Paused)),
+        Ok(common::TrainingStatus::Deferred) => Ok(Some(TrainingStatus::Deferred)),
+        Ok(common::TrainingStatus::Withdrawn) => Ok(Some(TrainingStatus::Withdrawn)),
+        Err(_) => Err(FieldViolation::new(
+            field,
+            format!("{value} is not a TrainingStatus"),
+        )),
+    }
+}
+
+/// A validated CreateSchool.
+#[derive(Debug, Clone)]
+pub struct NewSchool {
+    pub urn: String,
+    pub name: String,
+    pub delivery_partner_id: String,
+    pub area_covered: bool,
+}
+
+pub fn create_school(req: &pb::CreateSchoolRequest) -> Result<NewSchool, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let urn = v.check(digits("urn", &req.urn, 6, "URN"));
+    let name = v.check(name("name", &req.name));
+    let dp = v.check(id("delivery_partner_id", &req.delivery_partner_id));
+    v.finish(|| {
+        Some(NewSchool {
+            urn: urn?,
+            name: name?,
+            delivery_partner_id: dp?,
+            area_covered: req.area_covered,
+        })
+    })
+}
+
+pub fn register(req: &pb::RegisterParticipantRequest) -> Result<Registration, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let school_id = v.check(id("school_id", &req.school_id));
+    let kind = v.check(kind("kind", req.kind));
+    let full_name = v.check(name("full_name", &req.full_name));
+    let trn = match kind {
+        Some(ParticipantKind::InductionCoordinator) if req.trn.trim().is_empty() => Some(None),
+        _ => v.check(digits("trn", &req.trn, 7, "teacher reference number").map(Some)),
+    };
+    let registered_on = v.check(date::optional("registered_on", req.registered_on.as_ref()));
+    if req.previous_pilot_mentor && kind.is_some_and(|k| k != ParticipantKind::Mentor) {
+        v.push(FieldViolation::new(
+            "previous_pilot_mentor",
+            "applies to mentors only (M4)",
+        ));
+    }
+    v.finish(|| {
+        Some(Registration {
+            school_id: school_id?,
+            kind: kind?,
+            full_name: full_name?,
+            trn: trn?,
+            registered_on: registered_on?,
+            previous_pilot_mentor: req.previous_pilot_mentor,
+        })
+    })
+}
+
+/// A validated AssignMentor.
+#[derive(Debug, Clone)]
+pub struct MentorChange {
+    pub ect_id: String,
+    pub mentor_id: String,
+    pub interim: bool,
+    pub effective_date: Option<chrono::NaiveDate>,
+}
+
+pub fn assign_mentor(req: &pb::AssignMentorRequest) -> Result<MentorChange, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let ect_id = v.check(id("ect_id", &req.ect_id));
+    let mentor_id = v.check(id("mentor_id", &req.mentor_id));
+    let effective_date = v.check(date::optional(
+        "effective_date",
+        req.effective_date.as_ref(),
+    ));
+    if ect_id.is_some() && ect_id == mentor_id {
+        v.push(FieldViolation::new(
+            "mentor_id",
+            "an ECT cannot mentor themselves",
+        ));
+    }
+    v.finish(|| {
+        Some(MentorChange {
+            ect_id: ect_id?,
+            mentor_id: mentor_id?,
+            interim: req.interim,
+            effective_date: effective_date?,
+        })
+    })
+}
+
+/// A validated ListParticipants.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub school_id: Option<String>,
+    pub delivery_partner_id: Option<String>,
+    pub status: Option<TrainingStatus>,
+    pub kind: Option<ParticipantKind>,
+    pub page_size: i64,
+    pub after: Option<String>,
+}
+
+pub fn list(req: &pb::ListParticipantsRequest) -> Result<ListQuery, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let school_id = v.check(optional_id("school_id", &req.school_id));
+    let delivery_partner_id = v.check(optional_id("delivery_partner_id", &req.delivery_partner_id));
+    let status = v.check(optional_status("status", req.status));
+    let kind = v.check(optional_kind("kind", req.kind));
+    let page_size = v.check(steplab_platform::paging::page_size(req.page_size));
+    let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
+    v.finish(|| {
+        Some(ListQuery {
+            school_id: school_id?,
+            delivery_partner_id: delivery_partner_id?,
+            status: status?,
+            kind: kind?,
+            page_size: page_size?,
+            after: after?,
+        })
+    })
+}
+
+pub fn timestamp(t: NaiveDateTime) -> prost_types::Timestamp {
+    let utc = t.and_utc();
+    prost_types::Timestamp {
+        seconds: utc.timestamp(),
+        nanos: utc.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn delivery_partner(row: DeliveryPartnerRow) -> pb::DeliveryPartner {
+    pb::DeliveryPartner {
+        delivery_partner_id: row.id,
+        name: row.name,
+        create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+pub fn school(row: SchoolRow) -> pb::School {
+    pb::School {
+        school_id: row.id,
+        urn: row.urn,
+        name: row.name,
+        delivery_partner_id: row.delivery_partner_id,
+        area_covered: row.area_covered,
+        create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+fn kind_to_proto(kind: ParticipantKind) -> common::ParticipantKind {
+    match kind {
+        ParticipantKind::Ect => common::ParticipantKind::Ect,
+        ParticipantKind::Mentor => common::ParticipantKind::Mentor,
+        ParticipantKind::InductionCoordinator => common::ParticipantKind::InductionCoordinator,
+    }
+}
+
+fn status_to_proto(status: TrainingStatus) -> common::TrainingStatus {
+    match status {
+        TrainingStatus::Active => common::TrainingStatus::Active,
+        TrainingStatus::Paused => common::TrainingStatus::Paused,
+        TrainingStatus::Deferred => common::TrainingStatus::Deferred,
+        TrainingStatus::Withdrawn => common::TrainingStatus::Withdrawn,
+    }
+}
+
+pub fn participant(view: ParticipantView) -> pb::Participant {
+    let funding_eligible = view.funding_eligible();
+    let (mentor_id, mentor_interim) = view.mentor.clone().unwrap_or_default();
+    pb::Participant {
+        participant_id: view.id,
+        kind: kind_to_proto(view.kind) as i32,
+        status: status_to_proto(view.status) as i32,
+        school_id: view.school_id,
+        delivery_partner_id: view.delivery_partner_id,
+        full_name: view.full_name,
+        trn: view.trn.unwrap_or_default(),
+        registered_on: Some(date::to_proto(view.registered_on)),
+        release_start: view.enrolment.map(|e| date::to_proto(e.release_start)),
+        schedule: view
+            .enrolment
+            .map(|e| e.schedule.schedule_id().to_owned())
+            .unwrap_or_default(),
+        cohort: view.enrolment.map(|e| e.cohort).unwrap_or_default(),
+        previous_pilot_mentor: view.previous_pilot_mentor,
+        funding_eligible,
+        mentor_id,
+        mentor_interim,
+        // Pauses, deferrals and withdrawals arrive with the lifecycle RPCs.
+        pause: None,
+        deferral: None,
+        withdrawal: None,
+        as_of: Some(date::to_proto(view.as_of)),
+        version: view.version,
+        create_time: Some(timestamp(view.created_at)),
+    }
+}
+
+pub fn event(event: Event) -> pb::ParticipantEvent {
+    let summary = event.kind.summary();
+    let mut out = pb::ParticipantEvent {
+        event_id: format!("{}-{}", event.participant_id, event.sequence),
+        participant_id: event.participant_id,
+        sequence: event.sequence,
+        effective_date: Some(date::to_proto(event.effective_date)),
+        record_time: Some(timestamp(event.recorded_at)),
+        actor: event.actor.sub,
+        actor_role: event.actor.role,
+        summary,
+        caused_by_participant_id: event.caused_by.unwrap_or_default(),
+        cursor: event.cursor,
+        ..Default::default()
+    };
+    match event.kind {
+        EventKind::Registered { school_id, .. } => {
+            out.r#type = pb::EventType::Registered as i32;
+            out.school_id = school_id;
+        }
+        EventKind::MentorAssigned { mentor_id, .. } => {
+            out.r#type = pb::EventType::MentorAssigned as i32;
+            out.related_participant_id = mentor_id;
+        }
+        EventKind::MenteeAssigned { ect_id } => {
+            out.r#type = pb::EventType::MenteeAssigned as i32;
+            out.related_participant_id = ect_id;
+        }
+        EventKind::MenteeUnassigned { ect_id } => {
+            out.r#type = pb::EventType::MenteeUnassigned as i32;
+            out.related_participant_id = ect_id;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steplab_proto::google::r#type::Date;
+
+    fn registration() -> pb::RegisterParticipantRequest {
+        pb::RegisterParticipantRequest {
+            school_id: new_id(),
+            kind: common::ParticipantKind::Ect as i32,
+            full_name: "  Ada Lovelace ".into(),
+            trn: "1234567".into(),
+            registered_on: Some(Date {
+                year: 2026,
+                month: 9,
+                day: 1,
+            }),
+            previous_pilot_mentor: false,
+            request_id: String::new(),
+        }
+    }
+
+    fn fields(err: FieldViolations) -> Vec<String> {
+        err.0.into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn a_valid_registration_converts_with_a_trimmed_name() {
+        let r = register(&registration()).expect("valid");
+        assert_eq!(r.full_name, "Ada Lovelace");
+        assert_eq!(r.trn.as_deref(), Some("1234567"));
+    }
+
+    #[test]
+    fn every_malformed_field_is_reported_at_once() {
+        let mut req = registration();
+        req.school_id = "nope".into();
+        req.kind = 99;
+        req.full_name = " ".into();
+        req.registered_on = Some(Date {
+            year: 2026,
+            month: 2,
+            day: 30,
+        });
+        let err = register(&req).expect_err("invalid");
+        assert_eq!(
+            fields(err),
+            ["school_id", "kind", "full_name", "registered_on"]
+        );
+    }
+
+    #[test]
+    fn a_trn_is_seven_digits_and_optional_only_for_induction_coordinators() {
+        let mut req = registration();
+        req.trn = "12345".into();
+        assert_eq!(fields(register(&req).expect_err("short trn")), ["trn"]);
+        req.trn = String::new();
+        assert_eq!(fields(register(&req).expect_err("missing trn")), ["trn"]);
+        req.kind = common::ParticipantKind::InductionCoordinator as i32;
+        assert_eq!(register(&req).expect("ic without trn").trn, None);
+    }
+
+    #[test]
+    fn m4_previous_pilot_mentor_is_refused_on_an_ect() {
+        let mut req = registration();
+        req.previous_pilot_mentor = true;
+        assert_eq!(
+            fields(register(&req).expect_err("ect pilot")),
+            ["previous_pilot_mentor"]
+        );
+    }
+
+    #[test]
+    fn huge_and_control_character_names_are_refused() {
+        assert!(name("n", &"x".repeat(201)).is_err());
+        assert!(name("n", "a\u{0}b").is_err());
+        assert!(name("n", &"é".repeat(200)).is_ok());
+    }
+
+    #[test]
+    fn a_school_needs_a_six_digit_urn() {
+        let req = pb::CreateSchoolRequest {
+            urn: "12a456".into(),
+            name: "Hill School".into(),
+            delivery_partner_id: new_id(),
+            area_covered: true,
+            request_id: String::new(),
+        };
+        assert_eq!(fields(create_school(&req).expect_err("bad urn")), ["urn"]);
+    }
+
+    #[test]
+    fn list_filters_and_paging_are_validated() {
+        let req = pb::ListParticipantsRequest {
+            status: 42,
+            page_size: -3,
+            page_token: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(list(&req).expect_err("bad list")),
+            ["status", "page_size", "page_token"]
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! Who may do what (DOMAIN.md, Roles). Every RPC asks here before it reads or
+//! changes anything; a refusal is PERMISSION_DENIED with the reason.
+
+use steplab_platform::{Caller, Scope};
+
+/// A refused permission, with a message saying what the caller lacks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// The school and delivery partner a participant (or school) belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place<'a> {
+    pub school_id: &'a str,
+    pub delivery_partner_id: &'a str,
+}
+
+fn in_scope(caller: &Caller, place: Place<'_>) -> bool {
+    match &caller.scope {
+        Scope::InductionCoordinator { school_id } => school_id == place.school_id,
+        Scope::EcfLead {
+            delivery_partner_id,
+        } => delivery_partner_id == place.delivery_partner_id,
+        Scope::Dpl {
+            delivery_partner_ids,
+        } => delivery_partner_ids
+            .iter()
+            .any(|d| d == place.delivery_partner_id),
+        Scope::Admin => true,
+        Scope::Service => false,
+    }
+}
+
+fn out_of_scope(caller: &Caller, what: &str) -> Denied {
+    Denied(format!(
+        "a {} token does not reach {what}",
+        caller.role().as_str()
+    ))
+}
+
+fn role_may_not(caller: &Caller, action: &str, who: &str) -> Denied {
+    Denied(format!(
+        "the {} role may not {action}: ask {who}",
+        caller.role().as_str()
+    ))
+}
+
+/// Reading a participant or school: its IC, its DP's ECF Lead, a DPL of its DP, admin.
+pub fn may_read(caller: &Caller, place: Place<'_>) -> Result<(), Denied> {
+    if matches!(caller.scope, Scope::Service) {
+        return Err(role_may_not(
+            caller,
+            "read participants",
+            "with a person's token",
+        ));
+    }
+    if in_scope(caller, place) {
+        Ok(())
+    } else {
+        Err(out_of_scope(caller, "this participant's school"))
+    }
+}
+
+/// Delivery partners and schools are set up by the lead provider's admins.
+pub fn may_create_delivery_partner(caller: &Caller) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::Admin => Ok(()),
+        _ => Err(role_may_not(caller, "create delivery partners", "an admin")),
+    }
+}
+
+pub fn may_create_school(caller: &Caller) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::Admin => Ok(()),
+        _ => Err(role_may_not(caller, "create schools", "an admin")),
+    }
+}
+
+/// Before looking anything up: only an ECF Lead or an admin registers, so
+/// no other role learns whether a school id exists.
+pub fn may_register_somewhere(caller: &Caller) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::EcfLead { .. } | Scope::Admin => Ok(()),
+        _ => Err(role_may_not(
+            caller,
+            "register participants",
+            "the delivery partner's ECF Lead",
+        )),
+    }
+}
+
+/// Registering participants: the ECF Lead of the school's DP, or admin.
+pub fn may_register(caller: &Caller, school: Place<'_>) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::EcfLead { .. } | Scope::Admin if in_scope(caller, school) => Ok(()),
+        Scope::EcfLead { .. } => Err(out_of_scope(caller, "this school's delivery partner")),
+        _ => Err(role_may_not(
+            caller,
+            "register participants",
+            "the delivery partner's ECF Lead",
+        )),
+    }
+}
+
+/// M1-M3: the ECF Lead (or admin) assigns and replaces mentors; an induction
+/// coordinator may only make an IC of their own school the interim mentor.
+pub fn may_assign_mentor(caller: &Caller, ect: Place<'_>, interim: bool) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::EcfLead { .. } | Scope::Admin if in_scope(caller, ect) => Ok(()),
+        Scope::InductionCoordinator { .. } if in_scope(caller, ect) && interim => Ok(()),
+        Scope::InductionCoordinator { .. } if in_scope(caller, ect) => Err(Denied(
+            "an induction coordinator may only assign themselves as interim mentor (interim = true); the ECF Lead assigns or replaces mentors".into(),
+        )),
+        Scope::EcfLead { .. } | Scope::InductionCoordinator { .. } => Err(out_of_scope(caller, "this ECT's school")),
+        _ => Err(role_may_not(caller, "assign mentors", "the delivery partner's ECF Lead")),
+    }
+}
+
+/// The part of the registry a list may show, after the caller's scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListScope {
+    Everything,
+    School(String),
+    DeliveryPartners(Vec<String>),
+}
+
+/// Narrows a list request to the caller's scope. A filter naming something
+/// outside it is refused rather than silently emptied.
+pub fn list_scope(
+    caller: &Caller,
+    school_filter: Option<(&str, &str)>,
+    delivery_partner_filter: Option<&str>,
+) -> Result<ListScope, Denied> {
+    if let Some((school_id, school_dp)) = school_filter {
+        if !in_scope(
+            caller,
+            Place {
+                school_id,
+                delivery_partner_id: school_dp,
+            },
+        ) {
+            return Err(out_of_scope(caller, "that school"));
+        }
+    }
+    if let Some(dp) = delivery_partner_filter {
+        let reachable = match &caller.scope {
+            Scope::EcfLead {
+                delivery_partner_id,
+            } => delivery_partner_id == dp,
+            Scope::Dpl {
+                delivery_partner_ids,
+            } => delivery_partner_ids.iter().any(|d| d == dp),
+            Scope::Admin => true,
+            Scope::InductionCoordinator { .. } | Scope::Service => false,
+        };
+        if !reachable {
+            return Err(out_of_scope(caller, "that delivery partner"));
+        }
+    }
+    Ok(match &caller.scope {
+        Scope::InductionCoordinator { school_id } => ListScope::School(school_id.clone()),
+        Scope::EcfLead {
+            delivery_partner_id,
+        } => ListScope::DeliveryPartners(vec![delivery_partner_id.clone()]),
+        Scope::Dpl {
+            delivery_partner_ids,
+        } => ListScope::DeliveryPartners(delivery_partner_ids.clone()),
+        Scope::Admin => ListScope::Everything,
+        Scope::Service => {
+            return Err(role_may_not(
+                caller,
+                "list participants",
+                "with a person's token",
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(scope: Scope) -> Caller {
+        Caller {
+            sub: "x".into(),
+            scope,
+        }
+    }
+    fn ic(school: &str) -> Caller {
+        caller(Scope::InductionCoordinator {
+            school_id: school.into(),
+        })
+    }
+    fn lead(dp: &str) -> Caller {
+        caller(Scope::EcfLead {
+            delivery_partner_id: dp.into(),
+        })
+    }
+    fn dpl(dps: &[&str]) -> Caller {
+        caller(Scope::Dpl {
+            delivery_partner_ids: dps.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+    const A: Place<'static> = Place {
+        school_id: "school-a",
+        delivery_partner_id: "dp-1",
+    };
+    const B: Place<'static> = Place {
+        school_id: "school-b",
+        delivery_partner_id: "dp-2",
+    };
+
+    #[test]
+    fn roles_an_induction_coordinator_reads_only_their_own_school() {
+        assert!(may_read(&ic("school-a"), A).is_ok());
+        assert!(may_read(&ic("school-a"), B).is_err());
+    }
+
+    #[test]
+    fn roles_an_ecf_lead_reads_their_delivery_partners_schools_and_a_dpl_their_set() {
+        assert!(may_read(&lead("dp-1"), A).is_ok());
+        assert!(may_read(&lead("dp-1"), B).is_err());
+        assert!(may_read(&dpl(&["dp-1", "dp-2"]), B).is_ok());
+        assert!(may_read(&dpl(&["dp-3"]), B).is_err());
+    }
+
+    #[test]
+    fn roles_a_service_token_reads_nothing_and_an_admin_everything() {
+        assert!(may_read(&caller(Scope::Service), A).is_err());
+        assert!(may_read(&caller(Scope::Admin), B).is_ok());
+    }
+
+    #[test]
+    fn roles_only_an_ecf_lead_of_the_dp_or_an_admin_registers() {
+        assert!(may_register(&lead("dp-1"), A).is_ok());
+        assert!(may_register(&lead("dp-1"), B).is_err());
+        assert!(may_register(&ic("school-a"), A).is_err());
+        assert!(may_register(&dpl(&["dp-1"]), A).is_err());
+        assert!(may_register(&caller(Scope::Admin), B).is_ok());
+    }
+
+    #[test]
+    fn roles_only_admins_create_delivery_partners_and_schools() {
+        assert!(may_create_delivery_partner(&caller(Scope::Admin)).is_ok());
+        assert!(may_create_delivery_partner(&lead("dp-1")).is_err());
+        assert!(may_create_school(&dpl(&["dp-1"])).is_err());
+    }
+
+    #[test]
+    fn m3_an_induction_coordinator_may_assign_only_an_interim_mentor_in_their_school() {
+        assert!(may_assign_mentor(&ic("school-a"), A, true).is_ok());
+        assert!(may_assign_mentor(&ic("school-a"), A, false).is_err());
+        assert!(may_assign_mentor(&ic("school-a"), B, true).is_err());
+        assert!(may_assign_mentor(&lead("dp-1"), A, false).is_ok());
+        assert!(may_assign_mentor(&dpl(&["dp-1"]), A, false).is_err());
+    }
+
+    #[test]
+    fn roles_lists_are_narrowed_to_scope_and_foreign_filters_refused() {
+        assert_eq!(
+            list_scope(&ic("school-a"), None, None),
+            Ok(ListScope::School("school-a".into()))
+        );
+        assert!(list_scope(&ic("school-a"), Some(("school-b", "dp-2")), None).is_err());
+        assert!(list_scope(&lead("dp-1"), None, Some("dp-2")).is_err());
+        assert_eq!(
+            list_scope(&dpl(&["dp-1", "dp-2"]), None, Some("dp-2")),
+            Ok(ListScope::DeliveryPartners(vec![
+                "dp-1".into(),
+                "dp-2".into()
+            ]))
+        );
+        assert_eq!(
+            list_scope(&caller(Scope::Admin), None, None),
+            Ok(ListScope::Everything)
+        );
+    }
+}

@@ -1,0 +1,518 @@
+//! The participant service's tables and queries. Every function takes a
+//! connection and runs inside the caller's unit of work, so one RPC's changes
+//! commit together or not at all.
+
+use crate::domain::events::{Actor, Event, EventKind, NewEvent};
+use crate::domain::policy::ListScope;
+use crate::domain::registry::NewParticipant;
+use crate::domain::view::ParticipantRecord;
+use crate::domain::{ParticipantKind, TrainingStatus};
+use crate::error::ServiceError;
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use std::collections::HashMap;
+use steplab_platform::db::DbConn;
+
+pub mod schema {
+    diesel::table! {
+        delivery_partners (id) {
+            id -> Text,
+            name -> Text,
+            created_at -> Timestamp,
+        }
+    }
+
+    diesel::table! {
+        schools (id) {
+            id -> Text,
+            urn -> Text,
+            name -> Text,
+            delivery_partner_id -> Text,
+            area_covered -> Bool,
+            created_at -> Timestamp,
+        }
+    }
+
+    diesel::table! {
+        participants (id) {
+            id -> Text,
+            kind -> Text,
+            full_name -> Text,
+            trn -> Nullable<Text>,
+            school_id -> Text,
+            delivery_partner_id -> Text,
+            mentor_id -> Nullable<Text>,
+            registered_on -> Date,
+            previous_pilot_mentor -> Bool,
+            version -> BigInt,
+            created_at -> Timestamp,
+            updated_at -> Timestamp,
+        }
+    }
+
+    diesel::table! {
+        participant_events (id) {
+            id -> BigInt,
+            participant_id -> Text,
+            sequence -> BigInt,
+            event_type -> Text,
+            effective_date -> Date,
+            recorded_at -> Timestamp,
+            actor -> Text,
+            actor_role -> Text,
+            payload -> Text,
+            caused_by_participant_id -> Nullable<Text>,
+        }
+    }
+
+    diesel::joinable!(schools -> delivery_partners (delivery_partner_id));
+    diesel::allow_tables_to_appear_in_same_query!(
+        delivery_partners,
+        schools,
+        participants,
+        participant_events
+    );
+}
+
+use schema::{delivery_partners, participant_events, participants, schools};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = delivery_partners)]
+pub struct DeliveryPartnerRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = schools)]
+pub struct SchoolRow {
+    pub id: String,
+    pub urn: String,
+    pub name: String,
+    pub delivery_partner_id: String,
+    pub area_covered: bool,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = participants)]
+struct ParticipantRow {
+    id: String,
+    kind: String,
+    full_name: String,
+    trn: Option<String>,
+    school_id: String,
+    delivery_partner_id: String,
+    mentor_id: Option<String>,
+    registered_on: NaiveDate,
+    previous_pilot_mentor: bool,
+    version: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = participant_events)]
+struct EventRow {
+    id: i64,
+    participant_id: String,
+    sequence: i64,
+    event_type: String,
+    effective_date: NaiveDate,
+    recorded_at: NaiveDateTime,
+    actor: String,
+    actor_role: String,
+    payload: String,
+    caused_by_participant_id: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = participant_events)]
+struct NewEventRow<'a> {
+    participant_id: &'a str,
+    sequence: i64,
+    event_type: &'a str,
+    effective_date: NaiveDate,
+    recorded_at: NaiveDateTime,
+    actor: &'a str,
+    actor_role: &'a str,
+    payload: String,
+    caused_by_participant_id: Option<&'a str>,
+}
+
+pub fn insert_delivery_partner(
+    conn: &mut DbConn,
+    row: &DeliveryPartnerRow,
+) -> Result<(), ServiceError> {
+    diesel::insert_into(delivery_partners::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_delivery_partner(
+    conn: &mut DbConn,
+    id: &str,
+) -> Result<Option<DeliveryPartnerRow>, ServiceError> {
+    Ok(delivery_partners::table
+        .find(id)
+        .select(DeliveryPartnerRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert_school(conn: &mut DbConn, row: &SchoolRow) -> Result<(), ServiceError> {
+    let existing: Option<String> = schools::table
+        .filter(schools::urn.eq(&row.urn))
+        .select(schools::id)
+        .first(conn)
+        .optional()?;
+    if let Some(id) = existing {
+        return Err(ServiceError::AlreadyExists(format!(
+            "a school with URN {} already exists: {id}",
+            row.urn
+        )));
+    }
+    diesel::insert_into(schools::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_school(conn: &mut DbConn, id: &str) -> Result<Option<SchoolRow>, ServiceError> {
+    Ok(schools::table
+        .find(id)
+        .select(SchoolRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Stores a new participant with its registration event.
+pub fn insert_participant(
+    conn: &mut DbConn,
+    new: &NewParticipant,
+    actor: &Actor,
+    now: NaiveDateTime,
+    today: NaiveDate,
+) -> Result<ParticipantRecord, ServiceError> {
+    if let Some(trn) = &new.trn {
+        let existing: Option<String> = participants::table
+            .filter(participants::trn.eq(trn))
+            .filter(participants::kind.eq(new.kind.as_str()))
+            .select(participants::id)
+            .first(conn)
+            .optional()?;
+        if let Some(id) = existing {
+            return Err(ServiceError::AlreadyExists(format!(
+                "{} with TRN {trn} is already registered as participant {id}",
+                new.kind.describe()
+            )));
+        }
+    }
+    let EventKind::Registered {
+        school_id,
+        delivery_partner_id,
+        ..
+    } = &new.registered.kind
+    else {
+        return Err(ServiceError::Internal(
+            "a new participant's first event must be its registration".into(),
+        ));
+    };
+    diesel::insert_into(participants::table)
+        .values(&ParticipantRow {
+            id: new.id.clone(),
+            kind: new.kind.as_str().to_owned(),
+            full_name: new.full_name.clone(),
+            trn: new.trn.clone(),
+            school_id: school_id.clone(),
+            delivery_partner_id: delivery_partner_id.clone(),
+            mentor_id: None,
+            registered_on: new.registered_on,
+            previous_pilot_mentor: new.previous_pilot_mentor,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        })
+        .execute(conn)?;
+    let record = load_participant(conn, &new.id)?.ok_or_else(|| {
+        ServiceError::Internal("participant vanished inside its own transaction".into())
+    })?;
+    append_events(
+        conn,
+        &[&record],
+        std::slice::from_ref(&new.registered),
+        actor,
+        now,
+        today,
+    )?;
+    load_participant(conn, &new.id)?.ok_or_else(|| {
+        ServiceError::Internal("participant vanished inside its own transaction".into())
+    })
+}
+
+pub fn load_participant(
+    conn: &mut DbConn,
+    id: &str,
+) -> Result<Option<ParticipantRecord>, ServiceError> {
+    let row: Option<ParticipantRow> = participants::table
+        .find(id)
+        .select(ParticipantRow::as_select())
+        .first(conn)
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(records_from_rows(conn, vec![row])?.pop()),
+    }
+}
+
+fn records_from_rows(
+    conn: &mut DbConn,
+    rows: Vec<ParticipantRow>,
+) -> Result<Vec<ParticipantRecord>, ServiceError> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let event_rows: Vec<EventRow> = participant_events::table
+        .filter(participant_events::participant_id.eq_any(&ids))
+        .order((
+            participant_events::participant_id,
+            participant_events::sequence,
+        ))
+        .select(EventRow::as_select())
+        .load(conn)?;
+    let mut by_participant: HashMap<String, Vec<Event>> = HashMap::new();
+    for row in event_rows {
+        let event = event_from_row(row)?;
+        by_participant
+            .entry(event.participant_id.clone())
+            .or_default()
+            .push(event);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let kind = ParticipantKind::parse(&row.kind).ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "participant {} has unknown kind {}",
+                    row.id, row.kind
+                ))
+            })?;
+            Ok(ParticipantRecord {
+                events: by_participant.remove(&row.id).unwrap_or_default(),
+                id: row.id,
+                kind,
+                full_name: row.full_name,
+                trn: row.trn,
+                registered_on: row.registered_on,
+                previous_pilot_mentor: row.previous_pilot_mentor,
+                version: row.version,
+                created_at: row.created_at,
+            })
+        })
+        .collect()
+}
+
+fn event_from_row(row: EventRow) -> Result<Event, ServiceError> {
+    let kind: EventKind = serde_json::from_str(&row.payload).map_err(|e| {
+        ServiceError::Internal(format!(
+            "event {} ({}) has an unreadable payload: {e}",
+            row.id, row.event_type
+        ))
+    })?;
+    Ok(Event {
+        cursor: row.id,
+        participant_id: row.participant_id,
+        sequence: row.sequence,
+        effective_date: row.effective_date,
+        recorded_at: row.recorded_at,
+        actor: Actor {
+            sub: row.actor,
+            role: row.actor_role,
+        },
+        caused_by: row.caused_by_participant_id,
+        kind,
+    })
+}
+
+/// Appends `events` to the participants they name, each of whom must be in
+/// `records` as read in this unit of work. The version check makes a
+/// concurrent change to any of them lose with ABORTED instead of
+/// interleaving. The current-value columns are refreshed from the fold.
+pub fn append_events(
+    conn: &mut DbConn,
+    records: &[&ParticipantRecord],
+    events: &[NewEvent],
+    actor: &Actor,
+    now: NaiveDateTime,
+    today: NaiveDate,
+) -> Result<(), ServiceError> {
+    for record in records {
+        let mine: Vec<&NewEvent> = events
+            .iter()
+            .filter(|e| e.participant_id == record.id)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let new_version = record.version + mine.len() as i64;
+        let updated = diesel::update(
+            participants::table
+                .filter(participants::id.eq(&record.id))
+                .filter(participants::version.eq(record.version)),
+        )
+        .set((
+            participants::version.eq(new_version),
+            participants::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            return Err(ServiceError::Aborted(format!(
+                "participant {} was changed by another request at the same time: read it again and retry",
+                record.id
+            )));
+        }
+        for (offset, event) in mine.iter().enumerate() {
+            let payload = serde_json::to_string(&event.kind)
+                .map_err(|e| ServiceError::Internal(format!("cannot encode event: {e}")))?;
+            diesel::insert_into(participant_events::table)
+                .values(&NewEventRow {
+                    participant_id: &record.id,
+                    sequence: record.version + offset as i64 + 1,
+                    event_type: event.kind.type_name(),
+                    effective_date: event.effective_date,
+                    recorded_at: now,
+                    actor: &actor.sub,
+                    actor_role: &actor.role,
+                    payload,
+                    caused_by_participant_id: event.caused_by.as_deref(),
+                })
+                .execute(conn)?;
+        }
+        refresh_current_values(conn, &record.id, today)?;
+    }
+    if let Some(stray) = events
+        .iter()
+        .find(|e| !records.iter().any(|r| r.id == e.participant_id))
+    {
+        return Err(ServiceError::Internal(format!(
+            "event for participant {} that was not read first",
+            stray.participant_id
+        )));
+    }
+    Ok(())
+}
+
+fn refresh_current_values(
+    conn: &mut DbConn,
+    id: &str,
+    today: NaiveDate,
+) -> Result<(), ServiceError> {
+    let record = load_participant(conn, id)?.ok_or_else(|| {
+        ServiceError::Internal(format!(
+            "participant {id} vanished inside its own transaction"
+        ))
+    })?;
+    // "Current" is today, or the registration date for a participant
+    // registered today with a future-dated nothing: as_of never precedes it.
+    let view = record
+        .as_of(today.max(record.registered_on))
+        .ok_or_else(|| ServiceError::Internal(format!("participant {id} has no view")))?;
+    diesel::update(participants::table.find(id))
+        .set((
+            participants::school_id.eq(&view.school_id),
+            participants::delivery_partner_id.eq(&view.delivery_partner_id),
+            participants::mentor_id.eq(view.mentor.as_ref().map(|(m, _)| m.as_str())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Filters of a participant list, after the caller's scope.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    pub scope: ListScope,
+    pub school_id: Option<String>,
+    pub delivery_partner_id: Option<String>,
+    pub kind: Option<ParticipantKind>,
+    pub status: Option<TrainingStatus>,
+    pub as_of: NaiveDate,
+}
+
+/// One page of participants in registration (id) order, and the id to
+/// continue after if more may follow. Status is derived from history, so it
+/// is filtered after the fold; the scan continues until the page is full.
+pub fn list_participants(
+    conn: &mut DbConn,
+    filter: &ListFilter,
+    after: Option<String>,
+    limit: i64,
+) -> Result<(Vec<ParticipantRecord>, Option<String>), ServiceError> {
+    const BATCH: i64 = 200;
+    let mut cursor = after;
+    let mut page = Vec::new();
+    loop {
+        let mut query = participants::table
+            .select(ParticipantRow::as_select())
+            .order(participants::id)
+            .into_boxed();
+        match &filter.scope {
+            ListScope::Everything => {}
+            ListScope::School(school) => {
+                query = query.filter(participants::school_id.eq(school.clone()))
+            }
+            ListScope::DeliveryPartners(dps) => {
+                query = query.filter(participants::delivery_partner_id.eq_any(dps.clone()))
+            }
+        }
+        if let Some(school) = &filter.school_id {
+            query = query.filter(participants::school_id.eq(school.clone()));
+        }
+        if let Some(dp) = &filter.delivery_partner_id {
+            query = query.filter(participants::delivery_partner_id.eq(dp.clone()));
+        }
+        if let Some(kind) = filter.kind {
+            query = query.filter(participants::kind.eq(kind.as_str()));
+        }
+        if let Some(after) = &cursor {
+            query = query.filter(participants::id.gt(after.clone()));
+        }
+        let batch_size = if filter.status.is_some() {
+            BATCH
+        } else {
+            limit - page.len() as i64 + 1
+        };
+        let rows = query.limit(batch_size).load(conn)?;
+        let exhausted = (rows.len() as i64) < batch_size;
+        for record in records_from_rows(conn, rows)? {
+            if page.len() as i64 == limit {
+                // A further match may exist: hand out a token to continue from the last one shown.
+                let next = page.last().map(|r: &ParticipantRecord| r.id.clone());
+                return Ok((page, next));
+            }
+            cursor = Some(record.id.clone());
+            let status_matches = match filter.status {
+                None => true,
+                Some(status) => record
+                    .as_of(filter.as_of)
+                    .is_some_and(|v| v.status == status),
+            };
+            if status_matches {
+                page.push(record);
+            }
+        }
+        if exhausted {
+            return Ok((page, None));
+        }
+    }
+}
+
+/// A participant's events in the order they were recorded.
+pub fn history(conn: &mut DbConn, id: &str) -> Result<Vec<Event>, ServiceError> {
+    participant_events::table
+        .filter(participant_events::participant_id.eq(id))
+        .order(participant_events::sequence)
+        .select(EventRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(event_from_row)
+        .collect()
+}

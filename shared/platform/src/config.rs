@@ -1,0 +1,440 @@
+//! Typed configuration from the environment (CONTRACT.md's table), validated
+//! at start-up. Every error names the variable to fix. Read through a lookup
+//! function so tests need not touch the process environment.
+
+use chrono::NaiveDate;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, problem: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The three services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceName {
+    Participant,
+    ContentRelease,
+    Payments,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 3] = [
+        ServiceName::Participant,
+        ServiceName::ContentRelease,
+        ServiceName::Payments,
+    ];
+
+    /// The name used on the command line and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Participant => "participant",
+            ServiceName::ContentRelease => "content-release",
+            ServiceName::Payments => "payments",
+        }
+    }
+
+    fn env_prefix(self) -> &'static str {
+        match self {
+            ServiceName::Participant => "STEPLAB_PARTICIPANT",
+            ServiceName::ContentRelease => "STEPLAB_CONTENT",
+            ServiceName::Payments => "STEPLAB_PAYMENTS",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            ServiceName::Participant => 50051,
+            ServiceName::ContentRelease => 50052,
+            ServiceName::Payments => 50053,
+        }
+    }
+
+    pub fn database_variable(self) -> String {
+        format!("{}_DATABASE_URL", self.env_prefix())
+    }
+
+    pub fn listen_variable(self) -> String {
+        format!("{}_LISTEN", self.env_prefix())
+    }
+
+    fn sqlite_file(self) -> &'static str {
+        match self {
+            ServiceName::Participant => "participant.sqlite3",
+            ServiceName::ContentRelease => "content-release.sqlite3",
+            ServiceName::Payments => "payments.sqlite3",
+        }
+    }
+}
+
+impl std::str::FromStr for ServiceName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ServiceName::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown service `{s}`: use participant, content-release or payments")
+            })
+    }
+}
+
+/// Where a service keeps its data.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    // A PostgreSQL URL may hold a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => write!(f, "{}", redact_password(url)),
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    // postgres://user:secret@host/db -> postgres://user:***@host/db
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl DatabaseUrl {
+    /// Parses a database URL strictly: only `postgres://`, `postgresql://`,
+    /// `sqlite://PATH` (`sqlite:///abs/path`) and `file:PATH` are accepted, so
+    /// a typo such as `postgresdb` is an error instead of a new SQLite file.
+    pub fn parse(variable: &str, raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(raw.to_owned()));
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("file:"));
+        match path {
+            Some(p) if !p.is_empty() && p != ":memory:" => {
+                Ok(DatabaseUrl::Sqlite(PathBuf::from(p)))
+            }
+            Some(_) => Err(ConfigError::new(
+                variable,
+                "a SQLite URL needs a file path (an in-memory database would lose everything at exit), e.g. sqlite:///var/lib/steplab/participant.sqlite3",
+            )),
+            None => Err(ConfigError::new(
+                variable,
+                format!(
+                    "`{}` is not a database URL: use postgres://USER@HOST:PORT/DB or sqlite:///path/to/file.sqlite3",
+                    redact_password(raw)
+                ),
+            )),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DatabaseUrl::Postgres(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the HS256 signing secret comes from. The secret itself is never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub enum JwtSecretSource {
+    Value(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for JwtSecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwtSecretSource::Value(_) => write!(f, "STEPLAB_JWT_SECRET (hidden)"),
+            JwtSecretSource::File(p) => write!(f, "file {}", p.display()),
+        }
+    }
+}
+
+/// The whole configuration of a Steplab deployment; each service reads its part.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub participant: ServiceConfig,
+    pub content: ServiceConfig,
+    pub payments: ServiceConfig,
+    /// Where the participant service sends content-release commands.
+    pub content_url: String,
+    /// Where the participant service sends payments commands.
+    pub payments_url: String,
+    pub jwt_secret: JwtSecretSource,
+    /// `STEPLAB_TODAY`, when pinned.
+    pub today: Option<NaiveDate>,
+    pub log_format: LogFormat,
+    /// How long in-flight calls may take to finish after SIGTERM.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let data_dir =
+            PathBuf::from(get("STEPLAB_DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let service = |name: ServiceName| -> Result<ServiceConfig, ConfigError> {
+            let listen_var = name.listen_variable();
+            let listen = match get(&listen_var) {
+                Some(raw) => parse_listen(&listen_var, &raw)?,
+                None => SocketAddr::from(([127, 0, 0, 1], name.default_port())),
+            };
+            let db_var = name.database_variable();
+            let database = match get(&db_var) {
+                Some(raw) => DatabaseUrl::parse(&db_var, &raw)?,
+                None => DatabaseUrl::Sqlite(data_dir.join(name.sqlite_file())),
+            };
+            Ok(ServiceConfig { listen, database })
+        };
+        let participant = service(ServiceName::Participant)?;
+        let content = service(ServiceName::ContentRelease)?;
+        let payments = service(ServiceName::Payments)?;
+        let content_url = match get("STEPLAB_CONTENT_URL") {
+            Some(raw) => parse_url("STEPLAB_CONTENT_URL", &raw)?,
+            None => format!("http://{}", connectable(content.listen)),
+        };
+        let payments_url = match get("STEPLAB_PAYMENTS_URL") {
+            Some(raw) => parse_url("STEPLAB_PAYMENTS_URL", &raw)?,
+            None => format!("http://{}", connectable(payments.listen)),
+        };
+        let jwt_secret = match lookup("STEPLAB_JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(ConfigError::new(
+                    "STEPLAB_JWT_SECRET",
+                    "must be at least 32 characters",
+                ));
+            }
+            Some(secret) => JwtSecretSource::Value(secret),
+            None => JwtSecretSource::File(dev_secret_path(&data_dir)),
+        };
+        let today = match get("STEPLAB_TODAY") {
+            Some(raw) => Some(
+                NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
+                    ConfigError::new(
+                        "STEPLAB_TODAY",
+                        format!("`{raw}` is not a date: use YYYY-MM-DD, e.g. 2026-09-01"),
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        let log_format = match get("STEPLAB_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "STEPLAB_LOG_FORMAT",
+                    format!("`{other}` is not text or json"),
+                ));
+            }
+        };
+        let drain_timeout = match get("STEPLAB_DRAIN_SECONDS") {
+            Some(raw) => Duration::from_secs(raw.trim().parse::<u64>().map_err(|_| {
+                ConfigError::new(
+                    "STEPLAB_DRAIN_SECONDS",
+                    format!("`{raw}` is not a whole number of seconds"),
+                )
+            })?),
+            None => Duration::from_secs(20),
+        };
+        Ok(Config {
+            data_dir,
+            participant,
+            content,
+            payments,
+            content_url,
+            payments_url,
+            jwt_secret,
+            today,
+            log_format,
+            drain_timeout,
+        })
+    }
+
+    pub fn service(&self, name: ServiceName) -> &ServiceConfig {
+        match name {
+            ServiceName::Participant => &self.participant,
+            ServiceName::ContentRelease => &self.content,
+            ServiceName::Payments => &self.payments,
+        }
+    }
+
+    pub fn clock(&self) -> crate::Clock {
+        self.today
+            .map_or(crate::Clock::System, crate::Clock::Pinned)
+    }
+}
+
+/// The dev signing secret `steplab up` generates in the data dir.
+pub fn dev_secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("jwt-secret")
+}
+
+fn parse_listen(variable: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
+    raw.trim().parse().map_err(|_| {
+        ConfigError::new(
+            variable,
+            format!("`{raw}` is not a listen address: use HOST:PORT, e.g. 0.0.0.0:50051"),
+        )
+    })
+}
+
+fn parse_url(variable: &str, raw: &str) -> Result<String, ConfigError> {
+    let raw = raw.trim();
+    if (raw.starts_with("http://") || raw.starts_with("https://")) && raw.len() > "https://".len() {
+        Ok(raw.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::new(
+            variable,
+            format!("`{raw}` is not a URL: use http://HOST:PORT"),
+        ))
+    }
+}
+
+/// A wildcard listen address is reachable on loopback from the same host.
+fn connectable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_sqlite_files_in_the_data_dir_on_the_standard_ports() {
+        let c = config(&[("STEPLAB_DATA_DIR", "/tmp/x")]).expect("defaults");
+        assert_eq!(
+            c.participant.database,
+            DatabaseUrl::Sqlite("/tmp/x/participant.sqlite3".into())
+        );
+        assert_eq!(c.payments.listen.port(), 50053);
+        assert_eq!(c.content_url, "http://127.0.0.1:50052");
+        assert_eq!(
+            c.jwt_secret,
+            JwtSecretSource::File("/tmp/x/jwt-secret".into())
+        );
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_database_url_typo_is_an_error_naming_the_variable_not_a_new_sqlite_file() {
+        let err = config(&[("STEPLAB_PARTICIPANT_DATABASE_URL", "postgresdb")]).expect_err("typo");
+        assert_eq!(err.variable, "STEPLAB_PARTICIPANT_DATABASE_URL");
+        assert!(err.to_string().contains("postgres://"), "{err}");
+    }
+
+    #[test]
+    fn postgres_and_sqlite_urls_are_recognised() {
+        let c = config(&[
+            (
+                "STEPLAB_PARTICIPANT_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/p",
+            ),
+            (
+                "STEPLAB_CONTENT_DATABASE_URL",
+                "sqlite:///var/lib/c.sqlite3",
+            ),
+            ("STEPLAB_PAYMENTS_DATABASE_URL", "file:pay.db"),
+        ])
+        .expect("valid");
+        assert!(c.participant.database.is_postgres());
+        assert_eq!(
+            c.content.database,
+            DatabaseUrl::Sqlite("/var/lib/c.sqlite3".into())
+        );
+        assert_eq!(c.payments.database, DatabaseUrl::Sqlite("pay.db".into()));
+    }
+
+    #[test]
+    fn an_in_memory_sqlite_url_is_refused() {
+        let err =
+            config(&[("STEPLAB_CONTENT_DATABASE_URL", "sqlite://:memory:")]).expect_err("memory");
+        assert_eq!(err.variable, "STEPLAB_CONTENT_DATABASE_URL");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("STEPLAB_TODAY", "2026-02-30"),
+            ("STEPLAB_LOG_FORMAT", "xml"),
+            ("STEPLAB_PAYMENTS_LISTEN", "50053"),
+            ("STEPLAB_CONTENT_URL", "content:50052"),
+            ("STEPLAB_JWT_SECRET", "short"),
+            ("STEPLAB_DRAIN_SECONDS", "soon"),
+        ] {
+            let err = config(&[(var, value)]).expect_err(var);
+            assert_eq!(err.variable, var);
+        }
+    }
+
+    #[test]
+    fn a_postgres_password_is_never_printed() {
+        let url = DatabaseUrl::parse("V", "postgres://app:hunter2@db:5432/p").expect("valid");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_pinned_today_and_json_logs_are_read() {
+        let c = config(&[
+            ("STEPLAB_TODAY", "2026-09-01"),
+            ("STEPLAB_LOG_FORMAT", "json"),
+        ])
+        .expect("valid");
+        assert_eq!(c.today, NaiveDate::from_ymd_opt(2026, 9, 1));
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+}

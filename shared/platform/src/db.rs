@@ -1,0 +1,253 @@
+//! One diesel code path for SQLite (bundled, WAL, busy timeout, foreign keys)
+//! and PostgreSQL: a `MultiConnection` enum, an r2d2 pool whose manager opens
+//! exactly the backend the URL names (diesel's own `establish` for a
+//! `MultiConnection` tries each backend in turn and swallows the real error),
+//! and embedded migrations, one folder per backend, run at start-up.
+//!
+//! Diesel is synchronous, so each unit of work runs as one closure on tokio's
+//! blocking pool and never holds a connection across an `.await`.
+
+use crate::config::DatabaseUrl;
+use diesel::backend::Backend;
+use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::migration::{Migration, MigrationSource};
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Why a unit of work could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time: the database is down or saturated.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// Opens connections of the one backend its URL names.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(DbConn::Pg)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // One PRAGMA per statement and busy_timeout first, as diesel's
+                // docs ask, so the others already wait on a locked database.
+                for pragma in [
+                    "PRAGMA busy_timeout = 5000",
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA foreign_keys = ON",
+                ] {
+                    conn.batch_execute(pragma)
+                        .map_err(diesel::r2d2::Error::QueryError)?;
+                }
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Each backend's embedded migrations for one service.
+pub struct Migrations {
+    pub sqlite: EmbeddedMigrations,
+    pub postgres: EmbeddedMigrations,
+}
+
+/// A service's database: a pool and the backend it talks to.
+#[derive(Clone)]
+pub struct Database {
+    pool: r2d2::Pool<Manager>,
+    postgres: bool,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("postgres", &self.postgres)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fixed key for `pg_advisory_lock`, so replicas starting together run
+/// migrations one at a time.
+const MIGRATION_LOCK_KEY: i64 = 0x5354_4550_4c41_42; // "STEPLAB"
+
+impl Database {
+    /// Opens the pool (failing fast with the database's own error) and runs
+    /// pending migrations.
+    pub async fn open(url: &DatabaseUrl, migrations: &'static Migrations) -> anyhow::Result<Self> {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&url, migrations)).await?
+    }
+
+    fn open_blocking(url: &DatabaseUrl, migrations: &'static Migrations) -> anyhow::Result<Self> {
+        if let DatabaseUrl::Sqlite(path) = url {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display())
+                })?;
+            }
+        }
+        let manager = Manager { url: url.clone() };
+        // Pre-flight outside the pool so the operator sees the real reason
+        // (authentication, missing database, refused connection).
+        let mut first = manager
+            .connect()
+            .map_err(|e| anyhow::anyhow!("cannot open {url:?}: {e}"))?;
+        run_migrations(&mut first, migrations)?;
+        drop(first);
+        let postgres = url.is_postgres();
+        let pool = r2d2::Pool::builder()
+            .max_size(if postgres { 10 } else { 4 })
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .map_err(|e| anyhow::anyhow!("cannot open {url:?}: {e}"))?;
+        Ok(Database { pool, postgres })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
+    }
+
+    /// Runs `f` on a pooled connection on the blocking pool.
+    pub async fn read<T, E>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Unavailable(format!("database task failed: {e}"))))?
+    }
+
+    /// Runs `f` in one write transaction: all of it commits or none of it.
+    /// On SQLite the transaction takes the write lock at BEGIN (IMMEDIATE),
+    /// so a read-then-write never fails to upgrade mid-way.
+    pub async fn write<T, E>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.read(move |conn| write_transaction(conn, f)).await
+    }
+}
+
+/// A write transaction on either backend (see [`Database::write`]).
+pub fn write_transaction<T, E>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DbError>,
+{
+    let begun = match conn {
+        DbConn::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+        }
+        DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
+    };
+    begun.map_err(|e| E::from(DbError::Query(e)))?;
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(|e| E::from(DbError::Query(e)))?;
+            Ok(value)
+        }
+        Err(err) => {
+            // The original error is what the caller needs; a failed rollback
+            // leaves the connection broken and r2d2 will replace it.
+            let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(err)
+        }
+    }
+}
+
+fn run_migrations(conn: &mut DbConn, migrations: &'static Migrations) -> anyhow::Result<()> {
+    let migration_error =
+        |e: Box<dyn std::error::Error + Send + Sync>| anyhow::anyhow!("migrations failed: {e}");
+    match conn {
+        DbConn::Sqlite(inner) => {
+            // SQLite serialises writers; the busy timeout makes a second
+            // process wait for the first one's migration transaction.
+            inner
+                .run_pending_migrations(Borrowed(&migrations.sqlite))
+                .map_err(migration_error)?;
+        }
+        DbConn::Pg(inner) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(inner)?;
+            let result = inner
+                .run_pending_migrations(Borrowed(&migrations.postgres))
+                .map(|_| ());
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(inner)?;
+            result.map_err(migration_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// `run_pending_migrations` takes its source by value and `EmbeddedMigrations`
+/// is neither `Copy` nor `Clone`: lend the static one instead.
+struct Borrowed(&'static EmbeddedMigrations);
+
+impl<DB: Backend> MigrationSource<DB> for Borrowed {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
+        self.0.migrations()
+    }
+}

@@ -1,0 +1,137 @@
+//! The one place gRPC statuses with rich details are made: INVALID_ARGUMENT
+//! carries `google.rpc.BadRequest` field violations, FAILED_PRECONDITION
+//! carries `google.rpc.ErrorInfo` with an UPPER_SNAKE reason. Each service
+//! maps its own error enum to these with one exhaustive `match`.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// One malformed field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Every malformed field of one request, so the caller can fix all at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldViolations(pub Vec<FieldViolation>);
+
+impl FieldViolations {
+    pub fn push(&mut self, violation: FieldViolation) {
+        self.0.push(violation);
+    }
+
+    /// Keeps the value when valid, records the violation otherwise.
+    pub fn check<T>(&mut self, result: Result<T, FieldViolation>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(violation) => {
+                self.0.push(violation);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when no violation was recorded.
+    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, FieldViolations> {
+        if !self.0.is_empty() {
+            return Err(self);
+        }
+        // An `Option` still `None` here means a converter dropped a violation: say so
+        // rather than panic.
+        value().ok_or_else(|| {
+            FieldViolations(vec![FieldViolation::new("request", "could not be read")])
+        })
+    }
+}
+
+impl From<FieldViolation> for FieldViolations {
+    fn from(v: FieldViolation) -> Self {
+        FieldViolations(vec![v])
+    }
+}
+
+impl std::fmt::Display for FieldViolations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect();
+        write!(f, "{}", parts.join("; "))
+    }
+}
+
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing each field.
+pub fn invalid_argument(violations: &FieldViolations) -> Status {
+    let mut details = ErrorDetails::new();
+    for v in &violations.0 {
+        details.add_bad_request_violation(v.field.clone(), v.description.clone());
+    }
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {violations}"),
+        details,
+    )
+}
+
+/// FAILED_PRECONDITION for a rule that refuses, with `google.rpc.ErrorInfo`
+/// (`domain` = the proto package, `reason` = an UPPER_SNAKE id).
+pub fn failed_precondition(domain: &str, reason: &str, message: impl Into<String>) -> Status {
+    let details = ErrorDetails::with_error_info(
+        reason,
+        domain,
+        std::collections::HashMap::<String, String>::new(),
+    );
+    Status::with_error_details(Code::FailedPrecondition, message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_each_field_violation() {
+        let mut v = FieldViolations::default();
+        v.push(FieldViolation::new("name", "is required"));
+        v.push(FieldViolation::new("urn", "must be 6 digits"));
+        let status = invalid_argument(&v);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .expect("bad request details")
+            .field_violations
+            .iter()
+            .map(|f| f.field.clone())
+            .collect();
+        assert_eq!(fields, ["name", "urn"]);
+    }
+
+    #[test]
+    fn failed_precondition_carries_reason_and_domain() {
+        let status =
+            failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "defer instead");
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("error info");
+        assert_eq!(info.reason, "PAUSE_TOO_LONG");
+        assert_eq!(info.domain, "steplab.participant.v1");
+    }
+}

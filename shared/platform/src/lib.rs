@@ -1,0 +1,21 @@
+//! What every Steplab service shares, used identically by all three: typed
+//! configuration from the environment, the database layer (one diesel code
+//! path for SQLite and PostgreSQL), JWT auth, the error mapping to gRPC
+//! status codes, `google.type.Date` conversions, the pinnable clock, logging,
+//! request idempotency and the server bootstrap (health, reflection, graceful
+//! shutdown).
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod date;
+pub mod db;
+pub mod error;
+pub mod idempotency;
+pub mod paging;
+pub mod server;
+pub mod telemetry;
+
+pub use auth::{Caller, Role, Scope};
+pub use clock::Clock;
+pub use error::{FieldViolation, FieldViolations};

@@ -1,0 +1,113 @@
+//! Every service starts the same way: `run(listener, business routes,
+//! shutdown)`. Beside the business service it serves `grpc.health.v1.Health`
+//! and reflection v1 and v1alpha (grpcurl 1.8.6 speaks only v1alpha), both
+//! open to anyone. On shutdown health turns NOT_SERVING, the listener closes,
+//! and in-flight calls get a bounded time to finish.
+
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+/// The business service a server hosts.
+pub struct Hosted {
+    /// Fully qualified gRPC service name, e.g. `steplab.participant.v1.ParticipantService`.
+    pub name: &'static str,
+    pub routes: Routes,
+}
+
+/// Serves until `shutdown` completes, then drains for at most `drain`.
+pub async fn run(
+    listener: TcpListener,
+    hosted: Hosted,
+    shutdown: impl Future<Output = ()> + Send,
+    drain: Duration,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(hosted.name, ServingStatus::Serving)
+        .await;
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(steplab_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // So grpcurl can print google.rpc.BadRequest and ErrorInfo details.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(hosted.name)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
+    let name = hosted.name;
+    let signal = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!(service = name, %addr, "shutting down: health NOT_SERVING, draining in-flight calls");
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+            let _ = drain_started_tx.send(());
+        }
+    };
+
+    tracing::info!(service = name, %addr, "serving");
+    let server = Server::builder()
+        .add_routes(hosted.routes)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            signal,
+        );
+    tokio::pin!(server);
+    let drain_bound = async move {
+        if drain_started_rx.await.is_ok() {
+            tokio::time::sleep(drain).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = &mut server => result?,
+        () = drain_bound => tracing::warn!(service = name, ?drain, "drain bound reached; closing remaining calls"),
+    }
+    tracing::info!(service = name, "stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
