@@ -7,6 +7,9 @@
 //! test is skipped with a loud message, unless `STEPLAB_REQUIRE_POSTGRES=1`,
 //! when it fails.
 
+// Test support: a setup that cannot proceed fails the test that asked for it.
+#![allow(clippy::panic)]
+
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use std::collections::HashMap;
 use std::io::Write;

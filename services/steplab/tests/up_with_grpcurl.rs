@@ -3,6 +3,9 @@
 //! listing services and calling the registry, SIGTERM to stop, and a restart
 //! that still has everything it answered.
 
+// Test helpers fail the test that called them.
+#![allow(clippy::panic)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -274,10 +274,10 @@ pub fn load_secret(source: &crate::config::JwtSecretSource) -> Result<Vec<u8>, S
 
 /// Creates the dev secret file (mode 0600) unless it exists; returns the secret.
 pub fn ensure_dev_secret(path: &Path) -> std::io::Result<Vec<u8>> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        if existing.trim().len() >= 32 {
-            return Ok(existing.trim().as_bytes().to_vec());
-        }
+    if let Ok(existing) = std::fs::read_to_string(path)
+        && existing.trim().len() >= 32
+    {
+        return Ok(existing.trim().as_bytes().to_vec());
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -112,7 +112,7 @@ impl std::fmt::Debug for Database {
 
 /// A fixed key for `pg_advisory_lock`, so replicas starting together run
 /// migrations one at a time.
-const MIGRATION_LOCK_KEY: i64 = 0x5354_4550_4c41_42; // "STEPLAB"
+const MIGRATION_LOCK_KEY: i64 = 0x0053_5445_504c_4142; // "STEPLAB"
 
 impl Database {
     /// Opens the pool (failing fast with the database's own error) and runs
@@ -123,12 +123,12 @@ impl Database {
     }
 
     fn open_blocking(url: &DatabaseUrl, migrations: &'static Migrations) -> anyhow::Result<Self> {
-        if let DatabaseUrl::Sqlite(path) = url {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display())
-                })?;
-            }
+        if let DatabaseUrl::Sqlite(path) = url
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display())
+            })?;
         }
         let manager = Manager { url: url.clone() };
         // Pre-flight outside the pool so the operator sees the real reason

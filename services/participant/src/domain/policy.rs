@@ -131,16 +131,16 @@ pub fn list_scope(
     school_filter: Option<(&str, &str)>,
     delivery_partner_filter: Option<&str>,
 ) -> Result<ListScope, Denied> {
-    if let Some((school_id, school_dp)) = school_filter {
-        if !in_scope(
+    if let Some((school_id, school_dp)) = school_filter
+        && !in_scope(
             caller,
             Place {
                 school_id,
                 delivery_partner_id: school_dp,
             },
-        ) {
-            return Err(out_of_scope(caller, "that school"));
-        }
+        )
+    {
+        return Err(out_of_scope(caller, "that school"));
     }
     if let Some(dp) = delivery_partner_filter {
         let reachable = match &caller.scope {
