@@ -197,6 +197,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long in-flight calls may take to finish after SIGTERM.
     pub drain_timeout: Duration,
+    /// `STEPLAB_CURRICULUM_FILE`: a deployment's own curriculum (R1) for
+    /// content release, instead of the built-in default.
+    pub curriculum_file: Option<PathBuf>,
+    /// `STEPLAB_SCHEDULES_FILE`: a deployment's own payment schedules (F1)
+    /// for payments, instead of the generated default.
+    pub schedules_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,7 +284,11 @@ impl Config {
             })?),
             None => Duration::from_secs(20),
         };
+        let curriculum_file = get("STEPLAB_CURRICULUM_FILE").map(PathBuf::from);
+        let schedules_file = get("STEPLAB_SCHEDULES_FILE").map(PathBuf::from);
         Ok(Config {
+            curriculum_file,
+            schedules_file,
             data_dir,
             participant,
             content,

@@ -38,6 +38,15 @@ impl IdempotencyKey {
         Ok(Some(IdempotencyKey(format!("{caller_sub}/{id}"))))
     }
 
+    /// The key of a service-to-service command: its `command_id` alone, so a
+    /// command is applied once whichever relay replica (or token) delivers it.
+    pub fn command(field: &str, command_id: &str) -> Result<Self, FieldViolation> {
+        match Self::parse(field, "command", command_id)? {
+            Some(key) => Ok(key),
+            None => Err(FieldViolation::new(field, "is required")),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -116,5 +125,7 @@ mod tests {
         assert_eq!(IdempotencyKey::parse("request_id", "alice", ""), Ok(None));
         assert!(IdempotencyKey::parse("request_id", "alice", "has space").is_err());
         assert!(IdempotencyKey::parse("request_id", "alice", &"x".repeat(101)).is_err());
+        assert!(IdempotencyKey::command("command_id", "").is_err());
+        assert_eq!(IdempotencyKey::command("command_id", "c1").expect("key").as_str(), "command/c1");
     }
 }
