@@ -2,12 +2,17 @@
 //! (every malformed field is reported at once as a field violation); domain
 //! answers become response messages.
 
-use crate::domain::events::{Event, EventKind};
+use crate::domain::events::{DeferralReason, Event, EventKind, WithdrawalReason};
+use crate::domain::lifecycle::Deferral;
 use crate::domain::registry::Registration;
+use crate::domain::requests::{RequestKind, RequestStatus};
 use crate::domain::{ParticipantKind, ParticipantView, TrainingStatus};
 use crate::store::{DeliveryPartnerRow, SchoolRow};
+use crate::store::{NotificationRow, RequestRow};
+use chrono::NaiveDate;
 use chrono::NaiveDateTime;
 use steplab_platform::date;
+use steplab_platform::outbox::OutboxRow;
 use steplab_platform::{FieldViolation, FieldViolations};
 use steplab_proto::steplab::common::v1 as common;
 use steplab_proto::steplab::participant::v1 as pb;
@@ -21,21 +26,12 @@ pub fn id(field: &str, value: &str) -> Result<String, FieldViolation> {
     }
     uuid::Uuid::parse_str(value)
         .map(|u| u.hyphenated().to_string())
-        .map_err(|_| {
-            FieldViolation::new(
-                field,
-                format!("`{}` is not an id issued by this service", truncate(value)),
-            )
-        })
+        .map_err(|_| FieldViolation::new(field, format!("`{}` is not an id issued by this service", truncate(value))))
 }
 
 /// An optional id filter: empty means not set.
 pub fn optional_id(field: &str, value: &str) -> Result<Option<String>, FieldViolation> {
-    if value.is_empty() {
-        Ok(None)
-    } else {
-        id(field, value).map(Some)
-    }
+    if value.is_empty() { Ok(None) } else { id(field, value).map(Some) }
 }
 
 pub fn new_id() -> String {
@@ -52,10 +48,7 @@ pub fn name(field: &str, value: &str) -> Result<String, FieldViolation> {
         return Err(FieldViolation::new(field, "is required"));
     }
     if trimmed.chars().count() > MAX_NAME_CHARS {
-        return Err(FieldViolation::new(
-            field,
-            format!("is longer than {MAX_NAME_CHARS} characters"),
-        ));
+        return Err(FieldViolation::new(field, format!("is longer than {MAX_NAME_CHARS} characters")));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(FieldViolation::new(field, "contains control characters"));
@@ -68,10 +61,7 @@ fn digits(field: &str, value: &str, count: usize, what: &str) -> Result<String, 
     if trimmed.len() == count && trimmed.chars().all(|c| c.is_ascii_digit()) {
         Ok(trimmed.to_owned())
     } else {
-        Err(FieldViolation::new(
-            field,
-            format!("must be a {what} of exactly {count} digits"),
-        ))
+        Err(FieldViolation::new(field, format!("must be a {what} of exactly {count} digits")))
     }
 }
 
@@ -79,9 +69,7 @@ pub fn kind(field: &str, value: i32) -> Result<ParticipantKind, FieldViolation> 
     match common::ParticipantKind::try_from(value) {
         Ok(common::ParticipantKind::Ect) => Ok(ParticipantKind::Ect),
         Ok(common::ParticipantKind::Mentor) => Ok(ParticipantKind::Mentor),
-        Ok(common::ParticipantKind::InductionCoordinator) => {
-            Ok(ParticipantKind::InductionCoordinator)
-        }
+        Ok(common::ParticipantKind::InductionCoordinator) => Ok(ParticipantKind::InductionCoordinator),
         Ok(common::ParticipantKind::Unspecified) | Err(_) => Err(FieldViolation::new(
             field,
             "must be PARTICIPANT_KIND_ECT, PARTICIPANT_KIND_MENTOR or PARTICIPANT_KIND_INDUCTION_COORDINATOR",
@@ -90,11 +78,7 @@ pub fn kind(field: &str, value: i32) -> Result<ParticipantKind, FieldViolation> 
 }
 
 fn optional_kind(field: &str, value: i32) -> Result<Option<ParticipantKind>, FieldViolation> {
-    if value == 0 {
-        Ok(None)
-    } else {
-        kind(field, value).map(Some)
-    }
+    if value == 0 { Ok(None) } else { kind(field, value).map(Some) }
 }
 
 fn optional_status(field: &str, value: i32) -> Result<Option<TrainingStatus>, FieldViolation> {
@@ -104,10 +88,7 @@ fn optional_status(field: &str, value: i32) -> Result<Option<TrainingStatus>, Fi
         Ok(common::TrainingStatus::Paused) => Ok(Some(TrainingStatus::Paused)),
         Ok(common::TrainingStatus::Deferred) => Ok(Some(TrainingStatus::Deferred)),
         Ok(common::TrainingStatus::Withdrawn) => Ok(Some(TrainingStatus::Withdrawn)),
-        Err(_) => Err(FieldViolation::new(
-            field,
-            format!("{value} is not a TrainingStatus"),
-        )),
+        Err(_) => Err(FieldViolation::new(field, format!("{value} is not a TrainingStatus"))),
     }
 }
 
@@ -125,14 +106,7 @@ pub fn create_school(req: &pb::CreateSchoolRequest) -> Result<NewSchool, FieldVi
     let urn = v.check(digits("urn", &req.urn, 6, "URN"));
     let name = v.check(name("name", &req.name));
     let dp = v.check(id("delivery_partner_id", &req.delivery_partner_id));
-    v.finish(|| {
-        Some(NewSchool {
-            urn: urn?,
-            name: name?,
-            delivery_partner_id: dp?,
-            area_covered: req.area_covered,
-        })
-    })
+    v.finish(|| Some(NewSchool { urn: urn?, name: name?, delivery_partner_id: dp?, area_covered: req.area_covered }))
 }
 
 pub fn register(req: &pb::RegisterParticipantRequest) -> Result<Registration, FieldViolations> {
@@ -146,10 +120,7 @@ pub fn register(req: &pb::RegisterParticipantRequest) -> Result<Registration, Fi
     };
     let registered_on = v.check(date::optional("registered_on", req.registered_on.as_ref()));
     if req.previous_pilot_mentor && kind.is_some_and(|k| k != ParticipantKind::Mentor) {
-        v.push(FieldViolation::new(
-            "previous_pilot_mentor",
-            "applies to mentors only (M4)",
-        ));
+        v.push(FieldViolation::new("previous_pilot_mentor", "applies to mentors only (M4)"));
     }
     v.finish(|| {
         Some(Registration {
@@ -176,15 +147,9 @@ pub fn assign_mentor(req: &pb::AssignMentorRequest) -> Result<MentorChange, Fiel
     let mut v = FieldViolations::default();
     let ect_id = v.check(id("ect_id", &req.ect_id));
     let mentor_id = v.check(id("mentor_id", &req.mentor_id));
-    let effective_date = v.check(date::optional(
-        "effective_date",
-        req.effective_date.as_ref(),
-    ));
+    let effective_date = v.check(date::optional("effective_date", req.effective_date.as_ref()));
     if ect_id.is_some() && ect_id == mentor_id {
-        v.push(FieldViolation::new(
-            "mentor_id",
-            "an ECT cannot mentor themselves",
-        ));
+        v.push(FieldViolation::new("mentor_id", "an ECT cannot mentor themselves"));
     }
     v.finish(|| {
         Some(MentorChange {
@@ -229,18 +194,11 @@ pub fn list(req: &pb::ListParticipantsRequest) -> Result<ListQuery, FieldViolati
 
 pub fn timestamp(t: NaiveDateTime) -> prost_types::Timestamp {
     let utc = t.and_utc();
-    prost_types::Timestamp {
-        seconds: utc.timestamp(),
-        nanos: utc.timestamp_subsec_nanos() as i32,
-    }
+    prost_types::Timestamp { seconds: utc.timestamp(), nanos: utc.timestamp_subsec_nanos() as i32 }
 }
 
 pub fn delivery_partner(row: DeliveryPartnerRow) -> pb::DeliveryPartner {
-    pb::DeliveryPartner {
-        delivery_partner_id: row.id,
-        name: row.name,
-        create_time: Some(timestamp(row.created_at)),
-    }
+    pb::DeliveryPartner { delivery_partner_id: row.id, name: row.name, create_time: Some(timestamp(row.created_at)) }
 }
 
 pub fn school(row: SchoolRow) -> pb::School {
@@ -284,22 +242,252 @@ pub fn participant(view: ParticipantView) -> pb::Participant {
         trn: view.trn.unwrap_or_default(),
         registered_on: Some(date::to_proto(view.registered_on)),
         release_start: view.enrolment.map(|e| date::to_proto(e.release_start)),
-        schedule: view
-            .enrolment
-            .map(|e| e.schedule.schedule_id().to_owned())
-            .unwrap_or_default(),
+        schedule: view.enrolment.map(|e| e.schedule.schedule_id().to_owned()).unwrap_or_default(),
         cohort: view.enrolment.map(|e| e.cohort).unwrap_or_default(),
         previous_pilot_mentor: view.previous_pilot_mentor,
         funding_eligible,
         mentor_id,
         mentor_interim,
-        // Pauses, deferrals and withdrawals arrive with the lifecycle RPCs.
-        pause: None,
-        deferral: None,
-        withdrawal: None,
+        pause: view.pause.map(|p| pb::Pause {
+            start_date: Some(date::to_proto(p.start)),
+            expected_end_date: Some(date::to_proto(p.expected_end)),
+            end_date: date::to_proto_opt(p.ended_on),
+            note: p.note,
+        }),
+        deferral: view.deferral.map(|d| pb::Deferral {
+            reason: deferral_reason_to_proto(d.reason) as i32,
+            deferral_date: Some(date::to_proto(d.from)),
+            expected_return_date: Some(date::to_proto(d.returned_on.unwrap_or(d.expected_return))),
+            cascaded_from_participant_id: d.cascaded_from.unwrap_or_default(),
+        }),
+        withdrawal: view.withdrawal.map(|w| pb::Withdrawal {
+            reason: withdrawal_reason_to_proto(w.reason) as i32,
+            withdrawal_date: Some(date::to_proto(w.date)),
+            cascaded_from_participant_id: w.cascaded_from.unwrap_or_default(),
+        }),
         as_of: Some(date::to_proto(view.as_of)),
         version: view.version,
         create_time: Some(timestamp(view.created_at)),
+    }
+}
+
+fn deferral_reason_to_proto(reason: DeferralReason) -> common::DeferralReason {
+    match reason {
+        DeferralReason::Bereavement => common::DeferralReason::Bereavement,
+        DeferralReason::LongTermSickness => common::DeferralReason::LongTermSickness,
+        DeferralReason::ParentalLeave => common::DeferralReason::ParentalLeave,
+        DeferralReason::CareerBreak => common::DeferralReason::CareerBreak,
+        DeferralReason::Other => common::DeferralReason::Other,
+    }
+}
+
+fn withdrawal_reason_to_proto(reason: WithdrawalReason) -> common::WithdrawalReason {
+    match reason {
+        WithdrawalReason::LeftTeachingProfession => common::WithdrawalReason::LeftTeachingProfession,
+        WithdrawalReason::MovedSchool => common::WithdrawalReason::MovedSchool,
+        WithdrawalReason::MentorNoLongerBeingMentor => common::WithdrawalReason::MentorNoLongerBeingMentor,
+        WithdrawalReason::SwitchedToSchoolLed => common::WithdrawalReason::SwitchedToSchoolLed,
+        WithdrawalReason::NotEligible => common::WithdrawalReason::NotEligible,
+        WithdrawalReason::LeftRole => common::WithdrawalReason::LeftRole,
+        WithdrawalReason::Other => common::WithdrawalReason::Other,
+    }
+}
+
+pub fn deferral_reason(field: &str, value: i32) -> Result<DeferralReason, FieldViolation> {
+    match common::DeferralReason::try_from(value) {
+        Ok(common::DeferralReason::Bereavement) => Ok(DeferralReason::Bereavement),
+        Ok(common::DeferralReason::LongTermSickness) => Ok(DeferralReason::LongTermSickness),
+        Ok(common::DeferralReason::ParentalLeave) => Ok(DeferralReason::ParentalLeave),
+        Ok(common::DeferralReason::CareerBreak) => Ok(DeferralReason::CareerBreak),
+        Ok(common::DeferralReason::Other) => Ok(DeferralReason::Other),
+        Ok(common::DeferralReason::Unspecified) | Err(_) => Err(FieldViolation::new(
+            field,
+            "is required (D3): DEFERRAL_REASON_BEREAVEMENT, _LONG_TERM_SICKNESS, _PARENTAL_LEAVE, _CAREER_BREAK or _OTHER",
+        )),
+    }
+}
+
+pub fn withdrawal_reason(field: &str, value: i32) -> Result<WithdrawalReason, FieldViolation> {
+    match common::WithdrawalReason::try_from(value) {
+        Ok(common::WithdrawalReason::LeftTeachingProfession) => Ok(WithdrawalReason::LeftTeachingProfession),
+        Ok(common::WithdrawalReason::MovedSchool) => Ok(WithdrawalReason::MovedSchool),
+        Ok(common::WithdrawalReason::MentorNoLongerBeingMentor) => Ok(WithdrawalReason::MentorNoLongerBeingMentor),
+        Ok(common::WithdrawalReason::SwitchedToSchoolLed) => Ok(WithdrawalReason::SwitchedToSchoolLed),
+        Ok(common::WithdrawalReason::NotEligible) => Ok(WithdrawalReason::NotEligible),
+        Ok(common::WithdrawalReason::LeftRole) => Ok(WithdrawalReason::LeftRole),
+        Ok(common::WithdrawalReason::Other) => Ok(WithdrawalReason::Other),
+        Ok(common::WithdrawalReason::Unspecified) | Err(_) => Err(FieldViolation::new(
+            field,
+            "is required (W3): WITHDRAWAL_REASON_LEFT_TEACHING_PROFESSION, _MOVED_SCHOOL, _MENTOR_NO_LONGER_BEING_MENTOR, _SWITCHED_TO_SCHOOL_LED, _NOT_ELIGIBLE, _LEFT_ROLE or _OTHER",
+        )),
+    }
+}
+
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// A free-text note: optional, bounded, no control characters but line breaks.
+pub fn note(field: &str, value: &str) -> Result<String, FieldViolation> {
+    if value.chars().count() > MAX_NOTE_CHARS {
+        return Err(FieldViolation::new(field, format!("is longer than {MAX_NOTE_CHARS} characters")));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        return Err(FieldViolation::new(field, "contains control characters"));
+    }
+    Ok(value.trim().to_owned())
+}
+
+/// The validated fields of a lifecycle request.
+#[derive(Debug, Clone)]
+pub struct PauseRequest {
+    pub participant_id: String,
+    pub start: NaiveDate,
+    pub expected_end: NaiveDate,
+    pub note: String,
+}
+
+pub fn pause(req: &pb::PauseParticipantRequest) -> Result<PauseRequest, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let participant_id = v.check(id("participant_id", &req.participant_id));
+    let start = v.check(date::required("start_date", req.start_date.as_ref()));
+    let end = v.check(date::required("expected_end_date", req.expected_end_date.as_ref()));
+    let note = v.check(note("note", &req.note));
+    if let (Some(s), Some(e)) = (start, end) {
+        if e <= s {
+            v.push(FieldViolation::new("expected_end_date", "must be after start_date"));
+        }
+    }
+    v.finish(|| Some(PauseRequest { participant_id: participant_id?, start: start?, expected_end: end?, note: note? }))
+}
+
+/// A participant id and one date.
+pub fn id_and_date(
+    id_field: &str,
+    id_value: &str,
+    date_field: &str,
+    date_value: Option<&steplab_proto::google::r#type::Date>,
+    required: bool,
+) -> Result<(String, Option<NaiveDate>), FieldViolations> {
+    let mut v = FieldViolations::default();
+    let participant_id = v.check(id(id_field, id_value));
+    let when = if required {
+        v.check(date::required(date_field, date_value).map(Some))
+    } else {
+        v.check(date::optional(date_field, date_value))
+    };
+    v.finish(|| Some((participant_id?, when?)))
+}
+
+pub fn defer(req: &pb::DeferParticipantRequest) -> Result<(String, Deferral), FieldViolations> {
+    let mut v = FieldViolations::default();
+    let participant_id = v.check(id("participant_id", &req.participant_id));
+    let reason = v.check(deferral_reason("reason", req.reason));
+    let deferral_date = v.check(date::required("deferral_date", req.deferral_date.as_ref()));
+    let expected_return = v.check(date::required("expected_return_date", req.expected_return_date.as_ref()));
+    let note = v.check(note("note", &req.note));
+    if let (Some(from), Some(until)) = (deferral_date, expected_return) {
+        if until <= from {
+            v.push(FieldViolation::new("expected_return_date", "must be after deferral_date (D3)"));
+        }
+    }
+    v.finish(|| {
+        Some((
+            participant_id?,
+            Deferral { reason: reason?, deferral_date: deferral_date?, expected_return: expected_return?, note: note? },
+        ))
+    })
+}
+
+pub fn withdraw(
+    req: &pb::WithdrawParticipantRequest,
+) -> Result<(String, WithdrawalReason, Option<NaiveDate>, String), FieldViolations> {
+    let mut v = FieldViolations::default();
+    let participant_id = v.check(id("participant_id", &req.participant_id));
+    let reason = v.check(withdrawal_reason("reason", req.reason));
+    let date = v.check(date::optional("withdrawal_date", req.withdrawal_date.as_ref()));
+    let note = v.check(note("note", &req.note));
+    v.finish(|| Some((participant_id?, reason?, date?, note?)))
+}
+
+pub fn id_and_note(id_field: &str, id_value: &str, note_value: &str) -> Result<(String, String), FieldViolations> {
+    let mut v = FieldViolations::default();
+    let participant_id = v.check(id(id_field, id_value));
+    let note = v.check(note("note", note_value));
+    v.finish(|| Some((participant_id?, note?)))
+}
+
+pub fn request_status(field: &str, value: i32) -> Result<Option<RequestStatus>, FieldViolation> {
+    match pb::RequestStatus::try_from(value) {
+        Ok(pb::RequestStatus::Unspecified) => Ok(None),
+        Ok(pb::RequestStatus::Pending) => Ok(Some(RequestStatus::Pending)),
+        Ok(pb::RequestStatus::Approved) => Ok(Some(RequestStatus::Approved)),
+        Ok(pb::RequestStatus::Refused) => Ok(Some(RequestStatus::Refused)),
+        Err(_) => Err(FieldViolation::new(field, format!("{value} is not a RequestStatus"))),
+    }
+}
+
+pub fn approval_request(row: RequestRow) -> pb::ApprovalRequest {
+    let kind = match RequestKind::parse(&row.kind) {
+        Some(RequestKind::Reinstatement) => pb::RequestKind::Reinstatement,
+        Some(RequestKind::ReleaseStartChange) => pb::RequestKind::ReleaseStartChange,
+        Some(RequestKind::KeepMentor) => pb::RequestKind::KeepMentor,
+        None => pb::RequestKind::Unspecified,
+    };
+    let status = match RequestStatus::parse(&row.status) {
+        Some(RequestStatus::Pending) => pb::RequestStatus::Pending,
+        Some(RequestStatus::Approved) => pb::RequestStatus::Approved,
+        Some(RequestStatus::Refused) => pb::RequestStatus::Refused,
+        None => pb::RequestStatus::Unspecified,
+    };
+    pb::ApprovalRequest {
+        request_id: row.id,
+        kind: kind as i32,
+        status: status as i32,
+        participant_id: row.participant_id,
+        delivery_partner_id: row.delivery_partner_id,
+        release_start: date::to_proto_opt(row.release_start),
+        note: row.note,
+        requested_by: row.requested_by,
+        create_time: Some(timestamp(row.created_at)),
+        decided_by: row.decided_by.unwrap_or_default(),
+        decision_note: row.decision_note.unwrap_or_default(),
+        decide_time: row.decided_at.map(timestamp),
+    }
+}
+
+pub fn notification(row: NotificationRow) -> pb::Notification {
+    let kind = match row.kind.as_str() {
+        "school_without_participants" => pb::NotificationKind::SchoolWithoutParticipants,
+        "induction_coordinator_needed" => pb::NotificationKind::InductionCoordinatorNeeded,
+        _ => pb::NotificationKind::Unspecified,
+    };
+    pb::Notification {
+        notification_id: row.id,
+        kind: kind as i32,
+        delivery_partner_id: row.delivery_partner_id,
+        school_id: row.school_id,
+        message: row.message,
+        create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+pub fn outbox_command(row: OutboxRow) -> pb::OutboxCommand {
+    let state = if row.delivered_at.is_some() {
+        pb::CommandState::Delivered
+    } else if row.parked_at.is_some() {
+        pb::CommandState::Parked
+    } else {
+        pb::CommandState::Pending
+    };
+    pb::OutboxCommand {
+        rpc: row.rpc().to_owned(),
+        command_id: row.command_id,
+        participant_id: row.participant_id,
+        target: row.target,
+        state: state as i32,
+        attempts: row.attempts,
+        last_error: row.last_error.unwrap_or_default(),
+        create_time: Some(timestamp(row.created_at)),
+        deliver_time: row.delivered_at.map(timestamp),
     }
 }
 
@@ -318,24 +506,59 @@ pub fn event(event: Event) -> pb::ParticipantEvent {
         cursor: event.cursor,
         ..Default::default()
     };
-    match event.kind {
-        EventKind::Registered { school_id, .. } => {
-            out.r#type = pb::EventType::Registered as i32;
-            out.school_id = school_id;
+    let (event_type, school, related) = match event.kind {
+        EventKind::Registered { school_id, .. } => (pb::EventType::Registered, school_id, String::new()),
+        EventKind::MentorAssigned { mentor_id, .. } => (pb::EventType::MentorAssigned, String::new(), mentor_id),
+        EventKind::MenteeAssigned { ect_id } => (pb::EventType::MenteeAssigned, String::new(), ect_id),
+        EventKind::MenteeUnassigned { ect_id } => (pb::EventType::MenteeUnassigned, String::new(), ect_id),
+        EventKind::SchoolMoved { school_id, .. } => (pb::EventType::SchoolMoved, school_id, String::new()),
+        EventKind::Paused { start, expected_end, note, .. } => {
+            out.start_date = Some(date::to_proto(start));
+            out.end_date = Some(date::to_proto(expected_end));
+            out.note = note;
+            (pb::EventType::Paused, String::new(), String::new())
         }
-        EventKind::MentorAssigned { mentor_id, .. } => {
-            out.r#type = pb::EventType::MentorAssigned as i32;
-            out.related_participant_id = mentor_id;
+        EventKind::PauseExtended { expected_end, .. } => {
+            out.end_date = Some(date::to_proto(expected_end));
+            (pb::EventType::PauseExtended, String::new(), String::new())
         }
-        EventKind::MenteeAssigned { ect_id } => {
-            out.r#type = pb::EventType::MenteeAssigned as i32;
-            out.related_participant_id = ect_id;
+        EventKind::PauseEnded { end, .. } => {
+            out.end_date = Some(date::to_proto(end));
+            (pb::EventType::PauseEnded, String::new(), String::new())
         }
-        EventKind::MenteeUnassigned { ect_id } => {
-            out.r#type = pb::EventType::MenteeUnassigned as i32;
-            out.related_participant_id = ect_id;
+        EventKind::Deferred { reason, deferral_date, expected_return, note, .. } => {
+            out.deferral_reason = deferral_reason_to_proto(reason) as i32;
+            out.start_date = Some(date::to_proto(deferral_date));
+            out.end_date = Some(date::to_proto(expected_return));
+            out.note = note;
+            (pb::EventType::Deferred, String::new(), String::new())
         }
-    }
+        EventKind::ReturnDateChanged { expected_return, .. } => {
+            out.end_date = Some(date::to_proto(expected_return));
+            (pb::EventType::ReturnDateChanged, String::new(), String::new())
+        }
+        EventKind::Returned { return_date, .. } => {
+            out.end_date = Some(date::to_proto(return_date));
+            (pb::EventType::Returned, String::new(), String::new())
+        }
+        EventKind::Withdrawn { reason, withdrawal_date, note, .. } => {
+            out.withdrawal_reason = withdrawal_reason_to_proto(reason) as i32;
+            out.start_date = Some(date::to_proto(withdrawal_date));
+            out.note = note;
+            (pb::EventType::Withdrawn, String::new(), String::new())
+        }
+        EventKind::Reinstated { reinstated_on, .. } => {
+            out.start_date = Some(date::to_proto(reinstated_on));
+            (pb::EventType::Reinstated, String::new(), String::new())
+        }
+        EventKind::ReleaseStartChanged { release_start, .. } => {
+            out.start_date = Some(date::to_proto(release_start));
+            (pb::EventType::ReleaseStartChanged, String::new(), String::new())
+        }
+    };
+    out.r#type = event_type as i32;
+    out.school_id = school;
+    out.related_participant_id = related;
     out
 }
 
@@ -350,11 +573,7 @@ mod tests {
             kind: common::ParticipantKind::Ect as i32,
             full_name: "  Ada Lovelace ".into(),
             trn: "1234567".into(),
-            registered_on: Some(Date {
-                year: 2026,
-                month: 9,
-                day: 1,
-            }),
+            registered_on: Some(Date { year: 2026, month: 9, day: 1 }),
             previous_pilot_mentor: false,
             request_id: String::new(),
         }
@@ -377,16 +596,9 @@ mod tests {
         req.school_id = "nope".into();
         req.kind = 99;
         req.full_name = " ".into();
-        req.registered_on = Some(Date {
-            year: 2026,
-            month: 2,
-            day: 30,
-        });
+        req.registered_on = Some(Date { year: 2026, month: 2, day: 30 });
         let err = register(&req).expect_err("invalid");
-        assert_eq!(
-            fields(err),
-            ["school_id", "kind", "full_name", "registered_on"]
-        );
+        assert_eq!(fields(err), ["school_id", "kind", "full_name", "registered_on"]);
     }
 
     #[test]
@@ -404,10 +616,7 @@ mod tests {
     fn m4_previous_pilot_mentor_is_refused_on_an_ect() {
         let mut req = registration();
         req.previous_pilot_mentor = true;
-        assert_eq!(
-            fields(register(&req).expect_err("ect pilot")),
-            ["previous_pilot_mentor"]
-        );
+        assert_eq!(fields(register(&req).expect_err("ect pilot")), ["previous_pilot_mentor"]);
     }
 
     #[test]
@@ -431,15 +640,8 @@ mod tests {
 
     #[test]
     fn list_filters_and_paging_are_validated() {
-        let req = pb::ListParticipantsRequest {
-            status: 42,
-            page_size: -3,
-            page_token: "x".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            fields(list(&req).expect_err("bad list")),
-            ["status", "page_size", "page_token"]
-        );
+        let req =
+            pb::ListParticipantsRequest { status: 42, page_size: -3, page_token: "x".into(), ..Default::default() };
+        assert_eq!(fields(list(&req).expect_err("bad list")), ["status", "page_size", "page_token"]);
     }
 }

@@ -50,9 +50,7 @@ impl From<DbError> for ServiceError {
             // The check-then-insert for URNs, TRNs and idempotency keys lost a
             // race with an identical insert in another transaction.
             DbError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                ServiceError::Aborted(
-                    "a concurrent request created the same record: retry the request".into(),
-                )
+                ServiceError::Aborted("a concurrent request created the same record: retry the request".into())
             }
             DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info)) => {
                 ServiceError::Unavailable(info.message().to_owned())
@@ -75,11 +73,9 @@ impl From<ServiceError> for Status {
             ServiceError::PermissionDenied(Denied(msg)) => Status::permission_denied(msg),
             ServiceError::NotFound(msg) => Status::not_found(msg),
             ServiceError::AlreadyExists(msg) => Status::already_exists(msg),
-            ServiceError::Rule(rule) => steplab_platform::error::failed_precondition(
-                ERROR_DOMAIN,
-                rule.reason,
-                rule.message,
-            ),
+            ServiceError::Rule(rule) => {
+                steplab_platform::error::failed_precondition(ERROR_DOMAIN, rule.reason, rule.message)
+            }
             ServiceError::Aborted(msg) => Status::aborted(msg),
             ServiceError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "database unavailable");

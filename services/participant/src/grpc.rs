@@ -1,6 +1,5 @@
 //! The gRPC adapter: each handler takes the caller, calls the use case, and
-//! maps the error. No rules and no SQL here. RPCs whose issue is still open
-//! answer UNIMPLEMENTED.
+//! maps the error. No rules and no SQL here.
 
 use crate::service::Registry;
 use std::pin::Pin;
@@ -19,10 +18,42 @@ impl ParticipantGrpc {
     }
 }
 
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not available yet: it arrives with the participant lifecycle"
-    ))
+const FEED_BATCH: i64 = 500;
+
+/// Sends reportable events from `after` on, then waits for new ones, until the
+/// client goes away. Each event carries its cursor, so a client that
+/// reconnects with the last cursor it saw misses nothing and sees nothing twice.
+async fn follow_feed(
+    registry: Registry,
+    caller: Caller,
+    mut after: i64,
+    mut batch: Vec<pb::ParticipantEvent>,
+    tx: tokio::sync::mpsc::Sender<Result<pb::WatchEventsResponse, Status>>,
+) {
+    let feed = registry.feed();
+    loop {
+        for event in batch.drain(..) {
+            after = event.cursor;
+            if tx.send(Ok(pb::WatchEventsResponse { event: Some(event) })).await.is_err() {
+                return;
+            }
+        }
+        let woken = feed.notified();
+        batch = match registry.reportable_events(&caller, after, FEED_BATCH).await {
+            Ok(events) => events,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                () = woken => {}
+                () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                () = tx.closed() => return,
+            }
+        }
+    }
 }
 
 type Answer<T> = Result<Response<T>, Status>;
@@ -34,23 +65,12 @@ impl ParticipantService for ParticipantGrpc {
         request: Request<pb::CreateDeliveryPartnerRequest>,
     ) -> Answer<pb::CreateDeliveryPartnerResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.registry
-                .create_delivery_partner(caller, request.into_inner())
-                .await?,
-        ))
+        Ok(Response::new(self.registry.create_delivery_partner(caller, request.into_inner()).await?))
     }
 
-    async fn create_school(
-        &self,
-        request: Request<pb::CreateSchoolRequest>,
-    ) -> Answer<pb::CreateSchoolResponse> {
+    async fn create_school(&self, request: Request<pb::CreateSchoolRequest>) -> Answer<pb::CreateSchoolResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.registry
-                .create_school(caller, request.into_inner())
-                .await?,
-        ))
+        Ok(Response::new(self.registry.create_school(caller, request.into_inner()).await?))
     }
 
     async fn register_participant(
@@ -58,19 +78,12 @@ impl ParticipantService for ParticipantGrpc {
         request: Request<pb::RegisterParticipantRequest>,
     ) -> Answer<pb::RegisterParticipantResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.registry.register(caller, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.registry.register(caller, request.into_inner()).await?))
     }
 
-    async fn get_participant(
-        &self,
-        request: Request<pb::GetParticipantRequest>,
-    ) -> Answer<pb::GetParticipantResponse> {
+    async fn get_participant(&self, request: Request<pb::GetParticipantRequest>) -> Answer<pb::GetParticipantResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.registry.get(caller, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.registry.get(caller, request.into_inner()).await?))
     }
 
     async fn list_participants(
@@ -78,21 +91,12 @@ impl ParticipantService for ParticipantGrpc {
         request: Request<pb::ListParticipantsRequest>,
     ) -> Answer<pb::ListParticipantsResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.registry.list(caller, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.registry.list(caller, request.into_inner()).await?))
     }
 
-    async fn assign_mentor(
-        &self,
-        request: Request<pb::AssignMentorRequest>,
-    ) -> Answer<pb::AssignMentorResponse> {
+    async fn assign_mentor(&self, request: Request<pb::AssignMentorRequest>) -> Answer<pb::AssignMentorResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.registry
-                .assign_mentor(caller, request.into_inner())
-                .await?,
-        ))
+        Ok(Response::new(self.registry.assign_mentor(caller, request.into_inner()).await?))
     }
 
     async fn get_participant_history(
@@ -100,120 +104,118 @@ impl ParticipantService for ParticipantGrpc {
         request: Request<pb::GetParticipantHistoryRequest>,
     ) -> Answer<pb::GetParticipantHistoryResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.registry.history(caller, request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.registry.history(caller, request.into_inner()).await?))
     }
 
-    async fn move_school(
-        &self,
-        _: Request<pb::MoveSchoolRequest>,
-    ) -> Answer<pb::MoveSchoolResponse> {
-        Err(not_yet("MoveSchool"))
+    async fn move_school(&self, request: Request<pb::MoveSchoolRequest>) -> Answer<pb::MoveSchoolResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.move_school(caller, request.into_inner()).await?))
     }
 
     async fn pause_participant(
         &self,
-        _: Request<pb::PauseParticipantRequest>,
+        request: Request<pb::PauseParticipantRequest>,
     ) -> Answer<pb::PauseParticipantResponse> {
-        Err(not_yet("PauseParticipant"))
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.pause(caller, request.into_inner()).await?))
     }
 
-    async fn extend_pause(
-        &self,
-        _: Request<pb::ExtendPauseRequest>,
-    ) -> Answer<pb::ExtendPauseResponse> {
-        Err(not_yet("ExtendPause"))
+    async fn extend_pause(&self, request: Request<pb::ExtendPauseRequest>) -> Answer<pb::ExtendPauseResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.extend_pause(caller, request.into_inner()).await?))
     }
 
-    async fn end_pause(&self, _: Request<pb::EndPauseRequest>) -> Answer<pb::EndPauseResponse> {
-        Err(not_yet("EndPause"))
+    async fn end_pause(&self, request: Request<pb::EndPauseRequest>) -> Answer<pb::EndPauseResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.end_pause(caller, request.into_inner()).await?))
     }
 
     async fn defer_participant(
         &self,
-        _: Request<pb::DeferParticipantRequest>,
+        request: Request<pb::DeferParticipantRequest>,
     ) -> Answer<pb::DeferParticipantResponse> {
-        Err(not_yet("DeferParticipant"))
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.defer(caller, request.into_inner()).await?))
     }
 
     async fn change_return_date(
         &self,
-        _: Request<pb::ChangeReturnDateRequest>,
+        request: Request<pb::ChangeReturnDateRequest>,
     ) -> Answer<pb::ChangeReturnDateResponse> {
-        Err(not_yet("ChangeReturnDate"))
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.change_return_date(caller, request.into_inner()).await?))
     }
 
-    async fn record_return(
-        &self,
-        _: Request<pb::RecordReturnRequest>,
-    ) -> Answer<pb::RecordReturnResponse> {
-        Err(not_yet("RecordReturn"))
+    async fn record_return(&self, request: Request<pb::RecordReturnRequest>) -> Answer<pb::RecordReturnResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.record_return(caller, request.into_inner()).await?))
     }
 
     async fn withdraw_participant(
         &self,
-        _: Request<pb::WithdrawParticipantRequest>,
+        request: Request<pb::WithdrawParticipantRequest>,
     ) -> Answer<pb::WithdrawParticipantResponse> {
-        Err(not_yet("WithdrawParticipant"))
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.withdraw(caller, request.into_inner()).await?))
     }
 
     async fn request_reinstatement(
         &self,
-        _: Request<pb::RequestReinstatementRequest>,
+        request: Request<pb::RequestReinstatementRequest>,
     ) -> Answer<pb::RequestReinstatementResponse> {
-        Err(not_yet("RequestReinstatement"))
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.request_reinstatement(caller, request.into_inner()).await?))
     }
 
     async fn request_release_start_change(
         &self,
-        _: Request<pb::RequestReleaseStartChangeRequest>,
+        request: Request<pb::RequestReleaseStartChangeRequest>,
     ) -> Answer<pb::RequestReleaseStartChangeResponse> {
-        Err(not_yet("RequestReleaseStartChange"))
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.request_release_start_change(caller, request.into_inner()).await?))
     }
 
     async fn request_keep_mentor(
         &self,
-        _: Request<pb::RequestKeepMentorRequest>,
+        request: Request<pb::RequestKeepMentorRequest>,
     ) -> Answer<pb::RequestKeepMentorResponse> {
-        Err(not_yet("RequestKeepMentor"))
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.request_keep_mentor(caller, request.into_inner()).await?))
     }
 
-    async fn decide_request(
-        &self,
-        _: Request<pb::DecideRequestRequest>,
-    ) -> Answer<pb::DecideRequestResponse> {
-        Err(not_yet("DecideRequest"))
+    async fn decide_request(&self, request: Request<pb::DecideRequestRequest>) -> Answer<pb::DecideRequestResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.decide_request(caller, request.into_inner()).await?))
     }
 
-    async fn list_requests(
-        &self,
-        _: Request<pb::ListRequestsRequest>,
-    ) -> Answer<pb::ListRequestsResponse> {
-        Err(not_yet("ListRequests"))
+    async fn list_requests(&self, request: Request<pb::ListRequestsRequest>) -> Answer<pb::ListRequestsResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.list_requests(caller, request.into_inner()).await?))
     }
 
     async fn list_notifications(
         &self,
-        _: Request<pb::ListNotificationsRequest>,
+        request: Request<pb::ListNotificationsRequest>,
     ) -> Answer<pb::ListNotificationsResponse> {
-        Err(not_yet("ListNotifications"))
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.list_notifications(caller, request.into_inner()).await?))
     }
 
-    type WatchEventsStream =
-        Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchEventsResponse, Status>> + Send>>;
+    type WatchEventsStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchEventsResponse, Status>> + Send>>;
 
-    async fn watch_events(
-        &self,
-        _: Request<pb::WatchEventsRequest>,
-    ) -> Answer<Self::WatchEventsStream> {
-        Err(not_yet("WatchEvents"))
+    async fn watch_events(&self, request: Request<pb::WatchEventsRequest>) -> Answer<Self::WatchEventsStream> {
+        let caller = Caller::from_request(&request)?;
+        let after = request.into_inner().after_cursor;
+        // Refuse up front (permission, database) rather than inside the stream.
+        let first = self.registry.reportable_events(&caller, after, FEED_BATCH).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(FEED_BATCH as usize);
+        let registry = self.registry.clone();
+        tokio::spawn(follow_feed(registry, caller, after, first, tx));
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
-    async fn get_sync_status(
-        &self,
-        _: Request<pb::GetSyncStatusRequest>,
-    ) -> Answer<pb::GetSyncStatusResponse> {
-        Err(not_yet("GetSyncStatus"))
+    async fn get_sync_status(&self, request: Request<pb::GetSyncStatusRequest>) -> Answer<pb::GetSyncStatusResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.sync_status(caller, request.into_inner()).await?))
     }
 }

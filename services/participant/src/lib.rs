@@ -3,6 +3,7 @@
 //! their training status. `domain` holds the rules in plain Rust; `store` the
 //! tables; `service` the use cases; `grpc` the thin adapter.
 
+pub mod commands;
 pub mod convert;
 pub mod domain;
 pub mod error;
@@ -11,13 +12,15 @@ pub mod service;
 pub mod store;
 
 use std::future::Future;
+use std::sync::Arc;
+use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::Config;
 use steplab_platform::db::{Database, Migrations};
+use steplab_platform::outbox::{Relay, RelaySettings};
 use steplab_platform::server::{self, Hosted};
-use steplab_proto::steplab::participant::v1::participant_service_server::{
-    ParticipantServiceServer, SERVICE_NAME,
-};
+use steplab_proto::steplab::participant::v1::participant_service_server::{ParticipantServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
 
 pub static MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
@@ -33,14 +36,32 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let db = Database::open(&config.participant.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
-    let registry = service::Registry::new(db, config.clock());
-    let svc = ParticipantServiceServer::with_interceptor(
-        grpc::ParticipantGrpc::new(registry),
-        verifier.interceptor(),
-    );
-    let hosted = Hosted {
-        name: SERVICE_NAME,
-        routes: tonic::service::Routes::new(svc),
-    };
-    server::run(listener, hosted, shutdown, config.drain_timeout).await
+    let secret = steplab_platform::auth::load_secret(&config.jwt_secret).map_err(anyhow::Error::msg)?;
+    let wake_relay = Arc::new(Notify::new());
+    let registry = service::Registry::new(db.clone(), config.clock(), wake_relay.clone(), Arc::new(Notify::new()));
+
+    // The relay runs beside the server and stops with it; commands it has
+    // not delivered stay in the outbox for the next start.
+    let relay = Relay::new(
+        db,
+        &[(commands::CONTENT, &config.content_url), (commands::PAYMENTS, &config.payments_url)],
+        Arc::new(ServiceTokens::new(secret)),
+        wake_relay,
+        RelaySettings {
+            max_attempts: config.relay_max_attempts,
+            max_backoff: config.relay_max_backoff,
+            ..RelaySettings::default()
+        },
+    )?;
+    let (stop_relay, relay_stopped) = watch::channel(false);
+    let relay_task = tokio::spawn(relay.run(relay_stopped));
+
+    let svc = ParticipantServiceServer::with_interceptor(grpc::ParticipantGrpc::new(registry), verifier.interceptor());
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
+    let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    let _ = stop_relay.send(true);
+    if relay_task.await.is_err() {
+        tracing::error!("the outbox relay task failed");
+    }
+    served
 }

@@ -5,56 +5,134 @@
 
 use crate::convert;
 use crate::domain::events::Actor;
+use crate::domain::lifecycle::{self, Decision, Destination, MentorCircle, SchoolCircle, Withdrawal};
 use crate::domain::policy::{self, Place};
 use crate::domain::registry::{self, SchoolRef};
+use crate::domain::requests::{RequestKind, RequestStatus};
 use crate::domain::view::ParticipantRecord;
+use crate::domain::{ParticipantKind, TrainingStatus};
 use crate::domain::{ParticipantView, RuleViolation};
 use crate::error::ServiceError;
-use crate::store::{self, DeliveryPartnerRow, ListFilter, SchoolRow};
+use crate::store::{self, DeliveryPartnerRow, ListFilter, NotificationRow, RequestRow, SchoolRow};
 use chrono::NaiveDate;
+use chrono::NaiveDateTime;
+use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
+use steplab_platform::outbox::{self, NewCommand};
 use steplab_platform::{Caller, Clock, FieldViolations, date};
 use steplab_proto::steplab::participant::v1 as pb;
+use tokio::sync::Notify;
 
 #[derive(Clone)]
 pub struct Registry {
     db: Database,
     clock: Clock,
+    /// Wakes the outbox relay after a change with commands commits.
+    relay: Arc<Notify>,
+    /// Wakes WatchEvents streams after any change commits.
+    feed: Arc<Notify>,
+}
+
+/// Writes the commands of a decision to the outbox, each with a fresh id.
+fn enqueue(conn: &mut DbConn, commands: Vec<lifecycle::Command>, now: NaiveDateTime) -> Result<(), ServiceError> {
+    for command in commands {
+        let row: NewCommand = crate::commands::to_outbox(command, convert::new_id());
+        outbox::enqueue(conn, &row, now)?;
+    }
+    Ok(())
+}
+
+/// Stores everything one decision made, in the caller's transaction: the
+/// events of every participant touched (version-checked), the commands for
+/// content release and payments, and the notifications.
+fn apply(
+    conn: &mut DbConn,
+    caller: &Caller,
+    touched: &[ParticipantRecord],
+    decision: Decision,
+    now: NaiveDateTime,
+    today: NaiveDate,
+) -> Result<(), ServiceError> {
+    let mut unique: Vec<&ParticipantRecord> = Vec::new();
+    for record in touched {
+        if !unique.iter().any(|r| r.id == record.id) {
+            unique.push(record);
+        }
+    }
+    store::append_events(conn, &unique, &decision.events, &actor(caller), now, today)?;
+    enqueue(conn, decision.commands, now)?;
+    for n in decision.notifications {
+        let kind = match n.kind {
+            lifecycle::NotificationKind::SchoolWithoutParticipants => "school_without_participants",
+            lifecycle::NotificationKind::InductionCoordinatorNeeded => "induction_coordinator_needed",
+        };
+        store::insert_notification(
+            conn,
+            &NotificationRow {
+                id: convert::new_id(),
+                kind: kind.to_owned(),
+                delivery_partner_id: n.delivery_partner_id,
+                school_id: n.school_id,
+                message: n.message,
+                created_at: now,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A mentor, the other ECTs they mentor, and whether a DPL approved keeping them.
+fn mentor_circle(conn: &mut DbConn, mentor: ParticipantRecord) -> Result<MentorCircle, ServiceError> {
+    let other_ects = store::ects_mentored_by(conn, &mentor.id)?;
+    let keep_approved =
+        !store::requests_for(conn, &mentor.id, RequestKind::KeepMentor.as_str(), RequestStatus::Approved.as_str())?
+            .is_empty();
+    Ok(MentorCircle { mentor, other_ects, keep_approved })
+}
+
+/// The ECT's mentor on `date`, with their circle, when they are a mentor.
+fn mentor_of(
+    conn: &mut DbConn,
+    ect: &ParticipantRecord,
+    date: NaiveDate,
+) -> Result<Option<MentorCircle>, ServiceError> {
+    let Some((mentor_id, _)) = ect.as_of(date).and_then(|v| v.mentor) else {
+        return Ok(None);
+    };
+    let mentor = load(conn, &mentor_id)?;
+    Ok(Some(mentor_circle(conn, mentor)?))
+}
+
+/// The participant after a change, with those its cascades touched.
+fn changed(
+    conn: &mut DbConn,
+    id: &str,
+    cascaded: Vec<String>,
+    today: NaiveDate,
+) -> Result<(pb::Participant, Vec<String>), ServiceError> {
+    let record = load(conn, id)?;
+    Ok((convert::participant(current(&record, today)?), cascaded))
 }
 
 fn actor(caller: &Caller) -> Actor {
-    Actor {
-        sub: caller.sub.clone(),
-        role: caller.role().as_str().to_owned(),
-    }
+    Actor { sub: caller.sub.clone(), role: caller.role().as_str().to_owned() }
 }
 
 fn place(view: &ParticipantView) -> Place<'_> {
-    Place {
-        school_id: &view.school_id,
-        delivery_partner_id: &view.delivery_partner_id,
-    }
+    Place { school_id: &view.school_id, delivery_partner_id: &view.delivery_partner_id }
 }
 
 fn school_place(row: &SchoolRow) -> Place<'_> {
-    Place {
-        school_id: &row.id,
-        delivery_partner_id: &row.delivery_partner_id,
-    }
+    Place { school_id: &row.id, delivery_partner_id: &row.delivery_partner_id }
 }
 
-fn idempotency_key(
-    caller: &Caller,
-    request_id: &str,
-) -> Result<Option<IdempotencyKey>, ServiceError> {
-    IdempotencyKey::parse("request_id", &caller.sub, request_id)
-        .map_err(|v| ServiceError::InvalidArgument(v.into()))
+fn idempotency_key(caller: &Caller, request_id: &str) -> Result<Option<IdempotencyKey>, ServiceError> {
+    IdempotencyKey::parse("request_id", &caller.sub, request_id).map_err(|v| ServiceError::InvalidArgument(v.into()))
 }
 
 fn load(conn: &mut DbConn, id: &str) -> Result<ParticipantRecord, ServiceError> {
-    store::load_participant(conn, id)?
-        .ok_or_else(|| ServiceError::NotFound(format!("participant {id} does not exist")))
+    store::load_participant(conn, id)?.ok_or_else(|| ServiceError::NotFound(format!("participant {id} does not exist")))
 }
 
 /// The participant now: today, or their registration date while that is
@@ -62,14 +140,20 @@ fn load(conn: &mut DbConn, id: &str) -> Result<ParticipantRecord, ServiceError> 
 fn current(record: &ParticipantRecord, today: NaiveDate) -> Result<ParticipantView, ServiceError> {
     record
         .as_of(today.max(record.registered_on))
-        .ok_or_else(|| {
-            ServiceError::Internal(format!("participant {} has no current view", record.id))
-        })
+        .ok_or_else(|| ServiceError::Internal(format!("participant {} has no current view", record.id)))
 }
 
 impl Registry {
-    pub fn new(db: Database, clock: Clock) -> Self {
-        Self { db, clock }
+    pub fn new(db: Database, clock: Clock, relay: Arc<Notify>, feed: Arc<Notify>) -> Self {
+        Self { db, clock, relay, feed }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn feed(&self) -> Arc<Notify> {
+        self.feed.clone()
     }
 
     /// Runs a mutation in one write transaction, honouring `request_id`.
@@ -86,7 +170,8 @@ impl Registry {
     {
         let request_bytes = request.encode_to_vec();
         let now = self.clock.now();
-        self.db
+        let answer = self
+            .db
             .write(move |conn| {
                 if let Some(key) = &key {
                     match idempotency::lookup(conn, key, rpc, &request_bytes)? {
@@ -110,7 +195,13 @@ impl Registry {
                 }
                 Ok(response)
             })
-            .await
+            .await;
+        if answer.is_ok() {
+            // Committed: the relay and the feed have work.
+            self.relay.notify_one();
+            self.feed.notify_waiters();
+        }
+        answer
     }
 
     pub async fn create_delivery_partner(
@@ -121,16 +212,10 @@ impl Registry {
         policy::may_create_delivery_partner(&caller)?;
         let name = convert::name("name", &req.name).map_err(FieldViolations::from)?;
         let key = idempotency_key(&caller, &req.request_id)?;
-        let row = DeliveryPartnerRow {
-            id: convert::new_id(),
-            name,
-            created_at: self.clock.now(),
-        };
+        let row = DeliveryPartnerRow { id: convert::new_id(), name, created_at: self.clock.now() };
         self.mutate(key, "CreateDeliveryPartner", &req, move |conn| {
             store::insert_delivery_partner(conn, &row)?;
-            Ok(pb::CreateDeliveryPartnerResponse {
-                delivery_partner: Some(convert::delivery_partner(row)),
-            })
+            Ok(pb::CreateDeliveryPartnerResponse { delivery_partner: Some(convert::delivery_partner(row)) })
         })
         .await
     }
@@ -159,9 +244,7 @@ impl Registry {
                 )));
             }
             store::insert_school(conn, &row)?;
-            Ok(pb::CreateSchoolResponse {
-                school: Some(convert::school(row)),
-            })
+            Ok(pb::CreateSchoolResponse { school: Some(convert::school(row)) })
         })
         .await
     }
@@ -176,19 +259,19 @@ impl Registry {
         let key = idempotency_key(&caller, &req.request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "RegisterParticipant", &req, move |conn| {
-            let school = store::find_school(conn, &registration.school_id)?.ok_or_else(|| {
-                ServiceError::NotFound(format!("school {} does not exist", registration.school_id))
-            })?;
+            let school = store::find_school(conn, &registration.school_id)?
+                .ok_or_else(|| ServiceError::NotFound(format!("school {} does not exist", registration.school_id)))?;
             policy::may_register(&caller, school_place(&school))?;
             let school = SchoolRef {
                 id: school.id,
                 delivery_partner_id: school.delivery_partner_id,
+                area_covered: school.area_covered,
             };
             let new = registry::register(convert::new_id(), registration, &school, today)?;
             let record = store::insert_participant(conn, &new, &actor(&caller), now, today)?;
-            Ok(pb::RegisterParticipantResponse {
-                participant: Some(convert::participant(current(&record, today)?)),
-            })
+            // C1: content release and payments enrol the participant.
+            enqueue(conn, lifecycle::enrol(&record)?.commands, now)?;
+            Ok(pb::RegisterParticipantResponse { participant: Some(convert::participant(current(&record, today)?)) })
         })
         .await
     }
@@ -217,9 +300,7 @@ impl Registry {
                         ),
                     )
                 })?;
-                Ok(pb::GetParticipantResponse {
-                    participant: Some(convert::participant(view)),
-                })
+                Ok(pb::GetParticipantResponse { participant: Some(convert::participant(view)) })
             })
             .await
     }
@@ -235,15 +316,14 @@ impl Registry {
             .read(move |conn| {
                 let school_filter = match &query.school_id {
                     None => None,
-                    Some(id) => Some(store::find_school(conn, id)?.ok_or_else(|| {
-                        ServiceError::NotFound(format!("school {id} does not exist"))
-                    })?),
+                    Some(id) => Some(
+                        store::find_school(conn, id)?
+                            .ok_or_else(|| ServiceError::NotFound(format!("school {id} does not exist")))?,
+                    ),
                 };
                 let scope = policy::list_scope(
                     &caller,
-                    school_filter
-                        .as_ref()
-                        .map(|s| (s.id.as_str(), s.delivery_partner_id.as_str())),
+                    school_filter.as_ref().map(|s| (s.id.as_str(), s.delivery_partner_id.as_str())),
                     query.delivery_partner_id.as_deref(),
                 )?;
                 let filter = ListFilter {
@@ -254,17 +334,12 @@ impl Registry {
                     status: query.status,
                     as_of: today,
                 };
-                let (records, next) =
-                    store::list_participants(conn, &filter, query.after, query.page_size)?;
-                let participants = records
-                    .iter()
-                    .map(|r| current(r, today).map(convert::participant))
-                    .collect::<Result<_, _>>()?;
+                let (records, next) = store::list_participants(conn, &filter, query.after, query.page_size)?;
+                let participants =
+                    records.iter().map(|r| current(r, today).map(convert::participant)).collect::<Result<_, _>>()?;
                 Ok(pb::ListParticipantsResponse {
                     participants,
-                    next_page_token: next
-                        .map(|k| steplab_platform::paging::encode_token(&k))
-                        .unwrap_or_default(),
+                    next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
                 })
             })
             .await
@@ -288,14 +363,23 @@ impl Registry {
                 None => None,
             };
             let effective = change.effective_date.unwrap_or(today);
-            let events = registry::assign_mentor(&ect, &mentor, change.interim, effective, today)?;
-            let mut touched = vec![&ect, &mentor];
-            touched.extend(previous.as_ref());
-            store::append_events(conn, &touched, &events, &actor(&caller), now, today)?;
+            let mut decision = Decision {
+                events: registry::assign_mentor(&ect, &mentor, change.interim, effective, today)?,
+                ..Decision::default()
+            };
+            // M2: a replaced mentor left with no ECT falls under W6.
+            if let Some(previous) = &previous {
+                let circle = mentor_circle(conn, previous.clone())?;
+                if let Some(cascade) = lifecycle::mentor_left_without_ect(&circle, &ect.id, effective, today) {
+                    decision.events.extend(cascade.events);
+                    decision.commands.extend(cascade.commands);
+                }
+            }
+            let mut touched = vec![ect.clone(), mentor];
+            touched.extend(previous);
+            apply(conn, &caller, &touched, decision, now, today)?;
             let ect = load(conn, &ect.id)?;
-            Ok(pb::AssignMentorResponse {
-                ect: Some(convert::participant(current(&ect, today)?)),
-            })
+            Ok(pb::AssignMentorResponse { ect: Some(convert::participant(current(&ect, today)?)) })
         })
         .await
     }
@@ -305,19 +389,554 @@ impl Registry {
         caller: Caller,
         req: pb::GetParticipantHistoryRequest,
     ) -> Result<pb::GetParticipantHistoryResponse, ServiceError> {
-        let id =
-            convert::id("participant_id", &req.participant_id).map_err(FieldViolations::from)?;
+        let id = convert::id("participant_id", &req.participant_id).map_err(FieldViolations::from)?;
         let today = self.clock.today();
         self.db
             .read(move |conn| {
                 let record = load(conn, &id)?;
                 policy::may_read(&caller, place(&current(&record, today)?))?;
-                let events = store::history(conn, &id)?
-                    .into_iter()
-                    .map(convert::event)
-                    .collect();
+                let events = store::history(conn, &id)?.into_iter().map(convert::event).collect();
                 Ok(pb::GetParticipantHistoryResponse { events })
             })
             .await
     }
+
+    /// Loads the participant, checks the caller may act on it, decides, and
+    /// stores the decision: the shape of every lifecycle RPC.
+    async fn act<Req, Resp>(
+        &self,
+        caller: Caller,
+        request_id: &str,
+        rpc: &'static str,
+        request: &Req,
+        participant_id: String,
+        authorize: fn(&Caller, Place<'_>) -> Result<(), policy::Denied>,
+        decide: impl FnOnce(
+            &mut DbConn,
+            &ParticipantRecord,
+            NaiveDate,
+        ) -> Result<(Decision, Vec<ParticipantRecord>), ServiceError>
+        + Send
+        + 'static,
+        answer: impl FnOnce(pb::Participant, Vec<String>) -> Resp + Send + 'static,
+    ) -> Result<Resp, ServiceError>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default + Send + 'static,
+    {
+        let key = idempotency_key(&caller, request_id)?;
+        let (today, now) = (self.clock.today(), self.clock.now());
+        self.mutate(key, rpc, request, move |conn| {
+            let record = load(conn, &participant_id)?;
+            authorize(&caller, place(&current(&record, today)?))?;
+            let (decision, mut touched) = decide(conn, &record, today)?;
+            let cascaded = decision.cascaded(&participant_id);
+            touched.insert(0, record);
+            apply(conn, &caller, &touched, decision, now, today)?;
+            let (participant, cascaded) = changed(conn, &participant_id, cascaded, today)?;
+            Ok(answer(participant, cascaded))
+        })
+        .await
+    }
+
+    pub async fn pause(
+        &self,
+        caller: Caller,
+        req: pb::PauseParticipantRequest,
+    ) -> Result<pb::PauseParticipantResponse, ServiceError> {
+        let p = convert::pause(&req)?;
+        let pause_id = convert::new_id();
+        self.act(
+            caller,
+            &req.request_id,
+            "PauseParticipant",
+            &req,
+            p.participant_id,
+            policy::may_manage_pause,
+            move |_, ect, today| Ok((lifecycle::pause(ect, pause_id, p.start, p.expected_end, p.note, today)?, vec![])),
+            |participant, _| pb::PauseParticipantResponse { participant: Some(participant) },
+        )
+        .await
+    }
+
+    pub async fn extend_pause(
+        &self,
+        caller: Caller,
+        req: pb::ExtendPauseRequest,
+    ) -> Result<pb::ExtendPauseResponse, ServiceError> {
+        let (id, end) = convert::id_and_date(
+            "participant_id",
+            &req.participant_id,
+            "expected_end_date",
+            req.expected_end_date.as_ref(),
+            true,
+        )?;
+        let end = end.ok_or_else(|| ServiceError::Internal("required date missing after validation".into()))?;
+        self.act(
+            caller,
+            &req.request_id,
+            "ExtendPause",
+            &req,
+            id,
+            policy::may_manage_pause,
+            move |_, ect, today| Ok((lifecycle::extend_pause(ect, end, today)?, vec![])),
+            |participant, _| pb::ExtendPauseResponse { participant: Some(participant) },
+        )
+        .await
+    }
+
+    pub async fn end_pause(
+        &self,
+        caller: Caller,
+        req: pb::EndPauseRequest,
+    ) -> Result<pb::EndPauseResponse, ServiceError> {
+        let (id, end) =
+            convert::id_and_date("participant_id", &req.participant_id, "end_date", req.end_date.as_ref(), false)?;
+        self.act(
+            caller,
+            &req.request_id,
+            "EndPause",
+            &req,
+            id,
+            policy::may_manage_pause,
+            move |_, ect, today| Ok((lifecycle::end_pause(ect, end.unwrap_or(today), today)?, vec![])),
+            |participant, _| pb::EndPauseResponse { participant: Some(participant) },
+        )
+        .await
+    }
+
+    pub async fn defer(
+        &self,
+        caller: Caller,
+        req: pb::DeferParticipantRequest,
+    ) -> Result<pb::DeferParticipantResponse, ServiceError> {
+        let (id, deferral) = convert::defer(&req)?;
+        self.act(
+            caller,
+            &req.request_id,
+            "DeferParticipant",
+            &req,
+            id,
+            |c, p| policy::may_manage_lifecycle(c, p, "defer participants"),
+            move |conn, ect, today| {
+                let circle = mentor_of(conn, ect, deferral.deferral_date)?;
+                let decision = lifecycle::defer(ect, deferral, circle.as_ref(), convert::new_id, today)?;
+                Ok((decision, circle.map(|c| vec![c.mentor]).unwrap_or_default()))
+            },
+            |participant, cascaded| pb::DeferParticipantResponse {
+                participant: Some(participant),
+                cascaded_participant_ids: cascaded,
+            },
+        )
+        .await
+    }
+
+    pub async fn change_return_date(
+        &self,
+        caller: Caller,
+        req: pb::ChangeReturnDateRequest,
+    ) -> Result<pb::ChangeReturnDateResponse, ServiceError> {
+        let (id, date) = convert::id_and_date(
+            "participant_id",
+            &req.participant_id,
+            "expected_return_date",
+            req.expected_return_date.as_ref(),
+            true,
+        )?;
+        let date = date.ok_or_else(|| ServiceError::Internal("required date missing after validation".into()))?;
+        self.act(
+            caller,
+            &req.request_id,
+            "ChangeReturnDate",
+            &req,
+            id,
+            |c, p| policy::may_manage_lifecycle(c, p, "change return dates"),
+            move |conn, ect, today| {
+                let mentors = deferral_mentors(conn, ect, today)?;
+                Ok((lifecycle::change_return_date(ect, date, &mentors, today)?, mentors))
+            },
+            |participant, cascaded| pb::ChangeReturnDateResponse {
+                participant: Some(participant),
+                cascaded_participant_ids: cascaded,
+            },
+        )
+        .await
+    }
+
+    pub async fn record_return(
+        &self,
+        caller: Caller,
+        req: pb::RecordReturnRequest,
+    ) -> Result<pb::RecordReturnResponse, ServiceError> {
+        let (id, date) = convert::id_and_date(
+            "participant_id",
+            &req.participant_id,
+            "return_date",
+            req.return_date.as_ref(),
+            false,
+        )?;
+        self.act(
+            caller,
+            &req.request_id,
+            "RecordReturn",
+            &req,
+            id,
+            |c, p| policy::may_manage_lifecycle(c, p, "record returns"),
+            move |conn, ect, today| {
+                let mentors = deferral_mentors(conn, ect, today)?;
+                Ok((lifecycle::record_return(ect, date.unwrap_or(today), &mentors, today)?, mentors))
+            },
+            |participant, cascaded| pb::RecordReturnResponse {
+                participant: Some(participant),
+                cascaded_participant_ids: cascaded,
+            },
+        )
+        .await
+    }
+
+    pub async fn withdraw(
+        &self,
+        caller: Caller,
+        req: pb::WithdrawParticipantRequest,
+    ) -> Result<pb::WithdrawParticipantResponse, ServiceError> {
+        let (id, reason, date, note) = convert::withdraw(&req)?;
+        self.act(
+            caller,
+            &req.request_id,
+            "WithdrawParticipant",
+            &req,
+            id,
+            |c, p| policy::may_manage_lifecycle(c, p, "withdraw participants"),
+            move |conn, p, today| {
+                let withdrawal_date = date.unwrap_or(today);
+                let circle = if p.kind == ParticipantKind::Ect { mentor_of(conn, p, withdrawal_date)? } else { None };
+                let now = current(p, today)?;
+                let school = SchoolCircle {
+                    others: store::school_members(conn, &now.school_id)?.into_iter().filter(|o| o.id != p.id).collect(),
+                    school_id: now.school_id,
+                    delivery_partner_id: now.delivery_partner_id,
+                };
+                let request = Withdrawal { reason, withdrawal_date, note };
+                let decision = lifecycle::withdraw(p, request, circle.as_ref(), &school, today)?;
+                Ok((decision, circle.map(|c| vec![c.mentor]).unwrap_or_default()))
+            },
+            |participant, cascaded| pb::WithdrawParticipantResponse {
+                participant: Some(participant),
+                cascaded_participant_ids: cascaded,
+            },
+        )
+        .await
+    }
+
+    pub async fn move_school(
+        &self,
+        caller: Caller,
+        req: pb::MoveSchoolRequest,
+    ) -> Result<pb::MoveSchoolResponse, ServiceError> {
+        let mut v = FieldViolations::default();
+        let id = v.check(convert::id("participant_id", &req.participant_id));
+        let school_id = v.check(convert::id("school_id", &req.school_id));
+        let moved_on = v.check(date::optional("moved_on", req.moved_on.as_ref()));
+        let (id, school_id, moved_on) = v.finish(|| Some((id?, school_id?, moved_on?)))?;
+        let key = idempotency_key(&caller, &req.request_id)?;
+        let (today, now) = (self.clock.today(), self.clock.now());
+        self.mutate(key, "MoveSchool", &req, move |conn| {
+            let p = load(conn, &id)?;
+            policy::may_manage_lifecycle(&caller, place(&current(&p, today)?), "move participants between schools")?;
+            let school = store::find_school(conn, &school_id)?
+                .ok_or_else(|| ServiceError::NotFound(format!("school {school_id} does not exist")))?;
+            policy::may_manage_lifecycle(&caller, school_place(&school), "move participants into that school")?;
+            let to = Destination {
+                school_id: school.id,
+                delivery_partner_id: school.delivery_partner_id,
+                area_covered: school.area_covered,
+            };
+            let decision = lifecycle::move_school(&p, &to, moved_on.unwrap_or(today), today)?;
+            apply(conn, &caller, &[p], decision, now, today)?;
+            let (participant, _) = changed(conn, &id, vec![], today)?;
+            Ok(pb::MoveSchoolResponse { participant: Some(participant) })
+        })
+        .await
+    }
+
+    /// Creates a pending request for a DPL (W9, C2, W6).
+    #[allow(clippy::too_many_arguments)]
+    async fn request<Req: prost::Message>(
+        &self,
+        caller: Caller,
+        request_id: &str,
+        rpc: &'static str,
+        req: &Req,
+        participant_id: String,
+        kind: RequestKind,
+        release_start: Option<NaiveDate>,
+        note: String,
+    ) -> Result<pb::ApprovalRequest, ServiceError> {
+        let key = idempotency_key(&caller, request_id)?;
+        let (today, now) = (self.clock.today(), self.clock.now());
+        let wrapped = self
+            .mutate(key, rpc, req, move |conn| {
+                let p = load(conn, &participant_id)?;
+                let v = current(&p, today)?;
+                policy::may_manage_lifecycle(&caller, place(&v), "ask for this change")?;
+                match kind {
+                    RequestKind::Reinstatement if v.status != TrainingStatus::Withdrawn => {
+                        return Err(RuleViolation::new(
+                            "NOT_WITHDRAWN",
+                            "the participant is not withdrawn: nothing to reinstate",
+                        )
+                        .into());
+                    }
+                    RequestKind::ReleaseStartChange => {
+                        let start =
+                            release_start.ok_or_else(|| ServiceError::Internal("release start missing".into()))?;
+                        lifecycle::check_release_start_request(&p, start, today)?;
+                    }
+                    RequestKind::KeepMentor if p.kind != ParticipantKind::Mentor => {
+                        return Err(RuleViolation::new(
+                            "NOT_A_MENTOR",
+                            format!("participant {} is {}: only a mentor can be kept (W6)", p.id, p.kind.describe()),
+                        )
+                        .into());
+                    }
+                    _ => {}
+                }
+                if !store::requests_for(conn, &p.id, kind.as_str(), RequestStatus::Pending.as_str())?.is_empty() {
+                    return Err(RuleViolation::new(
+                        "REQUEST_ALREADY_PENDING",
+                        "the same request for this participant is already waiting for a DPL: see ListRequests",
+                    )
+                    .into());
+                }
+                let row = RequestRow {
+                    id: convert::new_id(),
+                    kind: kind.as_str().to_owned(),
+                    status: RequestStatus::Pending.as_str().to_owned(),
+                    participant_id: p.id.clone(),
+                    delivery_partner_id: v.delivery_partner_id,
+                    release_start,
+                    note,
+                    requested_by: caller.sub.clone(),
+                    created_at: now,
+                    decided_by: None,
+                    decision_note: None,
+                    decided_at: None,
+                };
+                store::insert_request(conn, &row)?;
+                Ok(pb::RequestReinstatementResponse { request: Some(convert::approval_request(row)) })
+            })
+            .await?;
+        wrapped.request.ok_or_else(|| ServiceError::Internal("request missing from its own answer".into()))
+    }
+
+    pub async fn request_reinstatement(
+        &self,
+        caller: Caller,
+        req: pb::RequestReinstatementRequest,
+    ) -> Result<pb::RequestReinstatementResponse, ServiceError> {
+        let (id, note) = convert::id_and_note("participant_id", &req.participant_id, &req.note)?;
+        let request = self
+            .request(caller, &req.request_id, "RequestReinstatement", &req, id, RequestKind::Reinstatement, None, note)
+            .await?;
+        Ok(pb::RequestReinstatementResponse { request: Some(request) })
+    }
+
+    pub async fn request_release_start_change(
+        &self,
+        caller: Caller,
+        req: pb::RequestReleaseStartChangeRequest,
+    ) -> Result<pb::RequestReleaseStartChangeResponse, ServiceError> {
+        let mut v = FieldViolations::default();
+        let id = v.check(convert::id("participant_id", &req.participant_id));
+        let start = v.check(date::required("release_start", req.release_start.as_ref()));
+        let note = v.check(convert::note("note", &req.note));
+        let (id, start, note) = v.finish(|| Some((id?, start?, note?)))?;
+        let request = self
+            .request(
+                caller,
+                &req.request_id,
+                "RequestReleaseStartChange",
+                &req,
+                id,
+                RequestKind::ReleaseStartChange,
+                Some(start),
+                note,
+            )
+            .await?;
+        Ok(pb::RequestReleaseStartChangeResponse { request: Some(request) })
+    }
+
+    pub async fn request_keep_mentor(
+        &self,
+        caller: Caller,
+        req: pb::RequestKeepMentorRequest,
+    ) -> Result<pb::RequestKeepMentorResponse, ServiceError> {
+        let (id, note) = convert::id_and_note("mentor_id", &req.mentor_id, &req.note)?;
+        let request = self
+            .request(caller, &req.request_id, "RequestKeepMentor", &req, id, RequestKind::KeepMentor, None, note)
+            .await?;
+        Ok(pb::RequestKeepMentorResponse { request: Some(request) })
+    }
+
+    pub async fn decide_request(
+        &self,
+        caller: Caller,
+        req: pb::DecideRequestRequest,
+    ) -> Result<pb::DecideRequestResponse, ServiceError> {
+        let mut v = FieldViolations::default();
+        let id = v.check(convert::id("request_id", &req.request_id));
+        let note = v.check(convert::note("note", &req.note));
+        let (id, note) = v.finish(|| Some((id?, note?)))?;
+        let (today, now) = (self.clock.today(), self.clock.now());
+        let approve = req.approve;
+        self.mutate(None, "DecideRequest", &req, move |conn| {
+            let request = store::find_request(conn, &id)?
+                .ok_or_else(|| ServiceError::NotFound(format!("request {id} does not exist")))?;
+            policy::may_decide(&caller, &request.delivery_partner_id)?;
+            if request.status != RequestStatus::Pending.as_str() {
+                return Err(RuleViolation::new(
+                    "REQUEST_ALREADY_DECIDED",
+                    format!("request {id} was already {}", request.status),
+                )
+                .into());
+            }
+            let p = load(conn, &request.participant_id)?;
+            let status = if approve { RequestStatus::Approved } else { RequestStatus::Refused };
+            store::decide_request(conn, &id, status.as_str(), &caller.sub, &note, now)?;
+            if approve {
+                let decision = match RequestKind::parse(&request.kind) {
+                    Some(RequestKind::Reinstatement) => lifecycle::reinstate(&p, &id, today, None)?,
+                    Some(RequestKind::ReleaseStartChange) => {
+                        let start = request
+                            .release_start
+                            .ok_or_else(|| ServiceError::Internal(format!("request {id} has no release start")))?;
+                        lifecycle::change_release_start(&p, &id, start, today)?
+                    }
+                    // W6: keeping a mentor the cascade already withdrew reinstates them;
+                    // otherwise the approval stops a later cascade.
+                    Some(RequestKind::KeepMentor) => {
+                        let cascaded = p.timeline().withdrawal_on(today).is_some_and(|w| w.cascaded_from.is_some());
+                        if cascaded { lifecycle::reinstate(&p, &id, today, None)? } else { Decision::default() }
+                    }
+                    None => {
+                        return Err(ServiceError::Internal(format!("request {id} has unknown kind {}", request.kind)));
+                    }
+                };
+                apply(conn, &caller, std::slice::from_ref(&p), decision, now, today)?;
+            }
+            let decided = store::find_request(conn, &id)?
+                .ok_or_else(|| ServiceError::Internal(format!("request {id} vanished")))?;
+            let (participant, _) = changed(conn, &p.id, vec![], today)?;
+            Ok(pb::DecideRequestResponse {
+                request: Some(convert::approval_request(decided)),
+                participant: Some(participant),
+            })
+        })
+        .await
+    }
+
+    pub async fn list_requests(
+        &self,
+        caller: Caller,
+        req: pb::ListRequestsRequest,
+    ) -> Result<pb::ListRequestsResponse, ServiceError> {
+        let mut v = FieldViolations::default();
+        let status = v.check(convert::request_status("status", req.status));
+        let size = v.check(steplab_platform::paging::page_size(req.page_size));
+        let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
+        let (status, size, after) = v.finish(|| Some((status?, size?, after?)))?;
+        let scope = policy::delivery_partner_scope(&caller, None)?;
+        self.db
+            .read(move |conn| {
+                let (rows, next) = store::list_requests(conn, &scope, status.map(RequestStatus::as_str), after, size)?;
+                Ok(pb::ListRequestsResponse {
+                    requests: rows.into_iter().map(convert::approval_request).collect(),
+                    next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
+                })
+            })
+            .await
+    }
+
+    pub async fn list_notifications(
+        &self,
+        caller: Caller,
+        req: pb::ListNotificationsRequest,
+    ) -> Result<pb::ListNotificationsResponse, ServiceError> {
+        let mut v = FieldViolations::default();
+        let dp = v.check(convert::optional_id("delivery_partner_id", &req.delivery_partner_id));
+        let size = v.check(steplab_platform::paging::page_size(req.page_size));
+        let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
+        let (dp, size, after) = v.finish(|| Some((dp?, size?, after?)))?;
+        let scope = policy::delivery_partner_scope(&caller, dp.as_deref())?;
+        self.db
+            .read(move |conn| {
+                let (rows, next) = store::list_notifications(conn, &scope, after, size)?;
+                Ok(pb::ListNotificationsResponse {
+                    notifications: rows.into_iter().map(convert::notification).collect(),
+                    next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
+                })
+            })
+            .await
+    }
+
+    /// D12, W10: reportable events after `cursor`, at most `limit`.
+    pub async fn reportable_events(
+        &self,
+        caller: &Caller,
+        cursor: i64,
+        limit: i64,
+    ) -> Result<Vec<pb::ParticipantEvent>, ServiceError> {
+        policy::may_watch_events(caller)?;
+        self.db
+            .read(move |conn| {
+                Ok(store::reportable_events_after(conn, cursor, limit)?.into_iter().map(convert::event).collect())
+            })
+            .await
+    }
+
+    pub async fn sync_status(
+        &self,
+        caller: Caller,
+        req: pb::GetSyncStatusRequest,
+    ) -> Result<pb::GetSyncStatusResponse, ServiceError> {
+        let id = convert::optional_id("participant_id", &req.participant_id).map_err(FieldViolations::from)?;
+        let today = self.clock.today();
+        self.db
+            .read(move |conn| match id {
+                None => {
+                    policy::may_read_all_sync_status(&caller)?;
+                    let (pending, parked) = outbox::undelivered_counts(conn)?;
+                    let commands = outbox::undelivered(conn, 100)?.into_iter().map(convert::outbox_command).collect();
+                    Ok(pb::GetSyncStatusResponse { pending, parked, commands })
+                }
+                Some(id) => {
+                    let record = load(conn, &id)?;
+                    policy::may_read(&caller, place(&current(&record, today)?))?;
+                    let rows = outbox::for_participant(conn, &id)?;
+                    let pending =
+                        rows.iter().filter(|r| r.delivered_at.is_none() && r.parked_at.is_none()).count() as i64;
+                    let parked =
+                        rows.iter().filter(|r| r.delivered_at.is_none() && r.parked_at.is_some()).count() as i64;
+                    Ok(pb::GetSyncStatusResponse {
+                        pending,
+                        parked,
+                        commands: rows.into_iter().map(convert::outbox_command).collect(),
+                    })
+                }
+            })
+            .await
+    }
+}
+
+/// Mentors whose deferral follows this ECT's open deferral (D9).
+fn deferral_mentors(
+    conn: &mut DbConn,
+    ect: &ParticipantRecord,
+    today: NaiveDate,
+) -> Result<Vec<ParticipantRecord>, ServiceError> {
+    let timeline = ect.timeline();
+    let Some(deferral) = timeline.open_deferral(today) else {
+        return Ok(Vec::new());
+    };
+    Ok(mentor_of(conn, ect, deferral.from)?.map(|c| vec![c.mentor]).unwrap_or_default())
 }

@@ -65,16 +65,46 @@ pub mod schema {
         }
     }
 
+    diesel::table! {
+        approval_requests (id) {
+            id -> Text,
+            kind -> Text,
+            status -> Text,
+            participant_id -> Text,
+            delivery_partner_id -> Text,
+            release_start -> Nullable<Date>,
+            note -> Text,
+            requested_by -> Text,
+            created_at -> Timestamp,
+            decided_by -> Nullable<Text>,
+            decision_note -> Nullable<Text>,
+            decided_at -> Nullable<Timestamp>,
+        }
+    }
+
+    diesel::table! {
+        notifications (id) {
+            id -> Text,
+            kind -> Text,
+            delivery_partner_id -> Text,
+            school_id -> Text,
+            message -> Text,
+            created_at -> Timestamp,
+        }
+    }
+
     diesel::joinable!(schools -> delivery_partners (delivery_partner_id));
     diesel::allow_tables_to_appear_in_same_query!(
         delivery_partners,
         schools,
         participants,
-        participant_events
+        participant_events,
+        approval_requests,
+        notifications
     );
 }
 
-use schema::{delivery_partners, participant_events, participants, schools};
+use schema::{approval_requests, delivery_partners, notifications, participant_events, participants, schools};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = delivery_partners)]
@@ -141,51 +171,27 @@ struct NewEventRow<'a> {
     caused_by_participant_id: Option<&'a str>,
 }
 
-pub fn insert_delivery_partner(
-    conn: &mut DbConn,
-    row: &DeliveryPartnerRow,
-) -> Result<(), ServiceError> {
-    diesel::insert_into(delivery_partners::table)
-        .values(row)
-        .execute(conn)?;
+pub fn insert_delivery_partner(conn: &mut DbConn, row: &DeliveryPartnerRow) -> Result<(), ServiceError> {
+    diesel::insert_into(delivery_partners::table).values(row).execute(conn)?;
     Ok(())
 }
 
-pub fn find_delivery_partner(
-    conn: &mut DbConn,
-    id: &str,
-) -> Result<Option<DeliveryPartnerRow>, ServiceError> {
-    Ok(delivery_partners::table
-        .find(id)
-        .select(DeliveryPartnerRow::as_select())
-        .first(conn)
-        .optional()?)
+pub fn find_delivery_partner(conn: &mut DbConn, id: &str) -> Result<Option<DeliveryPartnerRow>, ServiceError> {
+    Ok(delivery_partners::table.find(id).select(DeliveryPartnerRow::as_select()).first(conn).optional()?)
 }
 
 pub fn insert_school(conn: &mut DbConn, row: &SchoolRow) -> Result<(), ServiceError> {
-    let existing: Option<String> = schools::table
-        .filter(schools::urn.eq(&row.urn))
-        .select(schools::id)
-        .first(conn)
-        .optional()?;
+    let existing: Option<String> =
+        schools::table.filter(schools::urn.eq(&row.urn)).select(schools::id).first(conn).optional()?;
     if let Some(id) = existing {
-        return Err(ServiceError::AlreadyExists(format!(
-            "a school with URN {} already exists: {id}",
-            row.urn
-        )));
+        return Err(ServiceError::AlreadyExists(format!("a school with URN {} already exists: {id}", row.urn)));
     }
-    diesel::insert_into(schools::table)
-        .values(row)
-        .execute(conn)?;
+    diesel::insert_into(schools::table).values(row).execute(conn)?;
     Ok(())
 }
 
 pub fn find_school(conn: &mut DbConn, id: &str) -> Result<Option<SchoolRow>, ServiceError> {
-    Ok(schools::table
-        .find(id)
-        .select(SchoolRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(schools::table.find(id).select(SchoolRow::as_select()).first(conn).optional()?)
 }
 
 /// Stores a new participant with its registration event.
@@ -210,15 +216,8 @@ pub fn insert_participant(
             )));
         }
     }
-    let EventKind::Registered {
-        school_id,
-        delivery_partner_id,
-        ..
-    } = &new.registered.kind
-    else {
-        return Err(ServiceError::Internal(
-            "a new participant's first event must be its registration".into(),
-        ));
+    let EventKind::Registered { school_id, delivery_partner_id, .. } = &new.registered.kind else {
+        return Err(ServiceError::Internal("a new participant's first event must be its registration".into()));
     };
     diesel::insert_into(participants::table)
         .values(&ParticipantRow {
@@ -236,65 +235,38 @@ pub fn insert_participant(
             updated_at: now,
         })
         .execute(conn)?;
-    let record = load_participant(conn, &new.id)?.ok_or_else(|| {
-        ServiceError::Internal("participant vanished inside its own transaction".into())
-    })?;
-    append_events(
-        conn,
-        &[&record],
-        std::slice::from_ref(&new.registered),
-        actor,
-        now,
-        today,
-    )?;
-    load_participant(conn, &new.id)?.ok_or_else(|| {
-        ServiceError::Internal("participant vanished inside its own transaction".into())
-    })
+    let record = load_participant(conn, &new.id)?
+        .ok_or_else(|| ServiceError::Internal("participant vanished inside its own transaction".into()))?;
+    append_events(conn, &[&record], std::slice::from_ref(&new.registered), actor, now, today)?;
+    load_participant(conn, &new.id)?
+        .ok_or_else(|| ServiceError::Internal("participant vanished inside its own transaction".into()))
 }
 
-pub fn load_participant(
-    conn: &mut DbConn,
-    id: &str,
-) -> Result<Option<ParticipantRecord>, ServiceError> {
-    let row: Option<ParticipantRow> = participants::table
-        .find(id)
-        .select(ParticipantRow::as_select())
-        .first(conn)
-        .optional()?;
+pub fn load_participant(conn: &mut DbConn, id: &str) -> Result<Option<ParticipantRecord>, ServiceError> {
+    let row: Option<ParticipantRow> =
+        participants::table.find(id).select(ParticipantRow::as_select()).first(conn).optional()?;
     match row {
         None => Ok(None),
         Some(row) => Ok(records_from_rows(conn, vec![row])?.pop()),
     }
 }
 
-fn records_from_rows(
-    conn: &mut DbConn,
-    rows: Vec<ParticipantRow>,
-) -> Result<Vec<ParticipantRecord>, ServiceError> {
+fn records_from_rows(conn: &mut DbConn, rows: Vec<ParticipantRow>) -> Result<Vec<ParticipantRecord>, ServiceError> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let event_rows: Vec<EventRow> = participant_events::table
         .filter(participant_events::participant_id.eq_any(&ids))
-        .order((
-            participant_events::participant_id,
-            participant_events::sequence,
-        ))
+        .order((participant_events::participant_id, participant_events::sequence))
         .select(EventRow::as_select())
         .load(conn)?;
     let mut by_participant: HashMap<String, Vec<Event>> = HashMap::new();
     for row in event_rows {
         let event = event_from_row(row)?;
-        by_participant
-            .entry(event.participant_id.clone())
-            .or_default()
-            .push(event);
+        by_participant.entry(event.participant_id.clone()).or_default().push(event);
     }
     rows.into_iter()
         .map(|row| {
             let kind = ParticipantKind::parse(&row.kind).ok_or_else(|| {
-                ServiceError::Internal(format!(
-                    "participant {} has unknown kind {}",
-                    row.id, row.kind
-                ))
+                ServiceError::Internal(format!("participant {} has unknown kind {}", row.id, row.kind))
             })?;
             Ok(ParticipantRecord {
                 events: by_participant.remove(&row.id).unwrap_or_default(),
@@ -313,10 +285,7 @@ fn records_from_rows(
 
 fn event_from_row(row: EventRow) -> Result<Event, ServiceError> {
     let kind: EventKind = serde_json::from_str(&row.payload).map_err(|e| {
-        ServiceError::Internal(format!(
-            "event {} ({}) has an unreadable payload: {e}",
-            row.id, row.event_type
-        ))
+        ServiceError::Internal(format!("event {} ({}) has an unreadable payload: {e}", row.id, row.event_type))
     })?;
     Ok(Event {
         cursor: row.id,
@@ -324,10 +293,7 @@ fn event_from_row(row: EventRow) -> Result<Event, ServiceError> {
         sequence: row.sequence,
         effective_date: row.effective_date,
         recorded_at: row.recorded_at,
-        actor: Actor {
-            sub: row.actor,
-            role: row.actor_role,
-        },
+        actor: Actor { sub: row.actor, role: row.actor_role },
         caused_by: row.caused_by_participant_id,
         kind,
     })
@@ -345,11 +311,14 @@ pub fn append_events(
     now: NaiveDateTime,
     today: NaiveDate,
 ) -> Result<(), ServiceError> {
+    if matches!(conn, DbConn::Pg(_)) && !events.is_empty() {
+        // Event ids are the WatchEvents cursor: taking this lock before
+        // inserting (held to commit) makes ids visible in increasing order,
+        // so a reader resuming after a cursor never skips a late commit.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)").execute(conn)?;
+    }
     for record in records {
-        let mine: Vec<&NewEvent> = events
-            .iter()
-            .filter(|e| e.participant_id == record.id)
-            .collect();
+        let mine: Vec<&NewEvent> = events.iter().filter(|e| e.participant_id == record.id).collect();
         if mine.is_empty() {
             continue;
         }
@@ -359,10 +328,7 @@ pub fn append_events(
                 .filter(participants::id.eq(&record.id))
                 .filter(participants::version.eq(record.version)),
         )
-        .set((
-            participants::version.eq(new_version),
-            participants::updated_at.eq(now),
-        ))
+        .set((participants::version.eq(new_version), participants::updated_at.eq(now)))
         .execute(conn)?;
         if updated == 0 {
             return Err(ServiceError::Aborted(format!(
@@ -389,10 +355,7 @@ pub fn append_events(
         }
         refresh_current_values(conn, &record.id, today)?;
     }
-    if let Some(stray) = events
-        .iter()
-        .find(|e| !records.iter().any(|r| r.id == e.participant_id))
-    {
+    if let Some(stray) = events.iter().find(|e| !records.iter().any(|r| r.id == e.participant_id)) {
         return Err(ServiceError::Internal(format!(
             "event for participant {} that was not read first",
             stray.participant_id
@@ -401,16 +364,9 @@ pub fn append_events(
     Ok(())
 }
 
-fn refresh_current_values(
-    conn: &mut DbConn,
-    id: &str,
-    today: NaiveDate,
-) -> Result<(), ServiceError> {
-    let record = load_participant(conn, id)?.ok_or_else(|| {
-        ServiceError::Internal(format!(
-            "participant {id} vanished inside its own transaction"
-        ))
-    })?;
+fn refresh_current_values(conn: &mut DbConn, id: &str, today: NaiveDate) -> Result<(), ServiceError> {
+    let record = load_participant(conn, id)?
+        .ok_or_else(|| ServiceError::Internal(format!("participant {id} vanished inside its own transaction")))?;
     // "Current" is today, or the registration date for a participant
     // registered today with a future-dated nothing: as_of never precedes it.
     let view = record
@@ -450,15 +406,10 @@ pub fn list_participants(
     let mut cursor = after;
     let mut page = Vec::new();
     loop {
-        let mut query = participants::table
-            .select(ParticipantRow::as_select())
-            .order(participants::id)
-            .into_boxed();
+        let mut query = participants::table.select(ParticipantRow::as_select()).order(participants::id).into_boxed();
         match &filter.scope {
             ListScope::Everything => {}
-            ListScope::School(school) => {
-                query = query.filter(participants::school_id.eq(school.clone()))
-            }
+            ListScope::School(school) => query = query.filter(participants::school_id.eq(school.clone())),
             ListScope::DeliveryPartners(dps) => {
                 query = query.filter(participants::delivery_partner_id.eq_any(dps.clone()))
             }
@@ -475,11 +426,7 @@ pub fn list_participants(
         if let Some(after) = &cursor {
             query = query.filter(participants::id.gt(after.clone()));
         }
-        let batch_size = if filter.status.is_some() {
-            BATCH
-        } else {
-            limit - page.len() as i64 + 1
-        };
+        let batch_size = if filter.status.is_some() { BATCH } else { limit - page.len() as i64 + 1 };
         let rows = query.limit(batch_size).load(conn)?;
         let exhausted = (rows.len() as i64) < batch_size;
         for record in records_from_rows(conn, rows)? {
@@ -491,9 +438,7 @@ pub fn list_participants(
             cursor = Some(record.id.clone());
             let status_matches = match filter.status {
                 None => true,
-                Some(status) => record
-                    .as_of(filter.as_of)
-                    .is_some_and(|v| v.status == status),
+                Some(status) => record.as_of(filter.as_of).is_some_and(|v| v.status == status),
             };
             if status_matches {
                 page.push(record);
@@ -515,4 +460,183 @@ pub fn history(conn: &mut DbConn, id: &str) -> Result<Vec<Event>, ServiceError> 
         .into_iter()
         .map(event_from_row)
         .collect()
+}
+
+/// Participants whose current mentor is `mentor_id` (D9, W6).
+pub fn ects_mentored_by(conn: &mut DbConn, mentor_id: &str) -> Result<Vec<ParticipantRecord>, ServiceError> {
+    let rows = participants::table
+        .filter(participants::mentor_id.eq(mentor_id))
+        .order(participants::id)
+        .select(ParticipantRow::as_select())
+        .load(conn)?;
+    records_from_rows(conn, rows)
+}
+
+/// Everyone currently registered at a school (W7, W8).
+pub fn school_members(conn: &mut DbConn, school_id: &str) -> Result<Vec<ParticipantRecord>, ServiceError> {
+    let rows = participants::table
+        .filter(participants::school_id.eq(school_id))
+        .order(participants::id)
+        .select(ParticipantRow::as_select())
+        .load(conn)?;
+    records_from_rows(conn, rows)
+}
+
+/// Reportable events (D12, W10) after `cursor`, in cursor order.
+pub fn reportable_events_after(conn: &mut DbConn, cursor: i64, limit: i64) -> Result<Vec<Event>, ServiceError> {
+    participant_events::table
+        .filter(participant_events::id.gt(cursor))
+        .filter(participant_events::event_type.eq_any([
+            "deferred",
+            "return_date_changed",
+            "returned",
+            "withdrawn",
+            "reinstated",
+        ]))
+        .order(participant_events::id)
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(event_from_row)
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = approval_requests)]
+pub struct RequestRow {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub participant_id: String,
+    pub delivery_partner_id: String,
+    pub release_start: Option<NaiveDate>,
+    pub note: String,
+    pub requested_by: String,
+    pub created_at: NaiveDateTime,
+    pub decided_by: Option<String>,
+    pub decision_note: Option<String>,
+    pub decided_at: Option<NaiveDateTime>,
+}
+
+pub fn insert_request(conn: &mut DbConn, row: &RequestRow) -> Result<(), ServiceError> {
+    diesel::insert_into(approval_requests::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_request(conn: &mut DbConn, id: &str) -> Result<Option<RequestRow>, ServiceError> {
+    Ok(approval_requests::table.find(id).select(RequestRow::as_select()).first(conn).optional()?)
+}
+
+/// The requests of one participant and kind with a status.
+pub fn requests_for(
+    conn: &mut DbConn,
+    participant_id: &str,
+    kind: &str,
+    status: &str,
+) -> Result<Vec<RequestRow>, ServiceError> {
+    Ok(approval_requests::table
+        .filter(approval_requests::participant_id.eq(participant_id))
+        .filter(approval_requests::kind.eq(kind))
+        .filter(approval_requests::status.eq(status))
+        .select(RequestRow::as_select())
+        .load(conn)?)
+}
+
+pub fn decide_request(
+    conn: &mut DbConn,
+    id: &str,
+    status: &str,
+    decided_by: &str,
+    note: &str,
+    now: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let updated = diesel::update(approval_requests::table.find(id).filter(approval_requests::status.eq("pending")))
+        .set((
+            approval_requests::status.eq(status),
+            approval_requests::decided_by.eq(decided_by),
+            approval_requests::decision_note.eq(note),
+            approval_requests::decided_at.eq(now),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(ServiceError::Aborted(format!(
+            "request {id} was decided by someone else at the same time: read it again"
+        )));
+    }
+    Ok(())
+}
+
+pub fn list_requests(
+    conn: &mut DbConn,
+    scope: &ListScope,
+    status: Option<&str>,
+    after: Option<String>,
+    limit: i64,
+) -> Result<(Vec<RequestRow>, Option<String>), ServiceError> {
+    let mut query = approval_requests::table.select(RequestRow::as_select()).order(approval_requests::id).into_boxed();
+    match scope {
+        ListScope::Everything => {}
+        ListScope::School(_) => return Ok((Vec::new(), None)),
+        ListScope::DeliveryPartners(dps) => {
+            query = query.filter(approval_requests::delivery_partner_id.eq_any(dps.clone()))
+        }
+    }
+    if let Some(status) = status {
+        query = query.filter(approval_requests::status.eq(status.to_owned()));
+    }
+    if let Some(after) = after {
+        query = query.filter(approval_requests::id.gt(after));
+    }
+    let mut rows = query.limit(limit + 1).load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NotificationRow {
+    pub id: String,
+    pub kind: String,
+    pub delivery_partner_id: String,
+    pub school_id: String,
+    pub message: String,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert_notification(conn: &mut DbConn, row: &NotificationRow) -> Result<(), ServiceError> {
+    diesel::insert_into(notifications::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn list_notifications(
+    conn: &mut DbConn,
+    scope: &ListScope,
+    after: Option<String>,
+    limit: i64,
+) -> Result<(Vec<NotificationRow>, Option<String>), ServiceError> {
+    let mut query = notifications::table.select(NotificationRow::as_select()).order(notifications::id).into_boxed();
+    match scope {
+        ListScope::Everything => {}
+        ListScope::School(_) => return Ok((Vec::new(), None)),
+        ListScope::DeliveryPartners(dps) => {
+            query = query.filter(notifications::delivery_partner_id.eq_any(dps.clone()))
+        }
+    }
+    if let Some(after) = after {
+        query = query.filter(notifications::id.gt(after));
+    }
+    let mut rows = query.limit(limit + 1).load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok((rows, next))
 }

@@ -13,11 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(
-    name = "steplab",
-    version,
-    about = "Steplab programme services: participant, content-release and payments"
-)]
+#[command(name = "steplab", version, about = "Steplab programme services: participant, content-release and payments")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,13 +58,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Token {
-            role,
-            school,
-            delivery_partners,
-            sub,
-            ttl_hours,
-        } => token(&config, role, school, delivery_partners, sub, ttl_hours),
+        Command::Token { role, school, delivery_partners, sub, ttl_hours } => {
+            token(&config, role, school, delivery_partners, sub, ttl_hours)
+        }
         Command::Up => runtime().and_then(|rt| rt.block_on(up(config))),
         Command::Serve { service } => runtime().and_then(|rt| rt.block_on(serve(config, service))),
     };
@@ -82,17 +74,16 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// The HS256 secret; the dev secret in the data dir is created on first use.
 fn secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     match &config.jwt_secret {
         JwtSecretSource::Value(v) => Ok(v.as_bytes().to_vec()),
-        JwtSecretSource::File(path) => auth::ensure_dev_secret(path)
-            .with_context(|| format!("cannot create the dev secret {}", path.display())),
+        JwtSecretSource::File(path) => {
+            auth::ensure_dev_secret(path).with_context(|| format!("cannot create the dev secret {}", path.display()))
+        }
     }
 }
 
@@ -132,9 +123,7 @@ fn token(
 
 async fn bind(config: &Config, name: ServiceName) -> anyhow::Result<TcpListener> {
     let addr = config.service(name).listen;
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({})", name.listen_variable()))
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({})", name.listen_variable()))
 }
 
 fn run_service(
@@ -146,9 +135,7 @@ fn run_service(
     tokio::spawn(async move {
         let result = match name {
             ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
-            ServiceName::ContentRelease => {
-                steplab_content_release::run(config, listener, shutdown).await
-            }
+            ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
             ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
         };
         result.with_context(|| format!("{} service", name.as_str()))
@@ -158,13 +145,7 @@ fn run_service(
 async fn serve(config: Config, name: ServiceName) -> anyhow::Result<()> {
     steplab_platform::telemetry::init(config.log_format);
     let listener = bind(&config, name).await?;
-    run_service(
-        config,
-        name,
-        listener,
-        steplab_platform::server::shutdown_signal(),
-    )
-    .await?
+    run_service(config, name, listener, steplab_platform::server::shutdown_signal()).await?
 }
 
 async fn up(config: Config) -> anyhow::Result<()> {
@@ -228,21 +209,14 @@ fn print_welcome(config: &Config, secret: &[u8]) -> anyhow::Result<()> {
         },
     )?;
     let participant = config.participant.listen;
-    println!(
-        "Steplab is running. Data directory: {}",
-        config.data_dir.display()
-    );
+    println!("Steplab is running. Data directory: {}", config.data_dir.display());
     for name in ServiceName::ALL {
         let service = config.service(name);
         let db = match &service.database {
             DatabaseUrl::Sqlite(path) => format!("SQLite {}", path.display()),
             postgres @ DatabaseUrl::Postgres(_) => format!("PostgreSQL {postgres:?}"),
         };
-        println!(
-            "  {:<16} {:<22} {db}",
-            name.as_str(),
-            service.listen.to_string()
-        );
+        println!("  {:<16} {:<22} {db}", name.as_str(), service.listen.to_string());
     }
     println!();
     println!("An admin token, valid for 12 hours (make others with `steplab token --role ...`):");

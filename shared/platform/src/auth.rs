@@ -41,20 +41,10 @@ impl Role {
 impl std::str::FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Role::InductionCoordinator,
-            Role::EcfLead,
-            Role::Dpl,
-            Role::Admin,
-            Role::Service,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-        .ok_or_else(|| {
-            format!(
-                "unknown role `{s}`: use induction_coordinator, ecf_lead, dpl, admin or service"
-            )
-        })
+        [Role::InductionCoordinator, Role::EcfLead, Role::Dpl, Role::Admin, Role::Service]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role `{s}`: use induction_coordinator, ecf_lead, dpl, admin or service"))
     }
 }
 
@@ -134,17 +124,12 @@ impl Caller {
                 if ids.is_empty() {
                     return Err("a dpl token needs a `delivery_partner_ids` claim".into());
                 }
-                Scope::Dpl {
-                    delivery_partner_ids: ids,
-                }
+                Scope::Dpl { delivery_partner_ids: ids }
             }
             Role::Admin => Scope::Admin,
             Role::Service => Scope::Service,
         };
-        Ok(Caller {
-            sub: claims.sub,
-            scope,
-        })
+        Ok(Caller { sub: claims.sub, scope })
     }
 }
 
@@ -167,9 +152,7 @@ impl JwtVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
         let key = DecodingKey::from_secret(secret)?;
-        Ok(Self {
-            inner: Arc::new(VerifierInner { key, validation }),
-        })
+        Ok(Self { inner: Arc::new(VerifierInner { key, validation }) })
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
@@ -179,26 +162,19 @@ impl JwtVerifier {
     }
 
     /// The tonic interceptor: UNAUTHENTICATED without a valid bearer token.
-    pub fn interceptor(
-        &self,
-    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
+    pub fn interceptor(&self) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
         let verifier = self.clone();
         move |mut request: Request<()>| {
-            let header = request.metadata().get("authorization").ok_or_else(|| {
-                Status::unauthenticated("missing `authorization: Bearer <token>` metadata")
-            })?;
-            let value = header
-                .to_str()
-                .map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
+            let header = request
+                .metadata()
+                .get("authorization")
+                .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>` metadata"))?;
+            let value = header.to_str().map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
             let token = value
                 .strip_prefix("Bearer ")
                 .or_else(|| value.strip_prefix("bearer "))
-                .ok_or_else(|| {
-                    Status::unauthenticated("the authorization header must be `Bearer <token>`")
-                })?;
-            let caller = verifier
-                .verify(token.trim())
-                .map_err(Status::unauthenticated)?;
+                .ok_or_else(|| Status::unauthenticated("the authorization header must be `Bearer <token>`"))?;
+            let caller = verifier.verify(token.trim()).map_err(Status::unauthenticated)?;
             request.extensions_mut().insert(caller);
             Ok(request)
         }
@@ -216,10 +192,7 @@ pub struct TokenRequest {
 }
 
 /// Mints an HS256 token the services accept.
-pub fn mint_hs256(
-    secret: &[u8],
-    request: &TokenRequest,
-) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn mint_hs256(secret: &[u8], request: &TokenRequest) -> Result<String, jsonwebtoken::errors::Error> {
     let now = chrono::Utc::now().timestamp();
     let (delivery_partner_id, delivery_partner_ids) = match request.role {
         Role::Dpl => (None, request.delivery_partner_ids.clone()),
@@ -236,11 +209,7 @@ pub fn mint_hs256(
         iat: now,
         exp: now + request.ttl.num_seconds(),
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret)?,
-    )
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)?)
 }
 
 /// The verifier a service uses, from its configuration.
@@ -262,10 +231,7 @@ pub fn load_secret(source: &crate::config::JwtSecretSource) -> Result<Vec<u8>, S
             })?;
             let secret = text.trim();
             if secret.len() < 32 {
-                return Err(format!(
-                    "the dev secret in {} is shorter than 32 characters",
-                    path.display()
-                ));
+                return Err(format!("the dev secret in {} is shorter than 32 characters", path.display()));
             }
             Ok(secret.as_bytes().to_vec())
         }
@@ -283,11 +249,7 @@ pub fn ensure_dev_secret(path: &Path) -> std::io::Result<Vec<u8>> {
         std::fs::create_dir_all(dir)?;
     }
     use rand::Rng;
-    let secret: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(48)
-        .map(char::from)
-        .collect();
+    let secret: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(48).map(char::from).collect();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -319,33 +281,16 @@ mod tests {
     #[test]
     fn a_minted_token_verifies_with_its_scope() {
         let v = JwtVerifier::hs256(SECRET).expect("key");
-        let caller = v
-            .verify(&token(Role::Dpl, None, &["dp1", "dp2"]))
-            .expect("valid");
-        assert_eq!(
-            caller.scope,
-            Scope::Dpl {
-                delivery_partner_ids: vec!["dp1".into(), "dp2".into()]
-            }
-        );
-        let lead = v
-            .verify(&token(Role::EcfLead, None, &["dp1"]))
-            .expect("valid");
-        assert_eq!(
-            lead.scope,
-            Scope::EcfLead {
-                delivery_partner_id: "dp1".into()
-            }
-        );
+        let caller = v.verify(&token(Role::Dpl, None, &["dp1", "dp2"])).expect("valid");
+        assert_eq!(caller.scope, Scope::Dpl { delivery_partner_ids: vec!["dp1".into(), "dp2".into()] });
+        let lead = v.verify(&token(Role::EcfLead, None, &["dp1"])).expect("valid");
+        assert_eq!(lead.scope, Scope::EcfLead { delivery_partner_id: "dp1".into() });
     }
 
     #[test]
     fn a_role_without_its_scope_claim_is_refused() {
         let v = JwtVerifier::hs256(SECRET).expect("key");
-        assert!(
-            v.verify(&token(Role::InductionCoordinator, None, &[]))
-                .is_err()
-        );
+        assert!(v.verify(&token(Role::InductionCoordinator, None, &[])).is_err());
         assert!(v.verify(&token(Role::EcfLead, None, &[])).is_err());
         assert!(v.verify(&token(Role::Dpl, None, &[])).is_err());
     }
@@ -369,11 +314,41 @@ mod tests {
             },
         )
         .expect("mint");
-        assert!(
-            JwtVerifier::hs256(SECRET)
-                .expect("key")
-                .verify(&expired)
-                .is_err()
-        );
+        assert!(JwtVerifier::hs256(SECRET).expect("key").verify(&expired).is_err());
+    }
+}
+
+/// Mints the participant service's own `service` token for the relay,
+/// renewing it well before it expires.
+pub struct ServiceTokens {
+    secret: Vec<u8>,
+    cached: std::sync::Mutex<Option<(String, i64)>>,
+}
+
+impl ServiceTokens {
+    pub fn new(secret: Vec<u8>) -> Self {
+        Self { secret, cached: std::sync::Mutex::new(None) }
+    }
+}
+
+impl crate::outbox::TokenSource for ServiceTokens {
+    fn bearer(&self) -> Result<String, String> {
+        let now = chrono::Utc::now().timestamp();
+        let mut cached = self.cached.lock().map_err(|_| "token cache poisoned".to_string())?;
+        if let Some((token, renew_at)) = cached.as_ref()
+            && now < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        let request = TokenRequest {
+            sub: "steplab-participant-relay".into(),
+            role: Role::Service,
+            school_id: None,
+            delivery_partner_ids: Vec::new(),
+            ttl: chrono::Duration::hours(1),
+        };
+        let token = mint_hs256(&self.secret, &request).map_err(|e| format!("cannot mint the service token: {e}"))?;
+        *cached = Some((token.clone(), now + 30 * 60));
+        Ok(token)
     }
 }

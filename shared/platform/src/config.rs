@@ -16,10 +16,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(variable: &str, problem: impl Into<String>) -> Self {
-        Self {
-            variable: variable.to_owned(),
-            problem: problem.into(),
-        }
+        Self { variable: variable.to_owned(), problem: problem.into() }
     }
 }
 
@@ -32,11 +29,7 @@ pub enum ServiceName {
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 3] = [
-        ServiceName::Participant,
-        ServiceName::ContentRelease,
-        ServiceName::Payments,
-    ];
+    pub const ALL: [ServiceName; 3] = [ServiceName::Participant, ServiceName::ContentRelease, ServiceName::Payments];
 
     /// The name used on the command line and in logs.
     pub fn as_str(self) -> &'static str {
@@ -86,9 +79,7 @@ impl std::str::FromStr for ServiceName {
         ServiceName::ALL
             .into_iter()
             .find(|n| n.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown service `{s}`: use participant, content-release or payments")
-            })
+            .ok_or_else(|| format!("unknown service `{s}`: use participant, content-release or payments"))
     }
 }
 
@@ -132,13 +123,9 @@ impl DatabaseUrl {
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             return Ok(DatabaseUrl::Postgres(raw.to_owned()));
         }
-        let path = raw
-            .strip_prefix("sqlite://")
-            .or_else(|| raw.strip_prefix("file:"));
+        let path = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("file:"));
         match path {
-            Some(p) if !p.is_empty() && p != ":memory:" => {
-                Ok(DatabaseUrl::Sqlite(PathBuf::from(p)))
-            }
+            Some(p) if !p.is_empty() && p != ":memory:" => Ok(DatabaseUrl::Sqlite(PathBuf::from(p))),
             Some(_) => Err(ConfigError::new(
                 variable,
                 "a SQLite URL needs a file path (an in-memory database would lose everything at exit), e.g. sqlite:///var/lib/steplab/participant.sqlite3",
@@ -203,6 +190,10 @@ pub struct Config {
     /// `STEPLAB_SCHEDULES_FILE`: a deployment's own payment schedules (F1)
     /// for payments, instead of the generated default.
     pub schedules_file: Option<PathBuf>,
+    /// `STEPLAB_RELAY_MAX_ATTEMPTS`: deliveries tried before a command is parked.
+    pub relay_max_attempts: i32,
+    /// `STEPLAB_RELAY_MAX_BACKOFF_MS`: the longest wait between two deliveries.
+    pub relay_max_backoff: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -218,8 +209,7 @@ impl Config {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
-        let data_dir =
-            PathBuf::from(get("STEPLAB_DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
+        let data_dir = PathBuf::from(get("STEPLAB_DATA_DIR").unwrap_or_else(|| "./data".to_owned()));
         let service = |name: ServiceName| -> Result<ServiceConfig, ConfigError> {
             let listen_var = name.listen_variable();
             let listen = match get(&listen_var) {
@@ -246,47 +236,45 @@ impl Config {
         };
         let jwt_secret = match lookup("STEPLAB_JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
-                return Err(ConfigError::new(
-                    "STEPLAB_JWT_SECRET",
-                    "must be at least 32 characters",
-                ));
+                return Err(ConfigError::new("STEPLAB_JWT_SECRET", "must be at least 32 characters"));
             }
             Some(secret) => JwtSecretSource::Value(secret),
             None => JwtSecretSource::File(dev_secret_path(&data_dir)),
         };
         let today = match get("STEPLAB_TODAY") {
-            Some(raw) => Some(
-                NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
-                    ConfigError::new(
-                        "STEPLAB_TODAY",
-                        format!("`{raw}` is not a date: use YYYY-MM-DD, e.g. 2026-09-01"),
-                    )
-                })?,
-            ),
+            Some(raw) => Some(NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
+                ConfigError::new("STEPLAB_TODAY", format!("`{raw}` is not a date: use YYYY-MM-DD, e.g. 2026-09-01"))
+            })?),
             None => None,
         };
         let log_format = match get("STEPLAB_LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(ConfigError::new(
-                    "STEPLAB_LOG_FORMAT",
-                    format!("`{other}` is not text or json"),
-                ));
+                return Err(ConfigError::new("STEPLAB_LOG_FORMAT", format!("`{other}` is not text or json")));
             }
         };
         let drain_timeout = match get("STEPLAB_DRAIN_SECONDS") {
             Some(raw) => Duration::from_secs(raw.trim().parse::<u64>().map_err(|_| {
-                ConfigError::new(
-                    "STEPLAB_DRAIN_SECONDS",
-                    format!("`{raw}` is not a whole number of seconds"),
-                )
+                ConfigError::new("STEPLAB_DRAIN_SECONDS", format!("`{raw}` is not a whole number of seconds"))
             })?),
             None => Duration::from_secs(20),
         };
+        let number = |variable: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(variable) {
+                None => Ok(default),
+                Some(raw) => raw.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                    ConfigError::new(variable, format!("`{raw}` is not a whole number from 1 to {max}"))
+                }),
+            }
+        };
+        let relay_max_attempts = number("STEPLAB_RELAY_MAX_ATTEMPTS", 50, 10_000)? as i32;
+        let relay_max_backoff = Duration::from_millis(number("STEPLAB_RELAY_MAX_BACKOFF_MS", 30_000, 3_600_000)?);
         let curriculum_file = get("STEPLAB_CURRICULUM_FILE").map(PathBuf::from);
         let schedules_file = get("STEPLAB_SCHEDULES_FILE").map(PathBuf::from);
         Ok(Config {
+            relay_max_attempts,
+            relay_max_backoff,
             curriculum_file,
             schedules_file,
             data_dir,
@@ -311,8 +299,7 @@ impl Config {
     }
 
     pub fn clock(&self) -> crate::Clock {
-        self.today
-            .map_or(crate::Clock::System, crate::Clock::Pinned)
+        self.today.map_or(crate::Clock::System, crate::Clock::Pinned)
     }
 }
 
@@ -323,10 +310,7 @@ pub fn dev_secret_path(data_dir: &Path) -> PathBuf {
 
 fn parse_listen(variable: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
     raw.trim().parse().map_err(|_| {
-        ConfigError::new(
-            variable,
-            format!("`{raw}` is not a listen address: use HOST:PORT, e.g. 0.0.0.0:50051"),
-        )
+        ConfigError::new(variable, format!("`{raw}` is not a listen address: use HOST:PORT, e.g. 0.0.0.0:50051"))
     })
 }
 
@@ -335,20 +319,13 @@ fn parse_url(variable: &str, raw: &str) -> Result<String, ConfigError> {
     if (raw.starts_with("http://") || raw.starts_with("https://")) && raw.len() > "https://".len() {
         Ok(raw.trim_end_matches('/').to_owned())
     } else {
-        Err(ConfigError::new(
-            variable,
-            format!("`{raw}` is not a URL: use http://HOST:PORT"),
-        ))
+        Err(ConfigError::new(variable, format!("`{raw}` is not a URL: use http://HOST:PORT")))
     }
 }
 
 /// A wildcard listen address is reachable on loopback from the same host.
 fn connectable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    }
+    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
 }
 
 #[cfg(test)]
@@ -357,26 +334,17 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
     #[test]
     fn defaults_are_sqlite_files_in_the_data_dir_on_the_standard_ports() {
         let c = config(&[("STEPLAB_DATA_DIR", "/tmp/x")]).expect("defaults");
-        assert_eq!(
-            c.participant.database,
-            DatabaseUrl::Sqlite("/tmp/x/participant.sqlite3".into())
-        );
+        assert_eq!(c.participant.database, DatabaseUrl::Sqlite("/tmp/x/participant.sqlite3".into()));
         assert_eq!(c.payments.listen.port(), 50053);
         assert_eq!(c.content_url, "http://127.0.0.1:50052");
-        assert_eq!(
-            c.jwt_secret,
-            JwtSecretSource::File("/tmp/x/jwt-secret".into())
-        );
+        assert_eq!(c.jwt_secret, JwtSecretSource::File("/tmp/x/jwt-secret".into()));
         assert_eq!(c.log_format, LogFormat::Text);
     }
 
@@ -390,29 +358,19 @@ mod tests {
     #[test]
     fn postgres_and_sqlite_urls_are_recognised() {
         let c = config(&[
-            (
-                "STEPLAB_PARTICIPANT_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/p",
-            ),
-            (
-                "STEPLAB_CONTENT_DATABASE_URL",
-                "sqlite:///var/lib/c.sqlite3",
-            ),
+            ("STEPLAB_PARTICIPANT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/p"),
+            ("STEPLAB_CONTENT_DATABASE_URL", "sqlite:///var/lib/c.sqlite3"),
             ("STEPLAB_PAYMENTS_DATABASE_URL", "file:pay.db"),
         ])
         .expect("valid");
         assert!(c.participant.database.is_postgres());
-        assert_eq!(
-            c.content.database,
-            DatabaseUrl::Sqlite("/var/lib/c.sqlite3".into())
-        );
+        assert_eq!(c.content.database, DatabaseUrl::Sqlite("/var/lib/c.sqlite3".into()));
         assert_eq!(c.payments.database, DatabaseUrl::Sqlite("pay.db".into()));
     }
 
     #[test]
     fn an_in_memory_sqlite_url_is_refused() {
-        let err =
-            config(&[("STEPLAB_CONTENT_DATABASE_URL", "sqlite://:memory:")]).expect_err("memory");
+        let err = config(&[("STEPLAB_CONTENT_DATABASE_URL", "sqlite://:memory:")]).expect_err("memory");
         assert_eq!(err.variable, "STEPLAB_CONTENT_DATABASE_URL");
     }
 
@@ -425,6 +383,8 @@ mod tests {
             ("STEPLAB_CONTENT_URL", "content:50052"),
             ("STEPLAB_JWT_SECRET", "short"),
             ("STEPLAB_DRAIN_SECONDS", "soon"),
+            ("STEPLAB_RELAY_MAX_ATTEMPTS", "0"),
+            ("STEPLAB_RELAY_MAX_BACKOFF_MS", "fast"),
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);
@@ -439,11 +399,7 @@ mod tests {
 
     #[test]
     fn a_pinned_today_and_json_logs_are_read() {
-        let c = config(&[
-            ("STEPLAB_TODAY", "2026-09-01"),
-            ("STEPLAB_LOG_FORMAT", "json"),
-        ])
-        .expect("valid");
+        let c = config(&[("STEPLAB_TODAY", "2026-09-01"), ("STEPLAB_LOG_FORMAT", "json")]).expect("valid");
         assert_eq!(c.today, NaiveDate::from_ymd_opt(2026, 9, 1));
         assert_eq!(c.log_format, LogFormat::Json);
     }

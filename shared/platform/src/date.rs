@@ -8,10 +8,7 @@ use steplab_proto::google::r#type::Date;
 /// month 13, year 0) is a field violation naming `field`.
 pub fn required(field: &str, date: Option<&Date>) -> Result<NaiveDate, FieldViolation> {
     match date {
-        None => Err(FieldViolation::new(
-            field,
-            "is required (a google.type.Date with year, month and day)",
-        )),
+        None => Err(FieldViolation::new(field, "is required (a google.type.Date with year, month and day)")),
         Some(d) => to_naive(field, d),
     }
 }
@@ -27,34 +24,18 @@ pub fn optional(field: &str, date: Option<&Date>) -> Result<Option<NaiveDate>, F
 
 fn to_naive(field: &str, d: &Date) -> Result<NaiveDate, FieldViolation> {
     if !(1..=9999).contains(&d.year) {
-        return Err(FieldViolation::new(
-            field,
-            format!("year {} is outside 1..9999", d.year),
-        ));
+        return Err(FieldViolation::new(field, format!("year {} is outside 1..9999", d.year)));
     }
     let (Ok(month), Ok(day)) = (u32::try_from(d.month), u32::try_from(d.day)) else {
-        return Err(FieldViolation::new(
-            field,
-            format!("{}-{}-{} is not a calendar date", d.year, d.month, d.day),
-        ));
+        return Err(FieldViolation::new(field, format!("{}-{}-{} is not a calendar date", d.year, d.month, d.day)));
     };
     NaiveDate::from_ymd_opt(d.year, month, day).ok_or_else(|| {
-        FieldViolation::new(
-            field,
-            format!(
-                "{:04}-{:02}-{:02} is not a calendar date",
-                d.year, d.month, d.day
-            ),
-        )
+        FieldViolation::new(field, format!("{:04}-{:02}-{:02} is not a calendar date", d.year, d.month, d.day))
     })
 }
 
 pub fn to_proto(date: NaiveDate) -> Date {
-    Date {
-        year: date.year(),
-        month: date.month() as i32,
-        day: date.day() as i32,
-    }
+    Date { year: date.year(), month: date.month() as i32, day: date.day() as i32 }
 }
 
 pub fn to_proto_opt(date: Option<NaiveDate>) -> Option<Date> {
@@ -73,11 +54,7 @@ mod tests {
     fn an_impossible_date_is_a_field_violation_naming_the_field() {
         let err = required("registered_on", Some(&d(2026, 2, 30))).expect_err("30 February");
         assert_eq!(err.field, "registered_on");
-        assert!(
-            err.description.contains("2026-02-30"),
-            "{}",
-            err.description
-        );
+        assert!(err.description.contains("2026-02-30"), "{}", err.description);
     }
 
     #[test]

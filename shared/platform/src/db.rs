@@ -37,10 +37,7 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,
-            DbError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _
-            ))
+            DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
         )
     }
 }
@@ -57,9 +54,9 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConn, Self::Error> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
-                .map(DbConn::Pg)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseUrl::Postgres(url) => {
+                diesel::PgConnection::establish(url).map(DbConn::Pg).map_err(diesel::r2d2::Error::ConnectionError)
+            }
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
@@ -71,8 +68,7 @@ impl ManageConnection for Manager {
                     "PRAGMA synchronous = NORMAL",
                     "PRAGMA foreign_keys = ON",
                 ] {
-                    conn.batch_execute(pragma)
-                        .map_err(diesel::r2d2::Error::QueryError)?;
+                    conn.batch_execute(pragma).map_err(diesel::r2d2::Error::QueryError)?;
                 }
                 Ok(DbConn::Sqlite(conn))
             }
@@ -80,8 +76,7 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, _conn: &mut DbConn) -> bool {
@@ -104,9 +99,7 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database")
-            .field("postgres", &self.postgres)
-            .finish_non_exhaustive()
+        f.debug_struct("Database").field("postgres", &self.postgres).finish_non_exhaustive()
     }
 }
 
@@ -126,16 +119,13 @@ impl Database {
         if let DatabaseUrl::Sqlite(path) = url
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display())
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", dir.display()))?;
         }
         let manager = Manager { url: url.clone() };
         // Pre-flight outside the pool so the operator sees the real reason
         // (authentication, missing database, refused connection).
-        let mut first = manager
-            .connect()
-            .map_err(|e| anyhow::anyhow!("cannot open {url:?}: {e}"))?;
+        let mut first = manager.connect().map_err(|e| anyhow::anyhow!("cannot open {url:?}: {e}"))?;
         run_migrations(&mut first, migrations)?;
         drop(first);
         let postgres = url.is_postgres();
@@ -153,19 +143,14 @@ impl Database {
     }
 
     /// Runs `f` on a pooled connection on the blocking pool.
-    pub async fn read<T, E>(
-        &self,
-        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
+    pub async fn read<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
+            let mut conn = pool.get().map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
             f(&mut conn)
         })
         .await
@@ -175,10 +160,7 @@ impl Database {
     /// Runs `f` in one write transaction: all of it commits or none of it.
     /// On SQLite the transaction takes the write lock at BEGIN (IMMEDIATE),
     /// so a read-then-write never fails to upgrade mid-way.
-    pub async fn write<T, E>(
-        &self,
-        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
+    pub async fn write<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
@@ -188,17 +170,12 @@ impl Database {
 }
 
 /// A write transaction on either backend (see [`Database::write`]).
-pub fn write_transaction<T, E>(
-    conn: &mut DbConn,
-    f: impl FnOnce(&mut DbConn) -> Result<T, E>,
-) -> Result<T, E>
+pub fn write_transaction<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
 where
     E: From<DbError>,
 {
     let begun = match conn {
-        DbConn::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
-        }
+        DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
         DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
     };
     begun.map_err(|e| E::from(DbError::Query(e)))?;
@@ -218,24 +195,17 @@ where
 }
 
 fn run_migrations(conn: &mut DbConn, migrations: &'static Migrations) -> anyhow::Result<()> {
-    let migration_error =
-        |e: Box<dyn std::error::Error + Send + Sync>| anyhow::anyhow!("migrations failed: {e}");
+    let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| anyhow::anyhow!("migrations failed: {e}");
     match conn {
         DbConn::Sqlite(inner) => {
             // SQLite serialises writers; the busy timeout makes a second
             // process wait for the first one's migration transaction.
-            inner
-                .run_pending_migrations(Borrowed(&migrations.sqlite))
-                .map_err(migration_error)?;
+            inner.run_pending_migrations(Borrowed(&migrations.sqlite)).map_err(migration_error)?;
         }
         DbConn::Pg(inner) => {
-            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-                .execute(inner)?;
-            let result = inner
-                .run_pending_migrations(Borrowed(&migrations.postgres))
-                .map(|_| ());
-            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
-                .execute(inner)?;
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(inner)?;
+            let result = inner.run_pending_migrations(Borrowed(&migrations.postgres)).map(|_| ());
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(inner)?;
             result.map_err(migration_error)?;
         }
     }

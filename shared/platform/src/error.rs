@@ -15,10 +15,7 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-        }
+        Self { field: field.into(), description: description.into() }
     }
 }
 
@@ -53,9 +50,7 @@ impl FieldViolations {
         }
         // An `Option` still `None` here means a converter dropped a violation: say so
         // rather than panic.
-        value().ok_or_else(|| {
-            FieldViolations(vec![FieldViolation::new("request", "could not be read")])
-        })
+        value().ok_or_else(|| FieldViolations(vec![FieldViolation::new("request", "could not be read")]))
     }
 }
 
@@ -67,11 +62,7 @@ impl From<FieldViolation> for FieldViolations {
 
 impl std::fmt::Display for FieldViolations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.description))
-            .collect();
+        let parts: Vec<String> = self.0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
         write!(f, "{}", parts.join("; "))
     }
 }
@@ -82,21 +73,13 @@ pub fn invalid_argument(violations: &FieldViolations) -> Status {
     for v in &violations.0 {
         details.add_bad_request_violation(v.field.clone(), v.description.clone());
     }
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid request: {violations}"),
-        details,
-    )
+    Status::with_error_details(Code::InvalidArgument, format!("invalid request: {violations}"), details)
 }
 
 /// FAILED_PRECONDITION for a rule that refuses, with `google.rpc.ErrorInfo`
 /// (`domain` = the proto package, `reason` = an UPPER_SNAKE id).
 pub fn failed_precondition(domain: &str, reason: &str, message: impl Into<String>) -> Status {
-    let details = ErrorDetails::with_error_info(
-        reason,
-        domain,
-        std::collections::HashMap::<String, String>::new(),
-    );
+    let details = ErrorDetails::with_error_info(reason, domain, std::collections::HashMap::<String, String>::new());
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
@@ -124,13 +107,8 @@ mod tests {
 
     #[test]
     fn failed_precondition_carries_reason_and_domain() {
-        let status =
-            failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "defer instead");
-        let info = status
-            .get_error_details()
-            .error_info()
-            .cloned()
-            .expect("error info");
+        let status = failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "defer instead");
+        let info = status.get_error_details().error_info().cloned().expect("error info");
         assert_eq!(info.reason, "PAUSE_TOO_LONG");
         assert_eq!(info.domain, "steplab.participant.v1");
     }

@@ -30,10 +30,7 @@ impl IdempotencyKey {
             return Ok(None);
         }
         if id.len() > 100 || !id.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(FieldViolation::new(
-                field,
-                "must be at most 100 printable ASCII characters without spaces",
-            ));
+            return Err(FieldViolation::new(field, "must be at most 100 printable ASCII characters without spaces"));
         }
         Ok(Some(IdempotencyKey(format!("{caller_sub}/{id}"))))
     }
@@ -63,26 +60,15 @@ pub enum Replay {
     Conflict,
 }
 
-pub fn lookup(
-    conn: &mut DbConn,
-    key: &IdempotencyKey,
-    rpc: &str,
-    request: &[u8],
-) -> QueryResult<Replay> {
+pub fn lookup(conn: &mut DbConn, key: &IdempotencyKey, rpc: &str, request: &[u8]) -> QueryResult<Replay> {
     let found: Option<(String, Vec<u8>, Vec<u8>)> = idempotency_keys::table
         .find(key.as_str())
-        .select((
-            idempotency_keys::rpc,
-            idempotency_keys::request,
-            idempotency_keys::response,
-        ))
+        .select((idempotency_keys::rpc, idempotency_keys::request, idempotency_keys::response))
         .first(conn)
         .optional()?;
     Ok(match found {
         None => Replay::New,
-        Some((stored_rpc, stored_request, response))
-            if stored_rpc == rpc && stored_request == request =>
-        {
+        Some((stored_rpc, stored_request, response)) if stored_rpc == rpc && stored_request == request => {
             Replay::Answered(response)
         }
         Some(_) => Replay::Conflict,
@@ -115,12 +101,8 @@ mod tests {
 
     #[test]
     fn keys_are_namespaced_by_caller_and_validated() {
-        let a = IdempotencyKey::parse("request_id", "alice", "r1")
-            .expect("ok")
-            .expect("some");
-        let b = IdempotencyKey::parse("request_id", "bob", "r1")
-            .expect("ok")
-            .expect("some");
+        let a = IdempotencyKey::parse("request_id", "alice", "r1").expect("ok").expect("some");
+        let b = IdempotencyKey::parse("request_id", "bob", "r1").expect("ok").expect("some");
         assert_ne!(a, b);
         assert_eq!(IdempotencyKey::parse("request_id", "alice", ""), Ok(None));
         assert!(IdempotencyKey::parse("request_id", "alice", "has space").is_err());

@@ -32,10 +32,7 @@ pub fn decode_token(token: &str) -> Result<Option<String>, FieldViolation> {
     }
     match token.strip_prefix(TOKEN_PREFIX) {
         Some(key) if !key.is_empty() && key.len() <= 100 => Ok(Some(key.to_owned())),
-        _ => Err(FieldViolation::new(
-            "page_token",
-            "is not a token from a previous response",
-        )),
+        _ => Err(FieldViolation::new("page_token", "is not a token from a previous response")),
     }
 }
 

@@ -27,9 +27,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status(hosted.name, ServingStatus::Serving)
-        .await;
+    health.set_service_status(hosted.name, ServingStatus::Serving).await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -52,12 +50,8 @@ pub async fn run(
         async move {
             shutdown.await;
             tracing::info!(service = name, %addr, "shutting down: health NOT_SERVING, draining in-flight calls");
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
-            health
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
+            health.set_service_status("", ServingStatus::NotServing).await;
+            health.set_service_status(name, ServingStatus::NotServing).await;
             let _ = drain_started_tx.send(());
         }
     };
@@ -68,10 +62,7 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            signal,
-        );
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), signal);
     tokio::pin!(server);
     let drain_bound = async move {
         if drain_started_rx.await.is_ok() {

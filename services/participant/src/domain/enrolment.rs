@@ -22,13 +22,9 @@ impl ScheduleStart {
     }
 
     pub fn from_schedule_id(id: &str) -> Option<Self> {
-        [
-            ScheduleStart::September,
-            ScheduleStart::January,
-            ScheduleStart::April,
-        ]
-        .into_iter()
-        .find(|s| s.schedule_id() == id)
+        [ScheduleStart::September, ScheduleStart::January, ScheduleStart::April]
+            .into_iter()
+            .find(|s| s.schedule_id() == id)
     }
 }
 
@@ -47,11 +43,7 @@ impl Enrolment {
     /// on that schedule's first day, or on the registration date if later.
     pub fn default_for(registered_on: NaiveDate) -> Enrolment {
         let year = registered_on.year();
-        let cohort = if registered_on.month() >= 6 {
-            year
-        } else {
-            year - 1
-        };
+        let cohort = if registered_on.month() >= 6 { year } else { year - 1 };
         let (schedule, start) = match registered_on.month() {
             6..=10 => (ScheduleStart::September, ymd(cohort, 9, 1)),
             11 | 12 | 1 | 2 => (ScheduleStart::January, ymd(cohort + 1, 1, 1)),
@@ -60,11 +52,7 @@ impl Enrolment {
         // `ymd` cannot fail for these fixed days; fall back to the
         // registration date rather than panic if it ever did.
         let release_start = start.map_or(registered_on, |s| s.max(registered_on));
-        Enrolment {
-            schedule,
-            cohort,
-            release_start,
-        }
+        Enrolment { schedule, cohort, release_start }
     }
 }
 
@@ -87,67 +75,33 @@ mod tests {
 
     #[test]
     fn c1_june_to_october_is_the_september_schedule_starting_1_september() {
-        assert_eq!(
-            enrol("2026-06-01"),
-            (ScheduleStart::September, 2026, d("2026-09-01"))
-        );
-        assert_eq!(
-            enrol("2026-08-31"),
-            (ScheduleStart::September, 2026, d("2026-09-01"))
-        );
+        assert_eq!(enrol("2026-06-01"), (ScheduleStart::September, 2026, d("2026-09-01")));
+        assert_eq!(enrol("2026-08-31"), (ScheduleStart::September, 2026, d("2026-09-01")));
     }
 
     #[test]
     fn c1_an_october_registration_starts_at_once_on_the_september_schedule() {
-        assert_eq!(
-            enrol("2026-10-14"),
-            (ScheduleStart::September, 2026, d("2026-10-14"))
-        );
-        assert_eq!(
-            enrol("2026-10-31"),
-            (ScheduleStart::September, 2026, d("2026-10-31"))
-        );
+        assert_eq!(enrol("2026-10-14"), (ScheduleStart::September, 2026, d("2026-10-14")));
+        assert_eq!(enrol("2026-10-31"), (ScheduleStart::September, 2026, d("2026-10-31")));
     }
 
     #[test]
     fn c1_november_to_february_is_the_january_schedule_of_the_same_cohort() {
-        assert_eq!(
-            enrol("2026-11-01"),
-            (ScheduleStart::January, 2026, d("2027-01-01"))
-        );
-        assert_eq!(
-            enrol("2026-12-20"),
-            (ScheduleStart::January, 2026, d("2027-01-01"))
-        );
-        assert_eq!(
-            enrol("2027-01-20"),
-            (ScheduleStart::January, 2026, d("2027-01-20"))
-        );
-        assert_eq!(
-            enrol("2028-02-29"),
-            (ScheduleStart::January, 2027, d("2028-02-29"))
-        );
+        assert_eq!(enrol("2026-11-01"), (ScheduleStart::January, 2026, d("2027-01-01")));
+        assert_eq!(enrol("2026-12-20"), (ScheduleStart::January, 2026, d("2027-01-01")));
+        assert_eq!(enrol("2027-01-20"), (ScheduleStart::January, 2026, d("2027-01-20")));
+        assert_eq!(enrol("2028-02-29"), (ScheduleStart::January, 2027, d("2028-02-29")));
     }
 
     #[test]
     fn c1_march_to_may_is_the_april_schedule() {
-        assert_eq!(
-            enrol("2027-03-01"),
-            (ScheduleStart::April, 2026, d("2027-04-01"))
-        );
-        assert_eq!(
-            enrol("2027-05-31"),
-            (ScheduleStart::April, 2026, d("2027-05-31"))
-        );
+        assert_eq!(enrol("2027-03-01"), (ScheduleStart::April, 2026, d("2027-04-01")));
+        assert_eq!(enrol("2027-05-31"), (ScheduleStart::April, 2026, d("2027-05-31")));
     }
 
     #[test]
     fn c1_schedule_ids_round_trip() {
-        for s in [
-            ScheduleStart::September,
-            ScheduleStart::January,
-            ScheduleStart::April,
-        ] {
+        for s in [ScheduleStart::September, ScheduleStart::January, ScheduleStart::April] {
             assert_eq!(ScheduleStart::from_schedule_id(s.schedule_id()), Some(s));
         }
     }

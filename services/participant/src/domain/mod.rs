@@ -5,8 +5,10 @@
 
 pub mod enrolment;
 pub mod events;
+pub mod lifecycle;
 pub mod policy;
 pub mod registry;
+pub mod requests;
 pub mod view;
 
 pub use enrolment::{Enrolment, ScheduleStart};
@@ -32,13 +34,9 @@ impl ParticipantKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            ParticipantKind::Ect,
-            ParticipantKind::Mentor,
-            ParticipantKind::InductionCoordinator,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        [ParticipantKind::Ect, ParticipantKind::Mentor, ParticipantKind::InductionCoordinator]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 
     /// How the kind reads in a message to a person.
@@ -63,9 +61,6 @@ pub struct RuleViolation {
 
 impl RuleViolation {
     pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-        }
+        Self { reason, message: message.into() }
     }
 }

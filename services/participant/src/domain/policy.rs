@@ -18,47 +18,27 @@ pub struct Place<'a> {
 fn in_scope(caller: &Caller, place: Place<'_>) -> bool {
     match &caller.scope {
         Scope::InductionCoordinator { school_id } => school_id == place.school_id,
-        Scope::EcfLead {
-            delivery_partner_id,
-        } => delivery_partner_id == place.delivery_partner_id,
-        Scope::Dpl {
-            delivery_partner_ids,
-        } => delivery_partner_ids
-            .iter()
-            .any(|d| d == place.delivery_partner_id),
+        Scope::EcfLead { delivery_partner_id } => delivery_partner_id == place.delivery_partner_id,
+        Scope::Dpl { delivery_partner_ids } => delivery_partner_ids.iter().any(|d| d == place.delivery_partner_id),
         Scope::Admin => true,
         Scope::Service => false,
     }
 }
 
 fn out_of_scope(caller: &Caller, what: &str) -> Denied {
-    Denied(format!(
-        "a {} token does not reach {what}",
-        caller.role().as_str()
-    ))
+    Denied(format!("a {} token does not reach {what}", caller.role().as_str()))
 }
 
 fn role_may_not(caller: &Caller, action: &str, who: &str) -> Denied {
-    Denied(format!(
-        "the {} role may not {action}: ask {who}",
-        caller.role().as_str()
-    ))
+    Denied(format!("the {} role may not {action}: ask {who}", caller.role().as_str()))
 }
 
 /// Reading a participant or school: its IC, its DP's ECF Lead, a DPL of its DP, admin.
 pub fn may_read(caller: &Caller, place: Place<'_>) -> Result<(), Denied> {
     if matches!(caller.scope, Scope::Service) {
-        return Err(role_may_not(
-            caller,
-            "read participants",
-            "with a person's token",
-        ));
+        return Err(role_may_not(caller, "read participants", "with a person's token"));
     }
-    if in_scope(caller, place) {
-        Ok(())
-    } else {
-        Err(out_of_scope(caller, "this participant's school"))
-    }
+    if in_scope(caller, place) { Ok(()) } else { Err(out_of_scope(caller, "this participant's school")) }
 }
 
 /// Delivery partners and schools are set up by the lead provider's admins.
@@ -81,11 +61,7 @@ pub fn may_create_school(caller: &Caller) -> Result<(), Denied> {
 pub fn may_register_somewhere(caller: &Caller) -> Result<(), Denied> {
     match caller.scope {
         Scope::EcfLead { .. } | Scope::Admin => Ok(()),
-        _ => Err(role_may_not(
-            caller,
-            "register participants",
-            "the delivery partner's ECF Lead",
-        )),
+        _ => Err(role_may_not(caller, "register participants", "the delivery partner's ECF Lead")),
     }
 }
 
@@ -94,11 +70,7 @@ pub fn may_register(caller: &Caller, school: Place<'_>) -> Result<(), Denied> {
     match caller.scope {
         Scope::EcfLead { .. } | Scope::Admin if in_scope(caller, school) => Ok(()),
         Scope::EcfLead { .. } => Err(out_of_scope(caller, "this school's delivery partner")),
-        _ => Err(role_may_not(
-            caller,
-            "register participants",
-            "the delivery partner's ECF Lead",
-        )),
+        _ => Err(role_may_not(caller, "register participants", "the delivery partner's ECF Lead")),
     }
 }
 
@@ -113,6 +85,80 @@ pub fn may_assign_mentor(caller: &Caller, ect: Place<'_>, interim: bool) -> Resu
         )),
         Scope::EcfLead { .. } | Scope::InductionCoordinator { .. } => Err(out_of_scope(caller, "this ECT's school")),
         _ => Err(role_may_not(caller, "assign mentors", "the delivery partner's ECF Lead")),
+    }
+}
+
+/// P1-P4: pausing is for the ECT's induction coordinator, the DP's ECF Lead, or admin.
+pub fn may_manage_pause(caller: &Caller, ect: Place<'_>) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::InductionCoordinator { .. } | Scope::EcfLead { .. } | Scope::Admin if in_scope(caller, ect) => Ok(()),
+        Scope::InductionCoordinator { .. } | Scope::EcfLead { .. } => Err(out_of_scope(caller, "this ECT's school")),
+        _ => Err(role_may_not(caller, "pause ECTs", "the school's induction coordinator or the ECF Lead")),
+    }
+}
+
+/// D1, W1, S1, W9/C2/W6 requests: the ECF Lead of the participant's delivery
+/// partner, or admin. An induction coordinator is pointed to the ECF Lead.
+pub fn may_manage_lifecycle(caller: &Caller, place: Place<'_>, action: &str) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::EcfLead { .. } | Scope::Admin if in_scope(caller, place) => Ok(()),
+        Scope::EcfLead { .. } => Err(out_of_scope(caller, "this participant's delivery partner")),
+        Scope::InductionCoordinator { .. } => Err(Denied(format!(
+            "an induction coordinator may not {action}: ask the delivery partner's ECF Lead, who can"
+        ))),
+        _ => Err(role_may_not(caller, action, "the delivery partner's ECF Lead")),
+    }
+}
+
+/// W9, C2, W6: a DPL of the request's delivery partner (or admin) decides;
+/// never the ECF Lead who asked.
+pub fn may_decide(caller: &Caller, delivery_partner_id: &str) -> Result<(), Denied> {
+    match &caller.scope {
+        Scope::Admin => Ok(()),
+        Scope::Dpl { delivery_partner_ids } if delivery_partner_ids.iter().any(|d| d == delivery_partner_id) => Ok(()),
+        Scope::Dpl { .. } => Err(out_of_scope(caller, "this request's delivery partner")),
+        _ => Err(role_may_not(caller, "decide requests", "a DPL of the delivery partner")),
+    }
+}
+
+/// Requests and notifications are read by the DP's ECF Lead, its DPLs and admins.
+pub fn delivery_partner_scope(caller: &Caller, filter: Option<&str>) -> Result<ListScope, Denied> {
+    let scope = match &caller.scope {
+        Scope::EcfLead { delivery_partner_id } => ListScope::DeliveryPartners(vec![delivery_partner_id.clone()]),
+        Scope::Dpl { delivery_partner_ids } => ListScope::DeliveryPartners(delivery_partner_ids.clone()),
+        Scope::Admin => ListScope::Everything,
+        _ => {
+            return Err(role_may_not(
+                caller,
+                "read delivery partners' requests and notifications",
+                "the ECF Lead or a DPL",
+            ));
+        }
+    };
+    match (filter, &scope) {
+        (None, _) | (Some(_), ListScope::Everything) => {
+            Ok(filter.map_or(scope, |dp| ListScope::DeliveryPartners(vec![dp.to_owned()])))
+        }
+        (Some(dp), ListScope::DeliveryPartners(ids)) if ids.iter().any(|d| d == dp) => {
+            Ok(ListScope::DeliveryPartners(vec![dp.to_owned()]))
+        }
+        _ => Err(out_of_scope(caller, "that delivery partner")),
+    }
+}
+
+/// D12, W10: the reporting feed is for admins and other services.
+pub fn may_watch_events(caller: &Caller) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::Admin | Scope::Service => Ok(()),
+        _ => Err(role_may_not(caller, "read the reporting feed", "an admin")),
+    }
+}
+
+/// D4: the whole service's delivery state is for admins.
+pub fn may_read_all_sync_status(caller: &Caller) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::Admin => Ok(()),
+        _ => Err(role_may_not(caller, "read the whole service's sync status", "an admin, or name a participant")),
     }
 }
 
@@ -132,24 +178,14 @@ pub fn list_scope(
     delivery_partner_filter: Option<&str>,
 ) -> Result<ListScope, Denied> {
     if let Some((school_id, school_dp)) = school_filter
-        && !in_scope(
-            caller,
-            Place {
-                school_id,
-                delivery_partner_id: school_dp,
-            },
-        )
+        && !in_scope(caller, Place { school_id, delivery_partner_id: school_dp })
     {
         return Err(out_of_scope(caller, "that school"));
     }
     if let Some(dp) = delivery_partner_filter {
         let reachable = match &caller.scope {
-            Scope::EcfLead {
-                delivery_partner_id,
-            } => delivery_partner_id == dp,
-            Scope::Dpl {
-                delivery_partner_ids,
-            } => delivery_partner_ids.iter().any(|d| d == dp),
+            Scope::EcfLead { delivery_partner_id } => delivery_partner_id == dp,
+            Scope::Dpl { delivery_partner_ids } => delivery_partner_ids.iter().any(|d| d == dp),
             Scope::Admin => true,
             Scope::InductionCoordinator { .. } | Scope::Service => false,
         };
@@ -159,19 +195,11 @@ pub fn list_scope(
     }
     Ok(match &caller.scope {
         Scope::InductionCoordinator { school_id } => ListScope::School(school_id.clone()),
-        Scope::EcfLead {
-            delivery_partner_id,
-        } => ListScope::DeliveryPartners(vec![delivery_partner_id.clone()]),
-        Scope::Dpl {
-            delivery_partner_ids,
-        } => ListScope::DeliveryPartners(delivery_partner_ids.clone()),
+        Scope::EcfLead { delivery_partner_id } => ListScope::DeliveryPartners(vec![delivery_partner_id.clone()]),
+        Scope::Dpl { delivery_partner_ids } => ListScope::DeliveryPartners(delivery_partner_ids.clone()),
         Scope::Admin => ListScope::Everything,
         Scope::Service => {
-            return Err(role_may_not(
-                caller,
-                "list participants",
-                "with a person's token",
-            ));
+            return Err(role_may_not(caller, "list participants", "with a person's token"));
         }
     })
 }
@@ -181,34 +209,19 @@ mod tests {
     use super::*;
 
     fn caller(scope: Scope) -> Caller {
-        Caller {
-            sub: "x".into(),
-            scope,
-        }
+        Caller { sub: "x".into(), scope }
     }
     fn ic(school: &str) -> Caller {
-        caller(Scope::InductionCoordinator {
-            school_id: school.into(),
-        })
+        caller(Scope::InductionCoordinator { school_id: school.into() })
     }
     fn lead(dp: &str) -> Caller {
-        caller(Scope::EcfLead {
-            delivery_partner_id: dp.into(),
-        })
+        caller(Scope::EcfLead { delivery_partner_id: dp.into() })
     }
     fn dpl(dps: &[&str]) -> Caller {
-        caller(Scope::Dpl {
-            delivery_partner_ids: dps.iter().map(|s| s.to_string()).collect(),
-        })
+        caller(Scope::Dpl { delivery_partner_ids: dps.iter().map(|s| s.to_string()).collect() })
     }
-    const A: Place<'static> = Place {
-        school_id: "school-a",
-        delivery_partner_id: "dp-1",
-    };
-    const B: Place<'static> = Place {
-        school_id: "school-b",
-        delivery_partner_id: "dp-2",
-    };
+    const A: Place<'static> = Place { school_id: "school-a", delivery_partner_id: "dp-1" };
+    const B: Place<'static> = Place { school_id: "school-b", delivery_partner_id: "dp-2" };
 
     #[test]
     fn roles_an_induction_coordinator_reads_only_their_own_school() {
@@ -256,23 +269,50 @@ mod tests {
     }
 
     #[test]
-    fn roles_lists_are_narrowed_to_scope_and_foreign_filters_refused() {
+    fn p1_an_induction_coordinator_pauses_in_their_school_and_a_dpl_does_not() {
+        assert!(may_manage_pause(&ic("school-a"), A).is_ok());
+        assert!(may_manage_pause(&ic("school-a"), B).is_err());
+        assert!(may_manage_pause(&lead("dp-1"), A).is_ok());
+        assert!(may_manage_pause(&dpl(&["dp-1"]), A).is_err());
+    }
+
+    #[test]
+    fn d1_only_the_ecf_lead_defers_and_an_ic_is_pointed_to_them() {
+        let err = may_manage_lifecycle(&ic("school-a"), A, "defer participants").expect_err("ic");
+        assert!(err.0.contains("ECF Lead"), "{}", err.0);
+        assert!(may_manage_lifecycle(&lead("dp-1"), A, "defer").is_ok());
+        assert!(may_manage_lifecycle(&lead("dp-2"), A, "defer").is_err());
+        assert!(may_manage_lifecycle(&dpl(&["dp-1"]), A, "defer").is_err());
+        assert!(may_manage_lifecycle(&caller(Scope::Admin), A, "defer").is_ok());
+    }
+
+    #[test]
+    fn w9_a_dpl_of_the_delivery_partner_decides_never_the_ecf_lead() {
+        assert!(may_decide(&dpl(&["dp-1"]), "dp-1").is_ok());
+        assert!(may_decide(&dpl(&["dp-2"]), "dp-1").is_err());
+        assert!(may_decide(&lead("dp-1"), "dp-1").is_err());
+        assert!(may_decide(&caller(Scope::Admin), "dp-1").is_ok());
+    }
+
+    #[test]
+    fn w7_notifications_are_read_by_the_dp_staff_only() {
+        assert!(delivery_partner_scope(&ic("school-a"), None).is_err());
+        assert!(delivery_partner_scope(&lead("dp-1"), Some("dp-2")).is_err());
         assert_eq!(
-            list_scope(&ic("school-a"), None, None),
-            Ok(ListScope::School("school-a".into()))
+            delivery_partner_scope(&dpl(&["dp-1", "dp-2"]), Some("dp-2")),
+            Ok(ListScope::DeliveryPartners(vec!["dp-2".into()]))
         );
+    }
+
+    #[test]
+    fn roles_lists_are_narrowed_to_scope_and_foreign_filters_refused() {
+        assert_eq!(list_scope(&ic("school-a"), None, None), Ok(ListScope::School("school-a".into())));
         assert!(list_scope(&ic("school-a"), Some(("school-b", "dp-2")), None).is_err());
         assert!(list_scope(&lead("dp-1"), None, Some("dp-2")).is_err());
         assert_eq!(
             list_scope(&dpl(&["dp-1", "dp-2"]), None, Some("dp-2")),
-            Ok(ListScope::DeliveryPartners(vec![
-                "dp-1".into(),
-                "dp-2".into()
-            ]))
+            Ok(ListScope::DeliveryPartners(vec!["dp-1".into(), "dp-2".into()]))
         );
-        assert_eq!(
-            list_scope(&caller(Scope::Admin), None, None),
-            Ok(ListScope::Everything)
-        );
+        assert_eq!(list_scope(&caller(Scope::Admin), None, None), Ok(ListScope::Everything));
     }
 }

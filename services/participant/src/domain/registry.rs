@@ -23,6 +23,7 @@ pub struct Registration {
 pub struct SchoolRef {
     pub id: String,
     pub delivery_partner_id: String,
+    pub area_covered: bool,
 }
 
 /// The participant row to store, with its first event.
@@ -56,9 +57,7 @@ pub fn register(
         ));
     }
     let enrolment = match registration.kind {
-        ParticipantKind::Ect | ParticipantKind::Mentor => {
-            Some(Enrolment::default_for(registered_on))
-        }
+        ParticipantKind::Ect | ParticipantKind::Mentor => Some(Enrolment::default_for(registered_on)),
         ParticipantKind::InductionCoordinator => None,
     };
     let registered = NewEvent {
@@ -70,6 +69,7 @@ pub fn register(
             delivery_partner_id: school.delivery_partner_id.clone(),
             enrolment,
             previous_pilot_mentor: registration.previous_pilot_mentor,
+            area_covered: school.area_covered,
         },
         caused_by: None,
     };
@@ -97,11 +97,7 @@ pub fn assign_mentor(
     if ect.kind != ParticipantKind::Ect {
         return Err(RuleViolation::new(
             "NOT_AN_ECT",
-            format!(
-                "participant {} is {}: only ECTs are given a mentor",
-                ect.id,
-                ect.kind.describe()
-            ),
+            format!("participant {} is {}: only ECTs are given a mentor", ect.id, ect.kind.describe()),
         ));
     }
     match (interim, mentor.kind) {
@@ -143,12 +139,8 @@ pub fn assign_mentor(
             ),
         ));
     }
-    let ect_then = ect
-        .as_of(effective_date)
-        .ok_or_else(|| before_registration(&ect.id, effective_date))?;
-    let mentor_then = mentor
-        .as_of(effective_date)
-        .ok_or_else(|| before_registration(&mentor.id, effective_date))?;
+    let ect_then = ect.as_of(effective_date).ok_or_else(|| before_registration(&ect.id, effective_date))?;
+    let mentor_then = mentor.as_of(effective_date).ok_or_else(|| before_registration(&mentor.id, effective_date))?;
     for (who, status) in [(&ect.id, ect_then.status), (&mentor.id, mentor_then.status)] {
         if status == TrainingStatus::Withdrawn {
             return Err(RuleViolation::new(
@@ -198,26 +190,12 @@ pub fn assign_mentor(
     let mut events = vec![
         event(
             &ect.id,
-            EventKind::MentorAssigned {
-                mentor_id: mentor.id.clone(),
-                interim,
-                replaced_mentor_id: current.clone(),
-            },
+            EventKind::MentorAssigned { mentor_id: mentor.id.clone(), interim, replaced_mentor_id: current.clone() },
         ),
-        event(
-            &mentor.id,
-            EventKind::MenteeAssigned {
-                ect_id: ect.id.clone(),
-            },
-        ),
+        event(&mentor.id, EventKind::MenteeAssigned { ect_id: ect.id.clone() }),
     ];
     if let Some(previous) = current {
-        events.push(event(
-            &previous,
-            EventKind::MenteeUnassigned {
-                ect_id: ect.id.clone(),
-            },
-        ));
+        events.push(event(&previous, EventKind::MenteeUnassigned { ect_id: ect.id.clone() }));
     }
     Ok(events)
 }
@@ -225,9 +203,7 @@ pub fn assign_mentor(
 fn before_registration(id: &str, date: NaiveDate) -> RuleViolation {
     RuleViolation::new(
         "BEFORE_REGISTRATION",
-        format!(
-            "participant {id} was not yet registered on {date}: use a date on or after their registration"
-        ),
+        format!("participant {id} was not yet registered on {date}: use a date on or after their registration"),
     )
 }
 
@@ -237,10 +213,7 @@ mod tests {
     use crate::domain::view::tests::{d, ect, event};
 
     fn school() -> SchoolRef {
-        SchoolRef {
-            id: "s1".into(),
-            delivery_partner_id: "dp1".into(),
-        }
+        SchoolRef { id: "s1".into(), delivery_partner_id: "dp1".into(), area_covered: true }
     }
 
     fn registration(kind: ParticipantKind, on: Option<&str>) -> Registration {
@@ -264,58 +237,35 @@ mod tests {
             delivery_partner_id: "dp1".into(),
             enrolment: None,
             previous_pilot_mentor: false,
+            area_covered: true,
         };
         p
     }
 
     #[test]
     fn c1_registration_without_a_date_is_today_with_the_default_schedule() {
-        let p = register(
-            "p".into(),
-            registration(ParticipantKind::Ect, None),
-            &school(),
-            d("2026-11-28"),
-        )
-        .expect("registered");
+        let p = register("p".into(), registration(ParticipantKind::Ect, None), &school(), d("2026-11-28"))
+            .expect("registered");
         assert_eq!(p.registered_on, d("2026-11-28"));
-        let EventKind::Registered {
-            enrolment: Some(e), ..
-        } = p.registered.kind
-        else {
-            panic!("enrolment")
-        };
+        let EventKind::Registered { enrolment: Some(e), .. } = p.registered.kind else { panic!("enrolment") };
         assert_eq!(e.release_start, d("2027-01-01"));
         assert_eq!(e.schedule.schedule_id(), "ecf-standard-january");
     }
 
     #[test]
     fn c1_a_registration_dated_after_today_is_refused() {
-        let err = register(
-            "p".into(),
-            registration(ParticipantKind::Ect, Some("2026-11-29")),
-            &school(),
-            d("2026-11-28"),
-        )
-        .expect_err("future");
+        let err =
+            register("p".into(), registration(ParticipantKind::Ect, Some("2026-11-29")), &school(), d("2026-11-28"))
+                .expect_err("future");
         assert_eq!(err.reason, "REGISTRATION_DATE_IN_FUTURE");
     }
 
     #[test]
     fn c1_an_induction_coordinator_gets_no_programme() {
-        let p = register(
-            "p".into(),
-            registration(ParticipantKind::InductionCoordinator, None),
-            &school(),
-            d("2026-11-28"),
-        )
-        .expect("registered");
-        assert!(matches!(
-            p.registered.kind,
-            EventKind::Registered {
-                enrolment: None,
-                ..
-            }
-        ));
+        let p =
+            register("p".into(), registration(ParticipantKind::InductionCoordinator, None), &school(), d("2026-11-28"))
+                .expect("registered");
+        assert!(matches!(p.registered.kind, EventKind::Registered { enrolment: None, .. }));
     }
 
     #[test]
@@ -324,29 +274,18 @@ mod tests {
         r.previous_pilot_mentor = true;
         let p = register("p".into(), r, &school(), d("2026-11-28")).expect("registered");
         assert!(p.previous_pilot_mentor);
-        assert!(matches!(
-            p.registered.kind,
-            EventKind::Registered {
-                previous_pilot_mentor: true,
-                ..
-            }
-        ));
+        assert!(matches!(p.registered.kind, EventKind::Registered { previous_pilot_mentor: true, .. }));
     }
 
     #[test]
     fn m1_assigning_a_mentor_records_it_on_both_participants() {
         let e = person("e", ParticipantKind::Ect, "s1");
         let m = person("m", ParticipantKind::Mentor, "s1");
-        let events =
-            assign_mentor(&e, &m, false, d("2026-09-10"), d("2026-11-28")).expect("assigned");
+        let events = assign_mentor(&e, &m, false, d("2026-09-10"), d("2026-11-28")).expect("assigned");
         assert_eq!(events.len(), 2);
         assert_eq!(
             events[0].kind,
-            EventKind::MentorAssigned {
-                mentor_id: "m".into(),
-                interim: false,
-                replaced_mentor_id: None
-            }
+            EventKind::MentorAssigned { mentor_id: "m".into(), interim: false, replaced_mentor_id: None }
         );
         assert_eq!(events[1].participant_id, "m");
     }
@@ -357,30 +296,17 @@ mod tests {
         e.events.push(event(
             2,
             "2026-09-05",
-            EventKind::MentorAssigned {
-                mentor_id: "m1".into(),
-                interim: false,
-                replaced_mentor_id: None,
-            },
+            EventKind::MentorAssigned { mentor_id: "m1".into(), interim: false, replaced_mentor_id: None },
         ));
         let m2 = person("m2", ParticipantKind::Mentor, "s1");
-        let events =
-            assign_mentor(&e, &m2, false, d("2026-10-01"), d("2026-11-28")).expect("replaced");
+        let events = assign_mentor(&e, &m2, false, d("2026-10-01"), d("2026-11-28")).expect("replaced");
         assert_eq!(
             events[0].kind,
-            EventKind::MentorAssigned {
-                mentor_id: "m2".into(),
-                interim: false,
-                replaced_mentor_id: Some("m1".into())
-            }
+            EventKind::MentorAssigned { mentor_id: "m2".into(), interim: false, replaced_mentor_id: Some("m1".into()) }
         );
         assert_eq!(events[2].participant_id, "m1");
-        assert_eq!(
-            events[2].kind,
-            EventKind::MenteeUnassigned { ect_id: "e".into() }
-        );
-        let err = assign_mentor(&e, &m2, false, d("2026-09-01"), d("2026-11-28"))
-            .expect_err("before last change");
+        assert_eq!(events[2].kind, EventKind::MenteeUnassigned { ect_id: "e".into() });
+        let err = assign_mentor(&e, &m2, false, d("2026-09-01"), d("2026-11-28")).expect_err("before last change");
         assert_eq!(err.reason, "BEFORE_LAST_MENTOR_CHANGE");
     }
 
@@ -391,15 +317,11 @@ mod tests {
         let e = person("e", ParticipantKind::Ect, "s1");
         let e2 = person("e2", ParticipantKind::Ect, "s1");
         assert_eq!(
-            assign_mentor(&m, &m2, false, d("2026-09-10"), d("2026-11-28"))
-                .expect_err("x")
-                .reason,
+            assign_mentor(&m, &m2, false, d("2026-09-10"), d("2026-11-28")).expect_err("x").reason,
             "NOT_AN_ECT"
         );
         assert_eq!(
-            assign_mentor(&e, &e2, false, d("2026-09-10"), d("2026-11-28"))
-                .expect_err("x")
-                .reason,
+            assign_mentor(&e, &e2, false, d("2026-09-10"), d("2026-11-28")).expect_err("x").reason,
             "NOT_A_MENTOR"
         );
     }
@@ -408,8 +330,7 @@ mod tests {
     fn m1_the_mentor_must_be_at_the_ects_school() {
         let e = person("e", ParticipantKind::Ect, "s1");
         let m = person("m", ParticipantKind::Mentor, "s2");
-        let err = assign_mentor(&e, &m, false, d("2026-09-10"), d("2026-11-28"))
-            .expect_err("other school");
+        let err = assign_mentor(&e, &m, false, d("2026-09-10"), d("2026-11-28")).expect_err("other school");
         assert_eq!(err.reason, "MENTOR_AT_ANOTHER_SCHOOL");
     }
 
@@ -419,15 +340,10 @@ mod tests {
         e.events.push(event(
             2,
             "2026-09-05",
-            EventKind::MentorAssigned {
-                mentor_id: "m".into(),
-                interim: false,
-                replaced_mentor_id: None,
-            },
+            EventKind::MentorAssigned { mentor_id: "m".into(), interim: false, replaced_mentor_id: None },
         ));
         let m = person("m", ParticipantKind::Mentor, "s1");
-        let err = assign_mentor(&e, &m, false, d("2026-10-01"), d("2026-11-28"))
-            .expect_err("same mentor");
+        let err = assign_mentor(&e, &m, false, d("2026-10-01"), d("2026-11-28")).expect_err("same mentor");
         assert_eq!(err.reason, "MENTOR_ALREADY_ASSIGNED");
     }
 
@@ -435,18 +351,12 @@ mod tests {
     fn m3_an_induction_coordinator_becomes_interim_mentor_without_registering_as_mentor() {
         let e = person("e", ParticipantKind::Ect, "s1");
         let ic = person("ic", ParticipantKind::InductionCoordinator, "s1");
-        let events =
-            assign_mentor(&e, &ic, true, d("2026-09-10"), d("2026-11-28")).expect("interim");
-        assert!(matches!(
-            events[0].kind,
-            EventKind::MentorAssigned { interim: true, .. }
-        ));
-        let err = assign_mentor(&e, &ic, false, d("2026-09-10"), d("2026-11-28"))
-            .expect_err("not interim");
+        let events = assign_mentor(&e, &ic, true, d("2026-09-10"), d("2026-11-28")).expect("interim");
+        assert!(matches!(events[0].kind, EventKind::MentorAssigned { interim: true, .. }));
+        let err = assign_mentor(&e, &ic, false, d("2026-09-10"), d("2026-11-28")).expect_err("not interim");
         assert_eq!(err.reason, "NOT_A_MENTOR");
         let m = person("m", ParticipantKind::Mentor, "s1");
-        let err = assign_mentor(&e, &m, true, d("2026-09-10"), d("2026-11-28"))
-            .expect_err("mentor as interim");
+        let err = assign_mentor(&e, &m, true, d("2026-09-10"), d("2026-11-28")).expect_err("mentor as interim");
         assert_eq!(err.reason, "INTERIM_MENTOR_NOT_INDUCTION_COORDINATOR");
     }
 
@@ -455,15 +365,11 @@ mod tests {
         let e = person("e", ParticipantKind::Ect, "s1");
         let m = person("m", ParticipantKind::Mentor, "s1");
         assert_eq!(
-            assign_mentor(&e, &m, false, d("2026-11-29"), d("2026-11-28"))
-                .expect_err("x")
-                .reason,
+            assign_mentor(&e, &m, false, d("2026-11-29"), d("2026-11-28")).expect_err("x").reason,
             "DATE_IN_FUTURE"
         );
         assert_eq!(
-            assign_mentor(&e, &m, false, d("2026-08-01"), d("2026-11-28"))
-                .expect_err("x")
-                .reason,
+            assign_mentor(&e, &m, false, d("2026-08-01"), d("2026-11-28")).expect_err("x").reason,
             "BEFORE_REGISTRATION"
         );
     }

@@ -1,6 +1,6 @@
 //! What a participant is on a given date: a pure fold over their dated events.
 
-use super::events::{Event, EventKind};
+use super::events::{DeferralReason, Event, EventKind, WithdrawalReason};
 use super::{Enrolment, ParticipantKind};
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -28,6 +28,210 @@ pub struct ParticipantRecord {
     pub events: Vec<Event>,
 }
 
+/// A pause `[start, end)`: the end date is the first day back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PauseSpan {
+    pub id: String,
+    pub start: NaiveDate,
+    pub expected_end: NaiveDate,
+    /// Ended early (P4), on a deferral's date (P8) or by a withdrawal (W4).
+    pub ended_on: Option<NaiveDate>,
+    pub note: String,
+}
+
+impl PauseSpan {
+    pub fn end(&self) -> NaiveDate {
+        self.ended_on.unwrap_or(self.expected_end)
+    }
+
+    pub fn covers(&self, date: NaiveDate) -> bool {
+        self.start <= date && date < self.end()
+    }
+}
+
+/// A deferral `[from, return)`: the return date is the first day active again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferralSpan {
+    pub id: String,
+    pub reason: DeferralReason,
+    pub from: NaiveDate,
+    pub expected_return: NaiveDate,
+    /// An earlier return (D7) or the withdrawal date (W4).
+    pub returned_on: Option<NaiveDate>,
+    pub note: String,
+    pub cascaded_from: Option<String>,
+}
+
+impl DeferralSpan {
+    pub fn end(&self) -> NaiveDate {
+        self.returned_on.unwrap_or(self.expected_return)
+    }
+
+    pub fn covers(&self, date: NaiveDate) -> bool {
+        self.from <= date && date < self.end()
+    }
+}
+
+/// A withdrawal from `date` until a reinstatement, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithdrawalSpan {
+    pub reason: WithdrawalReason,
+    pub date: NaiveDate,
+    pub reinstated_on: Option<NaiveDate>,
+    pub cascaded_from: Option<String>,
+}
+
+impl WithdrawalSpan {
+    pub fn covers(&self, date: NaiveDate) -> bool {
+        self.date <= date && self.reinstated_on.is_none_or(|r| date < r)
+    }
+}
+
+/// A value that changes on dated facts: (effective date, sequence, value).
+type Dated<T> = Vec<(NaiveDate, i64, T)>;
+
+fn value_on<T: Clone>(values: &Dated<T>, date: NaiveDate) -> Option<T> {
+    values.iter().filter(|(d, _, _)| *d <= date).max_by_key(|(d, seq, _)| (*d, *seq)).map(|(_, _, v)| v.clone())
+}
+
+/// Everything dated about a participant, built by folding the events in the
+/// order they were recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Timeline {
+    pub pauses: Vec<PauseSpan>,
+    pub deferrals: Vec<DeferralSpan>,
+    pub withdrawals: Vec<WithdrawalSpan>,
+    schools: Dated<(String, String, bool)>,
+    mentors: Dated<Option<(String, bool)>>,
+    mentees: Dated<(String, bool)>,
+    enrolment: Option<Enrolment>,
+}
+
+impl Timeline {
+    pub fn status_on(&self, date: NaiveDate) -> TrainingStatus {
+        if self.withdrawals.iter().any(|w| w.covers(date)) {
+            TrainingStatus::Withdrawn
+        } else if self.deferrals.iter().any(|d| d.covers(date)) {
+            TrainingStatus::Deferred
+        } else if self.pauses.iter().any(|p| p.covers(date)) {
+            TrainingStatus::Paused
+        } else {
+            TrainingStatus::Active
+        }
+    }
+
+    /// The pause not yet over on `date`: in force, or planned to start later.
+    pub fn open_pause(&self, date: NaiveDate) -> Option<&PauseSpan> {
+        self.pauses.iter().rev().find(|p| p.end() > date && p.end() > p.start)
+    }
+
+    /// The deferral not yet over on `date`: in force, or planned to start later.
+    pub fn open_deferral(&self, date: NaiveDate) -> Option<&DeferralSpan> {
+        self.deferrals.iter().rev().find(|d| d.end() > date && d.end() > d.from)
+    }
+
+    /// The withdrawal in force on `date`.
+    pub fn withdrawal_on(&self, date: NaiveDate) -> Option<&WithdrawalSpan> {
+        self.withdrawals.iter().rev().find(|w| w.covers(date))
+    }
+
+    /// Whether a pause, deferral or withdrawal touches `[from, until)`.
+    pub fn busy_between(&self, from: NaiveDate, until: NaiveDate) -> bool {
+        let overlaps = |start: NaiveDate, end: NaiveDate| start < until && from < end;
+        self.pauses.iter().any(|p| overlaps(p.start, p.end()))
+            || self.deferrals.iter().any(|d| overlaps(d.from, d.end()))
+            || self.withdrawals.iter().any(|w| overlaps(w.date, w.reinstated_on.unwrap_or(NaiveDate::MAX)))
+    }
+
+    fn close_intervals_on(&mut self, date: NaiveDate) {
+        for pause in &mut self.pauses {
+            if pause.end() > date {
+                pause.ended_on = Some(date.max(pause.start));
+            }
+        }
+        for deferral in &mut self.deferrals {
+            if deferral.end() > date {
+                deferral.returned_on = Some(date.max(deferral.from));
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &Event) {
+        let (date, seq) = (event.effective_date, event.sequence);
+        match &event.kind {
+            EventKind::Registered { school_id, delivery_partner_id, enrolment, area_covered, .. } => {
+                self.schools.push((date, seq, (school_id.clone(), delivery_partner_id.clone(), *area_covered)));
+                self.enrolment = *enrolment;
+            }
+            EventKind::MentorAssigned { mentor_id, interim, .. } => {
+                self.mentors.push((date, seq, Some((mentor_id.clone(), *interim))))
+            }
+            EventKind::MenteeAssigned { ect_id } => self.mentees.push((date, seq, (ect_id.clone(), true))),
+            EventKind::MenteeUnassigned { ect_id } => self.mentees.push((date, seq, (ect_id.clone(), false))),
+            EventKind::SchoolMoved { school_id, delivery_partner_id, area_covered } => {
+                self.schools.push((date, seq, (school_id.clone(), delivery_partner_id.clone(), *area_covered)));
+            }
+            EventKind::Paused { pause_id, start, expected_end, note } => self.pauses.push(PauseSpan {
+                id: pause_id.clone(),
+                start: *start,
+                expected_end: *expected_end,
+                ended_on: None,
+                note: note.clone(),
+            }),
+            EventKind::PauseExtended { pause_id, expected_end } => {
+                if let Some(p) = self.pauses.iter_mut().find(|p| &p.id == pause_id) {
+                    p.expected_end = *expected_end;
+                }
+            }
+            EventKind::PauseEnded { pause_id, end } => {
+                if let Some(p) = self.pauses.iter_mut().find(|p| &p.id == pause_id) {
+                    p.ended_on = Some(*end);
+                }
+            }
+            EventKind::Deferred { deferral_id, reason, deferral_date, expected_return, note, cascaded_from } => {
+                self.deferrals.push(DeferralSpan {
+                    id: deferral_id.clone(),
+                    reason: *reason,
+                    from: *deferral_date,
+                    expected_return: *expected_return,
+                    returned_on: None,
+                    note: note.clone(),
+                    cascaded_from: cascaded_from.clone(),
+                });
+            }
+            EventKind::ReturnDateChanged { deferral_id, expected_return } => {
+                if let Some(d) = self.deferrals.iter_mut().find(|d| &d.id == deferral_id) {
+                    d.expected_return = *expected_return;
+                }
+            }
+            EventKind::Returned { deferral_id, return_date } => {
+                if let Some(d) = self.deferrals.iter_mut().find(|d| &d.id == deferral_id) {
+                    d.returned_on = Some(*return_date);
+                }
+            }
+            EventKind::Withdrawn { reason, withdrawal_date, cascaded_from, .. } => {
+                self.close_intervals_on(*withdrawal_date);
+                self.withdrawals.push(WithdrawalSpan {
+                    reason: *reason,
+                    date: *withdrawal_date,
+                    reinstated_on: None,
+                    cascaded_from: cascaded_from.clone(),
+                });
+            }
+            EventKind::Reinstated { reinstated_on, .. } => {
+                if let Some(w) = self.withdrawals.iter_mut().rev().find(|w| w.reinstated_on.is_none()) {
+                    w.reinstated_on = Some(*reinstated_on);
+                }
+            }
+            EventKind::ReleaseStartChanged { release_start, .. } => {
+                if let Some(e) = self.enrolment.as_mut() {
+                    e.release_start = *release_start;
+                }
+            }
+        }
+    }
+}
+
 /// A participant as of one date.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParticipantView {
@@ -36,6 +240,8 @@ pub struct ParticipantView {
     pub status: TrainingStatus,
     pub school_id: String,
     pub delivery_partner_id: String,
+    /// S2: whether the school on this date lies in a covered area.
+    pub area_covered: bool,
     pub full_name: String,
     pub trn: Option<String>,
     pub registered_on: NaiveDate,
@@ -45,6 +251,9 @@ pub struct ParticipantView {
     pub mentor: Option<(String, bool)>,
     /// The ECTs a mentor (or interim IC) mentors on this date.
     pub mentees: Vec<String>,
+    pub pause: Option<PauseSpan>,
+    pub deferral: Option<DeferralSpan>,
+    pub withdrawal: Option<WithdrawalSpan>,
     pub as_of: NaiveDate,
     pub version: i64,
     pub created_at: NaiveDateTime,
@@ -63,63 +272,53 @@ impl ParticipantView {
 }
 
 impl ParticipantRecord {
+    /// Every dated fact, folded in recorded order.
+    pub fn timeline(&self) -> Timeline {
+        let mut timeline = Timeline::default();
+        for event in &self.events {
+            timeline.apply(event);
+        }
+        timeline
+    }
+
     /// The participant as of `as_of`; `None` before they were registered.
-    /// Facts apply in effective-date order (recorded order breaks ties), so a
-    /// backdated fact recorded later still lands where it belongs.
     pub fn as_of(&self, as_of: NaiveDate) -> Option<ParticipantView> {
         if as_of < self.registered_on {
             return None;
         }
-        let mut applicable: Vec<&Event> = self
-            .events
-            .iter()
-            .filter(|e| e.effective_date <= as_of)
-            .collect();
-        applicable.sort_by_key(|e| (e.effective_date, e.sequence));
-
-        let mut view = ParticipantView {
+        let timeline = self.timeline();
+        let (school_id, delivery_partner_id, area_covered) = value_on(&timeline.schools, as_of).unwrap_or_default();
+        let mut mentees: Vec<(NaiveDate, i64, (String, bool))> =
+            timeline.mentees.iter().filter(|(d, _, _)| *d <= as_of).cloned().collect();
+        mentees.sort_by_key(|(d, seq, _)| (*d, *seq));
+        let mut current_mentees: Vec<String> = Vec::new();
+        for (_, _, (ect, assigned)) in mentees {
+            current_mentees.retain(|m| m != &ect);
+            if assigned {
+                current_mentees.push(ect);
+            }
+        }
+        Some(ParticipantView {
             id: self.id.clone(),
             kind: self.kind,
-            status: TrainingStatus::Active,
-            school_id: String::new(),
-            delivery_partner_id: String::new(),
+            status: timeline.status_on(as_of),
+            school_id,
+            delivery_partner_id,
+            area_covered,
             full_name: self.full_name.clone(),
             trn: self.trn.clone(),
             registered_on: self.registered_on,
-            enrolment: None,
+            enrolment: timeline.enrolment,
             previous_pilot_mentor: self.previous_pilot_mentor,
-            mentor: None,
-            mentees: Vec::new(),
+            mentor: value_on(&timeline.mentors, as_of).flatten(),
+            mentees: current_mentees,
+            pause: timeline.pauses.iter().rev().find(|p| p.covers(as_of)).cloned(),
+            deferral: timeline.deferrals.iter().rev().find(|d| d.covers(as_of)).cloned(),
+            withdrawal: timeline.withdrawal_on(as_of).cloned(),
             as_of,
             version: self.version,
             created_at: self.created_at,
-        };
-        for event in applicable {
-            match &event.kind {
-                EventKind::Registered {
-                    school_id,
-                    delivery_partner_id,
-                    enrolment,
-                    ..
-                } => {
-                    view.school_id.clone_from(school_id);
-                    view.delivery_partner_id.clone_from(delivery_partner_id);
-                    view.enrolment = *enrolment;
-                }
-                EventKind::MentorAssigned {
-                    mentor_id, interim, ..
-                } => {
-                    view.mentor = Some((mentor_id.clone(), *interim));
-                }
-                EventKind::MenteeAssigned { ect_id } => {
-                    if !view.mentees.contains(ect_id) {
-                        view.mentees.push(ect_id.clone());
-                    }
-                }
-                EventKind::MenteeUnassigned { ect_id } => view.mentees.retain(|m| m != ect_id),
-            }
-        }
-        Some(view)
+        })
     }
 }
 
@@ -139,10 +338,7 @@ pub(crate) mod tests {
             sequence,
             effective_date: d(effective),
             recorded_at: d("2026-11-28").and_hms_opt(12, 0, 0).expect("time"),
-            actor: Actor {
-                sub: "t".into(),
-                role: "admin".into(),
-            },
+            actor: Actor { sub: "t".into(), role: "admin".into() },
             caused_by: None,
             kind,
         }
@@ -167,6 +363,7 @@ pub(crate) mod tests {
                     delivery_partner_id: "dp1".into(),
                     enrolment: Some(Enrolment::default_for(d(registered))),
                     previous_pilot_mentor: false,
+                    area_covered: true,
                 },
             )],
         }
@@ -187,30 +384,16 @@ pub(crate) mod tests {
         p.events.push(event(
             2,
             "2026-09-05",
-            EventKind::MentorAssigned {
-                mentor_id: "m1".into(),
-                interim: false,
-                replaced_mentor_id: None,
-            },
+            EventKind::MentorAssigned { mentor_id: "m1".into(), interim: false, replaced_mentor_id: None },
         ));
         p.events.push(event(
             3,
             "2026-10-01",
-            EventKind::MentorAssigned {
-                mentor_id: "m2".into(),
-                interim: false,
-                replaced_mentor_id: Some("m1".into()),
-            },
+            EventKind::MentorAssigned { mentor_id: "m2".into(), interim: false, replaced_mentor_id: Some("m1".into()) },
         ));
         assert_eq!(p.as_of(d("2026-09-04")).expect("v").mentor, None);
-        assert_eq!(
-            p.as_of(d("2026-09-20")).expect("v").mentor,
-            Some(("m1".into(), false))
-        );
-        assert_eq!(
-            p.as_of(d("2026-10-01")).expect("v").mentor,
-            Some(("m2".into(), false))
-        );
+        assert_eq!(p.as_of(d("2026-09-20")).expect("v").mentor, Some(("m1".into(), false)));
+        assert_eq!(p.as_of(d("2026-10-01")).expect("v").mentor, Some(("m2".into(), false)));
     }
 
     #[test]
@@ -219,30 +402,16 @@ pub(crate) mod tests {
         p.events.push(event(
             2,
             "2026-10-01",
-            EventKind::MentorAssigned {
-                mentor_id: "m2".into(),
-                interim: false,
-                replaced_mentor_id: None,
-            },
+            EventKind::MentorAssigned { mentor_id: "m2".into(), interim: false, replaced_mentor_id: None },
         ));
         // Recorded after, effective before: m1 first, then m2 from October.
         p.events.push(event(
             3,
             "2026-09-02",
-            EventKind::MentorAssigned {
-                mentor_id: "m1".into(),
-                interim: false,
-                replaced_mentor_id: None,
-            },
+            EventKind::MentorAssigned { mentor_id: "m1".into(), interim: false, replaced_mentor_id: None },
         ));
-        assert_eq!(
-            p.as_of(d("2026-09-15")).expect("v").mentor,
-            Some(("m1".into(), false))
-        );
-        assert_eq!(
-            p.as_of(d("2026-10-15")).expect("v").mentor,
-            Some(("m2".into(), false))
-        );
+        assert_eq!(p.as_of(d("2026-09-15")).expect("v").mentor, Some(("m1".into(), false)));
+        assert_eq!(p.as_of(d("2026-10-15")).expect("v").mentor, Some(("m2".into(), false)));
     }
 
     #[test]

@@ -1,0 +1,3 @@
+DROP TABLE notifications;
+DROP TABLE approval_requests;
+DROP TABLE outbox;

@@ -1,0 +1,186 @@
+//! Domain commands as the protobuf requests content release and payments
+//! receive, ready for the outbox: each gets a fresh `command_id`, its target
+//! and the full gRPC method path.
+
+use crate::domain::ParticipantKind;
+use crate::domain::lifecycle::{Command, HoldKind, Programme};
+use prost::Message;
+use steplab_platform::date::to_proto;
+use steplab_platform::outbox::NewCommand;
+use steplab_proto::steplab::common::v1 as common;
+use steplab_proto::steplab::content::v1 as content;
+use steplab_proto::steplab::payments::v1 as payments;
+
+pub const CONTENT: &str = "content-release";
+pub const PAYMENTS: &str = "payments";
+
+const CONTENT_SERVICE: &str = "/steplab.content.v1.ContentReleaseService/";
+const PAYMENTS_SERVICE: &str = "/steplab.payments.v1.PaymentsService/";
+
+fn kind(kind: ParticipantKind) -> i32 {
+    match kind {
+        ParticipantKind::Ect => common::ParticipantKind::Ect as i32,
+        ParticipantKind::Mentor => common::ParticipantKind::Mentor as i32,
+        ParticipantKind::InductionCoordinator => common::ParticipantKind::InductionCoordinator as i32,
+    }
+}
+
+fn hold_kind(kind: HoldKind) -> i32 {
+    match kind {
+        HoldKind::Pause => content::HoldKind::Pause as i32,
+        HoldKind::Deferral => content::HoldKind::Deferral as i32,
+    }
+}
+
+/// The outbox row for `command`, with `command_id`.
+pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
+    let id = command_id.clone();
+    let (participant_id, target, rpc, payload) = match command {
+        Command::EnrolLearner { participant_id, programme, release_start, school_id, delivery_partner_id } => {
+            let programme = match programme {
+                Programme::Ect => common::Programme::Ect,
+                Programme::Mentor => common::Programme::Mentor,
+            } as i32;
+            let request = content::EnrolLearnerRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                programme,
+                release_start: Some(to_proto(release_start)),
+                school_id,
+                delivery_partner_id,
+            };
+            (participant_id, CONTENT, "EnrolLearner", request.encode_to_vec())
+        }
+        Command::EnrolPayee {
+            participant_id,
+            kind: k,
+            delivery_partner_id,
+            school_id,
+            schedule,
+            cohort,
+            funding_eligible,
+        } => {
+            let request = payments::EnrolPayeeRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                delivery_partner_id,
+                schedule,
+                cohort,
+                funding_eligible,
+                participant_kind: kind(k),
+                school_id,
+            };
+            (participant_id, PAYMENTS, "EnrolPayee", request.encode_to_vec())
+        }
+        Command::PlaceHold { participant_id, hold_id, kind: k, from, until } => {
+            let request = content::PlaceHoldRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                hold_id,
+                kind: hold_kind(k),
+                from: Some(to_proto(from)),
+                until: Some(to_proto(until)),
+            };
+            (participant_id, CONTENT, "PlaceHold", request.encode_to_vec())
+        }
+        Command::LiftHold { participant_id, hold_id, on } => {
+            let request = content::LiftHoldRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                hold_id,
+                on: Some(to_proto(on)),
+            };
+            (participant_id, CONTENT, "LiftHold", request.encode_to_vec())
+        }
+        Command::SuspendAccrual { participant_id, suspension_id, from, until } => {
+            let request = payments::SuspendAccrualRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                suspension_id,
+                from: Some(to_proto(from)),
+                until: Some(to_proto(until)),
+            };
+            (participant_id, PAYMENTS, "SuspendAccrual", request.encode_to_vec())
+        }
+        Command::ResumeAccrual { participant_id, suspension_id, on } => {
+            let request = payments::ResumeAccrualRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                suspension_id,
+                on: Some(to_proto(on)),
+            };
+            (participant_id, PAYMENTS, "ResumeAccrual", request.encode_to_vec())
+        }
+        Command::RevokeAccess { participant_id, on } => {
+            let request = content::RevokeAccessRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                effective_date: Some(to_proto(on)),
+            };
+            (participant_id, CONTENT, "RevokeAccess", request.encode_to_vec())
+        }
+        Command::RestoreAccess { participant_id, on } => {
+            let request = content::RestoreAccessRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                effective_date: Some(to_proto(on)),
+            };
+            (participant_id, CONTENT, "RestoreAccess", request.encode_to_vec())
+        }
+        Command::EndAccrual { participant_id, on } => {
+            let request = payments::EndAccrualRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                effective_date: Some(to_proto(on)),
+            };
+            (participant_id, PAYMENTS, "EndAccrual", request.encode_to_vec())
+        }
+        Command::ReopenAccrual { participant_id, on } => {
+            let request = payments::ReopenAccrualRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                effective_date: Some(to_proto(on)),
+            };
+            (participant_id, PAYMENTS, "ReopenAccrual", request.encode_to_vec())
+        }
+        Command::SetReleaseStart { participant_id, release_start } => {
+            let request = content::SetReleaseStartRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                release_start: Some(to_proto(release_start)),
+            };
+            (participant_id, CONTENT, "SetReleaseStart", request.encode_to_vec())
+        }
+        Command::SetAreaCovered { participant_id, covered, from } => {
+            let request = payments::SetAreaCoveredRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                covered,
+                from: Some(to_proto(from)),
+            };
+            (participant_id, PAYMENTS, "SetAreaCovered", request.encode_to_vec())
+        }
+        Command::ContentScope { participant_id, school_id, delivery_partner_id, from } => {
+            let request = content::SetParticipantScopeRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                school_id,
+                delivery_partner_id,
+                from: Some(to_proto(from)),
+            };
+            (participant_id, CONTENT, "SetParticipantScope", request.encode_to_vec())
+        }
+        Command::PaymentsScope { participant_id, school_id, delivery_partner_id, from } => {
+            let request = payments::SetParticipantScopeRequest {
+                command_id: id,
+                participant_id: participant_id.clone(),
+                school_id,
+                delivery_partner_id,
+                from: Some(to_proto(from)),
+            };
+            (participant_id, PAYMENTS, "SetParticipantScope", request.encode_to_vec())
+        }
+    };
+    let service = if target == CONTENT { CONTENT_SERVICE } else { PAYMENTS_SERVICE };
+    NewCommand { command_id, participant_id, target: target.to_owned(), method: format!("{service}{rpc}"), payload }
+}

@@ -1,0 +1,992 @@
+//! Pause, defer, return, withdraw, reinstate, move school and change the
+//! release start: each a pure decision over the participants it touches,
+//! returning the events to record (with their cascades, D9 and W6), the
+//! commands content release and payments must receive (D4, W5, W9, S2), and
+//! the notifications it raises (W7, W8). Refusals name a rule and say what to
+//! do instead.
+
+use super::events::{DeferralReason, EventKind, NewEvent, WithdrawalReason};
+use super::view::{ParticipantRecord, ParticipantView, Timeline};
+use super::{ParticipantKind, RuleViolation, TrainingStatus};
+use chrono::{Months, NaiveDate};
+
+/// P2: the longest pause, in days.
+pub const MAX_PAUSE_DAYS: i64 = 42;
+/// D3: the longest deferral, in months.
+pub const MAX_DEFERRAL_MONTHS: u32 = 12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldKind {
+    Pause,
+    Deferral,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Programme {
+    Ect,
+    Mentor,
+}
+
+/// What content release and payments must be told (CONTRACT.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    EnrolLearner {
+        participant_id: String,
+        programme: Programme,
+        release_start: NaiveDate,
+        school_id: String,
+        delivery_partner_id: String,
+    },
+    EnrolPayee {
+        participant_id: String,
+        kind: ParticipantKind,
+        delivery_partner_id: String,
+        school_id: String,
+        schedule: String,
+        cohort: i32,
+        funding_eligible: bool,
+    },
+    PlaceHold {
+        participant_id: String,
+        hold_id: String,
+        kind: HoldKind,
+        from: NaiveDate,
+        until: NaiveDate,
+    },
+    LiftHold {
+        participant_id: String,
+        hold_id: String,
+        on: NaiveDate,
+    },
+    SuspendAccrual {
+        participant_id: String,
+        suspension_id: String,
+        from: NaiveDate,
+        until: NaiveDate,
+    },
+    ResumeAccrual {
+        participant_id: String,
+        suspension_id: String,
+        on: NaiveDate,
+    },
+    RevokeAccess {
+        participant_id: String,
+        on: NaiveDate,
+    },
+    RestoreAccess {
+        participant_id: String,
+        on: NaiveDate,
+    },
+    EndAccrual {
+        participant_id: String,
+        on: NaiveDate,
+    },
+    ReopenAccrual {
+        participant_id: String,
+        on: NaiveDate,
+    },
+    SetReleaseStart {
+        participant_id: String,
+        release_start: NaiveDate,
+    },
+    SetAreaCovered {
+        participant_id: String,
+        covered: bool,
+        from: NaiveDate,
+    },
+    ContentScope {
+        participant_id: String,
+        school_id: String,
+        delivery_partner_id: String,
+        from: NaiveDate,
+    },
+    PaymentsScope {
+        participant_id: String,
+        school_id: String,
+        delivery_partner_id: String,
+        from: NaiveDate,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationKind {
+    /// W7.
+    SchoolWithoutParticipants,
+    /// W8.
+    InductionCoordinatorNeeded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    pub kind: NotificationKind,
+    pub delivery_partner_id: String,
+    pub school_id: String,
+    pub message: String,
+}
+
+/// Everything one action decides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub events: Vec<NewEvent>,
+    pub commands: Vec<Command>,
+    pub notifications: Vec<NewNotification>,
+}
+
+impl Decision {
+    fn event(&mut self, participant_id: &str, effective_date: NaiveDate, kind: EventKind, caused_by: Option<&str>) {
+        self.events.push(NewEvent {
+            participant_id: participant_id.to_owned(),
+            effective_date,
+            kind,
+            caused_by: caused_by.map(str::to_owned),
+        });
+    }
+
+    /// Participants changed as a consequence of the main one (cascades).
+    pub fn cascaded(&self, main: &str) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for e in &self.events {
+            if e.participant_id != main && e.caused_by.as_deref() == Some(main) && !ids.contains(&e.participant_id) {
+                ids.push(e.participant_id.clone());
+            }
+        }
+        ids
+    }
+
+    fn merge(&mut self, other: Decision) {
+        self.events.extend(other.events);
+        self.commands.extend(other.commands);
+        self.notifications.extend(other.notifications);
+    }
+}
+
+fn has_programme(kind: ParticipantKind) -> bool {
+    matches!(kind, ParticipantKind::Ect | ParticipantKind::Mentor)
+}
+
+fn status_word(status: TrainingStatus) -> &'static str {
+    match status {
+        TrainingStatus::Active => "active",
+        TrainingStatus::Paused => "paused",
+        TrainingStatus::Deferred => "deferred",
+        TrainingStatus::Withdrawn => "withdrawn",
+    }
+}
+
+fn not_yet_registered(p: &ParticipantRecord, date: NaiveDate) -> RuleViolation {
+    RuleViolation::new(
+        "BEFORE_REGISTRATION",
+        format!("participant {} was registered on {}: {date} is before that", p.id, p.registered_on),
+    )
+}
+
+fn view(p: &ParticipantRecord, date: NaiveDate) -> Result<ParticipantView, RuleViolation> {
+    p.as_of(date).ok_or_else(|| not_yet_registered(p, date))
+}
+
+/// Registration (C1): enrol ECTs and mentors with both services; S2 when the
+/// school's area is not covered.
+pub fn enrol(p: &ParticipantRecord) -> Result<Decision, RuleViolation> {
+    let v = view(p, p.registered_on)?;
+    let mut d = Decision::default();
+    let (Some(enrolment), true) = (v.enrolment, has_programme(p.kind)) else {
+        return Ok(d);
+    };
+    let programme = if p.kind == ParticipantKind::Ect { Programme::Ect } else { Programme::Mentor };
+    d.commands.push(Command::EnrolLearner {
+        participant_id: p.id.clone(),
+        programme,
+        release_start: enrolment.release_start,
+        school_id: v.school_id.clone(),
+        delivery_partner_id: v.delivery_partner_id.clone(),
+    });
+    d.commands.push(Command::EnrolPayee {
+        participant_id: p.id.clone(),
+        kind: p.kind,
+        delivery_partner_id: v.delivery_partner_id.clone(),
+        school_id: v.school_id.clone(),
+        schedule: enrolment.schedule.schedule_id().to_owned(),
+        cohort: enrolment.cohort,
+        funding_eligible: v.funding_eligible(),
+    });
+    if !v.area_covered {
+        d.commands.push(Command::SetAreaCovered {
+            participant_id: p.id.clone(),
+            covered: false,
+            from: p.registered_on,
+        });
+    }
+    Ok(d)
+}
+
+/// P1-P3: pause an ECT for `[start, expected_end)`.
+pub fn pause(
+    ect: &ParticipantRecord,
+    pause_id: String,
+    start: NaiveDate,
+    expected_end: NaiveDate,
+    note: String,
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
+    if ect.kind != ParticipantKind::Ect {
+        return Err(RuleViolation::new(
+            "PAUSE_ONLY_FOR_ECTS",
+            format!(
+                "participant {} is {}: only ECTs are paused; for a mentor's absence assign a replacement mentor (M2) or make the induction coordinator the interim mentor (M3)",
+                ect.id,
+                ect.kind.describe()
+            ),
+        ));
+    }
+    let days = (expected_end - start).num_days();
+    if days > MAX_PAUSE_DAYS {
+        return Err(pause_too_long(days));
+    }
+    if start < today - chrono::Duration::days(MAX_PAUSE_DAYS) {
+        return Err(RuleViolation::new(
+            "PAUSE_START_TOO_EARLY",
+            format!(
+                "a pause may start at most {MAX_PAUSE_DAYS} days back (on or after {}): for a longer absence already under way ask the ECF Lead to defer the ECT",
+                today - chrono::Duration::days(MAX_PAUSE_DAYS)
+            ),
+        ));
+    }
+    let timeline = ect.timeline();
+    for date in [start, today.max(ect.registered_on)] {
+        let status = view(ect, date)?.status;
+        if status != TrainingStatus::Active {
+            return Err(RuleViolation::new(
+                "NOT_ACTIVE",
+                format!("the ECT is {} on {date}: only an active ECT can be paused", status_word(status)),
+            ));
+        }
+    }
+    if timeline.busy_between(start, expected_end) {
+        return Err(overlap(start, expected_end));
+    }
+    let mut d = Decision::default();
+    d.event(&ect.id, start, EventKind::Paused { pause_id: pause_id.clone(), start, expected_end, note }, None);
+    d.commands.push(Command::PlaceHold {
+        participant_id: ect.id.clone(),
+        hold_id: pause_id,
+        kind: HoldKind::Pause,
+        from: start,
+        until: expected_end,
+    });
+    Ok(d)
+}
+
+fn pause_too_long(days: i64) -> RuleViolation {
+    RuleViolation::new(
+        "PAUSE_TOO_LONG",
+        format!(
+            "a pause covers absences of up to 6 weeks ({MAX_PAUSE_DAYS} days) and this one is {days} days: for a longer absence the ECF Lead defers the ECT instead (DeferParticipant)"
+        ),
+    )
+}
+
+fn overlap(from: NaiveDate, until: NaiveDate) -> RuleViolation {
+    RuleViolation::new(
+        "OVERLAPS_ANOTHER_ABSENCE",
+        format!(
+            "another pause, deferral or withdrawal already falls between {from} and {until}: change that one instead"
+        ),
+    )
+}
+
+fn no_open_pause(today: NaiveDate) -> RuleViolation {
+    RuleViolation::new(
+        "NO_OPEN_PAUSE",
+        format!("the ECT has no pause in force or planned on {today}: pause them first"),
+    )
+}
+
+/// P4: a later expected end, within 42 days in total.
+pub fn extend_pause(
+    ect: &ParticipantRecord,
+    expected_end: NaiveDate,
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
+    let timeline = ect.timeline();
+    let pause = timeline.open_pause(today).ok_or_else(|| no_open_pause(today))?.clone();
+    if expected_end <= pause.end() {
+        return Err(RuleViolation::new(
+            "PAUSE_NOT_EXTENDED",
+            format!("the pause already ends on {}: give a later date, or end it early with EndPause", pause.end()),
+        ));
+    }
+    let days = (expected_end - pause.start).num_days();
+    if days > MAX_PAUSE_DAYS {
+        return Err(pause_too_long(days));
+    }
+    let mut others = timeline.clone();
+    others.pauses.retain(|p| p.id != pause.id);
+    if others.busy_between(pause.end(), expected_end) {
+        return Err(overlap(pause.end(), expected_end));
+    }
+    let mut d = Decision::default();
+    d.event(&ect.id, today, EventKind::PauseExtended { pause_id: pause.id.clone(), expected_end }, None);
+    d.commands.push(Command::PlaceHold {
+        participant_id: ect.id.clone(),
+        hold_id: pause.id,
+        kind: HoldKind::Pause,
+        from: pause.start,
+        until: expected_end,
+    });
+    Ok(d)
+}
+
+/// P4, P6: end a pause early; `end_date` is the first day back.
+pub fn end_pause(ect: &ParticipantRecord, end_date: NaiveDate, today: NaiveDate) -> Result<Decision, RuleViolation> {
+    let timeline = ect.timeline();
+    let pause = timeline.open_pause(today.min(end_date)).ok_or_else(|| no_open_pause(today))?.clone();
+    if end_date < pause.start {
+        return Err(RuleViolation::new(
+            "PAUSE_END_BEFORE_START",
+            format!("the pause starts on {}: end it on or after that date", pause.start),
+        ));
+    }
+    if end_date >= pause.end() {
+        return Err(RuleViolation::new(
+            "PAUSE_ALREADY_ENDS",
+            format!("the pause already ends by itself on {}: nothing to end early", pause.end()),
+        ));
+    }
+    let mut d = Decision::default();
+    d.event(&ect.id, end_date, EventKind::PauseEnded { pause_id: pause.id.clone(), end: end_date }, None);
+    d.commands.push(Command::LiftHold { participant_id: ect.id.clone(), hold_id: pause.id, on: end_date });
+    Ok(d)
+}
+
+/// A mentor and the other ECTs they mentor, for the D9 and W6 cascades.
+#[derive(Debug, Clone)]
+pub struct MentorCircle {
+    pub mentor: ParticipantRecord,
+    /// ECTs other than the one acted on whose mentor is this mentor.
+    pub other_ects: Vec<ParticipantRecord>,
+    /// W6: a DPL approved keeping this mentor.
+    pub keep_approved: bool,
+}
+
+/// A validated deferral request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub reason: DeferralReason,
+    pub deferral_date: NaiveDate,
+    pub expected_return: NaiveDate,
+    pub note: String,
+}
+
+/// D1-D3, D8-D10, P8: defer an ECT; its mentor follows unless they mentor
+/// another ECT who is active or paused.
+pub fn defer(
+    ect: &ParticipantRecord,
+    request: Deferral,
+    mentor: Option<&MentorCircle>,
+    mut new_id: impl FnMut() -> String,
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
+    match ect.kind {
+        ParticipantKind::Ect => {}
+        ParticipantKind::Mentor => {
+            return Err(RuleViolation::new(
+                "MENTOR_CANNOT_BE_DEFERRED",
+                "a mentor is not deferred directly (D10): cover their absence with a replacement mentor (AssignMentor) or an interim mentor; a mentor follows their ECT's deferral automatically",
+            ));
+        }
+        ParticipantKind::InductionCoordinator => {
+            return Err(RuleViolation::new(
+                "DEFERRAL_ONLY_FOR_ECTS",
+                "an induction coordinator has no programme to defer",
+            ));
+        }
+    }
+    let latest_return = add_months(request.deferral_date, MAX_DEFERRAL_MONTHS);
+    if request.expected_return > latest_return {
+        return Err(RuleViolation::new(
+            "RETURN_DATE_TOO_FAR",
+            format!(
+                "the expected return date may be at most 12 months after the deferral date, so on or before {latest_return}: agree an earlier return date and change it later if needed (ChangeReturnDate)"
+            ),
+        ));
+    }
+    if request.deferral_date < ect.registered_on {
+        return Err(not_yet_registered(ect, request.deferral_date));
+    }
+    let timeline = ect.timeline();
+    check_can_defer(&timeline, request.deferral_date, request.expected_return, today.max(ect.registered_on))?;
+    let mut d = Decision::default();
+    // P8: a pause not over by the deferral date ends on it.
+    for pause in timeline.pauses.iter().filter(|p| p.end() > request.deferral_date && p.end() > p.start) {
+        let end = request.deferral_date.max(pause.start);
+        d.event(&ect.id, end, EventKind::PauseEnded { pause_id: pause.id.clone(), end }, None);
+        d.commands.push(Command::LiftHold { participant_id: ect.id.clone(), hold_id: pause.id.clone(), on: end });
+    }
+    defer_one(&mut d, ect, new_id(), &request, None);
+    if let Some(circle) = mentor {
+        if mentor_follows_deferral(circle, &ect.id, request.deferral_date, request.expected_return) {
+            defer_one(&mut d, &circle.mentor, new_id(), &request, Some(&ect.id));
+        }
+    }
+    Ok(d)
+}
+
+fn check_can_defer(
+    timeline: &Timeline,
+    from: NaiveDate,
+    until: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), RuleViolation> {
+    for date in [from, today] {
+        match timeline.status_on(date) {
+            TrainingStatus::Active | TrainingStatus::Paused => {}
+            TrainingStatus::Deferred => {
+                return Err(RuleViolation::new(
+                    "ALREADY_DEFERRED",
+                    format!(
+                        "the participant is already deferred on {date}: change that deferral's return date instead (ChangeReturnDate)"
+                    ),
+                ));
+            }
+            TrainingStatus::Withdrawn => return Err(withdrawn(date)),
+        }
+    }
+    let mut without_pauses = timeline.clone();
+    without_pauses.pauses.clear();
+    if without_pauses.busy_between(from, until) {
+        return Err(overlap(from, until));
+    }
+    Ok(())
+}
+
+fn withdrawn(date: NaiveDate) -> RuleViolation {
+    RuleViolation::new(
+        "PARTICIPANT_WITHDRAWN",
+        format!(
+            "the participant is withdrawn on {date}: the ECF Lead can request a reinstatement (RequestReinstatement) for a DPL to approve"
+        ),
+    )
+}
+
+/// D9: the mentor is deferred with the ECT unless they mentor another ECT who
+/// is active or paused, or they cannot be (already deferred or withdrawn).
+fn mentor_follows_deferral(circle: &MentorCircle, ect_id: &str, from: NaiveDate, until: NaiveDate) -> bool {
+    let mentor = &circle.mentor;
+    if mentor.kind != ParticipantKind::Mentor {
+        return false;
+    }
+    let busy_elsewhere =
+        circle.other_ects.iter().filter(|e| e.id != ect_id).any(|e| {
+            e.as_of(from).is_some_and(|v| matches!(v.status, TrainingStatus::Active | TrainingStatus::Paused))
+        });
+    let timeline = mentor.timeline();
+    !busy_elsewhere && check_can_defer(&timeline, from, until, from).is_ok()
+}
+
+fn defer_one(
+    d: &mut Decision,
+    p: &ParticipantRecord,
+    deferral_id: String,
+    request: &Deferral,
+    cascaded_from: Option<&str>,
+) {
+    d.event(
+        &p.id,
+        request.deferral_date,
+        EventKind::Deferred {
+            deferral_id: deferral_id.clone(),
+            reason: request.reason,
+            deferral_date: request.deferral_date,
+            expected_return: request.expected_return,
+            note: request.note.clone(),
+            cascaded_from: cascaded_from.map(str::to_owned),
+        },
+        cascaded_from,
+    );
+    d.commands.push(Command::PlaceHold {
+        participant_id: p.id.clone(),
+        hold_id: deferral_id.clone(),
+        kind: HoldKind::Deferral,
+        from: request.deferral_date,
+        until: request.expected_return,
+    });
+    d.commands.push(Command::SuspendAccrual {
+        participant_id: p.id.clone(),
+        suspension_id: deferral_id,
+        from: request.deferral_date,
+        until: request.expected_return,
+    });
+}
+
+fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
+    date.checked_add_months(Months::new(months)).unwrap_or(NaiveDate::MAX)
+}
+
+fn not_deferred(today: NaiveDate) -> RuleViolation {
+    RuleViolation::new(
+        "NOT_DEFERRED",
+        format!("the participant has no deferral in force or planned on {today}: defer them first"),
+    )
+}
+
+/// The deferrals of mentors that follow this ECT's (D9).
+fn cascaded_deferrals<'a>(
+    ect_id: &str,
+    from: NaiveDate,
+    mentors: &'a [ParticipantRecord],
+    today: NaiveDate,
+) -> Vec<(&'a ParticipantRecord, String)> {
+    mentors
+        .iter()
+        .filter_map(|m| {
+            let timeline = m.timeline();
+            let deferral = timeline.open_deferral(today)?;
+            (deferral.cascaded_from.as_deref() == Some(ect_id) && deferral.from == from)
+                .then(|| (m, deferral.id.clone()))
+        })
+        .collect()
+}
+
+/// D6: a new expected return date, within 12 months of the original deferral
+/// date; cascaded mentors follow (D9).
+pub fn change_return_date(
+    ect: &ParticipantRecord,
+    expected_return: NaiveDate,
+    mentors: &[ParticipantRecord],
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
+    let timeline = ect.timeline();
+    let deferral = timeline.open_deferral(today).ok_or_else(|| not_deferred(today))?.clone();
+    if expected_return <= deferral.from {
+        return Err(RuleViolation::new(
+            "RETURN_NOT_AFTER_DEFERRAL",
+            format!("the deferral starts on {}: the return date must be after it", deferral.from),
+        ));
+    }
+    let latest = add_months(deferral.from, MAX_DEFERRAL_MONTHS);
+    if expected_return > latest {
+        return Err(RuleViolation::new(
+            "RETURN_DATE_TOO_FAR",
+            format!(
+                "a return date may be at most 12 months after the original deferral date {}, so on or before {latest}",
+                deferral.from
+            ),
+        ));
+    }
+    if expected_return < today {
+        return Err(RuleViolation::new(
+            "RETURN_DATE_IN_PAST",
+            format!(
+                "{expected_return} is before today ({today}): to record a return that has happened use RecordReturn"
+            ),
+        ));
+    }
+    if expected_return == deferral.end() {
+        return Err(RuleViolation::new(
+            "RETURN_DATE_UNCHANGED",
+            format!("the expected return date is already {expected_return}"),
+        ));
+    }
+    let mut others = timeline.clone();
+    others.deferrals.retain(|d| d.id != deferral.id);
+    others.pauses.clear();
+    if others.busy_between(deferral.from, expected_return) {
+        return Err(overlap(deferral.from, expected_return));
+    }
+    let mut d = Decision::default();
+    let mut change = |p: &ParticipantRecord, id: String, caused_by: Option<&str>| {
+        d.event(&p.id, today, EventKind::ReturnDateChanged { deferral_id: id.clone(), expected_return }, caused_by);
+        d.commands.push(Command::PlaceHold {
+            participant_id: p.id.clone(),
+            hold_id: id.clone(),
+            kind: HoldKind::Deferral,
+            from: deferral.from,
+            until: expected_return,
+        });
+        d.commands.push(Command::SuspendAccrual {
+            participant_id: p.id.clone(),
+            suspension_id: id,
+            from: deferral.from,
+            until: expected_return,
+        });
+    };
+    change(ect, deferral.id.clone(), None);
+    for (mentor, id) in cascaded_deferrals(&ect.id, deferral.from, mentors, today) {
+        change(mentor, id, Some(&ect.id));
+    }
+    Ok(d)
+}
+
+/// D7: record a return earlier than expected; the participant is active from
+/// `return_date`. Cascaded mentors return with them (D9).
+pub fn record_return(
+    ect: &ParticipantRecord,
+    return_date: NaiveDate,
+    mentors: &[ParticipantRecord],
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
+    let timeline = ect.timeline();
+    let deferral = timeline.open_deferral(today.min(return_date)).ok_or_else(|| not_deferred(today))?.clone();
+    if return_date > today {
+        return Err(RuleViolation::new(
+            "RETURN_DATE_IN_FUTURE",
+            format!(
+                "{return_date} is after today ({today}): for a planned return change the expected return date (ChangeReturnDate)"
+            ),
+        ));
+    }
+    if return_date < deferral.from {
+        return Err(RuleViolation::new(
+            "RETURN_BEFORE_DEFERRAL",
+            format!("the deferral starts on {}: a return cannot be before it", deferral.from),
+        ));
+    }
+    if return_date >= deferral.end() {
+        return Err(RuleViolation::new(
+            "RETURN_NOT_EARLIER",
+            format!("the participant returns by themselves on {} (D7): nothing to record", deferral.end()),
+        ));
+    }
+    let mut d = Decision::default();
+    let mut record = |p: &ParticipantRecord, id: String, caused_by: Option<&str>| {
+        d.event(&p.id, return_date, EventKind::Returned { deferral_id: id.clone(), return_date }, caused_by);
+        d.commands.push(Command::LiftHold { participant_id: p.id.clone(), hold_id: id.clone(), on: return_date });
+        d.commands.push(Command::ResumeAccrual { participant_id: p.id.clone(), suspension_id: id, on: return_date });
+    };
+    record(ect, deferral.id.clone(), None);
+    for (mentor, id) in cascaded_deferrals(&ect.id, deferral.from, mentors, today) {
+        record(mentor, id, Some(&ect.id));
+    }
+    Ok(d)
+}
+
+/// A validated withdrawal request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub reason: WithdrawalReason,
+    pub withdrawal_date: NaiveDate,
+    pub note: String,
+}
+
+/// Who else is at the participant's school, for W7 and W8.
+#[derive(Debug, Clone, Default)]
+pub struct SchoolCircle {
+    pub school_id: String,
+    pub delivery_partner_id: String,
+    /// Everyone else registered at the school.
+    pub others: Vec<ParticipantRecord>,
+}
+
+/// W1-W8: withdraw a participant. Any pause or deferral ends on the date
+/// (W4); access is revoked and accrual ends (W5); an ECT's only-ECT mentor
+/// follows (W6); the DPL hears of a school left with nobody in training (W7)
+/// and of a school losing its last induction coordinator (W8).
+pub fn withdraw(
+    p: &ParticipantRecord,
+    request: Withdrawal,
+    mentor: Option<&MentorCircle>,
+    school: &SchoolCircle,
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
+    if request.withdrawal_date > today {
+        return Err(RuleViolation::new(
+            "WITHDRAWAL_DATE_IN_FUTURE",
+            format!(
+                "a withdrawal removes all Steplab access from its date, so it cannot be scheduled ahead: withdraw on or after the day the participant leaves (today is {today})"
+            ),
+        ));
+    }
+    if request.reason == WithdrawalReason::MentorNoLongerBeingMentor && p.kind != ParticipantKind::Mentor {
+        return Err(RuleViolation::new(
+            "REASON_FOR_MENTORS_ONLY",
+            format!(
+                "`mentor-no-longer-being-mentor` applies to mentors only and this participant is {}: choose another reason",
+                p.kind.describe()
+            ),
+        ));
+    }
+    if request.withdrawal_date < p.registered_on {
+        return Err(not_yet_registered(p, request.withdrawal_date));
+    }
+    let timeline = p.timeline();
+    for date in [request.withdrawal_date, today] {
+        if timeline.status_on(date) == TrainingStatus::Withdrawn {
+            return Err(RuleViolation::new(
+                "ALREADY_WITHDRAWN",
+                format!("the participant is already withdrawn on {date}"),
+            ));
+        }
+    }
+    if timeline.withdrawals.iter().any(|w| w.date > request.withdrawal_date) {
+        return Err(RuleViolation::new(
+            "WITHDRAWN_LATER",
+            "the participant has a later withdrawal on record: a reinstated participant cannot be withdrawn again before their reinstatement",
+        ));
+    }
+    let mut d = Decision::default();
+    withdraw_one(&mut d, p, &timeline, request.clone(), None);
+    let mut withdrawn_now = vec![p.id.clone()];
+    if p.kind == ParticipantKind::Ect {
+        if let Some(circle) = mentor {
+            if let Some(cascade) = mentor_left_without_ect(circle, &p.id, request.withdrawal_date, today) {
+                withdrawn_now.push(circle.mentor.id.clone());
+                d.merge(cascade);
+            }
+        }
+    }
+    let in_training = |other: &ParticipantRecord| {
+        !withdrawn_now.contains(&other.id)
+            && has_programme(other.kind)
+            && other
+                .as_of(today)
+                .is_some_and(|v| v.status != TrainingStatus::Withdrawn && v.school_id == school.school_id)
+    };
+    if has_programme(p.kind) && !school.others.iter().any(in_training) {
+        d.notifications.push(NewNotification {
+            kind: NotificationKind::SchoolWithoutParticipants,
+            delivery_partner_id: school.delivery_partner_id.clone(),
+            school_id: school.school_id.clone(),
+            message: format!(
+                "school {} has no participants in training since {} (W7)",
+                school.school_id, request.withdrawal_date
+            ),
+        });
+    }
+    let other_ic = |other: &ParticipantRecord| {
+        other.kind == ParticipantKind::InductionCoordinator
+            && other
+                .as_of(today)
+                .is_some_and(|v| v.status != TrainingStatus::Withdrawn && v.school_id == school.school_id)
+    };
+    if p.kind == ParticipantKind::InductionCoordinator && !school.others.iter().any(other_ic) {
+        d.notifications.push(NewNotification {
+            kind: NotificationKind::InductionCoordinatorNeeded,
+            delivery_partner_id: school.delivery_partner_id.clone(),
+            school_id: school.school_id.clone(),
+            message: format!(
+                "school {} has no induction coordinator since {}: register a replacement (W8)",
+                school.school_id, request.withdrawal_date
+            ),
+        });
+    }
+    Ok(d)
+}
+
+fn withdraw_one(
+    d: &mut Decision,
+    p: &ParticipantRecord,
+    timeline: &Timeline,
+    request: Withdrawal,
+    cascaded_from: Option<&str>,
+) {
+    let date = request.withdrawal_date;
+    d.event(
+        &p.id,
+        date,
+        EventKind::Withdrawn {
+            reason: request.reason,
+            withdrawal_date: date,
+            note: request.note,
+            cascaded_from: cascaded_from.map(str::to_owned),
+        },
+        cascaded_from,
+    );
+    if !has_programme(p.kind) {
+        return;
+    }
+    // W4: holds and suspensions not over by the date end on it.
+    for pause in timeline.pauses.iter().filter(|x| x.end() > date && x.end() > x.start) {
+        d.commands.push(Command::LiftHold {
+            participant_id: p.id.clone(),
+            hold_id: pause.id.clone(),
+            on: date.max(pause.start),
+        });
+    }
+    for deferral in timeline.deferrals.iter().filter(|x| x.end() > date && x.end() > x.from) {
+        let on = date.max(deferral.from);
+        d.commands.push(Command::LiftHold { participant_id: p.id.clone(), hold_id: deferral.id.clone(), on });
+        d.commands.push(Command::ResumeAccrual {
+            participant_id: p.id.clone(),
+            suspension_id: deferral.id.clone(),
+            on,
+        });
+    }
+    d.commands.push(Command::RevokeAccess { participant_id: p.id.clone(), on: date });
+    d.commands.push(Command::EndAccrual { participant_id: p.id.clone(), on: date });
+}
+
+/// W6 (and M2): a mentor left with no ECT in training is withdrawn, unless
+/// a DPL approved keeping them.
+pub fn mentor_left_without_ect(
+    circle: &MentorCircle,
+    ect_id: &str,
+    date: NaiveDate,
+    today: NaiveDate,
+) -> Option<Decision> {
+    let mentor = &circle.mentor;
+    if mentor.kind != ParticipantKind::Mentor || circle.keep_approved {
+        return None;
+    }
+    let timeline = mentor.timeline();
+    if timeline.status_on(date) == TrainingStatus::Withdrawn || timeline.status_on(today) == TrainingStatus::Withdrawn {
+        return None;
+    }
+    let has_other = circle
+        .other_ects
+        .iter()
+        .filter(|e| e.id != ect_id)
+        .any(|e| e.as_of(today).is_some_and(|v| v.status != TrainingStatus::Withdrawn));
+    if has_other {
+        return None;
+    }
+    let mut d = Decision::default();
+    let request = Withdrawal {
+        reason: WithdrawalReason::MentorNoLongerBeingMentor,
+        withdrawal_date: date.max(mentor.registered_on),
+        note: String::new(),
+    };
+    withdraw_one(&mut d, mentor, &timeline, request, Some(ect_id));
+    Some(d)
+}
+
+/// W9: a DPL approved reinstatement; access comes back and accrual reopens
+/// from `on`, and release resumes where it stopped.
+pub fn reinstate(
+    p: &ParticipantRecord,
+    request_id: &str,
+    on: NaiveDate,
+    caused_by: Option<&str>,
+) -> Result<Decision, RuleViolation> {
+    let timeline = p.timeline();
+    if timeline.status_on(on) != TrainingStatus::Withdrawn {
+        return Err(RuleViolation::new(
+            "NOT_WITHDRAWN",
+            format!("participant {} is not withdrawn on {on}: nothing to reinstate", p.id),
+        ));
+    }
+    let mut d = Decision::default();
+    d.event(&p.id, on, EventKind::Reinstated { reinstated_on: on, request_id: request_id.to_owned() }, caused_by);
+    if has_programme(p.kind) {
+        d.commands.push(Command::RestoreAccess { participant_id: p.id.clone(), on });
+        d.commands.push(Command::ReopenAccrual { participant_id: p.id.clone(), on });
+    }
+    Ok(d)
+}
+
+/// C2: a DPL approved a different release start.
+pub fn change_release_start(
+    p: &ParticipantRecord,
+    request_id: &str,
+    release_start: NaiveDate,
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
+    let v = view(p, today.max(p.registered_on))?;
+    let Some(enrolment) = v.enrolment.filter(|_| has_programme(p.kind)) else {
+        return Err(RuleViolation::new("NO_PROGRAMME", "an induction coordinator has no release schedule"));
+    };
+    if v.status == TrainingStatus::Withdrawn {
+        return Err(withdrawn(today));
+    }
+    if enrolment.release_start == release_start {
+        return Err(RuleViolation::new(
+            "RELEASE_START_UNCHANGED",
+            format!("the release already starts on {release_start}"),
+        ));
+    }
+    let mut d = Decision::default();
+    d.event(
+        &p.id,
+        today.max(p.registered_on),
+        EventKind::ReleaseStartChanged { release_start, request_id: request_id.to_owned() },
+        None,
+    );
+    d.commands.push(Command::SetReleaseStart { participant_id: p.id.clone(), release_start });
+    Ok(d)
+}
+
+/// Checks a release-start change can be asked for (C2), before a DPL decides.
+pub fn check_release_start_request(
+    p: &ParticipantRecord,
+    release_start: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), RuleViolation> {
+    change_release_start(p, "", release_start, today).map(|_| ())
+}
+
+/// The school a participant moves to (S1, S2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub school_id: String,
+    pub delivery_partner_id: String,
+    pub area_covered: bool,
+}
+
+/// S1, S2: move to another school from `moved_on`, keeping programme and
+/// history; payments hear when the area's coverage changes.
+pub fn move_school(
+    p: &ParticipantRecord,
+    to: &Destination,
+    moved_on: NaiveDate,
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
+    if moved_on > today {
+        return Err(RuleViolation::new(
+            "MOVE_DATE_IN_FUTURE",
+            format!("{moved_on} is after today ({today}): record the move on or after the day it happens"),
+        ));
+    }
+    let before = view(p, moved_on)?;
+    if before.status == TrainingStatus::Withdrawn || p.timeline().status_on(today) == TrainingStatus::Withdrawn {
+        return Err(withdrawn(moved_on));
+    }
+    if before.school_id == to.school_id {
+        return Err(RuleViolation::new(
+            "SAME_SCHOOL",
+            format!("the participant is already at school {} on {moved_on}", to.school_id),
+        ));
+    }
+    let last_move = p
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::SchoolMoved { .. } | EventKind::Registered { .. }))
+        .map(|e| e.effective_date)
+        .max();
+    if let Some(last) = last_move.filter(|last| moved_on < *last) {
+        return Err(RuleViolation::new(
+            "BEFORE_LAST_MOVE",
+            format!("the participant's school last changed on {last}: a move must be on or after it"),
+        ));
+    }
+    let mut d = Decision::default();
+    d.event(
+        &p.id,
+        moved_on,
+        EventKind::SchoolMoved {
+            school_id: to.school_id.clone(),
+            delivery_partner_id: to.delivery_partner_id.clone(),
+            area_covered: to.area_covered,
+        },
+        None,
+    );
+    if has_programme(p.kind) {
+        let scope = |content: bool| {
+            let (participant_id, school_id, delivery_partner_id) =
+                (p.id.clone(), to.school_id.clone(), to.delivery_partner_id.clone());
+            if content {
+                Command::ContentScope { participant_id, school_id, delivery_partner_id, from: moved_on }
+            } else {
+                Command::PaymentsScope { participant_id, school_id, delivery_partner_id, from: moved_on }
+            }
+        };
+        d.commands.push(scope(true));
+        d.commands.push(scope(false));
+        if before.area_covered != to.area_covered {
+            d.commands.push(Command::SetAreaCovered {
+                participant_id: p.id.clone(),
+                covered: to.area_covered,
+                from: moved_on,
+            });
+        }
+    }
+    Ok(d)
+}

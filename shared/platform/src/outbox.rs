@@ -1,0 +1,431 @@
+//! The transactional outbox and its relay: nothing a service decides is lost
+//! between services.
+//!
+//! A change writes its commands to the `outbox` table in the same transaction
+//! as the change itself. The relay delivers them over gRPC with a service
+//! token and a deadline, in order per (participant, target): a group's next
+//! command waits until the one before it is delivered. Failures are retried
+//! with exponential backoff and jitter; after `max_attempts` a command is
+//! parked (and its group waits) until an operator retries it. Receivers
+//! de-duplicate by `command_id` (see `idempotency`), so a command delivered
+//! twice after a lost acknowledgement has one effect.
+//!
+//! Claiming is a compare-and-set lease on `next_attempt_at`, so several
+//! replicas relaying from one PostgreSQL database never deliver the same
+//! command at the same time, and a replica that dies mid-delivery leaves its
+//! claim to expire. The payload is the encoded request and `method` its full
+//! gRPC path, so the relay needs no knowledge of the RPCs it carries.
+
+use crate::db::{Database, DbConn, DbError};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        command_id -> Text,
+        participant_id -> Text,
+        target -> Text,
+        method -> Text,
+        payload -> Binary,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+        parked_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+/// A command to send, decided inside a unit of work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCommand {
+    pub command_id: String,
+    pub participant_id: String,
+    /// The receiving service, e.g. `content-release`.
+    pub target: String,
+    /// The full gRPC path, e.g. `/steplab.content.v1.ContentReleaseService/PlaceHold`.
+    pub method: String,
+    /// The encoded request message.
+    pub payload: Vec<u8>,
+}
+
+/// A stored command and its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub command_id: String,
+    pub participant_id: String,
+    pub target: String,
+    pub method: String,
+    pub payload: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub parked_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+}
+
+impl OutboxRow {
+    /// The RPC's short name, e.g. `PlaceHold`.
+    pub fn rpc(&self) -> &str {
+        self.method.rsplit('/').next().unwrap_or(&self.method)
+    }
+}
+
+/// Adds a command to the outbox; call inside the change's transaction.
+pub fn enqueue(conn: &mut DbConn, command: &NewCommand, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::command_id.eq(&command.command_id),
+            outbox::participant_id.eq(&command.participant_id),
+            outbox::target.eq(&command.target),
+            outbox::method.eq(&command.method),
+            outbox::payload.eq(&command.payload),
+            outbox::created_at.eq(now),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Every command sent for one participant, oldest first.
+pub fn for_participant(conn: &mut DbConn, participant_id: &str) -> QueryResult<Vec<OutboxRow>> {
+    outbox::table
+        .filter(outbox::participant_id.eq(participant_id))
+        .order(outbox::id)
+        .select(OutboxRow::as_select())
+        .load(conn)
+}
+
+/// Commands not yet delivered: (waiting or being retried, parked).
+pub fn undelivered_counts(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
+    let pending = outbox::table
+        .filter(outbox::delivered_at.is_null())
+        .filter(outbox::parked_at.is_null())
+        .count()
+        .get_result(conn)?;
+    let parked = outbox::table
+        .filter(outbox::parked_at.is_not_null())
+        .filter(outbox::delivered_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok((pending, parked))
+}
+
+/// Undelivered commands, oldest first, at most `limit`.
+pub fn undelivered(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<OutboxRow>> {
+    outbox::table
+        .filter(outbox::delivered_at.is_null())
+        .order(outbox::id)
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)
+}
+
+/// How the relay behaves.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Fallback poll when nothing wakes the relay.
+    pub poll_interval: Duration,
+    /// Deadline of one delivery.
+    pub call_timeout: Duration,
+    /// How long a claim lasts before another replica may take the command.
+    pub lease: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Attempts before a command is parked for an operator.
+    pub max_attempts: i32,
+    /// Commands in flight at once (each from a different group).
+    pub batch: usize,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            max_attempts: 50,
+            batch: 64,
+        }
+    }
+}
+
+/// The exponential backoff before attempt `attempts + 1`, with jitter of up
+/// to half the delay so retries of many commands do not arrive together.
+pub fn backoff(settings: &RelaySettings, attempts: i32) -> Duration {
+    let exponent = attempts.clamp(0, 20) as u32;
+    let base = settings.initial_backoff.saturating_mul(2u32.saturating_pow(exponent)).min(settings.max_backoff);
+    let jitter = rand::random_range(0.0..0.5);
+    base.mul_f64(1.0 - jitter)
+}
+
+/// Supplies the `authorization` value for deliveries.
+pub trait TokenSource: Send + Sync + 'static {
+    fn bearer(&self) -> Result<String, String>;
+}
+
+/// Sends outbox commands to their targets until shut down.
+pub struct Relay {
+    db: Database,
+    targets: HashMap<String, Channel>,
+    tokens: Arc<dyn TokenSource>,
+    wake: Arc<Notify>,
+    settings: RelaySettings,
+}
+
+impl Relay {
+    /// `targets` maps a target name to its base URL (`http://host:port`);
+    /// channels connect lazily, so a target that is down is simply retried.
+    pub fn new(
+        db: Database,
+        targets: &[(&str, &str)],
+        tokens: Arc<dyn TokenSource>,
+        wake: Arc<Notify>,
+        settings: RelaySettings,
+    ) -> anyhow::Result<Self> {
+        let mut channels = HashMap::new();
+        for (name, url) in targets {
+            let endpoint = Channel::from_shared(url.to_string())?
+                .connect_timeout(settings.call_timeout)
+                .timeout(settings.call_timeout);
+            channels.insert(name.to_string(), endpoint.connect_lazy());
+        }
+        Ok(Self { db, targets: channels, tokens, wake, settings })
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let instance = uuid::Uuid::now_v7().to_string();
+        tracing::info!(relay = %instance, "outbox relay started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let claimed = match self.claim().await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay cannot claim commands; retrying");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.settings.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let deliveries = claimed.into_iter().map(|row| {
+                let outcome = self.deliver(row.clone());
+                async move { (row, outcome.await) }
+            });
+            let results = futures::future::join_all(deliveries).await;
+            if let Err(e) = self.record(results).await {
+                tracing::warn!(error = %e, "outbox relay cannot record deliveries; they will be retried");
+            }
+        }
+        tracing::info!(relay = %instance, "outbox relay stopped");
+    }
+
+    /// Takes the due head of each (participant, target) group, leasing it.
+    async fn claim(&self) -> Result<Vec<OutboxRow>, DbError> {
+        let settings = self.settings.clone();
+        self.db
+            .write(move |conn| {
+                let now = chrono::Utc::now().naive_utc();
+                let lease_until =
+                    now + chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(30));
+                let rows = undelivered(conn, 5_000)?;
+                let mut seen: HashSet<(String, String)> = HashSet::new();
+                let mut claimed = Vec::new();
+                for row in rows {
+                    // Only the oldest undelivered command of a group may go;
+                    // a parked one holds its group back.
+                    if !seen.insert((row.participant_id.clone(), row.target.clone())) {
+                        continue;
+                    }
+                    if row.parked_at.is_some() || row.next_attempt_at > now {
+                        continue;
+                    }
+                    let taken = diesel::update(
+                        outbox::table
+                            .filter(outbox::id.eq(row.id))
+                            .filter(outbox::next_attempt_at.eq(row.next_attempt_at)),
+                    )
+                    .set(outbox::next_attempt_at.eq(lease_until))
+                    .execute(conn)?;
+                    if taken == 1 {
+                        claimed.push(row);
+                    }
+                    if claimed.len() >= settings.batch {
+                        break;
+                    }
+                }
+                Ok::<_, DbError>(claimed)
+            })
+            .await
+    }
+
+    async fn deliver(&self, row: OutboxRow) -> Result<(), String> {
+        let channel =
+            self.targets.get(&row.target).ok_or_else(|| format!("no address configured for target {}", row.target))?;
+        let path = tonic::codegen::http::uri::PathAndQuery::try_from(row.method.as_str())
+            .map_err(|e| format!("bad method path {}: {e}", row.method))?;
+        let bearer = self.tokens.bearer()?;
+        let mut request = Request::new(row.payload.clone());
+        request.set_timeout(self.settings.call_timeout);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {bearer}").parse().map_err(|_| "service token is not ASCII".to_string())?,
+        );
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.map_err(|e| format!("{} unreachable: {e}", row.target))?;
+        grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec)
+            .await
+            .map(|_| ())
+            .map_err(|status| describe(&row, &status))
+    }
+
+    async fn record(&self, results: Vec<(OutboxRow, Result<(), String>)>) -> Result<(), DbError> {
+        let settings = self.settings.clone();
+        self.db
+            .write(move |conn| {
+                let now = chrono::Utc::now().naive_utc();
+                for (row, outcome) in &results {
+                    match outcome {
+                        Ok(()) => {
+                            diesel::update(outbox::table.find(row.id))
+                                .set((outbox::delivered_at.eq(now), outbox::attempts.eq(row.attempts + 1)))
+                                .execute(conn)?;
+                        }
+                        Err(error) => {
+                            let attempts = row.attempts + 1;
+                            let parked = (attempts >= settings.max_attempts).then_some(now);
+                            let wait = chrono::Duration::from_std(backoff(&settings, attempts)).unwrap_or(chrono::Duration::seconds(1));
+                            if parked.is_some() {
+                                tracing::error!(command_id = %row.command_id, rpc = row.rpc(), %error, attempts, "command parked after too many attempts");
+                            } else {
+                                tracing::warn!(command_id = %row.command_id, rpc = row.rpc(), %error, attempts, "command delivery failed; will retry");
+                            }
+                            diesel::update(outbox::table.find(row.id))
+                                .set((
+                                    outbox::attempts.eq(attempts),
+                                    outbox::next_attempt_at.eq(now + wait),
+                                    outbox::last_error.eq(Some(error.as_str())),
+                                    outbox::parked_at.eq(parked),
+                                ))
+                                .execute(conn)?;
+                        }
+                    }
+                }
+                Ok::<_, DbError>(())
+            })
+            .await
+    }
+}
+
+fn describe(row: &OutboxRow, status: &Status) -> String {
+    let kind = match status.code() {
+        Code::Unimplemented => "not implemented by the target yet",
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => "target unavailable",
+        _ => "refused by the target",
+    };
+    format!("{} {}: {kind}: {:?}: {}", row.target, row.rpc(), status.code(), status.message())
+}
+
+/// Passes already-encoded messages through unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawEncoder;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let remaining = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, remaining).to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_to_its_cap_with_jitter_below_it() {
+        let settings = RelaySettings::default();
+        for attempts in 0..40 {
+            let wait = backoff(&settings, attempts);
+            assert!(wait <= settings.max_backoff, "{attempts}: {wait:?}");
+            let full = settings
+                .initial_backoff
+                .saturating_mul(2u32.saturating_pow(attempts.clamp(0, 20) as u32))
+                .min(settings.max_backoff);
+            assert!(wait >= full / 2, "{attempts}: {wait:?} is more than half off {full:?}");
+        }
+    }
+
+    #[test]
+    fn the_rpc_name_is_the_last_path_segment() {
+        let row = OutboxRow {
+            id: 1,
+            command_id: "c".into(),
+            participant_id: "p".into(),
+            target: "content-release".into(),
+            method: "/steplab.content.v1.ContentReleaseService/PlaceHold".into(),
+            payload: vec![],
+            created_at: chrono::NaiveDateTime::default(),
+            attempts: 0,
+            next_attempt_at: chrono::NaiveDateTime::default(),
+            delivered_at: None,
+            parked_at: None,
+            last_error: None,
+        };
+        assert_eq!(row.rpc(), "PlaceHold");
+    }
+}
