@@ -42,14 +42,9 @@ pub enum Backend {
 pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
+            request.metadata_mut().insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -61,8 +56,7 @@ pub type Payments = PaymentsServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// The admin URL of the test PostgreSQL server.
 pub fn postgres_admin_url() -> String {
-    std::env::var("STEPLAB_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("STEPLAB_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn postgres_required() -> bool {
@@ -84,12 +78,8 @@ impl PostgresDatabases {
         let mut urls = Vec::new();
         for service in ["participant", "content", "payments"] {
             let name = format!("steplab_{count_prefix}_{service}_{run}");
-            diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
-                .execute(&mut conn)
-                .map_err(|e| e.to_string())?;
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(base, _)| base);
+            diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).map_err(|e| e.to_string())?;
+            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
             urls.push(format!("{base}/{name}"));
             names.push(name);
         }
@@ -103,8 +93,7 @@ impl Drop for PostgresDatabases {
             for name in &self.names {
                 // FORCE ends the pool connections a stopped service may still hold.
                 let _ =
-                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut conn);
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn);
             }
         }
     }
@@ -134,10 +123,7 @@ impl Stack {
     pub async fn start_on(backend: Backend, today: &str) -> Option<Stack> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut vars: HashMap<String, String> = HashMap::new();
-        vars.insert(
-            "STEPLAB_DATA_DIR".into(),
-            data_dir.path().display().to_string(),
-        );
+        vars.insert("STEPLAB_DATA_DIR".into(), data_dir.path().display().to_string());
         vars.insert("STEPLAB_JWT_SECRET".into(), SECRET.into());
         vars.insert("STEPLAB_TODAY".into(), today.into());
         vars.insert("STEPLAB_DRAIN_SECONDS".into(), "5".into());
@@ -151,10 +137,7 @@ impl Stack {
                     Some(dbs)
                 }
                 Err(e) if postgres_required() => {
-                    panic!(
-                        "STEPLAB_REQUIRE_POSTGRES=1 but PostgreSQL at {} is not usable: {e}",
-                        postgres_admin_url()
-                    )
+                    panic!("STEPLAB_REQUIRE_POSTGRES=1 but PostgreSQL at {} is not usable: {e}", postgres_admin_url())
                 }
                 Err(e) => {
                     // Written to the real stderr, past the test harness's capture, so a
@@ -175,10 +158,7 @@ impl Stack {
     /// Starts a SQLite stack on an existing data dir (restart tests).
     pub async fn restart_sqlite_in(data_dir: tempfile::TempDir) -> Stack {
         let mut vars: HashMap<String, String> = HashMap::new();
-        vars.insert(
-            "STEPLAB_DATA_DIR".into(),
-            data_dir.path().display().to_string(),
-        );
+        vars.insert("STEPLAB_DATA_DIR".into(), data_dir.path().display().to_string());
         vars.insert("STEPLAB_JWT_SECRET".into(), SECRET.into());
         vars.insert("STEPLAB_TODAY".into(), TODAY.into());
         vars.insert("STEPLAB_DRAIN_SECONDS".into(), "5".into());
@@ -198,16 +178,9 @@ impl Stack {
             vars.insert(name.listen_variable(), addr.to_string());
             listeners.push((name, listener, addr));
         }
-        vars.insert(
-            "STEPLAB_CONTENT_URL".into(),
-            format!("http://{}", listeners[1].2),
-        );
-        vars.insert(
-            "STEPLAB_PAYMENTS_URL".into(),
-            format!("http://{}", listeners[2].2),
-        );
-        let config =
-            Config::from_lookup(|k| vars.get(k).cloned()).expect("harness config is valid");
+        vars.insert("STEPLAB_CONTENT_URL".into(), format!("http://{}", listeners[1].2));
+        vars.insert("STEPLAB_PAYMENTS_URL".into(), format!("http://{}", listeners[2].2));
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("harness config is valid");
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut addrs = Vec::new();
@@ -220,15 +193,9 @@ impl Stack {
             let config = config.clone();
             tasks.push(tokio::spawn(async move {
                 match name {
-                    ServiceName::Participant => {
-                        steplab_participant::run(config, listener, shutdown).await
-                    }
-                    ServiceName::ContentRelease => {
-                        steplab_content_release::run(config, listener, shutdown).await
-                    }
-                    ServiceName::Payments => {
-                        steplab_payments::run(config, listener, shutdown).await
-                    }
+                    ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
+                    ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
+                    ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
                 }
             }));
         }
@@ -243,11 +210,7 @@ impl Stack {
             data_dir,
             _postgres: postgres,
         };
-        for addr in [
-            stack.participant_addr,
-            stack.content_addr,
-            stack.payments_addr,
-        ] {
+        for addr in [stack.participant_addr, stack.content_addr, stack.payments_addr] {
             wait_until_serving(addr).await;
         }
         stack
@@ -257,9 +220,7 @@ impl Stack {
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         let _ = self.stop.send(true);
         for task in self.tasks.drain(..) {
-            task.await
-                .expect("service task")
-                .expect("service exited cleanly");
+            task.await.expect("service task").expect("service exited cleanly");
         }
         self.data_dir.take()
     }
@@ -273,17 +234,11 @@ impl Stack {
     }
 
     pub async fn participants(&self, token: Option<&str>) -> Participants {
-        ParticipantServiceClient::with_interceptor(
-            channel(self.participant_addr).await,
-            bearer(token),
-        )
+        ParticipantServiceClient::with_interceptor(channel(self.participant_addr).await, bearer(token))
     }
 
     pub async fn content(&self, token: Option<&str>) -> Content {
-        ContentReleaseServiceClient::with_interceptor(
-            channel(self.content_addr).await,
-            bearer(token),
-        )
+        ContentReleaseServiceClient::with_interceptor(channel(self.content_addr).await, bearer(token))
     }
 
     pub async fn payments(&self, token: Option<&str>) -> Payments {
@@ -333,24 +288,13 @@ async fn wait_until_serving(addr: SocketAddr) {
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-        {
-            let answer = HealthClient::new(channel)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await {
+            let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
             if answer.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32) {
                 return;
             }
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "service at {addr} did not start serving within 30 s"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "service at {addr} did not start serving within 30 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
