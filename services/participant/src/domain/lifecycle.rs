@@ -990,3 +990,612 @@ pub fn move_school(
     }
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Enrolment;
+    use crate::domain::events::{Actor, Event};
+    use crate::domain::view::tests::d;
+
+    const TODAY: &str = "2026-11-28";
+
+    fn person(id: &str, kind: ParticipantKind, registered: &str) -> ParticipantRecord {
+        let mut p = ParticipantRecord {
+            id: id.into(),
+            kind,
+            full_name: id.into(),
+            trn: None,
+            registered_on: d(registered),
+            previous_pilot_mentor: false,
+            version: 0,
+            created_at: d(registered).and_hms_opt(9, 0, 0).expect("time"),
+            events: vec![],
+        };
+        let registered_event = NewEvent {
+            participant_id: id.into(),
+            effective_date: d(registered),
+            kind: EventKind::Registered {
+                kind,
+                school_id: "s1".into(),
+                delivery_partner_id: "dp1".into(),
+                enrolment: has_programme(kind).then(|| Enrolment::default_for(d(registered))),
+                previous_pilot_mentor: false,
+                area_covered: true,
+            },
+            caused_by: None,
+        };
+        record(&mut p, &[registered_event]);
+        p
+    }
+
+    /// Appends the events meant for `p`, as the store would.
+    fn record(p: &mut ParticipantRecord, events: &[NewEvent]) {
+        for e in events.iter().filter(|e| e.participant_id == p.id) {
+            p.version += 1;
+            p.events.push(Event {
+                cursor: p.version,
+                participant_id: p.id.clone(),
+                sequence: p.version,
+                effective_date: e.effective_date,
+                recorded_at: d(TODAY).and_hms_opt(12, 0, 0).expect("time"),
+                actor: Actor { sub: "t".into(), role: "ecf_lead".into() },
+                caused_by: e.caused_by.clone(),
+                kind: e.kind.clone(),
+            });
+        }
+    }
+
+    fn ect() -> ParticipantRecord {
+        person("ect", ParticipantKind::Ect, "2026-09-01")
+    }
+
+    fn status(p: &ParticipantRecord, on: &str) -> TrainingStatus {
+        p.as_of(d(on)).expect("registered").status
+    }
+
+    fn ids() -> impl FnMut() -> String {
+        let mut n = 0;
+        move || {
+            n += 1;
+            format!("id{n}")
+        }
+    }
+
+    fn paternity() -> Deferral {
+        Deferral {
+            reason: DeferralReason::ParentalLeave,
+            deferral_date: d("2026-12-01"),
+            expected_return: d("2027-09-01"),
+            note: String::new(),
+        }
+    }
+
+    /// An ECT and their mentor, assigned.
+    fn pair() -> (ParticipantRecord, ParticipantRecord) {
+        let mut e = ect();
+        let mut m = person("m", ParticipantKind::Mentor, "2026-09-01");
+        let events = vec![
+            NewEvent {
+                participant_id: "ect".into(),
+                effective_date: d("2026-09-02"),
+                kind: EventKind::MentorAssigned { mentor_id: "m".into(), interim: false, replaced_mentor_id: None },
+                caused_by: None,
+            },
+            NewEvent {
+                participant_id: "m".into(),
+                effective_date: d("2026-09-02"),
+                kind: EventKind::MenteeAssigned { ect_id: "ect".into() },
+                caused_by: None,
+            },
+        ];
+        record(&mut e, &events);
+        record(&mut m, &events);
+        (e, m)
+    }
+
+    fn circle(mentor: &ParticipantRecord, others: Vec<ParticipantRecord>) -> MentorCircle {
+        MentorCircle { mentor: mentor.clone(), other_ects: others, keep_approved: false }
+    }
+
+    fn left(reason: WithdrawalReason, on: &str) -> Withdrawal {
+        Withdrawal { reason, withdrawal_date: d(on), note: String::new() }
+    }
+
+    #[test]
+    fn p1_only_an_ect_can_be_paused() {
+        let m = person("m", ParticipantKind::Mentor, "2026-09-01");
+        let err = pause(&m, "p".into(), d("2026-12-01"), d("2026-12-15"), String::new(), d(TODAY)).expect_err("mentor");
+        assert_eq!(err.reason, "PAUSE_ONLY_FOR_ECTS");
+        assert!(err.message.contains("replacement mentor"), "{}", err.message);
+    }
+
+    #[test]
+    fn p2_a_pause_longer_than_six_weeks_is_refused_pointing_to_deferral() {
+        let err =
+            pause(&ect(), "p".into(), d("2026-12-01"), d("2027-01-26"), String::new(), d(TODAY)).expect_err("8 weeks");
+        assert_eq!(err.reason, "PAUSE_TOO_LONG");
+        assert!(err.message.contains("defer"), "{}", err.message);
+        assert!(
+            pause(&ect(), "p".into(), d("2026-12-01"), d("2027-01-12"), String::new(), d(TODAY)).is_ok(),
+            "42 days is allowed"
+        );
+    }
+
+    #[test]
+    fn p3_a_pause_starts_from_active_today_or_later_or_at_most_42_days_back() {
+        assert!(pause(&ect(), "p".into(), d("2026-10-17"), d("2026-11-28"), String::new(), d(TODAY)).is_ok());
+        let err = pause(&ect(), "p".into(), d("2026-10-16"), d("2026-11-20"), String::new(), d(TODAY))
+            .expect_err("43 days back");
+        assert_eq!(err.reason, "PAUSE_START_TOO_EARLY");
+        let mut e = ect();
+        let decided = defer(&e, paternity(), None, ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &decided.events);
+        let err =
+            pause(&e, "p".into(), d("2026-12-05"), d("2026-12-10"), String::new(), d(TODAY)).expect_err("deferred");
+        assert_eq!(err.reason, "NOT_ACTIVE");
+    }
+
+    #[test]
+    fn p4_a_pause_extends_within_42_days_ends_early_and_ends_by_itself() {
+        let mut e = ect();
+        let decided = pause(&e, "p".into(), d("2026-11-20"), d("2026-12-11"), String::new(), d(TODAY)).expect("paused");
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, "2026-12-10"), TrainingStatus::Paused);
+        assert_eq!(status(&e, "2026-12-11"), TrainingStatus::Active, "ends by itself on its expected end date");
+        assert_eq!(extend_pause(&e, d("2027-01-02"), d(TODAY)).expect_err("too long").reason, "PAUSE_TOO_LONG");
+        let extended = extend_pause(&e, d("2027-01-01"), d(TODAY)).expect("extended");
+        assert!(
+            matches!(&extended.commands[..], [Command::PlaceHold { hold_id, until, .. }] if hold_id == "p" && *until == d("2027-01-01"))
+        );
+        let decided = extended;
+        record(&mut e, &decided.events);
+        let ended = end_pause(&e, d("2026-12-01"), d(TODAY)).expect("ended early");
+        let decided = ended;
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, "2026-11-30"), TrainingStatus::Paused);
+        assert_eq!(status(&e, "2026-12-01"), TrainingStatus::Active);
+    }
+
+    #[test]
+    fn p5_a_pause_holds_release_and_tells_payments_nothing() {
+        let decision =
+            pause(&ect(), "p".into(), d("2026-12-01"), d("2026-12-15"), String::new(), d(TODAY)).expect("paused");
+        assert_eq!(
+            decision.commands,
+            [Command::PlaceHold {
+                participant_id: "ect".into(),
+                hold_id: "p".into(),
+                kind: HoldKind::Pause,
+                from: d("2026-12-01"),
+                until: d("2026-12-15")
+            }]
+        );
+    }
+
+    #[test]
+    fn p6_ending_a_pause_lifts_the_hold_from_the_first_day_back() {
+        let mut e = ect();
+        let decided = pause(&e, "p".into(), d("2026-11-20"), d("2026-12-11"), String::new(), d(TODAY)).expect("paused");
+        record(&mut e, &decided.events);
+        let decision = end_pause(&e, d("2026-11-27"), d(TODAY)).expect("ended");
+        assert_eq!(
+            decision.commands,
+            [Command::LiftHold { participant_id: "ect".into(), hold_id: "p".into(), on: d("2026-11-27") }]
+        );
+    }
+
+    #[test]
+    fn p7_pausing_an_ect_leaves_their_mentor_active() {
+        let (e, _m) = pair();
+        let decision =
+            pause(&e, "p".into(), d("2026-12-01"), d("2026-12-15"), String::new(), d(TODAY)).expect("paused");
+        assert!(decision.events.iter().all(|ev| ev.participant_id == "ect"));
+    }
+
+    #[test]
+    fn p8_deferring_a_paused_ect_ends_the_pause_on_the_deferral_date() {
+        let mut e = ect();
+        let decided = pause(&e, "p".into(), d("2026-11-20"), d("2026-12-20"), String::new(), d(TODAY)).expect("paused");
+        record(&mut e, &decided.events);
+        let decision = defer(&e, paternity(), None, ids(), d(TODAY)).expect("deferred from paused");
+        assert!(decision.commands.contains(&Command::LiftHold {
+            participant_id: "ect".into(),
+            hold_id: "p".into(),
+            on: d("2026-12-01")
+        }));
+        let decided = decision;
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, "2026-11-30"), TrainingStatus::Paused);
+        assert_eq!(status(&e, "2026-12-01"), TrainingStatus::Deferred);
+    }
+
+    #[test]
+    fn d2_only_an_active_or_paused_participant_is_deferred() {
+        let mut e = ect();
+        let decided = defer(&e, paternity(), None, ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &decided.events);
+        assert_eq!(defer(&e, paternity(), None, ids(), d(TODAY)).expect_err("twice").reason, "ALREADY_DEFERRED");
+        let mut w = ect();
+        let decided =
+            withdraw(&w, left(WithdrawalReason::LeftRole, "2026-11-01"), None, &SchoolCircle::default(), d(TODAY))
+                .expect("w");
+        record(&mut w, &decided.events);
+        assert_eq!(
+            defer(&w, paternity(), None, ids(), d(TODAY)).expect_err("withdrawn").reason,
+            "PARTICIPANT_WITHDRAWN"
+        );
+    }
+
+    #[test]
+    fn d3_return_date_more_than_twelve_months_is_refused() {
+        let mut request = paternity();
+        request.expected_return = d("2027-12-02");
+        assert_eq!(
+            defer(&ect(), request.clone(), None, ids(), d(TODAY)).expect_err("13 months").reason,
+            "RETURN_DATE_TOO_FAR"
+        );
+        request.expected_return = d("2027-12-01");
+        assert!(defer(&ect(), request, None, ids(), d(TODAY)).is_ok(), "exactly 12 months");
+    }
+
+    #[test]
+    fn d3_a_deferral_may_be_backdated_to_when_the_absence_began_or_planned_ahead() {
+        let mut back = paternity();
+        back.deferral_date = d("2026-10-01");
+        let mut e = ect();
+        let decided = defer(&e, back, None, ids(), d(TODAY)).expect("backdated");
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, "2026-10-01"), TrainingStatus::Deferred);
+        let mut before = paternity();
+        before.deferral_date = d("2026-08-01");
+        before.expected_return = d("2027-01-01");
+        assert_eq!(
+            defer(&ect(), before, None, ids(), d(TODAY)).expect_err("before registration").reason,
+            "BEFORE_REGISTRATION"
+        );
+    }
+
+    #[test]
+    fn d4_a_deferral_holds_content_and_suspends_accrual_for_the_same_period() {
+        let decision = defer(&ect(), paternity(), None, ids(), d(TODAY)).expect("deferred");
+        assert!(decision.commands.contains(&Command::PlaceHold {
+            participant_id: "ect".into(),
+            hold_id: "id1".into(),
+            kind: HoldKind::Deferral,
+            from: d("2026-12-01"),
+            until: d("2027-09-01")
+        }));
+        assert!(decision.commands.contains(&Command::SuspendAccrual {
+            participant_id: "ect".into(),
+            suspension_id: "id1".into(),
+            from: d("2026-12-01"),
+            until: d("2027-09-01")
+        }));
+    }
+
+    #[test]
+    fn d6_a_new_return_date_is_measured_from_the_original_deferral_date_and_resent() {
+        let mut e = ect();
+        let decided = defer(&e, paternity(), None, ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &decided.events);
+        assert_eq!(
+            change_return_date(&e, d("2027-12-02"), &[], d(TODAY)).expect_err("too far").reason,
+            "RETURN_DATE_TOO_FAR"
+        );
+        let later = change_return_date(&e, d("2027-11-01"), &[], d(TODAY)).expect("later");
+        assert!(later.commands.contains(&Command::SuspendAccrual {
+            participant_id: "ect".into(),
+            suspension_id: "id1".into(),
+            from: d("2026-12-01"),
+            until: d("2027-11-01")
+        }));
+        let decided = later;
+        record(&mut e, &decided.events);
+        assert_eq!(
+            status(&e, "2027-10-01"),
+            TrainingStatus::Deferred,
+            "the changed date replaces the old one for every as_of"
+        );
+        assert_eq!(status(&e, "2027-11-01"), TrainingStatus::Active);
+    }
+
+    #[test]
+    fn d7_the_return_happens_by_itself_and_an_earlier_return_can_be_recorded() {
+        let mut request = paternity();
+        request.deferral_date = d("2026-10-01");
+        request.expected_return = d("2027-01-15");
+        let mut e = ect();
+        let decided = defer(&e, request, None, ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, "2027-01-15"), TrainingStatus::Active, "no action needed on the return date");
+        assert_eq!(
+            record_return(&e, d("2026-11-29"), &[], d(TODAY)).expect_err("future").reason,
+            "RETURN_DATE_IN_FUTURE"
+        );
+        let back = record_return(&e, d("2026-11-20"), &[], d(TODAY)).expect("early return");
+        assert!(back.commands.contains(&Command::ResumeAccrual {
+            participant_id: "ect".into(),
+            suspension_id: "id1".into(),
+            on: d("2026-11-20")
+        }));
+        let decided = back;
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, "2026-11-20"), TrainingStatus::Active);
+    }
+
+    #[test]
+    fn d8_a_participant_registered_too_early_is_deferred_to_the_restart_date() {
+        let early = person("e", ParticipantKind::Ect, "2026-06-15");
+        let request = Deferral {
+            reason: DeferralReason::Other,
+            deferral_date: d("2026-06-15"),
+            expected_return: d("2027-01-05"),
+            note: String::new(),
+        };
+        let decision = defer(&early, request, None, ids(), d("2026-06-20")).expect("deferred before the start");
+        assert!(decision.commands.contains(&Command::PlaceHold {
+            participant_id: "e".into(),
+            hold_id: "id1".into(),
+            kind: HoldKind::Deferral,
+            from: d("2026-06-15"),
+            until: d("2027-01-05")
+        }));
+    }
+
+    #[test]
+    fn d9_deferring_an_ect_defers_a_mentor_with_no_other_active_ect_with_the_same_dates() {
+        let (e, m) = pair();
+        let decision = defer(&e, paternity(), Some(&circle(&m, vec![])), ids(), d(TODAY)).expect("deferred");
+        assert_eq!(decision.cascaded("ect"), ["m"]);
+        let mut m = m;
+        let decided = decision;
+        record(&mut m, &decided.events);
+        let span = m.as_of(d("2027-01-01")).expect("v").deferral.expect("mentor deferred");
+        assert_eq!(
+            (span.from, span.expected_return, span.cascaded_from.as_deref()),
+            (d("2026-12-01"), d("2027-09-01"), Some("ect"))
+        );
+    }
+
+    #[test]
+    fn d9_a_mentor_with_another_active_ect_is_not_deferred() {
+        let (e, m) = pair();
+        let other = person("other", ParticipantKind::Ect, "2026-09-01");
+        let decision = defer(&e, paternity(), Some(&circle(&m, vec![other])), ids(), d(TODAY)).expect("deferred");
+        assert!(decision.cascaded("ect").is_empty());
+    }
+
+    #[test]
+    fn d9_a_cascaded_mentor_follows_changes_of_the_return_date() {
+        let (mut e, mut m) = pair();
+        let deferred = defer(&e, paternity(), Some(&circle(&m, vec![])), ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &deferred.events);
+        record(&mut m, &deferred.events);
+        let changed = change_return_date(&e, d("2027-06-01"), std::slice::from_ref(&m), d(TODAY)).expect("changed");
+        assert_eq!(changed.cascaded("ect"), ["m"]);
+        let decided = changed;
+        record(&mut m, &decided.events);
+        assert_eq!(status(&m, "2027-06-01"), TrainingStatus::Active);
+    }
+
+    #[test]
+    fn d10_a_mentor_cannot_be_deferred_directly() {
+        let m = person("m", ParticipantKind::Mentor, "2026-09-01");
+        assert_eq!(
+            defer(&m, paternity(), None, ids(), d(TODAY)).expect_err("mentor").reason,
+            "MENTOR_CANNOT_BE_DEFERRED"
+        );
+    }
+
+    #[test]
+    fn d12_w10_deferrals_returns_withdrawals_and_reinstatements_are_reported() {
+        let reportable = |k: EventKind| k.is_reportable();
+        assert!(reportable(EventKind::Returned { deferral_id: "d".into(), return_date: d(TODAY) }));
+        assert!(reportable(EventKind::Reinstated { reinstated_on: d(TODAY), request_id: "r".into() }));
+        assert!(!reportable(EventKind::PauseEnded { pause_id: "p".into(), end: d(TODAY) }));
+        let decision = defer(&ect(), paternity(), None, ids(), d(TODAY)).expect("deferred");
+        assert!(decision.events.iter().any(|e| e.kind.is_reportable()));
+    }
+
+    #[test]
+    fn w2_a_withdrawal_dated_tomorrow_is_refused() {
+        let err =
+            withdraw(&ect(), left(WithdrawalReason::LeftRole, "2026-11-29"), None, &SchoolCircle::default(), d(TODAY))
+                .expect_err("future");
+        assert_eq!(err.reason, "WITHDRAWAL_DATE_IN_FUTURE");
+    }
+
+    #[test]
+    fn w3_mentor_no_longer_being_mentor_is_a_reason_for_mentors_only() {
+        let err = withdraw(
+            &ect(),
+            left(WithdrawalReason::MentorNoLongerBeingMentor, TODAY),
+            None,
+            &SchoolCircle::default(),
+            d(TODAY),
+        )
+        .expect_err("ect");
+        assert_eq!(err.reason, "REASON_FOR_MENTORS_ONLY");
+    }
+
+    #[test]
+    fn w4_withdrawing_a_deferred_participant_ends_the_deferral_on_that_date() {
+        let mut request = paternity();
+        request.deferral_date = d("2026-10-01");
+        let mut e = ect();
+        let decided = defer(&e, request, None, ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &decided.events);
+        let decision = withdraw(
+            &e,
+            left(WithdrawalReason::LeftTeachingProfession, "2026-11-01"),
+            None,
+            &SchoolCircle::default(),
+            d(TODAY),
+        )
+        .expect("w");
+        assert!(decision.commands.contains(&Command::LiftHold {
+            participant_id: "ect".into(),
+            hold_id: "id1".into(),
+            on: d("2026-11-01")
+        }));
+        let decided = decision;
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, "2026-10-31"), TrainingStatus::Deferred);
+        assert_eq!(status(&e, "2026-11-01"), TrainingStatus::Withdrawn);
+        assert!(e.as_of(d(TODAY)).expect("v").deferral.is_none());
+    }
+
+    #[test]
+    fn w5_withdrawal_revokes_access_and_ends_accrual_from_its_date() {
+        let decision =
+            withdraw(&ect(), left(WithdrawalReason::LeftRole, "2026-11-10"), None, &SchoolCircle::default(), d(TODAY))
+                .expect("w");
+        assert!(
+            decision.commands.contains(&Command::RevokeAccess { participant_id: "ect".into(), on: d("2026-11-10") })
+        );
+        assert!(decision.commands.contains(&Command::EndAccrual { participant_id: "ect".into(), on: d("2026-11-10") }));
+    }
+
+    #[test]
+    fn w6_withdrawing_an_ect_withdraws_their_only_ect_mentor() {
+        let (e, m) = pair();
+        let decision = withdraw(
+            &e,
+            left(WithdrawalReason::LeftRole, TODAY),
+            Some(&circle(&m, vec![])),
+            &SchoolCircle::default(),
+            d(TODAY),
+        )
+        .expect("w");
+        assert_eq!(decision.cascaded("ect"), ["m"]);
+        assert!(decision.events.iter().any(|ev| ev.participant_id == "m"
+            && matches!(ev.kind, EventKind::Withdrawn { reason: WithdrawalReason::MentorNoLongerBeingMentor, .. })));
+    }
+
+    #[test]
+    fn w6_a_mentor_with_another_ect_or_kept_by_a_dpl_stays() {
+        let (e, m) = pair();
+        let other = person("other", ParticipantKind::Ect, "2026-09-01");
+        let with_other = withdraw(
+            &e,
+            left(WithdrawalReason::LeftRole, TODAY),
+            Some(&circle(&m, vec![other])),
+            &SchoolCircle::default(),
+            d(TODAY),
+        )
+        .expect("w");
+        assert!(with_other.cascaded("ect").is_empty());
+        let kept = MentorCircle { keep_approved: true, ..circle(&m, vec![]) };
+        let with_keep =
+            withdraw(&e, left(WithdrawalReason::LeftRole, TODAY), Some(&kept), &SchoolCircle::default(), d(TODAY))
+                .expect("w");
+        assert!(with_keep.cascaded("ect").is_empty());
+    }
+
+    #[test]
+    fn w7_a_school_left_with_nobody_in_training_notifies_its_dpl() {
+        let school = SchoolCircle {
+            school_id: "s1".into(),
+            delivery_partner_id: "dp1".into(),
+            others: vec![person("ic", ParticipantKind::InductionCoordinator, "2026-09-01")],
+        };
+        let decision = withdraw(&ect(), left(WithdrawalReason::LeftRole, TODAY), None, &school, d(TODAY)).expect("w");
+        assert_eq!(decision.notifications.len(), 1);
+        assert_eq!(decision.notifications[0].kind, NotificationKind::SchoolWithoutParticipants);
+        let busy = SchoolCircle { others: vec![person("other", ParticipantKind::Ect, "2026-09-01")], ..school };
+        assert!(
+            withdraw(&ect(), left(WithdrawalReason::LeftRole, TODAY), None, &busy, d(TODAY))
+                .expect("w")
+                .notifications
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn w8_withdrawing_the_last_induction_coordinator_asks_for_a_replacement() {
+        let ic = person("ic", ParticipantKind::InductionCoordinator, "2026-09-01");
+        let school = SchoolCircle { school_id: "s1".into(), delivery_partner_id: "dp1".into(), others: vec![ect()] };
+        let decision = withdraw(&ic, left(WithdrawalReason::LeftRole, TODAY), None, &school, d(TODAY)).expect("w");
+        assert_eq!(
+            decision.notifications.iter().map(|n| n.kind).collect::<Vec<_>>(),
+            [NotificationKind::InductionCoordinatorNeeded]
+        );
+        assert!(decision.commands.is_empty(), "an induction coordinator has no enrolment to revoke");
+    }
+
+    #[test]
+    fn w9_reinstatement_restores_access_and_reopens_accrual() {
+        let mut e = ect();
+        let decided =
+            withdraw(&e, left(WithdrawalReason::LeftRole, "2026-11-01"), None, &SchoolCircle::default(), d(TODAY))
+                .expect("w");
+        record(&mut e, &decided.events);
+        let decision = reinstate(&e, "r1", d(TODAY), None).expect("reinstated");
+        assert!(decision.commands.contains(&Command::RestoreAccess { participant_id: "ect".into(), on: d(TODAY) }));
+        assert!(decision.commands.contains(&Command::ReopenAccrual { participant_id: "ect".into(), on: d(TODAY) }));
+        let decided = decision;
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, TODAY), TrainingStatus::Active);
+        assert_eq!(status(&e, "2026-11-27"), TrainingStatus::Withdrawn, "history is kept");
+        assert_eq!(reinstate(&e, "r2", d(TODAY), None).expect_err("again").reason, "NOT_WITHDRAWN");
+    }
+
+    #[test]
+    fn s1_a_move_keeps_the_programme_and_history_and_rescopes_both_services() {
+        let mut e = ect();
+        let to = Destination { school_id: "s2".into(), delivery_partner_id: "dp2".into(), area_covered: true };
+        let decision = move_school(&e, &to, d("2026-11-01"), d(TODAY)).expect("moved");
+        assert!(
+            decision.commands.iter().any(|c| matches!(c, Command::ContentScope { school_id, .. } if school_id == "s2"))
+        );
+        assert!(
+            decision.commands.iter().any(
+                |c| matches!(c, Command::PaymentsScope { delivery_partner_id, .. } if delivery_partner_id == "dp2")
+            )
+        );
+        let decided = decision;
+        record(&mut e, &decided.events);
+        assert_eq!(e.as_of(d("2026-10-31")).expect("v").school_id, "s1");
+        assert_eq!(e.as_of(d("2026-11-01")).expect("v").school_id, "s2");
+        assert_eq!(move_school(&e, &to, d(TODAY), d(TODAY)).expect_err("same").reason, "SAME_SCHOOL");
+    }
+
+    #[test]
+    fn s2_a_move_into_an_uncovered_area_stops_output_payments_from_the_move_date() {
+        let to = Destination { school_id: "s2".into(), delivery_partner_id: "dp1".into(), area_covered: false };
+        let decision = move_school(&ect(), &to, d("2026-11-01"), d(TODAY)).expect("moved");
+        assert!(decision.commands.contains(&Command::SetAreaCovered {
+            participant_id: "ect".into(),
+            covered: false,
+            from: d("2026-11-01")
+        }));
+    }
+
+    #[test]
+    fn m2_a_replaced_mentor_left_with_no_ect_is_withdrawn() {
+        let (_e, m) = pair();
+        let decision = mentor_left_without_ect(&circle(&m, vec![]), "ect", d(TODAY), d(TODAY)).expect("withdrawn");
+        assert!(decision.commands.contains(&Command::RevokeAccess { participant_id: "m".into(), on: d(TODAY) }));
+    }
+
+    #[test]
+    fn c2_an_approved_release_start_is_sent_to_content_release() {
+        let decision = change_release_start(&ect(), "r", d("2026-10-01"), d(TODAY)).expect("changed");
+        assert_eq!(
+            decision.commands,
+            [Command::SetReleaseStart { participant_id: "ect".into(), release_start: d("2026-10-01") }]
+        );
+        let ic = person("ic", ParticipantKind::InductionCoordinator, "2026-09-01");
+        assert_eq!(change_release_start(&ic, "r", d("2026-10-01"), d(TODAY)).expect_err("ic").reason, "NO_PROGRAMME");
+    }
+
+    #[test]
+    fn c1_registration_enrols_with_both_services_and_an_ic_with_neither() {
+        let decision = enrol(&ect()).expect("enrolled");
+        assert!(matches!(&decision.commands[..], [Command::EnrolLearner { .. }, Command::EnrolPayee { .. }]));
+        assert!(
+            enrol(&person("ic", ParticipantKind::InductionCoordinator, "2026-09-01")).expect("ic").commands.is_empty()
+        );
+    }
+}
