@@ -10,6 +10,8 @@
 // Test support: a setup that cannot proceed fails the test that asked for it.
 #![allow(clippy::panic)]
 
+pub mod fixtures;
+
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use std::collections::HashMap;
 use std::io::Write;

@@ -6,84 +6,10 @@ use steplab_platform::auth::Role;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::common::v1::{ParticipantKind, TrainingStatus};
 use steplab_proto::steplab::participant::v1 as pb;
+use steplab_tests::fixtures::{date, register, registration, world};
 use steplab_tests::{Stack, on_both_backends};
 use tonic::Code;
 use tonic_types::StatusExt;
-
-fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-    Some(Date { year, month, day })
-}
-
-/// Two delivery partners with one school each.
-struct World {
-    dp1: String,
-    dp2: String,
-    school_a: String,
-    school_b: String,
-}
-
-async fn create_dp(client: &mut steplab_tests::Participants, name: &str) -> String {
-    client
-        .create_delivery_partner(pb::CreateDeliveryPartnerRequest { name: name.into(), request_id: String::new() })
-        .await
-        .expect("create delivery partner")
-        .into_inner()
-        .delivery_partner
-        .expect("delivery partner")
-        .delivery_partner_id
-}
-
-async fn create_school(client: &mut steplab_tests::Participants, urn: &str, dp: &str) -> String {
-    client
-        .create_school(pb::CreateSchoolRequest {
-            urn: urn.into(),
-            name: format!("School {urn}"),
-            delivery_partner_id: dp.into(),
-            area_covered: true,
-            request_id: String::new(),
-        })
-        .await
-        .expect("create school")
-        .into_inner()
-        .school
-        .expect("school")
-        .school_id
-}
-
-async fn world(stack: &Stack) -> World {
-    let admin = stack.admin_token();
-    let mut client = stack.participants(Some(&admin)).await;
-    let dp1 = create_dp(&mut client, "North Region").await;
-    let dp2 = create_dp(&mut client, "South Region").await;
-    let school_a = create_school(&mut client, "100001", &dp1).await;
-    let school_b = create_school(&mut client, "200002", &dp2).await;
-    World { dp1, dp2, school_a, school_b }
-}
-
-fn registration(school: &str, kind: ParticipantKind, trn: &str, on: Option<Date>) -> pb::RegisterParticipantRequest {
-    pb::RegisterParticipantRequest {
-        school_id: school.into(),
-        kind: kind as i32,
-        full_name: format!("Teacher {trn}"),
-        trn: trn.into(),
-        registered_on: on,
-        previous_pilot_mentor: false,
-        request_id: String::new(),
-    }
-}
-
-async fn register(stack: &Stack, dp: &str, request: pb::RegisterParticipantRequest) -> pb::Participant {
-    let lead = stack.token(Role::EcfLead, None, &[dp]);
-    stack
-        .participants(Some(&lead))
-        .await
-        .register_participant(request)
-        .await
-        .expect("register")
-        .into_inner()
-        .participant
-        .expect("participant")
-}
 
 async fn count_in(stack: &Stack, school: &str) -> usize {
     let admin = stack.admin_token();

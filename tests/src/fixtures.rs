@@ -1,0 +1,103 @@
+//! Setup shared by the cross-service tests: delivery partners, schools and
+//! participants created through the real RPCs.
+
+use crate::{Participants, Stack};
+use steplab_platform::auth::Role;
+use steplab_proto::google::r#type::Date;
+use steplab_proto::steplab::common::v1::ParticipantKind;
+use steplab_proto::steplab::participant::v1 as pb;
+
+pub fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+    Some(Date { year, month, day })
+}
+
+/// Two delivery partners with one school each.
+pub struct World {
+    pub dp1: String,
+    pub dp2: String,
+    pub school_a: String,
+    pub school_b: String,
+}
+
+pub async fn create_dp(client: &mut Participants, name: &str) -> String {
+    client
+        .create_delivery_partner(pb::CreateDeliveryPartnerRequest { name: name.into(), request_id: String::new() })
+        .await
+        .expect("create delivery partner")
+        .into_inner()
+        .delivery_partner
+        .expect("delivery partner")
+        .delivery_partner_id
+}
+
+pub async fn create_school(client: &mut Participants, urn: &str, dp: &str, area_covered: bool) -> String {
+    client
+        .create_school(pb::CreateSchoolRequest {
+            urn: urn.into(),
+            name: format!("School {urn}"),
+            delivery_partner_id: dp.into(),
+            area_covered,
+            request_id: String::new(),
+        })
+        .await
+        .expect("create school")
+        .into_inner()
+        .school
+        .expect("school")
+        .school_id
+}
+
+pub async fn world(stack: &Stack) -> World {
+    let admin = stack.admin_token();
+    let mut client = stack.participants(Some(&admin)).await;
+    let dp1 = create_dp(&mut client, "North Region").await;
+    let dp2 = create_dp(&mut client, "South Region").await;
+    let school_a = create_school(&mut client, "100001", &dp1, true).await;
+    let school_b = create_school(&mut client, "200002", &dp2, true).await;
+    World { dp1, dp2, school_a, school_b }
+}
+
+pub fn registration(
+    school: &str,
+    kind: ParticipantKind,
+    trn: &str,
+    on: Option<Date>,
+) -> pb::RegisterParticipantRequest {
+    pb::RegisterParticipantRequest {
+        school_id: school.into(),
+        kind: kind as i32,
+        full_name: format!("Teacher {trn}"),
+        trn: trn.into(),
+        registered_on: on,
+        previous_pilot_mentor: false,
+        request_id: String::new(),
+    }
+}
+
+/// Registers as the delivery partner's ECF Lead.
+pub async fn register(stack: &Stack, dp: &str, request: pb::RegisterParticipantRequest) -> pb::Participant {
+    let lead = stack.token(Role::EcfLead, None, &[dp]);
+    stack
+        .participants(Some(&lead))
+        .await
+        .register_participant(request)
+        .await
+        .expect("register")
+        .into_inner()
+        .participant
+        .expect("participant")
+}
+
+/// The participant as of a date, read by an admin.
+pub async fn status_on(stack: &Stack, participant_id: &str, on: Option<Date>) -> pb::Participant {
+    let admin = stack.admin_token();
+    stack
+        .participants(Some(&admin))
+        .await
+        .get_participant(pb::GetParticipantRequest { participant_id: participant_id.into(), as_of: on })
+        .await
+        .expect("get participant")
+        .into_inner()
+        .participant
+        .expect("participant")
+}
