@@ -21,57 +21,33 @@ type Answer<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl ContentReleaseService for ContentReleaseGrpc {
-    async fn enrol_learner(
-        &self,
-        request: Request<pb::EnrolLearnerRequest>,
-    ) -> Answer<pb::EnrolLearnerResponse> {
+    async fn enrol_learner(&self, request: Request<pb::EnrolLearnerRequest>) -> Answer<pb::EnrolLearnerResponse> {
         let caller = Caller::from_request(&request)?;
-        let ack = self
-            .service
-            .enrol_learner(caller, request.into_inner())
-            .await?;
+        let ack = self.service.enrol_learner(caller, request.into_inner()).await?;
         Ok(Response::new(pb::EnrolLearnerResponse { ack: Some(ack) }))
     }
 
-    async fn place_hold(
-        &self,
-        request: Request<pb::PlaceHoldRequest>,
-    ) -> Answer<pb::PlaceHoldResponse> {
+    async fn place_hold(&self, request: Request<pb::PlaceHoldRequest>) -> Answer<pb::PlaceHoldResponse> {
         let caller = Caller::from_request(&request)?;
         let ack = self.service.place_hold(caller, request.into_inner()).await?;
         Ok(Response::new(pb::PlaceHoldResponse { ack: Some(ack) }))
     }
 
-    async fn lift_hold(
-        &self,
-        request: Request<pb::LiftHoldRequest>,
-    ) -> Answer<pb::LiftHoldResponse> {
+    async fn lift_hold(&self, request: Request<pb::LiftHoldRequest>) -> Answer<pb::LiftHoldResponse> {
         let caller = Caller::from_request(&request)?;
         let ack = self.service.lift_hold(caller, request.into_inner()).await?;
         Ok(Response::new(pb::LiftHoldResponse { ack: Some(ack) }))
     }
 
-    async fn revoke_access(
-        &self,
-        request: Request<pb::RevokeAccessRequest>,
-    ) -> Answer<pb::RevokeAccessResponse> {
+    async fn revoke_access(&self, request: Request<pb::RevokeAccessRequest>) -> Answer<pb::RevokeAccessResponse> {
         let caller = Caller::from_request(&request)?;
-        let ack = self
-            .service
-            .revoke_access(caller, request.into_inner())
-            .await?;
+        let ack = self.service.revoke_access(caller, request.into_inner()).await?;
         Ok(Response::new(pb::RevokeAccessResponse { ack: Some(ack) }))
     }
 
-    async fn restore_access(
-        &self,
-        request: Request<pb::RestoreAccessRequest>,
-    ) -> Answer<pb::RestoreAccessResponse> {
+    async fn restore_access(&self, request: Request<pb::RestoreAccessRequest>) -> Answer<pb::RestoreAccessResponse> {
         let caller = Caller::from_request(&request)?;
-        let ack = self
-            .service
-            .restore_access(caller, request.into_inner())
-            .await?;
+        let ack = self.service.restore_access(caller, request.into_inner()).await?;
         Ok(Response::new(pb::RestoreAccessResponse { ack: Some(ack) }))
     }
 
@@ -80,10 +56,7 @@ impl ContentReleaseService for ContentReleaseGrpc {
         request: Request<pb::SetReleaseStartRequest>,
     ) -> Answer<pb::SetReleaseStartResponse> {
         let caller = Caller::from_request(&request)?;
-        let ack = self
-            .service
-            .set_release_start(caller, request.into_inner())
-            .await?;
+        let ack = self.service.set_release_start(caller, request.into_inner()).await?;
         Ok(Response::new(pb::SetReleaseStartResponse { ack: Some(ack) }))
     }
 
@@ -92,10 +65,7 @@ impl ContentReleaseService for ContentReleaseGrpc {
         request: Request<pb::SetParticipantScopeRequest>,
     ) -> Answer<pb::SetParticipantScopeResponse> {
         let caller = Caller::from_request(&request)?;
-        let ack = self
-            .service
-            .set_participant_scope(caller, request.into_inner())
-            .await?;
+        let ack = self.service.set_participant_scope(caller, request.into_inner()).await?;
         Ok(Response::new(pb::SetParticipantScopeResponse { ack: Some(ack) }))
     }
 
@@ -104,11 +74,7 @@ impl ContentReleaseService for ContentReleaseGrpc {
         request: Request<pb::GetReleaseStateRequest>,
     ) -> Answer<pb::GetReleaseStateResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.service
-                .get_release_state(caller, request.into_inner())
-                .await?,
-        ))
+        Ok(Response::new(self.service.get_release_state(caller, request.into_inner()).await?))
     }
 
     async fn record_module_access(
@@ -116,11 +82,7 @@ impl ContentReleaseService for ContentReleaseGrpc {
         request: Request<pb::RecordModuleAccessRequest>,
     ) -> Answer<pb::RecordModuleAccessResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.service
-                .record_module_access(caller, request.into_inner())
-                .await?,
-        ))
+        Ok(Response::new(self.service.record_module_access(caller, request.into_inner()).await?))
     }
 
     async fn record_attendance(
@@ -128,33 +90,17 @@ impl ContentReleaseService for ContentReleaseGrpc {
         request: Request<pb::RecordAttendanceRequest>,
     ) -> Answer<pb::RecordAttendanceResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.service
-                .record_attendance(caller, request.into_inner())
-                .await?,
-        ))
+        Ok(Response::new(self.service.record_attendance(caller, request.into_inner()).await?))
     }
 
-    async fn list_releases(
-        &self,
-        request: Request<pb::ListReleasesRequest>,
-    ) -> Answer<pb::ListReleasesResponse> {
+    async fn list_releases(&self, request: Request<pb::ListReleasesRequest>) -> Answer<pb::ListReleasesResponse> {
         let caller = Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.service
-                .list_releases(caller, request.into_inner())
-                .await?,
-        ))
+        Ok(Response::new(self.service.list_releases(caller, request.into_inner()).await?))
     }
 
-    async fn get_curriculum(
-        &self,
-        request: Request<pb::GetCurriculumRequest>,
-    ) -> Answer<pb::GetCurriculumResponse> {
+    async fn get_curriculum(&self, request: Request<pb::GetCurriculumRequest>) -> Answer<pb::GetCurriculumResponse> {
         // Any authenticated caller: the interceptor has already checked the token.
         Caller::from_request(&request)?;
-        Ok(Response::new(
-            self.service.get_curriculum(request.into_inner())?,
-        ))
+        Ok(Response::new(self.service.get_curriculum(request.into_inner())?))
     }
 }

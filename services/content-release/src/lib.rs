@@ -20,9 +20,7 @@ use std::sync::Arc;
 use steplab_platform::config::Config;
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::server::{self, Hosted};
-use steplab_proto::steplab::content::v1::content_release_service_server::{
-    ContentReleaseServiceServer, SERVICE_NAME,
-};
+use steplab_proto::steplab::content::v1::content_release_service_server::{ContentReleaseServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -37,12 +35,8 @@ pub fn load_curriculum(file: Option<&Path>) -> anyhow::Result<Curriculum> {
     let curriculum = match file {
         None => Curriculum::built_in()?,
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!(
-                    "STEPLAB_CURRICULUM_FILE: cannot read {}: {e}",
-                    path.display()
-                )
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("STEPLAB_CURRICULUM_FILE: cannot read {}: {e}", path.display()))?;
             Curriculum::parse(&path.display().to_string(), &text)
                 .map_err(|e| anyhow::anyhow!("STEPLAB_CURRICULUM_FILE: {e}"))?
         }
@@ -67,13 +61,8 @@ pub async fn run(
         .reconcile_curriculum()
         .await
         .map_err(|e| anyhow::anyhow!("cannot recompute the release feed for the curriculum: {e}"))?;
-    let svc = ContentReleaseServiceServer::with_interceptor(
-        grpc::ContentReleaseGrpc::new(service),
-        verifier.interceptor(),
-    );
-    let hosted = Hosted {
-        name: SERVICE_NAME,
-        routes: tonic::service::Routes::new(svc),
-    };
+    let svc =
+        ContentReleaseServiceServer::with_interceptor(grpc::ContentReleaseGrpc::new(service), verifier.interceptor());
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }

@@ -287,6 +287,15 @@ mod tests {
     }
 
     #[test]
+    fn w1_only_the_ecf_lead_or_an_admin_withdraws() {
+        assert!(may_manage_lifecycle(&lead("dp-1"), A, "withdraw participants").is_ok());
+        assert!(may_manage_lifecycle(&caller(Scope::Admin), B, "withdraw participants").is_ok());
+        for refused in [ic("school-a"), dpl(&["dp-1"]), caller(Scope::Service), lead("dp-2")] {
+            assert!(may_manage_lifecycle(&refused, A, "withdraw participants").is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
     fn w9_a_dpl_of_the_delivery_partner_decides_never_the_ecf_lead() {
         assert!(may_decide(&dpl(&["dp-1"]), "dp-1").is_ok());
         assert!(may_decide(&dpl(&["dp-2"]), "dp-1").is_err());
