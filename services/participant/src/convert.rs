@@ -351,10 +351,10 @@ pub fn pause(req: &pb::PauseParticipantRequest) -> Result<PauseRequest, FieldVio
     let start = v.check(date::required("start_date", req.start_date.as_ref()));
     let end = v.check(date::required("expected_end_date", req.expected_end_date.as_ref()));
     let note = v.check(note("note", &req.note));
-    if let (Some(s), Some(e)) = (start, end) {
-        if e <= s {
-            v.push(FieldViolation::new("expected_end_date", "must be after start_date"));
-        }
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        v.push(FieldViolation::new("expected_end_date", "must be after start_date"));
     }
     v.finish(|| Some(PauseRequest { participant_id: participant_id?, start: start?, expected_end: end?, note: note? }))
 }
@@ -384,10 +384,10 @@ pub fn defer(req: &pb::DeferParticipantRequest) -> Result<(String, Deferral), Fi
     let deferral_date = v.check(date::required("deferral_date", req.deferral_date.as_ref()));
     let expected_return = v.check(date::required("expected_return_date", req.expected_return_date.as_ref()));
     let note = v.check(note("note", &req.note));
-    if let (Some(from), Some(until)) = (deferral_date, expected_return) {
-        if until <= from {
-            v.push(FieldViolation::new("expected_return_date", "must be after deferral_date (D3)"));
-        }
+    if let (Some(from), Some(until)) = (deferral_date, expected_return)
+        && until <= from
+    {
+        v.push(FieldViolation::new("expected_return_date", "must be after deferral_date (D3)"));
     }
     v.finish(|| {
         Some((

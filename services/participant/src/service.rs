@@ -115,6 +115,15 @@ fn changed(
     Ok((convert::participant(current(&record, today)?), cascaded))
 }
 
+/// Who calls which RPC with what, for the shared paths of the use cases.
+struct Call<'a, Req> {
+    caller: Caller,
+    rpc: &'static str,
+    request: &'a Req,
+    /// The caller's optional idempotency key.
+    request_id: &'a str,
+}
+
 fn actor(caller: &Caller) -> Actor {
     Actor { sub: caller.sub.clone(), role: caller.role().as_str().to_owned() }
 }
@@ -405,10 +414,7 @@ impl Registry {
     /// stores the decision: the shape of every lifecycle RPC.
     async fn act<Req, Resp>(
         &self,
-        caller: Caller,
-        request_id: &str,
-        rpc: &'static str,
-        request: &Req,
+        call: Call<'_, Req>,
         participant_id: String,
         authorize: fn(&Caller, Place<'_>) -> Result<(), policy::Denied>,
         decide: impl FnOnce(
@@ -424,6 +430,7 @@ impl Registry {
         Req: prost::Message,
         Resp: prost::Message + Default + Send + 'static,
     {
+        let Call { caller, rpc, request, request_id } = call;
         let key = idempotency_key(&caller, request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, rpc, request, move |conn| {
@@ -447,10 +454,7 @@ impl Registry {
         let p = convert::pause(&req)?;
         let pause_id = convert::new_id();
         self.act(
-            caller,
-            &req.request_id,
-            "PauseParticipant",
-            &req,
+            Call { caller, rpc: "PauseParticipant", request: &req, request_id: &req.request_id },
             p.participant_id,
             policy::may_manage_pause,
             move |_, ect, today| Ok((lifecycle::pause(ect, pause_id, p.start, p.expected_end, p.note, today)?, vec![])),
@@ -473,10 +477,7 @@ impl Registry {
         )?;
         let end = end.ok_or_else(|| ServiceError::Internal("required date missing after validation".into()))?;
         self.act(
-            caller,
-            &req.request_id,
-            "ExtendPause",
-            &req,
+            Call { caller, rpc: "ExtendPause", request: &req, request_id: &req.request_id },
             id,
             policy::may_manage_pause,
             move |_, ect, today| Ok((lifecycle::extend_pause(ect, end, today)?, vec![])),
@@ -493,10 +494,7 @@ impl Registry {
         let (id, end) =
             convert::id_and_date("participant_id", &req.participant_id, "end_date", req.end_date.as_ref(), false)?;
         self.act(
-            caller,
-            &req.request_id,
-            "EndPause",
-            &req,
+            Call { caller, rpc: "EndPause", request: &req, request_id: &req.request_id },
             id,
             policy::may_manage_pause,
             move |_, ect, today| Ok((lifecycle::end_pause(ect, end.unwrap_or(today), today)?, vec![])),
@@ -512,10 +510,7 @@ impl Registry {
     ) -> Result<pb::DeferParticipantResponse, ServiceError> {
         let (id, deferral) = convert::defer(&req)?;
         self.act(
-            caller,
-            &req.request_id,
-            "DeferParticipant",
-            &req,
+            Call { caller, rpc: "DeferParticipant", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "defer participants"),
             move |conn, ect, today| {
@@ -545,10 +540,7 @@ impl Registry {
         )?;
         let date = date.ok_or_else(|| ServiceError::Internal("required date missing after validation".into()))?;
         self.act(
-            caller,
-            &req.request_id,
-            "ChangeReturnDate",
-            &req,
+            Call { caller, rpc: "ChangeReturnDate", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "change return dates"),
             move |conn, ect, today| {
@@ -576,10 +568,7 @@ impl Registry {
             false,
         )?;
         self.act(
-            caller,
-            &req.request_id,
-            "RecordReturn",
-            &req,
+            Call { caller, rpc: "RecordReturn", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "record returns"),
             move |conn, ect, today| {
@@ -601,10 +590,7 @@ impl Registry {
     ) -> Result<pb::WithdrawParticipantResponse, ServiceError> {
         let (id, reason, date, note) = convert::withdraw(&req)?;
         self.act(
-            caller,
-            &req.request_id,
-            "WithdrawParticipant",
-            &req,
+            Call { caller, rpc: "WithdrawParticipant", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "withdraw participants"),
             move |conn, p, today| {
@@ -660,18 +646,15 @@ impl Registry {
     }
 
     /// Creates a pending request for a DPL (W9, C2, W6).
-    #[allow(clippy::too_many_arguments)]
     async fn request<Req: prost::Message>(
         &self,
-        caller: Caller,
-        request_id: &str,
-        rpc: &'static str,
-        req: &Req,
+        call: Call<'_, Req>,
         participant_id: String,
         kind: RequestKind,
         release_start: Option<NaiveDate>,
         note: String,
     ) -> Result<pb::ApprovalRequest, ServiceError> {
+        let Call { caller, rpc, request: req, request_id } = call;
         let key = idempotency_key(&caller, request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         let wrapped = self
@@ -736,7 +719,13 @@ impl Registry {
     ) -> Result<pb::RequestReinstatementResponse, ServiceError> {
         let (id, note) = convert::id_and_note("participant_id", &req.participant_id, &req.note)?;
         let request = self
-            .request(caller, &req.request_id, "RequestReinstatement", &req, id, RequestKind::Reinstatement, None, note)
+            .request(
+                Call { caller, rpc: "RequestReinstatement", request: &req, request_id: &req.request_id },
+                id,
+                RequestKind::Reinstatement,
+                None,
+                note,
+            )
             .await?;
         Ok(pb::RequestReinstatementResponse { request: Some(request) })
     }
@@ -753,10 +742,7 @@ impl Registry {
         let (id, start, note) = v.finish(|| Some((id?, start?, note?)))?;
         let request = self
             .request(
-                caller,
-                &req.request_id,
-                "RequestReleaseStartChange",
-                &req,
+                Call { caller, rpc: "RequestReleaseStartChange", request: &req, request_id: &req.request_id },
                 id,
                 RequestKind::ReleaseStartChange,
                 Some(start),
@@ -773,7 +759,13 @@ impl Registry {
     ) -> Result<pb::RequestKeepMentorResponse, ServiceError> {
         let (id, note) = convert::id_and_note("mentor_id", &req.mentor_id, &req.note)?;
         let request = self
-            .request(caller, &req.request_id, "RequestKeepMentor", &req, id, RequestKind::KeepMentor, None, note)
+            .request(
+                Call { caller, rpc: "RequestKeepMentor", request: &req, request_id: &req.request_id },
+                id,
+                RequestKind::KeepMentor,
+                None,
+                note,
+            )
             .await?;
         Ok(pb::RequestKeepMentorResponse { request: Some(request) })
     }

@@ -423,10 +423,10 @@ pub fn defer(
         d.commands.push(Command::LiftHold { participant_id: ect.id.clone(), hold_id: pause.id.clone(), on: end });
     }
     defer_one(&mut d, ect, new_id(), &request, None);
-    if let Some(circle) = mentor {
-        if mentor_follows_deferral(circle, &ect.id, request.deferral_date, request.expected_return) {
-            defer_one(&mut d, &circle.mentor, new_id(), &request, Some(&ect.id));
-        }
+    if let Some(circle) = mentor
+        && mentor_follows_deferral(circle, &ect.id, request.deferral_date, request.expected_return)
+    {
+        defer_one(&mut d, &circle.mentor, new_id(), &request, Some(&ect.id));
     }
     Ok(d)
 }
@@ -726,13 +726,12 @@ pub fn withdraw(
     let mut d = Decision::default();
     withdraw_one(&mut d, p, &timeline, request.clone(), None);
     let mut withdrawn_now = vec![p.id.clone()];
-    if p.kind == ParticipantKind::Ect {
-        if let Some(circle) = mentor {
-            if let Some(cascade) = mentor_left_without_ect(circle, &p.id, request.withdrawal_date, today) {
-                withdrawn_now.push(circle.mentor.id.clone());
-                d.merge(cascade);
-            }
-        }
+    if p.kind == ParticipantKind::Ect
+        && let Some(circle) = mentor
+        && let Some(cascade) = mentor_left_without_ect(circle, &p.id, request.withdrawal_date, today)
+    {
+        withdrawn_now.push(circle.mentor.id.clone());
+        d.merge(cascade);
     }
     let in_training = |other: &ParticipantRecord| {
         !withdrawn_now.contains(&other.id)
