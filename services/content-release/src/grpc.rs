@@ -1,102 +1,106 @@
-//! The gRPC adapter. Every RPC answers UNIMPLEMENTED until the content-release issue
-//! builds it, so callers can code against v1 today and get a clear answer.
+//! The gRPC adapter: each handler takes the caller, calls the use case, and
+//! maps the error. No rules and no SQL here.
 
+use crate::service::ContentRelease;
+use steplab_platform::Caller;
 use steplab_proto::steplab::content::v1 as pb;
 use steplab_proto::steplab::content::v1::content_release_service_server::ContentReleaseService;
 use tonic::{Request, Response, Status};
 
-#[derive(Debug, Default)]
-pub struct ContentReleaseGrpc;
-
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not available yet: it arrives with the content-release issue"
-    ))
+pub struct ContentReleaseGrpc {
+    service: ContentRelease,
 }
+
+impl ContentReleaseGrpc {
+    pub fn new(service: ContentRelease) -> Self {
+        Self { service }
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl ContentReleaseService for ContentReleaseGrpc {
-    async fn enrol_learner(
-        &self,
-        _: Request<pb::EnrolLearnerRequest>,
-    ) -> Result<Response<pb::EnrolLearnerResponse>, Status> {
-        Err(not_yet("EnrolLearner"))
+    async fn enrol_learner(&self, request: Request<pb::EnrolLearnerRequest>) -> Answer<pb::EnrolLearnerResponse> {
+        let caller = Caller::from_request(&request)?;
+        let ack = self.service.enrol_learner(caller, request.into_inner()).await?;
+        Ok(Response::new(pb::EnrolLearnerResponse { ack: Some(ack) }))
     }
 
-    async fn place_hold(
-        &self,
-        _: Request<pb::PlaceHoldRequest>,
-    ) -> Result<Response<pb::PlaceHoldResponse>, Status> {
-        Err(not_yet("PlaceHold"))
+    async fn place_hold(&self, request: Request<pb::PlaceHoldRequest>) -> Answer<pb::PlaceHoldResponse> {
+        let caller = Caller::from_request(&request)?;
+        let ack = self.service.place_hold(caller, request.into_inner()).await?;
+        Ok(Response::new(pb::PlaceHoldResponse { ack: Some(ack) }))
     }
 
-    async fn lift_hold(
-        &self,
-        _: Request<pb::LiftHoldRequest>,
-    ) -> Result<Response<pb::LiftHoldResponse>, Status> {
-        Err(not_yet("LiftHold"))
+    async fn lift_hold(&self, request: Request<pb::LiftHoldRequest>) -> Answer<pb::LiftHoldResponse> {
+        let caller = Caller::from_request(&request)?;
+        let ack = self.service.lift_hold(caller, request.into_inner()).await?;
+        Ok(Response::new(pb::LiftHoldResponse { ack: Some(ack) }))
     }
 
-    async fn revoke_access(
-        &self,
-        _: Request<pb::RevokeAccessRequest>,
-    ) -> Result<Response<pb::RevokeAccessResponse>, Status> {
-        Err(not_yet("RevokeAccess"))
+    async fn revoke_access(&self, request: Request<pb::RevokeAccessRequest>) -> Answer<pb::RevokeAccessResponse> {
+        let caller = Caller::from_request(&request)?;
+        let ack = self.service.revoke_access(caller, request.into_inner()).await?;
+        Ok(Response::new(pb::RevokeAccessResponse { ack: Some(ack) }))
     }
 
-    async fn restore_access(
-        &self,
-        _: Request<pb::RestoreAccessRequest>,
-    ) -> Result<Response<pb::RestoreAccessResponse>, Status> {
-        Err(not_yet("RestoreAccess"))
+    async fn restore_access(&self, request: Request<pb::RestoreAccessRequest>) -> Answer<pb::RestoreAccessResponse> {
+        let caller = Caller::from_request(&request)?;
+        let ack = self.service.restore_access(caller, request.into_inner()).await?;
+        Ok(Response::new(pb::RestoreAccessResponse { ack: Some(ack) }))
     }
 
     async fn set_release_start(
         &self,
-        _: Request<pb::SetReleaseStartRequest>,
-    ) -> Result<Response<pb::SetReleaseStartResponse>, Status> {
-        Err(not_yet("SetReleaseStart"))
+        request: Request<pb::SetReleaseStartRequest>,
+    ) -> Answer<pb::SetReleaseStartResponse> {
+        let caller = Caller::from_request(&request)?;
+        let ack = self.service.set_release_start(caller, request.into_inner()).await?;
+        Ok(Response::new(pb::SetReleaseStartResponse { ack: Some(ack) }))
     }
 
     async fn set_participant_scope(
         &self,
-        _: Request<pb::SetParticipantScopeRequest>,
-    ) -> Result<Response<pb::SetParticipantScopeResponse>, Status> {
-        Err(not_yet("SetParticipantScope"))
+        request: Request<pb::SetParticipantScopeRequest>,
+    ) -> Answer<pb::SetParticipantScopeResponse> {
+        let caller = Caller::from_request(&request)?;
+        let ack = self.service.set_participant_scope(caller, request.into_inner()).await?;
+        Ok(Response::new(pb::SetParticipantScopeResponse { ack: Some(ack) }))
     }
 
     async fn get_release_state(
         &self,
-        _: Request<pb::GetReleaseStateRequest>,
-    ) -> Result<Response<pb::GetReleaseStateResponse>, Status> {
-        Err(not_yet("GetReleaseState"))
+        request: Request<pb::GetReleaseStateRequest>,
+    ) -> Answer<pb::GetReleaseStateResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.service.get_release_state(caller, request.into_inner()).await?))
     }
 
     async fn record_module_access(
         &self,
-        _: Request<pb::RecordModuleAccessRequest>,
-    ) -> Result<Response<pb::RecordModuleAccessResponse>, Status> {
-        Err(not_yet("RecordModuleAccess"))
+        request: Request<pb::RecordModuleAccessRequest>,
+    ) -> Answer<pb::RecordModuleAccessResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.service.record_module_access(caller, request.into_inner()).await?))
     }
 
     async fn record_attendance(
         &self,
-        _: Request<pb::RecordAttendanceRequest>,
-    ) -> Result<Response<pb::RecordAttendanceResponse>, Status> {
-        Err(not_yet("RecordAttendance"))
+        request: Request<pb::RecordAttendanceRequest>,
+    ) -> Answer<pb::RecordAttendanceResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.service.record_attendance(caller, request.into_inner()).await?))
     }
 
-    async fn list_releases(
-        &self,
-        _: Request<pb::ListReleasesRequest>,
-    ) -> Result<Response<pb::ListReleasesResponse>, Status> {
-        Err(not_yet("ListReleases"))
+    async fn list_releases(&self, request: Request<pb::ListReleasesRequest>) -> Answer<pb::ListReleasesResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.service.list_releases(caller, request.into_inner()).await?))
     }
 
-    async fn get_curriculum(
-        &self,
-        _: Request<pb::GetCurriculumRequest>,
-    ) -> Result<Response<pb::GetCurriculumResponse>, Status> {
-        Err(not_yet("GetCurriculum"))
+    async fn get_curriculum(&self, request: Request<pb::GetCurriculumRequest>) -> Answer<pb::GetCurriculumResponse> {
+        // Any authenticated caller: the interceptor has already checked the token.
+        Caller::from_request(&request)?;
+        Ok(Response::new(self.service.get_curriculum(request.into_inner())?))
     }
 }

@@ -1,17 +1,26 @@
-//! The content-release service: what Steplab releases to whom and when,
-//! holds during a pause or deferral, and where a participant resumes. This
-//! crate owns its database and migrations and serves health and reflection;
-//! its RPCs answer UNIMPLEMENTED until the content-release issue builds them.
+//! The content-release service: what Steplab releases to whom and when (R1-R4).
+//! It holds release during a pause or deferral, stops it on withdrawal and
+//! resumes it on reinstatement (P5, P6, D4, D5, D8, W5, W9), records where a
+//! participant resumes and which clinics and conferences they attended (R3,
+//! D11), and serves the release feed Steplab syncs from. `domain` holds the
+//! curriculum and the release engine in plain Rust; `store` the tables;
+//! `service` the use cases; `grpc` the thin adapter.
 
+pub mod convert;
+pub mod domain;
+pub mod error;
 pub mod grpc;
+pub mod service;
+pub mod store;
 
+use domain::Curriculum;
 use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
 use steplab_platform::config::Config;
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::server::{self, Hosted};
-use steplab_proto::steplab::content::v1::content_release_service_server::{
-    ContentReleaseServiceServer, SERVICE_NAME,
-};
+use steplab_proto::steplab::content::v1::content_release_service_server::{ContentReleaseServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -19,24 +28,41 @@ pub static MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
 };
 
-/// Opens the database (running migrations), then serves on `listener` until
-/// `shutdown` completes and in-flight calls have drained.
+/// The curriculum a deployment runs with: its own file
+/// (`STEPLAB_CURRICULUM_FILE`) or the built-in default. Any fault is an
+/// error naming the file and where in it.
+pub fn load_curriculum(file: Option<&Path>) -> anyhow::Result<Curriculum> {
+    let curriculum = match file {
+        None => Curriculum::built_in()?,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("STEPLAB_CURRICULUM_FILE: cannot read {}: {e}", path.display()))?;
+            Curriculum::parse(&path.display().to_string(), &text)
+                .map_err(|e| anyhow::anyhow!("STEPLAB_CURRICULUM_FILE: {e}"))?
+        }
+    };
+    Ok(curriculum)
+}
+
+/// Loads the curriculum, opens the database (running migrations and, when
+/// the curriculum changed, recomputing the release feed), then serves on
+/// `listener` until `shutdown` completes and in-flight calls have drained.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    // Opened now so the service owns its schema from the first start, and a
-    // bad database URL fails start-up rather than the first request.
-    let _db = Database::open(&config.content.database, &MIGRATIONS).await?;
+    // Before the database: a bad curriculum file fails start-up at once.
+    let curriculum = Arc::new(load_curriculum(config.curriculum_file.as_deref())?);
+    let db = Database::open(&config.content.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
-    let svc = ContentReleaseServiceServer::with_interceptor(
-        grpc::ContentReleaseGrpc,
-        verifier.interceptor(),
-    );
-    let hosted = Hosted {
-        name: SERVICE_NAME,
-        routes: tonic::service::Routes::new(svc),
-    };
+    let service = service::ContentRelease::new(db, config.clock(), curriculum);
+    service
+        .reconcile_curriculum()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot recompute the release feed for the curriculum: {e}"))?;
+    let svc =
+        ContentReleaseServiceServer::with_interceptor(grpc::ContentReleaseGrpc::new(service), verifier.interceptor());
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }
