@@ -1,95 +1,87 @@
-//! The gRPC adapter. Every RPC answers UNIMPLEMENTED until the payments issue
-//! builds it, so callers can code against v1 today and get a clear answer.
+//! The gRPC adapter: each handler takes the caller, calls the use case, and
+//! maps the error. No rules and no SQL here.
 
+use crate::service::Payments;
+use steplab_platform::Caller;
 use steplab_proto::steplab::payments::v1 as pb;
 use steplab_proto::steplab::payments::v1::payments_service_server::PaymentsService;
 use tonic::{Request, Response, Status};
 
-#[derive(Debug, Default)]
-pub struct PaymentsGrpc;
-
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not available yet: it arrives with the payments issue"
-    ))
+pub struct PaymentsGrpc {
+    payments: Payments,
 }
+
+impl PaymentsGrpc {
+    pub fn new(payments: Payments) -> Self {
+        Self { payments }
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl PaymentsService for PaymentsGrpc {
-    async fn enrol_payee(
-        &self,
-        _: Request<pb::EnrolPayeeRequest>,
-    ) -> Result<Response<pb::EnrolPayeeResponse>, Status> {
-        Err(not_yet("EnrolPayee"))
+    async fn enrol_payee(&self, request: Request<pb::EnrolPayeeRequest>) -> Answer<pb::EnrolPayeeResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.enrol_payee(caller, request.into_inner()).await?))
     }
 
-    async fn suspend_accrual(
-        &self,
-        _: Request<pb::SuspendAccrualRequest>,
-    ) -> Result<Response<pb::SuspendAccrualResponse>, Status> {
-        Err(not_yet("SuspendAccrual"))
+    async fn suspend_accrual(&self, request: Request<pb::SuspendAccrualRequest>) -> Answer<pb::SuspendAccrualResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.suspend_accrual(caller, request.into_inner()).await?))
     }
 
-    async fn resume_accrual(
-        &self,
-        _: Request<pb::ResumeAccrualRequest>,
-    ) -> Result<Response<pb::ResumeAccrualResponse>, Status> {
-        Err(not_yet("ResumeAccrual"))
+    async fn resume_accrual(&self, request: Request<pb::ResumeAccrualRequest>) -> Answer<pb::ResumeAccrualResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.resume_accrual(caller, request.into_inner()).await?))
     }
 
-    async fn end_accrual(
-        &self,
-        _: Request<pb::EndAccrualRequest>,
-    ) -> Result<Response<pb::EndAccrualResponse>, Status> {
-        Err(not_yet("EndAccrual"))
+    async fn end_accrual(&self, request: Request<pb::EndAccrualRequest>) -> Answer<pb::EndAccrualResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.end_accrual(caller, request.into_inner()).await?))
     }
 
-    async fn reopen_accrual(
-        &self,
-        _: Request<pb::ReopenAccrualRequest>,
-    ) -> Result<Response<pb::ReopenAccrualResponse>, Status> {
-        Err(not_yet("ReopenAccrual"))
+    async fn reopen_accrual(&self, request: Request<pb::ReopenAccrualRequest>) -> Answer<pb::ReopenAccrualResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.reopen_accrual(caller, request.into_inner()).await?))
     }
 
     async fn set_area_covered(
         &self,
-        _: Request<pb::SetAreaCoveredRequest>,
-    ) -> Result<Response<pb::SetAreaCoveredResponse>, Status> {
-        Err(not_yet("SetAreaCovered"))
+        request: Request<pb::SetAreaCoveredRequest>,
+    ) -> Answer<pb::SetAreaCoveredResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.set_area_covered(caller, request.into_inner()).await?))
     }
 
     async fn set_participant_scope(
         &self,
-        _: Request<pb::SetParticipantScopeRequest>,
-    ) -> Result<Response<pb::SetParticipantScopeResponse>, Status> {
-        Err(not_yet("SetParticipantScope"))
+        request: Request<pb::SetParticipantScopeRequest>,
+    ) -> Answer<pb::SetParticipantScopeResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.set_participant_scope(caller, request.into_inner()).await?))
     }
 
     async fn record_engagement(
         &self,
-        _: Request<pb::RecordEngagementRequest>,
-    ) -> Result<Response<pb::RecordEngagementResponse>, Status> {
-        Err(not_yet("RecordEngagement"))
+        request: Request<pb::RecordEngagementRequest>,
+    ) -> Answer<pb::RecordEngagementResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.record_engagement(caller, request.into_inner()).await?))
     }
 
-    async fn get_accrual(
-        &self,
-        _: Request<pb::GetAccrualRequest>,
-    ) -> Result<Response<pb::GetAccrualResponse>, Status> {
-        Err(not_yet("GetAccrual"))
+    async fn get_accrual(&self, request: Request<pb::GetAccrualRequest>) -> Answer<pb::GetAccrualResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.get_accrual(caller, request.into_inner()).await?))
     }
 
-    async fn get_statement(
-        &self,
-        _: Request<pb::GetStatementRequest>,
-    ) -> Result<Response<pb::GetStatementResponse>, Status> {
-        Err(not_yet("GetStatement"))
+    async fn get_statement(&self, request: Request<pb::GetStatementRequest>) -> Answer<pb::GetStatementResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.get_statement(caller, request.into_inner()).await?))
     }
 
-    async fn list_schedules(
-        &self,
-        _: Request<pb::ListSchedulesRequest>,
-    ) -> Result<Response<pb::ListSchedulesResponse>, Status> {
-        Err(not_yet("ListSchedules"))
+    async fn list_schedules(&self, request: Request<pb::ListSchedulesRequest>) -> Answer<pb::ListSchedulesResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.list_schedules(caller, request.into_inner()).await?))
     }
 }

@@ -1,17 +1,25 @@
-//! The payments service: milestone windows, engagement, accrual suspended
-//! during deferral, withdrawal rules, and statements in integer pence. This
-//! crate owns its database and migrations and serves health and reflection;
-//! its RPCs answer UNIMPLEMENTED until the payments issue builds them.
+//! The payments service: milestone windows (F1), engagement, accrual
+//! suspended during deferrals (D4, F3), ended by withdrawals and reopened by
+//! reinstatements (W5, F4, W9), stopped outside covered areas (S2) and for
+//! pilot mentors (M4), and statements in integer pence per delivery partner
+//! and window (F5, F6). `domain` holds the rules in plain Rust (schedules,
+//! money, the pure accrual engine, command effects, roles); `store` the
+//! tables; `service` the use cases; `convert` the wire types; `grpc` the
+//! thin adapter.
 
+pub mod convert;
+pub mod domain;
+pub mod error;
 pub mod grpc;
+pub mod service;
+pub mod store;
 
+use domain::schedule::ScheduleBook;
 use std::future::Future;
 use steplab_platform::config::Config;
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::server::{self, Hosted};
-use steplab_proto::steplab::payments::v1::payments_service_server::{
-    PaymentsServiceServer, SERVICE_NAME,
-};
+use steplab_proto::steplab::payments::v1::payments_service_server::{PaymentsServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -19,21 +27,22 @@ pub static MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
 };
 
-/// Opens the database (running migrations), then serves on `listener` until
-/// `shutdown` completes and in-flight calls have drained.
+/// Loads the schedules and opens the database (running migrations and
+/// bringing stored outcomes up to date with the schedules), then serves on
+/// `listener` until `shutdown` completes and in-flight calls have drained.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    // Opened now so the service owns its schema from the first start, and a
-    // bad database URL fails start-up rather than the first request.
-    let _db = Database::open(&config.payments.database, &MIGRATIONS).await?;
+    // First, before touching the database: a malformed schedules file fails
+    // start-up with the file and the place in it.
+    let book = ScheduleBook::load(config.schedules_file.as_deref())?;
+    let db = Database::open(&config.payments.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
-    let svc = PaymentsServiceServer::with_interceptor(grpc::PaymentsGrpc, verifier.interceptor());
-    let hosted = Hosted {
-        name: SERVICE_NAME,
-        routes: tonic::service::Routes::new(svc),
-    };
+    let payments = service::Payments::new(db, config.clock(), book);
+    payments.prepare().await?;
+    let svc = PaymentsServiceServer::with_interceptor(grpc::PaymentsGrpc::new(payments), verifier.interceptor());
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }

@@ -1,0 +1,85 @@
+//! The payments domain in plain Rust: schedules and their milestone windows
+//! (F1), money (F5), the accrual engine (F2-F4, S2, M4, P5, W5, W9), how the
+//! receivers change a payee's facts, and who may do what. Nothing here
+//! touches a database or the network, so every rule is a unit test named
+//! after its DOMAIN.md id.
+
+pub mod accrual;
+pub mod commands;
+pub mod money;
+pub mod policy;
+pub mod schedule;
+
+/// What kind of programme a payee follows; it picks the per-participant
+/// price (F5). Induction coordinators follow no programme and are not payees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayeeKind {
+    Ect,
+    Mentor,
+}
+
+impl PayeeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayeeKind::Ect => "ect",
+            PayeeKind::Mentor => "mentor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [PayeeKind::Ect, PayeeKind::Mentor].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A rule that refuses a change: FAILED_PRECONDITION with an ErrorInfo
+/// reason, and a message that tells the caller what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RuleViolation {
+    /// UPPER_SNAKE id, e.g. `REOPEN_BEFORE_END`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl RuleViolation {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use chrono::NaiveDate;
+
+    /// `d("2025-05-01")`.
+    pub fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
+    }
+}
+
+/// What a recorded piece of engagement was. In v1 every kind counts for F2;
+/// the kind is kept as evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngagementKind {
+    ModuleCompleted,
+    CoachingSession,
+    Clinic,
+    Conference,
+    Event,
+    CoachingOnCoaching,
+    Other,
+}
+
+impl EngagementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngagementKind::ModuleCompleted => "module_completed",
+            EngagementKind::CoachingSession => "coaching_session",
+            EngagementKind::Clinic => "clinic",
+            EngagementKind::Conference => "conference",
+            EngagementKind::Event => "event",
+            EngagementKind::CoachingOnCoaching => "coaching_on_coaching",
+            EngagementKind::Other => "other",
+        }
+    }
+}
