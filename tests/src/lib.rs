@@ -101,6 +101,28 @@ impl Drop for PostgresDatabases {
     }
 }
 
+/// One service task and the switch that stops it.
+struct Running {
+    name: ServiceName,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+fn spawn_service(config: Config, name: ServiceName, listener: TcpListener) -> Running {
+    let (stop, mut stop_rx) = watch::channel(false);
+    let shutdown = async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    };
+    let task = tokio::spawn(async move {
+        match name {
+            ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
+            ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
+            ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
+        }
+    });
+    Running { name, stop, task }
+}
+
 /// Three running services.
 pub struct Stack {
     pub backend: Backend,
@@ -108,8 +130,7 @@ pub struct Stack {
     pub content_addr: SocketAddr,
     pub payments_addr: SocketAddr,
     pub config: Config,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    running: Vec<Running>,
     data_dir: Option<tempfile::TempDir>,
     // Held only so the databases are dropped with the stack.
     _postgres: Option<PostgresDatabases>,
@@ -123,12 +144,23 @@ impl Stack {
     }
 
     pub async fn start_on(backend: Backend, today: &str) -> Option<Stack> {
+        Self::start_with(backend, today, &[]).await
+    }
+
+    /// Starts a stack with extra settings, e.g. `("STEPLAB_RELAY_MAX_ATTEMPTS", "3")`.
+    pub async fn start_with(backend: Backend, today: &str, settings: &[(&str, &str)]) -> Option<Stack> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut vars: HashMap<String, String> = HashMap::new();
+        for (k, v) in settings {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
         vars.insert("STEPLAB_DATA_DIR".into(), data_dir.path().display().to_string());
         vars.insert("STEPLAB_JWT_SECRET".into(), SECRET.into());
-        vars.insert("STEPLAB_TODAY".into(), today.into());
+        vars.entry("STEPLAB_TODAY".into()).or_insert_with(|| today.into());
         vars.insert("STEPLAB_DRAIN_SECONDS".into(), "5".into());
+        // Retries every few hundred milliseconds at most, so fault tests see
+        // a target's recovery quickly.
+        vars.entry("STEPLAB_RELAY_MAX_BACKOFF_MS".into()).or_insert_with(|| "300".into());
         let postgres = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => match PostgresDatabases::create("test") {
@@ -164,6 +196,7 @@ impl Stack {
         vars.insert("STEPLAB_JWT_SECRET".into(), SECRET.into());
         vars.insert("STEPLAB_TODAY".into(), TODAY.into());
         vars.insert("STEPLAB_DRAIN_SECONDS".into(), "5".into());
+        vars.insert("STEPLAB_RELAY_MAX_BACKOFF_MS".into(), "300".into());
         Self::launch(Backend::Sqlite, vars, Some(data_dir), None).await
     }
 
@@ -183,23 +216,11 @@ impl Stack {
         vars.insert("STEPLAB_CONTENT_URL".into(), format!("http://{}", listeners[1].2));
         vars.insert("STEPLAB_PAYMENTS_URL".into(), format!("http://{}", listeners[2].2));
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("harness config is valid");
-        let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
+        let mut running = Vec::new();
         let mut addrs = Vec::new();
         for (name, listener, addr) in listeners {
             addrs.push(addr);
-            let mut rx = stop_rx.clone();
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            let config = config.clone();
-            tasks.push(tokio::spawn(async move {
-                match name {
-                    ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
-                    ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
-                    ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
-                }
-            }));
+            running.push(spawn_service(config.clone(), name, listener));
         }
         let stack = Stack {
             backend,
@@ -207,8 +228,7 @@ impl Stack {
             content_addr: addrs[1],
             payments_addr: addrs[2],
             config,
-            stop,
-            tasks,
+            running,
             data_dir,
             _postgres: postgres,
         };
@@ -220,11 +240,58 @@ impl Stack {
 
     /// Signals shutdown and waits for every service to exit cleanly.
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
-        let _ = self.stop.send(true);
-        for task in self.tasks.drain(..) {
-            task.await.expect("service task").expect("service exited cleanly");
+        for service in self.running.drain(..) {
+            let _ = service.stop.send(true);
+            service.task.await.expect("service task").expect("service exited cleanly");
         }
         self.data_dir.take()
+    }
+
+    fn addr(&self, name: ServiceName) -> SocketAddr {
+        match name {
+            ServiceName::Participant => self.participant_addr,
+            ServiceName::ContentRelease => self.content_addr,
+            ServiceName::Payments => self.payments_addr,
+        }
+    }
+
+    /// Stops one service gracefully; its port stays unanswered until restarted.
+    pub async fn stop_service(&mut self, name: ServiceName) {
+        let Some(i) = self.running.iter().position(|r| r.name == name) else { return };
+        let service = self.running.remove(i);
+        let _ = service.stop.send(true);
+        service.task.await.expect("service task").expect("service exited cleanly");
+    }
+
+    /// Ends one service at once, as a crash would: no drain, nothing flushed.
+    pub async fn kill_service(&mut self, name: ServiceName) {
+        let Some(i) = self.running.iter().position(|r| r.name == name) else { return };
+        let service = self.running.remove(i);
+        service.task.abort();
+        let _ = service.task.await;
+    }
+
+    /// Starts a stopped service again on the same address and database.
+    pub async fn restart_service(&mut self, name: ServiceName) {
+        let addr = self.addr(name);
+        let listener = TcpListener::bind(addr).await.expect("rebind the same port");
+        self.running.push(spawn_service(self.config.clone(), name, listener));
+        wait_until_serving(addr).await;
+    }
+
+    /// A second participant service on the same database, as a second
+    /// replica would be, listening on its own port.
+    pub async fn start_participant_replica(&mut self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        self.running.push(spawn_service(self.config.clone(), ServiceName::Participant, listener));
+        wait_until_serving(addr).await;
+        addr
+    }
+
+    /// A participant client for another replica's address.
+    pub async fn participants_at(&self, addr: SocketAddr, token: Option<&str>) -> Participants {
+        ParticipantServiceClient::with_interceptor(channel(addr).await, bearer(token))
     }
 
     pub fn token(&self, role: Role, school: Option<&str>, delivery_partners: &[&str]) -> String {
@@ -250,9 +317,9 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        for task in &self.tasks {
-            task.abort();
+        for service in &self.running {
+            let _ = service.stop.send(true);
+            service.task.abort();
         }
     }
 }
@@ -318,6 +385,58 @@ macro_rules! on_both_backends {
             async fn postgres() {
                 if let Some(stack) = $crate::Stack::start($crate::Backend::Postgres).await {
                     super::$scenario(&stack).await;
+                    stack.stop().await;
+                }
+            }
+        }
+    )*};
+}
+
+/// Waits until the participant service has delivered every command, or
+/// panics after `within` with what is still undelivered.
+pub async fn wait_until_delivered(stack: &Stack, within: Duration) {
+    use steplab_proto::steplab::participant::v1::GetSyncStatusRequest;
+    let admin = stack.admin_token();
+    let mut client = stack.participants(Some(&admin)).await;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let status = client
+            .get_sync_status(GetSyncStatusRequest { participant_id: String::new(), parked_only: false })
+            .await
+            .expect("sync status")
+            .into_inner();
+        if status.pending == 0 && status.parked == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let first = status
+                .commands
+                .first()
+                .map(|c| format!("{} {}: {}", c.target, c.rpc, c.last_error))
+                .unwrap_or_default();
+            panic!("{} commands pending and {} parked after {within:?}; first: {first}", status.pending, status.parked);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Like [`on_both_backends!`] for scenarios that stop and restart services:
+/// each takes `&mut Stack`.
+#[macro_export]
+macro_rules! on_both_backends_mut {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let mut stack = $crate::Stack::start($crate::Backend::Sqlite).await.expect("sqlite stack");
+                super::$scenario(&mut stack).await;
+                stack.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(mut stack) = $crate::Stack::start($crate::Backend::Postgres).await {
+                    super::$scenario(&mut stack).await;
                     stack.stop().await;
                 }
             }

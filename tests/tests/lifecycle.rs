@@ -4,6 +4,9 @@
 //! DPL decides, school moves, the reporting feed, the commands written for
 //! content release and payments, and who may do each.
 
+// Test helpers fail the test that called them.
+#![allow(clippy::panic)]
+
 use steplab_platform::auth::Role;
 use steplab_proto::steplab::common::v1::{DeferralReason, ParticipantKind, TrainingStatus, WithdrawalReason};
 use steplab_proto::steplab::participant::v1 as pb;
@@ -128,7 +131,7 @@ async fn d9_nine_months_parental_leave_defers_the_ect_and_their_only_ect_mentor(
         .expect("nine months")
         .into_inner();
     assert_eq!(answer.participant.expect("p").status, TrainingStatus::Deferred as i32);
-    assert_eq!(answer.cascaded_participant_ids, [mentor.participant_id.clone()]);
+    assert_eq!(answer.cascaded_participant_ids, std::slice::from_ref(&mentor.participant_id));
     let mentor_now = status_on(stack, &mentor.participant_id, None).await;
     assert_eq!(mentor_now.status, TrainingStatus::Deferred as i32);
     let mentor_deferral = mentor_now.deferral.expect("mentor deferral");
@@ -173,7 +176,7 @@ async fn d6_d7_a_return_date_moved_later_then_an_early_return(stack: &Stack) {
         .await
         .expect("later")
         .into_inner();
-    assert_eq!(later.cascaded_participant_ids, [mentor.participant_id.clone()]);
+    assert_eq!(later.cascaded_participant_ids, std::slice::from_ref(&mentor.participant_id));
     assert_eq!(
         status_on(stack, &mentor.participant_id, date(2027, 3, 1)).await.status,
         TrainingStatus::Deferred as i32
@@ -225,7 +228,7 @@ async fn w2_w6_a_withdrawal_tomorrow_is_refused_and_the_only_ect_mentor_follows(
     );
     let answer = client.withdraw_participant(withdraw(date(2026, 11, 27))).await.expect("withdrawn").into_inner();
     assert_eq!(answer.participant.expect("p").status, TrainingStatus::Withdrawn as i32);
-    assert_eq!(answer.cascaded_participant_ids, [mentor.participant_id.clone()]);
+    assert_eq!(answer.cascaded_participant_ids, std::slice::from_ref(&mentor.participant_id));
     let mentor_now = status_on(stack, &mentor.participant_id, None).await;
     assert_eq!(mentor_now.status, TrainingStatus::Withdrawn as i32);
     assert_eq!(mentor_now.withdrawal.expect("w").reason, WithdrawalReason::MentorNoLongerBeingMentor as i32);
@@ -367,7 +370,7 @@ async fn s1_s2_a_move_into_an_uncovered_area_is_sent_to_payments(stack: &Stack) 
     assert_eq!(moved.school_id, uncovered);
     assert_eq!(status_on(stack, &ect.participant_id, date(2026, 10, 1)).await.school_id, w.school_a, "history kept");
     let sync = client
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone() })
+        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone(), parked_only: false })
         .await
         .expect("sync status")
         .into_inner();
@@ -394,7 +397,7 @@ async fn d4_every_change_writes_its_commands_for_content_release_and_payments(st
     let mut client = stack.participants(Some(&lead)).await;
     client.defer_participant(defer_request(&ect.participant_id, (2026, 12, 1), (2027, 6, 1))).await.expect("deferred");
     let sync = client
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone() })
+        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone(), parked_only: false })
         .await
         .expect("sync status")
         .into_inner();
@@ -416,7 +419,7 @@ async fn d4_every_change_writes_its_commands_for_content_release_and_payments(st
     let err = stack
         .participants(Some(&ic_b))
         .await
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone() })
+        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone(), parked_only: false })
         .await
         .expect_err("other school");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -567,9 +570,10 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                         })
                         .await
                         .map(|_| ()),
-                    "GetSyncStatus" => {
-                        c.get_sync_status(pb::GetSyncStatusRequest { participant_id: id }).await.map(|_| ())
-                    }
+                    "GetSyncStatus" => c
+                        .get_sync_status(pb::GetSyncStatusRequest { participant_id: id, parked_only: false })
+                        .await
+                        .map(|_| ()),
                     "ListNotifications" => {
                         c.list_notifications(pb::ListNotificationsRequest::default()).await.map(|_| ())
                     }

@@ -214,6 +214,14 @@ impl ParticipantService for ParticipantGrpc {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
+    async fn retry_parked_commands(
+        &self,
+        request: Request<pb::RetryParkedCommandsRequest>,
+    ) -> Answer<pb::RetryParkedCommandsResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.retry_parked(caller, request.into_inner()).await?))
+    }
+
     async fn get_sync_status(&self, request: Request<pb::GetSyncStatusRequest>) -> Answer<pb::GetSyncStatusResponse> {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.sync_status(caller, request.into_inner()).await?))

@@ -886,37 +886,61 @@ impl Registry {
             .await
     }
 
-    pub async fn sync_status(
-        &self,
-        caller: Caller,
-        req: pb::GetSyncStatusRequest,
-    ) -> Result<pb::GetSyncStatusResponse, ServiceError> {
+    pub async fn sync_status(&self, caller: Caller, req: pb::GetSyncStatusRequest) -> Result<pb::GetSyncStatusResponse, ServiceError> {
         let id = convert::optional_id("participant_id", &req.participant_id).map_err(FieldViolations::from)?;
+        let parked_only = req.parked_only;
         let today = self.clock.today();
         self.db
-            .read(move |conn| match id {
-                None => {
-                    policy::may_read_all_sync_status(&caller)?;
-                    let (pending, parked) = outbox::undelivered_counts(conn)?;
-                    let commands = outbox::undelivered(conn, 100)?.into_iter().map(convert::outbox_command).collect();
-                    Ok(pb::GetSyncStatusResponse { pending, parked, commands })
-                }
-                Some(id) => {
-                    let record = load(conn, &id)?;
-                    policy::may_read(&caller, place(&current(&record, today)?))?;
-                    let rows = outbox::for_participant(conn, &id)?;
-                    let pending =
-                        rows.iter().filter(|r| r.delivered_at.is_none() && r.parked_at.is_none()).count() as i64;
-                    let parked =
-                        rows.iter().filter(|r| r.delivered_at.is_none() && r.parked_at.is_some()).count() as i64;
-                    Ok(pb::GetSyncStatusResponse {
-                        pending,
-                        parked,
-                        commands: rows.into_iter().map(convert::outbox_command).collect(),
-                    })
-                }
+            .read(move |conn| {
+                let rows = match &id {
+                    None => {
+                        policy::may_operate_relay(&caller)?;
+                        if parked_only { outbox::parked(conn, 100)? } else { outbox::undelivered(conn, 100)? }
+                    }
+                    Some(id) => {
+                        let record = load(conn, id)?;
+                        policy::may_read(&caller, place(&current(&record, today)?))?;
+                        outbox::for_participant(conn, id)?
+                    }
+                };
+                let (pending, parked) = match &id {
+                    None => outbox::undelivered_counts(conn)?,
+                    Some(_) => (
+                        rows.iter().filter(|r| r.delivered_at.is_none() && r.parked_at.is_none()).count() as i64,
+                        rows.iter().filter(|r| r.delivered_at.is_none() && r.parked_at.is_some()).count() as i64,
+                    ),
+                };
+                let commands = rows
+                    .into_iter()
+                    .filter(|r| !parked_only || (r.parked_at.is_some() && r.delivered_at.is_none()))
+                    .map(convert::outbox_command)
+                    .collect();
+                Ok(pb::GetSyncStatusResponse { pending, parked, commands })
             })
             .await
+    }
+
+    pub async fn retry_parked(
+        &self,
+        caller: Caller,
+        req: pb::RetryParkedCommandsRequest,
+    ) -> Result<pb::RetryParkedCommandsResponse, ServiceError> {
+        policy::may_operate_relay(&caller)?;
+        let mut v = FieldViolations::default();
+        let participant_id = v.check(convert::optional_id("participant_id", &req.participant_id));
+        let command_id = v.check(convert::optional_id("command_id", &req.command_id));
+        let (participant_id, command_id) = v.finish(|| Some((participant_id?, command_id?)))?;
+        let now = self.clock.now();
+        let retried = self
+            .db
+            .write(move |conn| {
+                let n = outbox::retry_parked(conn, command_id.as_deref(), participant_id.as_deref(), now)?;
+                Ok::<_, ServiceError>(n as i64)
+            })
+            .await?;
+        tracing::info!(target: "audit", actor = %caller.sub, retried, "parked commands queued again");
+        self.relay.notify_one();
+        Ok(pb::RetryParkedCommandsResponse { retried })
     }
 }
 

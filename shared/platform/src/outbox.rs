@@ -133,6 +133,40 @@ pub fn undelivered(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<OutboxRow>>
         .load(conn)
 }
 
+/// Parked commands, oldest first, at most `limit`.
+pub fn parked(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<OutboxRow>> {
+    outbox::table
+        .filter(outbox::delivered_at.is_null())
+        .filter(outbox::parked_at.is_not_null())
+        .order(outbox::id)
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)
+}
+
+/// Queues parked commands again with a fresh attempt count: one command, a
+/// participant's, or all. Returns how many.
+pub fn retry_parked(
+    conn: &mut DbConn,
+    command_id: Option<&str>,
+    participant_id: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let mut query = diesel::update(outbox::table)
+        .filter(outbox::delivered_at.is_null())
+        .filter(outbox::parked_at.is_not_null())
+        .into_boxed();
+    if let Some(id) = command_id {
+        query = query.filter(outbox::command_id.eq(id.to_owned()));
+    }
+    if let Some(id) = participant_id {
+        query = query.filter(outbox::participant_id.eq(id.to_owned()));
+    }
+    query
+        .set((outbox::parked_at.eq(None::<NaiveDateTime>), outbox::attempts.eq(0), outbox::next_attempt_at.eq(now)))
+        .execute(conn)
+}
+
 /// How the relay behaves.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {

@@ -154,11 +154,12 @@ pub fn may_watch_events(caller: &Caller) -> Result<(), Denied> {
     }
 }
 
-/// D4: the whole service's delivery state is for admins.
-pub fn may_read_all_sync_status(caller: &Caller) -> Result<(), Denied> {
+/// D4: the whole service's delivery state, and retrying what is parked, are
+/// for admins.
+pub fn may_operate_relay(caller: &Caller) -> Result<(), Denied> {
     match caller.scope {
         Scope::Admin => Ok(()),
-        _ => Err(role_may_not(caller, "read the whole service's sync status", "an admin, or name a participant")),
+        _ => Err(role_may_not(caller, "operate the command relay", "an admin, or read one participant's sync status")),
     }
 }
 
