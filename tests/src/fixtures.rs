@@ -1,5 +1,9 @@
 //! Setup shared by the cross-service tests: delivery partners, schools and
-//! participants created through the real RPCs.
+//! participants created through the real RPCs, and the check that the three
+//! services agree about a participant.
+
+// Test support: a failed call fails the test that made it.
+#![allow(clippy::panic)]
 
 use crate::{Participants, Stack};
 use steplab_platform::auth::Role;
@@ -100,4 +104,49 @@ pub async fn status_on(stack: &Stack, participant_id: &str, on: Option<Date>) ->
         .into_inner()
         .participant
         .expect("participant")
+}
+
+/// How content release and payments disagree with the participant service
+/// about `participant_id` on `on` (empty when all three agree).
+pub async fn drift(stack: &Stack, participant_id: &str, on: Option<Date>) -> Vec<String> {
+    use steplab_proto::steplab::content::v1::GetReleaseStateRequest;
+    use steplab_proto::steplab::payments::v1::GetAccrualRequest;
+    let participant = status_on(stack, participant_id, on).await;
+    let service = stack.token(Role::Service, None, &[]);
+    let known = |code: tonic::Code| code == tonic::Code::NotFound;
+    let release = match stack
+        .content(Some(&service))
+        .await
+        .get_release_state(GetReleaseStateRequest { participant_id: participant_id.into(), as_of: on })
+        .await
+    {
+        Ok(r) => Some(r.into_inner()),
+        Err(s) if known(s.code()) => None,
+        Err(s) => panic!("GetReleaseState failed: {s:?}"),
+    };
+    let accrual = match stack
+        .payments(Some(&service))
+        .await
+        .get_accrual(GetAccrualRequest { participant_id: participant_id.into(), as_of: on })
+        .await
+    {
+        Ok(r) => Some(r.into_inner()),
+        Err(s) if known(s.code()) => None,
+        Err(s) => panic!("GetAccrual failed: {s:?}"),
+    };
+    steplab_participant::drift::differences(steplab_participant::drift::Views {
+        participant: &participant,
+        release: release.as_ref(),
+        accrual: accrual.as_ref(),
+    })
+}
+
+/// Asserts the three services agree about each participant on each date.
+pub async fn assert_agree(stack: &Stack, participant_ids: &[&str], dates: &[Option<Date>]) {
+    for id in participant_ids {
+        for on in dates {
+            let found = drift(stack, id, *on).await;
+            assert!(found.is_empty(), "participant {id} on {on:?}: {found:?}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod commands;
 pub mod convert;
+pub mod drift;
 pub mod domain;
 pub mod error;
 pub mod grpc;
