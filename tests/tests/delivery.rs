@@ -167,7 +167,63 @@ async fn d6_changes_in_quick_succession_arrive_in_order(stack: &mut Stack) {
     }
 }
 
+async fn check(stack: &Stack) -> pb::CheckConsistencyResponse {
+    let admin = stack.admin_token();
+    stack
+        .participants(Some(&admin))
+        .await
+        .check_consistency(pb::CheckConsistencyRequest::default())
+        .await
+        .expect("check")
+        .into_inner()
+}
+
+async fn ops_the_consistency_check_tells_drift_from_delivery_lag(stack: &mut Stack) {
+    let w = world(stack).await;
+    let ids = ects(stack, &w, 3, 3_600_000).await;
+    wait_until_delivered(stack, Duration::from_secs(30)).await;
+    let clean = check(stack).await;
+    assert_eq!(clean.checked, 3);
+    assert!(clean.drifted.is_empty() && clean.in_flight.is_empty(), "{clean:?}");
+
+    // A deferral while content release is down: lag, not drift.
+    stack.stop_service(ServiceName::ContentRelease).await;
+    let lead = stack.token(Role::EcfLead, None, &[&w.dp1]);
+    defer(&mut stack.participants(Some(&lead)).await, &ids[0], date(2027, 6, 1)).await;
+    stack.restart_service(ServiceName::ContentRelease).await;
+    // Payments has the suspension at once; content release may still be
+    // catching up, which the check must not call drift.
+    let lagging = check(stack).await;
+    assert!(lagging.drifted.is_empty(), "{lagging:?}");
+    wait_until_delivered(stack, Duration::from_secs(30)).await;
+
+    // Someone revokes access behind the participant service's back: drift.
+    let service = stack.token(Role::Service, None, &[]);
+    stack
+        .content(Some(&service))
+        .await
+        .revoke_access(content::RevokeAccessRequest {
+            command_id: "rogue-1".into(),
+            participant_id: ids[1].clone(),
+            effective_date: date(2026, 11, 1),
+        })
+        .await
+        .expect("rogue revoke");
+    let drifted = check(stack).await;
+    assert_eq!(drifted.drifted.len(), 1, "{drifted:?}");
+    assert_eq!(drifted.drifted[0].participant_id, ids[1]);
+    assert!(drifted.drifted[0].differences[0].contains("revoked"), "{:?}", drifted.drifted[0].differences);
+    let lead_err = stack
+        .participants(Some(&lead))
+        .await
+        .check_consistency(pb::CheckConsistencyRequest::default())
+        .await
+        .expect_err("admin only");
+    assert_eq!(lead_err.code(), tonic::Code::PermissionDenied);
+}
+
 steplab_tests::on_both_backends_mut!(
+    ops_the_consistency_check_tells_drift_from_delivery_lag,
     d4_content_release_down_during_100_deferrals_gets_every_command_once_back_up,
     d4_a_lost_acknowledgement_redelivers_without_a_second_effect,
     d4_a_crash_with_commands_pending_loses_nothing,

@@ -43,11 +43,19 @@ pub fn differences(views: Views<'_>) -> Vec<String> {
                 TrainingStatus::Active | TrainingStatus::Unspecified => (false, None),
             };
             if revoked != want_revoked {
-                found.push(format!("content access is {} but the participant is {}", access_word(revoked), status.as_str_name()));
+                found.push(format!(
+                    "content access is {} but the participant is {}",
+                    access_word(revoked),
+                    status.as_str_name()
+                ));
             }
             match want_hold {
                 Some(kind) if !holds.contains(&kind) => {
-                    found.push(format!("content release has no {} hold for a {} participant", hold_word(kind), status.as_str_name()));
+                    found.push(format!(
+                        "content release has no {} hold for a {} participant",
+                        hold_word(kind),
+                        status.as_str_name()
+                    ));
                 }
                 None if !want_revoked && !holds.is_empty() => {
                     found.push(format!("content release holds an ACTIVE participant ({} holds)", holds.len()));
@@ -55,7 +63,10 @@ pub fn differences(views: Views<'_>) -> Vec<String> {
                 _ => {}
             }
             if p.release_start.is_some() && release.release_start != p.release_start {
-                found.push(format!("content release starts on {:?}, the participant on {:?}", release.release_start, p.release_start));
+                found.push(format!(
+                    "content release starts on {:?}, the participant on {:?}",
+                    release.release_start, p.release_start
+                ));
             }
         }
     }
@@ -66,14 +77,19 @@ pub fn differences(views: Views<'_>) -> Vec<String> {
                 TrainingStatus::Withdrawn => payments::AccrualState::Ended,
                 TrainingStatus::Deferred => payments::AccrualState::Suspended,
                 // P5: a pause changes nothing for payments.
-                TrainingStatus::Paused | TrainingStatus::Active | TrainingStatus::Unspecified => payments::AccrualState::Accruing,
+                TrainingStatus::Paused | TrainingStatus::Active | TrainingStatus::Unspecified => {
+                    payments::AccrualState::Accruing
+                }
             };
             if accrual.state != want as i32 {
                 let got = payments::AccrualState::try_from(accrual.state).map(|s| s.as_str_name()).unwrap_or("unknown");
                 found.push(format!("payments accrual is {got} but the participant is {}", status.as_str_name()));
             }
             if accrual.delivery_partner_id != p.delivery_partner_id {
-                found.push(format!("payments has delivery partner {}, the participant {}", accrual.delivery_partner_id, p.delivery_partner_id));
+                found.push(format!(
+                    "payments has delivery partner {}, the participant {}",
+                    accrual.delivery_partner_id, p.delivery_partner_id
+                ));
             }
         }
     }
@@ -104,7 +120,9 @@ mod tests {
     fn release(revoked: bool, hold: Option<content::HoldKind>) -> content::GetReleaseStateResponse {
         content::GetReleaseStateResponse {
             access: if revoked { content::Access::Revoked } else { content::Access::Granted } as i32,
-            active_holds: hold.map(|k| vec![content::Hold { kind: k as i32, ..Default::default() }]).unwrap_or_default(),
+            active_holds: hold
+                .map(|k| vec![content::Hold { kind: k as i32, ..Default::default() }])
+                .unwrap_or_default(),
             ..Default::default()
         }
     }

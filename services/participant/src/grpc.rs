@@ -222,6 +222,14 @@ impl ParticipantService for ParticipantGrpc {
         Ok(Response::new(self.registry.retry_parked(caller, request.into_inner()).await?))
     }
 
+    async fn check_consistency(
+        &self,
+        request: Request<pb::CheckConsistencyRequest>,
+    ) -> Answer<pb::CheckConsistencyResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.check_consistency(caller, request.into_inner()).await?))
+    }
+
     async fn get_sync_status(&self, request: Request<pb::GetSyncStatusRequest>) -> Answer<pb::GetSyncStatusResponse> {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.sync_status(caller, request.into_inner()).await?))

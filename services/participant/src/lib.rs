@@ -5,10 +5,11 @@
 
 pub mod commands;
 pub mod convert;
-pub mod drift;
 pub mod domain;
+pub mod drift;
 pub mod error;
 pub mod grpc;
+pub mod peers;
 pub mod service;
 pub mod store;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::Config;
 use steplab_platform::db::{Database, Migrations};
-use steplab_platform::outbox::{Relay, RelaySettings};
+use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::participant::v1::participant_service_server::{ParticipantServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
@@ -38,15 +39,18 @@ pub async fn run(
     let db = Database::open(&config.participant.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
     let secret = steplab_platform::auth::load_secret(&config.jwt_secret).map_err(anyhow::Error::msg)?;
+    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::new(secret));
     let wake_relay = Arc::new(Notify::new());
-    let registry = service::Registry::new(db.clone(), config.clock(), wake_relay.clone(), Arc::new(Notify::new()));
+    let peers = peers::Peers::new(&config.content_url, &config.payments_url, tokens.clone())?;
+    let registry = service::Registry::new(db.clone(), config.clock(), wake_relay.clone(), Arc::new(Notify::new()))
+        .with_peers(peers);
 
     // The relay runs beside the server and stops with it; commands it has
     // not delivered stay in the outbox for the next start.
     let relay = Relay::new(
         db,
         &[(commands::CONTENT, &config.content_url), (commands::PAYMENTS, &config.payments_url)],
-        Arc::new(ServiceTokens::new(secret)),
+        tokens,
         wake_relay,
         RelaySettings {
             max_attempts: config.relay_max_attempts,

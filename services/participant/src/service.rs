@@ -32,6 +32,8 @@ pub struct Registry {
     relay: Arc<Notify>,
     /// Wakes WatchEvents streams after any change commits.
     feed: Arc<Notify>,
+    /// Content release and payments, for the consistency check.
+    peers: Option<crate::peers::Peers>,
 }
 
 /// Writes the commands of a decision to the outbox, each with a fresh id.
@@ -154,7 +156,13 @@ fn current(record: &ParticipantRecord, today: NaiveDate) -> Result<ParticipantVi
 
 impl Registry {
     pub fn new(db: Database, clock: Clock, relay: Arc<Notify>, feed: Arc<Notify>) -> Self {
-        Self { db, clock, relay, feed }
+        Self { db, clock, relay, feed, peers: None }
+    }
+
+    /// Lets the consistency check read content release and payments.
+    pub fn with_peers(mut self, peers: crate::peers::Peers) -> Self {
+        self.peers = Some(peers);
+        self
     }
 
     pub fn database(&self) -> &Database {
@@ -886,7 +894,11 @@ impl Registry {
             .await
     }
 
-    pub async fn sync_status(&self, caller: Caller, req: pb::GetSyncStatusRequest) -> Result<pb::GetSyncStatusResponse, ServiceError> {
+    pub async fn sync_status(
+        &self,
+        caller: Caller,
+        req: pb::GetSyncStatusRequest,
+    ) -> Result<pb::GetSyncStatusResponse, ServiceError> {
         let id = convert::optional_id("participant_id", &req.participant_id).map_err(FieldViolations::from)?;
         let parked_only = req.parked_only;
         let today = self.clock.today();
@@ -941,6 +953,79 @@ impl Registry {
         tracing::info!(target: "audit", actor = %caller.sub, retried, "parked commands queued again");
         self.relay.notify_one();
         Ok(pb::RetryParkedCommandsResponse { retried })
+    }
+
+    pub async fn check_consistency(
+        &self,
+        caller: Caller,
+        req: pb::CheckConsistencyRequest,
+    ) -> Result<pb::CheckConsistencyResponse, ServiceError> {
+        policy::may_operate_relay(&caller)?;
+        let mut v = FieldViolations::default();
+        let as_of = v.check(date::optional("as_of", req.as_of.as_ref()));
+        let size = v.check(steplab_platform::paging::page_size(req.page_size));
+        let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
+        let (as_of, size, after) = v.finish(|| Some((as_of?, size?, after?)))?;
+        let peers = self
+            .peers
+            .clone()
+            .ok_or_else(|| ServiceError::Unavailable("this process has no peers configured".into()))?;
+        let as_of = as_of.unwrap_or_else(|| self.clock.today());
+        let (page, next) = self
+            .db
+            .read(move |conn| {
+                let filter = ListFilter {
+                    scope: policy::ListScope::Everything,
+                    school_id: None,
+                    delivery_partner_id: None,
+                    kind: None,
+                    status: None,
+                    as_of,
+                };
+                let (records, next) = store::list_participants(conn, &filter, after, size)?;
+                let mut page = Vec::new();
+                for record in records {
+                    let Some(view) = record.as_of(as_of) else { continue };
+                    let pending =
+                        outbox::for_participant(conn, &record.id)?.iter().filter(|r| r.delivered_at.is_none()).count()
+                            as i64;
+                    page.push((convert::participant(view), pending));
+                }
+                Ok::<_, ServiceError>((page, next))
+            })
+            .await?;
+        let day = date::to_proto(as_of);
+        let checks = page.iter().map(|(participant, _)| {
+            let peers = peers.clone();
+            async move {
+                let id = &participant.participant_id;
+                let (release, accrual) = futures::join!(peers.release(id, day), peers.accrual(id, day));
+                Ok::<_, ServiceError>(crate::drift::differences(crate::drift::Views {
+                    participant,
+                    release: release?.as_ref(),
+                    accrual: accrual?.as_ref(),
+                }))
+            }
+        });
+        let results = futures::future::join_all(checks).await;
+        let mut answer = pb::CheckConsistencyResponse {
+            checked: page.len() as i64,
+            next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
+            ..Default::default()
+        };
+        for ((participant, pending), differences) in page.into_iter().zip(results) {
+            let differences = differences?;
+            if differences.is_empty() {
+                continue;
+            }
+            let drift = pb::ParticipantDrift {
+                participant_id: participant.participant_id,
+                differences,
+                pending_commands: pending,
+            };
+            if pending > 0 { answer.in_flight.push(drift) } else { answer.drifted.push(drift) }
+        }
+        Ok(answer)
     }
 }
 
