@@ -24,10 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
-    let relative: Vec<PathBuf> = files
-        .iter()
-        .map(|f| f.strip_prefix(&root).map(Path::to_path_buf))
-        .collect::<Result<_, _>>()?;
+    let relative: Vec<PathBuf> =
+        files.iter().map(|f| f.strip_prefix(&root).map(Path::to_path_buf)).collect::<Result<_, _>>()?;
     let fds = protox::compile(&relative, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("steplab_descriptor.bin"), fds.encode_to_vec())?;
