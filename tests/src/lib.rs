@@ -10,6 +10,7 @@
 // Test support: a setup that cannot proceed fails the test that asked for it.
 #![allow(clippy::panic)]
 
+pub mod chaos;
 pub mod fixtures;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -213,8 +214,9 @@ impl Stack {
             vars.insert(name.listen_variable(), addr.to_string());
             listeners.push((name, listener, addr));
         }
-        vars.insert("STEPLAB_CONTENT_URL".into(), format!("http://{}", listeners[1].2));
-        vars.insert("STEPLAB_PAYMENTS_URL".into(), format!("http://{}", listeners[2].2));
+        // A test may route the relay through a proxy by setting these first.
+        vars.entry("STEPLAB_CONTENT_URL".into()).or_insert_with(|| format!("http://{}", listeners[1].2));
+        vars.entry("STEPLAB_PAYMENTS_URL".into()).or_insert_with(|| format!("http://{}", listeners[2].2));
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("harness config is valid");
         let mut running = Vec::new();
         let mut addrs = Vec::new();

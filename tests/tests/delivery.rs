@@ -326,3 +326,60 @@ async fn replicas_two_relays_on_one_postgres_database_deliver_everything_once_in
     }
     stack.stop().await;
 }
+
+/// Content release behind a proxy that refuses one connection in three and
+/// cuts the rest within 150 ms: every command still arrives, once.
+async fn d4_a_target_failing_a_share_of_calls_still_gets_everything_once(backend: Backend) {
+    let proxy = steplab_tests::chaos::ChaosProxy::start(3, Duration::from_millis(150)).await;
+    let url = format!("http://{}", proxy.addr);
+    let Some(stack) = Stack::start_with(
+        backend,
+        steplab_tests::TODAY,
+        &[("STEPLAB_CONTENT_URL", url.as_str()), ("STEPLAB_RELAY_MAX_BACKOFF_MS", "100")],
+    )
+    .await
+    else {
+        return;
+    };
+    proxy.point_at(stack.content_addr);
+    let w = world(&stack).await;
+    let ids = ects(&stack, &w, 20, 3_700_000).await;
+    let lead = stack.token(Role::EcfLead, None, &[&w.dp1]);
+    let mut client = stack.participants(Some(&lead)).await;
+    for id in &ids {
+        defer(&mut client, id, date(2027, 3, 1)).await;
+        client
+            .change_return_date(pb::ChangeReturnDateRequest {
+                participant_id: id.clone(),
+                expected_return_date: date(2027, 5, 3),
+                request_id: String::new(),
+            })
+            .await
+            .expect("changed");
+    }
+    wait_until_delivered(&stack, Duration::from_secs(120)).await;
+    let admin = stack.admin_token();
+    let status = stack
+        .participants(Some(&admin))
+        .await
+        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ids[0].clone(), parked_only: false })
+        .await
+        .expect("sync")
+        .into_inner();
+    let retried: i32 = status.commands.iter().map(|c| c.attempts - 1).sum();
+    eprintln!("chaos: {retried} extra attempts for the first participant's commands");
+    for id in &ids {
+        assert_deferred_everywhere(&stack, id, date(2027, 5, 3)).await;
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d4_a_target_failing_a_share_of_calls_still_gets_everything_once_sqlite() {
+    d4_a_target_failing_a_share_of_calls_still_gets_everything_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d4_a_target_failing_a_share_of_calls_still_gets_everything_once_postgres() {
+    d4_a_target_failing_a_share_of_calls_still_gets_everything_once(Backend::Postgres).await;
+}
