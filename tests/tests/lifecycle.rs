@@ -486,7 +486,33 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
     let lead_1 = stack.token(Role::EcfLead, None, &[&w.dp1]);
     let lead_2 = stack.token(Role::EcfLead, None, &[&w.dp2]);
     let dpl_1 = stack.token(Role::Dpl, None, &[&w.dp1]);
+    let dpl_2 = stack.token(Role::Dpl, None, &[&w.dp2]);
     let service = stack.token(Role::Service, None, &[]);
+    // A real pending request of DP 1, for DecideRequest.
+    let withdrawn =
+        register(stack, &w.dp1, registration(&w.school_a, ParticipantKind::Ect, "2100002", date(2026, 9, 1))).await;
+    let mut as_lead = stack.participants(Some(&lead_1)).await;
+    as_lead
+        .withdraw_participant(pb::WithdrawParticipantRequest {
+            participant_id: withdrawn.participant_id.clone(),
+            reason: WithdrawalReason::LeftRole as i32,
+            withdrawal_date: None,
+            note: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("withdrawn");
+    let pending = as_lead
+        .request_reinstatement(pb::RequestReinstatementRequest {
+            participant_id: withdrawn.participant_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("requested")
+        .into_inner()
+        .request
+        .expect("request")
+        .request_id;
     let admin = stack.admin_token();
 
     // (rpc, tokens allowed past the permission check, tokens refused)
@@ -503,11 +529,26 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
         ("GetSyncStatus", vec![&ic_a, &lead_1, &dpl_1, &admin], vec![&ic_b, &lead_2, &service]),
         ("ListNotifications", vec![&lead_1, &dpl_1, &admin], vec![&ic_a, &service]),
         ("ListRequests", vec![&lead_1, &dpl_1, &admin], vec![&ic_a, &service]),
+        ("RequestReleaseStartChange", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
+        ("RequestKeepMentor", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
+        ("DecideRequest", vec![&dpl_1, &admin], vec![&ic_a, &lead_1, &dpl_2, &service]),
+        ("AssignMentor", vec![&ic_a, &lead_1, &admin], vec![&ic_b, &lead_2, &dpl_1, &service]),
+        ("GetParticipant", vec![&ic_a, &lead_1, &dpl_1, &admin], vec![&ic_b, &lead_2, &dpl_2, &service]),
+        ("GetParticipantHistory", vec![&ic_a, &lead_1, &dpl_1, &admin], vec![&ic_b, &lead_2, &dpl_2, &service]),
+        ("ListParticipants", vec![&ic_a, &lead_1, &dpl_1, &admin], vec![&service]),
+        ("RegisterParticipant", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
+        ("CreateSchool", vec![&admin], vec![&ic_a, &lead_1, &dpl_1, &service]),
+        ("CreateDeliveryPartner", vec![&admin], vec![&ic_a, &lead_1, &dpl_1, &service]),
+        ("WatchEvents", vec![&admin, &service], vec![&ic_a, &lead_1, &dpl_1]),
+        ("RetryParkedCommands", vec![&admin], vec![&ic_a, &lead_1, &dpl_1, &service]),
+        ("CheckConsistency", vec![&admin], vec![&ic_a, &lead_1, &dpl_1, &service]),
     ];
     for (rpc, allowed, refused) in rows {
         let call = |token: Option<String>| {
             let id = id.clone();
             let school_a = w.school_a.clone();
+            let pending = pending.clone();
+            let other = withdrawn.participant_id.clone();
             async move {
                 let mut c = stack.participants(token.as_deref()).await;
                 let outcome = match rpc {
@@ -578,6 +619,71 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                         c.list_notifications(pb::ListNotificationsRequest::default()).await.map(|_| ())
                     }
                     "ListRequests" => c.list_requests(pb::ListRequestsRequest::default()).await.map(|_| ()),
+                    "RequestReleaseStartChange" => c
+                        .request_release_start_change(pb::RequestReleaseStartChangeRequest {
+                            participant_id: id,
+                            release_start: date(2026, 10, 1),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|_| ()),
+                    "RequestKeepMentor" => c
+                        .request_keep_mentor(pb::RequestKeepMentorRequest { mentor_id: id, ..Default::default() })
+                        .await
+                        .map(|_| ()),
+                    // A refusal, so the request stays pending for the next caller.
+                    "DecideRequest" => c
+                        .decide_request(pb::DecideRequestRequest {
+                            request_id: pending.clone(),
+                            approve: false,
+                            note: "no".into(),
+                        })
+                        .await
+                        .map(|_| ()),
+                    "AssignMentor" => c
+                        .assign_mentor(pb::AssignMentorRequest {
+                            ect_id: id,
+                            mentor_id: other,
+                            interim: true,
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|_| ()),
+                    "GetParticipant" => c
+                        .get_participant(pb::GetParticipantRequest { participant_id: id, as_of: None })
+                        .await
+                        .map(|_| ()),
+                    "GetParticipantHistory" => c
+                        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: id })
+                        .await
+                        .map(|_| ()),
+                    "ListParticipants" => c.list_participants(pb::ListParticipantsRequest::default()).await.map(|_| ()),
+                    "RegisterParticipant" => c
+                        .register_participant(registration(
+                            &school_a,
+                            ParticipantKind::Ect,
+                            "2199999",
+                            date(2026, 12, 30),
+                        ))
+                        .await
+                        .map(|_| ()),
+                    "CreateSchool" => c
+                        .create_school(pb::CreateSchoolRequest { urn: "bad".into(), ..Default::default() })
+                        .await
+                        .map(|_| ()),
+                    "CreateDeliveryPartner" => {
+                        c.create_delivery_partner(pb::CreateDeliveryPartnerRequest::default()).await.map(|_| ())
+                    }
+                    "WatchEvents" => {
+                        c.watch_events(pb::WatchEventsRequest { after_cursor: i64::MAX }).await.map(|_| ())
+                    }
+                    "RetryParkedCommands" => {
+                        c.retry_parked_commands(pb::RetryParkedCommandsRequest::default()).await.map(|_| ())
+                    }
+                    "CheckConsistency" => c
+                        .check_consistency(pb::CheckConsistencyRequest { page_size: 1, ..Default::default() })
+                        .await
+                        .map(|_| ()),
                     other => panic!("no call for {other}"),
                 };
                 outcome.err().map(|s| s.code())
