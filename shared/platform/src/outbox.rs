@@ -314,27 +314,29 @@ impl Relay {
             .await
     }
 
-    async fn deliver(&self, row: OutboxRow) -> Result<(), String> {
-        let channel =
-            self.targets.get(&row.target).ok_or_else(|| format!("no address configured for target {}", row.target))?;
+    async fn deliver(&self, row: OutboxRow) -> Result<(), Failure> {
+        let channel = self
+            .targets
+            .get(&row.target)
+            .ok_or_else(|| Failure::refused(format!("no address configured for target {}", row.target)))?;
         let path = tonic::codegen::http::uri::PathAndQuery::try_from(row.method.as_str())
-            .map_err(|e| format!("bad method path {}: {e}", row.method))?;
-        let bearer = self.tokens.bearer()?;
+            .map_err(|e| Failure::refused(format!("bad method path {}: {e}", row.method)))?;
+        let bearer = self.tokens.bearer().map_err(Failure::transient)?;
         let mut request = Request::new(row.payload.clone());
         request.set_timeout(self.settings.call_timeout);
         request.metadata_mut().insert(
             "authorization",
-            format!("Bearer {bearer}").parse().map_err(|_| "service token is not ASCII".to_string())?,
+            format!("Bearer {bearer}").parse().map_err(|_| Failure::refused("service token is not ASCII".into()))?,
         );
         let mut grpc = tonic::client::Grpc::new(channel.clone());
-        grpc.ready().await.map_err(|e| format!("{} unreachable: {e}", row.target))?;
+        grpc.ready().await.map_err(|e| Failure::transient(format!("{} unreachable: {e}", row.target)))?;
         grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec)
             .await
             .map(|_| ())
-            .map_err(|status| describe(&row, &status))
+            .map_err(|status| Failure { message: describe(&row, &status), refused: is_refusal(status.code()) })
     }
 
-    async fn record(&self, results: Vec<(OutboxRow, Result<(), String>)>) -> Result<(), DbError> {
+    async fn record(&self, results: Vec<(OutboxRow, Result<(), Failure>)>) -> Result<(), DbError> {
         let settings = self.settings.clone();
         self.db
             .write(move |conn| {
@@ -346,9 +348,11 @@ impl Relay {
                                 .set((outbox::delivered_at.eq(now), outbox::attempts.eq(row.attempts + 1)))
                                 .execute(conn)?;
                         }
-                        Err(error) => {
+                        Err(Failure { message: error, refused }) => {
                             let attempts = row.attempts + 1;
-                            let parked = (attempts >= settings.max_attempts).then_some(now);
+                            // A refusal will not pass by waiting: park it soon for an operator.
+                            let limit = if *refused { settings.max_attempts.min(REFUSED_ATTEMPTS) } else { settings.max_attempts };
+                            let parked = (attempts >= limit).then_some(now);
                             let wait = chrono::Duration::from_std(backoff(&settings, attempts)).unwrap_or(chrono::Duration::seconds(1));
                             if parked.is_some() {
                                 tracing::error!(command_id = %row.command_id, rpc = row.rpc(), %error, attempts, "command parked after too many attempts");
@@ -370,6 +374,42 @@ impl Relay {
             })
             .await
     }
+}
+
+/// Attempts before a command its target refuses is parked.
+pub const REFUSED_ATTEMPTS: i32 = 5;
+
+/// Why one delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    message: String,
+    /// The target (or our own set-up) said no, as opposed to being unreachable.
+    refused: bool,
+}
+
+impl Failure {
+    fn refused(message: String) -> Self {
+        Self { message, refused: true }
+    }
+
+    fn transient(message: String) -> Self {
+        Self { message, refused: false }
+    }
+}
+
+/// Codes that mean the target understood and said no; retrying unchanged
+/// will not help until someone fixes the cause.
+fn is_refusal(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::OutOfRange
+    )
 }
 
 fn describe(row: &OutboxRow, status: &Status) -> String {
@@ -441,6 +481,22 @@ mod tests {
                 .saturating_mul(2u32.saturating_pow(attempts.clamp(0, 20) as u32))
                 .min(settings.max_backoff);
             assert!(wait >= full / 2, "{attempts}: {wait:?} is more than half off {full:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_unavailability() {
+        assert!(is_refusal(Code::NotFound));
+        assert!(is_refusal(Code::InvalidArgument));
+        for transient in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Unimplemented,
+            Code::Aborted,
+            Code::ResourceExhausted,
+            Code::Internal,
+        ] {
+            assert!(!is_refusal(transient), "{transient:?}");
         }
     }
 
