@@ -39,7 +39,7 @@ fn permit(caller: &Caller, rpc: &str, decision: Result<(), Denied>) -> Result<()
             reason = %denied,
             "permission denied"
         );
-        ServiceError::PermissionDenied(denied)
+        denied.into()
     })
 }
 

@@ -71,7 +71,7 @@ fn denied(caller: &Caller, rpc: &str, d: Denied) -> ServiceError {
         reason = %d.0,
         "permission denied"
     );
-    ServiceError::PermissionDenied(d)
+    d.into()
 }
 
 fn not_enrolled(id: &str) -> ServiceError {
@@ -81,10 +81,11 @@ fn not_enrolled(id: &str) -> ServiceError {
 }
 
 fn reused(field: &str) -> ServiceError {
-    ServiceError::Rule(RuleViolation::new(
+    RuleViolation::new(
         if field == "command_id" { "COMMAND_ID_REUSED" } else { "REQUEST_ID_REUSED" },
         format!("this {field} was already used for a different request: use a new {field} for a new request"),
-    ))
+    )
+    .into()
 }
 
 /// The stored first answer of a repeated command, marked as a repeat.

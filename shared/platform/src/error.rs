@@ -83,6 +83,96 @@ pub fn failed_precondition(domain: &str, reason: &str, message: impl Into<String
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
+/// The one error type every service's use cases return, and its one
+/// exhaustive mapping to gRPC status codes (CONTRACT.md, Errors). Each
+/// service converts its own rule and permission refusals into it, naming its
+/// ErrorInfo domain.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid request: {0}")]
+    InvalidArgument(FieldViolations),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// FAILED_PRECONDITION with `google.rpc.ErrorInfo` (`domain`, `reason`).
+    #[error("refused by rule {reason}: {message}")]
+    Rule { domain: &'static str, reason: &'static str, message: String },
+    /// A concurrent change to the same record won: retry.
+    #[error("aborted: {0}")]
+    Aborted(String),
+    /// The database could not be reached in time; worth retrying.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A fault on our side: logged in full, reported without detail.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<FieldViolations> for ServiceError {
+    fn from(v: FieldViolations) -> Self {
+        ServiceError::InvalidArgument(v)
+    }
+}
+
+impl From<FieldViolation> for ServiceError {
+    fn from(v: FieldViolation) -> Self {
+        ServiceError::InvalidArgument(v.into())
+    }
+}
+
+impl From<crate::db::DbError> for ServiceError {
+    fn from(e: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            DbError::Unavailable(msg) => ServiceError::Unavailable(msg),
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
+                ServiceError::Aborted("a concurrent change won: retry the request".into())
+            }
+            // A check-then-insert (a URN, a TRN, an enrolment, an idempotency
+            // key) lost a race with an identical insert in another
+            // transaction; the retry finds the winner's row.
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                ServiceError::Aborted("a concurrent request made the same change: retry the request".into())
+            }
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info)) => {
+                ServiceError::Unavailable(info.message().to_owned())
+            }
+            DbError::Query(other) => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ServiceError {
+    fn from(e: diesel::result::Error) -> Self {
+        ServiceError::from(crate::db::DbError::Query(e))
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::InvalidArgument(v) => invalid_argument(&v),
+            ServiceError::PermissionDenied(msg) => Status::permission_denied(msg),
+            ServiceError::NotFound(msg) => Status::not_found(msg),
+            ServiceError::AlreadyExists(msg) => Status::already_exists(msg),
+            ServiceError::Rule { domain, reason, message } => failed_precondition(domain, reason, message),
+            ServiceError::Aborted(msg) => Status::aborted(msg),
+            ServiceError::Unavailable(msg) => {
+                tracing::warn!(error = %msg, "database unavailable");
+                Status::unavailable("the service's database is unavailable: retry shortly")
+            }
+            ServiceError::Internal(msg) => {
+                tracing::error!(error = %msg, "internal error");
+                Status::internal("internal error: the service logged the details")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
