@@ -37,7 +37,7 @@ impl ChaosProxy {
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let Some(to) = *seen.lock().expect("lock") else { continue };
-                if next(&random) % refuse_one_in == 0 {
+                if next(&random).is_multiple_of(refuse_one_in) {
                     continue; // dropped: the caller sees the connection close
                 }
                 let lifetime = Duration::from_millis(10 + next(&random) % max_lifetime.as_millis().max(1) as u64);

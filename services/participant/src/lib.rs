@@ -38,8 +38,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let db = Database::open(&config.participant.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
-    let secret = steplab_platform::auth::load_secret(&config.jwt_secret).map_err(anyhow::Error::msg)?;
-    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::new(secret));
+    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
     let wake_relay = Arc::new(Notify::new());
     let peers = peers::Peers::new(&config.content_url, &config.payments_url, tokens.clone())?;
     let registry = service::Registry::new(db.clone(), config.clock(), wake_relay.clone(), Arc::new(Notify::new()))

@@ -1,55 +1,26 @@
 //! The `steplab` command: `up` runs all three services in one process on the
 //! embedded default (SQLite under the data dir); `serve SERVICE` runs one (for
-//! containers); `token` mints a dev token signed with the services' secret.
-//! Configuration comes from the environment (CONTRACT.md's table).
+//! containers); `token` mints a dev token signed with the services' secret;
+//! `health` asks a server's gRPC health service (compose healthchecks). The
+//! command line itself is defined in `lib.rs`. Configuration comes from the
+//! environment (CONTRACT.md's table).
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
+use steplab::{Cli, Command, Health};
 use steplab_platform::auth::{self, Role, TokenRequest};
 use steplab_platform::config::{Config, DatabaseUrl, JwtSecretSource, ServiceName};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-#[derive(Parser)]
-#[command(name = "steplab", version, about = "Steplab programme services: participant, content-release and payments")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run all three services in one process (ports 50051-50053 by default).
-    Up,
-    /// Run one service: participant, content-release or payments.
-    Serve {
-        #[arg(value_parser = |s: &str| s.parse::<ServiceName>())]
-        service: ServiceName,
-    },
-    /// Print a dev token signed with STEPLAB_JWT_SECRET (else the data dir's secret).
-    Token {
-        /// induction_coordinator, ecf_lead, dpl, admin or service.
-        #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
-        role: Role,
-        /// The school of an induction coordinator.
-        #[arg(long)]
-        school: Option<String>,
-        /// The delivery partner of an ECF Lead; repeat for each of a DPL's.
-        #[arg(long = "delivery-partner")]
-        delivery_partners: Vec<String>,
-        /// The token's subject (who is calling).
-        #[arg(long, default_value = "dev-user")]
-        sub: String,
-        /// How long the token is valid.
-        #[arg(long, default_value_t = 12)]
-        ttl_hours: i64,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Health { addr, service, timeout_seconds } = cli.command {
+        return health(addr, service, timeout_seconds);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -63,11 +34,51 @@ fn main() -> ExitCode {
         }
         Command::Up => runtime().and_then(|rt| rt.block_on(up(config))),
         Command::Serve { service } => runtime().and_then(|rt| rt.block_on(serve(config, service))),
+        // Answered above, before the configuration was read.
+        Command::Health { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `steplab health`: exit 0 when SERVING, 1 otherwise (a compose healthcheck).
+fn health(addr: Option<String>, service: Option<ServiceName>, timeout_seconds: u64) -> ExitCode {
+    let addr = match addr {
+        Some(addr) => addr,
+        None => match Config::from_env() {
+            Ok(config) => steplab::default_health_addr(&config, service),
+            Err(e) => {
+                eprintln!("configuration error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let grpc_service = service.map_or("", steplab::grpc_service_name);
+    let what = match service {
+        Some(name) => format!("{} ({grpc_service}) at {addr}", name.as_str()),
+        None => format!("the server at {addr}"),
+    };
+    let timeout = Duration::from_secs(timeout_seconds.max(1));
+    let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(steplab::check_health(&addr, grpc_service, timeout)),
+        Err(e) => Health::Unreachable(format!("cannot start the runtime: {e}")),
+    };
+    match outcome {
+        Health::Serving => {
+            println!("{what}: SERVING");
+            ExitCode::SUCCESS
+        }
+        Health::NotServing(status) => {
+            eprintln!("{what}: {status}");
+            ExitCode::FAILURE
+        }
+        Health::Unreachable(why) => {
+            eprintln!("{what}: no answer ({why})");
             ExitCode::FAILURE
         }
     }
@@ -106,6 +117,12 @@ fn token(
             anyhow::bail!("--role dpl needs --delivery-partner ID (repeat it for each)")
         }
         _ => {}
+    }
+    if config.hs256_secret().is_none() {
+        anyhow::bail!(
+            "the services accept only the identity provider's tokens here (STEPLAB_JWKS_FILE or STEPLAB_JWT_PUBLIC_KEY_FILE \
+             without STEPLAB_JWT_SECRET): get a token from the identity provider instead"
+        );
     }
     if !(1..=24 * 366).contains(&ttl_hours) {
         anyhow::bail!("--ttl-hours must be between 1 and 8784");
@@ -150,7 +167,8 @@ async fn serve(config: Config, name: ServiceName) -> anyhow::Result<()> {
 
 async fn up(config: Config) -> anyhow::Result<()> {
     steplab_platform::telemetry::init(config.log_format);
-    let secret = secret(&config)?;
+    // With an identity provider and no STEPLAB_JWT_SECRET there is no dev secret to make.
+    let secret = config.hs256_secret().map(|_| secret(&config)).transpose()?;
     let mut listeners = Vec::new();
     for name in ServiceName::ALL {
         listeners.push((name, bind(&config, name).await?));
@@ -164,7 +182,7 @@ async fn up(config: Config) -> anyhow::Result<()> {
         };
         tasks.push(run_service(config.clone(), name, listener, stop));
     }
-    print_welcome(&config, &secret)?;
+    print_welcome(&config, secret.as_deref())?;
 
     // Stop everything on SIGTERM/Ctrl-C, or as soon as any service fails.
     let (finished_tx, mut finished_rx) = tokio::sync::mpsc::channel::<()>(3);
@@ -197,17 +215,7 @@ async fn up(config: Config) -> anyhow::Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-fn print_welcome(config: &Config, secret: &[u8]) -> anyhow::Result<()> {
-    let admin = auth::mint_hs256(
-        secret,
-        &TokenRequest {
-            sub: "steplab-up-admin".into(),
-            role: Role::Admin,
-            school_id: None,
-            delivery_partner_ids: vec![],
-            ttl: chrono::Duration::hours(12),
-        },
-    )?;
+fn print_welcome(config: &Config, secret: Option<&[u8]>) -> anyhow::Result<()> {
     let participant = config.participant.listen;
     println!("Steplab is running. Data directory: {}", config.data_dir.display());
     for name in ServiceName::ALL {
@@ -219,8 +227,27 @@ fn print_welcome(config: &Config, secret: &[u8]) -> anyhow::Result<()> {
         println!("  {:<16} {:<22} {db}", name.as_str(), service.listen.to_string());
     }
     println!();
-    println!("An admin token, valid for 12 hours (make others with `steplab token --role ...`):");
-    println!("  export TOKEN={admin}");
+    match (secret, &config.identity_provider) {
+        (Some(secret), _) => {
+            let admin = auth::mint_hs256(
+                secret,
+                &TokenRequest {
+                    sub: "steplab-up-admin".into(),
+                    role: Role::Admin,
+                    school_id: None,
+                    delivery_partner_ids: vec![],
+                    ttl: chrono::Duration::hours(12),
+                },
+            )?;
+            println!("An admin token, valid for 12 hours (make others with `steplab token --role ...`):");
+            println!("  export TOKEN={admin}");
+        }
+        (None, Some(idp)) => {
+            println!("Tokens come from your identity provider (issuer {}, audience {}):", idp.issuer, idp.audience);
+            println!("  export TOKEN=<a token it issued>");
+        }
+        (None, None) => {}
+    }
     println!();
     println!("Try:");
     println!("  grpcurl -plaintext {participant} list");

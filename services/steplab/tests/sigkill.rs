@@ -124,7 +124,7 @@ fn d4_a_sigkilled_participant_service_loses_no_pending_command() {
     let killed = participant.wait().expect("wait");
     assert!(!killed.success(), "SIGKILL ends it abruptly");
 
-    let mut content = serve(data.path(), &ports, "content-release", c);
+    let content = serve(data.path(), &ports, "content-release", c);
     participant = serve(data.path(), &ports, "participant", p);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

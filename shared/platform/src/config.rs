@@ -15,7 +15,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &str, problem: impl Into<String>) -> Self {
+    pub fn new(variable: &str, problem: impl Into<String>) -> Self {
         Self { variable: variable.to_owned(), problem: problem.into() }
     }
 }
@@ -167,6 +167,23 @@ impl std::fmt::Debug for JwtSecretSource {
     }
 }
 
+/// Tokens from an identity provider (production auth): RS256 or ES256 public
+/// keys from a PEM file, a JWKS file or both, and the issuer and audience
+/// every such token must carry. File contents are read by
+/// [`crate::auth::verifier`] at start-up, so an unreadable or malformed file
+/// stops the service with an error naming its variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityProvider {
+    /// `STEPLAB_JWT_PUBLIC_KEY_FILE`: one RSA or P-256 public key (PEM).
+    pub public_key_file: Option<PathBuf>,
+    /// `STEPLAB_JWKS_FILE`: the provider's JSON Web Key Set, keys matched by `kid`.
+    pub jwks_file: Option<PathBuf>,
+    /// `STEPLAB_JWT_ISSUER`: the `iss` claim required on the provider's tokens.
+    pub issuer: String,
+    /// `STEPLAB_JWT_AUDIENCE`: the `aud` value required on the provider's tokens.
+    pub audience: String,
+}
+
 /// The whole configuration of a Steplab deployment; each service reads its part.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -178,7 +195,17 @@ pub struct Config {
     pub content_url: String,
     /// Where the participant service sends payments commands.
     pub payments_url: String,
+    /// The HS256 secret of dev tokens. Used when `STEPLAB_JWT_SECRET` is set,
+    /// or when no identity provider is configured (then the data dir's dev
+    /// secret); see [`Config::hs256_secret`].
     pub jwt_secret: JwtSecretSource,
+    /// Production auth: tokens signed by an identity provider.
+    pub identity_provider: Option<IdentityProvider>,
+    /// `STEPLAB_SERVICE_TOKEN_FILE`: the bearer token the participant
+    /// service's relay presents to content release and payments, read afresh
+    /// for every delivery so the operator can rotate it in place. Without it
+    /// the relay mints its own HS256 `service` token.
+    pub service_token_file: Option<PathBuf>,
     /// `STEPLAB_TODAY`, when pinned.
     pub today: Option<NaiveDate>,
     pub log_format: LogFormat,
@@ -241,6 +268,40 @@ impl Config {
             Some(secret) => JwtSecretSource::Value(secret),
             None => JwtSecretSource::File(dev_secret_path(&data_dir)),
         };
+        let path = |variable: &str| get(variable).map(|raw| PathBuf::from(raw.trim()));
+        let public_key_file = path("STEPLAB_JWT_PUBLIC_KEY_FILE");
+        let jwks_file = path("STEPLAB_JWKS_FILE");
+        let issuer = get("STEPLAB_JWT_ISSUER").map(|v| v.trim().to_owned());
+        let audience = get("STEPLAB_JWT_AUDIENCE").map(|v| v.trim().to_owned());
+        let identity_provider = if public_key_file.is_some() || jwks_file.is_some() {
+            let keys = if jwks_file.is_some() { "STEPLAB_JWKS_FILE" } else { "STEPLAB_JWT_PUBLIC_KEY_FILE" };
+            let issuer = issuer.ok_or_else(|| {
+                ConfigError::new(
+                    "STEPLAB_JWT_ISSUER",
+                    format!("is required with {keys}: the `iss` claim your identity provider puts in its tokens"),
+                )
+            })?;
+            let audience = audience.ok_or_else(|| {
+                ConfigError::new(
+                    "STEPLAB_JWT_AUDIENCE",
+                    format!(
+                        "is required with {keys}: the `aud` value your identity provider issues Steplab's tokens for"
+                    ),
+                )
+            })?;
+            Some(IdentityProvider { public_key_file, jwks_file, issuer, audience })
+        } else {
+            for (variable, value) in [("STEPLAB_JWT_ISSUER", &issuer), ("STEPLAB_JWT_AUDIENCE", &audience)] {
+                if value.is_some() {
+                    return Err(ConfigError::new(
+                        variable,
+                        "has no effect without STEPLAB_JWKS_FILE or STEPLAB_JWT_PUBLIC_KEY_FILE: set one of them too",
+                    ));
+                }
+            }
+            None
+        };
+        let service_token_file = path("STEPLAB_SERVICE_TOKEN_FILE");
         let today = match get("STEPLAB_TODAY") {
             Some(raw) => Some(NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
                 ConfigError::new("STEPLAB_TODAY", format!("`{raw}` is not a date: use YYYY-MM-DD, e.g. 2026-09-01"))
@@ -284,10 +345,24 @@ impl Config {
             content_url,
             payments_url,
             jwt_secret,
+            identity_provider,
+            service_token_file,
             today,
             log_format,
             drain_timeout,
         })
+    }
+
+    /// Where the HS256 (dev) secret comes from, if HS256 tokens are accepted
+    /// at all: always when `STEPLAB_JWT_SECRET` is set; otherwise only when no
+    /// identity provider is configured (the data dir's dev secret, as
+    /// `steplab up` makes it). A production deployment with an identity
+    /// provider and no `STEPLAB_JWT_SECRET` accepts no HS256 token.
+    pub fn hs256_secret(&self) -> Option<&JwtSecretSource> {
+        match (&self.jwt_secret, &self.identity_provider) {
+            (source @ JwtSecretSource::Value(_), _) | (source @ JwtSecretSource::File(_), None) => Some(source),
+            (JwtSecretSource::File(_), Some(_)) => None,
+        }
     }
 
     pub fn service(&self, name: ServiceName) -> &ServiceConfig {
@@ -324,7 +399,7 @@ fn parse_url(variable: &str, raw: &str) -> Result<String, ConfigError> {
 }
 
 /// A wildcard listen address is reachable on loopback from the same host.
-fn connectable(addr: SocketAddr) -> SocketAddr {
+pub fn connectable(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
 }
 
@@ -402,5 +477,31 @@ mod tests {
         let c = config(&[("STEPLAB_TODAY", "2026-09-01"), ("STEPLAB_LOG_FORMAT", "json")]).expect("valid");
         assert_eq!(c.today, NaiveDate::from_ymd_opt(2026, 9, 1));
         assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn identity_provider_variables_come_together_or_name_the_missing_one() {
+        let jwks = ("STEPLAB_JWKS_FILE", "/etc/steplab/jwt/jwks.json");
+        let pem = ("STEPLAB_JWT_PUBLIC_KEY_FILE", "/etc/steplab/jwt/public.pem");
+        let iss = ("STEPLAB_JWT_ISSUER", "https://idp.example/realms/steplab");
+        let aud = ("STEPLAB_JWT_AUDIENCE", "steplab-api");
+        assert_eq!(config(&[jwks]).expect_err("no issuer").variable, "STEPLAB_JWT_ISSUER");
+        assert_eq!(config(&[pem, iss]).expect_err("no audience").variable, "STEPLAB_JWT_AUDIENCE");
+        assert_eq!(config(&[iss, aud]).expect_err("no keys").variable, "STEPLAB_JWT_ISSUER");
+        assert_eq!(config(&[aud]).expect_err("no keys").variable, "STEPLAB_JWT_AUDIENCE");
+
+        let c = config(&[jwks, iss, aud, ("STEPLAB_SERVICE_TOKEN_FILE", "/etc/steplab/service-token/token")])
+            .expect("valid");
+        let idp = c.identity_provider.clone().expect("idp");
+        assert_eq!(idp.jwks_file, Some(PathBuf::from("/etc/steplab/jwt/jwks.json")));
+        assert_eq!(idp.audience, "steplab-api");
+        assert_eq!(c.service_token_file, Some(PathBuf::from("/etc/steplab/service-token/token")));
+        // No STEPLAB_JWT_SECRET with a provider: no HS256 tokens at all.
+        assert_eq!(c.hs256_secret(), None);
+        let both =
+            config(&[jwks, iss, aud, ("STEPLAB_JWT_SECRET", "0123456789abcdef0123456789abcdef")]).expect("valid");
+        assert!(matches!(both.hs256_secret(), Some(JwtSecretSource::Value(_))));
+        // Without a provider, the dev secret file as before.
+        assert!(matches!(config(&[]).expect("dev").hs256_secret(), Some(JwtSecretSource::File(_))));
     }
 }

@@ -1,0 +1,789 @@
+//! The container image, the compose file and the Kubernetes manifests,
+//! checked against the code, since no Docker engine or cluster runs here:
+//! ports and probe ports are the ports the services listen on (as
+//! `Config::from_lookup` computes them from the very environment a container
+//! gets), every variable `shared/platform/src/config.rs` reads is set or has
+//! a default, every Secret and ConfigMap reference resolves in the production
+//! overlay, every command is one the `steplab` command's own parser accepts,
+//! and the NetworkPolicies let only participant pods reach the other two.
+//!
+//! The overlay is rendered by a small kustomize subset (resources, namespace,
+//! images, configMap/secret generators); anything else in a kustomization
+//! fails the test, so a new feature has to be taught here before it is used.
+
+// Test code: a manifest that does not match fails the test with a message.
+#![allow(clippy::panic)]
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use steplab::Command;
+use steplab_platform::config::{Config, ServiceName};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Every YAML document of a file (YAML merge keys applied), as JSON values.
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    use serde::Deserialize;
+    let text = read(path);
+    let mut documents = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        let mut value = serde_norway::Value::deserialize(document)
+            .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
+        value.apply_merge().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if !value.is_null() {
+            documents.push(serde_json::to_value(value).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+        }
+    }
+    documents
+}
+
+fn yaml(path: &Path) -> Value {
+    let mut documents = yaml_documents(path);
+    assert_eq!(documents.len(), 1, "{} holds one document", path.display());
+    documents.remove(0)
+}
+
+fn text(value: &Value, what: &str) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("{what}: expected a scalar, found {other}"),
+    }
+}
+
+fn number(value: &Value, what: &str) -> i64 {
+    value.as_i64().unwrap_or_else(|| panic!("{what}: expected a number, found {value}"))
+}
+
+fn strings(value: &Value, what: &str) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: expected a list, found {value}"))
+        .iter()
+        .map(|v| text(v, what))
+        .collect()
+}
+
+fn labels(value: &Value) -> BTreeMap<String, String> {
+    value.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v, k))).collect()).unwrap_or_default()
+}
+
+type Env = BTreeMap<String, String>;
+
+fn config_from(env: &Env) -> Result<Config, String> {
+    Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| e.to_string())
+}
+
+/// The `steplab` command a container runs, parsed by the binary's own parser.
+fn parse(args: &[String], what: &str) -> Command {
+    steplab::parse_command(args.iter().map(String::as_str))
+        .unwrap_or_else(|e| panic!("{what}: `{}` is not a steplab command: {e}", args.join(" ")))
+}
+
+fn serves(command: &Command, what: &str) -> ServiceName {
+    match command {
+        Command::Serve { service } => *service,
+        other => panic!("{what}: runs {other:?}, not `serve <service>`"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What the code reads
+
+/// Every `STEPLAB_*` variable config.rs reads: its string literals, with the
+/// per-service prefixes (`"STEPLAB_PARTICIPANT"`) expanded to the variables
+/// `ServiceName` builds from them.
+fn config_variables() -> BTreeSet<String> {
+    let source = read(&root().join("shared/platform/src/config.rs"));
+    let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut literals = BTreeSet::new();
+    for (start, _) in code.match_indices("\"STEPLAB_") {
+        let name: String = code[start + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if code[start + 1 + name.len()..].starts_with('"') {
+            literals.insert(name);
+        }
+    }
+    let generated: BTreeSet<String> =
+        ServiceName::ALL.iter().flat_map(|s| [s.database_variable(), s.listen_variable()]).collect();
+    let mut variables: BTreeSet<String> = literals
+        .into_iter()
+        .filter(|l| generated.contains(l) || !generated.iter().any(|g| g.starts_with(&format!("{l}_"))))
+        .collect();
+    variables.extend(generated);
+    for expected in ["STEPLAB_JWT_SECRET", "STEPLAB_JWKS_FILE", "STEPLAB_PARTICIPANT_DATABASE_URL", "STEPLAB_TODAY"] {
+        assert!(variables.contains(expected), "config.rs parsing found {variables:?}");
+    }
+    variables
+}
+
+/// Every variable is set in `env` or has a default (the configuration is
+/// still valid without it), and `env` sets no variable the code never reads.
+fn check_variables(env: &Env, what: &str) {
+    let known = config_variables();
+    for variable in env.keys().filter(|k| k.starts_with("STEPLAB_")) {
+        assert!(known.contains(variable), "{what} sets {variable}, which config.rs never reads (a typo?)");
+    }
+    config_from(env).unwrap_or_else(|e| panic!("{what}: the services would not start: {e}"));
+    for variable in &known {
+        if env.contains_key(variable) {
+            continue;
+        }
+        let mut without = env.clone();
+        without.remove(variable);
+        assert!(config_from(&without).is_ok(), "{what}: {variable} is neither set nor has a default");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// docker/Dockerfile
+
+struct Image {
+    env: Env,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    exposed: BTreeSet<u16>,
+    user: u32,
+}
+
+fn dockerfile() -> (String, Image) {
+    let source = read(&root().join("docker/Dockerfile"));
+    // Join continuation lines, drop comments.
+    let mut instructions: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in source.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                instructions.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    // The runtime stage is the last one.
+    let last_from = instructions.iter().rposition(|i| i.starts_with("FROM ")).expect("a FROM");
+    let runtime = &instructions[last_from..];
+    let json = |i: &str, keyword: &str| -> Vec<String> {
+        serde_json::from_str(i.trim_start_matches(keyword).trim())
+            .unwrap_or_else(|e| panic!("{keyword} in exec (JSON) form: {i}: {e}"))
+    };
+    let mut image = Image { env: Env::new(), entrypoint: vec![], cmd: vec![], exposed: BTreeSet::new(), user: 0 };
+    for instruction in runtime {
+        if let Some(rest) = instruction.strip_prefix("ENV ") {
+            for pair in rest.split_whitespace() {
+                let (k, v) = pair.split_once('=').unwrap_or_else(|| panic!("ENV {pair}: use KEY=VALUE"));
+                image.env.insert(k.to_owned(), v.to_owned());
+            }
+        } else if instruction.starts_with("ENTRYPOINT ") {
+            image.entrypoint = json(instruction, "ENTRYPOINT");
+        } else if instruction.starts_with("CMD ") {
+            image.cmd = json(instruction, "CMD");
+        } else if let Some(rest) = instruction.strip_prefix("EXPOSE ") {
+            image.exposed = rest.split_whitespace().map(|p| p.parse().expect("EXPOSE port")).collect();
+        } else if let Some(rest) = instruction.strip_prefix("USER ") {
+            let uid = rest.split(':').next().unwrap_or_default();
+            image.user = uid.parse().unwrap_or_else(|_| panic!("USER {rest}: numeric, so runAsNonRoot can check it"));
+        }
+    }
+    (instructions.join("\n"), image)
+}
+
+#[test]
+fn the_dockerfile_builds_steplab_once_on_cached_dependencies_and_runs_it_unprivileged() {
+    let (instructions, image) = dockerfile();
+    let lines: Vec<&str> = instructions.lines().collect();
+    let builds: Vec<&&str> = lines.iter().filter(|l| l.contains("cargo build")).collect();
+    assert_eq!(builds.len(), 1, "the binary is built once: {builds:?}");
+    assert!(builds[0].contains("--locked") && builds[0].contains("--release") && builds[0].contains("--bin steplab"));
+    let position = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}"));
+    let cook = position("cargo chef cook");
+    assert!(lines[position("cargo chef prepare")].contains("recipe.json"));
+    let source_copy = lines.iter().enumerate().skip(cook).find(|(_, l)| l.starts_with("COPY . .")).map(|(i, _)| i);
+    assert!(
+        source_copy.is_some_and(|copy| copy < position("cargo build")),
+        "dependencies are cooked before the sources are copied"
+    );
+
+    let runtime_from = lines.iter().rposition(|l| l.starts_with("FROM ")).expect("runtime stage");
+    assert!(lines[runtime_from].contains("-slim"), "a slim runtime image: {}", lines[runtime_from]);
+    let install = lines[runtime_from..].iter().find(|l| l.contains("apt-get install")).expect("runtime packages");
+    let packages: BTreeSet<&str> = install
+        .split("apt-get install")
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .take_while(|w| *w != "&&")
+        .filter(|w| !w.starts_with('-'))
+        .collect();
+    assert_eq!(packages, BTreeSet::from(["ca-certificates", "libpq5"]), "only what the binary needs");
+    assert!(image.user >= 1000, "runs as an unprivileged user, not {}", image.user);
+
+    assert_eq!(image.entrypoint, ["steplab"]);
+    let mut default = image.entrypoint.clone();
+    default.extend(image.cmd.clone());
+    serves(&parse(&default, "the image's CMD"), "the image's CMD");
+    let config = config_from(&image.env).expect("the image's ENV is a valid configuration");
+    for service in ServiceName::ALL {
+        let listen = config.service(service).listen;
+        assert!(listen.ip().is_unspecified(), "{} listens on every interface in a container", service.as_str());
+        assert_eq!(listen.port(), service.default_port());
+        assert!(image.exposed.contains(&listen.port()), "EXPOSE {}", listen.port());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// docker/compose.yaml
+
+/// Compose's `${NAME:-default}` interpolation, with the defaults.
+fn interpolate(raw: &str) -> String {
+    let mut out = String::new();
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').map(|e| start + e).expect("closing brace");
+        let inner = &rest[start + 2..end];
+        let (_, default) = inner.split_once(":-").unwrap_or_else(|| panic!("${{{inner}}} needs a :-default"));
+        out.push_str(default);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn compose_environment(service: &Value, what: &str) -> Env {
+    match &service["environment"] {
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), interpolate(&text(v, k)))).collect(),
+        Value::Null => Env::new(),
+        other => panic!("{what}: environment as a map, not {other}"),
+    }
+}
+
+#[test]
+fn compose_wires_the_three_services_to_their_databases_and_each_other() {
+    let compose = yaml(&root().join("docker/compose.yaml"));
+    let (_, image) = dockerfile();
+    let services = compose["services"].as_object().expect("services");
+    let init_script = read(&root().join("docker/postgres-init/10-steplab-databases.sh"));
+    let postgres = &services["postgres"];
+    assert!(postgres["healthcheck"]["test"].is_array(), "PostgreSQL is health-checked");
+    let mounts = strings(&postgres["volumes"], "postgres volumes");
+    assert!(mounts.iter().any(|m| m.starts_with("./postgres-init:/docker-entrypoint-initdb.d")), "{mounts:?}");
+
+    let mut listen_ports = BTreeMap::new();
+    let mut configs = BTreeMap::new();
+    for service in ServiceName::ALL {
+        let name = service.as_str();
+        let spec = services.get(name).unwrap_or_else(|| panic!("compose has a `{name}` service"));
+        assert_eq!(text(&spec["build"]["dockerfile"], "build.dockerfile"), "docker/Dockerfile");
+        let mut args = image.entrypoint.clone();
+        args.extend(strings(&spec["command"], "command"));
+        assert_eq!(serves(&parse(&args, name), name), service, "compose `{name}` runs its own service");
+
+        let mut env = image.env.clone();
+        env.extend(compose_environment(spec, name));
+        check_variables(&env, &format!("compose `{name}`"));
+        let config = config_from(&env).expect("valid");
+        let listen = config.service(service).listen;
+        listen_ports.insert(name, listen.port());
+        let ports = strings(&spec["ports"], "ports");
+        assert!(
+            ports.iter().any(|p| p.rsplit(':').next() == Some(&listen.port().to_string())),
+            "compose `{name}` publishes its listen port {}: {ports:?}",
+            listen.port()
+        );
+
+        // Its own PostgreSQL database, made by the init script.
+        let url = env.get(&service.database_variable()).unwrap_or_else(|| panic!("{name} has a database URL"));
+        assert!(config.service(service).database.is_postgres(), "{name} on PostgreSQL");
+        let database = url.rsplit('/').next().unwrap_or_default();
+        let suffix = database.strip_prefix("steplab_").unwrap_or_else(|| panic!("{database}"));
+        assert!(url.contains("@postgres:5432/"), "{name} reaches the `postgres` service: {url}");
+        assert!(init_script.contains(suffix), "the init script creates {database}");
+
+        // The healthcheck is `steplab health --service <name>` on its own port.
+        let test = strings(&spec["healthcheck"]["test"], "healthcheck");
+        assert_eq!(&test[..2], ["CMD", "steplab"], "{name} healthcheck: {test:?}");
+        match parse(&test[1..], &format!("{name} healthcheck")) {
+            Command::Health { service: Some(checked), addr, .. } => {
+                assert_eq!(checked, service);
+                let addr = addr.unwrap_or_else(|| steplab::default_health_addr(&config, Some(checked)));
+                assert!(addr.ends_with(&format!(":{}", listen.port())), "{name} healthcheck asks {addr}");
+            }
+            other => panic!("{name} healthcheck runs {other:?}"),
+        }
+        let grace = text(&spec["stop_grace_period"], "stop_grace_period");
+        let grace: u64 = grace.trim_end_matches('s').parse().expect("stop_grace_period in seconds");
+        assert!(Duration::from_secs(grace) > config.drain_timeout, "{name}: stop_grace_period above the drain bound");
+
+        let depends = spec["depends_on"].as_object().expect("depends_on");
+        assert_eq!(depends["postgres"]["condition"], "service_healthy", "{name} waits for PostgreSQL");
+        for (target, condition) in depends {
+            assert_eq!(condition["condition"], "service_healthy", "{name} -> {target}");
+            assert!(services[target]["healthcheck"].is_object(), "{target} is health-checked");
+        }
+        configs.insert(name, config);
+    }
+
+    // The relay's targets are the other two compose services, on their ports.
+    let participant = &configs["participant"];
+    let depends = services["participant"]["depends_on"].as_object().expect("depends_on");
+    for (url, target) in [(&participant.content_url, "content-release"), (&participant.payments_url, "payments")] {
+        assert_eq!(url, &format!("http://{target}:{}", listen_ports[target]), "participant -> {target}");
+        assert!(depends.contains_key(target), "participant starts after {target}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// docker/k8s: a small kustomize
+
+#[derive(Default)]
+struct Rendered {
+    resources: Vec<Value>,
+    config_maps: BTreeMap<String, Env>,
+    /// ConfigMap name -> keys of its generated files.
+    config_map_files: BTreeMap<String, BTreeSet<String>>,
+    /// Secret name -> keys, from the overlay's generators only.
+    secrets: BTreeMap<String, BTreeSet<String>>,
+    images: BTreeMap<String, (String, String)>,
+    namespace: Option<String>,
+    /// Files the secret generators read, relative to the overlay.
+    secret_files: BTreeSet<String>,
+}
+
+fn render(dir: &Path, rendered: &mut Rendered) {
+    let kustomization = yaml(&dir.join("kustomization.yaml"));
+    let allowed = ["apiVersion", "kind", "namespace", "resources", "images", "configMapGenerator", "secretGenerator"];
+    for key in kustomization.as_object().expect("kustomization").keys() {
+        assert!(allowed.contains(&key.as_str()), "{}: teach manifests.rs about `{key}`", dir.display());
+    }
+    for resource in strings(&kustomization["resources"], "resources") {
+        let path = dir.join(&resource);
+        if path.is_dir() {
+            render(&path, rendered);
+        } else {
+            rendered.resources.extend(yaml_documents(&path));
+        }
+    }
+    if let Some(namespace) = kustomization["namespace"].as_str() {
+        rendered.namespace = Some(namespace.to_owned());
+    }
+    for generator in kustomization["configMapGenerator"].as_array().into_iter().flatten() {
+        let name = text(&generator["name"], "configMapGenerator.name");
+        let behavior = generator["behavior"].as_str().unwrap_or("create");
+        let literals: Env = generator["literals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| text(l, "literal"))
+            .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).expect("KEY=VALUE literal"))
+            .collect();
+        // Files (a curriculum, schedules) are mounted, not read as variables: their keys only.
+        let files: BTreeSet<String> = generator["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| text(f, "files"))
+            .map(|f| {
+                f.split_once('=').map_or_else(|| f.rsplit('/').next().unwrap_or(&f).to_owned(), |(k, _)| k.to_owned())
+            })
+            .collect();
+        rendered.config_map_files.entry(name.clone()).or_default().extend(files);
+        match behavior {
+            "create" => assert!(rendered.config_maps.insert(name.clone(), literals).is_none(), "{name} created twice"),
+            "merge" => {
+                rendered.config_maps.get_mut(&name).unwrap_or_else(|| panic!("merge into {name}")).extend(literals)
+            }
+            other => panic!("configMapGenerator behavior {other}"),
+        }
+    }
+    for generator in kustomization["secretGenerator"].as_array().into_iter().flatten() {
+        let name = text(&generator["name"], "secretGenerator.name");
+        let mut keys = BTreeSet::new();
+        for file in strings(&generator["files"], "files") {
+            let (key, path) = file.split_once('=').unwrap_or_else(|| (file.rsplit('/').next().unwrap_or(&file), &file));
+            keys.insert(key.to_owned());
+            rendered.secret_files.insert(path.to_owned());
+        }
+        rendered.secrets.insert(name, keys);
+    }
+    for image in kustomization["images"].as_array().into_iter().flatten() {
+        rendered.images.insert(
+            text(&image["name"], "images.name"),
+            (text(&image["newName"], "newName"), text(&image["newTag"], "newTag")),
+        );
+    }
+}
+
+fn production() -> Rendered {
+    let overlay = root().join("docker/k8s/overlays/production");
+    let mut rendered = Rendered::default();
+    render(&overlay, &mut rendered);
+    // Secrets must come from the overlay: the base has none.
+    let mut base = Rendered::default();
+    render(&root().join("docker/k8s/base"), &mut base);
+    assert!(base.secrets.is_empty(), "Secrets belong to the overlay");
+    rendered
+}
+
+fn find<'a>(rendered: &'a Rendered, kind: &str, name: &str) -> &'a Value {
+    rendered
+        .resources
+        .iter()
+        .find(|r| r["kind"] == kind && r["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} `{name}`"))
+}
+
+fn all<'a>(rendered: &'a Rendered, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+    rendered.resources.iter().filter(move |r| r["kind"] == kind)
+}
+
+fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    assert!(selector.get("matchExpressions").is_none(), "manifests.rs understands matchLabels only");
+    let wanted = self::labels(&selector["matchLabels"]);
+    wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn pod_labels(deployment: &Value) -> BTreeMap<String, String> {
+    labels(&deployment["spec"]["template"]["metadata"]["labels"])
+}
+
+fn container(deployment: &Value) -> &Value {
+    let containers = deployment["spec"]["template"]["spec"]["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1, "one container per pod");
+    &containers[0]
+}
+
+/// A placeholder for a Secret's value: the code only checks their form.
+fn secret_placeholder(variable: &str) -> String {
+    if variable.ends_with("_DATABASE_URL") {
+        "postgres://steplab:secret@postgres.internal:5432/steplab".into()
+    } else {
+        "secret-placeholder-secret-placeholder-0123456789".into()
+    }
+}
+
+/// The environment a container starts with: the image's ENV, then envFrom,
+/// then env (Secret values as placeholders), as the kubelet builds it.
+fn container_env(rendered: &Rendered, image: &Image, container: &Value, what: &str) -> (Env, BTreeSet<String>) {
+    let mut env = image.env.clone();
+    let mut from_secrets = BTreeSet::new();
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let name = text(&source["configMapRef"]["name"], "envFrom.configMapRef.name");
+        env.extend(rendered.config_maps.get(&name).unwrap_or_else(|| panic!("{what}: no ConfigMap {name}")).clone());
+    }
+    for entry in container["env"].as_array().into_iter().flatten() {
+        let name = text(&entry["name"], "env.name");
+        if let Some(value) = entry.get("value") {
+            env.insert(name, text(value, "env.value"));
+        } else if let Some(secret) = entry["valueFrom"].get("secretKeyRef") {
+            let secret_name = text(&secret["name"], "secretKeyRef.name");
+            let key = text(&secret["key"], "secretKeyRef.key");
+            let keys = rendered.secrets.get(&secret_name).unwrap_or_else(|| {
+                panic!("{what}: {name} reads Secret {secret_name}, which the overlay does not define")
+            });
+            assert!(keys.contains(&key), "{what}: Secret {secret_name} has no key {key} (it has {keys:?})");
+            env.insert(name.clone(), secret_placeholder(&name));
+            from_secrets.insert(name);
+        } else {
+            panic!("{what}: env {name} is neither a value nor a secretKeyRef");
+        }
+    }
+    (env, from_secrets)
+}
+
+#[test]
+fn every_deployment_runs_its_service_on_its_port_with_probes_that_ask_it() {
+    let rendered = production();
+    let (_, image) = dockerfile();
+    for service in ServiceName::ALL {
+        let name = service.as_str();
+        let deployment = find(&rendered, "Deployment", name);
+        let spec = &deployment["spec"];
+        let pod = &spec["template"]["spec"];
+        let container = container(deployment);
+        let what = format!("Deployment {name}");
+        assert!(number(&spec["replicas"], "replicas") >= 2, "{what}: two or more replicas");
+        assert!(selects(&spec["selector"], &pod_labels(deployment)), "{what}: the selector matches its pods");
+
+        // The command: the image's entrypoint with these args.
+        let image_name = text(&container["image"], "image");
+        let (new_name, tag) =
+            rendered.images.get(&image_name).unwrap_or_else(|| panic!("the overlay pins {image_name}"));
+        assert!(!new_name.is_empty() && tag != "latest", "{what}: a released image, not {new_name}:{tag}");
+        let mut args = match &container["command"] {
+            Value::Null => image.entrypoint.clone(),
+            command => strings(command, "command"),
+        };
+        assert_eq!(args, ["steplab"], "{what}: runs the steplab binary");
+        args.extend(strings(&container["args"], "args"));
+        assert_eq!(serves(&parse(&args, &what), &what), service, "{what} serves {name}");
+
+        // Its configuration: valid, and listening where the ports say.
+        let (env, from_secrets) = container_env(&rendered, &image, container, &what);
+        check_variables(&env, &what);
+        let config = config_from(&env).expect("valid");
+        assert!(from_secrets.contains(&service.database_variable()), "{what}: its database URL comes from a Secret");
+        let port = config.service(service).listen.port();
+        let ports = container["ports"].as_array().expect("ports");
+        assert!(
+            ports.iter().any(|p| p["containerPort"] == port && p["name"] == "grpc"),
+            "{what}: containerPort {port}"
+        );
+
+        // Native gRPC probes on that port; readiness on the service itself.
+        for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            let grpc = &container[probe]["grpc"];
+            assert_eq!(number(&grpc["port"], probe) as u16, port, "{what}: {probe} on the listen port");
+        }
+        assert_eq!(
+            text(&container["readinessProbe"]["grpc"]["service"], "readiness service"),
+            steplab::grpc_service_name(service),
+            "{what}: readiness asks the health status of the service it hosts"
+        );
+
+        // Shutdown: the grace period covers the preStop sleep and the drain.
+        let pre_stop = strings(&container["lifecycle"]["preStop"]["exec"]["command"], "preStop");
+        assert_eq!(pre_stop[0], "sleep");
+        let pre_stop: u64 = pre_stop[1].parse().expect("seconds");
+        let grace = number(&pod["terminationGracePeriodSeconds"], "terminationGracePeriodSeconds") as u64;
+        assert!(
+            Duration::from_secs(grace) > config.drain_timeout + Duration::from_secs(pre_stop),
+            "{what}: terminationGracePeriodSeconds {grace} above preStop {pre_stop} s + drain {:?}",
+            config.drain_timeout
+        );
+
+        // Resources and an unprivileged, read-only container.
+        for kind in ["requests", "limits"] {
+            for resource in ["cpu", "memory"] {
+                assert!(container["resources"][kind][resource].is_string(), "{what}: {kind}.{resource}");
+            }
+        }
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{what}: runAsNonRoot");
+        assert_eq!(number(&pod["securityContext"]["runAsUser"], "runAsUser") as u32, image.user);
+        assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true, "{what}: read-only root");
+        assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+
+        // Writable paths are emptyDirs; files the configuration names are mounted.
+        let volumes: BTreeMap<String, &Value> =
+            pod["volumes"].as_array().expect("volumes").iter().map(|v| (text(&v["name"], "volume.name"), v)).collect();
+        let mounts: Vec<(String, &Value)> = container["volumeMounts"]
+            .as_array()
+            .expect("volumeMounts")
+            .iter()
+            .map(|m| {
+                let volume = text(&m["name"], "volumeMount.name");
+                let volume = *volumes.get(&volume).unwrap_or_else(|| panic!("{what}: no volume {volume}"));
+                (text(&m["mountPath"], "mountPath"), volume)
+            })
+            .collect();
+        for writable in [config.data_dir.display().to_string(), "/tmp".to_owned()] {
+            assert!(
+                mounts.iter().any(|(path, volume)| *path == writable && volume["emptyDir"].is_object()),
+                "{what}: {writable} is a writable emptyDir"
+            );
+        }
+        for (variable, value) in env.iter().filter(|(k, _)| k.ends_with("_FILE")) {
+            let (dir, file) = value.rsplit_once('/').unwrap_or_else(|| panic!("{variable}={value}: an absolute path"));
+            let (_, volume) = mounts
+                .iter()
+                .find(|(path, _)| path == dir)
+                .unwrap_or_else(|| panic!("{what}: {variable}={value} is not on a mounted volume"));
+            let (kind, source, keys) = if let Some(secret) = volume["secret"]["secretName"].as_str() {
+                ("Secret", secret, rendered.secrets.get(secret))
+            } else if let Some(map) = volume["configMap"]["name"].as_str() {
+                ("ConfigMap", map, rendered.config_map_files.get(map))
+            } else {
+                panic!("{what}: {variable}={value} is on a volume that is neither a Secret nor a ConfigMap")
+            };
+            let keys = keys.unwrap_or_else(|| panic!("{what}: the overlay defines no {kind} {source}"));
+            assert!(keys.contains(file), "{what}: {variable} names {file}, a key {kind} {source} lacks ({keys:?})");
+        }
+        for volume in volumes.values() {
+            if let Some(secret) = volume["secret"]["secretName"].as_str() {
+                assert!(rendered.secrets.contains_key(secret), "{what}: the overlay defines no Secret {secret}");
+            }
+        }
+
+        // Production auth: the identity provider's keys, no dev secret; the
+        // relay presents the operator's token.
+        let idp =
+            config.identity_provider.as_ref().unwrap_or_else(|| panic!("{what}: tokens from an identity provider"));
+        assert!(!idp.issuer.is_empty() && !idp.audience.is_empty());
+        assert!(config.hs256_secret().is_none(), "{what}: production accepts no HS256 dev tokens");
+        if service == ServiceName::Participant {
+            assert!(config.service_token_file.is_some(), "{what}: the relay needs STEPLAB_SERVICE_TOKEN_FILE");
+        }
+        configs_relay_targets(&rendered, service, &config);
+    }
+}
+
+/// The participant's relay targets are the Services of the other two, whose
+/// ports lead to the containers' listen ports.
+fn configs_relay_targets(rendered: &Rendered, service: ServiceName, config: &Config) {
+    if service != ServiceName::Participant {
+        return;
+    }
+    for (url, target) in
+        [(&config.content_url, ServiceName::ContentRelease), (&config.payments_url, ServiceName::Payments)]
+    {
+        let host_port = url.strip_prefix("http://").unwrap_or_else(|| panic!("{url}: plaintext inside the cluster"));
+        let (host, port) = host_port.split_once(':').expect("HOST:PORT");
+        assert_eq!(host, target.as_str(), "participant -> {url}: the {} Service", target.as_str());
+        let k8s_service = find(rendered, "Service", host);
+        let service_port = k8s_service["spec"]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .find(|p| p["port"].as_i64().map(|n| n.to_string()) == Some(port.to_owned()))
+            .unwrap_or_else(|| panic!("Service {host} has no port {port}"));
+        assert_eq!(service_port["targetPort"], "grpc", "Service {host} targets the named container port");
+    }
+}
+
+#[test]
+fn services_disruption_budgets_and_autoscalers_select_the_deployments() {
+    let rendered = production();
+    let (_, image) = dockerfile();
+    for service in ServiceName::ALL {
+        let name = service.as_str();
+        let deployment = find(&rendered, "Deployment", name);
+        let pods = pod_labels(deployment);
+        let (env, _) = container_env(&rendered, &image, container(deployment), name);
+        let port = config_from(&env).expect("valid").service(service).listen.port();
+
+        let k8s_service = find(&rendered, "Service", name);
+        let selector = serde_json::json!({"matchLabels": k8s_service["spec"]["selector"]});
+        assert!(selects(&selector, &pods), "Service {name} selects its pods");
+        let ports = k8s_service["spec"]["ports"].as_array().expect("ports");
+        assert!(
+            ports.iter().any(|p| p["port"] == port && p["targetPort"] == "grpc"),
+            "Service {name} serves port {port} to the container's grpc port"
+        );
+
+        let budget = find(&rendered, "PodDisruptionBudget", name);
+        assert!(selects(&budget["spec"]["selector"], &pods), "PodDisruptionBudget {name} selects its pods");
+        let replicas = number(&deployment["spec"]["replicas"], "replicas");
+        let keeps_one = match (budget["spec"].get("maxUnavailable"), budget["spec"].get("minAvailable")) {
+            (Some(max), None) => number(max, "maxUnavailable") < replicas,
+            (None, Some(min)) => number(min, "minAvailable") >= 1 && number(min, "minAvailable") < replicas,
+            _ => false,
+        };
+        assert!(keeps_one, "PodDisruptionBudget {name} keeps a pod up and still lets a node drain");
+
+        let autoscaler = find(&rendered, "HorizontalPodAutoscaler", name);
+        let target = &autoscaler["spec"]["scaleTargetRef"];
+        assert_eq!((target["kind"].as_str(), target["name"].as_str()), (Some("Deployment"), Some(name)));
+        let min = number(&autoscaler["spec"]["minReplicas"], "minReplicas");
+        assert!(min >= 2 && number(&autoscaler["spec"]["maxReplicas"], "maxReplicas") >= min);
+    }
+    assert_eq!(rendered.namespace.as_deref(), Some("steplab"));
+    assert!(all(&rendered, "Namespace").any(|n| n["metadata"]["name"] == "steplab"), "the overlay creates it");
+}
+
+#[test]
+fn network_policies_let_only_participant_pods_reach_content_release_and_payments() {
+    let rendered = production();
+    let (_, image) = dockerfile();
+    let deployments: Vec<(ServiceName, BTreeMap<String, String>)> =
+        ServiceName::ALL.into_iter().map(|s| (s, pod_labels(find(&rendered, "Deployment", s.as_str())))).collect();
+    let participant = &deployments[0].1;
+    assert_eq!(deployments[0].0, ServiceName::Participant);
+    let policies: Vec<&Value> = all(&rendered, "NetworkPolicy").collect();
+
+    // Default deny: a policy isolating every Steplab pod for ingress.
+    assert!(
+        policies.iter().any(|p| deployments.iter().all(|(_, labels)| selects(&p["spec"]["podSelector"], labels))
+            && strings(&p["spec"]["policyTypes"], "policyTypes").contains(&"Ingress".to_owned())
+            && p["spec"]["ingress"].as_array().is_none_or(Vec::is_empty)),
+        "a default-deny ingress policy selects every Steplab pod"
+    );
+    for (_, labels) in &deployments {
+        assert!(!labels.contains_key("steplab.io/client"), "Steplab's own pods are not clients");
+    }
+
+    for (service, labels) in &deployments {
+        let deployment = find(&rendered, "Deployment", service.as_str());
+        let (env, _) = container_env(&rendered, &image, container(deployment), service.as_str());
+        let port = config_from(&env).expect("valid").service(*service).listen.port();
+        let mut from_participant = false;
+        let mut from_clients = false;
+        for policy in policies.iter().filter(|p| selects(&p["spec"]["podSelector"], labels)) {
+            let policy_name = text(&policy["metadata"]["name"], "name");
+            for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
+                let peers = rule["from"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{policy_name}: a rule without `from` admits anyone"));
+                assert!(!peers.is_empty(), "{policy_name}: an empty `from` admits anyone");
+                let ports = rule["ports"].as_array().unwrap_or_else(|| panic!("{policy_name}: name the port"));
+                assert!(ports.iter().all(|p| p["port"] == port), "{policy_name}: only port {port}");
+                for peer in peers {
+                    assert!(peer.get("ipBlock").is_none(), "{policy_name}: no ipBlock peers");
+                    let selector = &peer["podSelector"];
+                    assert!(selector.is_object(), "{policy_name}: every peer names pods");
+                    if selector["matchLabels"]["steplab.io/client"] == "true" {
+                        from_clients = true;
+                        continue;
+                    }
+                    assert!(
+                        peer.get("namespaceSelector").is_none(),
+                        "{policy_name}: Steplab peers in its own namespace"
+                    );
+                    let reached_by: Vec<ServiceName> =
+                        deployments.iter().filter(|(_, l)| selects(selector, l)).map(|(s, _)| *s).collect();
+                    assert_eq!(reached_by, [ServiceName::Participant], "{policy_name}: only participant pods");
+                    assert!(selects(selector, participant));
+                    from_participant = true;
+                }
+            }
+        }
+        match service {
+            ServiceName::Participant => {
+                assert!(from_clients && !from_participant, "participant: reached by labelled clients")
+            }
+            _ => assert!(from_participant, "{}: the participant relay reaches it", service.as_str()),
+        }
+    }
+}
+
+#[test]
+fn every_overlay_secret_file_is_documented_and_ignored_by_git() {
+    let overlay = root().join("docker/k8s/overlays/production");
+    let rendered = production();
+    let readme = read(&overlay.join("secrets/README.md"));
+    for file in &rendered.secret_files {
+        let name = file.strip_prefix("secrets/").unwrap_or_else(|| panic!("{file}: kept under secrets/"));
+        assert!(readme.contains(&format!("`{name}`")), "secrets/README.md explains {name}");
+    }
+    let ignore = read(&overlay.join("secrets/.gitignore"));
+    assert!(ignore.lines().any(|l| l.trim() == "*"), "git ignores the Secrets' contents");
+}
+
+#[test]
+fn the_readme_documents_every_variable() {
+    let readme = read(&root().join("README.md"));
+    let production = readme.split("\n## Production\n").nth(1).expect("README.md has a Production section");
+    for topic in ["docker/compose.yaml", "overlays/production", "steplab.io/client", "pg_advisory_lock", "Bearer"] {
+        assert!(production.contains(topic), "README.md's Production section explains {topic}");
+    }
+    for variable in config_variables() {
+        assert!(readme.contains(&format!("`{variable}`")), "README.md's configuration table lists `{variable}`");
+    }
+}
