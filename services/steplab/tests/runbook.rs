@@ -1,0 +1,132 @@
+//! The README's operator runbook, run exactly as written against `steplab up`
+//! with the real grpcurl (and jq), so it cannot rot; and the README's
+//! configuration reference checked against the variables the code reads.
+
+// Test helpers fail the test that called them.
+#![allow(clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const STEPLAB: &str = env!("CARGO_BIN_EXE_steplab");
+
+fn readme() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The shell block between the runbook markers.
+fn runbook(readme: &str) -> String {
+    let start = readme.find("<!-- runbook:start -->").expect("runbook start marker");
+    let end = readme.find("<!-- runbook:end -->").expect("runbook end marker");
+    let block = &readme[start..end];
+    let open = block.find("```sh\n").expect("sh fence") + "```sh\n".len();
+    let close = block.rfind("```").expect("closing fence");
+    block[open..close].to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[test]
+fn the_operator_runbook_runs_as_written_against_steplab_up() {
+    let script = runbook(&readme());
+    let data = tempfile::tempdir().expect("temp dir");
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |p: u16| format!("127.0.0.1:{p}");
+    let mut up = Command::new(STEPLAB);
+    for var in [
+        "STEPLAB_JWT_SECRET",
+        "STEPLAB_PARTICIPANT_DATABASE_URL",
+        "STEPLAB_CONTENT_DATABASE_URL",
+        "STEPLAB_PAYMENTS_DATABASE_URL",
+    ] {
+        up.env_remove(var);
+    }
+    let mut child = up
+        .arg("up")
+        .env("STEPLAB_TODAY", "2026-11-28")
+        .env("STEPLAB_DATA_DIR", data.path())
+        .env("STEPLAB_PARTICIPANT_LISTEN", addr(ports[0]))
+        .env("STEPLAB_CONTENT_LISTEN", addr(ports[1]))
+        .env("STEPLAB_PAYMENTS_LISTEN", addr(ports[2]))
+        .env("STEPLAB_CONTENT_URL", format!("http://{}", addr(ports[1])))
+        .env("STEPLAB_PAYMENTS_URL", format!("http://{}", addr(ports[2])))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn steplab up");
+    let stdout = child.stdout.take().expect("stdout");
+    for line in BufReader::new(stdout).lines() {
+        if line.expect("stdout").starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    let started = Instant::now();
+    let out = Command::new("bash")
+        // Errors interleaved with answers, as a person at a terminal sees them.
+        .args(["-euo", "pipefail", "-c", &format!("exec 2>&1\n{script}")])
+        .current_dir(data.path())
+        .env("P", addr(ports[0]))
+        .env("C", addr(ports[1]))
+        .env("M", addr(ports[2]))
+        .env("STEPLAB", STEPLAB)
+        .env("STEPLAB_DATA_DIR", data.path())
+        .output()
+        .expect("bash runs the runbook (needs grpcurl and jq)");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the runbook failed after {:?}:\n{printed}", started.elapsed());
+    // What each task must show, in order.
+    let mut rest = printed.as_str();
+    for expected in [
+        r#""status":"TRAINING_STATUS_PAUSED""#,
+        "PAUSE_TOO_LONG",
+        "TRAINING_STATUS_ACTIVE",
+        "PermissionDenied",
+        r#""reason":"DEFERRAL_REASON_PARENTAL_LEAVE""#,
+        r#""mentorInterim":true"#,
+        r#""status":"TRAINING_STATUS_WITHDRAWN""#,
+        "reinstated from 2026-11-28",
+        "ACCESS_GRANTED",
+        "ACCRUAL_STATE_ACCRUING",
+        "COMMAND_STATE_DELIVERED",
+        r#""checked":"5","drifted":null"#,
+    ] {
+        let at = rest
+            .find(expected)
+            .unwrap_or_else(|| panic!("the runbook's output lacks {expected} (in order):\n{printed}"));
+        rest = &rest[at + expected.len()..];
+    }
+}
+
+#[test]
+fn the_configuration_reference_lists_every_variable_the_code_reads() {
+    let readme = readme();
+    let start = readme.find("## Configuration").expect("configuration section");
+    let reference = &readme[start..];
+    let config =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/platform/src/config.rs"))
+            .expect("config.rs");
+    let mut missing = Vec::new();
+    for (i, _) in config.match_indices("\"STEPLAB_") {
+        let name: String = config[i + 1..].chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+        // A service's prefix is completed in code: check the names it makes.
+        let names = match name.as_str() {
+            "STEPLAB_PARTICIPANT" | "STEPLAB_CONTENT" | "STEPLAB_PAYMENTS" => {
+                vec![format!("{name}_DATABASE_URL"), format!("{name}_LISTEN")]
+            }
+            _ => vec![name],
+        };
+        for name in names {
+            if !reference.contains(&format!("`{name}`")) && !missing.contains(&name) {
+                missing.push(name);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "README's configuration reference does not list {missing:?}");
+}
