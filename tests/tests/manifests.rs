@@ -722,9 +722,12 @@ fn network_policies_let_only_participant_pods_reach_content_release_and_payments
     for (service, labels) in &deployments {
         let deployment = find(&rendered, "Deployment", service.as_str());
         let (env, _) = container_env(&rendered, &image, container(deployment), service.as_str());
-        let port = config_from(&env).expect("valid").service(*service).listen.port();
+        let config = config_from(&env).expect("valid");
+        let port = config.service(*service).listen.port();
+        let metrics_port = config.metrics_listen.map(|a| a.port());
         let mut from_participant = false;
         let mut from_clients = false;
+        let mut scraped = false;
         for policy in policies.iter().filter(|p| selects(&p["spec"]["podSelector"], labels)) {
             let policy_name = text(&policy["metadata"]["name"], "name");
             for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
@@ -733,6 +736,20 @@ fn network_policies_let_only_participant_pods_reach_content_release_and_payments
                     .unwrap_or_else(|| panic!("{policy_name}: a rule without `from` admits anyone"));
                 assert!(!peers.is_empty(), "{policy_name}: an empty `from` admits anyone");
                 let ports = rule["ports"].as_array().unwrap_or_else(|| panic!("{policy_name}: name the port"));
+                // The metrics port is open to labelled Prometheus pods only.
+                if let Some(metrics) = metrics_port
+                    && !ports.is_empty()
+                    && ports.iter().all(|p| p["port"] == metrics)
+                {
+                    for peer in peers {
+                        assert_eq!(
+                            peer["podSelector"]["matchLabels"]["steplab.io/monitoring"], "true",
+                            "{policy_name}: only monitoring pods scrape metrics"
+                        );
+                    }
+                    scraped = true;
+                    continue;
+                }
                 assert!(ports.iter().all(|p| p["port"] == port), "{policy_name}: only port {port}");
                 for peer in peers {
                     assert!(peer.get("ipBlock").is_none(), "{policy_name}: no ipBlock peers");
@@ -760,6 +777,7 @@ fn network_policies_let_only_participant_pods_reach_content_release_and_payments
             }
             _ => assert!(from_participant, "{}: the participant relay reaches it", service.as_str()),
         }
+        assert!(metrics_port.is_none() || scraped, "{}: Prometheus can reach the metrics port", service.as_str());
     }
 }
 

@@ -17,8 +17,9 @@ use domain::Curriculum;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use steplab_platform::config::Config;
+use steplab_platform::config::{Config, ServiceName};
 use steplab_platform::db::{Database, Migrations};
+use steplab_platform::observability::{self, Observed};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::content::v1::content_release_service_server::{ContentReleaseServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
@@ -56,6 +57,7 @@ pub async fn run(
     let curriculum = Arc::new(load_curriculum(config.curriculum_file.as_deref())?);
     let db = Database::open(&config.content.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
+    let _observing = observability::start(config.metrics_listen, ServiceName::ContentRelease, &db)?;
     let service = service::ContentRelease::new(db, config.clock(), curriculum);
     service
         .reconcile_curriculum()
@@ -63,6 +65,8 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("cannot recompute the release feed for the curriculum: {e}"))?;
     let svc =
         ContentReleaseServiceServer::with_interceptor(grpc::ContentReleaseGrpc::new(service), verifier.interceptor());
+    // Metrics and request ids for the business service only, not health or reflection.
+    let svc = Observed::new(ServiceName::ContentRelease, svc);
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }

@@ -182,5 +182,12 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
     };
     let service = if target == CONTENT { CONTENT_SERVICE } else { PAYMENTS_SERVICE };
-    NewCommand { command_id, participant_id, target: target.to_owned(), method: format!("{service}{rpc}"), payload }
+    NewCommand {
+        command_id,
+        participant_id,
+        target: target.to_owned(),
+        method: format!("{service}{rpc}"),
+        payload,
+        request_id: None,
+    }
 }

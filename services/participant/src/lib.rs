@@ -16,8 +16,9 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 use steplab_platform::auth::ServiceTokens;
-use steplab_platform::config::Config;
+use steplab_platform::config::{Config, ServiceName};
 use steplab_platform::db::{Database, Migrations};
+use steplab_platform::observability::{self, Observed};
 use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::participant::v1::participant_service_server::{ParticipantServiceServer, SERVICE_NAME};
@@ -38,6 +39,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let db = Database::open(&config.participant.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
+    let _observing = observability::start(config.metrics_listen, ServiceName::Participant, &db)?;
     let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
     let wake_relay = Arc::new(Notify::new());
     let peers = peers::Peers::new(&config.content_url, &config.payments_url, tokens.clone())?;
@@ -61,6 +63,8 @@ pub async fn run(
     let relay_task = tokio::spawn(relay.run(relay_stopped));
 
     let svc = ParticipantServiceServer::with_interceptor(grpc::ParticipantGrpc::new(registry), verifier.interceptor());
+    // Metrics and request ids for the business service only, not health or reflection.
+    let svc = Observed::new(ServiceName::Participant, svc);
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
     let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
     let _ = stop_relay.send(true);

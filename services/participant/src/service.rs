@@ -19,6 +19,7 @@ use chrono::NaiveDateTime;
 use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
+use steplab_platform::observability;
 use steplab_platform::outbox::{self, NewCommand};
 use steplab_platform::{Caller, Clock, FieldViolations, date};
 use steplab_proto::steplab::participant::v1 as pb;
@@ -36,10 +37,13 @@ pub struct Registry {
     peers: Option<crate::peers::Peers>,
 }
 
-/// Writes the commands of a decision to the outbox, each with a fresh id.
+/// Writes the commands of a decision to the outbox, each with a fresh id and
+/// the request id of the call that caused it (sent on as `x-request-id`).
 fn enqueue(conn: &mut DbConn, commands: Vec<lifecycle::Command>, now: NaiveDateTime) -> Result<(), ServiceError> {
+    let request_id = observability::current_request_id();
     for command in commands {
-        let row: NewCommand = crate::commands::to_outbox(command, convert::new_id());
+        let mut row: NewCommand = crate::commands::to_outbox(command, convert::new_id());
+        row.request_id.clone_from(&request_id);
         outbox::enqueue(conn, &row, now)?;
     }
     Ok(())
@@ -143,6 +147,8 @@ fn idempotency_key(caller: &Caller, request_id: &str) -> Result<Option<Idempoten
 }
 
 fn load(conn: &mut DbConn, id: &str) -> Result<ParticipantRecord, ServiceError> {
+    // The first participant a call loads is the one its log line names.
+    observability::note_participant(id);
     store::load_participant(conn, id)?.ok_or_else(|| ServiceError::NotFound(format!("participant {id} does not exist")))
 }
 
@@ -286,6 +292,7 @@ impl Registry {
             };
             let new = registry::register(convert::new_id(), registration, &school, today)?;
             let record = store::insert_participant(conn, &new, &actor(&caller), now, today)?;
+            observability::note_participant(&record.id);
             // C1: content release and payments enrol the participant.
             enqueue(conn, lifecycle::enrol(&record)?.commands, now)?;
             Ok(pb::RegisterParticipantResponse { participant: Some(convert::participant(current(&record, today)?)) })

@@ -16,8 +16,9 @@ pub mod store;
 
 use domain::schedule::ScheduleBook;
 use std::future::Future;
-use steplab_platform::config::Config;
+use steplab_platform::config::{Config, ServiceName};
 use steplab_platform::db::{Database, Migrations};
+use steplab_platform::observability::{self, Observed};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::payments::v1::payments_service_server::{PaymentsServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
@@ -40,9 +41,12 @@ pub async fn run(
     let book = ScheduleBook::load(config.schedules_file.as_deref())?;
     let db = Database::open(&config.payments.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
+    let _observing = observability::start(config.metrics_listen, ServiceName::Payments, &db)?;
     let payments = service::Payments::new(db, config.clock(), book);
     payments.prepare().await?;
     let svc = PaymentsServiceServer::with_interceptor(grpc::PaymentsGrpc::new(payments), verifier.interceptor());
+    // Metrics and request ids for the business service only, not health or reflection.
+    let svc = Observed::new(ServiceName::Payments, svc);
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }

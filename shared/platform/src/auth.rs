@@ -376,6 +376,9 @@ impl JwtVerifier {
                 .or_else(|| value.strip_prefix("bearer "))
                 .ok_or_else(|| refuse("the authorization header must be `Bearer <token>`".into()))?;
             let caller = verifier.verify(token.trim()).map_err(refuse)?;
+            if let Some(call) = request.extensions().get::<std::sync::Arc<crate::observability::CallContext>>() {
+                call.set_actor(&caller);
+            }
             request.extensions_mut().insert(caller);
             Ok(request)
         }

@@ -221,6 +221,9 @@ pub struct Config {
     pub relay_max_attempts: i32,
     /// `STEPLAB_RELAY_MAX_BACKOFF_MS`: the longest wait between two deliveries.
     pub relay_max_backoff: Duration,
+    /// `STEPLAB_METRICS_LISTEN`: where Prometheus scrapes `/metrics`; none
+    /// when unset. One listener per process (`steplab up` shares it).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -331,9 +334,14 @@ impl Config {
         };
         let relay_max_attempts = number("STEPLAB_RELAY_MAX_ATTEMPTS", 50, 10_000)? as i32;
         let relay_max_backoff = Duration::from_millis(number("STEPLAB_RELAY_MAX_BACKOFF_MS", 30_000, 3_600_000)?);
+        let metrics_listen = match get("STEPLAB_METRICS_LISTEN") {
+            Some(raw) => Some(parse_listen("STEPLAB_METRICS_LISTEN", &raw)?),
+            None => None,
+        };
         let curriculum_file = get("STEPLAB_CURRICULUM_FILE").map(PathBuf::from);
         let schedules_file = get("STEPLAB_SCHEDULES_FILE").map(PathBuf::from);
         Ok(Config {
+            metrics_listen,
             relay_max_attempts,
             relay_max_backoff,
             curriculum_file,
@@ -421,6 +429,9 @@ mod tests {
         assert_eq!(c.content_url, "http://127.0.0.1:50052");
         assert_eq!(c.jwt_secret, JwtSecretSource::File("/tmp/x/jwt-secret".into()));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.metrics_listen, None);
+        let c = config(&[("STEPLAB_METRICS_LISTEN", "0.0.0.0:9090")]).expect("metrics");
+        assert_eq!(c.metrics_listen, Some(SocketAddr::from(([0, 0, 0, 0], 9090))));
     }
 
     #[test]
@@ -460,6 +471,7 @@ mod tests {
             ("STEPLAB_DRAIN_SECONDS", "soon"),
             ("STEPLAB_RELAY_MAX_ATTEMPTS", "0"),
             ("STEPLAB_RELAY_MAX_BACKOFF_MS", "fast"),
+            ("STEPLAB_METRICS_LISTEN", "9090"),
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);

@@ -142,6 +142,12 @@ impl Database {
         self.postgres
     }
 
+    /// The pool's (open connections, idle connections).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     /// Runs `f` on a pooled connection on the blocking pool.
     pub async fn read<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
@@ -149,9 +155,12 @@ impl Database {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        // The call being served stays current inside the closure, so what
+        // it writes (e.g. outbox commands) can carry the request id.
+        let call = crate::observability::current();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
-            f(&mut conn)
+            crate::observability::in_call(call, || f(&mut conn))
         })
         .await
         .map_err(|e| E::from(DbError::Unavailable(format!("database task failed: {e}"))))?

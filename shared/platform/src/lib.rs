@@ -2,7 +2,7 @@
 //! configuration from the environment, the database layer (one diesel code
 //! path for SQLite and PostgreSQL), JWT auth, the error mapping to gRPC
 //! status codes, `google.type.Date` conversions, the pinnable clock, logging,
-//! request idempotency and the server bootstrap (health, reflection, graceful
+//! request idempotency, metrics and request ids, and the server bootstrap (health, reflection, graceful
 //! shutdown).
 
 pub mod auth;
@@ -12,6 +12,7 @@ pub mod date;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod observability;
 pub mod outbox;
 pub mod paging;
 pub mod server;

@@ -41,6 +41,7 @@ diesel::table! {
         delivered_at -> Nullable<Timestamp>,
         parked_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
+        request_id -> Nullable<Text>,
     }
 }
 
@@ -55,6 +56,9 @@ pub struct NewCommand {
     pub method: String,
     /// The encoded request message.
     pub payload: Vec<u8>,
+    /// The `x-request-id` of the call that caused the command; the relay
+    /// sends it on as `x-request-id`.
+    pub request_id: Option<String>,
 }
 
 /// A stored command and its delivery state.
@@ -73,6 +77,7 @@ pub struct OutboxRow {
     pub delivered_at: Option<NaiveDateTime>,
     pub parked_at: Option<NaiveDateTime>,
     pub last_error: Option<String>,
+    pub request_id: Option<String>,
 }
 
 impl OutboxRow {
@@ -94,6 +99,7 @@ pub fn enqueue(conn: &mut DbConn, command: &NewCommand, now: NaiveDateTime) -> Q
             outbox::created_at.eq(now),
             outbox::attempts.eq(0),
             outbox::next_attempt_at.eq(now),
+            outbox::request_id.eq(&command.request_id),
         ))
         .execute(conn)
         .map(|_| ())
@@ -121,6 +127,19 @@ pub fn undelivered_counts(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
         .count()
         .get_result(conn)?;
     Ok((pending, parked))
+}
+
+/// The outbox's gauges: commands pending (not parked), the age of the
+/// oldest pending one (0 when none), and parked commands.
+pub fn backlog(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<(i64, Duration, i64)> {
+    let (pending, parked) = undelivered_counts(conn)?;
+    let oldest: Option<NaiveDateTime> = outbox::table
+        .filter(outbox::delivered_at.is_null())
+        .filter(outbox::parked_at.is_null())
+        .select(diesel::dsl::min(outbox::created_at))
+        .first(conn)?;
+    let age = oldest.and_then(|t| (now - t).to_std().ok()).unwrap_or_default();
+    Ok((pending, age, parked))
 }
 
 /// Undelivered commands, oldest first, at most `limit`.
@@ -244,9 +263,15 @@ impl Relay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let instance = uuid::Uuid::now_v7().to_string();
         tracing::info!(relay = %instance, "outbox relay started");
+        let mut gauges_updated: Option<std::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            // One backlog query per cycle, at most once a second.
+            if gauges_updated.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                gauges_updated = Some(std::time::Instant::now());
+                self.update_gauges().await;
             }
             let claimed = match self.claim().await {
                 Ok(rows) => rows,
@@ -273,6 +298,19 @@ impl Relay {
             }
         }
         tracing::info!(relay = %instance, "outbox relay stopped");
+    }
+
+    async fn update_gauges(&self) {
+        use crate::observability::{OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PARKED, OUTBOX_PENDING};
+        let backlog = self.db.read(|conn| Ok::<_, DbError>(backlog(conn, chrono::Utc::now().naive_utc())?)).await;
+        match backlog {
+            Ok((pending, age, parked)) => {
+                metrics::gauge!(OUTBOX_PENDING).set(pending as f64);
+                metrics::gauge!(OUTBOX_OLDEST_PENDING_AGE).set(age.as_secs_f64());
+                metrics::gauge!(OUTBOX_PARKED).set(parked as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "outbox relay cannot count its backlog"),
+        }
     }
 
     /// Takes the due head of each (participant, target) group, leasing it.
@@ -328,6 +366,9 @@ impl Relay {
             "authorization",
             format!("Bearer {bearer}").parse().map_err(|_| Failure::refused("service token is not ASCII".into()))?,
         );
+        if let Some(value) = row.request_id.as_deref().and_then(|id| id.parse().ok()) {
+            request.metadata_mut().insert(crate::observability::REQUEST_ID_HEADER, value);
+        }
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         grpc.ready().await.map_err(|e| Failure::transient(format!("{} unreachable: {e}", row.target)))?;
         grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec)
@@ -342,8 +383,13 @@ impl Relay {
             .write(move |conn| {
                 let now = chrono::Utc::now().naive_utc();
                 for (row, outcome) in &results {
+                    let attempt = |outcome: &'static str| {
+                        metrics::counter!(crate::observability::RELAY_ATTEMPTS_TOTAL, "target" => row.target.clone(), "outcome" => outcome)
+                            .increment(1);
+                    };
                     match outcome {
                         Ok(()) => {
+                            attempt("delivered");
                             diesel::update(outbox::table.find(row.id))
                                 .set((outbox::delivered_at.eq(now), outbox::attempts.eq(row.attempts + 1)))
                                 .execute(conn)?;
@@ -354,10 +400,15 @@ impl Relay {
                             let limit = if *refused { settings.max_attempts.min(REFUSED_ATTEMPTS) } else { settings.max_attempts };
                             let parked = (attempts >= limit).then_some(now);
                             let wait = chrono::Duration::from_std(backoff(&settings, attempts)).unwrap_or(chrono::Duration::seconds(1));
+                            attempt(match (parked.is_some(), *refused) {
+                                (true, _) => "parked",
+                                (false, true) => "refused",
+                                (false, false) => "failed",
+                            });
                             if parked.is_some() {
-                                tracing::error!(command_id = %row.command_id, rpc = row.rpc(), %error, attempts, "command parked after too many attempts");
+                                tracing::error!(command_id = %row.command_id, rpc = row.rpc(), request_id = row.request_id.as_deref(), %error, attempts, "command parked after too many attempts");
                             } else {
-                                tracing::warn!(command_id = %row.command_id, rpc = row.rpc(), %error, attempts, "command delivery failed; will retry");
+                                tracing::warn!(command_id = %row.command_id, rpc = row.rpc(), request_id = row.request_id.as_deref(), %error, attempts, "command delivery failed; will retry");
                             }
                             diesel::update(outbox::table.find(row.id))
                                 .set((
@@ -515,6 +566,7 @@ mod tests {
             delivered_at: None,
             parked_at: None,
             last_error: None,
+            request_id: None,
         };
         assert_eq!(row.rpc(), "PlaceHold");
     }

@@ -1,0 +1,342 @@
+//! Metrics, request ids and the one log line of every mutating call.
+//!
+//! * Prometheus metrics on a side port (`STEPLAB_METRICS_LISTEN`): one
+//!   exporter per process, since the `metrics` recorder is global and
+//!   `steplab up` runs three services in one process; every service metric
+//!   carries a `service` label.
+//! * [`Observed`] wraps a business service (never health or reflection): it
+//!   counts calls by RPC and status code, times them, reads the incoming
+//!   `x-request-id` (or makes one), puts it in the call's tracing span and in
+//!   a [`CallContext`] the rest of the call can reach, echoes it on the
+//!   response, and logs each mutating call once with its actor and outcome.
+//! * The context reaches diesel closures on the blocking pool too (see
+//!   [`crate::db::Database::read`]), so a service can stamp the request id on
+//!   the outbox commands a request causes.
+
+use crate::auth::{Caller, Role};
+use crate::config::ServiceName;
+use crate::db::Database;
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tonic::codegen::http;
+use tonic::server::NamedService;
+use tower::Service;
+use tracing::Instrument;
+
+pub const REQUESTS_TOTAL: &str = "steplab_grpc_requests_total";
+pub const REQUEST_DURATION: &str = "steplab_grpc_request_duration_seconds";
+pub const OUTBOX_PENDING: &str = "steplab_outbox_pending";
+pub const OUTBOX_OLDEST_PENDING_AGE: &str = "steplab_outbox_oldest_pending_age_seconds";
+pub const OUTBOX_PARKED: &str = "steplab_outbox_parked";
+pub const RELAY_ATTEMPTS_TOTAL: &str = "steplab_relay_attempts_total";
+pub const DB_POOL_CONNECTIONS: &str = "steplab_db_pool_connections";
+
+/// The metadata key of the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Latency buckets in seconds: 1 ms to 10 s.
+const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static EXPORTER: Mutex<Option<SocketAddr>> = Mutex::new(None);
+
+/// Serves `/metrics` on `addr`, once per process: later calls (the other
+/// services of `steplab up`, or tests) are no-ops. Must run inside a tokio
+/// runtime, which then serves the scrapes.
+pub fn install_exporter(addr: SocketAddr) -> anyhow::Result<()> {
+    let mut installed = EXPORTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(existing) = *installed {
+        if existing != addr {
+            tracing::warn!(%existing, requested = %addr, "metrics are already served on another address");
+        }
+        return Ok(());
+    }
+    let builder = PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), DURATION_BUCKETS)
+        .map_err(|e| anyhow::anyhow!("STEPLAB_METRICS_LISTEN: {e}"))?;
+    match builder.install() {
+        Ok(()) => tracing::info!(%addr, "serving Prometheus metrics on http://{addr}/metrics"),
+        // Someone else's recorder: ours would count nothing; carry on.
+        Err(BuildError::FailedToSetGlobalRecorder(_)) => {
+            tracing::warn!("a metrics recorder was already installed in this process");
+        }
+        Err(e) => anyhow::bail!("STEPLAB_METRICS_LISTEN: cannot serve metrics on {addr}: {e}"),
+    }
+    describe();
+    *installed = Some(addr);
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(REQUESTS_TOTAL, "gRPC calls to the business services by RPC and status code");
+    describe_histogram!(REQUEST_DURATION, Unit::Seconds, "gRPC call latency until the response headers");
+    describe_gauge!(OUTBOX_PENDING, "Outbox commands waiting for delivery or being retried (not parked)");
+    describe_gauge!(OUTBOX_OLDEST_PENDING_AGE, Unit::Seconds, "Age of the oldest pending outbox command");
+    describe_gauge!(OUTBOX_PARKED, "Outbox commands parked for an operator");
+    describe_counter!(RELAY_ATTEMPTS_TOTAL, "Outbox delivery attempts by target and outcome");
+    describe_gauge!(DB_POOL_CONNECTIONS, "Database pool connections by state (idle, in_use)");
+}
+
+/// What a service's observability needs for as long as it runs; dropping it
+/// stops the pool sampler.
+pub struct Observing {
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Observing {
+    fn drop(&mut self) {
+        self.sampler.abort();
+    }
+}
+
+/// Installs the exporter when `metrics_listen` is set and samples the
+/// database pool of `service` every second.
+pub fn start(metrics_listen: Option<SocketAddr>, service: ServiceName, db: &Database) -> anyhow::Result<Observing> {
+    if let Some(addr) = metrics_listen {
+        install_exporter(addr)?;
+    }
+    let db = db.clone();
+    let sampler = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let (connections, idle) = db.pool_state();
+            let label = service.as_str();
+            metrics::gauge!(DB_POOL_CONNECTIONS, "service" => label, "state" => "idle").set(f64::from(idle));
+            metrics::gauge!(DB_POOL_CONNECTIONS, "service" => label, "state" => "in_use")
+                .set(f64::from(connections.saturating_sub(idle)));
+        }
+    });
+    Ok(Observing { sampler })
+}
+
+/// What is known about the call being served, shared by the layer, the auth
+/// interceptor and the handler.
+#[derive(Debug)]
+pub struct CallContext {
+    pub request_id: String,
+    pub rpc: String,
+    actor: OnceLock<(String, Role)>,
+    participant_id: OnceLock<String>,
+}
+
+impl CallContext {
+    pub fn new(request_id: String, rpc: String) -> Self {
+        Self { request_id, rpc, actor: OnceLock::new(), participant_id: OnceLock::new() }
+    }
+
+    /// Records who is calling (the auth interceptor does).
+    pub fn set_actor(&self, caller: &Caller) {
+        let _ = self.actor.set((caller.sub.clone(), caller.role()));
+    }
+
+    /// Records the participant the call is about; the first one wins.
+    pub fn set_participant(&self, participant_id: &str) {
+        let _ = self.participant_id.set(participant_id.to_owned());
+    }
+}
+
+tokio::task_local! {
+    static CALL: Arc<CallContext>;
+}
+
+thread_local! {
+    static BLOCKING_CALL: RefCell<Option<Arc<CallContext>>> = const { RefCell::new(None) };
+}
+
+/// The call being served on this task (or in this blocking closure), if any.
+pub fn current() -> Option<Arc<CallContext>> {
+    CALL.try_with(Arc::clone).ok().or_else(|| BLOCKING_CALL.with(|c| c.borrow().clone()))
+}
+
+/// The request id of the call being served, if any.
+pub fn current_request_id() -> Option<String> {
+    current().map(|c| c.request_id.clone())
+}
+
+/// Notes the participant the current call is about, for its log line.
+pub fn note_participant(participant_id: &str) {
+    if let Some(call) = current() {
+        call.set_participant(participant_id);
+    }
+}
+
+/// Runs blocking `f` with `call` as the current call (for closures sent to
+/// the blocking pool, where the task-local is not visible).
+pub fn in_call<T>(call: Option<Arc<CallContext>>, f: impl FnOnce() -> T) -> T {
+    let previous = BLOCKING_CALL.with(|c| c.replace(call));
+    let result = f();
+    BLOCKING_CALL.with(|c| *c.borrow_mut() = previous);
+    result
+}
+
+/// A usable incoming request id: short, printable ASCII.
+fn incoming_request_id(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?.trim();
+    let usable = !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
+    usable.then(|| value.to_owned())
+}
+
+/// `InvalidArgument` -> `INVALID_ARGUMENT`, as gRPC names its codes.
+pub fn code_name(code: tonic::Code) -> String {
+    let debug = format!("{code:?}");
+    let mut name = String::with_capacity(debug.len() + 4);
+    for (i, c) in debug.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// The status of a unary response: the `grpc-status` header of a
+/// trailers-only answer (errors), else OK. A streaming call's final status is
+/// in its trailers; it counts as OK once its headers are out.
+fn response_code(headers: &http::HeaderMap) -> tonic::Code {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from_i32)
+}
+
+/// Reads change nothing; every other RPC is a mutating call.
+fn is_read(rpc: &str) -> bool {
+    ["Get", "List", "Watch", "Check"].iter().any(|prefix| rpc.starts_with(prefix))
+}
+
+/// Wraps one business service: metrics, request id, span and call log.
+#[derive(Debug, Clone)]
+pub struct Observed<S> {
+    inner: S,
+    service: &'static str,
+}
+
+impl<S> Observed<S> {
+    pub fn new(service: ServiceName, inner: S) -> Self {
+        Self { inner, service: service.as_str() }
+    }
+}
+
+impl<S: NamedService> NamedService for Observed<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Observed<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        // The clone is the one that is ready (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let service = self.service;
+        let rpc = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        let request_id = incoming_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let header = http::HeaderValue::from_str(&request_id).ok();
+        if let Some(value) = &header {
+            request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
+        }
+        let call = Arc::new(CallContext::new(request_id.clone(), rpc.clone()));
+        request.extensions_mut().insert(Arc::clone(&call));
+        let span = tracing::info_span!("grpc", service, rpc = %rpc, request_id = %request_id);
+        let started = Instant::now();
+        Box::pin(CALL.scope(Arc::clone(&call), async move {
+            let result = inner.call(request).instrument(span.clone()).await;
+            let code = match &result {
+                Ok(response) => code_name(response_code(response.headers())),
+                Err(_) => code_name(tonic::Code::Unknown),
+            };
+            let elapsed = started.elapsed();
+            metrics::counter!(REQUESTS_TOTAL, "service" => service, "rpc" => rpc.clone(), "code" => code.clone())
+                .increment(1);
+            metrics::histogram!(REQUEST_DURATION, "service" => service, "rpc" => rpc.clone())
+                .record(elapsed.as_secs_f64());
+            let _entered = span.enter();
+            let actor = call.actor.get();
+            let sub = actor.map(|(sub, _)| sub.as_str());
+            let role = actor.map(|(_, role)| role.as_str());
+            let participant_id = call.participant_id.get().map(String::as_str);
+            let millis = elapsed.as_millis() as u64;
+            if is_read(&rpc) {
+                tracing::debug!(request_id = %request_id, rpc = %rpc, participant_id, sub, role, outcome = %code, millis, "call");
+            } else {
+                tracing::info!(request_id = %request_id, rpc = %rpc, participant_id, sub, role, outcome = %code, millis, "call");
+            }
+            drop(_entered);
+            result.map(|mut response| {
+                if let Some(value) = header {
+                    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+                }
+                response
+            })
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_named_as_grpc_names_them() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+        assert_eq!(code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
+        assert_eq!(code_name(tonic::Code::Unauthenticated), "UNAUTHENTICATED");
+    }
+
+    #[test]
+    fn the_status_comes_from_a_trailers_only_response_else_ok() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(response_code(&headers), tonic::Code::Ok);
+        headers.insert("grpc-status", http::HeaderValue::from_static("9"));
+        assert_eq!(response_code(&headers), tonic::Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn an_incoming_request_id_is_kept_only_when_usable() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(incoming_request_id(&headers), None);
+        headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_static("abc-123"));
+        assert_eq!(incoming_request_id(&headers).as_deref(), Some("abc-123"));
+        headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_static("has space"));
+        assert_eq!(incoming_request_id(&headers), None);
+    }
+
+    #[test]
+    fn reads_are_told_from_mutations() {
+        assert!(is_read("GetParticipant") && is_read("ListRequests") && is_read("WatchEvents"));
+        assert!(!is_read("PauseParticipant") && !is_read("RetryParkedCommands") && !is_read("RecordReturn"));
+    }
+
+    #[test]
+    fn the_call_context_reaches_blocking_closures() {
+        let call = Arc::new(CallContext::new("r-1".into(), "Pause".into()));
+        assert_eq!(current_request_id(), None);
+        let seen = in_call(Some(call), || {
+            note_participant("p-1");
+            current().map(|c| (c.request_id.clone(), c.participant_id.get().cloned()))
+        });
+        assert_eq!(seen, Some(("r-1".to_owned(), Some("p-1".to_owned()))));
+        assert_eq!(current_request_id(), None);
+    }
+}
