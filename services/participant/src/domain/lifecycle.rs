@@ -6,7 +6,7 @@
 //! do instead.
 
 use super::events::{DeferralReason, EventKind, NewEvent, WithdrawalReason};
-use super::view::{ParticipantRecord, ParticipantView, Timeline};
+use super::view::{ParticipantRecord, ParticipantView, PauseSpan, Timeline};
 use super::{ParticipantKind, RuleViolation, TrainingStatus};
 use chrono::{Months, NaiveDate};
 
@@ -416,8 +416,12 @@ pub fn defer(
     let timeline = ect.timeline();
     check_can_defer(&timeline, request.deferral_date, request.expected_return, today.max(ect.registered_on))?;
     let mut d = Decision::default();
-    // P8: a pause not over by the deferral date ends on it.
-    for pause in timeline.pauses.iter().filter(|p| p.end() > request.deferral_date && p.end() > p.start) {
+    // P8: a pause not over by the deferral date ends on it (one planned
+    // inside the deferral is cancelled); a pause planned after the return
+    // stays.
+    let replaced =
+        |p: &&PauseSpan| p.end() > request.deferral_date && p.end() > p.start && p.start < request.expected_return;
+    for pause in timeline.pauses.iter().filter(replaced) {
         let end = request.deferral_date.max(pause.start);
         d.event(&ect.id, end, EventKind::PauseEnded { pause_id: pause.id.clone(), end }, None);
         d.commands.push(Command::LiftHold { participant_id: ect.id.clone(), hold_id: pause.id.clone(), on: end });
@@ -587,9 +591,9 @@ pub fn change_return_date(
             format!("the expected return date is already {expected_return}"),
         ));
     }
+    // Pauses count too: a later return date must not swallow a planned pause.
     let mut others = timeline.clone();
     others.deferrals.retain(|d| d.id != deferral.id);
-    others.pauses.clear();
     if others.busy_between(deferral.from, expected_return) {
         return Err(overlap(deferral.from, expected_return));
     }

@@ -120,14 +120,17 @@ impl Timeline {
         }
     }
 
-    /// The pause not yet over on `date`: in force, or planned to start later.
+    /// The pause not yet over on `date`: the one in force, else the next
+    /// planned. Spans never overlap, so the earliest start is the right one
+    /// whichever was recorded last.
     pub fn open_pause(&self, date: NaiveDate) -> Option<&PauseSpan> {
-        self.pauses.iter().rev().find(|p| p.end() > date && p.end() > p.start)
+        self.pauses.iter().filter(|p| p.end() > date && p.end() > p.start).min_by_key(|p| p.start)
     }
 
-    /// The deferral not yet over on `date`: in force, or planned to start later.
+    /// The deferral not yet over on `date`: the one in force, else the next
+    /// planned (see [`Timeline::open_pause`]).
     pub fn open_deferral(&self, date: NaiveDate) -> Option<&DeferralSpan> {
-        self.deferrals.iter().rev().find(|d| d.end() > date && d.end() > d.from)
+        self.deferrals.iter().filter(|d| d.end() > date && d.end() > d.from).min_by_key(|d| d.from)
     }
 
     /// The withdrawal in force on `date`.
