@@ -19,28 +19,7 @@ use steplab_proto::steplab::participant::v1 as pb;
 
 pub const MAX_NAME_CHARS: usize = 200;
 
-/// A required id: our ids are UUIDs, so anything else cannot name a record.
-pub fn id(field: &str, value: &str) -> Result<String, FieldViolation> {
-    if value.is_empty() {
-        return Err(FieldViolation::new(field, "is required"));
-    }
-    uuid::Uuid::parse_str(value)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| FieldViolation::new(field, format!("`{}` is not an id issued by this service", truncate(value))))
-}
-
-/// An optional id filter: empty means not set.
-pub fn optional_id(field: &str, value: &str) -> Result<Option<String>, FieldViolation> {
-    if value.is_empty() { Ok(None) } else { id(field, value).map(Some) }
-}
-
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().hyphenated().to_string()
-}
-
-fn truncate(value: &str) -> String {
-    value.chars().take(40).collect()
-}
+pub use steplab_platform::ids::{new_id, optional as optional_id, required as id};
 
 pub fn name(field: &str, value: &str) -> Result<String, FieldViolation> {
     let trimmed = value.trim();

@@ -19,22 +19,8 @@ pub const MAX_NOTE_CHARS: usize = 2000;
 
 /// A required id: the participant service issues UUIDs, so anything else
 /// cannot name a participant, school or delivery partner.
-pub fn id(field: &str, value: &str) -> Result<String, FieldViolation> {
-    if value.is_empty() {
-        return Err(FieldViolation::new(field, "is required"));
-    }
-    uuid::Uuid::parse_str(value).map(|u| u.hyphenated().to_string()).map_err(|_| {
-        FieldViolation::new(field, format!("`{}` is not an id issued by the participant service", truncate(value)))
-    })
-}
-
-fn optional_id(field: &str, value: &str) -> Result<Option<String>, FieldViolation> {
-    if value.is_empty() { Ok(None) } else { id(field, value).map(Some) }
-}
-
-fn truncate(value: &str) -> String {
-    value.chars().take(40).collect()
-}
+pub use steplab_platform::ids::required as id;
+use steplab_platform::ids::{excerpt as truncate, optional as optional_id};
 
 /// An id chosen by the participant service (a suspension per deferral).
 fn token(field: &str, value: &str) -> Result<String, FieldViolation> {

@@ -12,6 +12,7 @@ pub mod date;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod ids;
 pub mod observability;
 pub mod outbox;
 pub mod paging;
