@@ -19,10 +19,12 @@ use std::path::Path;
 use std::sync::Arc;
 use steplab_platform::config::{Config, ServiceName};
 use steplab_platform::db::{Database, Migrations};
+use steplab_platform::limits::Limited;
 use steplab_platform::observability::{self, Observed};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::content::v1::content_release_service_server::{ContentReleaseServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 
 pub static MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
@@ -63,10 +65,14 @@ pub async fn run(
         .reconcile_curriculum()
         .await
         .map_err(|e| anyhow::anyhow!("cannot recompute the release feed for the curriculum: {e}"))?;
-    let svc =
-        ContentReleaseServiceServer::with_interceptor(grpc::ContentReleaseGrpc::new(service), verifier.interceptor());
+    let limits = config.limits;
+    let svc = ContentReleaseServiceServer::new(grpc::ContentReleaseGrpc::new(service))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
     // Metrics and request ids for the business service only, not health or reflection.
-    let svc = Observed::new(ServiceName::ContentRelease, svc);
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
+    // Shed calls past the global cap are still counted by `Observed`.
+    let svc = Observed::new(ServiceName::ContentRelease, Limited::new(&limits, svc));
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }

@@ -18,12 +18,14 @@ use std::sync::Arc;
 use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{Config, ServiceName};
 use steplab_platform::db::{Database, Migrations};
+use steplab_platform::limits::Limited;
 use steplab_platform::observability::{self, Observed};
 use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::participant::v1::participant_service_server::{ParticipantServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
+use tonic::service::interceptor::InterceptedService;
 
 pub static MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
@@ -62,10 +64,15 @@ pub async fn run(
     let (stop_relay, relay_stopped) = watch::channel(false);
     let relay_task = tokio::spawn(relay.run(relay_stopped));
 
-    let svc = ParticipantServiceServer::with_interceptor(grpc::ParticipantGrpc::new(registry), verifier.interceptor());
+    let limits = config.limits;
+    let svc = ParticipantServiceServer::new(grpc::ParticipantGrpc::new(registry))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
     // Metrics and request ids for the business service only, not health or reflection.
-    let svc = Observed::new(ServiceName::Participant, svc);
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
+    // Shed calls past the global cap are still counted by `Observed`.
+    let svc = Observed::new(ServiceName::Participant, Limited::new(&limits, svc));
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits };
     let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
     let _ = stop_relay.send(true);
     if relay_task.await.is_err() {

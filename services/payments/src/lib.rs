@@ -18,10 +18,12 @@ use domain::schedule::ScheduleBook;
 use std::future::Future;
 use steplab_platform::config::{Config, ServiceName};
 use steplab_platform::db::{Database, Migrations};
+use steplab_platform::limits::Limited;
 use steplab_platform::observability::{self, Observed};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::payments::v1::payments_service_server::{PaymentsServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 
 pub static MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
@@ -44,9 +46,14 @@ pub async fn run(
     let _observing = observability::start(config.metrics_listen, ServiceName::Payments, &db)?;
     let payments = service::Payments::new(db, config.clock(), book);
     payments.prepare().await?;
-    let svc = PaymentsServiceServer::with_interceptor(grpc::PaymentsGrpc::new(payments), verifier.interceptor());
+    let limits = config.limits;
+    let svc = PaymentsServiceServer::new(grpc::PaymentsGrpc::new(payments))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
     // Metrics and request ids for the business service only, not health or reflection.
-    let svc = Observed::new(ServiceName::Payments, svc);
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc) };
+    // Shed calls past the global cap are still counted by `Observed`.
+    let svc = Observed::new(ServiceName::Payments, Limited::new(&limits, svc));
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }

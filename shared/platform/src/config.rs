@@ -224,6 +224,8 @@ pub struct Config {
     /// `STEPLAB_METRICS_LISTEN`: where Prometheus scrapes `/metrics`; none
     /// when unset. One listener per process (`steplab up` shares it).
     pub metrics_listen: Option<SocketAddr>,
+    /// Message size, concurrency and rate limits of the business services.
+    pub limits: crate::limits::Limits,
 }
 
 #[derive(Debug, Clone)]
@@ -338,9 +340,34 @@ impl Config {
             Some(raw) => Some(parse_listen("STEPLAB_METRICS_LISTEN", &raw)?),
             None => None,
         };
+        let defaults = crate::limits::Limits::default();
+        let limits = crate::limits::Limits {
+            max_message_bytes: number("STEPLAB_MAX_MESSAGE_BYTES", defaults.max_message_bytes as u64, 1 << 30)?
+                as usize,
+            max_concurrent_per_connection: number(
+                "STEPLAB_MAX_CONCURRENT_PER_CONNECTION",
+                defaults.max_concurrent_per_connection as u64,
+                100_000,
+            )? as usize,
+            max_concurrent_requests: number(
+                "STEPLAB_MAX_CONCURRENT_REQUESTS",
+                defaults.max_concurrent_requests as u64,
+                1_000_000,
+            )? as usize,
+            rate_limit_per_minute: match get("STEPLAB_RATE_LIMIT_PER_MINUTE") {
+                None => defaults.rate_limit_per_minute,
+                Some(raw) => raw.trim().parse::<u32>().ok().filter(|n| *n <= 1_000_000).ok_or_else(|| {
+                    ConfigError::new(
+                        "STEPLAB_RATE_LIMIT_PER_MINUTE",
+                        format!("`{raw}` is not a whole number from 0 (no limit) to 1000000"),
+                    )
+                })?,
+            },
+        };
         let curriculum_file = get("STEPLAB_CURRICULUM_FILE").map(PathBuf::from);
         let schedules_file = get("STEPLAB_SCHEDULES_FILE").map(PathBuf::from);
         Ok(Config {
+            limits,
             metrics_listen,
             relay_max_attempts,
             relay_max_backoff,
@@ -472,10 +499,38 @@ mod tests {
             ("STEPLAB_RELAY_MAX_ATTEMPTS", "0"),
             ("STEPLAB_RELAY_MAX_BACKOFF_MS", "fast"),
             ("STEPLAB_METRICS_LISTEN", "9090"),
+            ("STEPLAB_MAX_MESSAGE_BYTES", "0"),
+            ("STEPLAB_MAX_MESSAGE_BYTES", "4MB"),
+            ("STEPLAB_MAX_CONCURRENT_PER_CONNECTION", "0"),
+            ("STEPLAB_MAX_CONCURRENT_REQUESTS", "-1"),
+            ("STEPLAB_RATE_LIMIT_PER_MINUTE", "lots"),
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);
         }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_can_be_set() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.limits, crate::limits::Limits::default());
+        assert_eq!(c.limits.max_message_bytes, 4 * 1024 * 1024);
+        let c = config(&[
+            ("STEPLAB_MAX_MESSAGE_BYTES", "1048576"),
+            ("STEPLAB_MAX_CONCURRENT_PER_CONNECTION", "8"),
+            ("STEPLAB_MAX_CONCURRENT_REQUESTS", "32"),
+            ("STEPLAB_RATE_LIMIT_PER_MINUTE", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.limits,
+            crate::limits::Limits {
+                max_message_bytes: 1_048_576,
+                max_concurrent_per_connection: 8,
+                max_concurrent_requests: 32,
+                rate_limit_per_minute: 0,
+            }
+        );
     }
 
     #[test]

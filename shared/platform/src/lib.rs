@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod limits;
 pub mod observability;
 pub mod outbox;
 pub mod paging;

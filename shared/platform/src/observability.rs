@@ -209,7 +209,7 @@ fn response_code(headers: &http::HeaderMap) -> tonic::Code {
 }
 
 /// Reads change nothing; every other RPC is a mutating call.
-fn is_read(rpc: &str) -> bool {
+pub fn is_read(rpc: &str) -> bool {
     ["Get", "List", "Watch", "Check"].iter().any(|prefix| rpc.starts_with(prefix))
 }
 

@@ -16,6 +16,9 @@ pub struct Hosted {
     /// Fully qualified gRPC service name, e.g. `steplab.participant.v1.ParticipantService`.
     pub name: &'static str,
     pub routes: Routes,
+    /// The per-connection concurrency limit comes from here; the other
+    /// limits wrap `routes` (see [`crate::limits`]).
+    pub limits: crate::limits::Limits,
 }
 
 /// Serves until `shutdown` completes, then drains for at most `drain`.
@@ -57,7 +60,11 @@ pub async fn run(
     };
 
     tracing::info!(service = name, %addr, "serving");
+    // Past this many calls in progress on one connection, a call is shed with
+    // RESOURCE_EXHAUSTED. Kubelet probes come on their own connections.
     let server = Server::builder()
+        .concurrency_limit_per_connection(hosted.limits.max_concurrent_per_connection.max(1))
+        .load_shed(true)
         .add_routes(hosted.routes)
         .add_service(health_service)
         .add_service(reflection_v1)
