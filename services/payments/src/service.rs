@@ -74,6 +74,26 @@ fn denied(caller: &Caller, rpc: &str, d: Denied) -> ServiceError {
     d.into()
 }
 
+/// Applies a change to a payee's end/reopen history (W5, W9), decided by
+/// `decide` over the closures stored so far.
+fn change_closures(
+    conn: &mut DbConn,
+    participant_id: &str,
+    now: NaiveDateTime,
+    decide: impl FnOnce(&[accrual::Closure]) -> Result<Change<accrual::Closure>, RuleViolation>,
+) -> Result<(), ServiceError> {
+    let rows = store::closures_of(conn, participant_id)?;
+    let known: Vec<_> = rows.iter().map(|r| r.domain()).collect();
+    match decide(&known)? {
+        Change::Insert(c) => store::insert_closure(conn, participant_id, &c, now),
+        Change::Update(i, c) => match rows.get(i) {
+            Some(row) => store::update_closure(conn, row.id, &c, now),
+            None => Err(ServiceError::Internal("closure index out of range".into())),
+        },
+        Change::Unchanged => Ok(()),
+    }
+}
+
 fn not_enrolled(id: &str) -> ServiceError {
     ServiceError::NotFound(format!(
         "participant {id} is not enrolled as a payee: the participant service sends EnrolPayee when it registers them"
@@ -373,16 +393,7 @@ impl Payments {
         let cmd = convert::end(&req)?;
         let participant_id = cmd.participant_id.clone();
         self.command(RPC, cmd.key, req.command_id.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
-            let rows = store::closures_of(conn, &participant_id)?;
-            let known: Vec<_> = rows.iter().map(|r| r.domain()).collect();
-            match commands::end(&known, cmd.effective_date)? {
-                Change::Insert(c) => store::insert_closure(conn, &participant_id, &c, now),
-                Change::Update(i, c) => match rows.get(i) {
-                    Some(row) => store::update_closure(conn, row.id, &c, now),
-                    None => Err(ServiceError::Internal("closure index out of range".into())),
-                },
-                Change::Unchanged => Ok(()),
-            }
+            change_closures(conn, &participant_id, now, |known| commands::end(known, cmd.effective_date))
         })
         .await
     }
@@ -397,16 +408,7 @@ impl Payments {
         let cmd = convert::reopen(&req)?;
         let participant_id = cmd.participant_id.clone();
         self.command(RPC, cmd.key, req.command_id.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
-            let rows = store::closures_of(conn, &participant_id)?;
-            let known: Vec<_> = rows.iter().map(|r| r.domain()).collect();
-            match commands::reopen(&known, cmd.effective_date)? {
-                Change::Insert(c) => store::insert_closure(conn, &participant_id, &c, now),
-                Change::Update(i, c) => match rows.get(i) {
-                    Some(row) => store::update_closure(conn, row.id, &c, now),
-                    None => Err(ServiceError::Internal("closure index out of range".into())),
-                },
-                Change::Unchanged => Ok(()),
-            }
+            change_closures(conn, &participant_id, now, |known| commands::reopen(known, cmd.effective_date))
         })
         .await
     }
