@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use steplab_platform::auth::{self, Role, TokenRequest};
 use steplab_platform::config::{Config, ServiceName};
+use steplab_platform::tls::ClientTls;
 use steplab_proto::steplab::content::v1::content_release_service_client::ContentReleaseServiceClient;
 use steplab_proto::steplab::participant::v1::participant_service_client::ParticipantServiceClient;
 use steplab_proto::steplab::payments::v1::payments_service_client::PaymentsServiceClient;
@@ -132,6 +133,10 @@ pub struct Stack {
     pub payments_addr: SocketAddr,
     pub config: Config,
     running: Vec<Running>,
+    /// How the harness's own clients connect when the stack serves TLS
+    /// (started with `STEPLAB_TLS_CERT_FILE`/`_KEY_FILE` among its settings):
+    /// `https://`, trusting `STEPLAB_TLS_CA_FILE`. `None`: plaintext.
+    pub client_tls: Option<ClientTls>,
     data_dir: Option<tempfile::TempDir>,
     // Held only so the databases are dropped with the stack.
     _postgres: Option<PostgresDatabases>,
@@ -215,9 +220,13 @@ impl Stack {
             listeners.push((name, listener, addr));
         }
         // A test may route the relay through a proxy by setting these first.
-        vars.entry("STEPLAB_CONTENT_URL".into()).or_insert_with(|| format!("http://{}", listeners[1].2));
-        vars.entry("STEPLAB_PAYMENTS_URL".into()).or_insert_with(|| format!("http://{}", listeners[2].2));
+        // With TLS settings the services serve TLS only, so the relay uses https.
+        let scheme = if vars.contains_key("STEPLAB_TLS_CERT_FILE") { "https" } else { "http" };
+        vars.entry("STEPLAB_CONTENT_URL".into()).or_insert_with(|| format!("{scheme}://{}", listeners[1].2));
+        vars.entry("STEPLAB_PAYMENTS_URL".into()).or_insert_with(|| format!("{scheme}://{}", listeners[2].2));
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("harness config is valid");
+        let client_tls =
+            config.tls.serves_tls().then(|| ClientTls::from_files(&config.tls).expect("harness TLS files are valid"));
         let mut running = Vec::new();
         let mut addrs = Vec::new();
         for (name, listener, addr) in listeners {
@@ -231,11 +240,12 @@ impl Stack {
             payments_addr: addrs[2],
             config,
             running,
+            client_tls,
             data_dir,
             _postgres: postgres,
         };
         for addr in [stack.participant_addr, stack.content_addr, stack.payments_addr] {
-            wait_until_serving(addr).await;
+            wait_until_serving_over(addr, stack.client_tls.as_ref()).await;
         }
         stack
     }
@@ -278,7 +288,7 @@ impl Stack {
         let addr = self.addr(name);
         let listener = TcpListener::bind(addr).await.expect("rebind the same port");
         self.running.push(spawn_service(self.config.clone(), name, listener));
-        wait_until_serving(addr).await;
+        wait_until_serving_over(addr, self.client_tls.as_ref()).await;
     }
 
     /// A second participant service on the same database, as a second
@@ -287,13 +297,21 @@ impl Stack {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         self.running.push(spawn_service(self.config.clone(), ServiceName::Participant, listener));
-        wait_until_serving(addr).await;
+        wait_until_serving_over(addr, self.client_tls.as_ref()).await;
         addr
     }
 
     /// A participant client for another replica's address.
     pub async fn participants_at(&self, addr: SocketAddr, token: Option<&str>) -> Participants {
-        ParticipantServiceClient::with_interceptor(channel(addr).await, bearer(token))
+        ParticipantServiceClient::with_interceptor(self.channel(addr).await, bearer(token))
+    }
+
+    /// A channel to one of the stack's services, over TLS when it serves TLS.
+    pub async fn channel(&self, addr: SocketAddr) -> Channel {
+        match &self.client_tls {
+            Some(tls) => tls_channel(addr, tls).await.unwrap_or_else(|e| panic!("connect to https://{addr}: {e}")),
+            None => channel(addr).await,
+        }
     }
 
     pub fn token(&self, role: Role, school: Option<&str>, delivery_partners: &[&str]) -> String {
@@ -305,15 +323,15 @@ impl Stack {
     }
 
     pub async fn participants(&self, token: Option<&str>) -> Participants {
-        ParticipantServiceClient::with_interceptor(channel(self.participant_addr).await, bearer(token))
+        ParticipantServiceClient::with_interceptor(self.channel(self.participant_addr).await, bearer(token))
     }
 
     pub async fn content(&self, token: Option<&str>) -> Content {
-        ContentReleaseServiceClient::with_interceptor(channel(self.content_addr).await, bearer(token))
+        ContentReleaseServiceClient::with_interceptor(self.channel(self.content_addr).await, bearer(token))
     }
 
     pub async fn payments(&self, token: Option<&str>) -> Payments {
-        PaymentsServiceClient::with_interceptor(channel(self.payments_addr).await, bearer(token))
+        PaymentsServiceClient::with_interceptor(self.channel(self.payments_addr).await, bearer(token))
     }
 }
 
@@ -354,12 +372,28 @@ pub async fn channel(addr: SocketAddr) -> Channel {
         .expect("connect")
 }
 
-async fn wait_until_serving(addr: SocketAddr) {
+/// A channel to `https://addr` with the given TLS (the stack's CA, and a
+/// client certificate if it has one); the error says why TLS failed.
+pub async fn tls_channel(addr: SocketAddr, tls: &ClientTls) -> Result<Channel, String> {
+    tls.endpoint(&format!("https://{addr}"), None)
+        .map_err(|e| format!("{e:#}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| steplab_platform::tls::error_chain(&e))
+}
+
+async fn wait_until_serving_over(addr: SocketAddr, tls: Option<&ClientTls>) {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await {
+        let connected = match tls {
+            Some(tls) => tls_channel(addr, tls).await.ok(),
+            None => Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.ok(),
+        };
+        if let Some(channel) = connected {
             let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
             if answer.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32) {
                 return;

@@ -60,7 +60,7 @@ pub async fn run(
     let db = Database::open(&config.content.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
     let _observing = observability::start(config.metrics_listen, ServiceName::ContentRelease, &db)?;
-    let service = service::ContentRelease::new(db, config.clock(), curriculum);
+    let service = service::ContentRelease::new(db.clone(), config.clock(), curriculum);
     service
         .reconcile_curriculum()
         .await
@@ -72,7 +72,9 @@ pub async fn run(
     let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
     // Metrics and request ids for the business service only, not health or reflection.
     // Shed calls past the global cap are still counted by `Observed`.
-    let svc = Observed::new(ServiceName::ContentRelease, Limited::new(&limits, svc));
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits };
+    // The audit log is in the service's own database.
+    let svc = Observed::new(ServiceName::ContentRelease, db, Limited::new(&limits, svc));
+    let tls = steplab_platform::tls::server_config(&config.tls)?;
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }

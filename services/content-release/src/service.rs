@@ -120,6 +120,11 @@ impl ContentRelease {
         Self { db, clock, curriculum }
     }
 
+    /// The service's database, where the platform keeps its audit log.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// Runs one service-to-service command in one write transaction: takes
     /// the learner's lock (`lock`: the command needs an enrolled learner),
     /// answers a repeated command_id from its stored acknowledgement, applies

@@ -1,9 +1,13 @@
 //! The gRPC adapter: each handler takes the caller, calls the use case, and
 //! maps the error. No rules and no SQL here.
+//! A handler whose request names a participant notes it first, so the
+//! call's audit entry names it even when the call is refused.
 
 use crate::service::Registry;
 use std::pin::Pin;
-use steplab_platform::Caller;
+use steplab_platform::observability;
+use steplab_platform::{Caller, audit};
+use steplab_proto::steplab::common::v1 as common;
 use steplab_proto::steplab::participant::v1 as pb;
 use steplab_proto::steplab::participant::v1::participant_service_server::ParticipantService;
 use tonic::{Request, Response, Status};
@@ -82,6 +86,7 @@ impl ParticipantService for ParticipantGrpc {
     }
 
     async fn get_participant(&self, request: Request<pb::GetParticipantRequest>) -> Answer<pb::GetParticipantResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.get(caller, request.into_inner()).await?))
     }
@@ -95,6 +100,7 @@ impl ParticipantService for ParticipantGrpc {
     }
 
     async fn assign_mentor(&self, request: Request<pb::AssignMentorRequest>) -> Answer<pb::AssignMentorResponse> {
+        observability::note_participant(&request.get_ref().ect_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.assign_mentor(caller, request.into_inner()).await?))
     }
@@ -103,11 +109,13 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::GetParticipantHistoryRequest>,
     ) -> Answer<pb::GetParticipantHistoryResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.history(caller, request.into_inner()).await?))
     }
 
     async fn move_school(&self, request: Request<pb::MoveSchoolRequest>) -> Answer<pb::MoveSchoolResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.move_school(caller, request.into_inner()).await?))
     }
@@ -116,16 +124,19 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::PauseParticipantRequest>,
     ) -> Answer<pb::PauseParticipantResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.pause(caller, request.into_inner()).await?))
     }
 
     async fn extend_pause(&self, request: Request<pb::ExtendPauseRequest>) -> Answer<pb::ExtendPauseResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.extend_pause(caller, request.into_inner()).await?))
     }
 
     async fn end_pause(&self, request: Request<pb::EndPauseRequest>) -> Answer<pb::EndPauseResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.end_pause(caller, request.into_inner()).await?))
     }
@@ -134,6 +145,7 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::DeferParticipantRequest>,
     ) -> Answer<pb::DeferParticipantResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.defer(caller, request.into_inner()).await?))
     }
@@ -142,11 +154,13 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::ChangeReturnDateRequest>,
     ) -> Answer<pb::ChangeReturnDateResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.change_return_date(caller, request.into_inner()).await?))
     }
 
     async fn record_return(&self, request: Request<pb::RecordReturnRequest>) -> Answer<pb::RecordReturnResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.record_return(caller, request.into_inner()).await?))
     }
@@ -155,6 +169,7 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::WithdrawParticipantRequest>,
     ) -> Answer<pb::WithdrawParticipantResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.withdraw(caller, request.into_inner()).await?))
     }
@@ -163,6 +178,7 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::RequestReinstatementRequest>,
     ) -> Answer<pb::RequestReinstatementResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.request_reinstatement(caller, request.into_inner()).await?))
     }
@@ -171,6 +187,7 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::RequestReleaseStartChangeRequest>,
     ) -> Answer<pb::RequestReleaseStartChangeResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.request_release_start_change(caller, request.into_inner()).await?))
     }
@@ -179,6 +196,7 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::RequestKeepMentorRequest>,
     ) -> Answer<pb::RequestKeepMentorResponse> {
+        observability::note_participant(&request.get_ref().mentor_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.request_keep_mentor(caller, request.into_inner()).await?))
     }
@@ -218,6 +236,7 @@ impl ParticipantService for ParticipantGrpc {
         &self,
         request: Request<pb::RetryParkedCommandsRequest>,
     ) -> Answer<pb::RetryParkedCommandsResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.retry_parked(caller, request.into_inner()).await?))
     }
@@ -231,7 +250,16 @@ impl ParticipantService for ParticipantGrpc {
     }
 
     async fn get_sync_status(&self, request: Request<pb::GetSyncStatusRequest>) -> Answer<pb::GetSyncStatusResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.sync_status(caller, request.into_inner()).await?))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        request: Request<common::ListAuditEntriesRequest>,
+    ) -> Answer<common::ListAuditEntriesResponse> {
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(audit::list_entries(self.registry.database(), &caller, request.into_inner()).await?))
     }
 }

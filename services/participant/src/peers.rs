@@ -4,6 +4,7 @@
 use crate::error::ServiceError;
 use std::sync::Arc;
 use steplab_platform::outbox::TokenSource;
+use steplab_platform::tls::ClientTls;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::content::v1 as content;
 use steplab_proto::steplab::content::v1::content_release_service_client::ContentReleaseServiceClient;
@@ -21,9 +22,15 @@ pub struct Peers {
 
 impl Peers {
     /// Connects lazily: a peer that is down only fails the check that needs it.
-    pub fn new(content_url: &str, payments_url: &str, tokens: Arc<dyn TokenSource>) -> anyhow::Result<Self> {
+    /// An `https://` peer is reached over TLS as `tls` says.
+    pub fn new(
+        content_url: &str,
+        payments_url: &str,
+        tls: &ClientTls,
+        tokens: Arc<dyn TokenSource>,
+    ) -> anyhow::Result<Self> {
         let channel = |url: &str| -> anyhow::Result<Channel> {
-            Ok(Channel::from_shared(url.to_owned())?.timeout(std::time::Duration::from_secs(10)).connect_lazy())
+            Ok(tls.endpoint(url, None)?.timeout(std::time::Duration::from_secs(10)).connect_lazy())
         };
         Ok(Self {
             content: ContentReleaseServiceClient::new(channel(content_url)?),

@@ -44,7 +44,7 @@ pub async fn run(
     let db = Database::open(&config.payments.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
     let _observing = observability::start(config.metrics_listen, ServiceName::Payments, &db)?;
-    let payments = service::Payments::new(db, config.clock(), book);
+    let payments = service::Payments::new(db.clone(), config.clock(), book);
     payments.prepare().await?;
     let limits = config.limits;
     let svc = PaymentsServiceServer::new(grpc::PaymentsGrpc::new(payments))
@@ -53,7 +53,9 @@ pub async fn run(
     let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
     // Metrics and request ids for the business service only, not health or reflection.
     // Shed calls past the global cap are still counted by `Observed`.
-    let svc = Observed::new(ServiceName::Payments, Limited::new(&limits, svc));
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits };
+    // The audit log is in the service's own database.
+    let svc = Observed::new(ServiceName::Payments, db, Limited::new(&limits, svc));
+    let tls = steplab_platform::tls::server_config(&config.tls)?;
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls };
     server::run(listener, hosted, shutdown, config.drain_timeout).await
 }

@@ -169,6 +169,11 @@ impl Payments {
         Self { db, clock, book: Arc::new(book) }
     }
 
+    /// The service's database, where the platform keeps its audit log.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// Start-up: every payee's schedule must be loaded, and the stored
     /// window outcomes must have been computed under the loaded schedules
     /// (a new schedules file changes amounts and windows): when the

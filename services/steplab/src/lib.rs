@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use std::time::Duration;
 use steplab_platform::auth::Role;
 use steplab_platform::config::{Config, ServiceName};
+use steplab_platform::tls::ClientTls;
 
 #[derive(Debug, Parser)]
 #[command(name = "steplab", version, about = "Steplab programme services: participant, content-release and payments")]
@@ -56,6 +57,15 @@ pub enum Command {
         /// How long to wait for the answer.
         #[arg(long, default_value_t = 3)]
         timeout_seconds: u64,
+        /// Ask over TLS. Implied when STEPLAB_TLS_CERT_FILE or
+        /// STEPLAB_TLS_CA_FILE is set; the server's certificate is checked
+        /// against STEPLAB_TLS_CA_FILE (else the webpki roots).
+        #[arg(long)]
+        tls: bool,
+        /// The name the server's certificate must carry, when it is not the
+        /// --addr host (e.g. a DNS name while asking 127.0.0.1).
+        #[arg(long)]
+        tls_server_name: Option<String>,
     },
 }
 
@@ -88,27 +98,32 @@ pub fn default_health_addr(config: &Config, service: Option<ServiceName>) -> Str
 
 /// One `grpc.health.v1.Health/Check` call; `service` "" is the server as a whole.
 pub async fn check_health(addr: &str, service: &str, timeout: Duration) -> Health {
+    check_health_over(addr, service, timeout, None, None).await
+}
+
+/// [`check_health`], over TLS when `tls` is given (verifying the server's
+/// certificate for `server_name`, else for the host of `addr`).
+pub async fn check_health_over(
+    addr: &str,
+    service: &str,
+    timeout: Duration,
+    tls: Option<&ClientTls>,
+    server_name: Option<&str>,
+) -> Health {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+    let endpoint = match tls {
+        Some(tls) => tls.endpoint(&format!("https://{addr}"), server_name),
+        None => ClientTls::default().endpoint(&format!("http://{addr}"), None),
+    };
+    let endpoint = match endpoint {
         Ok(endpoint) => endpoint.connect_timeout(timeout).timeout(timeout),
-        Err(_) => return Health::Unreachable(format!("`{addr}` is not HOST:PORT")),
+        Err(e) => return Health::Unreachable(format!("`{addr}` is not HOST:PORT ({e:#})")),
     };
     let channel = match endpoint.connect().await {
         Ok(channel) => channel,
-        Err(e) => {
-            // tonic's transport error says only "transport error"; the cause is in its sources.
-            let mut parts = vec![e.to_string()];
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                let part = cause.to_string();
-                if !parts.iter().any(|p| p.contains(&part)) {
-                    parts.push(part);
-                }
-                source = cause.source();
-            }
-            return Health::Unreachable(format!("cannot connect: {}", parts.join(": ")));
-        }
+        // tonic's transport error says only "transport error"; the cause is in its sources.
+        Err(e) => return Health::Unreachable(format!("cannot connect: {}", steplab_platform::tls::error_chain(&e))),
     };
     match HealthClient::new(channel).check(HealthCheckRequest { service: service.to_owned() }).await {
         Ok(answer) => match ServingStatus::try_from(answer.into_inner().status) {

@@ -12,14 +12,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 use steplab::{Cli, Command, Health};
 use steplab_platform::auth::{self, Role, TokenRequest};
-use steplab_platform::config::{Config, DatabaseUrl, JwtSecretSource, ServiceName};
+use steplab_platform::config::{Config, DatabaseUrl, JwtSecretSource, ServiceName, TlsFiles};
+use steplab_platform::tls::ClientTls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Health { addr, service, timeout_seconds } = cli.command {
-        return health(addr, service, timeout_seconds);
+    if let Command::Health { addr, service, timeout_seconds, tls, tls_server_name } = cli.command {
+        return health(addr, service, timeout_seconds, tls, tls_server_name);
     }
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -47,7 +48,31 @@ fn main() -> ExitCode {
 }
 
 /// `steplab health`: exit 0 when SERVING, 1 otherwise (a compose healthcheck).
-fn health(addr: Option<String>, service: Option<ServiceName>, timeout_seconds: u64) -> ExitCode {
+/// Over TLS with `--tls`, or when the environment has STEPLAB_TLS_CERT_FILE
+/// (the server's own, as in an exec probe) or STEPLAB_TLS_CA_FILE.
+fn health(
+    addr: Option<String>,
+    service: Option<ServiceName>,
+    timeout_seconds: u64,
+    tls: bool,
+    tls_server_name: Option<String>,
+) -> ExitCode {
+    let tls = match TlsFiles::from_env() {
+        Ok(files) if tls || files.cert_file.is_some() || files.ca_file.is_some() => {
+            match ClientTls::from_files(&files) {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    eprintln!("configuration error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let addr = match addr {
         Some(addr) => addr,
         None => match Config::from_env() {
@@ -63,9 +88,16 @@ fn health(addr: Option<String>, service: Option<ServiceName>, timeout_seconds: u
         Some(name) => format!("{} ({grpc_service}) at {addr}", name.as_str()),
         None => format!("the server at {addr}"),
     };
+    let what = if tls.is_some() { format!("{what} (TLS)") } else { what };
     let timeout = Duration::from_secs(timeout_seconds.max(1));
     let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(steplab::check_health(&addr, grpc_service, timeout)),
+        Ok(rt) => rt.block_on(steplab::check_health_over(
+            &addr,
+            grpc_service,
+            timeout,
+            tls.as_ref(),
+            tls_server_name.as_deref(),
+        )),
         Err(e) => Health::Unreachable(format!("cannot start the runtime: {e}")),
     };
     match outcome {
@@ -79,6 +111,9 @@ fn health(addr: Option<String>, service: Option<ServiceName>, timeout_seconds: u
         }
         Health::Unreachable(why) => {
             eprintln!("{what}: no answer ({why})");
+            if tls.is_none() {
+                eprintln!("(if the server serves TLS, add --tls, or set STEPLAB_TLS_CA_FILE to the CA that signed it)");
+            }
             ExitCode::FAILURE
         }
     }
@@ -250,9 +285,15 @@ fn print_welcome(config: &Config, secret: Option<&[u8]>) -> anyhow::Result<()> {
     }
     println!();
     println!("Try:");
-    println!("  grpcurl -plaintext {participant} list");
+    // With TLS on the listeners answer only TLS: grpcurl trusts the CA file.
+    let transport = match (config.tls.serves_tls(), &config.tls.ca_file) {
+        (false, _) => "-plaintext".to_owned(),
+        (true, Some(ca)) => format!("-cacert {}", ca.display()),
+        (true, None) => "-cacert CA.pem".to_owned(),
+    };
+    println!("  grpcurl {transport} {participant} list");
     println!(
-        "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"name\": \"North Region\"}}' {participant} steplab.participant.v1.ParticipantService/CreateDeliveryPartner"
+        "  grpcurl {transport} -H \"authorization: Bearer $TOKEN\" -d '{{\"name\": \"North Region\"}}' {participant} steplab.participant.v1.ParticipantService/CreateDeliveryPartner"
     );
     println!();
     println!("Stop with Ctrl-C.");

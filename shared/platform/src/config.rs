@@ -184,6 +184,69 @@ pub struct IdentityProvider {
     pub audience: String,
 }
 
+/// Optional TLS (rustls), from PEM files. The files themselves are read and
+/// checked by [`crate::tls`] at start-up, so an unreadable or malformed file
+/// stops the service with an error naming its variable and path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `STEPLAB_TLS_CERT_FILE`: the server's certificate chain (leaf first).
+    /// With it (and the key) every service listener serves TLS only.
+    pub cert_file: Option<PathBuf>,
+    /// `STEPLAB_TLS_KEY_FILE`: the private key of that certificate.
+    pub key_file: Option<PathBuf>,
+    /// `STEPLAB_TLS_CA_FILE`: the root certificate(s) clients trust (the
+    /// relay, the consistency check's reads, `steplab health`) on an
+    /// `https://` target; without it, the webpki (Mozilla) roots.
+    pub ca_file: Option<PathBuf>,
+    /// `STEPLAB_TLS_CLIENT_CA_FILE`: mutual TLS. The root certificate(s) a
+    /// client's certificate must chain to; a client without one is refused.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads the TLS variables alone (`steplab health` needs no more).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let path = |variable: &str| lookup(variable).filter(|v| !v.trim().is_empty()).map(|v| PathBuf::from(v.trim()));
+        let files = TlsFiles {
+            cert_file: path("STEPLAB_TLS_CERT_FILE"),
+            key_file: path("STEPLAB_TLS_KEY_FILE"),
+            ca_file: path("STEPLAB_TLS_CA_FILE"),
+            client_ca_file: path("STEPLAB_TLS_CLIENT_CA_FILE"),
+        };
+        match (&files.cert_file, &files.key_file) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "STEPLAB_TLS_KEY_FILE",
+                    "is required with STEPLAB_TLS_CERT_FILE: set both (the certificate chain and its private key) or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "STEPLAB_TLS_CERT_FILE",
+                    "is required with STEPLAB_TLS_KEY_FILE: set both (the certificate chain and its private key) or neither",
+                ));
+            }
+            _ => {}
+        }
+        if files.client_ca_file.is_some() && files.cert_file.is_none() {
+            return Err(ConfigError::new(
+                "STEPLAB_TLS_CLIENT_CA_FILE",
+                "has no effect without STEPLAB_TLS_CERT_FILE and STEPLAB_TLS_KEY_FILE: mutual TLS needs TLS on",
+            ));
+        }
+        Ok(files)
+    }
+
+    /// Whether the service listeners serve TLS (certificate and key set).
+    pub fn serves_tls(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
+}
+
 /// The whole configuration of a Steplab deployment; each service reads its part.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -226,6 +289,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Message size, concurrency and rate limits of the business services.
     pub limits: crate::limits::Limits,
+    /// Optional TLS for every listener and for the participant service's
+    /// clients (`STEPLAB_TLS_*`).
+    pub tls: TlsFiles,
 }
 
 #[derive(Debug, Clone)]
@@ -258,13 +324,18 @@ impl Config {
         let participant = service(ServiceName::Participant)?;
         let content = service(ServiceName::ContentRelease)?;
         let payments = service(ServiceName::Payments)?;
+        let tls = TlsFiles::from_lookup(&lookup)?;
+        // The default targets are this deployment's own listeners: https
+        // when they serve TLS (the certificate must then be valid for the
+        // address, e.g. 127.0.0.1, as `steplab up` connects to it).
+        let scheme = if tls.serves_tls() { "https" } else { "http" };
         let content_url = match get("STEPLAB_CONTENT_URL") {
             Some(raw) => parse_url("STEPLAB_CONTENT_URL", &raw)?,
-            None => format!("http://{}", connectable(content.listen)),
+            None => format!("{scheme}://{}", connectable(content.listen)),
         };
         let payments_url = match get("STEPLAB_PAYMENTS_URL") {
             Some(raw) => parse_url("STEPLAB_PAYMENTS_URL", &raw)?,
-            None => format!("http://{}", connectable(payments.listen)),
+            None => format!("{scheme}://{}", connectable(payments.listen)),
         };
         let jwt_secret = match lookup("STEPLAB_JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
@@ -367,6 +438,7 @@ impl Config {
         let curriculum_file = get("STEPLAB_CURRICULUM_FILE").map(PathBuf::from);
         let schedules_file = get("STEPLAB_SCHEDULES_FILE").map(PathBuf::from);
         Ok(Config {
+            tls,
             limits,
             metrics_listen,
             relay_max_attempts,
@@ -429,7 +501,10 @@ fn parse_url(variable: &str, raw: &str) -> Result<String, ConfigError> {
     if (raw.starts_with("http://") || raw.starts_with("https://")) && raw.len() > "https://".len() {
         Ok(raw.trim_end_matches('/').to_owned())
     } else {
-        Err(ConfigError::new(variable, format!("`{raw}` is not a URL: use http://HOST:PORT")))
+        Err(ConfigError::new(
+            variable,
+            format!("`{raw}` is not a URL: use http://HOST:PORT (or https://HOST:PORT for TLS)"),
+        ))
     }
 }
 
@@ -530,6 +605,46 @@ mod tests {
                 max_concurrent_requests: 32,
                 rate_limit_per_minute: 0,
             }
+        );
+    }
+
+    #[test]
+    fn tls_certificate_and_key_come_together_and_make_the_default_targets_https() {
+        let cert = ("STEPLAB_TLS_CERT_FILE", "/etc/steplab/tls/tls.crt");
+        let key = ("STEPLAB_TLS_KEY_FILE", "/etc/steplab/tls/tls.key");
+        let ca = ("STEPLAB_TLS_CA_FILE", "/etc/steplab/tls/ca.crt");
+        let client_ca = ("STEPLAB_TLS_CLIENT_CA_FILE", "/etc/steplab/tls/clients.crt");
+        // One alone is an error naming the other, and the message names both.
+        let err = config(&[cert]).expect_err("cert alone");
+        assert_eq!(err.variable, "STEPLAB_TLS_KEY_FILE");
+        assert!(err.to_string().contains("STEPLAB_TLS_CERT_FILE"), "{err}");
+        let err = config(&[key]).expect_err("key alone");
+        assert_eq!(err.variable, "STEPLAB_TLS_CERT_FILE");
+        assert!(err.to_string().contains("STEPLAB_TLS_KEY_FILE"), "{err}");
+        assert_eq!(config(&[client_ca]).expect_err("mtls without tls").variable, "STEPLAB_TLS_CLIENT_CA_FILE");
+
+        // Off by default: plaintext listeners and http targets.
+        let plain = config(&[]).expect("defaults");
+        assert_eq!(plain.tls, TlsFiles::default());
+        assert!(!plain.tls.serves_tls());
+        assert_eq!(plain.payments_url, "http://127.0.0.1:50053");
+
+        let c = config(&[cert, key, ca, client_ca, ("STEPLAB_CONTENT_LISTEN", "0.0.0.0:6000")]).expect("tls");
+        assert!(c.tls.serves_tls());
+        assert_eq!(c.tls.key_file, Some(PathBuf::from("/etc/steplab/tls/tls.key")));
+        assert_eq!(c.tls.ca_file, Some(PathBuf::from("/etc/steplab/tls/ca.crt")));
+        assert_eq!(c.tls.client_ca_file, Some(PathBuf::from("/etc/steplab/tls/clients.crt")));
+        assert_eq!(c.content_url, "https://127.0.0.1:6000");
+        assert_eq!(c.payments_url, "https://127.0.0.1:50053");
+        // An explicit URL is kept as given; a CA alone only affects clients.
+        let c = config(&[cert, key, ("STEPLAB_PAYMENTS_URL", "https://payments.steplab.svc:50053")]).expect("url");
+        assert_eq!(c.payments_url, "https://payments.steplab.svc:50053");
+        let c = config(&[ca]).expect("ca alone");
+        assert!(!c.tls.serves_tls());
+        assert_eq!(c.content_url, "http://127.0.0.1:50052");
+        assert_eq!(
+            TlsFiles::from_lookup(|k| (k == cert.0).then(|| cert.1.to_owned())).expect_err("alone").variable,
+            key.0
         );
     }
 

@@ -67,8 +67,11 @@ impl std::fmt::Display for FieldViolations {
     }
 }
 
-/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing each field.
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing each field. The
+/// current call's audit entry names the fields (never the descriptions,
+/// which quote the caller's values).
 pub fn invalid_argument(violations: &FieldViolations) -> Status {
+    crate::observability::note_refusal(crate::observability::Refusal::Fields(field_list(violations)));
     let mut details = ErrorDetails::new();
     for v in &violations.0 {
         details.add_bad_request_violation(v.field.clone(), v.description.clone());
@@ -76,9 +79,34 @@ pub fn invalid_argument(violations: &FieldViolations) -> Status {
     Status::with_error_details(Code::InvalidArgument, format!("invalid request: {violations}"), details)
 }
 
+/// The longest field list an audit entry keeps (a request with thousands of
+/// bad repeated fields must not make a huge row).
+const MAX_FIELD_LIST: usize = 500;
+
+/// The malformed fields, comma separated, each once, cut short with `...`.
+fn field_list(violations: &FieldViolations) -> String {
+    let mut list = String::new();
+    for field in violations.0.iter().map(|v| v.field.as_str()) {
+        if list.split(',').any(|seen| seen == field) {
+            continue;
+        }
+        if list.len() + field.len() + 1 > MAX_FIELD_LIST {
+            list.push_str(",...");
+            break;
+        }
+        if !list.is_empty() {
+            list.push(',');
+        }
+        list.push_str(field);
+    }
+    list
+}
+
 /// FAILED_PRECONDITION for a rule that refuses, with `google.rpc.ErrorInfo`
 /// (`domain` = the proto package, `reason` = an UPPER_SNAKE id).
+/// The current call's audit entry keeps the reason (never the message).
 pub fn failed_precondition(domain: &str, reason: &str, message: impl Into<String>) -> Status {
+    crate::observability::note_refusal(crate::observability::Refusal::Rule(reason.to_owned()));
     let details = ErrorDetails::with_error_info(reason, domain, std::collections::HashMap::<String, String>::new());
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
@@ -193,6 +221,21 @@ mod tests {
             .map(|f| f.field.clone())
             .collect();
         assert_eq!(fields, ["name", "urn"]);
+    }
+
+    #[test]
+    fn the_audited_field_list_names_each_field_once_and_stays_short() {
+        let mut v = FieldViolations::default();
+        v.push(FieldViolation::new("start_date", "a"));
+        v.push(FieldViolation::new("note", "b"));
+        v.push(FieldViolation::new("start_date", "c"));
+        assert_eq!(field_list(&v), "start_date,note");
+        let mut many = FieldViolations::default();
+        for i in 0..1000 {
+            many.push(FieldViolation::new(format!("modules[{i}]"), "bad"));
+        }
+        let list = field_list(&many);
+        assert!(list.len() <= MAX_FIELD_LIST + 4 && list.ends_with(",..."), "{list}");
     }
 
     #[test]

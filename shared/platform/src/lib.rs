@@ -2,9 +2,10 @@
 //! configuration from the environment, the database layer (one diesel code
 //! path for SQLite and PostgreSQL), JWT auth, the error mapping to gRPC
 //! status codes, `google.type.Date` conversions, the pinnable clock, logging,
-//! request idempotency, metrics and request ids, and the server bootstrap (health, reflection, graceful
+//! request idempotency, metrics and request ids, the audit log, and the server bootstrap (health, reflection, graceful
 //! shutdown).
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod outbox;
 pub mod paging;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 
 pub use auth::{Caller, Role, Scope};
 pub use clock::Clock;

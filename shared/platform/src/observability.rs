@@ -12,6 +12,8 @@
 //! * The context reaches diesel closures on the blocking pool too (see
 //!   [`crate::db::Database::read`]), so a service can stamp the request id on
 //!   the outbox commands a request causes.
+//! * It also records the call in the service's audit log (see
+//!   [`crate::audit`]) when no write transaction of the call already did.
 
 use crate::auth::{Caller, Role};
 use crate::config::ServiceName;
@@ -21,6 +23,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -125,11 +128,63 @@ pub struct CallContext {
     pub rpc: String,
     actor: OnceLock<(String, Role)>,
     participant_id: OnceLock<String>,
+    /// Why the call was refused, for its audit entry.
+    refusal: Mutex<Option<Refusal>>,
+    /// Set once the call's audit entry has committed.
+    audited: AtomicBool,
 }
+
+/// What an audit entry may say about a refusal: never the message, which can
+/// echo personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A rule's ErrorInfo reason, e.g. `PAUSE_TOO_LONG`.
+    Rule(String),
+    /// The malformed fields, comma separated.
+    Fields(String),
+}
+
+/// The longest participant id a call context keeps; longer is not an id.
+const MAX_PARTICIPANT_ID: usize = 100;
 
 impl CallContext {
     pub fn new(request_id: String, rpc: String) -> Self {
-        Self { request_id, rpc, actor: OnceLock::new(), participant_id: OnceLock::new() }
+        Self {
+            request_id,
+            rpc,
+            actor: OnceLock::new(),
+            participant_id: OnceLock::new(),
+            refusal: Mutex::new(None),
+            audited: AtomicBool::new(false),
+        }
+    }
+
+    /// Who is calling, once the auth interceptor has verified the token.
+    pub fn actor(&self) -> Option<(&str, Role)> {
+        self.actor.get().map(|(sub, role)| (sub.as_str(), *role))
+    }
+
+    pub fn participant_id(&self) -> Option<&str> {
+        self.participant_id.get().map(String::as_str)
+    }
+
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// A mutating call whose audit entry is not yet committed: its next
+    /// successful write transaction carries the entry.
+    pub fn awaits_audit_entry(&self) -> bool {
+        !is_read(&self.rpc) && !self.is_audited()
+    }
+
+    pub fn is_audited(&self) -> bool {
+        self.audited.load(Ordering::Acquire)
+    }
+
+    /// Called once the transaction holding the call's audit entry committed.
+    pub fn mark_audited(&self) {
+        self.audited.store(true, Ordering::Release);
     }
 
     /// Records who is calling (the auth interceptor does).
@@ -137,9 +192,25 @@ impl CallContext {
         let _ = self.actor.set((caller.sub.clone(), caller.role()));
     }
 
-    /// Records the participant the call is about; the first one wins.
+    /// Records the participant the call is about; the first one wins. A
+    /// UUID is kept in canonical form (so an upper-case id in a request is
+    /// found under the id the service issued); anything empty, long or
+    /// unprintable cannot be an id and is not kept, so the audit log never
+    /// stores arbitrary text from a request.
     pub fn set_participant(&self, participant_id: &str) {
-        let _ = self.participant_id.set(participant_id.to_owned());
+        let id = match uuid::Uuid::parse_str(participant_id) {
+            Ok(uuid) => uuid.hyphenated().to_string(),
+            Err(_) => participant_id.to_owned(),
+        };
+        let usable = !id.is_empty() && id.len() <= MAX_PARTICIPANT_ID && id.bytes().all(|b| b.is_ascii_graphic());
+        if usable {
+            let _ = self.participant_id.set(id);
+        }
+    }
+
+    /// Records why the call is refused; the last one made into a status wins.
+    pub fn set_refusal(&self, refusal: Refusal) {
+        *self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refusal);
     }
 }
 
@@ -165,6 +236,14 @@ pub fn current_request_id() -> Option<String> {
 pub fn note_participant(participant_id: &str) {
     if let Some(call) = current() {
         call.set_participant(participant_id);
+    }
+}
+
+/// Notes why the current call is refused, for its audit entry (the platform's
+/// status constructors in [`crate::error`] do).
+pub fn note_refusal(refusal: Refusal) {
+    if let Some(call) = current() {
+        call.set_refusal(refusal);
     }
 }
 
@@ -213,16 +292,29 @@ pub fn is_read(rpc: &str) -> bool {
     ["Get", "List", "Watch", "Check"].iter().any(|prefix| rpc.starts_with(prefix))
 }
 
-/// Wraps one business service: metrics, request id, span and call log.
+/// Wraps one business service: metrics, request id, span, call log and
+/// audit entry.
 #[derive(Debug, Clone)]
 pub struct Observed<S> {
     inner: S,
     service: &'static str,
+    /// The service's own database, where its audit log lives.
+    db: Database,
+    /// Bounds the audit writes of refused calls in flight: those are made
+    /// after the concurrency limit's permit is returned, and a flood of
+    /// calls without a token (never rate limited) must not take every
+    /// database connection from the calls being served. A flood waits here
+    /// instead, which slows the flood.
+    audit_writers: Arc<tokio::sync::Semaphore>,
 }
 
+/// Audit writes of refused calls in flight per service (see [`Observed`]).
+const AUDIT_WRITERS: usize = 2;
+
 impl<S> Observed<S> {
-    pub fn new(service: ServiceName, inner: S) -> Self {
-        Self { inner, service: service.as_str() }
+    pub fn new(service: ServiceName, db: Database, inner: S) -> Self {
+        let audit_writers = Arc::new(tokio::sync::Semaphore::new(AUDIT_WRITERS));
+        Self { inner, service: service.as_str(), db, audit_writers }
     }
 }
 
@@ -234,7 +326,10 @@ impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Observed<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    // Held across the audit write.
+    S::Error: Send,
     ReqBody: Send + 'static,
+    ResBody: Send,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -249,6 +344,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let service = self.service;
+        let db = self.db.clone();
+        let audit_writers = Arc::clone(&self.audit_writers);
         let rpc = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
         let request_id = incoming_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let header = http::HeaderValue::from_str(&request_id).ok();
@@ -261,10 +358,11 @@ where
         let started = Instant::now();
         Box::pin(CALL.scope(Arc::clone(&call), async move {
             let result = inner.call(request).instrument(span.clone()).await;
-            let code = match &result {
-                Ok(response) => code_name(response_code(response.headers())),
-                Err(_) => code_name(tonic::Code::Unknown),
+            let status = match &result {
+                Ok(response) => response_code(response.headers()),
+                Err(_) => tonic::Code::Unknown,
             };
+            let code = code_name(status);
             let elapsed = started.elapsed();
             metrics::counter!(REQUESTS_TOTAL, "service" => service, "rpc" => rpc.clone(), "code" => code.clone())
                 .increment(1);
@@ -282,6 +380,16 @@ where
                 tracing::info!(request_id = %request_id, rpc = %rpc, participant_id, sub, role, outcome = %code, millis, "call");
             }
             drop(_entered);
+            // Before the answer leaves, so a caller that has its answer finds
+            // the entry. A failed audit write does not change the answer.
+            if crate::audit::is_audited(&rpc, status) && !call.is_audited() {
+                let entry = crate::audit::NewEntry::for_call(&call, status, chrono::Utc::now().naive_utc());
+                // The semaphore is never closed; without a permit the write goes ahead.
+                let _permit = audit_writers.acquire().await.ok();
+                if let Err(e) = db.read(move |conn| crate::audit::record(conn, &entry)).await {
+                    tracing::error!(parent: &span, error = %e, rpc = %rpc, outcome = %code, "could not record the audit entry");
+                }
+            }
             result.map(|mut response| {
                 if let Some(value) = header {
                     response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -326,6 +434,27 @@ mod tests {
     fn reads_are_told_from_mutations() {
         assert!(is_read("GetParticipant") && is_read("ListRequests") && is_read("WatchEvents"));
         assert!(!is_read("PauseParticipant") && !is_read("RetryParkedCommands") && !is_read("RecordReturn"));
+    }
+
+    #[test]
+    fn only_something_that_can_be_an_id_is_kept_as_the_participant() {
+        let call = CallContext::new("r".into(), "Pause".into());
+        call.set_participant("");
+        call.set_participant(&"x".repeat(MAX_PARTICIPANT_ID + 1));
+        call.set_participant("Ada Lovelace");
+        assert_eq!(call.participant_id(), None);
+        call.set_participant("0199C1A2-7B3C-7D4E-8F90-A1B2C3D4E5F6");
+        assert_eq!(call.participant_id(), Some("0199c1a2-7b3c-7d4e-8f90-a1b2c3d4e5f6"));
+    }
+
+    #[test]
+    fn a_mutating_call_awaits_its_audit_entry_until_marked() {
+        let read = CallContext::new("r".into(), "GetParticipant".into());
+        assert!(!read.awaits_audit_entry());
+        let write = CallContext::new("r".into(), "PauseParticipant".into());
+        assert!(write.awaits_audit_entry());
+        write.mark_audited();
+        assert!(!write.awaits_audit_entry() && write.is_audited());
     }
 
     #[test]

@@ -201,6 +201,8 @@ pub struct RelaySettings {
     pub max_attempts: i32,
     /// Commands in flight at once (each from a different group).
     pub batch: usize,
+    /// How `https://` targets are reached (roots, client certificate).
+    pub tls: crate::tls::ClientTls,
 }
 
 impl Default for RelaySettings {
@@ -213,6 +215,7 @@ impl Default for RelaySettings {
             max_backoff: Duration::from_secs(30),
             max_attempts: 50,
             batch: 64,
+            tls: crate::tls::ClientTls::default(),
         }
     }
 }
@@ -241,8 +244,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// `targets` maps a target name to its base URL (`http://host:port`);
-    /// channels connect lazily, so a target that is down is simply retried.
+    /// `targets` maps a target name to its base URL (`http://host:port`, or
+    /// `https://` for TLS with `settings.tls`); channels connect lazily, so a
+    /// target that is down is simply retried.
     pub fn new(
         db: Database,
         targets: &[(&str, &str)],
@@ -252,9 +256,8 @@ impl Relay {
     ) -> anyhow::Result<Self> {
         let mut channels = HashMap::new();
         for (name, url) in targets {
-            let endpoint = Channel::from_shared(url.to_string())?
-                .connect_timeout(settings.call_timeout)
-                .timeout(settings.call_timeout);
+            let endpoint =
+                settings.tls.endpoint(url, None)?.connect_timeout(settings.call_timeout).timeout(settings.call_timeout);
             channels.insert(name.to_string(), endpoint.connect_lazy());
         }
         Ok(Self { db, targets: channels, tokens, wake, settings })

@@ -19,6 +19,9 @@ pub struct Hosted {
     /// The per-connection concurrency limit comes from here; the other
     /// limits wrap `routes` (see [`crate::limits`]).
     pub limits: crate::limits::Limits,
+    /// TLS for the whole listener (business service, health and reflection),
+    /// from [`crate::tls::server_config`]; `None` serves plaintext.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// Serves until `shutdown` completes, then drains for at most `drain`.
@@ -59,10 +62,20 @@ pub async fn run(
         }
     };
 
-    tracing::info!(service = name, %addr, "serving");
+    let tls = hosted.tls.is_some();
+    tracing::info!(service = name, %addr, tls, "serving");
+    // With TLS every accepted connection goes through the handshake first
+    // (tonic applies the acceptor to the incoming stream); one that fails it
+    // is dropped without touching the services.
+    let builder = match hosted.tls {
+        Some(config) => {
+            Server::builder().tls_config(config).map_err(|e| anyhow::anyhow!("TLS: {}", crate::tls::error_chain(&e)))?
+        }
+        None => Server::builder(),
+    };
     // Past this many calls in progress on one connection, a call is shed with
     // RESOURCE_EXHAUSTED. Kubelet probes come on their own connections.
-    let server = Server::builder()
+    let server = builder
         .concurrency_limit_per_connection(hosted.limits.max_concurrent_per_connection.max(1))
         .load_shed(true)
         .add_routes(hosted.routes)

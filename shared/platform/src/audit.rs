@@ -1,0 +1,316 @@
+//! The audit log (issue 9): every call of a mutating RPC whatever its
+//! outcome, and every refused call of any RPC, recorded in the service's own
+//! database with actor, role, RPC, participant, outcome and time.
+//!
+//! Two writers, so that nothing is lost and nothing is recorded twice:
+//!
+//! * an accepted change commits its entry in the same transaction as the
+//!   change ([`crate::db::write_transaction`] adds it to the first write
+//!   transaction of a mutating call that succeeds);
+//! * everything else (refusals, errors, mutations that wrote nothing such as
+//!   a replay) is recorded by [`crate::observability::Observed`] after the
+//!   service answered and before the answer leaves.
+//!
+//! Calls shed for load (`RESOURCE_EXHAUSTED`: the global concurrency cap or
+//! a caller's rate limit) are not recorded: a write per shed call would
+//! defeat the shedding. Nothing secret is stored: never a token, a request
+//! body or an error message (messages can echo names); the `reason` is a
+//! rule's ErrorInfo reason or the names of the malformed fields.
+
+use crate::auth::{Caller, Role};
+use crate::db::{Database, DbConn, DbError};
+use crate::error::{FieldViolation, FieldViolations, ServiceError};
+use crate::observability::{self, CallContext, Refusal};
+use crate::paging;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use steplab_proto::steplab::common::v1 as pb;
+use tonic::Code;
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        recorded_at -> Timestamp,
+        request_id -> Text,
+        actor_sub -> Nullable<Text>,
+        actor_role -> Nullable<Text>,
+        rpc -> Text,
+        participant_id -> Nullable<Text>,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+    }
+}
+
+/// The longest `participant_id` or `actor_sub` a request may filter on.
+pub const MAX_FILTER_CHARS: usize = 200;
+
+/// An entry about to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct NewEntry {
+    pub recorded_at: NaiveDateTime,
+    pub request_id: String,
+    pub actor_sub: Option<String>,
+    pub actor_role: Option<String>,
+    pub rpc: String,
+    pub participant_id: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+impl NewEntry {
+    /// The entry of `call` answered with `code`: the actor the auth
+    /// interceptor found (none without a valid token), the participant the
+    /// service noted, and the refusal's reason when it matches the code.
+    pub fn for_call(call: &CallContext, code: Code, recorded_at: NaiveDateTime) -> Self {
+        let actor = call.actor();
+        let reason = match (code, call.refusal()) {
+            (Code::FailedPrecondition, Some(Refusal::Rule(reason))) => Some(reason),
+            (Code::InvalidArgument, Some(Refusal::Fields(fields))) => Some(fields),
+            _ => None,
+        };
+        NewEntry {
+            recorded_at,
+            request_id: call.request_id.clone(),
+            actor_sub: actor.map(|(sub, _)| sub.to_owned()),
+            actor_role: actor.map(|(_, role)| role.as_str().to_owned()),
+            rpc: call.rpc.clone(),
+            participant_id: call.participant_id().map(str::to_owned),
+            outcome: observability::code_name(code),
+            reason,
+        }
+    }
+}
+
+/// Whether a call answered with `code` is audited: every mutating call, and
+/// every refused one, except calls shed for load.
+pub fn is_audited(rpc: &str, code: Code) -> bool {
+    code != Code::ResourceExhausted && (code != Code::Ok || !observability::is_read(rpc))
+}
+
+/// One recorded entry.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+pub struct Entry {
+    pub id: i64,
+    pub recorded_at: NaiveDateTime,
+    pub request_id: String,
+    pub actor_sub: Option<String>,
+    pub actor_role: Option<String>,
+    pub rpc: String,
+    pub participant_id: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+pub fn record(conn: &mut DbConn, entry: &NewEntry) -> Result<(), DbError> {
+    diesel::insert_into(audit_log::table).values(entry).execute(conn)?;
+    Ok(())
+}
+
+/// Whose entries to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Participant(String),
+    Actor(String),
+    /// Every entry, calls without a valid token included: for operators with
+    /// database access and for tests, not offered over gRPC.
+    Everything,
+}
+
+/// One page of entries, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub subject: Subject,
+    /// The id of the last entry of the previous page.
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// Reads a `ListAuditEntriesRequest`, reporting every malformed field.
+pub fn query(request: &pb::ListAuditEntriesRequest) -> Result<Query, FieldViolations> {
+    let mut violations = FieldViolations::default();
+    let participant = violations.check(filter("participant_id", &request.participant_id));
+    let actor = violations.check(filter("actor_sub", &request.actor_sub));
+    let subject = match (participant, actor) {
+        (Some(Some(id)), Some(None)) => Some(Subject::Participant(id)),
+        (Some(None), Some(Some(sub))) => Some(Subject::Actor(sub)),
+        (Some(None), Some(None)) => {
+            violations.push(FieldViolation::new("participant_id", "give participant_id or actor_sub"));
+            None
+        }
+        (Some(Some(_)), Some(Some(_))) => {
+            violations.push(FieldViolation::new("actor_sub", "give participant_id or actor_sub, not both"));
+            None
+        }
+        // A violation is already recorded.
+        _ => None,
+    };
+    let limit = violations.check(paging::page_size(request.page_size));
+    let after = violations.check(paging::decode_token(&request.page_token).and_then(|key| {
+        match key {
+            None => Ok(None),
+            Some(key) => key
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id >= 0)
+                .map(Some)
+                .ok_or_else(|| FieldViolation::new("page_token", "is not a token from a previous response")),
+        }
+    }));
+    violations.finish(|| Some(Query { subject: subject?, after: after?, limit: limit? }))
+}
+
+/// An optional filter value: empty means not given; at most
+/// [`MAX_FILTER_CHARS`], no control characters.
+fn filter(field: &str, value: &str) -> Result<Option<String>, FieldViolation> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.chars().count() > MAX_FILTER_CHARS {
+        return Err(FieldViolation::new(field, format!("is longer than {MAX_FILTER_CHARS} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldViolation::new(field, "contains control characters"));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// One page of entries and whether more follow.
+pub fn list(conn: &mut DbConn, query: &Query) -> Result<(Vec<Entry>, bool), DbError> {
+    let mut select = audit_log::table.select(Entry::as_select()).order(audit_log::id.asc()).into_boxed();
+    select = match &query.subject {
+        Subject::Participant(id) => select.filter(audit_log::participant_id.eq(id.clone())),
+        Subject::Actor(sub) => select.filter(audit_log::actor_sub.eq(sub.clone())),
+        Subject::Everything => select,
+    };
+    if let Some(after) = query.after {
+        select = select.filter(audit_log::id.gt(after));
+    }
+    let mut entries = select.limit(query.limit + 1).load(conn)?;
+    let more = entries.len() as i64 > query.limit;
+    entries.truncate(usize::try_from(query.limit).unwrap_or(0));
+    Ok((entries, more))
+}
+
+/// `ListAuditEntries`, the same on every service: admins only.
+pub async fn list_entries(
+    db: &Database,
+    caller: &Caller,
+    request: pb::ListAuditEntriesRequest,
+) -> Result<pb::ListAuditEntriesResponse, ServiceError> {
+    // A refused read of a participant's audit is itself in that participant's audit.
+    observability::note_participant(&request.participant_id);
+    if caller.role() != Role::Admin {
+        return Err(ServiceError::PermissionDenied("only an admin may read the audit log".into()));
+    }
+    let query = query(&request)?;
+    let (entries, more) = db.read(move |conn| list(conn, &query)).await?;
+    let next_page_token = match entries.last() {
+        Some(last) if more => paging::encode_token(&last.id.to_string()),
+        _ => String::new(),
+    };
+    Ok(pb::ListAuditEntriesResponse { entries: entries.into_iter().map(entry).collect(), next_page_token })
+}
+
+fn entry(e: Entry) -> pb::AuditEntry {
+    pb::AuditEntry {
+        id: e.id,
+        record_time: Some(std::time::SystemTime::from(e.recorded_at.and_utc()).into()),
+        request_id: e.request_id,
+        actor_sub: e.actor_sub.unwrap_or_default(),
+        actor_role: e.actor_role.unwrap_or_default(),
+        rpc: e.rpc,
+        participant_id: e.participant_id.unwrap_or_default(),
+        outcome: e.outcome,
+        reason: e.reason.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{failed_precondition, invalid_argument};
+    use std::sync::Arc;
+
+    fn request(participant_id: &str, actor_sub: &str) -> pb::ListAuditEntriesRequest {
+        pb::ListAuditEntriesRequest {
+            participant_id: participant_id.into(),
+            actor_sub: actor_sub.into(),
+            ..Default::default()
+        }
+    }
+
+    fn fields(err: FieldViolations) -> Vec<String> {
+        err.0.into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn exactly_one_of_participant_and_actor_is_given() {
+        let by_participant = query(&request("p-1", "")).expect("valid");
+        assert_eq!(by_participant.subject, Subject::Participant("p-1".into()));
+        assert_eq!((by_participant.after, by_participant.limit), (None, paging::DEFAULT_PAGE_SIZE));
+        assert_eq!(query(&request("", "ada")).expect("valid").subject, Subject::Actor("ada".into()));
+        assert_eq!(fields(query(&request("", "")).expect_err("neither")), ["participant_id"]);
+        assert_eq!(fields(query(&request("p-1", "ada")).expect_err("both")), ["actor_sub"]);
+    }
+
+    #[test]
+    fn over_long_or_control_filters_bad_pages_and_forged_tokens_are_field_violations() {
+        let long = "x".repeat(MAX_FILTER_CHARS + 1);
+        assert_eq!(fields(query(&request(&long, "")).expect_err("long")), ["participant_id"]);
+        assert_eq!(fields(query(&request("", "a\nb")).expect_err("control")), ["actor_sub"]);
+        assert!(query(&request(&"x".repeat(MAX_FILTER_CHARS), "")).is_ok());
+        let mut bad = request("p-1", "");
+        bad.page_size = -1;
+        bad.page_token = "after:not-a-number".into();
+        assert_eq!(fields(query(&bad).expect_err("bad page")), ["page_size", "page_token"]);
+        let mut next = request("p-1", "");
+        next.page_token = paging::encode_token("42");
+        assert_eq!(query(&next).expect("valid").after, Some(42));
+    }
+
+    fn recorded(call: &Arc<CallContext>, code: Code) -> NewEntry {
+        NewEntry::for_call(call, code, chrono::DateTime::UNIX_EPOCH.naive_utc())
+    }
+
+    #[test]
+    fn a_rule_refusal_records_its_reason_and_a_malformed_request_its_fields() {
+        let call = Arc::new(CallContext::new("r-1".into(), "PauseParticipant".into()));
+        let status = observability::in_call(Some(call.clone()), || {
+            failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "Ada's pause is too long: defer her")
+        });
+        let entry = recorded(&call, status.code());
+        assert_eq!(entry.outcome, "FAILED_PRECONDITION");
+        assert_eq!(entry.reason.as_deref(), Some("PAUSE_TOO_LONG"));
+        assert_eq!((entry.actor_sub, entry.participant_id), (None, None));
+
+        let call = Arc::new(CallContext::new("r-2".into(), "RegisterParticipant".into()));
+        let mut violations = FieldViolations::default();
+        violations.push(FieldViolation::new("registered_on", "2026-02-30 is not a date"));
+        violations.push(FieldViolation::new("full_name", "is required"));
+        let status = observability::in_call(Some(call.clone()), || invalid_argument(&violations));
+        let entry = recorded(&call, status.code());
+        assert_eq!(entry.reason.as_deref(), Some("registered_on,full_name"));
+        assert!(!format!("{entry:?}").contains("not a date"), "never the message");
+    }
+
+    #[test]
+    fn a_reason_is_kept_only_for_the_code_it_explains() {
+        let call = Arc::new(CallContext::new("r-3".into(), "PauseParticipant".into()));
+        observability::in_call(Some(call.clone()), || failed_precondition("d", "PAUSE_TOO_LONG", "m"));
+        assert_eq!(recorded(&call, Code::Aborted).reason, None);
+        assert_eq!(recorded(&call, Code::InvalidArgument).reason, None);
+        assert_eq!(recorded(&call, Code::PermissionDenied).reason, None);
+    }
+
+    #[test]
+    fn mutations_and_refusals_are_audited_but_not_allowed_reads_or_shed_calls() {
+        assert!(is_audited("PauseParticipant", Code::Ok));
+        assert!(is_audited("PauseParticipant", Code::FailedPrecondition));
+        assert!(is_audited("GetParticipant", Code::PermissionDenied));
+        assert!(is_audited("ListAuditEntries", Code::PermissionDenied));
+        assert!(!is_audited("GetParticipant", Code::Ok));
+        assert!(!is_audited("PauseParticipant", Code::ResourceExhausted));
+    }
+}
