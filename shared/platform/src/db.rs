@@ -15,6 +15,7 @@ use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(diesel::MultiConnection)]
@@ -95,6 +96,13 @@ pub struct Migrations {
 pub struct Database {
     pool: r2d2::Pool<Manager>,
     postgres: bool,
+    /// SQLite has one writer at a time. Writers of this process queue here,
+    /// first come first served, instead of polling the file lock through
+    /// the busy timeout: SQLite's busy handler is not fair, and under load a
+    /// writer could lose every retry for the whole timeout and fail with
+    /// "database is locked" while others kept writing. The busy timeout still
+    /// covers other processes on the same file.
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -135,7 +143,8 @@ impl Database {
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .map_err(|e| anyhow::anyhow!("cannot open {url:?}: {e}"))?;
-        Ok(Database { pool, postgres })
+        let write_gate = (!postgres).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Database { pool, postgres, write_gate })
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -174,7 +183,18 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.read(move |conn| write_transaction(conn, f)).await
+        // The turn is held by the closure on the blocking pool, so a caller
+        // that goes away mid-write does not let the next writer in early.
+        let turn = match &self.write_gate {
+            Some(gate) => Some(Arc::clone(gate).lock_owned().await),
+            None => None,
+        };
+        self.read(move |conn| {
+            let written = write_transaction(conn, f);
+            drop(turn);
+            written
+        })
+        .await
     }
 }
 

@@ -169,6 +169,13 @@ impl From<crate::db::DbError> for ServiceError {
             DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info)) => {
                 ServiceError::Unavailable(info.message().to_owned())
             }
+            // SQLITE_BUSY: another process held the write lock for the whole
+            // busy timeout. Transient, so worth a retry, not a fault of ours.
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, info))
+                if info.message().starts_with("database is locked") =>
+            {
+                ServiceError::Unavailable(info.message().to_owned())
+            }
             DbError::Query(other) => ServiceError::Internal(other.to_string()),
         }
     }
@@ -204,6 +211,16 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_locked_sqlite_database_is_unavailable_not_internal() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let locked = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("database is locked".to_owned()));
+        let err = ServiceError::from(crate::db::DbError::Query(locked));
+        assert!(matches!(err, ServiceError::Unavailable(_)), "{err:?}");
+        let other = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("no such table: x".to_owned()));
+        assert!(matches!(ServiceError::from(crate::db::DbError::Query(other)), ServiceError::Internal(_)));
+    }
 
     #[test]
     fn invalid_argument_carries_each_field_violation() {
