@@ -142,6 +142,9 @@ pub fn backlog(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<(i64, Durat
     Ok((pending, age, parked))
 }
 
+/// What the relay's claim scan reads of a command: id, group, due time, parked.
+type Head = (i64, String, String, NaiveDateTime, Option<NaiveDateTime>);
+
 /// Undelivered commands, oldest first, at most `limit`.
 pub fn undelivered(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<OutboxRow>> {
     outbox::table
@@ -324,32 +327,48 @@ impl Relay {
                 let now = chrono::Utc::now().naive_utc();
                 let lease_until =
                     now + chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(30));
-                let rows = undelivered(conn, 5_000)?;
+                // The scan reads only what grouping needs: under a backlog
+                // it covers thousands of rows, and payloads are the bulk.
+                let heads: Vec<Head> = outbox::table
+                    .filter(outbox::delivered_at.is_null())
+                    .order(outbox::id)
+                    .limit(5_000)
+                    .select((
+                        outbox::id,
+                        outbox::participant_id,
+                        outbox::target,
+                        outbox::next_attempt_at,
+                        outbox::parked_at,
+                    ))
+                    .load(conn)?;
                 let mut seen: HashSet<(String, String)> = HashSet::new();
-                let mut claimed = Vec::new();
-                for row in rows {
+                let mut taken_ids = Vec::new();
+                for (id, participant_id, target, next_attempt_at, parked_at) in heads {
                     // Only the oldest undelivered command of a group may go;
                     // a parked one holds its group back.
-                    if !seen.insert((row.participant_id.clone(), row.target.clone())) {
+                    if !seen.insert((participant_id, target)) {
                         continue;
                     }
-                    if row.parked_at.is_some() || row.next_attempt_at > now {
+                    if parked_at.is_some() || next_attempt_at > now {
                         continue;
                     }
                     let taken = diesel::update(
-                        outbox::table
-                            .filter(outbox::id.eq(row.id))
-                            .filter(outbox::next_attempt_at.eq(row.next_attempt_at)),
+                        outbox::table.filter(outbox::id.eq(id)).filter(outbox::next_attempt_at.eq(next_attempt_at)),
                     )
                     .set(outbox::next_attempt_at.eq(lease_until))
                     .execute(conn)?;
                     if taken == 1 {
-                        claimed.push(row);
+                        taken_ids.push(id);
                     }
-                    if claimed.len() >= settings.batch {
+                    if taken_ids.len() >= settings.batch {
                         break;
                     }
                 }
+                let claimed: Vec<OutboxRow> = outbox::table
+                    .filter(outbox::id.eq_any(&taken_ids))
+                    .order(outbox::id)
+                    .select(OutboxRow::as_select())
+                    .load(conn)?;
                 Ok::<_, DbError>(claimed)
             })
             .await
