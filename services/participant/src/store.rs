@@ -311,12 +311,13 @@ pub fn append_events(
     now: NaiveDateTime,
     today: NaiveDate,
 ) -> Result<(), ServiceError> {
-    if matches!(conn, DbConn::Pg(_)) && !events.is_empty() {
-        // Event ids are the WatchEvents cursor: taking this lock before
-        // inserting (held to commit) makes ids visible in increasing order,
-        // so a reader resuming after a cursor never skips a late commit.
-        diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)").execute(conn)?;
+    if let Some(stray) = events.iter().find(|e| !records.iter().any(|r| r.id == e.participant_id)) {
+        return Err(ServiceError::Internal(format!(
+            "event for participant {} that was not read first",
+            stray.participant_id
+        )));
     }
+    let mut rows: Vec<NewEventRow<'_>> = Vec::with_capacity(events.len());
     for record in records {
         let mine: Vec<&NewEvent> = events.iter().filter(|e| e.participant_id == record.id).collect();
         if mine.is_empty() {
@@ -336,37 +337,58 @@ pub fn append_events(
                 record.id
             )));
         }
+        let mut after = (*record).clone();
         for (offset, event) in mine.iter().enumerate() {
+            let sequence = record.version + offset as i64 + 1;
             let payload = serde_json::to_string(&event.kind)
                 .map_err(|e| ServiceError::Internal(format!("cannot encode event: {e}")))?;
-            diesel::insert_into(participant_events::table)
-                .values(&NewEventRow {
-                    participant_id: &record.id,
-                    sequence: record.version + offset as i64 + 1,
-                    event_type: event.kind.type_name(),
-                    effective_date: event.effective_date,
-                    recorded_at: now,
-                    actor: &actor.sub,
-                    actor_role: &actor.role,
-                    payload,
-                    caused_by_participant_id: event.caused_by.as_deref(),
-                })
-                .execute(conn)?;
+            rows.push(NewEventRow {
+                participant_id: &record.id,
+                sequence,
+                event_type: event.kind.type_name(),
+                effective_date: event.effective_date,
+                recorded_at: now,
+                actor: &actor.sub,
+                actor_role: &actor.role,
+                payload,
+                caused_by_participant_id: event.caused_by.as_deref(),
+            });
+            after.events.push(Event {
+                // Not known until inserted; the fold does not read it.
+                cursor: 0,
+                participant_id: record.id.clone(),
+                sequence,
+                effective_date: event.effective_date,
+                recorded_at: now,
+                actor: actor.clone(),
+                caused_by: event.caused_by.clone(),
+                kind: event.kind.clone(),
+            });
         }
-        refresh_current_values(conn, &record.id, today)?;
+        after.version = new_version;
+        refresh_current_values(conn, &after, today)?;
     }
-    if let Some(stray) = events.iter().find(|e| !records.iter().any(|r| r.id == e.participant_id)) {
-        return Err(ServiceError::Internal(format!(
-            "event for participant {} that was not read first",
-            stray.participant_id
-        )));
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if matches!(conn, DbConn::Pg(_)) {
+        // Event ids are the WatchEvents cursor: taking this lock before
+        // inserting (held to commit) makes ids visible in increasing order,
+        // so a reader resuming after a cursor never skips a late commit.
+        // It is taken as late as possible, after the version checks and
+        // row updates, because it serialises every writer until commit.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)").execute(conn)?;
+    }
+    for row in &rows {
+        diesel::insert_into(participant_events::table).values(row).execute(conn)?;
     }
     Ok(())
 }
 
-fn refresh_current_values(conn: &mut DbConn, id: &str, today: NaiveDate) -> Result<(), ServiceError> {
-    let record = load_participant(conn, id)?
-        .ok_or_else(|| ServiceError::Internal(format!("participant {id} vanished inside its own transaction")))?;
+/// Writes the columns that lists filter on (school, delivery partner,
+/// mentor) from `record`'s fold, `record` holding its new events.
+fn refresh_current_values(conn: &mut DbConn, record: &ParticipantRecord, today: NaiveDate) -> Result<(), ServiceError> {
+    let id = &record.id;
     // "Current" is today, or the registration date for a participant
     // registered today with a future-dated nothing: as_of never precedes it.
     let view = record
