@@ -475,7 +475,7 @@ pub struct FeedPosition {
 }
 
 /// Up to `limit` feed rows with `from <= release_date <= to` after `after`,
-/// in (release_date, participant_id, module_id) order: one range of the
+/// in (release_date, participant_id, module_id) order: one seek into the
 /// `releases_by_date` index whatever the page.
 pub fn list_releases(
     conn: &mut DbConn,
@@ -487,12 +487,19 @@ pub fn list_releases(
     use diesel::dsl::sql;
     use diesel::sql_types::{Bool, Date, Text};
     let mut query = releases::table
-        .filter(releases::release_date.ge(from))
         .filter(releases::release_date.le(to))
         .order((releases::release_date, releases::participant_id, releases::module_id))
         .select(ReleaseRow::as_select())
         .limit(limit)
         .into_boxed();
+    // After a position inside the range, the row value alone is the lower
+    // bound: given `release_date >= from` as well, SQLite seeks on that and
+    // scans from the start of the range on every page, so a day's feed cost
+    // grew with the square of its size (22.7 s for 508 pages at 1,000,000
+    // learners in the benchmark).
+    if after.is_none_or(|a| a.release_date < from) {
+        query = query.filter(releases::release_date.ge(from));
+    }
     if let Some(after) = after {
         // A row-value comparison: both SQLite and PostgreSQL seek the index
         // straight to it, where the equivalent OR chain scans from `from`.
