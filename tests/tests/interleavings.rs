@@ -170,7 +170,7 @@ struct Tally {
 
 /// Who in a pair an action is for: the ECT, or their mentor (whose own
 /// changes race with the ECT's D9 and W6 cascades).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Ect,
     Mentor,
@@ -267,11 +267,7 @@ async fn round(r: Round<'_>) -> Tally {
     // the whole pair is read from the histories: the recording order of
     // the winners' events is the order in which they committed.
     for target in [Target::Ect, Target::Mentor] {
-        let versions: Vec<i64> = winners
-            .iter()
-            .filter(|(_, (t, _))| std::mem::discriminant(t) == std::mem::discriminant(&target))
-            .map(|(v, _)| *v)
-            .collect();
+        let versions: Vec<i64> = winners.iter().filter(|(_, (t, _))| *t == target).map(|(v, _)| *v).collect();
         let mut sorted = versions.clone();
         sorted.sort_unstable();
         sorted.dedup();
@@ -329,7 +325,7 @@ async fn commit_order(
             .into_inner()
             .events;
         for (version, step) in winners {
-            if std::mem::discriminant(&step.0) != std::mem::discriminant(&target) {
+            if step.0 != target {
                 continue;
             }
             let event = events
