@@ -9,8 +9,7 @@
 //! totals from those outcomes. Not written: the idempotency records of the
 //! enrolment commands (nothing reads them but a repeated command).
 //!
-//! The mix follows C1 (as services/content-release/examples/
-//! list_releases_benchmark.rs does): half the learners start on 1 September
+//! The mix follows C1: half the learners start on 1 September
 //! 2026, the rest later in the autumn, in January or in April; 70% ECTs;
 //! 4% paused, 3% deferred (held in content release, suspended in payments),
 //! 2% withdrawn (revoked, accrual ended). Payees are on
