@@ -35,10 +35,19 @@ const CALLERS: usize = 8;
 /// The length of each made-up method name.
 const NAME_BYTES: usize = 15_000;
 
-/// A method name nobody serves: unique per `i`, [`NAME_BYTES`] long.
+/// A method name nobody serves: unique per `i`, [`NAME_BYTES`] long, of
+/// letters that do not compress away (a database may compress long text).
 fn made_up_method(i: usize) -> String {
-    let head = format!("Flood{i:06}");
-    format!("{head}{}", "x".repeat(NAME_BYTES - head.len()))
+    let mut name = format!("Flood{i:06}");
+    let mut state = i as u64 ^ 0x9E37_79B9_7F4A_7C15;
+    while name.len() < NAME_BYTES {
+        // xorshift64: cheap, deterministic letters.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        name.push(char::from(b'a' + (state % 26) as u8));
+    }
+    name
 }
 
 /// One call of `/{service}/{method}` with an empty message and, if given, an
@@ -334,7 +343,7 @@ async fn entries_past_the_retention_are_pruned_and_newer_ones_kept(backend: Back
     stack.stop_service(ServiceName::Participant).await;
     stack.restart_service(ServiceName::Participant).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let left = loop {
         let left: Vec<audit::Entry> = whole_log(&db).await;
         if left.len() <= RECENT_ENTRIES || tokio::time::Instant::now() > deadline {
