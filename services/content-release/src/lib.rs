@@ -59,7 +59,7 @@ pub async fn run(
     let curriculum = Arc::new(load_curriculum(config.curriculum_file.as_deref())?);
     let db = Database::open(&config.content.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
-    let _observing = observability::start(config.metrics_listen, ServiceName::ContentRelease, &db)?;
+    let observing = observability::start(&config, ServiceName::ContentRelease, &db)?;
     let service = service::ContentRelease::new(db.clone(), config.clock(), curriculum);
     service
         .reconcile_curriculum()
@@ -73,8 +73,10 @@ pub async fn run(
     // Metrics and request ids for the business service only, not health or reflection.
     // Shed calls past the global cap are still counted by `Observed`.
     // The audit log is in the service's own database.
-    let svc = Observed::new(ServiceName::ContentRelease, db, Limited::new(&limits, svc));
+    let svc = Observed::new(&observing, Limited::new(&limits, svc));
     let tls = steplab_platform::tls::server_config(&config.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls };
-    server::run(listener, hosted, shutdown, config.drain_timeout).await
+    let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    observing.stop().await;
+    served
 }

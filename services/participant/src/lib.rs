@@ -41,14 +41,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let db = Database::open(&config.participant.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
-    let _observing = observability::start(config.metrics_listen, ServiceName::Participant, &db)?;
+    let observing = observability::start(&config, ServiceName::Participant, &db)?;
     let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
     let wake_relay = Arc::new(Notify::new());
     // Read and checked now, so a bad TLS file fails start-up, not a delivery.
     let client_tls = steplab_platform::tls::ClientTls::from_files(&config.tls)?;
     let peers = peers::Peers::new(&config.content_url, &config.payments_url, &client_tls, tokens.clone())?;
-    // The audit log is in the service's own database (see `Observed`).
-    let audit_db = db.clone();
     let registry = service::Registry::new(db.clone(), config.clock(), wake_relay.clone(), Arc::new(Notify::new()))
         .with_peers(peers);
 
@@ -76,10 +74,11 @@ pub async fn run(
     let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
     // Metrics and request ids for the business service only, not health or reflection.
     // Shed calls past the global cap are still counted by `Observed`.
-    let svc = Observed::new(ServiceName::Participant, audit_db, Limited::new(&limits, svc));
+    let svc = Observed::new(&observing, Limited::new(&limits, svc));
     let tls = steplab_platform::tls::server_config(&config.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls };
     let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    observing.stop().await;
     let _ = stop_relay.send(true);
     if relay_task.await.is_err() {
         tracing::error!("the outbox relay task failed");

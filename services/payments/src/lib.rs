@@ -43,7 +43,7 @@ pub async fn run(
     let book = ScheduleBook::load(config.schedules_file.as_deref())?;
     let db = Database::open(&config.payments.database, &MIGRATIONS).await?;
     let verifier = steplab_platform::auth::verifier(&config)?;
-    let _observing = observability::start(config.metrics_listen, ServiceName::Payments, &db)?;
+    let observing = observability::start(&config, ServiceName::Payments, &db)?;
     let payments = service::Payments::new(db.clone(), config.clock(), book);
     payments.prepare().await?;
     let limits = config.limits;
@@ -54,8 +54,10 @@ pub async fn run(
     // Metrics and request ids for the business service only, not health or reflection.
     // Shed calls past the global cap are still counted by `Observed`.
     // The audit log is in the service's own database.
-    let svc = Observed::new(ServiceName::Payments, db, Limited::new(&limits, svc));
+    let svc = Observed::new(&observing, Limited::new(&limits, svc));
     let tls = steplab_platform::tls::server_config(&config.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls };
-    server::run(listener, hosted, shutdown, config.drain_timeout).await
+    let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    observing.stop().await;
+    served
 }

@@ -16,6 +16,27 @@
 //! defeat the shedding. Nothing secret is stored: never a token, a request
 //! body or an error message (messages can echo names); the `reason` is a
 //! rule's ErrorInfo reason or the names of the malformed fields.
+//!
+//! A caller nobody can name cannot grow the log (issue 14):
+//!
+//! * `rpc` is one of the service's own RPC names, or [`UNKNOWN_RPC`] for any
+//!   other path (see [`crate::observability`]): never the caller's text.
+//! * Refusals for a missing or bad token (`UNAUTHENTICATED`) come at any
+//!   rate and are not rate limited (there is no caller to limit), so only
+//!   the first [`UNAUTHENTICATED_ROWS_PER_WINDOW`] of each
+//!   [`SUMMARY_WINDOW`] get a row of their own (an operator can still follow
+//!   one misconfigured client by its request id). The rest are only counted,
+//!   per RPC, in memory ([`Unauthenticated`]); at the end of the window one
+//!   summary row per RPC records the count in `calls`, with request id
+//!   [`SUMMARY_REQUEST_ID`], and when the service stops the open window is
+//!   written the same way. So a flood of any rate writes at most
+//!   `UNAUTHENTICATED_ROWS_PER_WINDOW` + one row per RPC name (plus
+//!   `unknown`) a minute, and the `steplab_audit_summarised_calls_total`
+//!   metric counts the calls folded into summaries as they happen.
+//! * Rows older than `STEPLAB_AUDIT_RETENTION_DAYS` (default
+//!   [`DEFAULT_RETENTION_DAYS`]; 0 keeps them forever) are deleted by a
+//!   background task ([`prune`]), [`PRUNE_BATCH`] rows per write transaction
+//!   with a pause between, so pruning never holds the write lock for long.
 
 use crate::auth::{Caller, Role};
 use crate::db::{Database, DbConn, DbError};
@@ -24,6 +45,9 @@ use crate::observability::{self, CallContext, Refusal};
 use crate::paging;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
 use steplab_proto::steplab::common::v1 as pb;
 use tonic::Code;
 
@@ -38,8 +62,28 @@ diesel::table! {
         participant_id -> Nullable<Text>,
         outcome -> Text,
         reason -> Nullable<Text>,
+        calls -> BigInt,
     }
 }
+
+/// The `rpc` of a call to a path that is none of the service's RPCs.
+pub const UNKNOWN_RPC: &str = "unknown";
+
+/// The request id of a summary row of unauthenticated refusals.
+pub const SUMMARY_REQUEST_ID: &str = "summary";
+
+/// Unauthenticated refusals recorded one row each per window, per service.
+pub const UNAUTHENTICATED_ROWS_PER_WINDOW: u32 = 20;
+
+/// How often the counted unauthenticated refusals are written as summaries.
+pub const SUMMARY_WINDOW: Duration = Duration::from_secs(60);
+
+/// `STEPLAB_AUDIT_RETENTION_DAYS` when unset: a little over a year, so last
+/// year's academic year can still be audited in full.
+pub const DEFAULT_RETENTION_DAYS: u32 = 400;
+
+/// Rows deleted per transaction by [`prune`].
+pub const PRUNE_BATCH: i64 = 1_000;
 
 /// The longest `participant_id` or `actor_sub` a request may filter on.
 pub const MAX_FILTER_CHARS: usize = 200;
@@ -56,6 +100,8 @@ pub struct NewEntry {
     pub participant_id: Option<String>,
     pub outcome: String,
     pub reason: Option<String>,
+    /// How many calls the row stands for: 1, or a summary's count.
+    pub calls: i64,
 }
 
 impl NewEntry {
@@ -78,7 +124,66 @@ impl NewEntry {
             participant_id: call.participant_id().map(str::to_owned),
             outcome: observability::code_name(code),
             reason,
+            calls: 1,
         }
+    }
+
+    /// The summary row of `calls` unauthenticated refusals of `rpc`.
+    pub fn unauthenticated_summary(rpc: &str, calls: i64, recorded_at: NaiveDateTime) -> Self {
+        NewEntry {
+            recorded_at,
+            request_id: SUMMARY_REQUEST_ID.to_owned(),
+            actor_sub: None,
+            actor_role: None,
+            rpc: rpc.to_owned(),
+            participant_id: None,
+            outcome: observability::code_name(Code::Unauthenticated),
+            reason: None,
+            calls,
+        }
+    }
+}
+
+/// The unauthenticated refusals of one service in the current window: how
+/// many got a row of their own, and how many of each RPC were only counted
+/// (RPC names come from a closed set, so the map stays small).
+#[derive(Debug, Default)]
+pub struct Unauthenticated {
+    window: Mutex<Window>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    written: u32,
+    counted: BTreeMap<String, i64>,
+}
+
+impl Unauthenticated {
+    /// Whether this refusal of `rpc` gets a row of its own; if not, it is
+    /// counted for the window's summary.
+    pub fn admit(&self, rpc: &str) -> bool {
+        let mut window = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if window.written < UNAUTHENTICATED_ROWS_PER_WINDOW {
+            window.written += 1;
+            return true;
+        }
+        match window.counted.get_mut(rpc) {
+            Some(count) => *count += 1,
+            None => {
+                window.counted.insert(rpc.to_owned(), 1);
+            }
+        }
+        false
+    }
+
+    /// Closes the window: its summary rows, and a fresh budget of rows.
+    pub fn close_window(&self, recorded_at: NaiveDateTime) -> Vec<NewEntry> {
+        let closed = std::mem::take(&mut *self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        closed
+            .counted
+            .into_iter()
+            .map(|(rpc, calls)| NewEntry::unauthenticated_summary(&rpc, calls, recorded_at))
+            .collect()
     }
 }
 
@@ -101,12 +206,66 @@ pub struct Entry {
     pub participant_id: Option<String>,
     pub outcome: String,
     pub reason: Option<String>,
+    pub calls: i64,
 }
 
 pub fn record(conn: &mut DbConn, entry: &NewEntry) -> Result<(), DbError> {
     diesel::insert_into(audit_log::table).values(entry).execute(conn)?;
     Ok(())
 }
+
+/// Records several entries (a few: one per RPC name at most).
+pub fn record_all(conn: &mut DbConn, entries: &[NewEntry]) -> Result<(), DbError> {
+    entries.iter().try_for_each(|entry| record(conn, entry))
+}
+
+/// Deletes at most `batch` entries recorded before `cutoff`; how many went.
+/// Run it in a write transaction: the ids are read, then deleted.
+pub fn prune_batch(conn: &mut DbConn, cutoff: NaiveDateTime, batch: i64) -> Result<usize, DbError> {
+    let oldest: Vec<i64> =
+        audit_log::table.select(audit_log::id).filter(audit_log::recorded_at.lt(cutoff)).limit(batch).load(conn)?;
+    if oldest.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(audit_log::table.filter(audit_log::id.eq_any(oldest))).execute(conn)?)
+}
+
+/// Deletes every entry recorded before `cutoff`, [`PRUNE_BATCH`] per write
+/// transaction with `pause` between two, so writers wait at most one batch.
+/// How many went.
+pub async fn prune(db: &Database, cutoff: NaiveDateTime, pause: Duration) -> Result<u64, DbError> {
+    let mut deleted = 0u64;
+    loop {
+        let gone = db.write(move |conn| prune_batch(conn, cutoff, PRUNE_BATCH)).await?;
+        deleted += gone as u64;
+        if (gone as i64) < PRUNE_BATCH {
+            return Ok(deleted);
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Prunes entries older than `retention_days` now and then every
+/// `every`, for as long as the task runs; `0` days keeps everything.
+pub async fn keep_pruned(db: Database, retention_days: u32, every: Duration) {
+    if retention_days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cutoff = chrono::Utc::now().naive_utc() - chrono::Duration::days(i64::from(retention_days));
+        match prune(&db, cutoff, PRUNE_PAUSE).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, retention_days, "old audit entries deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old audit entries; will try again"),
+        }
+    }
+}
+
+/// The pause between two pruning batches, for writers to get their turn.
+const PRUNE_PAUSE: Duration = Duration::from_millis(50);
 
 /// Whose entries to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,6 +461,28 @@ mod tests {
         assert_eq!(recorded(&call, Code::Aborted).reason, None);
         assert_eq!(recorded(&call, Code::InvalidArgument).reason, None);
         assert_eq!(recorded(&call, Code::PermissionDenied).reason, None);
+    }
+
+    #[test]
+    fn past_the_windows_budget_unauthenticated_refusals_are_counted_per_rpc_into_summaries() {
+        let tally = Unauthenticated::default();
+        let now = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        for _ in 0..UNAUTHENTICATED_ROWS_PER_WINDOW {
+            assert!(tally.admit("GetParticipant"));
+        }
+        assert!(!tally.admit(UNKNOWN_RPC));
+        assert!(!tally.admit("GetParticipant"));
+        assert!(!tally.admit(UNKNOWN_RPC));
+        let summaries = tally.close_window(now);
+        let counted: Vec<_> = summaries.iter().map(|e| (e.rpc.as_str(), e.calls)).collect();
+        assert_eq!(counted, [("GetParticipant", 1), (UNKNOWN_RPC, 2)]);
+        assert!(summaries.iter().all(|e| e.request_id == SUMMARY_REQUEST_ID
+            && e.outcome == "UNAUTHENTICATED"
+            && e.actor_sub.is_none()
+            && e.participant_id.is_none()));
+        // A new window has a new budget and nothing counted.
+        assert!(tally.admit("GetParticipant"));
+        assert_eq!(tally.close_window(now), []);
     }
 
     #[test]

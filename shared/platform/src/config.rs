@@ -287,6 +287,9 @@ pub struct Config {
     /// `STEPLAB_METRICS_LISTEN`: where Prometheus scrapes `/metrics`; none
     /// when unset. One listener per process (`steplab up` shares it).
     pub metrics_listen: Option<SocketAddr>,
+    /// `STEPLAB_AUDIT_RETENTION_DAYS`: audit entries older than this many
+    /// days are deleted; 0 keeps them forever.
+    pub audit_retention_days: u32,
     /// Message size, concurrency and rate limits of the business services.
     pub limits: crate::limits::Limits,
     /// Optional TLS for every listener and for the participant service's
@@ -411,6 +414,15 @@ impl Config {
             Some(raw) => Some(parse_listen("STEPLAB_METRICS_LISTEN", &raw)?),
             None => None,
         };
+        let audit_retention_days = match get("STEPLAB_AUDIT_RETENTION_DAYS") {
+            None => crate::audit::DEFAULT_RETENTION_DAYS,
+            Some(raw) => raw.trim().parse::<u32>().ok().filter(|n| *n <= 36_500).ok_or_else(|| {
+                ConfigError::new(
+                    "STEPLAB_AUDIT_RETENTION_DAYS",
+                    format!("`{raw}` is not a whole number of days from 0 (keep forever) to 36500"),
+                )
+            })?,
+        };
         let defaults = crate::limits::Limits::default();
         let limits = crate::limits::Limits {
             max_message_bytes: number("STEPLAB_MAX_MESSAGE_BYTES", defaults.max_message_bytes as u64, 1 << 30)?
@@ -441,6 +453,7 @@ impl Config {
             tls,
             limits,
             metrics_listen,
+            audit_retention_days,
             relay_max_attempts,
             relay_max_backoff,
             curriculum_file,
@@ -582,6 +595,17 @@ mod tests {
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);
+        }
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_400_days_zero_keeps_forever_and_nonsense_is_refused() {
+        assert_eq!(config(&[]).expect("defaults").audit_retention_days, 400);
+        assert_eq!(config(&[("STEPLAB_AUDIT_RETENTION_DAYS", "0")]).expect("forever").audit_retention_days, 0);
+        assert_eq!(config(&[("STEPLAB_AUDIT_RETENTION_DAYS", " 30 ")]).expect("30").audit_retention_days, 30);
+        for bad in ["-1", "a year", "36501"] {
+            let err = config(&[("STEPLAB_AUDIT_RETENTION_DAYS", bad)]).expect_err(bad);
+            assert_eq!(err.variable, "STEPLAB_AUDIT_RETENTION_DAYS");
         }
     }
 

@@ -280,6 +280,10 @@ mod tests {
             "../../../services/participant/migrations/sqlite/2026-11-28-000004_audit/up.sql"
         ))
         .expect("audit table");
+        conn.batch_execute(include_str!(
+            "../../../services/participant/migrations/sqlite/2026-11-29-140100_audit_retention/up.sql"
+        ))
+        .expect("audit retention");
         conn.batch_execute("CREATE TABLE changes (id INTEGER PRIMARY KEY)").expect("changes table");
         conn
     }

@@ -14,12 +14,24 @@
 //!   the outbox commands a request causes.
 //! * It also records the call in the service's audit log (see
 //!   [`crate::audit`]) when no write transaction of the call already did.
+//! * A call is named by its RPC only when the path is one of the service's
+//!   own RPCs (read from the generated descriptor set); any other path is
+//!   [`audit::UNKNOWN_RPC`] in the audit log, the log fields and the metric
+//!   labels, so a caller cannot make the service store or label arbitrary
+//!   text. Codes come from the fixed gRPC set: every label is from a closed
+//!   set, and `/metrics` stays the same size whatever callers send.
+//! * [`Observing`] runs a service's background audit work: the summaries of
+//!   unauthenticated refusals (see [`crate::audit`]) and the retention of
+//!   `STEPLAB_AUDIT_RETENTION_DAYS`.
 
+use crate::audit;
 use crate::auth::{Caller, Role};
-use crate::config::ServiceName;
+use crate::config::{Config, ServiceName};
 use crate::db::Database;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+use prost::Message;
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -39,6 +51,7 @@ pub const OUTBOX_OLDEST_PENDING_AGE: &str = "steplab_outbox_oldest_pending_age_s
 pub const OUTBOX_PARKED: &str = "steplab_outbox_parked";
 pub const RELAY_ATTEMPTS_TOTAL: &str = "steplab_relay_attempts_total";
 pub const DB_POOL_CONNECTIONS: &str = "steplab_db_pool_connections";
+pub const AUDIT_SUMMARISED_CALLS_TOTAL: &str = "steplab_audit_summarised_calls_total";
 
 /// The metadata key of the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -85,39 +98,143 @@ fn describe() {
     describe_gauge!(OUTBOX_PARKED, "Outbox commands parked for an operator");
     describe_counter!(RELAY_ATTEMPTS_TOTAL, "Outbox delivery attempts by target and outcome");
     describe_gauge!(DB_POOL_CONNECTIONS, "Database pool connections by state (idle, in_use)");
+    describe_counter!(
+        AUDIT_SUMMARISED_CALLS_TOTAL,
+        "Unauthenticated refusals past the per-minute budget of audit rows, recorded only in a summary row"
+    );
 }
 
-/// What a service's observability needs for as long as it runs; dropping it
-/// stops the pool sampler.
+/// What a service's observability needs for as long as it runs: the pool
+/// sampler, the audit summaries of unauthenticated refusals and the audit
+/// retention. [`Observing::stop`] writes the open window's summaries;
+/// dropping it stops the sampler and the pruner and leaves the summaries to
+/// be written in the background.
 pub struct Observing {
+    service: ServiceName,
+    db: Database,
+    unauthenticated: Arc<audit::Unauthenticated>,
     sampler: tokio::task::JoinHandle<()>,
+    pruner: tokio::task::JoinHandle<()>,
+    summaries: Option<tokio::task::JoinHandle<()>>,
+    stop_summaries: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Observing {
+    /// Writes the summaries of the window still open, then returns.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop_summaries.take() {
+            let _ = stop.send(());
+        }
+        if let Some(summaries) = self.summaries.take() {
+            if summaries.await.is_err() {
+                tracing::error!("the audit summary task failed");
+            }
+        }
+    }
 }
 
 impl Drop for Observing {
     fn drop(&mut self) {
         self.sampler.abort();
+        self.pruner.abort();
     }
 }
 
-/// Installs the exporter when `metrics_listen` is set and samples the
-/// database pool of `service` every second.
-pub fn start(metrics_listen: Option<SocketAddr>, service: ServiceName, db: &Database) -> anyhow::Result<Observing> {
-    if let Some(addr) = metrics_listen {
+/// How often the audit retention runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Installs the exporter when `STEPLAB_METRICS_LISTEN` is set, samples the
+/// database pool of `service` every second, writes the summaries of its
+/// unauthenticated refusals every [`audit::SUMMARY_WINDOW`] and prunes its
+/// audit log past `STEPLAB_AUDIT_RETENTION_DAYS` (at start, then hourly).
+pub fn start(config: &Config, service: ServiceName, db: &Database) -> anyhow::Result<Observing> {
+    if let Some(addr) = config.metrics_listen {
         install_exporter(addr)?;
     }
-    let db = db.clone();
+    let pool = db.clone();
     let sampler = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let (connections, idle) = db.pool_state();
+            let (connections, idle) = pool.pool_state();
             let label = service.as_str();
             metrics::gauge!(DB_POOL_CONNECTIONS, "service" => label, "state" => "idle").set(f64::from(idle));
             metrics::gauge!(DB_POOL_CONNECTIONS, "service" => label, "state" => "in_use")
                 .set(f64::from(connections.saturating_sub(idle)));
         }
     });
-    Ok(Observing { sampler })
+    let pruner = tokio::spawn(audit::keep_pruned(db.clone(), config.audit_retention_days, PRUNE_EVERY));
+    let unauthenticated = Arc::new(audit::Unauthenticated::default());
+    let (stop_summaries, stopped) = tokio::sync::oneshot::channel();
+    let summaries = tokio::spawn(write_summaries(db.clone(), Arc::clone(&unauthenticated), stopped));
+    Ok(Observing {
+        service,
+        db: db.clone(),
+        unauthenticated,
+        sampler,
+        pruner,
+        summaries: Some(summaries),
+        stop_summaries: Some(stop_summaries),
+    })
+}
+
+/// Writes the summary rows of each closed window, and of the open one once
+/// `stopped` fires (or its sender is dropped).
+async fn write_summaries(
+    db: Database,
+    unauthenticated: Arc<audit::Unauthenticated>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let start = tokio::time::Instant::now() + audit::SUMMARY_WINDOW;
+    let mut tick = tokio::time::interval_at(start, audit::SUMMARY_WINDOW);
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = &mut stopped => true,
+        };
+        let entries = unauthenticated.close_window(chrono::Utc::now().naive_utc());
+        if !entries.is_empty() {
+            if let Err(e) = db.write(move |conn| audit::record_all(conn, &entries)).await {
+                tracing::error!(error = %e, "could not record the summaries of unauthenticated calls");
+            }
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// The RPCs a service hosts, to name its calls from a closed set.
+#[derive(Debug)]
+struct Rpcs {
+    /// `/package.Service/`.
+    prefix: String,
+    names: BTreeSet<String>,
+}
+
+impl Rpcs {
+    /// The methods of the gRPC service `service` (its full name), from the
+    /// generated descriptor set.
+    fn of(service: &str) -> Rpcs {
+        let names = prost_types::FileDescriptorSet::decode(steplab_proto::FILE_DESCRIPTOR_SET)
+            .map(|set| {
+                set.file
+                    .iter()
+                    .flat_map(|file| file.service.iter().map(move |s| (file.package(), s)))
+                    .filter(|(package, s)| format!("{package}.{}", s.name()) == service)
+                    .flat_map(|(_, s)| s.method.iter().map(|m| m.name().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Rpcs { prefix: format!("/{service}/"), names }
+    }
+
+    /// The RPC a request path names, or [`audit::UNKNOWN_RPC`].
+    fn name(&self, path: &str) -> &str {
+        path.strip_prefix(&self.prefix)
+            .and_then(|method| self.names.get(method))
+            .map_or(audit::UNKNOWN_RPC, String::as_str)
+    }
 }
 
 /// What is known about the call being served, shared by the layer, the auth
@@ -298,6 +415,9 @@ pub fn is_read(rpc: &str) -> bool {
 pub struct Observed<S> {
     inner: S,
     service: &'static str,
+    rpcs: Arc<Rpcs>,
+    /// Decides which unauthenticated refusals get a row of their own.
+    unauthenticated: Arc<audit::Unauthenticated>,
     /// The service's own database, where its audit log lives.
     db: Database,
     /// Bounds the audit writes of refused calls in flight: those are made
@@ -311,10 +431,19 @@ pub struct Observed<S> {
 /// Audit writes of refused calls in flight per service (see [`Observed`]).
 const AUDIT_WRITERS: usize = 2;
 
-impl<S> Observed<S> {
-    pub fn new(service: ServiceName, db: Database, inner: S) -> Self {
+impl<S: NamedService> Observed<S> {
+    /// Wraps `inner` for the service `observing` runs for; its audit log is
+    /// in that service's own database.
+    pub fn new(observing: &Observing, inner: S) -> Self {
         let audit_writers = Arc::new(tokio::sync::Semaphore::new(AUDIT_WRITERS));
-        Self { inner, service: service.as_str(), db, audit_writers }
+        Self {
+            inner,
+            service: observing.service.as_str(),
+            rpcs: Arc::new(Rpcs::of(S::NAME)),
+            unauthenticated: Arc::clone(&observing.unauthenticated),
+            db: observing.db.clone(),
+            audit_writers,
+        }
     }
 }
 
@@ -346,7 +475,8 @@ where
         let service = self.service;
         let db = self.db.clone();
         let audit_writers = Arc::clone(&self.audit_writers);
-        let rpc = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        let unauthenticated = Arc::clone(&self.unauthenticated);
+        let rpc = self.rpcs.name(request.uri().path()).to_owned();
         let request_id = incoming_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let header = http::HeaderValue::from_str(&request_id).ok();
         if let Some(value) = &header {
@@ -382,7 +512,12 @@ where
             drop(_entered);
             // Before the answer leaves, so a caller that has its answer finds
             // the entry. A failed audit write does not change the answer.
-            if crate::audit::is_audited(&rpc, status) && !call.is_audited() {
+            // Unauthenticated refusals past the window's budget are only counted.
+            let own_row = status != tonic::Code::Unauthenticated || unauthenticated.admit(&rpc);
+            if !own_row {
+                metrics::counter!(AUDIT_SUMMARISED_CALLS_TOTAL, "service" => service).increment(1);
+            }
+            if crate::audit::is_audited(&rpc, status) && !call.is_audited() && own_row {
                 let entry = crate::audit::NewEntry::for_call(&call, status, chrono::Utc::now().naive_utc());
                 // The semaphore is never closed; without a permit the write goes ahead.
                 let _permit = audit_writers.acquire().await.ok();
@@ -428,6 +563,30 @@ mod tests {
         assert_eq!(incoming_request_id(&headers).as_deref(), Some("abc-123"));
         headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_static("has space"));
         assert_eq!(incoming_request_id(&headers), None);
+    }
+
+    #[test]
+    fn only_the_services_own_rpcs_are_named_and_every_other_path_is_unknown() {
+        let rpcs = Rpcs::of("steplab.participant.v1.ParticipantService");
+        for rpc in ["RegisterParticipant", "PauseParticipant", "GetParticipant", "ListAuditEntries"] {
+            assert_eq!(rpcs.name(&format!("/steplab.participant.v1.ParticipantService/{rpc}")), rpc);
+        }
+        for path in [
+            "/steplab.participant.v1.ParticipantService/NoSuchMethod",
+            "/steplab.participant.v1.ParticipantService/",
+            "/steplab.participant.v1.ParticipantService/junk/GetParticipant",
+            "/steplab.payments.v1.PaymentsService/EnrolPayee",
+            "/GetParticipant",
+            "",
+        ] {
+            assert_eq!(rpcs.name(path), crate::audit::UNKNOWN_RPC, "{path}");
+        }
+        let long = format!("/steplab.participant.v1.ParticipantService/{}", "x".repeat(15_000));
+        assert_eq!(rpcs.name(&long), crate::audit::UNKNOWN_RPC);
+        assert!(
+            Rpcs::of("steplab.payments.v1.PaymentsService").name("/steplab.payments.v1.PaymentsService/EnrolPayee")
+                == "EnrolPayee"
+        );
     }
 
     #[test]

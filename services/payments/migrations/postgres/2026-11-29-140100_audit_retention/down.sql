@@ -1,0 +1,2 @@
+DROP INDEX audit_log_by_time;
+ALTER TABLE audit_log DROP COLUMN calls;
