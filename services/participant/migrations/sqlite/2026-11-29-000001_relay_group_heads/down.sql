@@ -1,0 +1,2 @@
+DROP INDEX outbox_group_heads;
+DROP INDEX outbox_due;
