@@ -108,6 +108,8 @@ pub struct Connection {
     idle_timeout: Duration,
     /// Wakes the connection's read when the next deadline is due.
     check: Pin<Box<Sleep>>,
+    /// Whether `check` has been moved from the handshake deadline to the idle one.
+    watching_idle: bool,
     service: &'static str,
     _slot: OwnedSemaphorePermit,
 }
@@ -115,6 +117,11 @@ pub struct Connection {
 impl Connection {
     /// Whether a deadline has passed: the error that ends the connection.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        if !self.watching_idle && self.activity.is_handshaken() {
+            self.watching_idle = true;
+            let idle_since = self.activity.calls().idle_since;
+            self.check.as_mut().reset(idle_since + self.idle_timeout);
+        }
         while self.check.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             let next = if !self.activity.is_handshaken() {
@@ -260,6 +267,7 @@ pub fn accept(
             handshake_timeout,
             idle_timeout,
             check: Box::pin(tokio::time::sleep_until(opened + handshake_timeout)),
+            watching_idle: false,
             service,
             _slot: slot,
         }))
