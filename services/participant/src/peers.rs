@@ -1,5 +1,11 @@
 //! Reads from content release and payments, for the consistency check: the
 //! participant service calls them with its own service token.
+//!
+//! The check has channels (connections) of its own, separate from the outbox
+//! relay's (see `steplab_platform::outbox::Relay`): a caller whose deadline
+//! cuts a check short cancels the check's peer calls only, never a delivery.
+//! A peer's refusal is reported as the peer's, naming it and its code, not as
+//! this service's database being unavailable.
 
 use crate::error::ServiceError;
 use std::sync::Arc;
@@ -11,7 +17,52 @@ use steplab_proto::steplab::content::v1::content_release_service_client::Content
 use steplab_proto::steplab::payments::v1 as payments;
 use steplab_proto::steplab::payments::v1::payments_service_client::PaymentsServiceClient;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::{Code, Request, Status};
+
+/// Why the consistency check could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// A peer answered a call of the check with an error other than NOT_FOUND.
+    #[error("{peer} answered {}: {}", .status.code(), .status.message())]
+    Peer { peer: &'static str, status: Status },
+    /// The service token for the peers could not be had.
+    #[error("no service token for the peers: {0}")]
+    Token(String),
+}
+
+impl From<CheckError> for Status {
+    fn from(err: CheckError) -> Self {
+        match err {
+            CheckError::Service(err) => err.into(),
+            CheckError::Peer { peer, status } => {
+                let code = status.code();
+                // A busy, slow or unreachable peer: the check is worth retrying.
+                let transient = matches!(
+                    code,
+                    Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted
+                );
+                if transient {
+                    tracing::warn!(peer, ?code, error = status.message(), "consistency check: a peer could not answer");
+                    Status::unavailable(format!(
+                        "{peer} answered {code:?} ({}): the check could not complete; retry shortly",
+                        status.message()
+                    ))
+                } else {
+                    tracing::error!(peer, ?code, error = status.message(), "consistency check: a peer refused a read");
+                    Status::internal(format!(
+                        "{peer} refused the check's read with {code:?}: the service logged the details"
+                    ))
+                }
+            }
+            CheckError::Token(problem) => {
+                tracing::error!(error = %problem, "consistency check: no service token");
+                Status::unavailable("the service token for content release and payments cannot be read: retry shortly")
+            }
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Peers {
@@ -39,12 +90,11 @@ impl Peers {
         })
     }
 
-    fn authorised<T>(&self, message: T) -> Result<Request<T>, ServiceError> {
-        let token = self.tokens.bearer().map_err(ServiceError::Unavailable)?;
+    fn authorised<T>(&self, message: T) -> Result<Request<T>, CheckError> {
+        let token = self.tokens.bearer().map_err(CheckError::Token)?;
         let mut request = Request::new(message);
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| ServiceError::Internal("service token is not ASCII".into()))?;
+        let value =
+            format!("Bearer {token}").parse().map_err(|_| CheckError::Token("the service token is not ASCII".into()))?;
         request.metadata_mut().insert("authorization", value);
         Ok(request)
     }
@@ -54,7 +104,7 @@ impl Peers {
         &self,
         participant_id: &str,
         as_of: Date,
-    ) -> Result<Option<content::GetReleaseStateResponse>, ServiceError> {
+    ) -> Result<Option<content::GetReleaseStateResponse>, CheckError> {
         let request = self.authorised(content::GetReleaseStateRequest {
             participant_id: participant_id.to_owned(),
             as_of: Some(as_of),
@@ -62,7 +112,7 @@ impl Peers {
         match self.content.clone().get_release_state(request).await {
             Ok(answer) => Ok(Some(answer.into_inner())),
             Err(status) if status.code() == Code::NotFound => Ok(None),
-            Err(status) => Err(ServiceError::Unavailable(format!("content release: {}", status.message()))),
+            Err(status) => Err(CheckError::Peer { peer: "content release", status }),
         }
     }
 
@@ -71,7 +121,7 @@ impl Peers {
         &self,
         participant_id: &str,
         as_of: Date,
-    ) -> Result<Option<payments::GetAccrualResponse>, ServiceError> {
+    ) -> Result<Option<payments::GetAccrualResponse>, CheckError> {
         let request = self.authorised(payments::GetAccrualRequest {
             participant_id: participant_id.to_owned(),
             as_of: Some(as_of),
@@ -79,7 +129,7 @@ impl Peers {
         match self.payments.clone().get_accrual(request).await {
             Ok(answer) => Ok(Some(answer.into_inner())),
             Err(status) if status.code() == Code::NotFound => Ok(None),
-            Err(status) => Err(ServiceError::Unavailable(format!("payments: {}", status.message()))),
+            Err(status) => Err(CheckError::Peer { peer: "payments", status }),
         }
     }
 }

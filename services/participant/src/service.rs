@@ -13,6 +13,8 @@ use crate::domain::view::ParticipantRecord;
 use crate::domain::{ParticipantKind, TrainingStatus};
 use crate::domain::{ParticipantView, RuleViolation};
 use crate::error::ServiceError;
+use crate::peers::CheckError;
+use futures::{StreamExt, TryStreamExt};
 use crate::store::{self, DeliveryPartnerRow, ListFilter, NotificationRow, RequestRow, SchoolRow};
 use chrono::NaiveDate;
 use chrono::NaiveDateTime;
@@ -24,6 +26,10 @@ use steplab_platform::outbox::{self, NewCommand};
 use steplab_platform::{Caller, Clock, FieldViolations, date};
 use steplab_proto::steplab::participant::v1 as pb;
 use tokio::sync::Notify;
+
+/// Participants the consistency check reads from the peers at once (two
+/// calls each, one per peer).
+const PARTICIPANTS_CHECKED_AT_ONCE: usize = 8;
 
 #[derive(Clone)]
 pub struct Registry {
@@ -966,17 +972,17 @@ impl Registry {
         &self,
         caller: Caller,
         req: pb::CheckConsistencyRequest,
-    ) -> Result<pb::CheckConsistencyResponse, ServiceError> {
-        policy::may_operate_relay(&caller)?;
+    ) -> Result<pb::CheckConsistencyResponse, CheckError> {
+        policy::may_operate_relay(&caller).map_err(ServiceError::from)?;
         let mut v = FieldViolations::default();
         let as_of = v.check(date::optional("as_of", req.as_of.as_ref()));
         let size = v.check(steplab_platform::paging::page_size(req.page_size));
         let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
-        let (as_of, size, after) = v.finish(|| Some((as_of?, size?, after?)))?;
+        let (as_of, size, after) = v.finish(|| Some((as_of?, size?, after?))).map_err(ServiceError::from)?;
         let peers = self
             .peers
             .clone()
-            .ok_or_else(|| ServiceError::Unavailable("this process has no peers configured".into()))?;
+            .ok_or_else(|| ServiceError::Internal("this process has no peers configured".into()))?;
         let as_of = as_of.unwrap_or_else(|| self.clock.today());
         let (page, next) = self
             .db
@@ -1002,26 +1008,34 @@ impl Registry {
             })
             .await?;
         let day = date::to_proto(as_of);
-        let checks = page.iter().map(|(participant, _)| {
-            let peers = peers.clone();
-            async move {
-                let id = &participant.participant_id;
-                let (release, accrual) = futures::join!(peers.release(id, day), peers.accrual(id, day));
-                Ok::<_, ServiceError>(crate::drift::differences(crate::drift::Views {
-                    participant,
-                    release: release?.as_ref(),
-                    accrual: accrual?.as_ref(),
-                }))
-            }
-        });
-        let results = futures::future::join_all(checks).await;
+        // A few participants at a time, whatever the page size: a page of 500
+        // must not open 1,000 calls at once on the peers. The first failure
+        // stops the check (no further calls are started).
+        // Each check owns its participant: a stream borrowing the page is not
+        // `Send` for the generated service trait.
+        let participants: Vec<pb::Participant> = page.iter().map(|(participant, _)| participant.clone()).collect();
+        let results: Vec<Vec<String>> = futures::stream::iter(participants)
+            .map(|participant| {
+                let peers = peers.clone();
+                async move {
+                    let id = &participant.participant_id;
+                    let (release, accrual) = futures::join!(peers.release(id, day), peers.accrual(id, day));
+                    Ok::<_, CheckError>(crate::drift::differences(crate::drift::Views {
+                        participant: &participant,
+                        release: release?.as_ref(),
+                        accrual: accrual?.as_ref(),
+                    }))
+                }
+            })
+            .buffered(PARTICIPANTS_CHECKED_AT_ONCE)
+            .try_collect()
+            .await?;
         let mut answer = pb::CheckConsistencyResponse {
             checked: page.len() as i64,
             next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
             ..Default::default()
         };
         for ((participant, pending), differences) in page.into_iter().zip(results) {
-            let differences = differences?;
             if differences.is_empty() {
                 continue;
             }

@@ -446,6 +446,27 @@ impl Config {
                     )
                 })?,
             },
+            max_connections: number("STEPLAB_MAX_CONNECTIONS", defaults.max_connections as u64, 1_000_000)? as usize,
+            handshake_timeout: Duration::from_secs(number(
+                "STEPLAB_HANDSHAKE_TIMEOUT_SECONDS",
+                defaults.handshake_timeout.as_secs(),
+                3_600,
+            )?),
+            idle_timeout: Duration::from_secs(number(
+                "STEPLAB_IDLE_TIMEOUT_SECONDS",
+                defaults.idle_timeout.as_secs(),
+                604_800,
+            )?),
+            keepalive_interval: Duration::from_secs(number(
+                "STEPLAB_KEEPALIVE_INTERVAL_SECONDS",
+                defaults.keepalive_interval.as_secs(),
+                86_400,
+            )?),
+            keepalive_timeout: Duration::from_secs(number(
+                "STEPLAB_KEEPALIVE_TIMEOUT_SECONDS",
+                defaults.keepalive_timeout.as_secs(),
+                3_600,
+            )?),
         };
         let curriculum_file = get("STEPLAB_CURRICULUM_FILE").map(PathBuf::from);
         let schedules_file = get("STEPLAB_SCHEDULES_FILE").map(PathBuf::from);
@@ -592,6 +613,11 @@ mod tests {
             ("STEPLAB_MAX_CONCURRENT_PER_CONNECTION", "0"),
             ("STEPLAB_MAX_CONCURRENT_REQUESTS", "-1"),
             ("STEPLAB_RATE_LIMIT_PER_MINUTE", "lots"),
+            ("STEPLAB_MAX_CONNECTIONS", "0"),
+            ("STEPLAB_HANDSHAKE_TIMEOUT_SECONDS", "10s"),
+            ("STEPLAB_IDLE_TIMEOUT_SECONDS", "0"),
+            ("STEPLAB_KEEPALIVE_INTERVAL_SECONDS", "never"),
+            ("STEPLAB_KEEPALIVE_TIMEOUT_SECONDS", "0"),
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);
@@ -619,6 +645,11 @@ mod tests {
             ("STEPLAB_MAX_CONCURRENT_PER_CONNECTION", "8"),
             ("STEPLAB_MAX_CONCURRENT_REQUESTS", "32"),
             ("STEPLAB_RATE_LIMIT_PER_MINUTE", "0"),
+            ("STEPLAB_MAX_CONNECTIONS", "100"),
+            ("STEPLAB_HANDSHAKE_TIMEOUT_SECONDS", "2"),
+            ("STEPLAB_IDLE_TIMEOUT_SECONDS", "60"),
+            ("STEPLAB_KEEPALIVE_INTERVAL_SECONDS", "30"),
+            ("STEPLAB_KEEPALIVE_TIMEOUT_SECONDS", "5"),
         ])
         .expect("valid");
         assert_eq!(
@@ -628,6 +659,11 @@ mod tests {
                 max_concurrent_per_connection: 8,
                 max_concurrent_requests: 32,
                 rate_limit_per_minute: 0,
+                max_connections: 100,
+                handshake_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(60),
+                keepalive_interval: Duration::from_secs(30),
+                keepalive_timeout: Duration::from_secs(5),
             }
         );
     }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod date;
 pub mod db;
 pub mod error;

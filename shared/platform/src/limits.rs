@@ -2,10 +2,13 @@
 //!
 //! * a maximum message size (decoding and encoding), applied on each
 //!   generated server (`OUT_OF_RANGE` past it);
-//! * a per-connection concurrency limit with load shedding, a server knob
-//!   (see [`crate::server::run`]);
+//! * HTTP/2 flow control per connection: the server advertises
+//!   `SETTINGS_MAX_CONCURRENT_STREAMS`, so a busy client queues its calls
+//!   instead of having them refused (see [`crate::server::run`]);
 //! * a global (per service) concurrency limit, [`Limited`]: a call past it is
-//!   shed at once with `RESOURCE_EXHAUSTED`;
+//!   shed at once with `RESOURCE_EXHAUSTED` and a `google.rpc.RetryInfo`;
+//! * connection limits, a handshake timeout, HTTP/2 keepalive and an idle
+//!   timeout (see [`crate::connections`]);
 //! * a per-caller rate limit on mutating calls, [`Limits::rate_limited`]: a
 //!   token bucket keyed by the caller's `sub`.
 //!
@@ -25,6 +28,7 @@ use tokio::sync::Semaphore;
 use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::{Request, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 use tower::Service;
 
 /// The configured limits (see the README's Configuration table).
@@ -32,12 +36,28 @@ use tower::Service;
 pub struct Limits {
     /// `STEPLAB_MAX_MESSAGE_BYTES`: the largest request or response message.
     pub max_message_bytes: usize,
-    /// `STEPLAB_MAX_CONCURRENT_PER_CONNECTION`: calls in progress on one connection.
+    /// `STEPLAB_MAX_CONCURRENT_PER_CONNECTION`: the HTTP/2 streams (calls)
+    /// one connection may have open, advertised to the client, which queues
+    /// further calls itself.
     pub max_concurrent_per_connection: usize,
     /// `STEPLAB_MAX_CONCURRENT_REQUESTS`: calls in progress on one service.
     pub max_concurrent_requests: usize,
     /// `STEPLAB_RATE_LIMIT_PER_MINUTE`: mutating calls per caller per minute; 0 disables.
     pub rate_limit_per_minute: u32,
+    /// `STEPLAB_MAX_CONNECTIONS`: open connections per listener; past it a
+    /// new connection is closed at once.
+    pub max_connections: usize,
+    /// `STEPLAB_HANDSHAKE_TIMEOUT_SECONDS`: the time a new connection has to
+    /// finish its TLS handshake and send the HTTP/2 preface.
+    pub handshake_timeout: Duration,
+    /// `STEPLAB_IDLE_TIMEOUT_SECONDS`: a connection with no call in progress
+    /// for this long is closed.
+    pub idle_timeout: Duration,
+    /// `STEPLAB_KEEPALIVE_INTERVAL_SECONDS`: how often the server pings a connection.
+    pub keepalive_interval: Duration,
+    /// `STEPLAB_KEEPALIVE_TIMEOUT_SECONDS`: a ping not acknowledged within this
+    /// closes the connection.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +67,11 @@ impl Default for Limits {
             max_concurrent_per_connection: 64,
             max_concurrent_requests: 256,
             rate_limit_per_minute: 600,
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -127,8 +152,13 @@ impl RateLimiter {
     }
 }
 
+/// How long a shed call is told to wait before retrying (`google.rpc.RetryInfo`).
+pub const SHED_RETRY_DELAY: Duration = Duration::from_millis(250);
+
 /// Caps the calls in progress on one business service; past the cap a call is
-/// answered at once with `RESOURCE_EXHAUSTED` (load shedding, no queue).
+/// answered at once with `RESOURCE_EXHAUSTED` (load shedding, no queue) and a
+/// `google.rpc.RetryInfo`. Wrapped in [`crate::observability::Observed`], the
+/// answer also carries the call's `x-request-id`.
 #[derive(Debug, Clone)]
 pub struct Limited<S> {
     inner: S,
@@ -167,8 +197,11 @@ where
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             let limit = self.limit;
             tracing::warn!(limit, path = %request.uri().path(), "request shed: too many calls in progress");
-            let status =
-                Status::resource_exhausted(format!("server busy: {limit} calls in progress; retry with backoff"));
+            let status = Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                format!("server busy: {limit} calls in progress; retry with backoff"),
+                ErrorDetails::with_retry_info(Some(SHED_RETRY_DELAY)),
+            );
             return Box::pin(std::future::ready(Ok(status.into_http())));
         };
         let clone = self.inner.clone();

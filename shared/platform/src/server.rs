@@ -3,6 +3,15 @@
 //! and reflection v1 and v1alpha (grpcurl 1.8.6 speaks only v1alpha), both
 //! open to anyone. On shutdown health turns NOT_SERVING, the listener closes,
 //! and in-flight calls get a bounded time to finish.
+//!
+//! Transport limits (see [`crate::limits::Limits`] and [`crate::connections`]):
+//! each connection advertises `SETTINGS_MAX_CONCURRENT_STREAMS`, so a client
+//! with more calls than that queues them on its side (HTTP/2 flow control)
+//! instead of having them refused; nothing is shed per connection, only at
+//! the service-wide cap ([`crate::limits::Limited`]), which never applies to
+//! health or reflection. Connections are capped per listener, must finish
+//! their handshake in time, are pinged (HTTP/2 keepalive) and are closed when
+//! idle.
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,8 +25,9 @@ pub struct Hosted {
     /// Fully qualified gRPC service name, e.g. `steplab.participant.v1.ParticipantService`.
     pub name: &'static str,
     pub routes: Routes,
-    /// The per-connection concurrency limit comes from here; the other
-    /// limits wrap `routes` (see [`crate::limits`]).
+    /// The transport limits (streams per connection, connections, timeouts,
+    /// keepalive) come from here; the other limits wrap `routes` (see
+    /// [`crate::limits`]).
     pub limits: crate::limits::Limits,
     /// TLS for the whole listener (business service, health and reflection),
     /// from [`crate::tls::server_config`]; `None` serves plaintext.
@@ -63,26 +73,29 @@ pub async fn run(
     };
 
     let tls = hosted.tls.is_some();
+    let limits = hosted.limits;
     tracing::info!(service = name, %addr, tls, "serving");
     // With TLS every accepted connection goes through the handshake first
-    // (tonic applies the acceptor to the incoming stream); one that fails it
-    // is dropped without touching the services.
+    // (tonic applies the acceptor to the incoming stream, its handshakes
+    // bounded by the handshake timeout); one that fails it is dropped
+    // without touching the services.
     let builder = match hosted.tls {
-        Some(config) => {
-            Server::builder().tls_config(config).map_err(|e| anyhow::anyhow!("TLS: {}", crate::tls::error_chain(&e)))?
-        }
+        Some(config) => Server::builder()
+            .tls_config(config.timeout(limits.handshake_timeout))
+            .map_err(|e| anyhow::anyhow!("TLS: {}", crate::tls::error_chain(&e)))?,
         None => Server::builder(),
     };
-    // Past this many calls in progress on one connection, a call is shed with
-    // RESOURCE_EXHAUSTED. Kubelet probes come on their own connections.
+    let streams = u32::try_from(limits.max_concurrent_per_connection.max(1)).unwrap_or(u32::MAX);
     let server = builder
-        .concurrency_limit_per_connection(hosted.limits.max_concurrent_per_connection.max(1))
-        .load_shed(true)
+        .max_concurrent_streams(streams)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .layer(crate::connections::TrackCalls)
         .add_routes(hosted.routes)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(without_delay(listener), signal);
+        .serve_with_incoming_shutdown(crate::connections::accept(listener, &limits, tls, name), signal);
     tokio::pin!(server);
     let drain_bound = async move {
         if drain_started_rx.await.is_ok() {
@@ -97,22 +110,6 @@ pub async fn run(
     }
     tracing::info!(service = name, "stopped");
     Ok(())
-}
-
-/// The accepted connections, each with Nagle's algorithm off. tonic sets
-/// TCP_NODELAY only on listeners it binds itself; without it an answer
-/// larger than one segment waits for the client's delayed ACK, about 40 ms
-/// (seen in the benchmark as a 40-50 ms floor under list pages and
-/// `GetReleaseState`).
-fn without_delay(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-        Ok(stream)
-    })
 }
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C.
