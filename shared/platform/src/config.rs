@@ -289,6 +289,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Message size, concurrency and rate limits of the business services.
     pub limits: crate::limits::Limits,
+    /// `STEPLAB_READINESS_INTERVAL_MS`: time between two readiness probe
+    /// writes to the service's database (see [`crate::readiness`]).
+    pub readiness_interval: Duration,
     /// Optional TLS for every listener and for the participant service's
     /// clients (`STEPLAB_TLS_*`).
     pub tls: TlsFiles,
@@ -435,9 +438,11 @@ impl Config {
                 })?,
             },
         };
+        let readiness_interval = Duration::from_millis(number("STEPLAB_READINESS_INTERVAL_MS", 5_000, 600_000)?);
         let curriculum_file = get("STEPLAB_CURRICULUM_FILE").map(PathBuf::from);
         let schedules_file = get("STEPLAB_SCHEDULES_FILE").map(PathBuf::from);
         Ok(Config {
+            readiness_interval,
             tls,
             limits,
             metrics_listen,
@@ -532,6 +537,7 @@ mod tests {
         assert_eq!(c.jwt_secret, JwtSecretSource::File("/tmp/x/jwt-secret".into()));
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.readiness_interval, Duration::from_secs(5));
         let c = config(&[("STEPLAB_METRICS_LISTEN", "0.0.0.0:9090")]).expect("metrics");
         assert_eq!(c.metrics_listen, Some(SocketAddr::from(([0, 0, 0, 0], 9090))));
     }
@@ -579,6 +585,8 @@ mod tests {
             ("STEPLAB_MAX_CONCURRENT_PER_CONNECTION", "0"),
             ("STEPLAB_MAX_CONCURRENT_REQUESTS", "-1"),
             ("STEPLAB_RATE_LIMIT_PER_MINUTE", "lots"),
+            ("STEPLAB_READINESS_INTERVAL_MS", "0"),
+            ("STEPLAB_READINESS_INTERVAL_MS", "5s"),
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);
