@@ -43,8 +43,8 @@ fn malformed_bodies() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         // Field 1 (length-delimited), two bytes that are not UTF-8.
         ("invalid UTF-8 in a string field", vec![0x0a, 0x02, 0xff, 0xfe]),
-        // Field 1 as a varint whose continuation bit never ends.
-        ("truncated varint", vec![0x08, 0x80, 0x80]),
+        // Field 1's length, a varint whose continuation bit never ends.
+        ("truncated varint", vec![0x0a, 0x80, 0x80]),
         // Field 1 is a string; sent as a varint.
         ("wrong wire type", vec![0x08, 0x01]),
         ("deeply nested message", deep),
@@ -62,6 +62,8 @@ async fn each_kind_of_malformed_body_is_invalid_argument_on_every_service() {
         (stack.content_addr, "/steplab.content.v1.ContentReleaseService/GetReleaseState"),
         (stack.payments_addr, "/steplab.payments.v1.PaymentsService/GetAccrual"),
     ];
+    // Every (method, kind) that was not refused as INVALID_ARGUMENT.
+    let mut wrong = Vec::new();
     for (addr, method) in targets {
         let mut grpc = tonic::client::Grpc::new(steplab_tests::channel(addr).await);
         for (kind, body) in malformed_bodies() {
@@ -73,8 +75,9 @@ async fn each_kind_of_malformed_body_is_invalid_argument_on_every_service() {
                 .unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec)
                 .await
                 .expect_err("a malformed body is refused");
-            assert_eq!(status.code(), Code::InvalidArgument, "{method}, {kind}: {status:?}");
-            assert!(status.message().starts_with("malformed message"), "{method}, {kind}: {}", status.message());
+            if status.code() != Code::InvalidArgument || !status.message().starts_with("malformed message") {
+                wrong.push(format!("{method}, {kind}: {:?} {}", status.code(), status.message()));
+            }
         }
         // The same connection still serves a well-formed call (an unknown id).
         grpc.ready().await.expect("ready");
@@ -91,6 +94,7 @@ async fn each_kind_of_malformed_body_is_invalid_argument_on_every_service() {
             );
         }
     }
+    assert!(wrong.is_empty(), "malformed bodies not refused as INVALID_ARGUMENT:\n{}", wrong.join("\n"));
     stack.stop().await;
 }
 
@@ -170,8 +174,9 @@ impl Drop for SmallDisk {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_on_a_full_disk_answers_unavailable_turns_not_serving_and_recovers_when_space_is_freed() {
+/// A stack whose participant database is on a 2 MB tmpfs; `None` (skipped
+/// loudly) when no tmpfs can be mounted.
+async fn stack_on_a_small_disk(probe_interval_ms: &str) -> Option<(Stack, SmallDisk)> {
     let disk = match SmallDisk::mount("2m") {
         Ok(disk) => disk,
         Err(e) => {
@@ -180,26 +185,33 @@ async fn sqlite_on_a_full_disk_answers_unavailable_turns_not_serving_and_recover
                 std::io::stderr(),
                 "\n*** SKIPPED: cannot mount a tmpfs ({e}); run the tests as root (as CI does) ***\n"
             );
-            return;
+            return None;
         }
     };
     let url = format!("sqlite://{}", disk.path().join("participant.sqlite3").display());
-    let stack =
-        Stack::start_with(Backend::Sqlite, TODAY, &[QUICK_PROBE, ("STEPLAB_PARTICIPANT_DATABASE_URL", &url)])
-            .await
-            .expect("SQLite stack");
+    let settings = [("STEPLAB_READINESS_INTERVAL_MS", probe_interval_ms), ("STEPLAB_PARTICIPANT_DATABASE_URL", &url)];
+    let stack = Stack::start_with(Backend::Sqlite, TODAY, &settings).await.expect("SQLite stack");
     create_dp(&stack, "Before the disk filled").await.expect("a write with room");
+    Some((stack, disk))
+}
 
+/// Fills the disk, then writes until a write is refused; its status.
+async fn fill_and_write(stack: &Stack, disk: &SmallDisk) -> (tonic::Status, std::path::PathBuf) {
     let filler = disk.fill();
     // The first writes may still fit in pages the WAL already holds.
-    let mut refused = None;
     for i in 0..500 {
-        if let Err(status) = create_dp(&stack, &format!("Delivery partner {i} {}", "x".repeat(150))).await {
-            refused = Some(status);
-            break;
+        if let Err(status) = create_dp(stack, &format!("Delivery partner {i} {}", "x".repeat(150))).await {
+            println!("{i} writes fitted after the disk filled");
+            return (status, filler);
         }
     }
-    let status = refused.expect("a full disk refuses writes");
+    panic!("500 writes fitted on a full disk");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_on_a_full_disk_answers_unavailable_turns_not_serving_and_recovers_when_space_is_freed() {
+    let Some((stack, disk)) = stack_on_a_small_disk(QUICK_PROBE.1).await else { return };
+    let (status, filler) = fill_and_write(&stack, &disk).await;
     assert_eq!(status.code(), Code::Unavailable, "a full disk is not the caller's fault nor a bug: {status:?}");
     assert!(status.message().contains("storage is full"), "{}", status.message());
     let retry = tonic_types::StatusExt::get_error_details(&status).retry_info().cloned();
@@ -211,6 +223,18 @@ async fn sqlite_on_a_full_disk_answers_unavailable_turns_not_serving_and_recover
     let took = wait_for_health(&stack, ServingStatus::Serving, "space was freed").await;
     println!("SERVING {took:?} after space was freed");
     create_dp(&stack, "After space was freed").await.expect("writes go on once there is room");
+    stack.stop().await;
+    drop(disk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_meets_a_full_disk_turns_not_serving_without_waiting_for_the_probe() {
+    // No probe runs during the test: only the call's own fault can turn it.
+    let Some((stack, disk)) = stack_on_a_small_disk("600000").await else { return };
+    let (status, _filler) = fill_and_write(&stack, &disk).await;
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let took = wait_for_health(&stack, ServingStatus::NotServing, "a call met a full disk").await;
+    println!("NOT_SERVING {took:?} after the refused write, no probe");
     stack.stop().await;
     drop(disk);
 }
@@ -231,10 +255,11 @@ async fn postgres_database_gone_turns_not_serving_and_back_serving_when_it_retur
 
     admin_sql(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"));
     admin_sql(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"));
+    // No call is made: the probe alone finds it.
+    let took = wait_for_health(&stack, ServingStatus::NotServing, "the database is gone").await;
+    println!("NOT_SERVING {took:?} after the database went, found by the probe");
     let status = create_dp(&stack, "While the database is gone").await.expect_err("no database, no write");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    let took = wait_for_health(&stack, ServingStatus::NotServing, "the database is gone").await;
-    println!("NOT_SERVING {took:?} after the refused write");
 
     admin_sql(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"));
     let took = wait_for_health(&stack, ServingStatus::Serving, "the database is back").await;

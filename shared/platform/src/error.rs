@@ -256,6 +256,31 @@ mod tests {
     }
 
     #[test]
+    fn a_full_disk_and_a_lost_database_are_unavailable_with_retry_info_not_internal() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let db_error = |kind, message: &str| crate::db::DbError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())));
+        for message in [
+            "database or disk is full",
+            "could not extend file \"base/16384/16385\": No space left on device",
+            "out of memory",
+        ] {
+            let err = ServiceError::from(db_error(DatabaseErrorKind::Unknown, message));
+            assert!(matches!(err, ServiceError::StorageFull(_)), "{message}: {err:?}");
+            let status = Status::from(err);
+            assert_eq!(status.code(), Code::Unavailable, "{message}");
+            assert!(status.get_error_details().retry_info().is_some(), "{message}");
+        }
+        for (kind, message) in [
+            (DatabaseErrorKind::ClosedConnection, "server closed the connection unexpectedly"),
+            (DatabaseErrorKind::Unknown, "terminating connection due to administrator command"),
+            (DatabaseErrorKind::Unknown, "disk I/O error"),
+        ] {
+            let err = ServiceError::from(db_error(kind, message));
+            assert!(matches!(err, ServiceError::Unavailable(_)), "{message}: {err:?}");
+        }
+    }
+
+    #[test]
     fn invalid_argument_carries_each_field_violation() {
         let mut v = FieldViolations::default();
         v.push(FieldViolation::new("name", "is required"));

@@ -207,3 +207,60 @@ async fn watch(readiness: Readiness, health: HealthReporter, service: &'static s
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Migrations;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response};
+
+    static MIGRATIONS: Migrations = Migrations {
+        sqlite: diesel_migrations::embed_migrations!("../../services/participant/migrations/sqlite"),
+        postgres: diesel_migrations::embed_migrations!("../../services/participant/migrations/postgres"),
+    };
+
+    async fn status_of(health: &HealthReporter, service: &str) -> i32 {
+        let reader = tonic_health::server::HealthService::from_health_reporter(health.clone());
+        let request = tonic::Request::new(HealthCheckRequest { service: service.into() });
+        reader.check(request).await.expect("a known service").into_inner().status
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn draining_wins_over_a_probe_that_keeps_succeeding() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("ready.sqlite3"));
+        let db = Database::open(&url, &MIGRATIONS).await.expect("database");
+        let health = HealthReporter::new();
+        health.set_service_status("svc", ServingStatus::Serving).await;
+        // A probe every millisecond, each one succeeding.
+        let watching = Readiness::new(&db, Duration::from_millis(1)).start(health.clone(), "svc");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(status_of(&health, "svc").await, health_check_response::ServingStatus::Serving as i32);
+        watching.drain().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for service in ["", "svc"] {
+            let status = status_of(&health, service).await;
+            assert_eq!(status, health_check_response::ServingStatus::NotServing as i32, "{service:?}");
+        }
+    }
+
+    #[test]
+    fn a_fault_is_raised_only_inside_a_unit_of_work() {
+        let alarm = StorageAlarm::default();
+        let full = DbError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("database or disk is full".to_owned()),
+        ));
+        raise_for(&full);
+        assert_eq!(alarm.count(), 0);
+        watching(&alarm, || raise_for(&full));
+        assert_eq!(alarm.count(), 1);
+        let locked = DbError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_owned()),
+        ));
+        watching(&alarm, || raise_for(&locked));
+        assert_eq!(alarm.count(), 1, "a busy database is load, not a fault");
+    }
+}
