@@ -210,10 +210,7 @@ impl From<ServiceError> for Status {
             ServiceError::Aborted(msg) => Status::aborted(msg),
             ServiceError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "database unavailable");
-                retry_later(
-                    "the service's database is unavailable: retry shortly",
-                    Duration::from_secs(1),
-                )
+                retry_later("the service's database is unavailable: retry shortly", Duration::from_secs(1))
             }
             // UNAVAILABLE, not RESOURCE_EXHAUSTED: nothing the caller sent was
             // too much (RESOURCE_EXHAUSTED here means "slow down": rate,
@@ -223,10 +220,7 @@ impl From<ServiceError> for Status {
             // must make room.
             ServiceError::StorageFull(msg) => {
                 tracing::error!(error = %msg, "the database's storage is full");
-                retry_later(
-                    "the service's storage is full: nothing was changed; retry later",
-                    Duration::from_secs(30),
-                )
+                retry_later("the service's storage is full: nothing was changed; retry later", Duration::from_secs(30))
             }
             ServiceError::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");
@@ -258,7 +252,8 @@ mod tests {
     #[test]
     fn a_full_disk_and_a_lost_database_are_unavailable_with_retry_info_not_internal() {
         use diesel::result::{DatabaseErrorKind, Error};
-        let db_error = |kind, message: &str| crate::db::DbError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())));
+        let db_error =
+            |kind, message: &str| crate::db::DbError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())));
         for message in [
             "database or disk is full",
             "could not extend file \"base/16384/16385\": No space left on device",

@@ -84,6 +84,10 @@ mod tests {
         let truncated = <prost_types::Timestamp as prost::Message>::decode(&[0x08u8, 0x80][..]).expect_err("truncated");
         let status = malformed(&truncated);
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert!(status.message().contains("buffer underflow") || status.message().contains("varint"), "{}", status.message());
+        assert!(
+            status.message().contains("buffer underflow") || status.message().contains("varint"),
+            "{}",
+            status.message()
+        );
     }
 }
