@@ -58,6 +58,7 @@ pub async fn run(
     // Before the database: a bad curriculum file fails start-up at once.
     let curriculum = Arc::new(load_curriculum(config.curriculum_file.as_deref())?);
     let db = Database::open(&config.content.database, &MIGRATIONS).await?;
+    let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
     let verifier = steplab_platform::auth::verifier(&config)?;
     let observing = observability::start(&config, ServiceName::ContentRelease, &db)?;
     let service = service::ContentRelease::new(db.clone(), config.clock(), curriculum);
@@ -75,7 +76,7 @@ pub async fn run(
     // The audit log is in the service's own database.
     let svc = Observed::new(&observing, Limited::new(&limits, svc));
     let tls = steplab_platform::tls::server_config(&config.tls)?;
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls };
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
     let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
     observing.stop().await;
     served

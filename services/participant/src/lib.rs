@@ -40,6 +40,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let db = Database::open(&config.participant.database, &MIGRATIONS).await?;
+    let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
     let verifier = steplab_platform::auth::verifier(&config)?;
     let observing = observability::start(&config, ServiceName::Participant, &db)?;
     let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
@@ -76,7 +77,7 @@ pub async fn run(
     // Shed calls past the global cap are still counted by `Observed`.
     let svc = Observed::new(&observing, Limited::new(&limits, svc));
     let tls = steplab_platform::tls::server_config(&config.tls)?;
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls };
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
     let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
     observing.stop().await;
     let _ = stop_relay.send(true);

@@ -42,6 +42,7 @@ pub async fn run(
     // start-up with the file and the place in it.
     let book = ScheduleBook::load(config.schedules_file.as_deref())?;
     let db = Database::open(&config.payments.database, &MIGRATIONS).await?;
+    let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
     let verifier = steplab_platform::auth::verifier(&config)?;
     let observing = observability::start(&config, ServiceName::Payments, &db)?;
     let payments = service::Payments::new(db.clone(), config.clock(), book);
@@ -56,7 +57,7 @@ pub async fn run(
     // The audit log is in the service's own database.
     let svc = Observed::new(&observing, Limited::new(&limits, svc));
     let tls = steplab_platform::tls::server_config(&config.tls)?;
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls };
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
     let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
     observing.stop().await;
     served

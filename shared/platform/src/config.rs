@@ -292,6 +292,9 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// Message size, concurrency and rate limits of the business services.
     pub limits: crate::limits::Limits,
+    /// `STEPLAB_READINESS_INTERVAL_MS`: time between two readiness probe
+    /// writes to the service's database (see [`crate::readiness`]).
+    pub readiness_interval: Duration,
     /// Optional TLS for every listener and for the participant service's
     /// clients (`STEPLAB_TLS_*`).
     pub tls: TlsFiles,
@@ -468,9 +471,11 @@ impl Config {
                 3_600,
             )?),
         };
+        let readiness_interval = Duration::from_millis(number("STEPLAB_READINESS_INTERVAL_MS", 5_000, 600_000)?);
         let curriculum_file = get("STEPLAB_CURRICULUM_FILE").map(PathBuf::from);
         let schedules_file = get("STEPLAB_SCHEDULES_FILE").map(PathBuf::from);
         Ok(Config {
+            readiness_interval,
             tls,
             limits,
             metrics_listen,
@@ -566,6 +571,7 @@ mod tests {
         assert_eq!(c.jwt_secret, JwtSecretSource::File("/tmp/x/jwt-secret".into()));
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.readiness_interval, Duration::from_secs(5));
         let c = config(&[("STEPLAB_METRICS_LISTEN", "0.0.0.0:9090")]).expect("metrics");
         assert_eq!(c.metrics_listen, Some(SocketAddr::from(([0, 0, 0, 0], 9090))));
     }
@@ -618,6 +624,8 @@ mod tests {
             ("STEPLAB_IDLE_TIMEOUT_SECONDS", "0"),
             ("STEPLAB_KEEPALIVE_INTERVAL_SECONDS", "never"),
             ("STEPLAB_KEEPALIVE_TIMEOUT_SECONDS", "0"),
+            ("STEPLAB_READINESS_INTERVAL_MS", "0"),
+            ("STEPLAB_READINESS_INTERVAL_MS", "5s"),
         ] {
             let err = config(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);

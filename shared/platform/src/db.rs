@@ -34,12 +34,78 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
+/// A fault of the database itself, not of the request: the service cannot
+/// write until it passes, so readiness turns NOT_SERVING (see
+/// [`crate::readiness`]) and the caller is told to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No room to write: SQLite's SQLITE_FULL ("database or disk is full")
+    /// or PostgreSQL's insufficient resources (class 53: disk full, out of
+    /// memory).
+    Full,
+    /// The database cannot be reached: no connection in time, a connection
+    /// lost (PostgreSQL gone, its backend terminated), a failing disk.
+    Unreachable,
+}
+
 impl DbError {
+    /// The storage fault behind this error, if it is one. A busy SQLite
+    /// ("database is locked") is load, not a fault: it is not one.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Unavailable(_) => Some(StorageFault::Unreachable),
+            DbError::Query(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => Some(StorageFault::Unreachable),
+            DbError::Query(Error::DatabaseError(_, info)) => {
+                classify_message(info.message(), info.hint().unwrap_or_default())
+            }
+            DbError::Query(_) => None,
+        }
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,
             DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
         )
+    }
+}
+
+/// Recognises a storage fault from the database's own words. diesel keeps
+/// SQLite's extended code and PostgreSQL's SQLSTATE to itself (both reach us
+/// as `DatabaseErrorKind::Unknown`), so the messages are matched: SQLite's
+/// fixed `sqlite3_errstr` texts, and PostgreSQL's class 53 texts and the
+/// "Check free disk space." hint of 53100 (English server messages, the
+/// default `lc_messages`).
+fn classify_message(message: &str, hint: &str) -> Option<StorageFault> {
+    const FULL: &[&str] = &[
+        // SQLITE_FULL
+        "database or disk is full",
+        // PostgreSQL 53100 disk_full (the OS's ENOSPC text in its message)
+        "No space left on device",
+        // PostgreSQL 53200 out_of_memory
+        "out of memory",
+    ];
+    const UNREACHABLE: &[&str] = &[
+        // SQLITE_IOERR, SQLITE_CANTOPEN: the file or its disk failed.
+        "disk I/O error",
+        "unable to open database file",
+        // PostgreSQL 57P01-57P03: the server is shutting down or restarting.
+        "terminating connection due to administrator command",
+        "the database system is shutting down",
+        "the database system is starting up",
+        // PostgreSQL 53300 too_many_connections
+        "sorry, too many clients already",
+    ];
+    if hint.starts_with("Check free disk space") || FULL.iter().any(|m| message.contains(m)) {
+        Some(StorageFault::Full)
+    } else if UNREACHABLE.iter().any(|m| message.contains(m)) {
+        Some(StorageFault::Unreachable)
+    } else {
+        None
     }
 }
 
@@ -103,6 +169,8 @@ pub struct Database {
     /// "database is locked" while others kept writing. The busy timeout still
     /// covers other processes on the same file.
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Raised when a unit of work meets a storage fault (see [`crate::readiness`]).
+    storage_alarm: crate::readiness::StorageAlarm,
 }
 
 impl std::fmt::Debug for Database {
@@ -144,11 +212,16 @@ impl Database {
             .build(manager)
             .map_err(|e| anyhow::anyhow!("cannot open {url:?}: {e}"))?;
         let write_gate = (!postgres).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Database { pool, postgres, write_gate })
+        Ok(Database { pool, postgres, write_gate, storage_alarm: Default::default() })
     }
 
     pub fn is_postgres(&self) -> bool {
         self.postgres
+    }
+
+    /// What readiness watches for storage faults met by this database's users.
+    pub fn storage_alarm(&self) -> crate::readiness::StorageAlarm {
+        self.storage_alarm.clone()
     }
 
     /// The pool's (open connections, idle connections).
@@ -167,9 +240,17 @@ impl Database {
         // The call being served stays current inside the closure, so what
         // it writes (e.g. outbox commands) can carry the request id.
         let call = crate::observability::current();
+        let alarm = self.storage_alarm.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| E::from(DbError::Unavailable(e.to_string())))?;
-            crate::observability::in_call(call, || f(&mut conn))
+            let mut conn = pool.get().map_err(|e| {
+                // r2d2 adds the last connection error to its timeout; without
+                // one the pool was only busy, which is load, not a fault.
+                if e.to_string() != "timed out waiting for connection" {
+                    alarm.raise(crate::db::StorageFault::Unreachable);
+                }
+                E::from(DbError::Unavailable(e.to_string()))
+            })?;
+            crate::readiness::watching(&alarm, || crate::observability::in_call(call, || f(&mut conn)))
         })
         .await
         .map_err(|e| E::from(DbError::Unavailable(format!("database task failed: {e}"))))?
@@ -207,7 +288,7 @@ where
         DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
         DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
     };
-    begun.map_err(|e| E::from(DbError::Query(e)))?;
+    begun.map_err(|e| E::from(noted(DbError::Query(e))))?;
     match f(conn) {
         Ok(value) => {
             // An accepted change and its audit entry commit together (see
@@ -223,7 +304,7 @@ where
                 }
             }
             <DbConn as Connection>::TransactionManager::commit_transaction(conn)
-                .map_err(|e| E::from(DbError::Query(e)))?;
+                .map_err(|e| E::from(noted(DbError::Query(e))))?;
             if let Some(call) = call {
                 call.mark_audited();
             }
@@ -236,6 +317,13 @@ where
             Err(err)
         }
     }
+}
+
+/// Raises the readiness alarm when `error` is a storage fault (SQLite in WAL
+/// mode often finds a full disk only at COMMIT).
+fn noted(error: DbError) -> DbError {
+    crate::readiness::raise_for(&error);
+    error
 }
 
 fn run_migrations(conn: &mut DbConn, migrations: &'static Migrations) -> anyhow::Result<()> {

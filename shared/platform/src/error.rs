@@ -3,6 +3,7 @@
 //! carries `google.rpc.ErrorInfo` with an UPPER_SNAKE reason. Each service
 //! maps its own error enum to these with one exhaustive `match`.
 
+use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -134,6 +135,10 @@ pub enum ServiceError {
     /// The database could not be reached in time; worth retrying.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The database has no room to write (disk full): the change was not
+    /// made; worth retrying once the operator has made room.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// A fault on our side: logged in full, reported without detail.
     #[error("internal: {0}")]
     Internal(String),
@@ -153,8 +158,15 @@ impl From<FieldViolation> for ServiceError {
 
 impl From<crate::db::DbError> for ServiceError {
     fn from(e: crate::db::DbError) -> Self {
-        use crate::db::DbError;
+        use crate::db::{DbError, StorageFault};
         use diesel::result::{DatabaseErrorKind, Error};
+        // Readiness turns NOT_SERVING at once when a call meets one.
+        crate::readiness::raise_for(&e);
+        match e.storage_fault() {
+            Some(StorageFault::Full) => return ServiceError::StorageFull(e.to_string()),
+            Some(StorageFault::Unreachable) => return ServiceError::Unavailable(e.to_string()),
+            None => {}
+        }
         match e {
             DbError::Unavailable(msg) => ServiceError::Unavailable(msg),
             DbError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
@@ -198,7 +210,17 @@ impl From<ServiceError> for Status {
             ServiceError::Aborted(msg) => Status::aborted(msg),
             ServiceError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "database unavailable");
-                Status::unavailable("the service's database is unavailable: retry shortly")
+                retry_later("the service's database is unavailable: retry shortly", Duration::from_secs(1))
+            }
+            // UNAVAILABLE, not RESOURCE_EXHAUSTED: nothing the caller sent was
+            // too much (RESOURCE_EXHAUSTED here means "slow down": rate,
+            // size, concurrency), nothing changed, and standard gRPC retry
+            // policies retry UNAVAILABLE, which readiness (NOT_SERVING) sends
+            // to a replica that can write. Logged as an error: an operator
+            // must make room.
+            ServiceError::StorageFull(msg) => {
+                tracing::error!(error = %msg, "the database's storage is full");
+                retry_later("the service's storage is full: nothing was changed; retry later", Duration::from_secs(30))
             }
             ServiceError::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");
@@ -206,6 +228,11 @@ impl From<ServiceError> for Status {
             }
         }
     }
+}
+
+/// UNAVAILABLE with `google.rpc.RetryInfo` saying when to try again.
+fn retry_later(message: &str, delay: Duration) -> Status {
+    Status::with_error_details(Code::Unavailable, message, ErrorDetails::with_retry_info(Some(delay)))
 }
 
 #[cfg(test)]
@@ -220,6 +247,32 @@ mod tests {
         assert!(matches!(err, ServiceError::Unavailable(_)), "{err:?}");
         let other = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("no such table: x".to_owned()));
         assert!(matches!(ServiceError::from(crate::db::DbError::Query(other)), ServiceError::Internal(_)));
+    }
+
+    #[test]
+    fn a_full_disk_and_a_lost_database_are_unavailable_with_retry_info_not_internal() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let db_error =
+            |kind, message: &str| crate::db::DbError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())));
+        for message in [
+            "database or disk is full",
+            "could not extend file \"base/16384/16385\": No space left on device",
+            "out of memory",
+        ] {
+            let err = ServiceError::from(db_error(DatabaseErrorKind::Unknown, message));
+            assert!(matches!(err, ServiceError::StorageFull(_)), "{message}: {err:?}");
+            let status = Status::from(err);
+            assert_eq!(status.code(), Code::Unavailable, "{message}");
+            assert!(status.get_error_details().retry_info().is_some(), "{message}");
+        }
+        for (kind, message) in [
+            (DatabaseErrorKind::ClosedConnection, "server closed the connection unexpectedly"),
+            (DatabaseErrorKind::Unknown, "terminating connection due to administrator command"),
+            (DatabaseErrorKind::Unknown, "disk I/O error"),
+        ] {
+            let err = ServiceError::from(db_error(kind, message));
+            assert!(matches!(err, ServiceError::Unavailable(_)), "{message}: {err:?}");
+        }
     }
 
     #[test]

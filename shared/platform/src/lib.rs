@@ -19,6 +19,7 @@ pub mod limits;
 pub mod observability;
 pub mod outbox;
 pub mod paging;
+pub mod readiness;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

@@ -32,6 +32,8 @@ pub struct Hosted {
     /// TLS for the whole listener (business service, health and reflection),
     /// from [`crate::tls::server_config`]; `None` serves plaintext.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Keeps health true to the database (see [`crate::readiness`]).
+    pub readiness: crate::readiness::Readiness,
 }
 
 /// Serves until `shutdown` completes, then drains for at most `drain`.
@@ -44,6 +46,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status(hosted.name, ServingStatus::Serving).await;
+    let readiness = hosted.readiness.start(health.clone(), hosted.name);
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -62,12 +65,12 @@ pub async fn run(
     let (drain_started_tx, drain_started_rx) = tokio::sync::oneshot::channel::<()>();
     let name = hosted.name;
     let signal = {
-        let health = health.clone();
+        let readiness = &readiness;
         async move {
             shutdown.await;
             tracing::info!(service = name, %addr, "shutting down: health NOT_SERVING, draining in-flight calls");
-            health.set_service_status("", ServingStatus::NotServing).await;
-            health.set_service_status(name, ServingStatus::NotServing).await;
+            // Also stops the readiness probe, so it never turns SERVING again.
+            readiness.drain().await;
             let _ = drain_started_tx.send(());
         }
     };

@@ -4,6 +4,8 @@
 //! Kept in its own crate so editing service code never recompiles protos.
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
+pub mod codec;
+
 include!(concat!(env!("OUT_DIR"), "/_includes.rs"));
 
 /// Every Steplab file descriptor (with `google.type.Date` and the well-known

@@ -1,0 +1,266 @@
+//! Readiness that tells the truth: `grpc.health.v1` answers NOT_SERVING (for
+//! "" and for the service's name) while the service cannot write to its
+//! database, and SERVING again once it can, so Kubernetes (or any balancer
+//! probing health) sends calls to a replica that can take them.
+//!
+//! Two signals turn it:
+//! * a probe every `STEPLAB_READINESS_INTERVAL_MS` that makes a real write,
+//!   the upsert of the one-row `heartbeat` table (a read would pass on a full
+//!   disk), bounded by [`PROBE_TIMEOUT`];
+//! * a [`StorageAlarm`] raised by the database layer the moment a business
+//!   call (or the relay, or an audit write) meets a [`StorageFault`]: disk
+//!   full, connection lost, no connection in time. NOT_SERVING then comes at
+//!   once, without waiting for the next probe.
+//!
+//! SERVING comes back only from a probe that succeeded with no fault raised
+//! since the previous one, so calls failing on a full disk between two
+//! successful heartbeats (which rewrite a page that already exists) keep the
+//! service NOT_SERVING instead of flapping.
+//!
+//! Shutdown wins: once draining, no probe turns the service SERVING again.
+
+use crate::db::{Database, DbConn, DbError, StorageFault};
+use diesel::RunQueryDsl;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Mutex, Notify};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// The longest a probe's write may take before it counts as failed: a
+/// database that cannot take a one-row write in this time cannot serve.
+/// Longer than the pool's own connection timeout, so a saturated pool is
+/// waited for, not mistaken for a dead database.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Storage faults seen by one database's users; raised from any thread
+/// (diesel runs on tokio's blocking pool), watched by the readiness task.
+#[derive(Debug, Clone, Default)]
+pub struct StorageAlarm {
+    inner: Arc<AlarmInner>,
+}
+
+#[derive(Debug, Default)]
+struct AlarmInner {
+    raised: AtomicU64,
+    wake: Notify,
+}
+
+impl StorageAlarm {
+    pub fn raise(&self, fault: StorageFault) {
+        tracing::debug!(?fault, "storage fault: readiness turns NOT_SERVING");
+        self.inner.raised.fetch_add(1, Ordering::AcqRel);
+        self.inner.wake.notify_one();
+    }
+
+    /// How many faults were raised so far.
+    fn count(&self) -> u64 {
+        self.inner.raised.load(Ordering::Acquire)
+    }
+}
+
+thread_local! {
+    /// The alarm of the database whose unit of work runs on this thread.
+    static WATCHING: RefCell<Option<StorageAlarm>> = const { RefCell::new(None) };
+}
+
+/// Runs blocking `f` (a unit of work on `alarm`'s database) so that
+/// [`raise_for`] inside it reaches `alarm`.
+pub(crate) fn watching<T>(alarm: &StorageAlarm, f: impl FnOnce() -> T) -> T {
+    let previous = WATCHING.with(|w| w.replace(Some(alarm.clone())));
+    let result = f();
+    WATCHING.with(|w| *w.borrow_mut() = previous);
+    result
+}
+
+/// Raises the current unit of work's alarm when `error` is a storage fault.
+/// Called where database errors are classified (the error mapping and the
+/// transaction boundaries); outside a unit of work it does nothing, and the
+/// next probe finds the fault instead.
+pub(crate) fn raise_for(error: &DbError) {
+    if let Some(fault) = error.storage_fault() {
+        WATCHING.with(|w| {
+            if let Some(alarm) = &*w.borrow() {
+                alarm.raise(fault);
+            }
+        });
+    }
+}
+
+/// The one-row write of the probe: portable upsert, SQLite 3.24+ and PostgreSQL.
+pub fn heartbeat(conn: &mut DbConn) -> Result<(), DbError> {
+    diesel::sql_query(
+        "INSERT INTO heartbeat (id, beat_at) VALUES (1, CURRENT_TIMESTAMP) \
+         ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// What the server needs to keep its health status true to its database.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    db: Database,
+    interval: Duration,
+}
+
+impl Readiness {
+    /// `interval`: time between two probe writes (`STEPLAB_READINESS_INTERVAL_MS`).
+    pub fn new(db: &Database, interval: Duration) -> Self {
+        Self { db: db.clone(), interval: interval.max(Duration::from_millis(1)) }
+    }
+
+    /// Starts watching; the returned handle turns health NOT_SERVING for
+    /// good when the server starts draining. `health` is expected SERVING.
+    pub fn start(self, health: HealthReporter, service: &'static str) -> Watching {
+        let status = Arc::new(Mutex::new(Status { draining: false, serving: true }));
+        let task = tokio::spawn(watch(self, health.clone(), service, Arc::clone(&status)));
+        Watching { health, service, status, task }
+    }
+}
+
+/// The status last published, and whether shutdown has begun.
+#[derive(Debug)]
+struct Status {
+    draining: bool,
+    serving: bool,
+}
+
+/// The running readiness task of one server.
+#[derive(Debug)]
+pub struct Watching {
+    health: HealthReporter,
+    service: &'static str,
+    status: Arc<Mutex<Status>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watching {
+    /// Shutdown: NOT_SERVING for "" and the service, never SERVING again
+    /// (the status lock orders this after any probe result being published).
+    pub async fn drain(&self) {
+        let mut status = self.status.lock().await;
+        status.draining = true;
+        status.serving = false;
+        self.task.abort();
+        publish(&self.health, self.service, ServingStatus::NotServing).await;
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn publish(health: &HealthReporter, service: &'static str, serving: ServingStatus) {
+    health.set_service_status("", serving).await;
+    health.set_service_status(service, serving).await;
+}
+
+/// Sets the published status unless draining; logs each change once.
+async fn set(health: &HealthReporter, service: &'static str, status: &Mutex<Status>, serving: bool, why: &str) {
+    let mut current = status.lock().await;
+    if current.draining || current.serving == serving {
+        return;
+    }
+    current.serving = serving;
+    if serving {
+        tracing::info!(service, "the database takes writes again: health SERVING");
+        publish(health, service, ServingStatus::Serving).await;
+    } else {
+        tracing::error!(service, reason = why, "the database cannot take writes: health NOT_SERVING");
+        publish(health, service, ServingStatus::NotServing).await;
+    }
+}
+
+async fn watch(readiness: Readiness, health: HealthReporter, service: &'static str, status: Arc<Mutex<Status>>) {
+    let alarm = readiness.db.storage_alarm();
+    let mut seen = alarm.count();
+    let mut tick = tokio::time::interval(readiness.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = alarm.inner.wake.notified() => {
+                if alarm.count() != seen {
+                    set(&health, service, &status, false, "a call met a storage fault").await;
+                }
+                continue;
+            }
+        }
+        let probe = tokio::time::timeout(PROBE_TIMEOUT, readiness.db.write(heartbeat)).await;
+        let raised = alarm.count();
+        let faults_since_last_probe = raised != seen;
+        seen = raised;
+        match probe {
+            Ok(Ok(())) if !faults_since_last_probe => set(&health, service, &status, true, "").await,
+            Ok(Ok(())) => set(&health, service, &status, false, "calls met storage faults since the last probe").await,
+            Ok(Err(e)) => set(&health, service, &status, false, &format!("the heartbeat write failed: {e}")).await,
+            Err(_) => {
+                let why = format!("the heartbeat write took longer than {PROBE_TIMEOUT:?}");
+                set(&health, service, &status, false, &why).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Migrations;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response};
+
+    static MIGRATIONS: Migrations = Migrations {
+        sqlite: diesel_migrations::embed_migrations!("../../services/participant/migrations/sqlite"),
+        postgres: diesel_migrations::embed_migrations!("../../services/participant/migrations/postgres"),
+    };
+
+    async fn status_of(health: &HealthReporter, service: &str) -> i32 {
+        let reader = tonic_health::server::HealthService::from_health_reporter(health.clone());
+        let request = tonic::Request::new(HealthCheckRequest { service: service.into() });
+        reader.check(request).await.expect("a known service").into_inner().status
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn draining_wins_over_a_probe_that_keeps_succeeding() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("ready.sqlite3"));
+        let db = Database::open(&url, &MIGRATIONS).await.expect("database");
+        let health = HealthReporter::new();
+        health.set_service_status("svc", ServingStatus::Serving).await;
+        // A probe every millisecond, each one succeeding.
+        let watching = Readiness::new(&db, Duration::from_millis(1)).start(health.clone(), "svc");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(status_of(&health, "svc").await, health_check_response::ServingStatus::Serving as i32);
+        watching.drain().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for service in ["", "svc"] {
+            let status = status_of(&health, service).await;
+            assert_eq!(status, health_check_response::ServingStatus::NotServing as i32, "{service:?}");
+        }
+    }
+
+    #[test]
+    fn a_fault_is_raised_only_inside_a_unit_of_work() {
+        let alarm = StorageAlarm::default();
+        let full = DbError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("database or disk is full".to_owned()),
+        ));
+        raise_for(&full);
+        assert_eq!(alarm.count(), 0);
+        watching(&alarm, || raise_for(&full));
+        assert_eq!(alarm.count(), 1);
+        let locked = DbError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_owned()),
+        ));
+        watching(&alarm, || raise_for(&locked));
+        assert_eq!(alarm.count(), 1, "a busy database is load, not a fault");
+    }
+}
