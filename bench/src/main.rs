@@ -12,6 +12,7 @@
 
 mod e2e;
 mod echo;
+mod floods;
 mod lists;
 mod load;
 mod procs;
@@ -31,9 +32,9 @@ use std::time::{Duration, Instant};
 struct Cli {
     #[command(subcommand)]
     command: Option<Sub>,
-    /// Parts to run, comma-separated: echo, e2e, reads, lists, replicas.
+    /// Parts to run, comma-separated: echo, e2e, reads, lists, replicas, floods.
     /// Throughput parts run the echo baseline too (for the ratios) unless --no-echo.
-    #[arg(long, value_delimiter = ',', default_values = ["echo", "e2e", "reads", "lists", "replicas"])]
+    #[arg(long, value_delimiter = ',', default_values = ["echo", "e2e", "reads", "lists", "replicas", "floods"])]
     only: Vec<Part>,
     #[arg(long, value_enum, default_value = "both")]
     backend: BackendChoice,
@@ -66,6 +67,10 @@ struct Cli {
     /// Size at which each service's resident memory is read (added to the sizes).
     #[arg(long, default_value_t = 200_000)]
     memory_at: usize,
+    /// Calls of the floods part: half without a token, each naming a new 15 KB
+    /// method, half with garbage tokens.
+    #[arg(long, default_value_t = 20_000)]
+    flood_calls: u64,
     /// A short smoke run: 2 s windows, sizes 10,000 and 50,000.
     #[arg(long)]
     quick: bool,
@@ -98,6 +103,7 @@ enum Part {
     Reads,
     Lists,
     Replicas,
+    Floods,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +161,7 @@ impl Bench {
             cli.sizes = vec![10_000, 50_000];
             cli.pg_sizes = vec![10_000, 50_000];
             cli.memory_at = 50_000;
+            cli.flood_calls = cli.flood_calls.min(4_000);
         }
         let parts = cli.only.iter().copied().collect();
         Bench {
@@ -206,7 +213,7 @@ impl Bench {
         eprintln!("placement: {}", self.placement.description);
         let wants_throughput =
             [Part::E2e, Part::Reads, Part::Replicas, Part::Lists].iter().any(|p| self.parts.contains(p));
-        let needs_stack = wants_throughput;
+        let needs_stack = wants_throughput || self.parts.contains(&Part::Floods);
         if needs_stack {
             procs::steplab_binary()?;
         }
@@ -243,6 +250,12 @@ impl Bench {
                 let t = Instant::now();
                 let r = self.lists_part(backend).await;
                 self.elapsed.push((format!("{} lists", backend.as_str()), t.elapsed()));
+                r?;
+            }
+            if self.parts.contains(&Part::Floods) {
+                let t = Instant::now();
+                let r = self.floods_part(backend).await;
+                self.elapsed.push((format!("{} floods", backend.as_str()), t.elapsed()));
                 r?;
             }
         }
@@ -383,6 +396,23 @@ impl Bench {
                     self.emit(f);
                 }
             }
+        }
+        stack.stop().await;
+        Ok(())
+    }
+
+    /// A bounded flood of unauthenticated calls while one client makes valid
+    /// calls, on a fresh stack (see `floods`).
+    async fn floods_part(&mut self, backend: Backend) -> anyhow::Result<()> {
+        let b = backend.as_str();
+        let mut stack = Stack::start(&self.placement, &self.stack_options(backend, 1)).await?;
+        eprintln!("{b}: stack up for floods (logs in {})", stack.log_dir().display());
+        let calls = self.cli.flood_calls;
+        let duration = self.duration;
+        let figures =
+            self.timed(format!("{b} floods, {calls} calls"), floods::measure(&mut stack, calls, duration)).await?;
+        for f in figures {
+            self.emit(f);
         }
         stack.stop().await;
         Ok(())

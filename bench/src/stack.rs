@@ -214,6 +214,29 @@ impl Stack {
         self.dir.path().to_path_buf()
     }
 
+    /// The participant database's size on PostgreSQL (`None` on SQLite).
+    pub fn participant_database_bytes(&self) -> Option<u64> {
+        let url = self.pg.as_ref()?.urls.first()?;
+        let mut conn = PgConnection::establish(url).ok()?;
+        let size: Count =
+            diesel::sql_query("SELECT pg_database_size(current_database()) AS n").get_result(&mut conn).ok()?;
+        u64::try_from(size.n).ok()
+    }
+
+    /// The participant service's audit rows and the calls they stand for.
+    pub fn participant_audit_rows(&self) -> Option<(i64, i64)> {
+        let query = "SELECT COUNT(*) AS n FROM audit_log UNION ALL SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) AS n FROM audit_log";
+        let counts: Vec<Count> = match &self.pg {
+            Some(pg) => diesel::sql_query(query).load(&mut PgConnection::establish(pg.urls.first()?).ok()?).ok()?,
+            None => {
+                let path = self.dir.path().join("participant.sqlite3");
+                let mut conn = diesel::SqliteConnection::establish(&path.display().to_string()).ok()?;
+                diesel::sql_query(query).load(&mut conn).ok()?
+            }
+        };
+        Some((counts.first()?.n, counts.get(1)?.n))
+    }
+
     /// Stops every process (SIGTERM, then SIGKILL), then drops the databases.
     pub async fn stop(self) {
         let Stack { participants, content, payments, pg, dir, .. } = self;
@@ -225,6 +248,12 @@ impl Stack {
         drop(pg);
         drop(dir);
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 fn bearer(token: &str) -> anyhow::Result<Bearer> {

@@ -125,10 +125,10 @@ impl Observing {
         if let Some(stop) = self.stop_summaries.take() {
             let _ = stop.send(());
         }
-        if let Some(summaries) = self.summaries.take() {
-            if summaries.await.is_err() {
-                tracing::error!("the audit summary task failed");
-            }
+        if let Some(summaries) = self.summaries.take()
+            && summaries.await.is_err()
+        {
+            tracing::error!("the audit summary task failed");
         }
     }
 }
@@ -193,10 +193,10 @@ async fn write_summaries(
             _ = &mut stopped => true,
         };
         let entries = unauthenticated.close_window(chrono::Utc::now().naive_utc());
-        if !entries.is_empty() {
-            if let Err(e) = db.write(move |conn| audit::record_all(conn, &entries)).await {
-                tracing::error!(error = %e, "could not record the summaries of unauthenticated calls");
-            }
+        if !entries.is_empty()
+            && let Err(e) = db.write(move |conn| audit::record_all(conn, &entries)).await
+        {
+            tracing::error!(error = %e, "could not record the summaries of unauthenticated calls");
         }
         if last {
             return;
