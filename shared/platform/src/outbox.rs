@@ -347,9 +347,8 @@ impl Relay {
                 }
             }
         };
-        let deliveries = futures::future::join_all(
-            lanes.iter().map(|(lane, wake)| self.run_lane(lane, wake, shutdown.clone())),
-        );
+        let deliveries =
+            futures::future::join_all(lanes.iter().map(|(lane, wake)| self.run_lane(lane, wake, shutdown.clone())));
         tokio::join!(wake_every_lane, gauges, deliveries);
         tracing::info!(relay = %instance, "outbox relay stopped");
     }
