@@ -111,13 +111,16 @@ async fn health_of(addr: std::net::SocketAddr, service: &str) -> Option<i32> {
     Some(answer.into_inner().status)
 }
 
-/// Waits until both "" and the participant service's name report `wanted`.
+/// Waits until the participant service's name (readiness) reports `wanted`,
+/// checking that "" (liveness) stays SERVING all the while: a database
+/// outage must not get the process restarted.
 async fn wait_for_health(stack: &Stack, wanted: ServingStatus, why: &str) -> Duration {
     let started = tokio::time::Instant::now();
     loop {
         let overall = health_of(stack.participant_addr, "").await;
         let named = health_of(stack.participant_addr, "steplab.participant.v1.ParticipantService").await;
-        if overall == Some(wanted as i32) && named == Some(wanted as i32) {
+        assert_eq!(overall, Some(ServingStatus::Serving as i32), "{why}: liveness (\"\") must stay SERVING");
+        if named == Some(wanted as i32) {
             return started.elapsed();
         }
         assert!(started.elapsed() < WITHIN, "{why}: health is {overall:?}/{named:?}, not {wanted:?}, after {WITHIN:?}");

@@ -1,7 +1,11 @@
-//! Readiness that tells the truth: `grpc.health.v1` answers NOT_SERVING (for
-//! "" and for the service's name) while the service cannot write to its
-//! database, and SERVING again once it can, so Kubernetes (or any balancer
-//! probing health) sends calls to a replica that can take them.
+//! Readiness that tells the truth: `grpc.health.v1` answers NOT_SERVING for
+//! the service's name while the service cannot write to its database, and
+//! SERVING again once it can, so Kubernetes (whose readiness probe asks for
+//! the service's name) or any balancer sends calls to a replica that can take
+//! them. The overall status, "", is liveness: it stays SERVING through a
+//! database outage (the liveness probes ask for ""), since restarting a
+//! process that cannot reach its database only trades an unready pod for one
+//! that cannot start; it turns NOT_SERVING on shutdown only.
 //!
 //! Two signals turn it:
 //! * a probe every `STEPLAB_READINESS_INTERVAL_MS` that makes a real write,
@@ -145,6 +149,7 @@ impl Watching {
         status.draining = true;
         status.serving = false;
         self.task.abort();
+        self.health.set_service_status("", ServingStatus::NotServing).await;
         publish(&self.health, self.service, ServingStatus::NotServing).await;
     }
 }
@@ -155,8 +160,8 @@ impl Drop for Watching {
     }
 }
 
+/// The service's readiness; "" (liveness) is left to start-up and shutdown.
 async fn publish(health: &HealthReporter, service: &'static str, serving: ServingStatus) {
-    health.set_service_status("", serving).await;
     health.set_service_status(service, serving).await;
 }
 
