@@ -196,7 +196,10 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             let limit = self.limit;
-            tracing::warn!(limit, path = %request.uri().path(), "request shed: too many calls in progress");
+            // The RPC as `Observed` named it (`unknown` for a made-up path), never the caller's path.
+            let rpc =
+                request.extensions().get::<Arc<CallContext>>().map_or(crate::audit::UNKNOWN_RPC, |c| c.rpc.as_str());
+            tracing::warn!(limit, rpc, "request shed: too many calls in progress");
             let status = Status::with_error_details(
                 tonic::Code::ResourceExhausted,
                 format!("server busy: {limit} calls in progress; retry with backoff"),
