@@ -96,9 +96,10 @@ async fn two_thousand_calls_on_one_channel_all_complete_and_health_answers_on_th
     let busy_channel = stack.channel(stack.participant_addr).await;
     let mut more = Vec::new();
     for i in 0..500 {
-        let mut client = steplab_proto::steplab::participant::v1::participant_service_client::ParticipantServiceClient::new(
-            busy_channel.clone(),
-        );
+        let mut client =
+            steplab_proto::steplab::participant::v1::participant_service_client::ParticipantServiceClient::new(
+                busy_channel.clone(),
+            );
         let id = ids[i % ids.len()].clone();
         let mut request = tonic::Request::new(pb::GetParticipantRequest { participant_id: id, as_of: None });
         request.metadata_mut().insert("authorization", format!("Bearer {admin}").parse().expect("ascii"));

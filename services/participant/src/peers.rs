@@ -41,7 +41,11 @@ impl From<CheckError> for Status {
                 // A busy, slow or unreachable peer: the check is worth retrying.
                 let transient = matches!(
                     code,
-                    Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted
+                    Code::Unavailable
+                        | Code::ResourceExhausted
+                        | Code::DeadlineExceeded
+                        | Code::Cancelled
+                        | Code::Aborted
                 );
                 if transient {
                     tracing::warn!(peer, ?code, error = status.message(), "consistency check: a peer could not answer");
@@ -93,8 +97,9 @@ impl Peers {
     fn authorised<T>(&self, message: T) -> Result<Request<T>, CheckError> {
         let token = self.tokens.bearer().map_err(CheckError::Token)?;
         let mut request = Request::new(message);
-        let value =
-            format!("Bearer {token}").parse().map_err(|_| CheckError::Token("the service token is not ASCII".into()))?;
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| CheckError::Token("the service token is not ASCII".into()))?;
         request.metadata_mut().insert("authorization", value);
         Ok(request)
     }

@@ -14,10 +14,10 @@ use crate::domain::{ParticipantKind, TrainingStatus};
 use crate::domain::{ParticipantView, RuleViolation};
 use crate::error::ServiceError;
 use crate::peers::CheckError;
-use futures::{StreamExt, TryStreamExt};
 use crate::store::{self, DeliveryPartnerRow, ListFilter, NotificationRow, RequestRow, SchoolRow};
 use chrono::NaiveDate;
 use chrono::NaiveDateTime;
+use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
@@ -979,10 +979,8 @@ impl Registry {
         let size = v.check(steplab_platform::paging::page_size(req.page_size));
         let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
         let (as_of, size, after) = v.finish(|| Some((as_of?, size?, after?))).map_err(ServiceError::from)?;
-        let peers = self
-            .peers
-            .clone()
-            .ok_or_else(|| ServiceError::Internal("this process has no peers configured".into()))?;
+        let peers =
+            self.peers.clone().ok_or_else(|| ServiceError::Internal("this process has no peers configured".into()))?;
         let as_of = as_of.unwrap_or_else(|| self.clock.today());
         let (page, next) = self
             .db

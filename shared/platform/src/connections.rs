@@ -327,10 +327,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let call = request
-            .extensions()
-            .get::<ConnectionInfo>()
-            .map(|info| CallInProgress::start(Arc::clone(&info.activity)));
+        let call =
+            request.extensions().get::<ConnectionInfo>().map(|info| CallInProgress::start(Arc::clone(&info.activity)));
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
