@@ -166,7 +166,8 @@ async fn not_found_for_an_unknown_participant_and_school(stack: &Stack) {
         .register_participant(registration(&uuid::Uuid::now_v7().to_string(), ParticipantKind::Ect, "1000004", None))
         .await
         .expect_err("unknown school");
-    assert_eq!(err.code(), Code::NotFound);
+    // AIP-211: an ECF Lead is not told whether a school outside their scope exists.
+    assert_eq!(err.code(), Code::PermissionDenied);
 }
 
 async fn c1_default_release_start_and_schedule_follow_the_registration_date(stack: &Stack) {

@@ -30,17 +30,41 @@ pub struct ContentRelease {
 
 /// Turns a refused permission into the error, auditing the attempt.
 fn permit(caller: &Caller, rpc: &str, decision: Result<(), Denied>) -> Result<(), ServiceError> {
-    decision.map_err(|denied| {
-        tracing::warn!(
-            target: "audit",
-            rpc,
-            caller = %caller.sub,
-            role = caller.role().as_str(),
-            reason = %denied,
-            "permission denied"
-        );
-        denied.into()
-    })
+    decision.map_err(|denied| refuse(caller, rpc, denied))
+}
+
+fn refuse(caller: &Caller, rpc: &str, denied: Denied) -> ServiceError {
+    tracing::warn!(
+        target: "audit",
+        rpc,
+        caller = %caller.sub,
+        role = caller.role().as_str(),
+        reason = %denied,
+        "permission denied"
+    );
+    denied.into()
+}
+
+/// AIP-211: the learner, when `check` lets the caller reach them. To a
+/// scoped caller an unknown id and another delivery partner's learner get
+/// the same PERMISSION_DENIED; only callers who reach everyone (the
+/// participant service, admins) are told that a participant is not enrolled.
+fn learner_in_reach(
+    caller: &Caller,
+    rpc: &str,
+    found: Option<Learner>,
+    participant_id: &str,
+    today: chrono::NaiveDate,
+    check: fn(&Caller, policy::Place<'_>) -> Result<(), Denied>,
+) -> Result<Learner, ServiceError> {
+    match found {
+        Some(learner) => {
+            permit(caller, rpc, check(caller, learner.place_on(today)))?;
+            Ok(learner)
+        }
+        None if policy::sees_everything(caller) => Err(not_enrolled(participant_id)),
+        None => Err(refuse(caller, rpc, policy::unreachable(caller))),
+    }
 }
 
 fn not_enrolled(participant_id: &str) -> ServiceError {
@@ -418,8 +442,15 @@ impl ContentRelease {
         let curriculum = Arc::clone(&self.curriculum);
         self.db
             .read(move |conn| {
-                let learner = load(conn, &query.participant_id)?;
-                permit(&caller, "GetReleaseState", policy::may_read(&caller, learner.place_on(today)))?;
+                let found = store::load_learner(conn, &query.participant_id)?;
+                let learner = learner_in_reach(
+                    &caller,
+                    "GetReleaseState",
+                    found,
+                    &query.participant_id,
+                    today,
+                    policy::may_read,
+                )?;
                 let accesses = store::module_accesses(conn, &learner.participant_id)?;
                 let attendances = store::attendances(conn, &learner.participant_id)?;
                 let programme = curriculum.programme(learner.programme);
@@ -487,11 +518,19 @@ impl ContentRelease {
         let cmd = convert::record_attendance(&req, &caller.sub)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate("RecordAttendance", cmd.key.clone(), req.encode_to_vec(), move |conn, curriculum| {
-            if !store::lock_learner(conn, &cmd.participant_id, now)? {
-                return Err(not_enrolled(&cmd.participant_id));
-            }
-            let learner = load(conn, &cmd.participant_id)?;
-            permit(&caller, "RecordAttendance", policy::may_record_attendance(&caller, learner.place_on(today)))?;
+            let found = if store::lock_learner(conn, &cmd.participant_id, now)? {
+                Some(load(conn, &cmd.participant_id)?)
+            } else {
+                None
+            };
+            let learner = learner_in_reach(
+                &caller,
+                "RecordAttendance",
+                found,
+                &cmd.participant_id,
+                today,
+                policy::may_record_attendance,
+            )?;
             let attended = store::attendances(conn, &cmd.participant_id)?;
             let decision = progress::check_attendance(
                 curriculum.programme(learner.programme),

@@ -158,6 +158,69 @@ fn load(conn: &mut DbConn, id: &str) -> Result<ParticipantRecord, ServiceError> 
     store::load_participant(conn, id)?.ok_or_else(|| ServiceError::NotFound(format!("participant {id} does not exist")))
 }
 
+/// AIP-211: what a caller learns about a `what` it names by id. One its
+/// scope covers is returned. To anyone but an admin, one outside their scope
+/// and one that does not exist get the same PERMISSION_DENIED, so ids cannot
+/// be probed across delivery partners; an admin sees everything, so hears
+/// NOT_FOUND.
+fn within_reach<T>(
+    caller: &Caller,
+    found: Option<T>,
+    reaches: impl FnOnce(&T) -> bool,
+    what: &str,
+    id: &str,
+) -> Result<T, ServiceError> {
+    match found {
+        Some(thing) if reaches(&thing) => Ok(thing),
+        None if policy::sees_everything(caller) => Err(ServiceError::NotFound(format!("{what} {id} does not exist"))),
+        _ => Err(policy::unreachable(caller, what).into()),
+    }
+}
+
+/// A participant the caller's scope covers, with their view today.
+fn load_in_reach(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    today: NaiveDate,
+) -> Result<(ParticipantRecord, ParticipantView), ServiceError> {
+    observability::note_participant(id);
+    let found = match store::load_participant(conn, id)? {
+        Some(record) => {
+            let view = current(&record, today)?;
+            Some((record, view))
+        }
+        None => None,
+    };
+    within_reach(caller, found, |(_, view)| policy::reaches(caller, place(view)), "participant", id)
+}
+
+/// A school the caller's scope covers.
+fn school_in_reach(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<SchoolRow, ServiceError> {
+    let found = store::find_school(conn, id)?;
+    within_reach(caller, found, |school| policy::reaches(caller, school_place(school)), "school", id)
+}
+
+/// ALREADY_EXISTS for a TRN already registered: the holder is named only to
+/// a caller whose scope covers them, so a TRN reveals nothing about another
+/// delivery partner's participants beyond being taken.
+fn trn_taken(
+    conn: &mut DbConn,
+    caller: &Caller,
+    new: &registry::NewParticipant,
+    trn: &str,
+    holder: &str,
+    today: NaiveDate,
+) -> Result<ServiceError, ServiceError> {
+    let what = new.kind.describe();
+    let record = load(conn, holder)?;
+    Ok(ServiceError::AlreadyExists(if policy::reaches(caller, place(&current(&record, today)?)) {
+        format!("{what} with TRN {trn} is already registered as participant {holder}")
+    } else {
+        format!("{what} with TRN {trn} is already registered")
+    }))
+}
+
 /// The participant now: today, or their registration date while that is
 /// still ahead (never the case for a registration, kept total for safety).
 fn current(record: &ParticipantRecord, today: NaiveDate) -> Result<ParticipantView, ServiceError> {
@@ -288,8 +351,7 @@ impl Registry {
         let key = idempotency_key(&caller, &req.request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "RegisterParticipant", &req, move |conn| {
-            let school = store::find_school(conn, &registration.school_id)?
-                .ok_or_else(|| ServiceError::NotFound(format!("school {} does not exist", registration.school_id)))?;
+            let school = school_in_reach(conn, &caller, &registration.school_id)?;
             policy::may_register(&caller, school_place(&school))?;
             let school = SchoolRef {
                 id: school.id,
@@ -297,6 +359,11 @@ impl Registry {
                 area_covered: school.area_covered,
             };
             let new = registry::register(convert::new_id(), registration, &school, today)?;
+            if let Some(trn) = &new.trn
+                && let Some(holder) = store::trn_holder(conn, trn, new.kind)?
+            {
+                return Err(trn_taken(conn, &caller, &new, trn, &holder, today)?);
+            }
             let record = store::insert_participant(conn, &new, &actor(&caller), now, today)?;
             observability::note_participant(&record.id);
             // C1: content release and payments enrol the participant.
@@ -318,8 +385,8 @@ impl Registry {
         let today = self.clock.today();
         self.db
             .read(move |conn| {
-                let record = load(conn, &id)?;
-                policy::may_read(&caller, place(&current(&record, today)?))?;
+                let (record, view_today) = load_in_reach(conn, &caller, &id, today)?;
+                policy::may_read(&caller, place(&view_today))?;
                 let as_of = as_of.unwrap_or(today);
                 let view = record.as_of(as_of).ok_or_else(|| {
                     RuleViolation::new(
@@ -346,10 +413,7 @@ impl Registry {
             .read(move |conn| {
                 let school_filter = match &query.school_id {
                     None => None,
-                    Some(id) => Some(
-                        store::find_school(conn, id)?
-                            .ok_or_else(|| ServiceError::NotFound(format!("school {id} does not exist")))?,
-                    ),
+                    Some(id) => Some(school_in_reach(conn, &caller, id)?),
                 };
                 let scope = policy::list_scope(
                     &caller,
@@ -384,10 +448,11 @@ impl Registry {
         let key = idempotency_key(&caller, &req.request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "AssignMentor", &req, move |conn| {
-            let ect = load(conn, &change.ect_id)?;
-            let ect_now = current(&ect, today)?;
+            let (ect, ect_now) = load_in_reach(conn, &caller, &change.ect_id, today)?;
             policy::may_assign_mentor(&caller, place(&ect_now), change.interim)?;
-            let mentor = load(conn, &change.mentor_id)?;
+            // The mentor too: otherwise the rule that refuses them (not a
+            // mentor, another school) would describe another partner's participant.
+            let (mentor, _) = load_in_reach(conn, &caller, &change.mentor_id, today)?;
             let previous = match &ect_now.mentor {
                 Some((id, _)) => Some(load(conn, id)?),
                 None => None,
@@ -423,8 +488,8 @@ impl Registry {
         let today = self.clock.today();
         self.db
             .read(move |conn| {
-                let record = load(conn, &id)?;
-                policy::may_read(&caller, place(&current(&record, today)?))?;
+                let (_, view_today) = load_in_reach(conn, &caller, &id, today)?;
+                policy::may_read(&caller, place(&view_today))?;
                 let events = store::history(conn, &id)?.into_iter().map(convert::event).collect();
                 Ok(pb::GetParticipantHistoryResponse { events })
             })
@@ -455,8 +520,8 @@ impl Registry {
         let key = idempotency_key(&caller, request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, rpc, request, move |conn| {
-            let record = load(conn, &participant_id)?;
-            authorize(&caller, place(&current(&record, today)?))?;
+            let (record, view_today) = load_in_reach(conn, &caller, &participant_id, today)?;
+            authorize(&caller, place(&view_today))?;
             let (decision, mut touched) = decide(conn, &record, today)?;
             let cascaded = decision.cascaded(&participant_id);
             touched.insert(0, record);
@@ -648,10 +713,9 @@ impl Registry {
         let key = idempotency_key(&caller, &req.request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "MoveSchool", &req, move |conn| {
-            let p = load(conn, &id)?;
-            policy::may_manage_lifecycle(&caller, place(&current(&p, today)?), "move participants between schools")?;
-            let school = store::find_school(conn, &school_id)?
-                .ok_or_else(|| ServiceError::NotFound(format!("school {school_id} does not exist")))?;
+            let (p, p_now) = load_in_reach(conn, &caller, &id, today)?;
+            policy::may_manage_lifecycle(&caller, place(&p_now), "move participants between schools")?;
+            let school = school_in_reach(conn, &caller, &school_id)?;
             policy::may_manage_lifecycle(&caller, school_place(&school), "move participants into that school")?;
             let to = Destination {
                 school_id: school.id,
@@ -680,8 +744,7 @@ impl Registry {
         let (today, now) = (self.clock.today(), self.clock.now());
         let wrapped = self
             .mutate(key, rpc, req, move |conn| {
-                let p = load(conn, &participant_id)?;
-                let v = current(&p, today)?;
+                let (p, v) = load_in_reach(conn, &caller, &participant_id, today)?;
                 policy::may_manage_lifecycle(&caller, place(&v), "ask for this change")?;
                 match kind {
                     RequestKind::Reinstatement if v.status != TrainingStatus::Withdrawn => {
@@ -802,9 +865,16 @@ impl Registry {
         let (id, note) = v.finish(|| Some((id?, note?)))?;
         let (today, now) = (self.clock.today(), self.clock.now());
         let approve = req.approve;
+        policy::may_decide_somewhere(&caller)?;
         self.mutate(None, "DecideRequest", &req, move |conn| {
-            let request = store::find_request(conn, &id)?
-                .ok_or_else(|| ServiceError::NotFound(format!("request {id} does not exist")))?;
+            let found = store::find_request(conn, &id)?;
+            let request = within_reach(
+                &caller,
+                found,
+                |r| policy::reaches_delivery_partner(&caller, &r.delivery_partner_id),
+                "request",
+                &id,
+            )?;
             policy::may_decide(&caller, &request.delivery_partner_id)?;
             if request.status != RequestStatus::Pending.as_str() {
                 return Err(RuleViolation::new(
@@ -923,8 +993,8 @@ impl Registry {
                         if parked_only { outbox::parked(conn, 100)? } else { outbox::undelivered(conn, 100)? }
                     }
                     Some(id) => {
-                        let record = load(conn, id)?;
-                        policy::may_read(&caller, place(&current(&record, today)?))?;
+                        let (_, view_today) = load_in_reach(conn, &caller, id, today)?;
+                        policy::may_read(&caller, place(&view_today))?;
                         outbox::for_participant(conn, id)?
                     }
                 };

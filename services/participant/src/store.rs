@@ -194,6 +194,16 @@ pub fn find_school(conn: &mut DbConn, id: &str) -> Result<Option<SchoolRow>, Ser
     Ok(schools::table.find(id).select(SchoolRow::as_select()).first(conn).optional()?)
 }
 
+/// The participant of this kind who holds a TRN (unique per kind).
+pub fn trn_holder(conn: &mut DbConn, trn: &str, kind: ParticipantKind) -> Result<Option<String>, ServiceError> {
+    Ok(participants::table
+        .filter(participants::trn.eq(trn))
+        .filter(participants::kind.eq(kind.as_str()))
+        .select(participants::id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Stores a new participant with its registration event.
 pub fn insert_participant(
     conn: &mut DbConn,
@@ -202,19 +212,14 @@ pub fn insert_participant(
     now: NaiveDateTime,
     today: NaiveDate,
 ) -> Result<ParticipantRecord, ServiceError> {
-    if let Some(trn) = &new.trn {
-        let existing: Option<String> = participants::table
-            .filter(participants::trn.eq(trn))
-            .filter(participants::kind.eq(new.kind.as_str()))
-            .select(participants::id)
-            .first(conn)
-            .optional()?;
-        if let Some(id) = existing {
-            return Err(ServiceError::AlreadyExists(format!(
-                "{} with TRN {trn} is already registered as participant {id}",
-                new.kind.describe()
-            )));
-        }
+    if let Some(trn) = &new.trn
+        && trn_holder(conn, trn, new.kind)?.is_some()
+    {
+        // The holder may be another delivery partner's: never named here.
+        return Err(ServiceError::AlreadyExists(format!(
+            "{} with TRN {trn} is already registered",
+            new.kind.describe()
+        )));
     }
     let EventKind::Registered { school_id, delivery_partner_id, .. } = &new.registered.kind else {
         return Err(ServiceError::Internal("a new participant's first event must be its registration".into()));

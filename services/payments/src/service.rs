@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
-use steplab_platform::{Caller, Clock, FieldViolation, FieldViolations, Scope};
+use steplab_platform::{Caller, Clock, FieldViolation, FieldViolations};
 use steplab_proto::steplab::common::v1::CommandAck;
 use steplab_proto::steplab::payments::v1 as pb;
 
@@ -98,6 +98,37 @@ fn not_enrolled(id: &str) -> ServiceError {
     ServiceError::NotFound(format!(
         "participant {id} is not enrolled as a payee: the participant service sends EnrolPayee when it registers them"
     ))
+}
+
+/// AIP-211: the payee, when `check` lets the caller reach them where they
+/// are today. To a scoped caller an unknown id and another delivery
+/// partner's payee get the same PERMISSION_DENIED; only callers who reach
+/// everyone (the participant service, admins) are told that a participant is
+/// not enrolled.
+fn payee_in_reach(
+    conn: &mut DbConn,
+    caller: &Caller,
+    rpc: &str,
+    found: Option<PayeeRow>,
+    participant_id: &str,
+    today: chrono::NaiveDate,
+    check: fn(&Caller, Place<'_>) -> Result<(), Denied>,
+) -> Result<PayeeRow, ServiceError> {
+    let Some(payee) = found else {
+        return Err(if policy::sees_everything(caller) {
+            not_enrolled(participant_id)
+        } else {
+            denied(caller, rpc, policy::unreachable(caller))
+        });
+    };
+    // Only a scoped caller's reach depends on where the payee is.
+    if !policy::sees_everything(caller) {
+        let facts = store::load_facts(conn, &payee)?;
+        let placement = facts.placement_on(today);
+        check(caller, Place { school_id: &placement.school_id, delivery_partner_id: &placement.delivery_partner_id })
+            .map_err(|d| denied(caller, rpc, d))?;
+    }
+    Ok(payee)
 }
 
 fn reused(field: &str) -> ServiceError {
@@ -476,18 +507,16 @@ impl Payments {
         let (now, book) = (self.clock.now(), self.book.clone());
         self.db
             .write(move |conn| {
-                let payee =
-                    store::lock_payee(conn, &cmd.participant_id)?.ok_or_else(|| not_enrolled(&cmd.participant_id))?;
-                // Only an ECF Lead's scope depends on where the payee is.
-                if !matches!(caller.scope, Scope::Service | Scope::Admin) {
-                    let facts = store::load_facts(conn, &payee)?;
-                    let placement = facts.placement_on(today);
-                    policy::may_record_engagement(
-                        &caller,
-                        Place { school_id: &placement.school_id, delivery_partner_id: &placement.delivery_partner_id },
-                    )
-                    .map_err(|d| denied(&caller, RPC, d))?;
-                }
+                let found = store::lock_payee(conn, &cmd.participant_id)?;
+                let payee = payee_in_reach(
+                    conn,
+                    &caller,
+                    RPC,
+                    found,
+                    &cmd.participant_id,
+                    today,
+                    policy::may_record_engagement,
+                )?;
                 match idempotency::lookup(conn, &cmd.key, RPC, &request_bytes)? {
                     Replay::New => {}
                     Replay::Answered(bytes) => {
@@ -534,15 +563,17 @@ impl Payments {
         let book = self.book.clone();
         self.db
             .read(move |conn| {
-                let payee = store::find_payee(conn, &query.participant_id)?
-                    .ok_or_else(|| not_enrolled(&query.participant_id))?;
-                let facts = store::load_facts(conn, &payee)?;
-                let placement = facts.placement_on(today);
-                policy::may_read_accrual(
+                let found = store::find_payee(conn, &query.participant_id)?;
+                let payee = payee_in_reach(
+                    conn,
                     &caller,
-                    Place { school_id: &placement.school_id, delivery_partner_id: &placement.delivery_partner_id },
-                )
-                .map_err(|d| denied(&caller, "GetAccrual", d))?;
+                    "GetAccrual",
+                    found,
+                    &query.participant_id,
+                    today,
+                    policy::may_read_accrual,
+                )?;
+                let facts = store::load_facts(conn, &payee)?;
                 let schedule = schedule_of(&book, &payee)?;
                 let plan = plan(&book, schedule, &facts)?;
                 let earned = accrual::earned_by(&plan, &facts, as_of);

@@ -18,10 +18,24 @@ diesel::table! {
     }
 }
 
-/// A validated idempotency key, namespaced by caller so two callers cannot
-/// collide on the same id.
+/// Marks the keys stored before keys were length-prefixed: the migration
+/// `*_idempotency_key_form` of every service rewrote each `{sub}/{id}` to
+/// `legacy:{sub}/{id}`. New keys start with a digit or `command:`, so the
+/// two forms never meet.
+const LEGACY_PREFIX: &str = "legacy:";
+
+/// A validated idempotency key, namespaced by caller so that no two callers
+/// share one.
+///
+/// The stored form is `{byte length of sub}:{sub}/{id}`: the length says
+/// where the caller's part ends, so the pairs (`a/b`, `c`) and (`a`, `b/c`),
+/// which the bare `{sub}/{id}` of old gave the same key, get different ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
+pub struct IdempotencyKey {
+    key: String,
+    /// The same key as stored before the change, still honoured for a repeat.
+    legacy: String,
+}
 
 impl IdempotencyKey {
     /// `None` for an empty id (the caller did not ask for idempotency).
@@ -32,20 +46,27 @@ impl IdempotencyKey {
         if id.len() > 100 || !id.chars().all(|c| c.is_ascii_graphic()) {
             return Err(FieldViolation::new(field, "must be at most 100 printable ASCII characters without spaces"));
         }
-        Ok(Some(IdempotencyKey(format!("{caller_sub}/{id}"))))
+        Ok(Some(IdempotencyKey {
+            key: format!("{}:{caller_sub}/{id}", caller_sub.len()),
+            legacy: format!("{LEGACY_PREFIX}{caller_sub}/{id}"),
+        }))
     }
 
     /// The key of a service-to-service command: its `command_id` alone, so a
-    /// command is applied once whichever relay replica (or token) delivers it.
+    /// command is applied once whichever relay replica (or token) delivers
+    /// it. Its own namespace: no person's `request_id` can take it.
     pub fn command(field: &str, command_id: &str) -> Result<Self, FieldViolation> {
         match Self::parse(field, "command", command_id)? {
-            Some(key) => Ok(key),
+            Some(_) => Ok(IdempotencyKey {
+                key: format!("command:{command_id}"),
+                legacy: format!("{LEGACY_PREFIX}command/{command_id}"),
+            }),
             None => Err(FieldViolation::new(field, "is required")),
         }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
     }
 }
 
@@ -61,17 +82,28 @@ pub enum Replay {
 }
 
 pub fn lookup(conn: &mut DbConn, key: &IdempotencyKey, rpc: &str, request: &[u8]) -> QueryResult<Replay> {
-    let found: Option<(String, Vec<u8>, Vec<u8>)> = idempotency_keys::table
-        .find(key.as_str())
-        .select((idempotency_keys::rpc, idempotency_keys::request, idempotency_keys::response))
-        .first(conn)
-        .optional()?;
-    Ok(match found {
-        None => Replay::New,
-        Some((stored_rpc, stored_request, response)) if stored_rpc == rpc && stored_request == request => {
+    let found: Vec<(String, String, Vec<u8>, Vec<u8>)> = idempotency_keys::table
+        .filter(idempotency_keys::key.eq_any([key.key.as_str(), key.legacy.as_str()]))
+        .select((idempotency_keys::key, idempotency_keys::rpc, idempotency_keys::request, idempotency_keys::response))
+        .load(conn)?;
+    let same = |stored_rpc: &str, stored_request: &[u8]| stored_rpc == rpc && stored_request == request;
+    if let Some((_, stored_rpc, stored_request, response)) = found.iter().find(|row| row.0 == key.key) {
+        return Ok(if same(stored_rpc, stored_request) {
+            Replay::Answered(response.clone())
+        } else {
+            Replay::Conflict
+        });
+    }
+    // A key of the old form is honoured for an exact repeat only. The
+    // request holds the id, and the old key is the sub followed by the id,
+    // so an identical request under it can only be this caller's. A
+    // different request may be another caller's whose sub and id ran
+    // together into the same old key, so it is not held against this one.
+    Ok(match found.into_iter().find(|row| row.0 == key.legacy) {
+        Some((_, stored_rpc, stored_request, response)) if same(&stored_rpc, &stored_request) => {
             Replay::Answered(response)
         }
-        Some(_) => Replay::Conflict,
+        _ => Replay::New,
     })
 }
 
@@ -98,6 +130,8 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
 
     #[test]
     fn keys_are_namespaced_by_caller_and_validated() {
@@ -108,6 +142,71 @@ mod tests {
         assert!(IdempotencyKey::parse("request_id", "alice", "has space").is_err());
         assert!(IdempotencyKey::parse("request_id", "alice", &"x".repeat(101)).is_err());
         assert!(IdempotencyKey::command("command_id", "").is_err());
-        assert_eq!(IdempotencyKey::command("command_id", "c1").expect("key").as_str(), "command/c1");
+        assert_eq!(IdempotencyKey::command("command_id", "c1").expect("key").as_str(), "command:c1");
+    }
+
+    #[test]
+    fn callers_whose_sub_and_id_run_together_get_different_keys() {
+        let key = |sub: &str, id: &str| IdempotencyKey::parse("request_id", sub, id).expect("ok").expect("some");
+        assert_ne!(key("a/b", "c"), key("a", "b/c"));
+        assert_ne!(key("1:a", "b"), key("a", "b"));
+        assert_eq!(key("a/b", "c").as_str(), "3:a/b/c");
+        // A person whose sub is `command` cannot take a command's key.
+        let command = IdempotencyKey::command("command_id", "c1").expect("key");
+        assert_ne!(key("command", "c1").as_str(), command.as_str());
+    }
+
+    /// An in-memory SQLite database with the services' real table, as the
+    /// migrations leave it.
+    fn keys_db() -> DbConn {
+        let mut conn = DbConn::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("in-memory sqlite"));
+        conn.batch_execute(
+            "CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY NOT NULL, rpc TEXT NOT NULL, \
+                 request BLOB NOT NULL, response BLOB NOT NULL, created_at TIMESTAMP NOT NULL)",
+        )
+        .expect("table");
+        conn
+    }
+
+    fn now() -> NaiveDateTime {
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("time").naive_utc()
+    }
+
+    #[test]
+    fn a_colliding_pair_does_not_replay_the_other_callers_answer() {
+        let mut conn = keys_db();
+        let first = IdempotencyKey::parse("request_id", "lead/x", "r1").expect("ok").expect("some");
+        let second = IdempotencyKey::parse("request_id", "lead", "x/r1").expect("ok").expect("some");
+        record(&mut conn, &first, "PauseParticipant", b"same", b"first's answer", now()).expect("record");
+        assert_eq!(
+            lookup(&mut conn, &first, "PauseParticipant", b"same"),
+            Ok(Replay::Answered(b"first's answer".to_vec()))
+        );
+        assert_eq!(lookup(&mut conn, &second, "PauseParticipant", b"same"), Ok(Replay::New));
+        record(&mut conn, &second, "PauseParticipant", b"same", b"second's answer", now()).expect("own row");
+    }
+
+    #[test]
+    fn a_key_stored_before_the_change_is_honoured_for_an_exact_repeat_only() {
+        let mut conn = keys_db();
+        conn.batch_execute(
+                "INSERT INTO idempotency_keys VALUES ('alice/r1', 'PauseParticipant', x'01', x'0a', '2026-11-28 10:00:00'); \
+                 INSERT INTO idempotency_keys VALUES ('command/c1', 'PlaceHold', x'02', x'0b', '2026-11-28 10:00:00');",
+            )
+            .expect("old rows");
+        conn.batch_execute(include_str!(
+            "../../../services/participant/migrations/sqlite/2026-11-29-204801_idempotency_key_form/up.sql"
+        ))
+        .expect("migration");
+        let alice = IdempotencyKey::parse("request_id", "alice", "r1").expect("ok").expect("some");
+        assert_eq!(lookup(&mut conn, &alice, "PauseParticipant", &[1]), Ok(Replay::Answered(vec![0x0a])));
+        // Under the old form this might be another caller's row: not held against this one.
+        assert_eq!(lookup(&mut conn, &alice, "PauseParticipant", &[9]), Ok(Replay::New));
+        let command = IdempotencyKey::command("command_id", "c1").expect("key");
+        assert_eq!(lookup(&mut conn, &command, "PlaceHold", &[2]), Ok(Replay::Answered(vec![0x0b])));
+        // Once recorded in the new form, the new row decides.
+        record(&mut conn, &alice, "PauseParticipant", &[9], &[0x0c], now()).expect("record");
+        assert_eq!(lookup(&mut conn, &alice, "PauseParticipant", &[9]), Ok(Replay::Answered(vec![0x0c])));
+        assert_eq!(lookup(&mut conn, &alice, "PauseParticipant", &[1]), Ok(Replay::Conflict));
     }
 }

@@ -21,11 +21,20 @@ fn role_may_not(caller: &Caller, action: &str, who: &str) -> Denied {
     Denied(format!("the {} role may not {action}: {who}", caller.role().as_str()))
 }
 
-fn out_of_scope(caller: &Caller) -> Denied {
+/// AIP-211: to a scoped caller, a learner outside their scope and one that
+/// is not enrolled get this same refusal, word for word, so that asking
+/// reveals nothing about other delivery partners' participants.
+pub fn unreachable(caller: &Caller) -> Denied {
     Denied(format!(
-        "a {} token does not reach this participant's school or delivery partner: ask someone whose scope covers it",
+        "no participant with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
         caller.role().as_str()
     ))
+}
+
+/// The participant service and admins reach every learner, so only they
+/// are told that a participant is not enrolled.
+pub fn sees_everything(caller: &Caller) -> bool {
+    matches!(caller.scope, Scope::Service | Scope::Admin)
 }
 
 /// EnrolLearner, PlaceHold, LiftHold, RevokeAccess, RestoreAccess,
@@ -51,7 +60,7 @@ pub fn may_read(caller: &Caller, place: Place<'_>) -> Result<(), Denied> {
         Scope::EcfLead { delivery_partner_id } => delivery_partner_id == place.delivery_partner_id,
         Scope::Dpl { delivery_partner_ids } => delivery_partner_ids.iter().any(|d| d == place.delivery_partner_id),
     };
-    if reaches { Ok(()) } else { Err(out_of_scope(caller)) }
+    if reaches { Ok(()) } else { Err(unreachable(caller)) }
 }
 
 /// RecordModuleAccess: Steplab (service), admins for corrections.
@@ -81,7 +90,7 @@ pub fn may_record_attendance(caller: &Caller, place: Place<'_>) -> Result<(), De
     may_record_attendance_somewhere(caller)?;
     match &caller.scope {
         Scope::EcfLead { delivery_partner_id } if delivery_partner_id != place.delivery_partner_id => {
-            Err(out_of_scope(caller))
+            Err(unreachable(caller))
         }
         _ => Ok(()),
     }
@@ -158,5 +167,14 @@ mod tests {
         assert!(may_record_attendance(&caller(Scope::Service), PLACE).is_ok());
         assert!(may_record_attendance(&caller(Scope::Admin), PLACE).is_ok());
         assert!(may_record_attendance_somewhere(&ic("school-a")).is_err());
+    }
+
+    #[test]
+    fn scope_an_out_of_scope_learner_is_refused_with_the_words_for_an_unknown_one() {
+        let outside = may_read(&lead("dp-2"), PLACE).expect_err("other dp");
+        assert_eq!(outside, unreachable(&lead("dp-2")));
+        assert!(!outside.0.contains("dp-1") && !outside.0.contains("school-a"), "{}", outside.0);
+        assert!(sees_everything(&caller(Scope::Service)) && sees_everything(&caller(Scope::Admin)));
+        assert!(!sees_everything(&lead("dp-1")) && !sees_everything(&ic("school-a")));
     }
 }

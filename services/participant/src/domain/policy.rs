@@ -15,6 +15,38 @@ pub struct Place<'a> {
     pub delivery_partner_id: &'a str,
 }
 
+/// Whether the caller's scope covers a participant or school at `place`.
+pub fn reaches(caller: &Caller, place: Place<'_>) -> bool {
+    in_scope(caller, place)
+}
+
+/// Whether the caller's scope covers a delivery partner's requests.
+pub fn reaches_delivery_partner(caller: &Caller, delivery_partner_id: &str) -> bool {
+    match &caller.scope {
+        Scope::EcfLead { delivery_partner_id: own } => own == delivery_partner_id,
+        Scope::Dpl { delivery_partner_ids } => delivery_partner_ids.iter().any(|d| d == delivery_partner_id),
+        Scope::Admin => true,
+        Scope::InductionCoordinator { .. } | Scope::Service => false,
+    }
+}
+
+/// Only an admin's scope covers everything, so only an admin may be told
+/// that an id does not exist: anyone else would learn which ids exist
+/// outside their scope.
+pub fn sees_everything(caller: &Caller) -> bool {
+    matches!(caller.scope, Scope::Admin)
+}
+
+/// AIP-211: to a scoped caller, a `what` outside their scope and one that
+/// does not exist get this same refusal, word for word, so that asking
+/// reveals nothing about other delivery partners.
+pub fn unreachable(caller: &Caller, what: &str) -> Denied {
+    Denied(format!(
+        "no {what} with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
+        caller.role().as_str()
+    ))
+}
+
 fn in_scope(caller: &Caller, place: Place<'_>) -> bool {
     match &caller.scope {
         Scope::InductionCoordinator { school_id } => school_id == place.school_id,
@@ -107,6 +139,15 @@ pub fn may_manage_lifecycle(caller: &Caller, place: Place<'_>, action: &str) -> 
             "an induction coordinator may not {action}: ask the delivery partner's ECF Lead, who can"
         ))),
         _ => Err(role_may_not(caller, action, "the delivery partner's ECF Lead")),
+    }
+}
+
+/// Before looking a request up: only a DPL or an admin decides, so no other
+/// role learns whether a request id exists.
+pub fn may_decide_somewhere(caller: &Caller) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::Admin | Scope::Dpl { .. } => Ok(()),
+        _ => Err(role_may_not(caller, "decide requests", "a DPL of the delivery partner")),
     }
 }
 
@@ -312,6 +353,21 @@ mod tests {
             delivery_partner_scope(&dpl(&["dp-1", "dp-2"]), Some("dp-2")),
             Ok(ListScope::DeliveryPartners(vec!["dp-2".into()]))
         );
+    }
+
+    #[test]
+    fn scope_only_an_admin_sees_everything_and_the_refusal_names_no_place() {
+        assert!(sees_everything(&caller(Scope::Admin)));
+        for scoped in [ic("school-a"), lead("dp-1"), dpl(&["dp-1"]), caller(Scope::Service)] {
+            assert!(!sees_everything(&scoped), "{scoped:?}");
+            let refusal = unreachable(&scoped, "participant").0;
+            assert!(!refusal.contains("school-") && !refusal.contains("dp-"), "{refusal}");
+        }
+        assert!(reaches_delivery_partner(&dpl(&["dp-1", "dp-2"]), "dp-2"));
+        assert!(!reaches_delivery_partner(&lead("dp-1"), "dp-2"));
+        assert!(!reaches_delivery_partner(&ic("school-a"), "dp-1"));
+        assert!(may_decide_somewhere(&dpl(&["dp-9"])).is_ok());
+        assert!(may_decide_somewhere(&lead("dp-1")).is_err());
     }
 
     #[test]

@@ -31,6 +31,22 @@ fn role_may_not(caller: &Caller, action: &str, who: &str) -> Denied {
     Denied(format!("the {} role may not {action}: {who}", caller.role().as_str()))
 }
 
+/// AIP-211: to a scoped caller, a payee outside their scope and one that is
+/// not enrolled get this same refusal, word for word, so that asking reveals
+/// nothing about other delivery partners' participants.
+pub fn unreachable(caller: &Caller) -> Denied {
+    Denied(format!(
+        "no participant with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
+        caller.role().as_str()
+    ))
+}
+
+/// The participant service and admins reach every payee, so only they are
+/// told that a participant is not enrolled.
+pub fn sees_everything(caller: &Caller) -> bool {
+    matches!(caller.scope, Scope::Service | Scope::Admin)
+}
+
 fn out_of_scope(caller: &Caller, what: &str) -> Denied {
     Denied(format!("a {} token does not reach {what}: use a token whose scope covers it", caller.role().as_str()))
 }
@@ -63,7 +79,7 @@ pub fn may_record_engagement(caller: &Caller, place: Place<'_>) -> Result<(), De
     match &caller.scope {
         Scope::Service | Scope::Admin => Ok(()),
         Scope::EcfLead { delivery_partner_id } if delivery_partner_id == place.delivery_partner_id => Ok(()),
-        Scope::EcfLead { .. } => Err(out_of_scope(caller, "this participant's delivery partner")),
+        Scope::EcfLead { .. } => Err(unreachable(caller)),
         _ => may_record_engagement_somewhere(caller),
     }
 }
@@ -76,7 +92,7 @@ pub fn may_read_accrual(caller: &Caller, place: Place<'_>) -> Result<(), Denied>
         Scope::EcfLead { delivery_partner_id } => delivery_partner_id == place.delivery_partner_id,
         Scope::Dpl { delivery_partner_ids } => delivery_partner_ids.iter().any(|d| d == place.delivery_partner_id),
     };
-    if reaches { Ok(()) } else { Err(out_of_scope(caller, "this participant")) }
+    if reaches { Ok(()) } else { Err(unreachable(caller)) }
 }
 
 /// GetStatement (F6): `None` is the whole lead provider.
@@ -163,5 +179,14 @@ mod tests {
         assert!(may_read_statement(&lead("dp-1"), Some("dp-1")).is_err());
         assert!(may_read_statement(&caller(Scope::Service), None).is_err());
         assert!(may_read_statement(&ic("school-a"), Some("dp-1")).is_err());
+    }
+
+    #[test]
+    fn scope_an_out_of_scope_learner_is_refused_with_the_words_for_an_unknown_one() {
+        let outside = may_read_accrual(&lead("dp-2"), PLACE).expect_err("other dp");
+        assert_eq!(outside, unreachable(&lead("dp-2")));
+        assert!(!outside.0.contains("dp-1") && !outside.0.contains("school-a"), "{}", outside.0);
+        assert!(sees_everything(&caller(Scope::Service)) && sees_everything(&caller(Scope::Admin)));
+        assert!(!sees_everything(&lead("dp-1")) && !sees_everything(&ic("school-a")));
     }
 }
