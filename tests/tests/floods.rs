@@ -172,6 +172,9 @@ const MAX_POSTGRES_AUDIT_BYTES: u64 = 1 << 20;
 async fn a_flood_of_unauthenticated_calls_writes_a_bounded_number_of_rows(backend: Backend) {
     let Some(mut stack) = Stack::start(backend).await else { return };
     let (tokenless, garbage) = flood_participant_service(&stack).await;
+    // Every call reaches the service. (Were the transport to cap request
+    // headers below 15 KB, the made-up names would be refused before it:
+    // then keep NAME_BYTES just under that cap.)
     assert_eq!((tokenless, garbage), (FLOOD, FLOOD), "every call of the flood is refused as unauthenticated");
     // Stopping writes the summary of the minute still open.
     stack.stop_service(ServiceName::Participant).await;
