@@ -376,3 +376,46 @@ async fn a_hanging_target_never_holds_the_other_targets_deliveries_sqlite() {
 async fn a_hanging_target_never_holds_the_other_targets_deliveries_postgres() {
     a_hanging_target_never_holds_the_other_targets_deliveries(Backend::Postgres).await;
 }
+
+/// A command for a target with no configured address has its own lane: it
+/// is parked for an operator, as before, and holds up no configured target.
+async fn a_command_for_an_unknown_target_is_parked_and_blocks_no_one(stack: &mut Stack) {
+    let w = world(stack).await;
+    let db = participant_db(stack).await;
+    let stray = NewCommand {
+        command_id: uuid::Uuid::now_v7().to_string(),
+        participant_id: uuid::Uuid::now_v7().to_string(),
+        target: "nowhere".into(),
+        method: "/steplab.nowhere.v1.Nowhere/Anything".into(),
+        payload: Vec::new(),
+        request_id: None,
+    };
+    let command_id = stray.command_id.clone();
+    db.write(move |conn| Ok::<_, DbError>(outbox::enqueue(conn, &stray, chrono::Utc::now().naive_utc())?))
+        .await
+        .expect("stray command enqueued");
+    time_to_reach_content_release(stack, &w, 8_300_000).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let parked = loop {
+        let id = command_id.clone();
+        let row = db
+            .read(move |conn| {
+                outbox_table::table
+                    .filter(outbox_table::command_id.eq(id))
+                    .select(OutboxRow::as_select())
+                    .first(conn)
+                    .map_err(DbError::from)
+            })
+            .await
+            .expect("stray command");
+        if row.parked_at.is_some() {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "the stray command was not parked: {row:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(parked.attempts, outbox::REFUSED_ATTEMPTS);
+    assert!(parked.last_error.as_deref().is_some_and(|e| e.contains("no address configured for target nowhere")));
+}
+
+steplab_tests::on_both_backends_mut!(a_command_for_an_unknown_target_is_parked_and_blocks_no_one);

@@ -322,17 +322,26 @@ impl Relay {
         let mut known: Vec<String> = self.targets.keys().cloned().collect();
         known.sort();
         // One lane per target, so a target's timeouts and backlog stay its
-        // own; each has its own wake-up so one commit wakes every lane.
+        // own; each has its own wake-up so one commit wakes every target's
+        // lane. The lane for unknown targets only polls: its scan cannot use
+        // the per-target index, and commands for it are a configuration
+        // mistake that waiting a poll interval does not make worse.
         let lanes: Vec<(Lane, Notify)> = known
             .iter()
             .map(|target| (Lane::Target(target.clone()), Notify::new()))
             .chain(std::iter::once((Lane::Unroutable(known.clone()), Notify::new())))
             .collect();
-        let wake_every_lane = async {
+        let wake_target_lanes = async {
             let mut shutdown = shutdown.clone();
             while !stopping(&shutdown) {
                 tokio::select! {
-                    () = self.wake.notified() => lanes.iter().for_each(|(_, wake)| wake.notify_one()),
+                    () = self.wake.notified() => {
+                        for (lane, wake) in &lanes {
+                            if matches!(lane, Lane::Target(_)) {
+                                wake.notify_one();
+                            }
+                        }
+                    }
                     _ = shutdown.changed() => {}
                 }
             }
@@ -349,7 +358,7 @@ impl Relay {
         };
         let deliveries =
             futures::future::join_all(lanes.iter().map(|(lane, wake)| self.run_lane(lane, wake, shutdown.clone())));
-        tokio::join!(wake_every_lane, gauges, deliveries);
+        tokio::join!(wake_target_lanes, gauges, deliveries);
         tracing::info!(relay = %instance, "outbox relay stopped");
     }
 
