@@ -405,3 +405,26 @@ async fn bad_tls_configuration_stops_start_up_naming_the_variable() {
     .await;
     assert!(err.contains("STEPLAB_TLS_CA_FILE") && err.contains(&s(&pki.key)), "{err}");
 }
+
+/// Issue 14: over TLS the handshake timeout bounds the TLS handshake (here a
+/// client that connects and never sends its ClientHello), while a client
+/// that completes it is served through the same connection limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_is_closed_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let pki = pki();
+    let mut settings = tls_settings(&pki);
+    settings.push(("STEPLAB_HANDSHAKE_TIMEOUT_SECONDS", "1".into()));
+    let stack = tls_stack(Backend::Sqlite, &settings).await.expect("sqlite stack");
+    let mut silent = tokio::net::TcpStream::connect(stack.participant_addr).await.expect("connect");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    let elapsed = started.elapsed();
+    println!("a TLS connection without a ClientHello was closed after {elapsed:?}");
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "still open after 5 s: {read:?}");
+    assert!(elapsed >= Duration::from_millis(800), "not before the timeout: {elapsed:?}");
+    let tls = client_tls(Some(&pki.ca), None);
+    assert_eq!(health_over(stack.participant_addr, &tls).await, Ok(ServingStatus::Serving));
+    stack.stop().await;
+}
