@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod paging;
 pub mod server;
 pub mod telemetry;
+pub mod text;
 pub mod tls;
 
 pub use auth::{Caller, Role, Scope};
