@@ -41,12 +41,10 @@ pub const PROGRAMME_DATES: DateWindow = DateWindow {
     what: "the dates the programme's schedules cover",
 };
 
-/// A date of a constant; `None` fails the build, never a request.
+/// A date of a constant: evaluated at compile time, so an impossible one
+/// fails the build, never a request.
 const fn ymd(year: i32, month: u32, day: u32) -> NaiveDate {
-    match NaiveDate::from_ymd_opt(year, month, day) {
-        Some(date) => date,
-        None => panic!("not a calendar date"),
-    }
+    NaiveDate::from_ymd_opt(year, month, day).expect("a calendar date")
 }
 
 impl DateWindow {
