@@ -71,7 +71,7 @@ pub fn enrol(req: &pb::EnrolLearnerRequest) -> Result<Enrol, FieldViolations> {
     let key = v.check(command_key(&req.command_id));
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let programme = v.check(programme("programme", req.programme));
-    let release_start = v.check(date::required("release_start", req.release_start.as_ref()));
+    let release_start = v.check(date::PROGRAMME_DATES.required("release_start", req.release_start.as_ref()));
     let school_id = v.check(id("school_id", &req.school_id));
     let delivery_partner_id = v.check(id("delivery_partner_id", &req.delivery_partner_id));
     v.finish(|| {
@@ -102,8 +102,8 @@ pub fn place_hold(req: &pb::PlaceHoldRequest) -> Result<PlaceHold, FieldViolatio
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let hold_id = v.check(id("hold_id", &req.hold_id));
     let kind = v.check(hold_kind("kind", req.kind));
-    let from = v.check(date::required("from", req.from.as_ref()));
-    let until = v.check(date::required("until", req.until.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
+    let until = v.check(date::PROGRAMME_DATES.required("until", req.until.as_ref()));
     if let (Some(from), Some(until)) = (from, until)
         && until <= from
     {
@@ -135,7 +135,7 @@ pub fn lift_hold(req: &pb::LiftHoldRequest) -> Result<LiftHold, FieldViolations>
     let key = v.check(command_key(&req.command_id));
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let hold_id = v.check(id("hold_id", &req.hold_id));
-    let on = v.check(date::required("on", req.on.as_ref()));
+    let on = v.check(date::PROGRAMME_DATES.required("on", req.on.as_ref()));
     v.finish(|| Some(LiftHold { key: key?, participant_id: participant_id?, hold_id: hold_id?, on: on? }))
 }
 
@@ -155,7 +155,7 @@ fn access_change(
     let mut v = FieldViolations::default();
     let key = v.check(command_key(command_id));
     let participant_id = v.check(id("participant_id", participant_id));
-    let effective_date = v.check(date::required("effective_date", effective_date));
+    let effective_date = v.check(date::PROGRAMME_DATES.required("effective_date", effective_date));
     v.finish(|| Some(AccessChange { key: key?, participant_id: participant_id?, effective_date: effective_date? }))
 }
 
@@ -179,7 +179,7 @@ pub fn set_release_start(req: &pb::SetReleaseStartRequest) -> Result<ReleaseStar
     let mut v = FieldViolations::default();
     let key = v.check(command_key(&req.command_id));
     let participant_id = v.check(id("participant_id", &req.participant_id));
-    let release_start = v.check(date::required("release_start", req.release_start.as_ref()));
+    let release_start = v.check(date::PROGRAMME_DATES.required("release_start", req.release_start.as_ref()));
     v.finish(|| Some(ReleaseStartChange { key: key?, participant_id: participant_id?, release_start: release_start? }))
 }
 
@@ -199,7 +199,7 @@ pub fn set_participant_scope(req: &pb::SetParticipantScopeRequest) -> Result<Sco
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let school_id = v.check(id("school_id", &req.school_id));
     let delivery_partner_id = v.check(id("delivery_partner_id", &req.delivery_partner_id));
-    let from = v.check(date::required("from", req.from.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
     v.finish(|| {
         Some(ScopeMove {
             key: key?,
@@ -242,7 +242,7 @@ pub fn record_module_access(
     let mut v = FieldViolations::default();
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let module_id = v.check(id("module_id", &req.module_id));
-    let accessed_on = v.check(date::required("accessed_on", req.accessed_on.as_ref()));
+    let accessed_on = v.check(date::PROGRAMME_DATES.required("accessed_on", req.accessed_on.as_ref()));
     let key = v.check(request_key(caller_sub, &req.request_id));
     v.finish(|| {
         Some(ModuleAccessRecord {
@@ -270,7 +270,7 @@ pub fn record_attendance(
     let mut v = FieldViolations::default();
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let event_id = v.check(id("event_id", &req.event_id));
-    let attended_on = v.check(date::required("attended_on", req.attended_on.as_ref()));
+    let attended_on = v.check(date::PROGRAMME_DATES.required("attended_on", req.attended_on.as_ref()));
     let key = v.check(request_key(caller_sub, &req.request_id));
     v.finish(|| {
         Some(AttendanceRecord {

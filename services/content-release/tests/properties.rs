@@ -106,6 +106,12 @@ fn required_date(d: Option<&Date>) -> Option<(i32, i32, i32)> {
     d.and_then(calendar)
 }
 
+/// A required date a command feeds into a schedule: a calendar day from the
+/// first cohort's registration (2021-06-01) to the end of 2040.
+fn programme_date(d: Option<&Date>) -> Option<(i32, i32, i32)> {
+    required_date(d).filter(|t| ((2021, 6, 1)..=(2040, 12, 31)).contains(t))
+}
+
 fn optional_date_ok(d: Option<&Date>) -> bool {
     match d {
         None | Some(Date { year: 0, month: 0, day: 0 }) => true,
@@ -171,7 +177,7 @@ proptest! {
         flag(&mut expected, !id_ok(&req.command_id), "command_id");
         flag(&mut expected, !id_ok(&req.participant_id), "participant_id");
         flag(&mut expected, !(1..=2).contains(&req.programme), "programme");
-        flag(&mut expected, required_date(req.release_start.as_ref()).is_none(), "release_start");
+        flag(&mut expected, programme_date(req.release_start.as_ref()).is_none(), "release_start");
         flag(&mut expected, !id_ok(&req.school_id), "school_id");
         flag(&mut expected, !id_ok(&req.delivery_partner_id), "delivery_partner_id");
         let answer = convert::enrol(&req);
@@ -179,7 +185,7 @@ proptest! {
             "command_id", "participant_id", "programme", "release_start", "school_id", "delivery_partner_id",
         ])?;
         if let Ok(e) = answer {
-            prop_assert_eq!(Some(ymd(e.learner.release_start)), required_date(req.release_start.as_ref()));
+            prop_assert_eq!(Some(ymd(e.learner.release_start)), programme_date(req.release_start.as_ref()));
         }
     }
 
@@ -193,7 +199,7 @@ proptest! {
         until in opt_date(),
     ) {
         let req = pb::PlaceHoldRequest { command_id, participant_id, hold_id, kind, from, until };
-        let (from, until) = (required_date(req.from.as_ref()), required_date(req.until.as_ref()));
+        let (from, until) = (programme_date(req.from.as_ref()), programme_date(req.until.as_ref()));
         let mut expected = Vec::new();
         flag(&mut expected, !id_ok(&req.command_id), "command_id");
         flag(&mut expected, !id_ok(&req.participant_id), "participant_id");
@@ -221,7 +227,7 @@ proptest! {
         flag(&mut expected, !id_ok(&req.command_id), "command_id");
         flag(&mut expected, !id_ok(&req.participant_id), "participant_id");
         flag(&mut expected, !id_ok(&req.hold_id), "hold_id");
-        flag(&mut expected, required_date(req.on.as_ref()).is_none(), "on");
+        flag(&mut expected, programme_date(req.on.as_ref()).is_none(), "on");
         check_answer(&convert::lift_hold(&req), &expected, &["command_id", "participant_id", "hold_id", "on"])?;
     }
 
@@ -235,7 +241,7 @@ proptest! {
         flag(&mut expected, !id_ok(&command_id), "command_id");
         flag(&mut expected, !id_ok(&participant_id), "participant_id");
         let mut dated = expected.clone();
-        flag(&mut dated, required_date(date.as_ref()).is_none(), "effective_date");
+        flag(&mut dated, programme_date(date.as_ref()).is_none(), "effective_date");
         let fields = ["command_id", "participant_id", "effective_date"];
         let revoke = pb::RevokeAccessRequest {
             command_id: command_id.clone(), participant_id: participant_id.clone(), effective_date: date,
@@ -245,7 +251,7 @@ proptest! {
             command_id: command_id.clone(), participant_id: participant_id.clone(), effective_date: date,
         };
         check_answer(&convert::restore_access(&restore), &dated, &fields)?;
-        flag(&mut expected, required_date(date.as_ref()).is_none(), "release_start");
+        flag(&mut expected, programme_date(date.as_ref()).is_none(), "release_start");
         let start = pb::SetReleaseStartRequest { command_id, participant_id, release_start: date };
         check_answer(
             &convert::set_release_start(&start),
@@ -268,7 +274,7 @@ proptest! {
         flag(&mut expected, !id_ok(&req.participant_id), "participant_id");
         flag(&mut expected, !id_ok(&req.school_id), "school_id");
         flag(&mut expected, !id_ok(&req.delivery_partner_id), "delivery_partner_id");
-        flag(&mut expected, required_date(req.from.as_ref()).is_none(), "from");
+        flag(&mut expected, programme_date(req.from.as_ref()).is_none(), "from");
         check_answer(
             &convert::set_participant_scope(&req),
             &expected,
@@ -294,7 +300,7 @@ proptest! {
         let record = |item: &'static str, on: &'static str| {
             let mut e = expected.clone();
             flag(&mut e, !id_ok(&item_id), item);
-            flag(&mut e, required_date(date.as_ref()).is_none(), on);
+            flag(&mut e, programme_date(date.as_ref()).is_none(), on);
             // The request id is optional: empty means no idempotency.
             flag(&mut e, !request_id.is_empty() && !id_ok(&request_id), "request_id");
             e

@@ -21,18 +21,10 @@ pub const MAX_NAME_CHARS: usize = 200;
 
 pub use steplab_platform::ids::{new_id, optional as optional_id, required as id};
 
+/// A person's, school's or delivery partner's name (one rule for all: see
+/// [`steplab_platform::text::name`]).
 pub fn name(field: &str, value: &str) -> Result<String, FieldViolation> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(FieldViolation::new(field, "is required"));
-    }
-    if trimmed.chars().count() > MAX_NAME_CHARS {
-        return Err(FieldViolation::new(field, format!("is longer than {MAX_NAME_CHARS} characters")));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(FieldViolation::new(field, "contains control characters"));
-    }
-    Ok(trimmed.to_owned())
+    steplab_platform::text::name(field, value, MAX_NAME_CHARS)
 }
 
 fn digits(field: &str, value: &str, count: usize, what: &str) -> Result<String, FieldViolation> {
@@ -97,7 +89,7 @@ pub fn register(req: &pb::RegisterParticipantRequest) -> Result<Registration, Fi
         Some(ParticipantKind::InductionCoordinator) if req.trn.trim().is_empty() => Some(None),
         _ => v.check(digits("trn", &req.trn, 7, "teacher reference number").map(Some)),
     };
-    let registered_on = v.check(date::optional("registered_on", req.registered_on.as_ref()));
+    let registered_on = v.check(date::REGISTRATION_DATES.optional("registered_on", req.registered_on.as_ref()));
     if req.previous_pilot_mentor && kind.is_some_and(|k| k != ParticipantKind::Mentor) {
         v.push(FieldViolation::new("previous_pilot_mentor", "applies to mentors only (M4)"));
     }
@@ -126,7 +118,7 @@ pub fn assign_mentor(req: &pb::AssignMentorRequest) -> Result<MentorChange, Fiel
     let mut v = FieldViolations::default();
     let ect_id = v.check(id("ect_id", &req.ect_id));
     let mentor_id = v.check(id("mentor_id", &req.mentor_id));
-    let effective_date = v.check(date::optional("effective_date", req.effective_date.as_ref()));
+    let effective_date = v.check(date::PROGRAMME_DATES.optional("effective_date", req.effective_date.as_ref()));
     if ect_id.is_some() && ect_id == mentor_id {
         v.push(FieldViolation::new("mentor_id", "an ECT cannot mentor themselves"));
     }
@@ -304,15 +296,10 @@ pub fn withdrawal_reason(field: &str, value: i32) -> Result<WithdrawalReason, Fi
 
 pub const MAX_NOTE_CHARS: usize = 2000;
 
-/// A free-text note: optional, bounded, no control characters but line breaks.
+/// A free-text note: optional, bounded, no control characters but line
+/// breaks, no bidirectional controls.
 pub fn note(field: &str, value: &str) -> Result<String, FieldViolation> {
-    if value.chars().count() > MAX_NOTE_CHARS {
-        return Err(FieldViolation::new(field, format!("is longer than {MAX_NOTE_CHARS} characters")));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        return Err(FieldViolation::new(field, "contains control characters"));
-    }
-    Ok(value.trim().to_owned())
+    steplab_platform::text::note(field, value, MAX_NOTE_CHARS)
 }
 
 /// The validated fields of a lifecycle request.
@@ -327,8 +314,8 @@ pub struct PauseRequest {
 pub fn pause(req: &pb::PauseParticipantRequest) -> Result<PauseRequest, FieldViolations> {
     let mut v = FieldViolations::default();
     let participant_id = v.check(id("participant_id", &req.participant_id));
-    let start = v.check(date::required("start_date", req.start_date.as_ref()));
-    let end = v.check(date::required("expected_end_date", req.expected_end_date.as_ref()));
+    let start = v.check(date::PROGRAMME_DATES.required("start_date", req.start_date.as_ref()));
+    let end = v.check(date::PROGRAMME_DATES.required("expected_end_date", req.expected_end_date.as_ref()));
     let note = v.check(note("note", &req.note));
     if let (Some(s), Some(e)) = (start, end)
         && e <= s
@@ -349,9 +336,9 @@ pub fn id_and_date(
     let mut v = FieldViolations::default();
     let participant_id = v.check(id(id_field, id_value));
     let when = if required {
-        v.check(date::required(date_field, date_value).map(Some))
+        v.check(date::PROGRAMME_DATES.required(date_field, date_value).map(Some))
     } else {
-        v.check(date::optional(date_field, date_value))
+        v.check(date::PROGRAMME_DATES.optional(date_field, date_value))
     };
     v.finish(|| Some((participant_id?, when?)))
 }
@@ -360,8 +347,9 @@ pub fn defer(req: &pb::DeferParticipantRequest) -> Result<(String, Deferral), Fi
     let mut v = FieldViolations::default();
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let reason = v.check(deferral_reason("reason", req.reason));
-    let deferral_date = v.check(date::required("deferral_date", req.deferral_date.as_ref()));
-    let expected_return = v.check(date::required("expected_return_date", req.expected_return_date.as_ref()));
+    let deferral_date = v.check(date::PROGRAMME_DATES.required("deferral_date", req.deferral_date.as_ref()));
+    let expected_return =
+        v.check(date::PROGRAMME_DATES.required("expected_return_date", req.expected_return_date.as_ref()));
     let note = v.check(note("note", &req.note));
     if let (Some(from), Some(until)) = (deferral_date, expected_return)
         && until <= from
@@ -382,7 +370,7 @@ pub fn withdraw(
     let mut v = FieldViolations::default();
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let reason = v.check(withdrawal_reason("reason", req.reason));
-    let date = v.check(date::optional("withdrawal_date", req.withdrawal_date.as_ref()));
+    let date = v.check(date::PROGRAMME_DATES.optional("withdrawal_date", req.withdrawal_date.as_ref()));
     let note = v.check(note("note", &req.note));
     v.finish(|| Some((participant_id?, reason?, date?, note?)))
 }

@@ -708,7 +708,7 @@ impl Registry {
         let mut v = FieldViolations::default();
         let id = v.check(convert::id("participant_id", &req.participant_id));
         let school_id = v.check(convert::id("school_id", &req.school_id));
-        let moved_on = v.check(date::optional("moved_on", req.moved_on.as_ref()));
+        let moved_on = v.check(date::PROGRAMME_DATES.optional("moved_on", req.moved_on.as_ref()));
         let (id, school_id, moved_on) = v.finish(|| Some((id?, school_id?, moved_on?)))?;
         let key = idempotency_key(&caller, &req.request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
@@ -821,7 +821,7 @@ impl Registry {
     ) -> Result<pb::RequestReleaseStartChangeResponse, ServiceError> {
         let mut v = FieldViolations::default();
         let id = v.check(convert::id("participant_id", &req.participant_id));
-        let start = v.check(date::required("release_start", req.release_start.as_ref()));
+        let start = v.check(date::PROGRAMME_DATES.required("release_start", req.release_start.as_ref()));
         let note = v.check(convert::note("note", &req.note));
         let (id, start, note) = v.finish(|| Some((id?, start?, note?)))?;
         let request = self

@@ -44,7 +44,7 @@ fn awkward_char() -> impl Strategy<Value = char> {
         1 => proptest::char::range('a', 'f'),
         2 => proptest::sample::select(vec![
             '\0', '\n', '\r', '\t', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}', '\u{200b}', '\u{2028}',
-            '\u{feff}', ' ', '\u{a0}', '\u{3000}', 'é', '字', '🦀', '-', '{', '}', ':', '/', '.',
+            '\u{feff}', ' ', '\u{a0}', '\u{3000}', '\u{200d}', '\u{202e}', '\u{2066}', '\u{ad}', 'é', '字', '🦀', '-', '{', '}', ':', '/', '.',
         ]),
     ]
 }
@@ -216,26 +216,51 @@ fn calendar(d: &Date) -> Option<(i32, i32, i32)> {
     ((1..=9999).contains(&d.year) && (1..=days_in_month).contains(&d.day)).then_some((d.year, d.month, d.day))
 }
 
+/// The days a schedule-feeding date may name (pauses, deferrals, moves...):
+/// the first cohort's registration (2021-06-01) to the end of 2040.
+const PROGRAMME_DAYS: std::ops::RangeInclusive<(i32, i32, i32)> = (2021, 6, 1)..=(2040, 12, 31);
+/// C1: the registration periods of cohorts 2021..=2030.
+const REGISTRATION_DAYS: std::ops::RangeInclusive<(i32, i32, i32)> = (2021, 6, 1)..=(2031, 5, 31);
+
 fn required_date(d: Option<&Date>) -> Option<(i32, i32, i32)> {
-    d.and_then(calendar)
+    d.and_then(calendar).filter(|t| PROGRAMME_DAYS.contains(t))
 }
 
-/// `Err(())` when set but not a real day; all-zero means not set.
-fn optional_date(d: Option<&Date>) -> Result<Option<(i32, i32, i32)>, ()> {
+/// `Err(())` when set but not a real day inside `window`; all-zero means not set.
+fn optional_date_in(
+    d: Option<&Date>,
+    window: &std::ops::RangeInclusive<(i32, i32, i32)>,
+) -> Result<Option<(i32, i32, i32)>, ()> {
     match d {
         None => Ok(None),
         Some(Date { year: 0, month: 0, day: 0 }) => Ok(None),
-        Some(d) => calendar(d).map(Some).ok_or(()),
+        Some(d) => calendar(d).filter(|t| window.contains(t)).map(Some).ok_or(()),
     }
 }
 
+fn optional_date(d: Option<&Date>) -> Result<Option<(i32, i32, i32)>, ()> {
+    optional_date_in(d, &PROGRAMME_DAYS)
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A name: trimmed, 1..=200 chars, one line, no bidirectional control, and
+/// something visible (the platform's list of invisible characters, unit
+/// tested there).
 fn name_ok(s: &str) -> bool {
     let t = s.trim();
-    !t.is_empty() && t.chars().count() <= 200 && !t.chars().any(char::is_control)
+    !t.is_empty()
+        && t.chars().count() <= 200
+        && !t.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}' || is_bidi_control(c))
+        && !t.chars().all(steplab_platform::text::is_invisible)
 }
 
 fn note_ok(s: &str) -> bool {
-    s.chars().count() <= 2000 && s.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\r'))
+    s.chars().count() <= 2000
+        && s.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\r'))
+        && !s.chars().any(is_bidi_control)
 }
 
 fn digits_ok(s: &str, count: usize) -> bool {
@@ -377,7 +402,7 @@ proptest! {
         if !ic_without_trn && !digits_ok(&req.trn, 7) {
             expected.push("trn");
         }
-        let registered_on = optional_date(req.registered_on.as_ref());
+        let registered_on = optional_date_in(req.registered_on.as_ref(), &REGISTRATION_DAYS);
         if registered_on.is_err() {
             expected.push("registered_on");
         }

@@ -117,8 +117,8 @@ pub fn suspend(req: &pb::SuspendAccrualRequest) -> Result<Suspend, FieldViolatio
     let key = v.check(command_key(&req.command_id));
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let suspension_id = v.check(token("suspension_id", &req.suspension_id));
-    let from = v.check(date::required("from", req.from.as_ref()));
-    let until = v.check(date::required("until", req.until.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
+    let until = v.check(date::PROGRAMME_DATES.required("until", req.until.as_ref()));
     if let (Some(f), Some(u)) = (from, until)
         && u <= f
     {
@@ -152,7 +152,7 @@ pub fn resume(req: &pb::ResumeAccrualRequest) -> Result<Resume, FieldViolations>
     let key = v.check(command_key(&req.command_id));
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let suspension_id = v.check(token("suspension_id", &req.suspension_id));
-    let on = v.check(date::required("on", req.on.as_ref()));
+    let on = v.check(date::PROGRAMME_DATES.required("on", req.on.as_ref()));
     v.finish(|| Some(Resume { key: key?, participant_id: participant_id?, suspension_id: suspension_id?, on: on? }))
 }
 
@@ -172,7 +172,7 @@ fn dated(
     let mut v = FieldViolations::default();
     let key = v.check(command_key(command_id));
     let participant_id = v.check(id("participant_id", participant_id));
-    let effective_date = v.check(date::required("effective_date", effective_date));
+    let effective_date = v.check(date::PROGRAMME_DATES.required("effective_date", effective_date));
     v.finish(|| Some(Dated { key: key?, participant_id: participant_id?, effective_date: effective_date? }))
 }
 
@@ -197,7 +197,7 @@ pub fn coverage(req: &pb::SetAreaCoveredRequest) -> Result<Coverage, FieldViolat
     let mut v = FieldViolations::default();
     let key = v.check(command_key(&req.command_id));
     let participant_id = v.check(id("participant_id", &req.participant_id));
-    let from = v.check(date::required("from", req.from.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
     v.finish(|| Some(Coverage { key: key?, participant_id: participant_id?, covered: req.covered, from: from? }))
 }
 
@@ -217,7 +217,7 @@ pub fn placement(req: &pb::SetParticipantScopeRequest) -> Result<Move, FieldViol
     let participant_id = v.check(id("participant_id", &req.participant_id));
     let school_id = v.check(id("school_id", &req.school_id));
     let delivery_partner_id = v.check(id("delivery_partner_id", &req.delivery_partner_id));
-    let from = v.check(date::required("from", req.from.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
     v.finish(|| {
         Some(Move {
             key: key?,
@@ -257,21 +257,14 @@ fn engagement_kind(value: i32) -> Result<EngagementKind, FieldViolation> {
 }
 
 fn note(value: &str) -> Result<String, FieldViolation> {
-    let trimmed = value.trim();
-    if trimmed.chars().count() > MAX_NOTE_CHARS {
-        return Err(FieldViolation::new("note", format!("is longer than {MAX_NOTE_CHARS} characters")));
-    }
-    if trimmed.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(FieldViolation::new("note", "contains control characters"));
-    }
-    Ok(trimmed.to_owned())
+    steplab_platform::text::note("note", value, MAX_NOTE_CHARS)
 }
 
 /// `caller_sub` namespaces the request_id, so two callers cannot collide.
 pub fn engagement(req: &pb::RecordEngagementRequest, caller_sub: &str) -> Result<Engagement, FieldViolations> {
     let mut v = FieldViolations::default();
     let participant_id = v.check(id("participant_id", &req.participant_id));
-    let occurred_on = v.check(date::required("occurred_on", req.occurred_on.as_ref()));
+    let occurred_on = v.check(date::PROGRAMME_DATES.required("occurred_on", req.occurred_on.as_ref()));
     let kind = v.check(engagement_kind(req.kind));
     let key = v.check(IdempotencyKey::parse("request_id", caller_sub, &req.request_id).and_then(|k| {
         k.ok_or_else(|| {

@@ -41,7 +41,7 @@ fn awkward_char() -> impl Strategy<Value = char> {
         4 => any::<char>(),
         3 => proptest::char::range('!', '~'),
         2 => proptest::sample::select(vec![
-            '\0', '\n', '\r', '\t', '\u{7f}', '\u{85}', '\u{200b}', '\u{feff}', ' ', '\u{a0}', 'é', '字', '🦀', '/',
+            '\0', '\n', '\r', '\t', '\u{7f}', '\u{85}', '\u{200b}', '\u{feff}', '\u{202e}', ' ', '\u{a0}', 'é', '字', '🦀', '/',
             '.',
         ]),
     ]
@@ -164,8 +164,10 @@ fn calendar(d: &Date) -> Option<(i32, i32, i32)> {
     ((1..=9999).contains(&d.year) && (1..=days_in_month).contains(&d.day)).then_some((d.year, d.month, d.day))
 }
 
+/// A required date a command feeds into a schedule: a calendar day from the
+/// first cohort's registration (2021-06-01) to the end of 2040.
 fn required_date(d: Option<&Date>) -> Option<(i32, i32, i32)> {
-    d.and_then(calendar)
+    d.and_then(calendar).filter(|t| ((2021, 6, 1)..=(2040, 12, 31)).contains(t))
 }
 
 fn optional_date_ok(d: Option<&Date>) -> bool {
@@ -175,11 +177,12 @@ fn optional_date_ok(d: Option<&Date>) -> bool {
     }
 }
 
-/// Payments' note: trimmed, at most 2,000 chars, no control character but
-/// a line feed.
+/// Payments' note: at most 2,000 chars, no control character but line
+/// breaks and tabs, no bidirectional control.
 fn note_ok(s: &str) -> bool {
-    let t = s.trim();
-    t.chars().count() <= 2000 && t.chars().all(|c| !c.is_control() || c == '\n')
+    let bidi =
+        |c: char| matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    s.chars().count() <= 2000 && s.chars().all(|c| (!c.is_control() || matches!(c, '\n' | '\t' | '\r')) && !bidi(c))
 }
 
 /// `<schedule>/<cohort>/<milestone>` with a positive cohort.

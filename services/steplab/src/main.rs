@@ -159,8 +159,19 @@ fn token(
              without STEPLAB_JWT_SECRET): get a token from the identity provider instead"
         );
     }
-    if !(1..=24 * 366).contains(&ttl_hours) {
-        anyhow::bail!("--ttl-hours must be between 1 and 8784");
+    // A longer token would be minted only to be refused by every service.
+    let max_hours = config.token_time_limits.max_lifetime.as_secs() / 3600;
+    if max_hours == 0 {
+        anyhow::bail!(
+            "STEPLAB_TOKEN_MAX_LIFETIME_SECONDS ({} s) is shorter than the one hour `steplab token` mints at least",
+            config.token_time_limits.max_lifetime.as_secs()
+        );
+    }
+    if ttl_hours < 1 || u64::try_from(ttl_hours).is_ok_and(|hours| hours > max_hours) {
+        anyhow::bail!(
+            "--ttl-hours must be between 1 and {max_hours}: the services accept no token living longer than STEPLAB_TOKEN_MAX_LIFETIME_SECONDS ({} s)",
+            config.token_time_limits.max_lifetime.as_secs()
+        );
     }
     let request = TokenRequest {
         sub,
@@ -264,6 +275,8 @@ fn print_welcome(config: &Config, secret: Option<&[u8]>) -> anyhow::Result<()> {
     println!();
     match (secret, &config.identity_provider) {
         (Some(secret), _) => {
+            let ttl = chrono::Duration::from_std(config.token_time_limits.max_lifetime)
+                .map_or(chrono::Duration::hours(12), |max| max.min(chrono::Duration::hours(12)));
             let admin = auth::mint_hs256(
                 secret,
                 &TokenRequest {
@@ -271,10 +284,14 @@ fn print_welcome(config: &Config, secret: Option<&[u8]>) -> anyhow::Result<()> {
                     role: Role::Admin,
                     school_id: None,
                     delivery_partner_ids: vec![],
-                    ttl: chrono::Duration::hours(12),
+                    ttl,
                 },
             )?;
-            println!("An admin token, valid for 12 hours (make others with `steplab token --role ...`):");
+            let valid_for = match ttl.num_minutes() {
+                m if m % 60 == 0 => format!("{} hours", m / 60),
+                m => format!("{m} minutes"),
+            };
+            println!("An admin token, valid for {valid_for} (make others with `steplab token --role ...`):");
             println!("  export TOKEN={admin}");
         }
         (None, Some(idp)) => {

@@ -68,9 +68,11 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// The claims Steplab reads from a verified token. `iss`, `aud`, `exp` and
-/// `nbf` are checked by the validation, so they are not read here (an
-/// identity provider may send `aud` as a list).
+/// The claims Steplab reads from a verified token. `iss` and `aud` are
+/// checked by the validation, so they are not read here (an identity
+/// provider may send `aud` as a list). The time claims are read raw and
+/// checked by [`TokenTimeLimits::check`], so that a malformed `exp` is
+/// named as such rather than as a missing one.
 #[derive(Debug, Deserialize)]
 struct VerifiedClaims {
     sub: String,
@@ -81,6 +83,106 @@ struct VerifiedClaims {
     delivery_partner_id: Option<String>,
     #[serde(default)]
     delivery_partner_ids: Vec<String>,
+    #[serde(flatten)]
+    times: TimeClaims,
+}
+
+/// `exp`, `iat` and `nbf` as the token carries them (any JSON value).
+#[derive(Debug, Default, Deserialize)]
+struct TimeClaims {
+    #[serde(default)]
+    exp: Option<serde_json::Value>,
+    #[serde(default)]
+    iat: Option<serde_json::Value>,
+    #[serde(default)]
+    nbf: Option<serde_json::Value>,
+}
+
+/// How long a token may live and how far the issuer's clock may be from
+/// ours (`STEPLAB_TOKEN_MAX_LIFETIME_SECONDS`, `STEPLAB_TOKEN_CLOCK_SKEW_SECONDS`).
+/// A leaked token is only worth its remaining lifetime, so one that lives for
+/// a year (or claims to be issued tomorrow) is refused outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTimeLimits {
+    pub max_lifetime: Duration,
+    pub clock_skew: Duration,
+}
+
+impl Default for TokenTimeLimits {
+    fn default() -> Self {
+        Self { max_lifetime: Duration::from_secs(24 * 3600), clock_skew: Duration::from_secs(60) }
+    }
+}
+
+impl TokenTimeLimits {
+    /// Checks a signed token's time claims at `now` (seconds since 1970):
+    /// `exp` is required, a whole number of seconds, not past (give or take
+    /// the skew) and at most the maximum lifetime (plus the skew) away;
+    /// `iat`, when present, is not ahead of our clock by more than the skew
+    /// and at most the maximum lifetime before `exp`; `nbf`, when present,
+    /// is not ahead by more than the skew.
+    fn check(&self, times: &TimeClaims, now: i64) -> Result<(), String> {
+        let max = i64::try_from(self.max_lifetime.as_secs()).unwrap_or(i64::MAX);
+        let skew = i64::try_from(self.clock_skew.as_secs()).unwrap_or(i64::MAX);
+        let exp = match &times.exp {
+            None | Some(serde_json::Value::Null) => return Err("the token has no `exp` claim".into()),
+            Some(value) => seconds_since_1970("exp", value)?,
+        };
+        let iat = times.iat.as_ref().filter(|v| !v.is_null()).map(|v| seconds_since_1970("iat", v)).transpose()?;
+        let nbf = times.nbf.as_ref().filter(|v| !v.is_null()).map(|v| seconds_since_1970("nbf", v)).transpose()?;
+        if exp.saturating_add(skew) < now {
+            return Err("the token has expired: get a new one".into());
+        }
+        if let Some(nbf) = nbf
+            && nbf > now.saturating_add(skew)
+        {
+            return Err(format!(
+                "the token is not valid yet (`nbf` is {} s ahead of this server's clock, more than the {skew} s allowed)",
+                nbf - now
+            ));
+        }
+        if let Some(iat) = iat {
+            if iat > now.saturating_add(skew) {
+                return Err(format!(
+                    "the token claims to be issued in the future (`iat` is {} s ahead of this server's clock, more than the {skew} s allowed): check the issuer's clock",
+                    iat - now
+                ));
+            }
+            if exp < iat {
+                return Err("the token's `exp` is before its `iat`".into());
+            }
+            if exp - iat > max {
+                return Err(format!(
+                    "the token lives {} s (`exp` - `iat`), longer than the {max} s allowed (STEPLAB_TOKEN_MAX_LIFETIME_SECONDS): get a shorter-lived token",
+                    exp - iat
+                ));
+            }
+        }
+        if exp - now > max.saturating_add(skew) {
+            return Err(format!(
+                "the token expires {} s from now, later than the {max} s a token may live (STEPLAB_TOKEN_MAX_LIFETIME_SECONDS): get a shorter-lived token",
+                exp - now
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A time claim as seconds since 1970: a JSON integer from 0 up. Anything
+/// else (a string, a fraction, 1e20, a negative number) is named for what it is.
+fn seconds_since_1970(claim: &str, value: &serde_json::Value) -> Result<i64, String> {
+    let out_of_range = || {
+        format!(
+            "the token's `{claim}` claim ({value}) is out of range: it must be a whole number of seconds since 1970, such as 1767225600"
+        )
+    };
+    match value {
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(seconds) if seconds >= 0 => Ok(seconds),
+            _ => Err(out_of_range()),
+        },
+        _ => Err(format!("the token's `{claim}` claim is not a number of seconds since 1970")),
+    }
 }
 
 /// What a caller may reach, derived from a validated token.
@@ -161,6 +263,7 @@ impl Caller {
 #[derive(Clone)]
 pub struct JwtVerifier {
     inner: Arc<VerifierInner>,
+    time_limits: TokenTimeLimits,
 }
 
 struct VerifierInner {
@@ -187,9 +290,11 @@ impl TrustedKey {
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = 30;
+        // `exp`, `iat` and `nbf` are checked by `TokenTimeLimits::check`,
+        // which can say what is wrong with a malformed one.
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Self { kid, algorithm, key, validation, issuer: issuer.to_owned(), audience: audience.to_owned() }
     }
 
@@ -277,7 +382,10 @@ impl JwtVerifier {
     /// The dev verifier: HS256 tokens that `steplab token` mints.
     pub fn hs256(secret: &[u8]) -> Result<Self, jsonwebtoken::errors::Error> {
         let key = TrustedKey::new(None, Algorithm::HS256, DecodingKey::from_secret(secret)?, DEV_ISSUER, DEV_AUDIENCE);
-        Ok(Self { inner: Arc::new(VerifierInner { keys: vec![key], jwks: None }) })
+        Ok(Self {
+            inner: Arc::new(VerifierInner { keys: vec![key], jwks: None }),
+            time_limits: TokenTimeLimits::default(),
+        })
     }
 
     /// The production verifier: the identity provider's RS256/ES256 keys
@@ -299,7 +407,13 @@ impl JwtVerifier {
             Some(path) => Some(Jwks::load(path, &idp.issuer, &idp.audience)?),
             None => None,
         };
-        Ok(Self { inner: Arc::new(VerifierInner { keys, jwks }) })
+        Ok(Self { inner: Arc::new(VerifierInner { keys, jwks }), time_limits: TokenTimeLimits::default() })
+    }
+
+    /// The same keys with other lifetime and clock-skew limits.
+    pub fn with_time_limits(mut self, time_limits: TokenTimeLimits) -> Self {
+        self.time_limits = time_limits;
+        self
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
@@ -339,7 +453,12 @@ impl JwtVerifier {
         let mut refusal: Option<(bool, String)> = None;
         for key in candidates {
             match jsonwebtoken::decode::<VerifiedClaims>(token, &key.key, &key.validation) {
-                Ok(data) => return Caller::from_claims(data.claims),
+                // The signature matched: the token is authentic, so its
+                // time claims decide, whatever the other keys would say.
+                Ok(data) => {
+                    self.time_limits.check(&data.claims.times, chrono::Utc::now().timestamp())?;
+                    return Caller::from_claims(data.claims);
+                }
                 Err(e) => {
                     let signature_matched = !matches!(
                         e.kind(),
@@ -518,18 +637,19 @@ pub fn mint_hs256(secret: &[u8], request: &TokenRequest) -> Result<String, jsonw
 /// [`Config::hs256_secret`]).
 pub fn verifier(config: &Config) -> anyhow::Result<JwtVerifier> {
     let secret = config.hs256_secret().map(load_secret).transpose().map_err(anyhow::Error::msg)?;
-    match (&config.identity_provider, secret) {
+    let verifier = match (&config.identity_provider, secret) {
         (Some(idp), secret) => {
             if secret.is_some() {
                 tracing::warn!(
                     "STEPLAB_JWT_SECRET is set: HS256 dev tokens are accepted besides the identity provider's; unset it in production"
                 );
             }
-            Ok(JwtVerifier::identity_provider(idp, secret.as_deref())?)
+            JwtVerifier::identity_provider(idp, secret.as_deref())?
         }
-        (None, Some(secret)) => Ok(JwtVerifier::hs256(&secret)?),
+        (None, Some(secret)) => JwtVerifier::hs256(&secret)?,
         (None, None) => anyhow::bail!("no way to verify tokens: set STEPLAB_JWT_SECRET or STEPLAB_JWKS_FILE"),
-    }
+    };
+    Ok(verifier.with_time_limits(config.token_time_limits))
 }
 
 /// Reads the HS256 secret from the configured source.
@@ -581,6 +701,9 @@ pub fn ensure_dev_secret(path: &Path) -> std::io::Result<Vec<u8>> {
 pub struct ServiceTokens {
     source: ServiceTokenSource,
     cached: std::sync::Mutex<Option<(String, i64)>>,
+    /// How long a minted token lives: an hour, or less when the services
+    /// accept no token that long (`STEPLAB_TOKEN_MAX_LIFETIME_SECONDS`).
+    ttl: chrono::Duration,
 }
 
 enum ServiceTokenSource {
@@ -591,14 +714,22 @@ enum ServiceTokenSource {
 impl ServiceTokens {
     /// Mints its own HS256 `service` tokens with `secret`.
     pub fn new(secret: Vec<u8>) -> Self {
-        Self { source: ServiceTokenSource::Minted(secret), cached: std::sync::Mutex::new(None) }
+        Self {
+            source: ServiceTokenSource::Minted(secret),
+            cached: std::sync::Mutex::new(None),
+            ttl: chrono::Duration::hours(1),
+        }
     }
 
     /// Presents the token in `path`, checked now so a missing or empty file
     /// stops the start-up with an error naming `STEPLAB_SERVICE_TOKEN_FILE`.
     pub fn from_file(path: PathBuf) -> Result<Self, ConfigError> {
         read_service_token(&path).map_err(|problem| ConfigError::new("STEPLAB_SERVICE_TOKEN_FILE", problem))?;
-        Ok(Self { source: ServiceTokenSource::File(path), cached: std::sync::Mutex::new(None) })
+        Ok(Self {
+            source: ServiceTokenSource::File(path),
+            cached: std::sync::Mutex::new(None),
+            ttl: chrono::Duration::hours(1),
+        })
     }
 
     /// The operator's token file when `STEPLAB_SERVICE_TOKEN_FILE` is set,
@@ -609,7 +740,12 @@ impl ServiceTokens {
             return Ok(Self::from_file(path.clone())?);
         }
         match config.hs256_secret() {
-            Some(source) => Ok(Self::new(load_secret(source).map_err(anyhow::Error::msg)?)),
+            Some(source) => {
+                let mut tokens = Self::new(load_secret(source).map_err(anyhow::Error::msg)?);
+                let max = chrono::Duration::from_std(config.token_time_limits.max_lifetime).unwrap_or(tokens.ttl);
+                tokens.ttl = tokens.ttl.min(max);
+                Ok(tokens)
+            }
             None => Err(ConfigError::new(
                 "STEPLAB_SERVICE_TOKEN_FILE",
                 "is required when tokens come from an identity provider and STEPLAB_JWT_SECRET is not set: \
@@ -654,10 +790,11 @@ impl crate::outbox::TokenSource for ServiceTokens {
             role: Role::Service,
             school_id: None,
             delivery_partner_ids: Vec::new(),
-            ttl: chrono::Duration::hours(1),
+            ttl: self.ttl,
         };
         let token = mint_hs256(secret, &request).map_err(|e| format!("cannot mint the service token: {e}"))?;
-        *cached = Some((token.clone(), now + 30 * 60));
+        // Renewed at half its life, so a token in flight never expires.
+        *cached = Some((token.clone(), now + self.ttl.num_seconds() / 2));
         Ok(token)
     }
 }
@@ -719,6 +856,113 @@ mod tests {
         )
         .expect("mint");
         assert!(JwtVerifier::hs256(SECRET).expect("key").verify(&expired).is_err());
+    }
+
+    /// A dev token with these time claims (`null` leaves a claim out).
+    fn dev_token_with_times(exp: serde_json::Value, iat: serde_json::Value, nbf: serde_json::Value) -> String {
+        let mut claims = serde_json::json!({"sub": "x", "role": "admin", "iss": DEV_ISSUER, "aud": DEV_AUDIENCE});
+        for (name, value) in [("exp", exp), ("iat", iat), ("nbf", nbf)] {
+            if !value.is_null() {
+                claims[name] = value;
+            }
+        }
+        sign(Algorithm::HS256, None, &EncodingKey::from_secret(SECRET).expect("key"), &claims)
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_maximum_lifetime_is_refused() {
+        use serde_json::{Value, json};
+        let v = JwtVerifier::hs256(SECRET).expect("key");
+        let year_3000 = 32_503_680_000i64;
+        for (exp, iat) in [
+            (json!(year_3000), json!(now())),
+            (json!(year_3000), Value::Null),
+            (json!(now() + 25 * 3600), json!(now())),
+            (json!(now() + 3600), json!(now() - 24 * 3600)),
+        ] {
+            let err = v.verify(&dev_token_with_times(exp.clone(), iat, Value::Null)).expect_err("too long");
+            assert!(err.contains("STEPLAB_TOKEN_MAX_LIFETIME_SECONDS"), "exp {exp}: {err}");
+        }
+        assert!(v.verify(&dev_token_with_times(json!(now() + 24 * 3600), json!(now()), Value::Null)).is_ok());
+        let short = v.clone().with_time_limits(TokenTimeLimits {
+            max_lifetime: Duration::from_secs(600),
+            clock_skew: Duration::from_secs(60),
+        });
+        assert!(short.verify(&dev_token_with_times(json!(now() + 3600), json!(now()), Value::Null)).is_err());
+        assert!(short.verify(&dev_token_with_times(json!(now() + 600), json!(now()), Value::Null)).is_ok());
+    }
+
+    #[test]
+    fn a_token_issued_or_valid_only_beyond_the_clock_skew_in_the_future_is_refused() {
+        use serde_json::{Value, json};
+        let v = JwtVerifier::hs256(SECRET).expect("key");
+        let exp = json!(now() + 3600);
+        let err = v.verify(&dev_token_with_times(exp.clone(), json!(now() + 600), Value::Null)).expect_err("iat");
+        assert!(err.contains("`iat`") && err.contains("future"), "{err}");
+        let err = v.verify(&dev_token_with_times(exp.clone(), json!(now()), json!(now() + 600))).expect_err("nbf");
+        assert!(err.contains("`nbf`"), "{err}");
+        // An issuer's clock a little ahead of ours is tolerated.
+        assert!(v.verify(&dev_token_with_times(exp.clone(), json!(now() + 30), json!(now() + 30))).is_ok());
+        let strict = v.with_time_limits(TokenTimeLimits { clock_skew: Duration::ZERO, ..TokenTimeLimits::default() });
+        assert!(strict.verify(&dev_token_with_times(exp, json!(now() + 30), Value::Null)).is_err());
+    }
+
+    #[test]
+    fn an_out_of_range_or_malformed_exp_is_named_as_such_not_as_missing() {
+        use serde_json::{Value, json};
+        let v = JwtVerifier::hs256(SECRET).expect("key");
+        for exp in [json!(1e20), json!(-5), json!(1.5), json!(u64::MAX), json!(i64::MIN)] {
+            let err = v.verify(&dev_token_with_times(exp.clone(), json!(now()), Value::Null)).expect_err("bad exp");
+            assert!(err.contains("`exp`") && err.contains("out of range"), "exp {exp}: {err}");
+        }
+        // (An array or object `exp` is refused too, but by jsonwebtoken's own
+        // claim parsing, which stops at it: "the token's claims are not Steplab's".)
+        for exp in [json!("soon"), json!(true)] {
+            let err = v.verify(&dev_token_with_times(exp.clone(), json!(now()), Value::Null)).expect_err("bad exp");
+            assert!(err.contains("`exp`") && err.contains("not a number"), "exp {exp}: {err}");
+        }
+        let err = v.verify(&dev_token_with_times(json!(now() + 60), json!(1e20), Value::Null)).expect_err("bad iat");
+        assert!(err.contains("`iat`") && err.contains("out of range"), "{err}");
+        let err = v.verify(&dev_token_with_times(Value::Null, json!(now()), Value::Null)).expect_err("no exp");
+        assert!(err.contains("no `exp` claim"), "{err}");
+    }
+
+    #[test]
+    fn the_time_limits_hold_whatever_the_exp_iat_and_nbf() {
+        // Every combination of claims around the edges: accepted exactly when
+        // not expired, not from the future, and not living too long.
+        let limits = TokenTimeLimits::default();
+        let (max, skew, now) = (86_400i64, 60i64, 1_800_000_000i64);
+        let offsets = [-max - 1, -skew - 1, -skew, -1, 0, 1, skew, skew + 1, max, max + skew, max + skew + 1];
+        for exp in offsets.map(|o| now + o) {
+            for iat in offsets.map(|o| Some(now + o)).into_iter().chain([None]) {
+                for nbf in [None, Some(now), Some(now + skew), Some(now + skew + 1)] {
+                    let times =
+                        TimeClaims { exp: Some(exp.into()), iat: iat.map(Into::into), nbf: nbf.map(Into::into) };
+                    let expected = exp + skew >= now
+                        && nbf.is_none_or(|nbf| nbf <= now + skew)
+                        && iat.is_none_or(|iat| iat <= now + skew && exp >= iat && exp - iat <= max)
+                        && exp - now <= max + skew;
+                    assert_eq!(limits.check(&times, now).is_ok(), expected, "exp {exp} iat {iat:?} nbf {nbf:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn identity_provider_tokens_obey_the_same_time_limits() {
+        let mut claims = idp_claims(ISSUER, AUDIENCE, 3600);
+        claims["exp"] = serde_json::json!(32_503_680_000i64);
+        let v = JwtVerifier::identity_provider(&idp(None, Some("jwks.json")), None).expect("jwks");
+        let err = v.verify(&sign(Algorithm::RS256, Some("test-rsa-1"), &rsa_key(), &claims)).expect_err("year 3000");
+        assert!(err.contains("STEPLAB_TOKEN_MAX_LIFETIME_SECONDS"), "{err}");
+        claims["exp"] = serde_json::json!(1e20);
+        let err = v.verify(&sign(Algorithm::RS256, Some("test-rsa-1"), &rsa_key(), &claims)).expect_err("1e20");
+        assert!(err.contains("out of range"), "{err}");
     }
 
     // --- production auth: identity provider keys (test-only fixtures, see tests/fixtures/README.md) ---

@@ -264,6 +264,9 @@ pub struct Config {
     pub jwt_secret: JwtSecretSource,
     /// Production auth: tokens signed by an identity provider.
     pub identity_provider: Option<IdentityProvider>,
+    /// `STEPLAB_TOKEN_MAX_LIFETIME_SECONDS` and `STEPLAB_TOKEN_CLOCK_SKEW_SECONDS`:
+    /// the longest a token may live and how far its issuer's clock may be ahead.
+    pub token_time_limits: crate::auth::TokenTimeLimits,
     /// `STEPLAB_SERVICE_TOKEN_FILE`: the bearer token the participant
     /// service's relay presents to content release and payments, read afresh
     /// for every delivery so the operator can rotate it in place. Without it
@@ -411,6 +414,25 @@ impl Config {
                 }),
             }
         };
+        let token_defaults = crate::auth::TokenTimeLimits::default();
+        let token_time_limits = crate::auth::TokenTimeLimits {
+            max_lifetime: Duration::from_secs(number(
+                "STEPLAB_TOKEN_MAX_LIFETIME_SECONDS",
+                token_defaults.max_lifetime.as_secs(),
+                31 * 24 * 3600,
+            )?),
+            clock_skew: match get("STEPLAB_TOKEN_CLOCK_SKEW_SECONDS") {
+                None => token_defaults.clock_skew,
+                Some(raw) => {
+                    Duration::from_secs(raw.trim().parse::<u64>().ok().filter(|n| *n <= 3600).ok_or_else(|| {
+                        ConfigError::new(
+                            "STEPLAB_TOKEN_CLOCK_SKEW_SECONDS",
+                            format!("`{raw}` is not a whole number of seconds from 0 to 3600"),
+                        )
+                    })?)
+                }
+            },
+        };
         let relay_max_attempts = number("STEPLAB_RELAY_MAX_ATTEMPTS", 50, 10_000)? as i32;
         let relay_max_backoff = Duration::from_millis(number("STEPLAB_RELAY_MAX_BACKOFF_MS", 30_000, 3_600_000)?);
         let metrics_listen = match get("STEPLAB_METRICS_LISTEN") {
@@ -492,6 +514,7 @@ impl Config {
             payments_url,
             jwt_secret,
             identity_provider,
+            token_time_limits,
             service_token_file,
             today,
             log_format,
@@ -714,6 +737,27 @@ mod tests {
             TlsFiles::from_lookup(|k| (k == cert.0).then(|| cert.1.to_owned())).expect_err("alone").variable,
             key.0
         );
+    }
+
+    #[test]
+    fn token_lifetime_and_clock_skew_default_to_a_day_and_a_minute_and_refuse_nonsense() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.token_time_limits.max_lifetime, Duration::from_secs(86_400));
+        assert_eq!(c.token_time_limits.clock_skew, Duration::from_secs(60));
+        let c = config(&[("STEPLAB_TOKEN_MAX_LIFETIME_SECONDS", "900"), ("STEPLAB_TOKEN_CLOCK_SKEW_SECONDS", "0")])
+            .expect("valid");
+        assert_eq!(c.token_time_limits.max_lifetime, Duration::from_secs(900));
+        assert_eq!(c.token_time_limits.clock_skew, Duration::ZERO);
+        for (var, value) in [
+            ("STEPLAB_TOKEN_MAX_LIFETIME_SECONDS", "0"),
+            ("STEPLAB_TOKEN_MAX_LIFETIME_SECONDS", "24h"),
+            ("STEPLAB_TOKEN_MAX_LIFETIME_SECONDS", "31536000"),
+            ("STEPLAB_TOKEN_CLOCK_SKEW_SECONDS", "-1"),
+            ("STEPLAB_TOKEN_CLOCK_SKEW_SECONDS", "86400"),
+        ] {
+            let err = config(&[(var, value)]).expect_err(value);
+            assert_eq!(err.variable, var, "{err}");
+        }
     }
 
     #[test]

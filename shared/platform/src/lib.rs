@@ -22,6 +22,7 @@ pub mod paging;
 pub mod readiness;
 pub mod server;
 pub mod telemetry;
+pub mod text;
 pub mod tls;
 
 pub use auth::{Caller, Role, Scope};

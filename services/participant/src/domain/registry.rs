@@ -56,6 +56,19 @@ pub fn register(
             ),
         ));
     }
+    // A date sent is checked as a field; today is checked here, so a
+    // deployment whose clock has passed the last cohort the schedules cover
+    // refuses instead of enrolling into a cohort payments does not know.
+    let window = steplab_platform::date::REGISTRATION_DATES;
+    if !window.contains(registered_on) {
+        return Err(RuleViolation::new(
+            "NO_COHORT_FOR_REGISTRATION_DATE",
+            format!(
+                "registered_on {registered_on} is outside the registration periods of the cohorts the payment schedules cover ({} to {}): the programme's cohorts need extending first",
+                window.first, window.last
+            ),
+        ));
+    }
     let enrolment = match registration.kind {
         ParticipantKind::Ect | ParticipantKind::Mentor => Some(Enrolment::default_for(registered_on)),
         ParticipantKind::InductionCoordinator => None,
@@ -258,6 +271,20 @@ mod tests {
             register("p".into(), registration(ParticipantKind::Ect, Some("2026-11-29")), &school(), d("2026-11-28"))
                 .expect_err("future");
         assert_eq!(err.reason, "REGISTRATION_DATE_IN_FUTURE");
+    }
+
+    #[test]
+    fn c1_a_registration_on_a_day_no_cohort_covers_is_refused_even_when_it_is_today() {
+        for today in ["2031-06-01", "2045-01-01"] {
+            let err = register("p".into(), registration(ParticipantKind::Ect, None), &school(), d(today))
+                .expect_err("no cohort");
+            assert_eq!(err.reason, "NO_COHORT_FOR_REGISTRATION_DATE");
+            assert!(err.message.contains("2031-05-31"), "{}", err.message);
+        }
+        let last = register("p".into(), registration(ParticipantKind::Ect, None), &school(), d("2031-05-31"))
+            .expect("the last day of cohort 2030");
+        let EventKind::Registered { enrolment: Some(e), .. } = last.registered.kind else { panic!("enrolment") };
+        assert_eq!(e.cohort, 2030);
     }
 
     #[test]

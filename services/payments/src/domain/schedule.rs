@@ -44,8 +44,9 @@ pub const MILESTONES: [&str; 9] = [
     "extended-3",
 ];
 
-/// The cohorts of the built-in book.
-pub const DEFAULT_COHORTS: std::ops::RangeInclusive<i32> = 2021..=2030;
+/// The cohorts of the built-in book: the ones the participant service
+/// registers for (C1), so every enrolment it sends has a schedule here.
+pub const DEFAULT_COHORTS: std::ops::RangeInclusive<i32> = steplab_platform::date::COHORTS;
 
 /// F5 output share and prices of the built-in book. The prices are
 /// placeholders: a deployment sets its contract's per-participant prices in
