@@ -805,3 +805,32 @@ fn the_readme_documents_every_variable() {
         assert!(readme.contains(&format!("`{variable}`")), "README.md's configuration table lists `{variable}`");
     }
 }
+
+/// diesel keys a migration by the version before the first `_` of its folder
+/// name: two folders with one version means a fresh database gets only one
+/// of them (two branches once both took `2026-11-29-000001`, and the
+/// participant database lost its heartbeat table). Each service's SQLite and
+/// PostgreSQL folders must also hold the same migrations.
+#[test]
+fn every_migration_has_its_own_version_and_both_backends_the_same_ones() {
+    for service in ["participant", "content-release", "payments"] {
+        let mut names_by_backend = Vec::new();
+        for backend in ["sqlite", "postgres"] {
+            let dir = root().join("services").join(service).join("migrations").join(backend);
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+                .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            let mut versions = BTreeMap::new();
+            for name in &names {
+                let version = name.split('_').next().unwrap_or_default().to_owned();
+                if let Some(other) = versions.insert(version.clone(), name.clone()) {
+                    panic!("{service} ({backend}): {other} and {name} share the migration version {version}");
+                }
+            }
+            names_by_backend.push(names);
+        }
+        assert_eq!(names_by_backend[0], names_by_backend[1], "{service}: SQLite and PostgreSQL migrations differ");
+    }
+}
