@@ -441,10 +441,12 @@ async fn d5_a_nine_month_deferral_after_ten_modules_moves_the_rest_later(stack: 
     let back = state(&mut client, &participant, "2027-11-02").await;
     assert_eq!(released(&back)[10], ("ect-11".to_string(), d("2027-11-02"), false));
     let end = state(&mut client, &participant, "2031-01-01").await;
-    // 2028-07-04 planned, 273 days (9 months) later.
+    // 2028-07-04 planned; D5 (version 2): the rest runs in term time from
+    // the return, with the term days it still had to wait.
     assert_eq!(release_date_of(&plain, "ect-42"), on("2028-07-04"));
-    assert_eq!(release_date_of(&end, "ect-42"), on("2029-04-03"));
-    assert_eq!(end.planned_end_date, on("2029-05-29"), "the planned end moves too (D5)");
+    assert_eq!(release_date_of(&end, "ect-42"), on("2029-04-18"));
+    assert_eq!(end.planned_end_date, on("2029-05-05"), "the planned end moves too (D5)");
+    assert_eq!(state(&mut client, &participant, "2027-11-02").await.schedule, "ecf-standard-january");
     for m in &end.released_modules {
         let date = m.release_date.expect("date");
         let inside =
@@ -520,7 +522,7 @@ async fn w9_a_pause_withdrawal_reinstatement_and_deferral_read_back_through_rele
     let next = reinstated.next_module.expect("next");
     assert_eq!((next.module_id.as_str(), next.release_date), ("ect-07", on("2026-12-01")));
     assert_eq!(reinstated.resume_module.expect("resume").module_id, "ect-03");
-    assert_eq!(reinstated.planned_end_date, on("2028-09-05"), "7 days later");
+    assert_eq!(reinstated.planned_end_date, on("2028-09-08"), "the term days left, from the reinstatement (W9, D5)");
     // Restoring again changes nothing.
     restore(&mut client, &participant, "2026-11-28").await.expect("already granted");
     // D5: a deferral planned for next year moves what is left later again.
@@ -530,8 +532,8 @@ async fn w9_a_pause_withdrawal_reinstatement_and_deferral_read_back_through_rele
     )
     .await;
     let later = state(&mut client, &participant, "2031-01-01").await;
-    assert_eq!(later.planned_end_date, on("2028-12-06"), "7 + 92 days later");
-    assert_eq!(release_date_of(&later, "ect-42"), on("2028-10-11"));
+    assert_eq!(later.planned_end_date, on("2028-11-24"), "the term days left, from the return (D5)");
+    assert_eq!(release_date_of(&later, "ect-42"), on("2028-11-07"));
     // The past is unchanged by facts about the future.
     assert_eq!(released(&state(&mut client, &participant, "2026-11-25").await), released(&withdrawn));
 }

@@ -455,6 +455,8 @@ pub fn release_state(
         last_accessed_module_id: state.last_accessed_module_id.clone().unwrap_or_default(),
         attendances: state.attendances.iter().map(attendance).collect(),
         planned_end_date: date::to_proto_opt(state.planned_end),
+        schedule: state.schedule.0.standard_schedule_id().to_owned(),
+        schedule_since: date::to_proto_opt(state.schedule.1),
     }
 }
 

@@ -586,13 +586,15 @@ impl ContentRelease {
 
     /// Recomputes the stored release feed of every learner when the loaded
     /// curriculum differs from the one the feed was computed with (a
-    /// deployment changed its file). Runs at start-up, before serving; a
+    /// deployment changed its file), or the release rules changed (a new
+    /// release of this service, e.g. the term-aligned restart of D5). Runs at start-up, before serving; a
     /// crash part-way leaves the old marker, so the next start redoes it.
     /// Returns how many learners were recomputed.
     pub async fn reconcile_curriculum(&self) -> Result<u64, ServiceError> {
         const BATCH: i64 = 500;
+        let basis = release::feed_basis(self.curriculum.canonical());
         let stored = self.db.read(store::stored_curriculum).await?;
-        if stored.as_deref() == Some(self.curriculum.canonical()) {
+        if stored.as_deref() == Some(basis.as_str()) {
             return Ok(0);
         }
         let mut after: Option<String> = None;
@@ -616,9 +618,8 @@ impl ContentRelease {
                 _ => break,
             }
         }
-        let canonical = self.curriculum.canonical().to_owned();
         let now = self.clock.now();
-        self.db.write(move |conn| store::save_curriculum(conn, &canonical, now)).await?;
+        self.db.write(move |conn| store::save_curriculum(conn, &basis, now)).await?;
         if count > 0 {
             tracing::info!(learners = count, "curriculum changed: release feed recomputed");
         }

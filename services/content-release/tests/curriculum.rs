@@ -126,3 +126,37 @@ async fn r4_a_changed_curriculum_recomputes_the_stored_feed_at_start_up() {
     assert_eq!(feed_on(&restarted, day(2026, 9, 8)).await, [("ect-01".to_string(), false)]);
     assert_eq!(restarted.reconcile_curriculum().await.expect("recorded"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d5_a_feed_stored_under_the_previous_release_rules_is_recomputed_at_start_up() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(dir.path(), &[]);
+    let db = Database::open(&config.content.database, &MIGRATIONS).await.expect("database");
+    let clock = Clock::Pinned(config.today.expect("pinned"));
+    let curriculum = Arc::new(Curriculum::built_in().expect("built-in"));
+    let service = ContentRelease::new(db.clone(), clock, curriculum.clone());
+    assert_eq!(service.reconcile_curriculum().await.expect("first start"), 0);
+    service
+        .enrol_learner(
+            service_caller(),
+            pb::EnrolLearnerRequest {
+                command_id: "c-1".into(),
+                participant_id: "p-1".into(),
+                programme: Programme::Ect as i32,
+                release_start: day(2026, 9, 1),
+                school_id: "school".into(),
+                delivery_partner_id: "dp".into(),
+            },
+        )
+        .await
+        .expect("enrol");
+    // The marker a release before the term-aligned restart wrote: the bare
+    // curriculum, so its feed may hold holiday releases after a deferral.
+    let canonical = curriculum.canonical().to_owned();
+    let now = clock.now();
+    db.write(move |conn| steplab_content_release::store::save_curriculum(conn, &canonical, now))
+        .await
+        .expect("old marker");
+    assert_eq!(service.reconcile_curriculum().await.expect("new rules"), 1);
+    assert_eq!(service.reconcile_curriculum().await.expect("recorded"), 0);
+}

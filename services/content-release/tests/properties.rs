@@ -13,12 +13,16 @@
 //! keeps curriculum order, never releases a module before its offset, moves
 //! the planned end for deferrals but never for pauses (D5, P6), only ever
 //! gets later when a hold or revocation is added, and is the same for the
-//! same facts in any order (R2).
+//! same facts in any order (R2). After a deferral or a reinstatement the
+//! remaining modules run in term time: never on a school-holiday day, each
+//! with the term days it still had to wait (D5, W9).
 
 use chrono::{Datelike, Days, NaiveDate};
 use proptest::prelude::*;
 use steplab_content_release::convert;
+use steplab_content_release::domain::period::{self, Period};
 use steplab_content_release::domain::release::{ReleaseFacts, Schedule, schedule};
+use steplab_content_release::domain::term;
 use steplab_content_release::domain::{Curriculum, Hold, HoldKind, Module, Programme, ProgrammeCurriculum, Revocation};
 use steplab_content_release::store::{FeedPosition, ReleaseRow};
 use steplab_platform::FieldViolations;
@@ -522,6 +526,20 @@ fn not_earlier(later: Option<NaiveDate>, earlier: Option<NaiveDate>) -> bool {
     }
 }
 
+/// The days the programme clock stands still (deferrals and revoked access
+/// from the release start on), as the engine counts them.
+fn stops(case: &Case, holds: &[Hold], revocations: &[Revocation]) -> Vec<Period> {
+    let deferred = holds.iter().filter(|h| h.kind == HoldKind::Deferral).map(|h| Period::new(h.from, Some(h.until)));
+    let revoked = revocations.iter().map(|r| Period::new(r.revoked_from, r.restored_on));
+    period::union(deferred.chain(revoked).filter_map(|p| p.clipped_to_start_at(case.start)))
+}
+
+/// The stop that only starts the programme later (D8): one from the
+/// release start, before anything was released.
+fn late_start(case: &Case, holds: &[Hold], revocations: &[Revocation]) -> Option<Period> {
+    stops(case, holds, revocations).into_iter().next().filter(|p| p.from <= case.start)
+}
+
 fn revoked_on(revocations: &[Revocation], day: NaiveDate) -> bool {
     revocations.iter().any(|r| r.revoked_from <= day && r.restored_on.is_none_or(|until| day < until))
 }
@@ -589,6 +607,13 @@ proptest! {
         for i in 0..case.holds.len() {
             let mut fewer = case.holds.clone();
             fewer.remove(i);
+            // A late start (D8) lays the programme out afresh on the
+            // calendar (R1) while a restart part way is term-aligned (D5):
+            // a hold that makes a later stop part of the late start can
+            // release a module in a holiday sooner than term time would.
+            if late_start(&case, &case.holds, &case.revocations) != late_start(&case, &fewer, &case.revocations) {
+                continue;
+            }
             let less = dates_by_position(&case.schedule_with(&fewer, &case.revocations), n);
             for (a, b) in all.iter().zip(&less) {
                 prop_assert!(not_earlier(*a, *b), "hold {:?} brought a release forward", case.holds[i]);
@@ -597,6 +622,9 @@ proptest! {
         for i in 0..case.revocations.len() {
             let mut fewer = case.revocations.clone();
             fewer.remove(i);
+            if late_start(&case, &case.holds, &case.revocations) != late_start(&case, &case.holds, &fewer) {
+                continue;
+            }
             let less = dates_by_position(&case.schedule_with(&case.holds, &fewer), n);
             for (a, b) in all.iter().zip(&less) {
                 prop_assert!(not_earlier(*a, *b), "revocation {:?} brought a release forward", case.revocations[i]);
@@ -630,11 +658,31 @@ proptest! {
     }
 
     #[test]
-    fn d5_one_deferral_moves_what_falls_due_from_its_date_later_by_its_length(
+    fn d5_w9_no_module_is_ever_released_on_a_school_holiday_day_after_a_deferral_or_reinstatement(case in case()) {
+        let s = case.schedule();
+        let Some(restart) = stops(&case, &case.holds, &case.revocations)
+            .into_iter()
+            .find(|p| late_start(&case, &case.holds, &case.revocations) != Some(*p))
+        else {
+            return Ok(());
+        };
+        for m in s.modules() {
+            let Some(day) = m.release_date else { continue };
+            if day >= restart.from {
+                prop_assert!(term::is_term_day(day), "{} on {} after the stop of {}", m.module.module_id, day, restart.from);
+            }
+        }
+        if let Some(end) = s.planned_end() && end >= restart.from {
+            prop_assert!(term::is_term_day(end), "planned end {}", end);
+        }
+    }
+
+    #[test]
+    fn d5_after_one_deferral_the_rest_keeps_its_term_days_from_the_return(
         curriculum in curriculum(),
         start in release_start(),
-        from in 0..=1500i64,
-        days in 1..=366i64,
+        from in 1..=1500i64,
+        days in 43..=366i64,
     ) {
         let case = Case { curriculum, start, holds: vec![], revocations: vec![] };
         let (from, until) = (shift(start, from), shift(shift(start, from), days));
@@ -643,11 +691,22 @@ proptest! {
         let plain = dates_by_position(&case.schedule(), n);
         let deferred_schedule = case.schedule_with(&deferral, &[]);
         let deferred = dates_by_position(&deferred_schedule, n);
+        let Some(back) = term::first_term_day(until) else { return Ok(()) };
         for (p, d) in plain.iter().zip(&deferred) {
-            let expected = p.map(|p| if p < from { p } else { shift(p, days) });
-            prop_assert_eq!(*d, expected);
+            match (p, d) {
+                // Released before the deferral: kept.
+                (Some(p), _) if *p < from => prop_assert_eq!(Some(*p), *d),
+                // D5: the term days it still had to wait, from the return.
+                (Some(p), Some(d)) => {
+                    prop_assert!(term::is_term_day(*d));
+                    prop_assert_eq!(term::term_days_between(back, *d), term::term_days_between(from, *p));
+                }
+                // Past the calendar's end: never.
+                _ => {}
+            }
         }
-        let planned = case.schedule().planned_end().map(|e| if e < from { e } else { shift(e, days) });
-        prop_assert_eq!(deferred_schedule.planned_end(), planned);
+        if let (Some(p), Some(d)) = (case.schedule().planned_end(), deferred_schedule.planned_end()) && p >= from {
+            prop_assert_eq!(term::term_days_between(back, d), term::term_days_between(from, p));
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! malformed field is reported at once as a field violation); domain answers
 //! become response messages.
 
-use crate::domain::accrual::{AccrualState, ExclusionReason, Facts, WindowOutcome};
-use crate::domain::schedule::{self, Schedule, ScheduleBook};
+use crate::domain::accrual::{AccrualState, ExclusionReason, Facts, Plan, WindowOutcome};
+use crate::domain::schedule::{self, Schedule, ScheduleBook, Window};
 use crate::domain::{EngagementKind, PayeeKind};
 use crate::store::OutcomeRow;
 use chrono::NaiveDate;
@@ -400,19 +400,19 @@ pub fn schedule(book: &ScheduleBook, s: &Schedule) -> pb::Schedule {
         cohort: s.cohort,
         variant: s.variant.as_str().to_owned(),
         description: s.description.clone(),
-        windows: s
-            .windows
-            .iter()
-            .map(|w| pb::MilestoneWindow {
-                window_id: w.id.clone(),
-                milestone: w.milestone.clone(),
-                start: Some(date::to_proto(w.start)),
-                end: Some(date::to_proto(w.end)),
-                share_percent: i32::try_from(w.share_percent).unwrap_or_default(),
-            })
-            .collect(),
+        windows: s.windows.iter().map(milestone_window).collect(),
         per_participant_price_pence: book.listed_price_pence(s),
         output_share_percent: i32::try_from(book.output_share_percent()).unwrap_or_default(),
+    }
+}
+
+fn milestone_window(w: &Window) -> pb::MilestoneWindow {
+    pb::MilestoneWindow {
+        window_id: w.id.clone(),
+        milestone: w.milestone.clone(),
+        start: Some(date::to_proto(w.start)),
+        end: Some(date::to_proto(w.end)),
+        share_percent: i32::try_from(w.share_percent).unwrap_or_default(),
     }
 }
 
@@ -438,11 +438,13 @@ pub fn reason(reason: ExclusionReason) -> pb::ExclusionReason {
 /// GetAccrual's answer on `as_of` from the payee's facts and earnings.
 pub fn accrual(
     participant_id: &str,
-    schedule: &Schedule,
+    plan: &Plan<'_>,
     facts: &Facts,
     earned: &[WindowOutcome<'_>],
     as_of: NaiveDate,
 ) -> pb::GetAccrualResponse {
+    let schedule = plan.schedule;
+    let since = facts.returns_by(as_of).last().copied();
     use crate::domain::accrual::Outcome;
     let milestones: Vec<pb::EarnedMilestone> = earned
         .iter()
@@ -474,6 +476,9 @@ pub fn accrual(
         delivery_partner_id: facts.placement_on(as_of).delivery_partner_id.clone(),
         funding_eligible: facts.funding_eligible,
         area_covered: facts.covered_on(as_of),
+        current_schedule: since.map_or_else(|| schedule.id.clone(), |r| schedule::schedule_for_return(&schedule.id, r)),
+        current_schedule_since: since.map(date::to_proto),
+        windows: plan.windows.iter().copied().map(milestone_window).collect(),
     }
 }
 

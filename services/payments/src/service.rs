@@ -577,7 +577,7 @@ impl Payments {
                 let schedule = schedule_of(&book, &payee)?;
                 let plan = plan(&book, schedule, &facts)?;
                 let earned = accrual::earned_by(&plan, &facts, as_of);
-                Ok(convert::accrual(&payee.participant_id, schedule, &facts, &earned, as_of))
+                Ok(convert::accrual(&payee.participant_id, &plan, &facts, &earned, as_of))
             })
             .await
     }

@@ -23,7 +23,8 @@ use std::sync::OnceLock;
 use steplab_payments::convert;
 use steplab_payments::domain::PayeeKind;
 use steplab_payments::domain::accrual::{
-    self, CoverageChange, ExclusionReason, Facts, Outcome, Placement, PlacementChange, Plan, WindowOutcome,
+    self, Closure, CoverageChange, ExclusionReason, Facts, Outcome, Placement, PlacementChange, Plan, Suspension,
+    WindowOutcome,
 };
 use steplab_payments::domain::commands::{self, Change};
 use steplab_payments::domain::schedule::{Schedule, ScheduleBook};
@@ -665,7 +666,7 @@ proptest! {
         let by_then: Vec<_> = earned(&all).into_iter().filter(|(_, _, on)| *on <= day).collect();
         prop_assert_eq!(earned(&accrual::earned_by(&plan, &p.facts, day)), by_then.clone());
         // GetAccrual's total is the sum of its milestones.
-        let response = convert::accrual("p", schedule, &p.facts, &accrual::earned_by(&plan, &p.facts, day), day);
+        let response = convert::accrual("p", &plan, &p.facts, &accrual::earned_by(&plan, &p.facts, day), day);
         prop_assert_eq!(response.total_pence, response.milestones.iter().map(|m| m.amount_pence).sum::<i64>());
         prop_assert_eq!(response.total_pence, by_then.iter().map(|(_, a, _)| a).sum::<i64>());
         prop_assert!(response.total_pence <= plan.total_pence());
@@ -775,4 +776,50 @@ fn the_built_in_book_covers_every_schedule_start() {
     // The generators above pick among these; make sure there are several.
     let starts: BTreeSet<u32> = schedules().iter().filter_map(|s| s.windows.first()).map(|w| w.start.month()).collect();
     assert!(starts.len() >= 3, "{starts:?}");
+}
+
+/// A payee in training whose programme was stretched by suspensions and
+/// withdrawals that were reinstated (F3), on any of the tested schedules.
+fn stretched_payee() -> impl Strategy<Value = (usize, Facts)> {
+    let stop = (0..1400i64, 1..=500i64, any::<bool>());
+    (0..schedules().len(), proptest::collection::vec(stop, 1..4)).prop_map(|(schedule, stops)| {
+        let mut facts = Facts::enrolled(PayeeKind::Ect, true, placement(0));
+        let first = schedules()[schedule].windows[0].start;
+        for (i, (from, days, closed)) in stops.into_iter().enumerate() {
+            let from = shift(first, from);
+            let until = shift(from, days);
+            if closed {
+                facts.closures.push(Closure { ended_on: from, reopened_on: Some(until) });
+            } else {
+                facts.suspensions.push(Suspension { id: format!("s{i}"), from, until });
+            }
+        }
+        facts.normalise();
+        (schedule, facts)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn f3_every_milestone_stays_reachable_while_in_training((schedule, mut facts) in stretched_payee()) {
+        let schedule = schedules()[schedule];
+        let Some(plan) = Plan::new(book(), schedule, &facts) else {
+            return Err(TestCaseError::fail("the built-in book prices every milestone"));
+        };
+        // The payee engages on the first day they can in every window.
+        let windows: Vec<_> = plan.windows.iter().map(|w| (w.start, w.end)).collect();
+        facts.engagement = windows
+            .iter()
+            .filter_map(|(start, end)| start.iter_days().take_while(|d| d <= end).find(|d| facts.qualifies_on(*d)))
+            .collect();
+        facts.normalise();
+        let Some(plan) = Plan::new(book(), schedule, &facts) else {
+            return Err(TestCaseError::fail("the built-in book prices every milestone"));
+        };
+        let out = accrual::outcomes(&plan, &facts, None);
+        prop_assert_eq!(earned(&out).len(), schedule.windows.len(), "windows: {:?}", windows);
+        check_outcomes(&plan, &facts, &out, None)?;
+    }
 }

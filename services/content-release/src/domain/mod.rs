@@ -1,5 +1,5 @@
 //! The content-release domain in plain Rust: the curriculum (R1), the release
-//! engine (R2, P5, P6, D5, D8, W5, W9), progress and attendance (R3, D11), the
+//! engine (R2, P5, P6, D5, D8, W5, W9) on its term-time calendar, progress and attendance (R3, D11), the
 //! release feed's order (R4) and who may do what. Nothing here touches a
 //! database or the network, so every rule is a unit test named after its
 //! DOMAIN.md id.
@@ -10,6 +10,7 @@ pub mod policy;
 pub mod progress;
 pub mod release;
 pub mod state;
+pub mod term;
 
 use chrono::NaiveDate;
 

@@ -3,24 +3,45 @@
 //! access revocations. It never looks at "today": the same facts give the
 //! same schedule whatever date is asked about, past or future.
 //!
-//! The schedule runs on a programme clock that starts on the release start
-//! and counts one day per calendar day, except that it stands still on days
-//! of a deferral (D4, D5, D8) or of revoked access (W5, W9) on or after the
-//! release start. Module `n` falls due when the clock reaches its offset, so
-//! everything not yet released moves later by the length of the stop and so
-//! does the planned end: the learner keeps the full entitlement. A deferral
-//! that starts before the release start thus starts the programme on its
-//! return date (D8); access revoked for good stops the clock for good.
+//! The schedule runs on a programme clock that starts on the release start.
+//! Until the first deferral (D4) or revoked access (W5) on or after the
+//! release start it counts one day per calendar day, and module `n` falls
+//! due when the clock reaches its offset (R1). A deferral that starts
+//! before the release start (or on it, before anything is released) only
+//! starts the programme on its return date (D8).
+//!
+//! D5, W9: a deferral or a withdrawal stops the clock; on the return (or the
+//! reinstatement) the participant restarts on the schedule of the term of
+//! the return date ([`TermSchedule`]), and the modules not yet released are
+//! laid out again from the return date on the term-time calendar
+//! ([`super::term`]): from then on the clock counts term days only, and
+//! module `n` falls due once as many term days have passed, outside the
+//! stops, as lie between the release start and `release start + offset`.
+//! So the remaining modules keep their term-time fortnights, none lands in
+//! a school holiday, and the planned end moves so that the full two-year
+//! entitlement is kept. What was released before the stop keeps its date.
+//! Access revoked for good stops the clock for good.
 //!
 //! Pauses (P5, P6) do not stop the clock. A module that falls due on a held
-//! or revoked day is released on the first day that is neither, marked
-//! optional when it fell due during a pause (no catch-up required); the
-//! modules due after the pause keep their dates and the planned end does not
-//! move.
+//! or revoked day is released on the first day that is neither (and, after
+//! a restart, a term day), marked optional when it fell due during a pause
+//! (no catch-up required); the modules due after the pause keep their
+//! dates and the planned end does not move.
 
 use super::period::{self, Period};
+use super::term::{self, TermSchedule};
 use super::{Hold, HoldKind, Module, ProgrammeCurriculum, Revocation};
 use chrono::{Days, NaiveDate};
+
+/// Names the rules this engine lays schedules out by: the stored release
+/// feed is recomputed at start-up when it was computed under other rules.
+pub const RULES_VERSION: &str = "release rules 2: term-aligned restart after a deferral or reinstatement (D5, W9)";
+
+/// What the stored release feed was computed from: the curriculum (its
+/// canonical form) and the rules.
+pub fn feed_basis(curriculum_canonical: &str) -> String {
+    format!("{curriculum_canonical}\n{RULES_VERSION}")
+}
 
 /// What the schedule of one learner depends on.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +69,11 @@ pub struct ScheduledModule<'c> {
 pub struct Schedule<'c> {
     modules: Vec<ScheduledModule<'c>>,
     planned_end: Option<NaiveDate>,
+    /// The schedule the programme started on: C1's mapping of the release
+    /// start, or of the D8 restart date.
+    first_schedule: TermSchedule,
+    /// The return dates that restarted the programme (D5, W9), in order.
+    restarts: Vec<NaiveDate>,
 }
 
 /// Computes a learner's schedule (R2).
@@ -62,43 +88,97 @@ pub fn schedule<'c>(curriculum: &'c ProgrammeCurriculum, facts: ReleaseFacts<'_>
     let stopped = period::union(revoked.clone().chain(deferred.clone()).filter_map(|p| p.clipped_to_start_at(start)));
     // Days on which nothing is released at all.
     let closed = period::union(revoked.chain(deferred).chain(paused.iter().copied()));
+    let clock = Clock::new(start, &stopped);
 
     let mut modules: Vec<ScheduledModule<'c>> = curriculum
         .modules
         .iter()
         .enumerate()
         .map(|(position, module)| {
-            let due = clock_date(start, module.release_offset_days, &stopped);
+            let due = clock.date(module.release_offset_days);
             let optional = due.is_some_and(|day| paused.iter().any(|p| p.contains(day)));
-            let release_date = due.and_then(|day| period::first_open_day(day, &closed));
+            let release_date = due.and_then(|day| clock.first_release_day(day, &closed));
             ScheduledModule { module, position, release_date, optional }
         })
         .collect();
     // Release order: by date, curriculum order among modules released the
     // same day (the catch-up at a pause end); never-released ones last.
     modules.sort_by_key(|m| (m.release_date.is_none(), m.release_date, m.position));
-    Schedule { modules, planned_end: clock_date(start, curriculum.length_days, &stopped) }
+    Schedule {
+        modules,
+        planned_end: clock.date(curriculum.length_days),
+        first_schedule: TermSchedule::of(clock.start.unwrap_or(start)),
+        restarts: clock.stops.iter().map_while(|stop| stop.until).collect(),
+    }
 }
 
 fn hold_period(hold: &Hold) -> Period {
     Period::new(hold.from, Some(hold.until))
 }
 
-/// The day the programme clock, started on `start`, reaches `offset` days,
-/// standing still on the `stopped` days (a [`period::union`] of days on or
-/// after `start`); `None` if it never does.
-fn clock_date(start: NaiveDate, offset: i64, stopped: &[Period]) -> Option<NaiveDate> {
-    let mut day = start.checked_add_days(Days::new(u64::try_from(offset).ok()?))?;
-    for stop in stopped {
-        if stop.from > day {
-            break;
+/// The programme clock of one learner.
+struct Clock<'s> {
+    /// The release start, or the D8 restart date; `None` when a stop from
+    /// the start never ends.
+    start: Option<NaiveDate>,
+    /// The stops after the start (a [`period::union`]): the first one
+    /// switches the clock to term time (D5, W9).
+    stops: &'s [Period],
+}
+
+impl<'s> Clock<'s> {
+    fn new(release_start: NaiveDate, stopped: &'s [Period]) -> Self {
+        match stopped.split_first() {
+            // D8: nothing was released yet, so the programme simply starts on
+            // the return date, on the calendar like any start.
+            Some((first, rest)) if first.from <= release_start => Clock { start: first.until, stops: rest },
+            _ => Clock { start: Some(release_start), stops: stopped },
         }
-        // The clock reached `day` only after standing still through `stop`.
-        let until = stop.until?;
-        let length = u64::try_from((until - stop.from).num_days()).ok()?;
-        day = day.checked_add_days(Days::new(length))?;
     }
-    Some(day)
+
+    /// The day the clock reaches `offset`; `None` if it never does.
+    fn date(&self, offset: i64) -> Option<NaiveDate> {
+        let start = self.start?;
+        let due_on_calendar = start.checked_add_days(Days::new(u64::try_from(offset).ok()?))?;
+        let Some((first, later)) = self.stops.split_first() else {
+            return Some(due_on_calendar);
+        };
+        if due_on_calendar < first.from {
+            return Some(due_on_calendar);
+        }
+        // The term days the module still had to wait when the clock stopped.
+        let mut remaining = term::term_days_between(first.from, due_on_calendar)?;
+        let mut day = term::first_term_day(first.until?)?;
+        for stop in later {
+            if stop.from > day {
+                let available = term::term_days_between(day, stop.from)?;
+                if remaining < available {
+                    break;
+                }
+                remaining -= available;
+            }
+            day = term::first_term_day(stop.until?)?;
+        }
+        term::nth_term_day(day, remaining)
+    }
+
+    /// The first day on or after `due` outside `closed` (a [`period::union`])
+    /// and, from the first restart on, in term time.
+    fn first_release_day(&self, due: NaiveDate, closed: &[Period]) -> Option<NaiveDate> {
+        let term_time_from = self.stops.first().map(|stop| stop.from);
+        let mut day = due;
+        loop {
+            day = period::first_open_day(day, closed)?;
+            if term_time_from.is_none_or(|from| day < from) {
+                return Some(day);
+            }
+            let in_term = term::first_term_day(day)?;
+            if in_term == day {
+                return Some(day);
+            }
+            day = in_term;
+        }
+    }
 }
 
 impl<'c> Schedule<'c> {
@@ -122,10 +202,21 @@ impl<'c> Schedule<'c> {
     }
 
     /// The release start plus the programme's length, moved later by
-    /// deferrals and revoked periods (never by pauses); `None` while access
-    /// is revoked for good before then.
+    /// deferrals and revoked periods (never by pauses) and laid out in term
+    /// time after a restart (D5, W9); `None` while access is revoked for
+    /// good before then.
     pub fn planned_end(&self) -> Option<NaiveDate> {
         self.planned_end
+    }
+
+    /// D5, W9: the schedule the learner is on on `as_of` (C1's mapping of
+    /// the latest return on or before it, or of the start), and the return
+    /// date that moved them onto it (`None` before any restart).
+    pub fn term_schedule_on(&self, as_of: NaiveDate) -> (TermSchedule, Option<NaiveDate>) {
+        match self.restarts.iter().rev().find(|r| **r <= as_of) {
+            Some(restart) => (TermSchedule::of(*restart), Some(*restart)),
+            None => (self.first_schedule, None),
+        }
     }
 }
 
@@ -145,6 +236,7 @@ pub fn active_holds(holds: &[Hold], as_of: NaiveDate) -> Vec<&Hold> {
 mod tests {
     use super::*;
     use crate::domain::{Curriculum, Programme};
+    use chrono::Datelike;
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
@@ -270,8 +362,29 @@ mod tests {
         assert_eq!(p[4], ("ect-05".to_string(), Some(d("2026-10-27")), false));
     }
 
+    /// D5: the remaining modules run from the return date with the term
+    /// days they still had to wait when the clock stopped on `stopped_on`,
+    /// and each is released on a term day.
+    fn assert_laid_out_in_term_time(
+        remaining: &[(String, Option<NaiveDate>, bool)],
+        plain: &[(String, Option<NaiveDate>, bool)],
+        stopped_on: NaiveDate,
+        returned_on: NaiveDate,
+    ) {
+        for (id, date, _) in remaining {
+            let date = date.expect("released");
+            let planned = date_of(plain, id).expect("planned");
+            assert!(term::is_term_day(date), "{id} on {date} is in a school holiday");
+            assert_eq!(
+                term::term_days_between(term::first_term_day(returned_on).expect("term"), date),
+                term::term_days_between(stopped_on, planned),
+                "{id} on {date}"
+            );
+        }
+    }
+
     #[test]
-    fn d5_nothing_is_released_during_a_deferral_and_the_rest_moves_later_by_its_length() {
+    fn d5_after_a_deferral_the_remaining_modules_are_laid_out_in_term_time_from_the_return() {
         let c = curriculum();
         // A September starter deferred for 9 months of parental leave after
         // 10 modules: deferred on the day module 11 was due (2 February 2027)
@@ -286,15 +399,38 @@ mod tests {
             assert!(!(d("2027-02-02") <= date && date < d("2027-11-02")), "{date}");
         }
         assert_eq!(date_of(&deferred, "ect-11"), Some(d("2027-11-02")), "on the return date");
-        let length = (d("2027-11-02") - d("2027-02-02")).num_days();
-        assert_eq!(length, 273, "9 months");
-        for ((id, late, optional), (_, planned, _)) in deferred[10..].iter().zip(&plain[10..]) {
-            assert_eq!(*late, planned.map(|p| add(p, length)), "{id}");
-            assert!(!optional);
-        }
-        let final_planned = date_of(&plain, "ect-42").expect("planned");
-        let final_deferred = date_of(&deferred, "ect-42").expect("deferred");
-        assert_eq!(final_deferred, add(final_planned, length), "9 months later");
+        assert!(deferred[10..].iter().all(|(_, _, optional)| !optional));
+        assert_laid_out_in_term_time(&deferred[10..], &plain, d("2027-02-02"), d("2027-11-02"));
+    }
+
+    #[test]
+    fn d5_a_deferral_from_7_december_to_12_april_puts_no_module_in_a_school_holiday() {
+        // The case: before version 2 the clock only stood still, so
+        // ect-15 (due 13 April 2027 with no deferral) came on 17 August 2027.
+        let c = curriculum();
+        let holds = [hold("d", HoldKind::Deferral, "2026-12-07", "2027-04-12")];
+        let deferred = plan(&c, "2026-09-01", &holds, &[]);
+        let plain = plan(&c, "2026-09-01", &[], &[]);
+        assert_eq!(deferred[..7], plain[..7], "ect-01..07 were released before the deferral");
+        assert_eq!(date_of(&deferred, "ect-08"), Some(d("2027-04-13")), "one term day after the return");
+        assert_ne!(date_of(&deferred, "ect-15"), Some(d("2027-08-17")));
+        assert_laid_out_in_term_time(&deferred[7..], &plain, d("2026-12-07"), d("2027-04-12"));
+        // The summer holiday of 2027 (21 July - 31 August) releases nothing.
+        assert!(
+            deferred.iter().all(|(_, date, _)| date.is_some_and(term::is_term_day) || date < &Some(d("2026-12-07")))
+        );
+    }
+
+    #[test]
+    fn d5_the_learner_moves_to_the_schedule_of_the_term_of_the_return() {
+        let c = curriculum();
+        let ect = c.programme(Programme::Ect);
+        let holds = [hold("d", HoldKind::Deferral, "2026-12-07", "2027-04-12")];
+        let s = schedule(ect, ReleaseFacts { release_start: d("2026-09-01"), holds: &holds, revocations: &[] });
+        assert_eq!(s.term_schedule_on(d("2027-04-11")), (TermSchedule::September, None));
+        assert_eq!(s.term_schedule_on(d("2027-04-12")), (TermSchedule::April, Some(d("2027-04-12"))));
+        let january = schedule(ect, ReleaseFacts { release_start: d("2027-01-01"), holds: &[], revocations: &[] });
+        assert_eq!(january.term_schedule_on(d("2027-06-01")), (TermSchedule::January, None));
     }
 
     #[test]
@@ -308,12 +444,15 @@ mod tests {
     }
 
     #[test]
-    fn d5_the_planned_end_moves_later_by_the_deferral() {
+    fn d5_the_planned_end_keeps_the_term_days_still_to_run_so_the_entitlement_is_kept() {
         let c = curriculum();
         let ect = c.programme(Programme::Ect);
         let holds = [hold("d", HoldKind::Deferral, "2027-02-02", "2027-11-02")];
         let s = schedule(ect, ReleaseFacts { release_start: d("2026-09-01"), holds: &holds, revocations: &[] });
-        assert_eq!(s.planned_end(), Some(add(d("2026-09-01"), ect.length_days + 273)));
+        let end = s.planned_end().expect("planned end");
+        let plain_end = add(d("2026-09-01"), ect.length_days);
+        assert_eq!(term::term_days_between(d("2027-11-02"), end), term::term_days_between(d("2027-02-02"), plain_end));
+        assert!(end > plain_end);
     }
 
     #[test]
@@ -374,20 +513,37 @@ mod tests {
     }
 
     #[test]
-    fn w9_after_reinstatement_the_schedule_resumes_where_it_stopped() {
+    fn w9_after_reinstatement_the_schedule_resumes_where_it_stopped_in_term_time() {
         let c = curriculum();
         let revocations = [revoked("2026-11-10", Some("2027-02-09"))];
         let p = plan(&c, "2026-09-01", &[], &revocations);
         let plain = plan(&c, "2026-09-01", &[], &[]);
-        let gap = (d("2027-02-09") - d("2026-11-10")).num_days();
         assert_eq!(p[..5], plain[..5]);
         // ect-06 was due on the withdrawal date: it comes on the restore date.
         assert_eq!(date_of(&p, "ect-06"), Some(d("2027-02-09")));
-        for ((id, late, _), (_, planned, _)) in p[5..].iter().zip(&plain[5..]) {
-            assert_eq!(*late, planned.map(|x| add(x, gap)), "{id}");
-        }
+        assert_laid_out_in_term_time(&p[5..], &plain, d("2026-11-10"), d("2027-02-09"));
         assert!(has_access_on(&revocations, d("2027-02-09")));
         assert!(!has_access_on(&revocations, d("2027-02-08")));
+    }
+
+    #[test]
+    fn w9_a_late_reinstatement_of_a_2024_ect_keeps_the_whole_programme_in_term_time() {
+        // The case: cohort 2024, withdrawn 1 March 2025, reinstated
+        // 28 November 2026, on the January schedule from then on.
+        let c = curriculum();
+        let ect = c.programme(Programme::Ect);
+        let revocations = [revoked("2025-03-01", Some("2026-11-28"))];
+        let facts = ReleaseFacts { release_start: d("2024-09-01"), holds: &[], revocations: &revocations };
+        let s = schedule(ect, facts);
+        let p = plan(&c, "2024-09-01", &[], &revocations);
+        let plain = plan(&c, "2024-09-01", &[], &[]);
+        let kept = plain.iter().filter(|(_, date, _)| date.is_some_and(|x| x < d("2025-03-01"))).count();
+        assert_eq!(p[..kept], plain[..kept]);
+        // 28 November 2026 is a Saturday in term time: the first module comes then.
+        assert_laid_out_in_term_time(&p[kept..], &plain, d("2025-03-01"), d("2026-11-28"));
+        assert_eq!(s.term_schedule_on(d("2026-11-28")), (TermSchedule::January, Some(d("2026-11-28"))));
+        let end = s.planned_end().expect("planned end");
+        assert!(end.year() == 2028, "{end}");
     }
 
     #[test]

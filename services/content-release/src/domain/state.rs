@@ -5,6 +5,7 @@
 
 use super::progress::{self, Attendance, ModuleAccess};
 use super::release::{self, Schedule, ScheduledModule};
+use super::term::TermSchedule;
 use super::{Hold, Module, ProgrammeCurriculum, Revocation};
 use chrono::NaiveDate;
 
@@ -23,6 +24,8 @@ pub struct ReleaseState<'c> {
     pub attendances: Vec<Attendance>,
     /// Unset while access is revoked on `as_of`.
     pub planned_end: Option<NaiveDate>,
+    /// D5, W9: the schedule on `as_of` and the return that moved them onto it.
+    pub schedule: (TermSchedule, Option<NaiveDate>),
 }
 
 /// Everything known about one learner, read at `as_of`.
@@ -47,6 +50,7 @@ pub fn release_state<'c>(known: &Known<'_, 'c>, as_of: NaiveDate) -> ReleaseStat
         last_accessed_module_id: progress::last_accessed(known.accesses, as_of).map(|a| a.module_id.clone()),
         attendances: known.attendances.iter().filter(|a| a.attended_on <= as_of).cloned().collect(),
         planned_end: known.schedule.planned_end().filter(|_| access_granted),
+        schedule: known.schedule.term_schedule_on(as_of),
     }
 }
 
@@ -150,7 +154,12 @@ mod tests {
         assert_eq!(state.planned_end, None);
         let back = f.at("2027-02-09");
         assert!(back.access_granted);
-        assert_eq!(back.planned_end, Some(d("2028-08-29") + chrono::Duration::days(91)));
+        // W9, D5: the term days still to run when access was revoked run
+        // from the reinstatement on.
+        let end = back.planned_end.expect("planned end");
+        let still_to_run = crate::domain::term::term_days_between(d("2026-11-10"), d("2028-08-29"));
+        assert_eq!(crate::domain::term::term_days_between(d("2027-02-09"), end), still_to_run);
+        assert!(crate::domain::term::is_term_day(end));
     }
 
     #[test]

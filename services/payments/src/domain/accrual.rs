@@ -17,7 +17,17 @@
 //! F3: when training was stretched by a suspension or a reinstatement and the
 //! schedule's own windows run out, the windows of the cohort's continuation
 //! schedule (`ecf-extended-<start>`) that start after the schedule's last
-//! window follow, term by term. The milestones earned there are still the
+//! window follow, term by term, and after those one window per term
+//! ([`Schedule::later_terms`]) for as long as the payee's programme runs.
+//! Payments does not see content release's planned end, so it bounds the
+//! programme by the same facts: the schedule's last day moved later by
+//! every day accrual was suspended or closed and reopened (the days content
+//! release stood still too), plus one term, because the restart is aligned
+//! to the term of the return (D5, W9) and can end up to a term later than
+//! the calendar alone says; and in any case, while the payee is in training
+//! (not withdrawn for good), until there are as many windows with days of
+//! accrual as the schedule has milestones, so every milestone, `completed`
+//! included, stays reachable. The milestones earned there are still the
 //! payee's own schedule's, so accrual never exceeds its total. A payee who
 //! simply did not engage in some windows gets no extra windows: their
 //! training did not take longer.
@@ -184,6 +194,57 @@ impl Facts {
             || self.closures.iter().any(|c| c.reopened_on.is_some_and(|r| r > c.ended_on))
     }
 
+    /// F3: how many days training was stretched from `since` on: the days
+    /// of every suspension and of every closure that was reopened, each day
+    /// counted once.
+    pub fn stretch_days(&self, since: NaiveDate) -> i64 {
+        let mut stops: Vec<(NaiveDate, NaiveDate)> = self
+            .suspensions
+            .iter()
+            .map(|s| (s.from, s.until))
+            .chain(self.closures.iter().filter_map(|c| c.reopened_on.map(|r| (c.ended_on, r))))
+            .map(|(from, until)| (from.max(since), until))
+            .filter(|(from, until)| from < until)
+            .collect();
+        stops.sort_unstable();
+        let mut days = 0;
+        let mut counted_to: Option<NaiveDate> = None;
+        for (from, until) in stops {
+            let from = counted_to.map_or(from, |c| from.max(c));
+            if from < until {
+                days += (until - from).num_days();
+            }
+            counted_to = Some(counted_to.map_or(until, |c| c.max(until)));
+        }
+        days
+    }
+
+    /// W4: the day accrual ended with no reinstatement since, if any.
+    pub fn withdrawn_for_good_from(&self) -> Option<NaiveDate> {
+        self.closures.iter().filter(|c| c.reopened_on.is_none()).map(|c| c.ended_on).min()
+    }
+
+    /// F3: some day of `window` accrues (neither suspended nor ended).
+    pub fn accrues_in(&self, window: &Window) -> bool {
+        window.start.iter_days().take_while(|d| *d <= window.end).any(|d| self.state_on(d) == AccrualState::Accruing)
+    }
+
+    /// D5, W9: the return dates (end of a suspension, reopening of a
+    /// closure) on or before `as_of` on which the payee accrues again, in
+    /// date order.
+    pub fn returns_by(&self, as_of: NaiveDate) -> Vec<NaiveDate> {
+        let mut returns: Vec<NaiveDate> = self
+            .suspensions
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.until)
+            .chain(self.closures.iter().filter_map(|c| c.reopened_on.filter(|r| *r > c.ended_on)))
+            .filter(|r| *r <= as_of && self.state_on(*r) == AccrualState::Accruing)
+            .collect();
+        returns.sort_unstable();
+        returns
+    }
+
     fn engagement_between(&self, start: NaiveDate, end: NaiveDate) -> &[NaiveDate] {
         let lo = self.engagement.partition_point(|d| *d < start);
         let hi = self.engagement.partition_point(|d| *d <= end);
@@ -210,9 +271,27 @@ impl<'a> Plan<'a> {
             schedule.milestones().map(|w| book.fee_pence(facts.kind, w.share_percent)).collect::<Option<Vec<i64>>>()?;
         let mut windows: Vec<&Window> = schedule.windows.iter().collect();
         if facts.stretched()
-            && let (Some(next), Some(last_end)) = (book.continuation(schedule), schedule.last_end())
+            && let (Some(first_start), Some(last_end)) =
+                (schedule.windows.first().map(|w| w.start), schedule.last_end())
         {
-            windows.extend(next.windows.iter().filter(|w| w.start > last_end));
+            let programme_end = last_end.checked_add_days(chrono::Days::new(
+                u64::try_from(facts.stretch_days(first_start)).unwrap_or_default(),
+            ))?;
+            let in_training = |w: &Window| facts.withdrawn_for_good_from().is_none_or(|from| w.start < from);
+            let mut accruing = windows.iter().filter(|w| facts.accrues_in(w)).count();
+            // The continuation's later windows, or the schedule's own later
+            // terms when nothing continues it; then term by term.
+            let next = book.continuation(schedule).unwrap_or(schedule);
+            let mut later = next.windows.iter().chain(&next.later_terms).filter(|w| w.start > last_end).peekable();
+            while let Some(window) =
+                later.next_if(|w| w.start <= programme_end || (accruing < schedule.windows.len() && in_training(w)))
+            {
+                accruing += usize::from(facts.accrues_in(window));
+                windows.push(window);
+            }
+            // One term more: the restart is aligned to the term of the
+            // return (D5, W9), which can end the programme a term later.
+            windows.extend(later.next().filter(|w| in_training(w)));
         }
         Some(Plan { schedule, windows, fees_pence })
     }
@@ -535,9 +614,12 @@ mod tests {
     }
 
     #[test]
-    fn f3_continuation_windows_are_the_extended_schedules_after_the_last_own_window() {
+    fn f3_continuation_windows_are_the_extended_schedules_after_the_last_own_window_then_term_by_term() {
         let b = book();
         let mut f = ect();
+        // 249 days deferred: the programme runs to about 6 April 2027, in the
+        // extended schedule's last (summer 2027) window; one term more for
+        // the term-aligned restart (D5).
         f.suspensions.push(Suspension { id: "s1".into(), from: d("2025-05-01"), until: d("2026-01-05") });
         let s = b.schedule("ecf-standard-september", 2024).expect("schedule");
         let plan = Plan::new(&b, s, &f).expect("plan");
@@ -548,8 +630,72 @@ mod tests {
                 "ecf-extended-september/2024/extended-2",
                 "ecf-extended-september/2024/extended-3",
                 "ecf-extended-september/2024/completed",
+                "ecf-extended-september/2024/term-10",
             ]
         );
+    }
+
+    #[test]
+    fn f3_a_late_reinstatement_keeps_completed_reachable_in_windows_term_by_term() {
+        // The case: an ECT of cohort 2024 withdrawn on 1 March 2025
+        // and reinstated on 28 November 2026, engaging every term. The
+        // extended schedule's last window ends on 31 July 2027, before
+        // `completed` can be earned; the windows continue term by term.
+        let b = book();
+        let mut f = ect();
+        f.engagement = every_term();
+        f.engagement.extend([d("2026-12-01"), d("2027-02-10"), d("2027-05-10"), d("2027-10-10"), d("2028-02-10")]);
+        f.closures.push(Closure { ended_on: d("2025-03-01"), reopened_on: Some(d("2026-11-28")) });
+        let rows = run(&b, "ecf-standard-september", &mut f);
+        assert_eq!(
+            earned(&rows),
+            [
+                ("started", "started"),
+                ("retained-1", "retained-1"),
+                ("extended-2", "retained-2"),
+                ("extended-3", "retained-3"),
+                ("completed", "retained-4"),
+                ("term-10", "completed"),
+            ]
+        );
+        assert_eq!(total(&rows), 72_000, "exactly the schedule's total");
+        let s = b.schedule("ecf-standard-september", 2024).expect("schedule");
+        let plan = Plan::new(&b, s, &f).expect("plan");
+        let last = plan.windows.last().expect("windows");
+        // 637 days closed: the programme runs to about 29 April 2028.
+        assert_eq!((last.id.as_str(), last.end), ("ecf-extended-september/2024/term-13", d("2028-12-31")));
+    }
+
+    #[test]
+    fn f3_an_extended_payee_continues_on_their_own_later_terms() {
+        let b = book();
+        let mut f = ect();
+        f.closures.push(Closure { ended_on: d("2025-03-01"), reopened_on: Some(d("2026-11-28")) });
+        let s = b.schedule("ecf-extended-september", 2024).expect("schedule");
+        let plan = Plan::new(&b, s, &f).expect("plan");
+        let after: Vec<&str> = plan.windows[9..].iter().map(|w| w.milestone.as_str()).collect();
+        assert_eq!(after, ["term-10", "term-11", "term-12", "term-13", "term-14", "term-15", "term-16"]);
+    }
+
+    #[test]
+    fn f3_stretch_counts_each_suspended_or_reopened_day_once() {
+        let mut f = ect();
+        f.suspensions.push(Suspension { id: "a".into(), from: d("2025-05-01"), until: d("2025-06-01") });
+        f.suspensions.push(Suspension { id: "b".into(), from: d("2025-05-15"), until: d("2025-06-10") });
+        f.suspensions.push(Suspension { id: "cancelled".into(), from: d("2025-09-01"), until: d("2025-09-01") });
+        f.closures.push(Closure { ended_on: d("2025-06-05"), reopened_on: Some(d("2025-06-20")) });
+        f.closures.push(Closure { ended_on: d("2026-01-01"), reopened_on: None });
+        assert_eq!(f.stretch_days(d("2024-06-01")), 50, "1 May - 20 June");
+        assert_eq!(f.stretch_days(d("2025-06-01")), 19, "from 1 June");
+    }
+
+    #[test]
+    fn w9_the_returns_are_the_days_accrual_starts_again() {
+        let mut f = ect();
+        f.suspensions.push(Suspension { id: "a".into(), from: d("2025-05-01"), until: d("2025-09-01") });
+        f.closures.push(Closure { ended_on: d("2026-03-01"), reopened_on: Some(d("2026-11-28")) });
+        assert_eq!(f.returns_by(d("2026-11-27")), [d("2025-09-01")]);
+        assert_eq!(f.returns_by(d("2026-11-28")), [d("2025-09-01"), d("2026-11-28")]);
     }
 
     #[test]

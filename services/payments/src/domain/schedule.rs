@@ -26,7 +26,7 @@
 
 use crate::domain::PayeeKind;
 use crate::domain::money;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -54,6 +54,15 @@ pub const DEFAULT_COHORTS: std::ops::RangeInclusive<i32> = steplab_platform::dat
 pub const DEFAULT_OUTPUT_SHARE_PERCENT: i64 = 60;
 pub const DEFAULT_ECT_PRICE_PENCE: i64 = 120_000;
 pub const DEFAULT_MENTOR_PRICE_PENCE: i64 = 100_000;
+
+/// Names how windows are derived beyond the file (F3's later terms): part
+/// of the fingerprint, so outcomes stored under other rules are recomputed.
+const WINDOW_RULES: &str = "window rules 2: term-by-term windows after the last (F3)";
+
+/// F3: how many terms after its last window a schedule's windows continue,
+/// term by term (four school years: far beyond a 12-month deferral or a
+/// late reinstatement of a two- or three-year programme).
+pub const LATER_TERMS: usize = 12;
 
 /// Upper bound for a per-participant price (£1,000,000): far above any
 /// contract, and keeps every fee computation far from overflow.
@@ -138,6 +147,11 @@ pub struct Schedule {
     pub continues_on: Option<String>,
     /// In order, never overlapping.
     pub windows: Vec<Window>,
+    /// F3: the terms after the last window, one window each
+    /// (`<schedule>/<cohort>/term-<n>`, `n` counting the schedule's windows
+    /// from 1), where a payee whose training outlasts every window earns
+    /// their remaining milestones. Derived from the windows, not in the file.
+    pub later_terms: Vec<Window>,
 }
 
 impl Schedule {
@@ -247,7 +261,7 @@ impl ScheduleBook {
             schedules.iter().enumerate().map(|(i, s)| ((s.id.clone(), s.cohort), i)).collect();
         let mut by_window = HashMap::new();
         for (si, s) in schedules.iter().enumerate() {
-            for (wi, w) in s.windows.iter().enumerate() {
+            for (wi, w) in s.windows.iter().chain(&s.later_terms).enumerate() {
                 by_window.insert(w.id.clone(), (si, wi));
             }
         }
@@ -294,7 +308,7 @@ impl ScheduleBook {
     /// outcomes can tell when they were computed under other schedules.
     pub fn fingerprint(&self) -> String {
         let canonical = serde_json::to_string(&self.to_file_form()).unwrap_or_default();
-        format!("{:016x}", fnv1a64(&canonical))
+        format!("{:016x}", fnv1a64(&format!("{canonical}\n{WINDOW_RULES}")))
     }
 
     pub fn schedule(&self, id: &str, cohort: i32) -> Option<&Schedule> {
@@ -305,7 +319,7 @@ impl ScheduleBook {
     pub fn window(&self, window_id: &str) -> Option<(&Schedule, &Window)> {
         let (si, wi) = self.by_window.get(window_id)?;
         let schedule = self.schedules.get(*si)?;
-        Some((schedule, schedule.windows.get(*wi)?))
+        Some((schedule, schedule.windows.iter().chain(&schedule.later_terms).nth(*wi)?))
     }
 
     /// Schedules of one cohort (or all), ordered by cohort then id.
@@ -371,6 +385,21 @@ pub fn fnv1a64(text: &str) -> u64 {
     hash
 }
 
+/// D5, W9: the schedule a payee on `schedule_id` moves to on a return on
+/// `returned_on`: the same variant for the term of the return (C1's
+/// mapping), when the id follows the DfE's `ecf-<variant>-<start>` pattern.
+pub fn schedule_for_return(schedule_id: &str, returned_on: NaiveDate) -> String {
+    let start = match returned_on.month() {
+        6..=10 => Start::September,
+        3..=5 => Start::April,
+        _ => Start::January,
+    };
+    match schedule_id.strip_prefix("ecf-").and_then(|rest| rest.split_once('-')) {
+        Some((variant, _)) => format!("ecf-{variant}-{}", start.name()),
+        None => schedule_id.to_owned(),
+    }
+}
+
 /// `ecf-<variant>-<start>` continues on `ecf-extended-<start>`.
 fn derived_continuation(schedule_id: &str) -> Option<String> {
     let rest = schedule_id.strip_prefix("ecf-")?;
@@ -431,6 +460,7 @@ fn schedule_from_entry(entry: ScheduleEntry) -> Result<Schedule, String> {
     {
         return Err("continues_on: is empty; leave it out for the default".into());
     }
+    let later_terms = later_terms(&entry.schedule_id, entry.cohort, &windows);
     Ok(Schedule {
         id: entry.schedule_id,
         cohort: entry.cohort,
@@ -438,7 +468,36 @@ fn schedule_from_entry(entry: ScheduleEntry) -> Result<Schedule, String> {
         description: entry.description,
         continues_on: entry.continues_on,
         windows,
+        later_terms,
     })
+}
+
+/// F3: [`LATER_TERMS`] windows of a term each (autumn 1 Aug - 31 Dec,
+/// spring 1 Jan - 31 Mar, summer 1 Apr - 31 Jul), from the first term that
+/// starts after the last window; none past the calendar's end.
+fn later_terms(schedule_id: &str, cohort: i32, windows: &[Window]) -> Vec<Window> {
+    let Some(last_end) = windows.last().map(|w| w.end) else {
+        return Vec::new();
+    };
+    let Some(mut n) = last_end.year().checked_sub(1).and_then(|y| y.checked_mul(3)) else {
+        return Vec::new();
+    };
+    let mut later = Vec::with_capacity(LATER_TERMS);
+    while later.len() < LATER_TERMS {
+        let Ok((start, end)) = term(n) else { break };
+        if start > last_end {
+            let milestone = format!("term-{}", windows.len() + later.len() + 1);
+            later.push(Window {
+                id: window_id(schedule_id, cohort, &milestone),
+                milestone,
+                start,
+                end,
+                share_percent: 0,
+            });
+        }
+        n += 1;
+    }
+    later
 }
 
 /// The schedules file (`STEPLAB_SCHEDULES_FILE`), JSON:
@@ -813,6 +872,36 @@ mod tests {
             reaching,
             ["ecf-extended-april", "ecf-reduced-april", "ecf-replacement-april", "ecf-standard-april"]
         );
+    }
+
+    #[test]
+    fn d5_a_return_moves_the_payee_to_the_same_variant_for_the_term_of_the_return() {
+        assert_eq!(schedule_for_return("ecf-standard-september", d("2027-04-12")), "ecf-standard-april");
+        assert_eq!(schedule_for_return("ecf-extended-september", d("2026-11-28")), "ecf-extended-january");
+        assert_eq!(schedule_for_return("ecf-standard-april", d("2027-06-01")), "ecf-standard-september");
+        assert_eq!(schedule_for_return("custom", d("2027-06-01")), "custom");
+    }
+
+    #[test]
+    fn f3_every_schedule_continues_term_by_term_after_its_last_window() {
+        let b = book();
+        let s = b.schedule("ecf-extended-september", 2024).expect("schedule");
+        let later: Vec<(String, NaiveDate, NaiveDate)> =
+            s.later_terms.iter().take(3).map(|w| (w.milestone.clone(), w.start, w.end)).collect();
+        assert_eq!(
+            later,
+            [
+                w("term-10", "2027-08-01", "2027-12-31"),
+                w("term-11", "2028-01-01", "2028-03-31"),
+                w("term-12", "2028-04-01", "2028-07-31"),
+            ]
+        );
+        assert_eq!(s.later_terms.len(), LATER_TERMS);
+        // A statement can be asked for a term window like any other.
+        let (owner, window) = b.window("ecf-extended-september/2024/term-11").expect("term window");
+        assert_eq!((owner.id.as_str(), window.share_percent), ("ecf-extended-september", 0));
+        let reduced = b.schedule("ecf-reduced-january", 2024).expect("reduced");
+        assert!(reduced.later_terms.iter().all(|w| w.start > reduced.last_end().expect("end")));
     }
 
     #[test]
