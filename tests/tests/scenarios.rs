@@ -34,6 +34,7 @@ async fn mentor_for(stack: &Stack, w: &World, ect_id: &str, trn: &str) -> String
             interim: false,
             effective_date: date(2026, 9, 2),
             request_id: String::new(),
+            until: None,
         })
         .await
         .expect("mentor assigned");
@@ -243,6 +244,7 @@ async fn m3_an_induction_coordinator_steps_in_as_interim_mentor(stack: &Stack) {
             interim: true,
             effective_date: None,
             request_id: String::new(),
+            until: None,
         })
         .await
         .expect("interim")
@@ -269,6 +271,7 @@ async fn m2_a_mentor_replaced_leaves_the_programme(stack: &Stack) {
             interim: false,
             effective_date: date(2026, 11, 2),
             request_id: String::new(),
+            until: None,
         })
         .await
         .expect("replaced");
