@@ -289,6 +289,41 @@ impl Registry {
         answer
     }
 
+    /// D7, D12: records every return that has happened by itself and is not
+    /// yet in a history, dated its return date, so the history and the
+    /// reporting feed show it without anyone calling an RPC. Run at start-up
+    /// and periodically: a durable catch-up, not a timer a restart could
+    /// miss. One transaction per participant; one that loses a race is
+    /// picked up by the next sweep. Answers how many returns were recorded.
+    pub async fn record_due_returns(&self) -> Result<usize, ServiceError> {
+        let ids = self.db.read(store::ever_deferred).await?;
+        let system = Actor { sub: "steplab-participant".into(), role: "service".into() };
+        let mut recorded = 0;
+        for id in ids {
+            let (today, now, system) = (self.clock.today(), self.clock.now(), system.clone());
+            let outcome = self
+                .db
+                .write(move |conn| {
+                    let p = load(conn, &id)?;
+                    let due = lifecycle::due_returns(&p, today);
+                    if !due.is_empty() {
+                        store::append_events(conn, &[&p], &due, &system, now, today)?;
+                    }
+                    Ok::<_, ServiceError>(due.len())
+                })
+                .await;
+            match outcome {
+                Ok(n) => recorded += n,
+                Err(ServiceError::Aborted(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if recorded > 0 {
+            self.feed.notify_waiters();
+        }
+        Ok(recorded)
+    }
+
     pub async fn create_delivery_partner(
         &self,
         caller: Caller,

@@ -635,6 +635,24 @@ pub fn record_return(
     Ok(d)
 }
 
+/// D7, D12: returns that have happened by themselves by `today` and are not
+/// yet in the history, each an event dated its return date. Holds and
+/// suspensions already end on that date, so nothing is sent; recording them
+/// again finds nothing (idempotent).
+pub fn due_returns(p: &ParticipantRecord, today: NaiveDate) -> Vec<NewEvent> {
+    p.timeline()
+        .deferrals
+        .into_iter()
+        .filter(|d| d.returned_on.is_none() && d.expected_return > d.from && d.expected_return <= today)
+        .map(|d| NewEvent {
+            participant_id: p.id.clone(),
+            effective_date: d.expected_return,
+            kind: EventKind::Returned { deferral_id: d.id, return_date: d.expected_return },
+            caused_by: None,
+        })
+        .collect()
+}
+
 /// A validated withdrawal request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withdrawal {
