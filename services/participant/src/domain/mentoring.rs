@@ -508,6 +508,69 @@ mod tests {
     }
 
     #[test]
+    fn d9_a_version_1_cascaded_deferral_is_read_as_the_derived_one_and_keeps_its_id() {
+        // Version 1 copied the ECT's deferral onto the mentor at the time of
+        // the call, under a fresh id, with `cascaded_from` set.
+        let mut s = School::new(1);
+        s.assign(0, "m", Assignment::OfRecord, "2026-09-02");
+        let request = Deferral {
+            reason: DeferralReason::ParentalLeave,
+            deferral_date: d("2026-12-01"),
+            expected_return: d("2027-09-01"),
+            note: String::new(),
+        };
+        let ect_deferral = lifecycle::defer(&s.ects[0], request, || "v1-ect".into(), s.today).expect("deferred");
+        for e in s.ects.iter_mut() {
+            record(e, &ect_deferral.events);
+        }
+        let v1_cascade = NewEvent {
+            participant_id: "m".into(),
+            effective_date: d("2026-12-01"),
+            kind: EventKind::Deferred {
+                deferral_id: "v1-mentor".into(),
+                reason: DeferralReason::ParentalLeave,
+                deferral_date: d("2026-12-01"),
+                expected_return: d("2027-09-01"),
+                note: String::new(),
+                cascaded_from: Some("e0".into()),
+            },
+            caused_by: Some("e0".into()),
+        };
+        record(&mut s.mentor, &[v1_cascade]);
+        // Read as the derived deferral: nothing to send, and D6 applies.
+        let again = reconcile(&s.mentor, &derived_deferrals(&s.mentor, &s.ects), None, s.today);
+        assert_eq!(again, Decision::default());
+        let err = lifecycle::change_return_date(&s.mentor, d("2027-02-01"), s.today).expect_err("derived");
+        assert_eq!(err.reason, "CASCADED_FROM_ECT");
+        assert!(err.message.contains("e0"), "{}", err.message);
+        // A change through the ECT moves the version 1 hold under its own id.
+        let changed = lifecycle::change_return_date(&s.ects[0], d("2027-02-01"), s.today).expect("changed");
+        let sent = s.record(&changed.events);
+        assert!(sent.commands.contains(&Command::PlaceHold {
+            participant_id: "m".into(),
+            hold_id: "v1-mentor".into(),
+            kind: HoldKind::Deferral,
+            from: d("2026-12-01"),
+            until: d("2027-02-01"),
+        }));
+    }
+
+    #[test]
+    fn d7_a_return_that_happens_by_itself_is_recorded_once_dated_its_return_date() {
+        let mut s = School::new(1);
+        s.assign(0, "m", Assignment::OfRecord, "2026-09-02");
+        s.defer(0, "2026-10-01", "2027-01-04");
+        assert!(lifecycle::due_returns(&s.ects[0], d("2027-01-03")).is_empty(), "not yet due");
+        let due = lifecycle::due_returns(&s.ects[0], d("2027-01-10"));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].effective_date, d("2027-01-04"));
+        s.today = d("2027-01-10");
+        s.record(&due);
+        assert!(lifecycle::due_returns(&s.ects[0], d("2027-01-10")).is_empty(), "recorded once");
+        assert_eq!(lifecycle::due_returns(&s.mentor, d("2027-01-10")).len(), 1, "the mentor's return too");
+    }
+
+    #[test]
     fn d9_derived_ids_are_stable_uuids() {
         let mentor = "0192f0a4-7b1c-7cc3-9d2e-1234567890ab";
         let id = derived_id(mentor, d("2026-12-01"));
