@@ -128,7 +128,7 @@ async fn d9_a_mentor_is_active_again_when_the_first_of_two_deferred_ects_returns
     assert!(first.cascaded_participant_ids.is_empty(), "B is in training: no cascade");
     let second =
         client.defer_participant(defer(&b, date(2026, 12, 7), date(2027, 9, 6))).await.expect("B").into_inner();
-    assert_eq!(second.cascaded_participant_ids, [mentor.clone()]);
+    assert_eq!(second.cascaded_participant_ids, std::slice::from_ref(&mentor));
     assert_eq!(status(&status_on(stack, &mentor, date(2026, 12, 6)).await), TrainingStatus::Active);
     let during = status_on(stack, &mentor, date(2026, 12, 10)).await;
     assert_eq!(status(&during), TrainingStatus::Deferred);
@@ -151,7 +151,7 @@ async fn d9_a_backdated_deferral_defers_the_current_mentor_from_when_the_mentori
         .await
         .expect("backdated")
         .into_inner();
-    assert_eq!(answer.cascaded_participant_ids, [mentor.clone()]);
+    assert_eq!(answer.cascaded_participant_ids, std::slice::from_ref(&mentor));
     assert_eq!(status(&status_on(stack, &mentor, date(2026, 11, 1)).await), TrainingStatus::Active);
     let now = status_on(stack, &mentor, None).await;
     assert_eq!(status(&now), TrainingStatus::Deferred);
@@ -198,7 +198,7 @@ async fn d6_a_cascaded_mentors_return_is_changed_only_through_the_ect(stack: &St
         .await
         .expect("through the ECT")
         .into_inner();
-    assert_eq!(changed.cascaded_participant_ids, [mentor.clone()]);
+    assert_eq!(changed.cascaded_participant_ids, std::slice::from_ref(&mentor));
     let span = status_on(stack, &mentor, None).await.deferral.expect("deferral");
     assert_eq!(span.expected_return_date, date(2027, 2, 1), "the same return date for both");
     wait_until_delivered(stack, DELIVERY).await;
@@ -304,7 +304,7 @@ async fn w6_withdrawing_a_covered_ect_withdraws_the_mentor_of_record(stack: &Sta
         .await
         .expect("withdrawn")
         .into_inner();
-    assert_eq!(answer.cascaded_participant_ids, [mentor.clone()]);
+    assert_eq!(answer.cascaded_participant_ids, std::slice::from_ref(&mentor));
     assert_eq!(status(&status_on(stack, &mentor, None).await), TrainingStatus::Withdrawn);
 }
 
