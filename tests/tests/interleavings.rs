@@ -209,6 +209,7 @@ async fn fresh_pair(r: &Round<'_>, client: &mut Participants, with_mentor: bool)
             interim: false,
             effective_date: date(2026, 9, 2),
             request_id: String::new(),
+            until: None,
         })
         .await
         .expect("assign mentor");

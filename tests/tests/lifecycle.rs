@@ -40,6 +40,7 @@ async fn ect_with_mentor(stack: &Stack, w: &World, trn: u32) -> (pb::Participant
             interim: false,
             effective_date: date(2026, 9, 2),
             request_id: String::new(),
+            until: None,
         })
         .await
         .expect("assign mentor");

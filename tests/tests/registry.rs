@@ -327,6 +327,7 @@ async fn m1_m3_mentors_are_assigned_replaced_and_kept_in_history(stack: &Stack) 
         interim,
         effective_date: on,
         request_id: String::new(),
+        until: None,
     };
     client.assign_mentor(assign(&m1.participant_id, false, date(2026, 9, 7))).await.expect("m1");
     let after = client.assign_mentor(assign(&m2.participant_id, false, date(2026, 10, 5))).await.expect("m2");
@@ -339,6 +340,8 @@ async fn m1_m3_mentors_are_assigned_replaced_and_kept_in_history(stack: &Stack) 
     let interim = ic_client.assign_mentor(assign(&ic.participant_id, true, None)).await.expect("interim").into_inner();
     let ect_now = interim.ect.expect("ect");
     assert_eq!((ect_now.mentor_id.as_str(), ect_now.mentor_interim), (ic.participant_id.as_str(), true));
+    // M5 (version 2): the covered mentor stays the mentor of record.
+    assert_eq!(ect_now.mentor_of_record_id, m2.participant_id);
     // As of a past date the mentor then is answered.
     let then = client
         .get_participant(pb::GetParticipantRequest {
@@ -384,17 +387,28 @@ async fn m1_m3_mentors_are_assigned_replaced_and_kept_in_history(stack: &Stack) 
         .into_inner()
         .events;
     let m1_types: Vec<i32> = m1_history.iter().map(|e| e.r#type).collect();
-    // M2 then W6: the replaced mentor, left with no ECT, is withdrawn.
+    // M2 (version 2): the replaced mentor, left with no ECT, is not
+    // withdrawn; the ECF Lead is told instead.
     assert_eq!(
         m1_types,
         [
             pb::EventType::Registered as i32,
             pb::EventType::MenteeAssigned as i32,
-            pb::EventType::MenteeUnassigned as i32,
-            pb::EventType::Withdrawn as i32
+            pb::EventType::MenteeUnassigned as i32
         ]
     );
-    assert_eq!(m1_history[3].caused_by_participant_id, ect.participant_id);
+    let notes = client
+        .list_notifications(pb::ListNotificationsRequest { delivery_partner_id: w.dp1.clone(), ..Default::default() })
+        .await
+        .expect("notifications")
+        .into_inner()
+        .notifications;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.kind == pb::NotificationKind::MentorWithoutEct as i32 && n.message.contains(&m1.participant_id)),
+        "{notes:?}"
+    );
     let err = client
         .assign_mentor(assign(&m1.participant_id, false, date(2026, 9, 1)))
         .await
@@ -426,6 +440,7 @@ async fn concurrency_racing_mentor_changes_leave_a_contiguous_history(stack: &St
             interim: false,
             effective_date: None,
             request_id: String::new(),
+            until: None,
         };
         tokio::spawn(async move { client.assign_mentor(request).await })
     });

@@ -34,6 +34,7 @@ async fn mentor_for(stack: &Stack, w: &World, ect_id: &str, trn: &str) -> String
             interim: false,
             effective_date: date(2026, 9, 2),
             request_id: String::new(),
+            until: None,
         })
         .await
         .expect("mentor assigned");
@@ -243,6 +244,7 @@ async fn m3_an_induction_coordinator_steps_in_as_interim_mentor(stack: &Stack) {
             interim: true,
             effective_date: None,
             request_id: String::new(),
+            until: None,
         })
         .await
         .expect("interim")
@@ -254,7 +256,8 @@ async fn m3_an_induction_coordinator_steps_in_as_interim_mentor(stack: &Stack) {
     assert_agree(stack, &[&id, &ic], &[None]).await;
 }
 
-async fn m2_a_mentor_replaced_leaves_the_programme(stack: &Stack) {
+/// M2 (version 2): the replaced mentor is never withdrawn by the replacement.
+async fn m2_a_replaced_mentor_stays_in_the_programme(stack: &Stack) {
     let w = world(stack).await;
     let id = ect(stack, &w, "4000071", date(2026, 9, 1)).await;
     let old = mentor_for(stack, &w, &id, "4000072").await;
@@ -269,11 +272,12 @@ async fn m2_a_mentor_replaced_leaves_the_programme(stack: &Stack) {
             interim: false,
             effective_date: date(2026, 11, 2),
             request_id: String::new(),
+            until: None,
         })
         .await
         .expect("replaced");
     wait_until_delivered(stack, DELIVERY).await;
-    assert_eq!(status(stack, &old, None).await, TrainingStatus::Withdrawn as i32);
+    assert_eq!(status(stack, &old, None).await, TrainingStatus::Active as i32);
     assert_eq!(status(stack, &new, None).await, TrainingStatus::Active as i32);
     assert_agree(stack, &[&id, &old, &new], &[None]).await;
 }
@@ -347,7 +351,7 @@ on_both_backends!(
     w6_an_ect_who_left_the_school_is_withdrawn_with_their_mentor,
     w9_a_reinstatement_approved_by_the_dpl,
     m3_an_induction_coordinator_steps_in_as_interim_mentor,
-    m2_a_mentor_replaced_leaves_the_programme,
+    m2_a_replaced_mentor_stays_in_the_programme,
     s2_a_move_into_an_uncovered_area,
     c2_an_early_release_for_a_post_november_starter,
 );

@@ -111,6 +111,8 @@ pub struct MentorChange {
     pub ect_id: String,
     pub mentor_id: String,
     pub interim: bool,
+    /// M2, M3: for good, an interim cover, or a temporary replacement.
+    pub assignment: crate::domain::registry::Assignment,
     pub effective_date: Option<chrono::NaiveDate>,
 }
 
@@ -119,14 +121,28 @@ pub fn assign_mentor(req: &pb::AssignMentorRequest) -> Result<MentorChange, Fiel
     let ect_id = v.check(id("ect_id", &req.ect_id));
     let mentor_id = v.check(id("mentor_id", &req.mentor_id));
     let effective_date = v.check(date::PROGRAMME_DATES.optional("effective_date", req.effective_date.as_ref()));
+    let until = v.check(date::PROGRAMME_DATES.optional("until", req.until.as_ref()));
     if ect_id.is_some() && ect_id == mentor_id {
         v.push(FieldViolation::new("mentor_id", "an ECT cannot mentor themselves"));
     }
+    if req.interim && req.until.is_some() {
+        v.push(FieldViolation::new(
+            "until",
+            "an interim cover has no end date: end it with EndMentorCover when the mentor of record is back",
+        ));
+    }
     v.finish(|| {
+        use crate::domain::registry::Assignment;
+        let assignment = match (req.interim, until?) {
+            (true, _) => Assignment::InterimCover,
+            (false, Some(until)) => Assignment::TemporaryUntil(until),
+            (false, None) => Assignment::OfRecord,
+        };
         Some(MentorChange {
             ect_id: ect_id?,
             mentor_id: mentor_id?,
             interim: req.interim,
+            assignment,
             effective_date: effective_date?,
         })
     })
@@ -219,6 +235,7 @@ pub fn participant(view: ParticipantView) -> pb::Participant {
         funding_eligible,
         mentor_id,
         mentor_interim,
+        mentor_of_record_id: view.mentor_of_record.unwrap_or_default(),
         pause: view.pause.map(|p| pb::Pause {
             start_date: Some(date::to_proto(p.start)),
             expected_end_date: Some(date::to_proto(p.expected_end)),
@@ -425,6 +442,7 @@ pub fn notification(row: NotificationRow) -> pb::Notification {
     let kind = match row.kind.as_str() {
         "school_without_participants" => pb::NotificationKind::SchoolWithoutParticipants,
         "induction_coordinator_needed" => pb::NotificationKind::InductionCoordinatorNeeded,
+        "mentor_without_ect" => pb::NotificationKind::MentorWithoutEct,
         _ => pb::NotificationKind::Unspecified,
     };
     pb::Notification {
@@ -476,6 +494,11 @@ pub fn event(event: Event) -> pb::ParticipantEvent {
     let (event_type, school, related) = match event.kind {
         EventKind::Registered { school_id, .. } => (pb::EventType::Registered, school_id, String::new()),
         EventKind::MentorAssigned { mentor_id, .. } => (pb::EventType::MentorAssigned, String::new(), mentor_id),
+        EventKind::TemporaryMentorAssigned { mentor_id, until, .. } => {
+            out.end_date = Some(date::to_proto(until));
+            (pb::EventType::TemporaryMentorAssigned, String::new(), mentor_id)
+        }
+        EventKind::MentorCoverEnded { mentor_id } => (pb::EventType::MentorCoverEnded, String::new(), mentor_id),
         EventKind::MenteeAssigned { ect_id } => (pb::EventType::MenteeAssigned, String::new(), ect_id),
         EventKind::MenteeUnassigned { ect_id } => (pb::EventType::MenteeUnassigned, String::new(), ect_id),
         EventKind::SchoolMoved { school_id, .. } => (pb::EventType::SchoolMoved, school_id, String::new()),

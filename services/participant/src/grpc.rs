@@ -105,6 +105,15 @@ impl ParticipantService for ParticipantGrpc {
         Ok(Response::new(self.registry.assign_mentor(caller, request.into_inner()).await?))
     }
 
+    async fn end_mentor_cover(
+        &self,
+        request: Request<pb::EndMentorCoverRequest>,
+    ) -> Answer<pb::EndMentorCoverResponse> {
+        observability::note_participant(&request.get_ref().ect_id);
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.end_mentor_cover(caller, request.into_inner()).await?))
+    }
+
     async fn get_participant_history(
         &self,
         request: Request<pb::GetParticipantHistoryRequest>,

@@ -66,6 +66,7 @@ pub async fn run(
         },
     )?;
     let (stop_relay, relay_stopped) = watch::channel(false);
+    let returns_task = tokio::spawn(record_due_returns(registry.clone(), relay_stopped.clone()));
     let relay_task = tokio::spawn(relay.run(relay_stopped));
 
     let limits = config.limits;
@@ -84,5 +85,29 @@ pub async fn run(
     if relay_task.await.is_err() {
         tracing::error!("the outbox relay task failed");
     }
+    if returns_task.await.is_err() {
+        tracing::error!("the due-returns sweep task failed");
+    }
     served
+}
+
+/// How often returns that happen by themselves (D7) are looked for after the
+/// sweep at start-up: "today" moves once a day, so a few minutes' delay is
+/// well within the day the return is dated.
+const DUE_RETURNS_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// D7: the catch-up sweep, at start-up and then every [`DUE_RETURNS_EVERY`],
+/// until `stopped`.
+async fn record_due_returns(registry: service::Registry, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match registry.record_due_returns().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(returns = n, "returns that happened by themselves recorded"),
+            Err(e) => tracing::warn!(error = %e, "the due-returns sweep failed; it runs again later"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DUE_RETURNS_EVERY) => {}
+            _ = stopped.changed() => return,
+        }
+    }
 }

@@ -6,8 +6,9 @@
 use crate::convert;
 use crate::domain::events::Actor;
 use crate::domain::lifecycle::{self, Decision, Destination, MentorCircle, SchoolCircle, Withdrawal};
+use crate::domain::mentoring;
 use crate::domain::policy::{self, Place};
-use crate::domain::registry::{self, SchoolRef};
+use crate::domain::registry::{self, Assignment, SchoolRef};
 use crate::domain::requests::{RequestKind, RequestStatus};
 use crate::domain::view::ParticipantRecord;
 use crate::domain::{ParticipantKind, TrainingStatus};
@@ -57,7 +58,9 @@ fn enqueue(conn: &mut DbConn, commands: Vec<lifecycle::Command>, now: NaiveDateT
 
 /// Stores everything one decision made, in the caller's transaction: the
 /// events of every participant touched (version-checked), the commands for
-/// content release and payments, and the notifications.
+/// content release and payments, and the notifications; then the mentors'
+/// deferrals derived from what changed (D9). Answers the mentors whose
+/// derived deferral changed.
 fn apply(
     conn: &mut DbConn,
     caller: &Caller,
@@ -65,19 +68,77 @@ fn apply(
     decision: Decision,
     now: NaiveDateTime,
     today: NaiveDate,
-) -> Result<(), ServiceError> {
+) -> Result<Vec<String>, ServiceError> {
     let mut unique: Vec<&ParticipantRecord> = Vec::new();
     for record in touched {
         if !unique.iter().any(|r| r.id == record.id) {
             unique.push(record);
         }
     }
+    let changed: Vec<&ParticipantRecord> =
+        unique.iter().copied().filter(|r| decision.events.iter().any(|e| e.participant_id == r.id)).collect();
+    let cause = touched.first().map(|r| r.id.clone());
+    let mut mentors: Vec<String> = Vec::new();
+    // A mentor's own withdrawal or reinstatement bounds their derived deferral too.
+    for record in changed.iter().filter(|r| r.kind == ParticipantKind::Mentor) {
+        mentors.push(record.id.clone());
+    }
+    let ect_ids: Vec<String> =
+        changed.iter().filter(|r| r.kind == ParticipantKind::Ect).map(|r| r.id.clone()).collect();
     store::append_events(conn, &unique, &decision.events, &actor(caller), now, today)?;
     enqueue(conn, decision.commands, now)?;
-    for n in decision.notifications {
+    store_notifications(conn, decision.notifications, now)?;
+    for ect_id in ect_ids {
+        for id in mentoring::mentors_of_record(&load(conn, &ect_id)?) {
+            if !mentors.contains(&id) {
+                mentors.push(id);
+            }
+        }
+    }
+    rederive(conn, &actor(caller), &mentors, cause.as_deref(), now, today)
+}
+
+/// D9: the mentors' deferrals derived again from their ECTs; the difference
+/// from what each mentor's history holds is recorded and sent. Answers the
+/// mentors that changed.
+pub(crate) fn rederive(
+    conn: &mut DbConn,
+    actor: &Actor,
+    mentor_ids: &[String],
+    cause: Option<&str>,
+    now: NaiveDateTime,
+    today: NaiveDate,
+) -> Result<Vec<String>, ServiceError> {
+    let mut changed = Vec::new();
+    for mentor_id in mentor_ids {
+        let mentor = load(conn, mentor_id)?;
+        if mentor.kind != ParticipantKind::Mentor {
+            continue;
+        }
+        let ects = mentoring::ever_mentored(&mentor).iter().map(|id| load(conn, id)).collect::<Result<Vec<_>, _>>()?;
+        let desired = mentoring::derived_deferrals(&mentor, &ects);
+        let caused_by = cause.filter(|c| *c != mentor.id);
+        let decision = mentoring::reconcile(&mentor, &desired, caused_by, today);
+        if decision.events.is_empty() && decision.commands.is_empty() {
+            continue;
+        }
+        store::append_events(conn, &[&mentor], &decision.events, actor, now, today)?;
+        enqueue(conn, decision.commands, now)?;
+        changed.push(mentor.id);
+    }
+    Ok(changed)
+}
+
+fn store_notifications(
+    conn: &mut DbConn,
+    notifications: Vec<lifecycle::NewNotification>,
+    now: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    for n in notifications {
         let kind = match n.kind {
             lifecycle::NotificationKind::SchoolWithoutParticipants => "school_without_participants",
             lifecycle::NotificationKind::InductionCoordinatorNeeded => "induction_coordinator_needed",
+            lifecycle::NotificationKind::MentorWithoutEct => "mentor_without_ect",
         };
         store::insert_notification(
             conn,
@@ -94,22 +155,23 @@ fn apply(
     Ok(())
 }
 
-/// A mentor, the other ECTs they mentor, and whether a DPL approved keeping them.
+/// A mentor, the ECTs they were ever assigned, and whether a DPL approved keeping them.
 fn mentor_circle(conn: &mut DbConn, mentor: ParticipantRecord) -> Result<MentorCircle, ServiceError> {
-    let other_ects = store::ects_mentored_by(conn, &mentor.id)?;
+    let other_ects =
+        mentoring::ever_mentored(&mentor).iter().map(|id| load(conn, id)).collect::<Result<Vec<_>, _>>()?;
     let keep_approved =
         !store::requests_for(conn, &mentor.id, RequestKind::KeepMentor.as_str(), RequestStatus::Approved.as_str())?
             .is_empty();
     Ok(MentorCircle { mentor, other_ects, keep_approved })
 }
 
-/// The ECT's mentor on `date`, with their circle, when they are a mentor.
+/// The ECT's mentor of record on `date` (M5), with their circle.
 fn mentor_of(
     conn: &mut DbConn,
     ect: &ParticipantRecord,
     date: NaiveDate,
 ) -> Result<Option<MentorCircle>, ServiceError> {
-    let Some((mentor_id, _)) = ect.as_of(date).and_then(|v| v.mentor) else {
+    let Some(mentor_id) = ect.as_of(date).and_then(|v| v.mentor_of_record) else {
         return Ok(None);
     };
     let mentor = load(conn, &mentor_id)?;
@@ -296,6 +358,41 @@ impl Registry {
         answer
     }
 
+    /// D7, D12: records every return that has happened by itself and is not
+    /// yet in a history, dated its return date, so the history and the
+    /// reporting feed show it without anyone calling an RPC. Run at start-up
+    /// and periodically: a durable catch-up, not a timer a restart could
+    /// miss. One transaction per participant; one that loses a race is
+    /// picked up by the next sweep. Answers how many returns were recorded.
+    pub async fn record_due_returns(&self) -> Result<usize, ServiceError> {
+        let ids = self.db.read(store::ever_deferred).await?;
+        let system = Actor { sub: "steplab-participant".into(), role: "service".into() };
+        let mut recorded = 0;
+        for id in ids {
+            let (today, now, system) = (self.clock.today(), self.clock.now(), system.clone());
+            let outcome = self
+                .db
+                .write(move |conn| {
+                    let p = load(conn, &id)?;
+                    let due = lifecycle::due_returns(&p, today);
+                    if !due.is_empty() {
+                        store::append_events(conn, &[&p], &due, &system, now, today)?;
+                    }
+                    Ok::<_, ServiceError>(due.len())
+                })
+                .await;
+            match outcome {
+                Ok(n) => recorded += n,
+                Err(ServiceError::Aborted(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if recorded > 0 {
+            self.feed.notify_waiters();
+        }
+        Ok(recorded)
+    }
+
     pub async fn create_delivery_partner(
         &self,
         caller: Caller,
@@ -449,32 +546,57 @@ impl Registry {
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "AssignMentor", &req, move |conn| {
             let (ect, ect_now) = load_in_reach(conn, &caller, &change.ect_id, today)?;
-            policy::may_assign_mentor(&caller, place(&ect_now), change.interim)?;
+            let interim = change.assignment == Assignment::InterimCover;
+            policy::may_assign_mentor(&caller, place(&ect_now), interim)?;
             // The mentor too: otherwise the rule that refuses them (not a
             // mentor, another school) would describe another partner's participant.
             let (mentor, _) = load_in_reach(conn, &caller, &change.mentor_id, today)?;
-            let previous = match &ect_now.mentor {
-                Some((id, _)) => Some(load(conn, id)?),
-                None => None,
-            };
             let effective = change.effective_date.unwrap_or(today);
-            let mut decision = Decision {
-                events: registry::assign_mentor(&ect, &mentor, change.interim, effective, today)?,
-                ..Decision::default()
-            };
-            // M2: a replaced mentor left with no ECT falls under W6.
-            if let Some(previous) = &previous {
-                let circle = mentor_circle(conn, previous.clone())?;
-                if let Some(cascade) = lifecycle::mentor_left_without_ect(&circle, &ect.id, effective, today) {
-                    decision.events.extend(cascade.events);
-                    decision.commands.extend(cascade.commands);
+            let events = registry::assign_mentor(&ect, &mentor, change.assignment, effective, today)?;
+            let mut touched = vec![ect.clone(), mentor];
+            for e in &events {
+                if !touched.iter().any(|t| t.id == e.participant_id) {
+                    touched.push(load(conn, &e.participant_id)?);
                 }
             }
-            let mut touched = vec![ect.clone(), mentor];
-            touched.extend(previous);
+            let mut decision = Decision { events, ..Decision::default() };
+            // M2: a mentor replaced for good is never withdrawn by it; left
+            // with no ECT, the ECF Lead hears of them.
+            if change.assignment == Assignment::OfRecord
+                && let Some(previous) = ect_now.mentor_of_record.as_ref().filter(|p| *p != &change.mentor_id)
+            {
+                let previous = load(conn, previous)?;
+                let circle = mentor_circle(conn, previous)?;
+                decision.notifications.extend(lifecycle::mentor_without_ect(&circle, &ect.id, today));
+            }
             apply(conn, &caller, &touched, decision, now, today)?;
             let ect = load(conn, &ect.id)?;
             Ok(pb::AssignMentorResponse { ect: Some(convert::participant(current(&ect, today)?)) })
+        })
+        .await
+    }
+
+    pub async fn end_mentor_cover(
+        &self,
+        caller: Caller,
+        req: pb::EndMentorCoverRequest,
+    ) -> Result<pb::EndMentorCoverResponse, ServiceError> {
+        let (ect_id, end) = convert::id_and_date("ect_id", &req.ect_id, "end_date", req.end_date.as_ref(), false)?;
+        let key = idempotency_key(&caller, &req.request_id)?;
+        let (today, now) = (self.clock.today(), self.clock.now());
+        self.mutate(key, "EndMentorCover", &req, move |conn| {
+            let ect = load(conn, &ect_id)?;
+            policy::may_assign_mentor(&caller, place(&current(&ect, today)?), true)?;
+            let events = registry::end_mentor_cover(&ect, end.unwrap_or(today), today)?;
+            let mut touched = vec![ect.clone()];
+            for e in &events {
+                if !touched.iter().any(|t| t.id == e.participant_id) {
+                    touched.push(load(conn, &e.participant_id)?);
+                }
+            }
+            apply(conn, &caller, &touched, Decision { events, ..Decision::default() }, now, today)?;
+            let ect = load(conn, &ect.id)?;
+            Ok(pb::EndMentorCoverResponse { ect: Some(convert::participant(current(&ect, today)?)) })
         })
         .await
     }
@@ -523,9 +645,13 @@ impl Registry {
             let (record, view_today) = load_in_reach(conn, &caller, &participant_id, today)?;
             authorize(&caller, place(&view_today))?;
             let (decision, mut touched) = decide(conn, &record, today)?;
-            let cascaded = decision.cascaded(&participant_id);
+            let mut cascaded = decision.cascaded(&participant_id);
             touched.insert(0, record);
-            apply(conn, &caller, &touched, decision, now, today)?;
+            for mentor in apply(conn, &caller, &touched, decision, now, today)? {
+                if !cascaded.contains(&mentor) {
+                    cascaded.push(mentor);
+                }
+            }
             let (participant, cascaded) = changed(conn, &participant_id, cascaded, today)?;
             Ok(answer(participant, cascaded))
         })
@@ -599,11 +725,7 @@ impl Registry {
             Call { caller, rpc: "DeferParticipant", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "defer participants"),
-            move |conn, ect, today| {
-                let circle = mentor_of(conn, ect, deferral.deferral_date)?;
-                let decision = lifecycle::defer(ect, deferral, circle.as_ref(), convert::new_id, today)?;
-                Ok((decision, circle.map(|c| vec![c.mentor]).unwrap_or_default()))
-            },
+            move |_, ect, today| Ok((lifecycle::defer(ect, deferral, convert::new_id, today)?, vec![])),
             |participant, cascaded| pb::DeferParticipantResponse {
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
@@ -629,10 +751,7 @@ impl Registry {
             Call { caller, rpc: "ChangeReturnDate", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "change return dates"),
-            move |conn, ect, today| {
-                let mentors = deferral_mentors(conn, ect, today)?;
-                Ok((lifecycle::change_return_date(ect, date, &mentors, today)?, mentors))
-            },
+            move |_, p, today| Ok((lifecycle::change_return_date(p, date, today)?, vec![])),
             |participant, cascaded| pb::ChangeReturnDateResponse {
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
@@ -657,10 +776,7 @@ impl Registry {
             Call { caller, rpc: "RecordReturn", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "record returns"),
-            move |conn, ect, today| {
-                let mentors = deferral_mentors(conn, ect, today)?;
-                Ok((lifecycle::record_return(ect, date.unwrap_or(today), &mentors, today)?, mentors))
-            },
+            move |_, p, today| Ok((lifecycle::record_return(p, date.unwrap_or(today), today)?, vec![])),
             |participant, cascaded| pb::RecordReturnResponse {
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
@@ -1116,17 +1232,4 @@ impl Registry {
         }
         Ok(answer)
     }
-}
-
-/// Mentors whose deferral follows this ECT's open deferral (D9).
-fn deferral_mentors(
-    conn: &mut DbConn,
-    ect: &ParticipantRecord,
-    today: NaiveDate,
-) -> Result<Vec<ParticipantRecord>, ServiceError> {
-    let timeline = ect.timeline();
-    let Some(deferral) = timeline.open_deferral(today) else {
-        return Ok(Vec::new());
-    };
-    Ok(mentor_of(conn, ect, deferral.from)?.map(|c| vec![c.mentor]).unwrap_or_default())
 }

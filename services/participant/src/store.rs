@@ -478,6 +478,16 @@ pub fn list_participants(
 }
 
 /// A participant's events in the order they were recorded.
+/// Participants who were ever deferred (D7's sweep looks for due returns among them).
+pub fn ever_deferred(conn: &mut DbConn) -> Result<Vec<String>, ServiceError> {
+    Ok(participant_events::table
+        .filter(participant_events::event_type.eq("deferred"))
+        .select(participant_events::participant_id)
+        .distinct()
+        .order(participant_events::participant_id)
+        .load(conn)?)
+}
+
 pub fn history(conn: &mut DbConn, id: &str) -> Result<Vec<Event>, ServiceError> {
     participant_events::table
         .filter(participant_events::participant_id.eq(id))

@@ -453,7 +453,8 @@ proptest! {
         interim in any::<bool>(),
         effective_date in opt_date(),
     ) {
-        let req = pb::AssignMentorRequest { ect_id, mentor_id, interim, effective_date, request_id: String::new() };
+        let req =
+            pb::AssignMentorRequest { ect_id, mentor_id, interim, effective_date, request_id: String::new(), until: None };
         let (ect, mentor) = (uuid_model(&req.ect_id), uuid_model(&req.mentor_id));
         let mut expected = Vec::new();
         if ect.is_none() {
@@ -769,7 +770,6 @@ enum Action {
         from: i64,
         days: i64,
         on_mentor: bool,
-        other_ect_active: bool,
     },
     /// The deferral in force (else the next planned) returns on `from + days`.
     ChangeReturnDate {
@@ -824,10 +824,8 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(start, days, on_mentor)| Action::Pause { start, days, on_mentor }),
         1 => (1..=50i64).prop_map(|days_after_start| Action::ExtendPause { days_after_start }),
         2 => (-3..=45i64).prop_map(|days_after_start| Action::EndPause { days_after_start }),
-        3 => (deferral_reason(), -120..=120i64, 1..=380i64, mostly_ect, proptest::bool::weighted(0.2))
-            .prop_map(|(reason, from, days, on_mentor, other_ect_active)| Action::Defer {
-                reason, from, days, on_mentor, other_ect_active,
-            }),
+        3 => (deferral_reason(), -120..=120i64, 1..=380i64, mostly_ect)
+            .prop_map(|(reason, from, days, on_mentor)| Action::Defer { reason, from, days, on_mentor }),
         2 => (-10..=380i64).prop_map(|days| Action::ChangeReturnDate { days }),
         2 => prop_oneof![0..=40i64, -3..=380i64].prop_map(|days| Action::RecordReturn { days }),
         2 => (withdrawal_reason(), -200..=5i64, mostly_ect)
@@ -942,7 +940,8 @@ impl World {
             Action::EndPause { days_after_start } => {
                 lifecycle::end_pause(&self.ect, request_day(self.pause_anchor(), days_after_start), today)
             }
-            Action::Defer { reason, from, days, on_mentor, other_ect_active } => {
+            // D9: the mentor's deferral is derived afterwards (`mentoring`).
+            Action::Defer { reason, from, days, on_mentor } => {
                 let deferral_date = request_day(today, from);
                 let request = Deferral {
                     reason,
@@ -950,21 +949,20 @@ impl World {
                     expected_return: request_day(deferral_date, days),
                     note: String::new(),
                 };
-                let circle = self.circle(other_ect_active);
                 let mut n = self.next_id;
                 let new_id = move || {
                     n += 1;
                     format!("id-{n}")
                 };
-                lifecycle::defer(self.target(on_mentor), request, Some(&circle), new_id, today)
+                lifecycle::defer(self.target(on_mentor), request, new_id, today)
             }
             Action::ChangeReturnDate { days } => {
                 let to = request_day(self.deferral_anchor(), days);
-                lifecycle::change_return_date(&self.ect, to, std::slice::from_ref(&self.mentor), today)
+                lifecycle::change_return_date(&self.ect, to, today)
             }
             Action::RecordReturn { days } => {
                 let on = request_day(self.deferral_anchor(), days);
-                lifecycle::record_return(&self.ect, on, std::slice::from_ref(&self.mentor), today)
+                lifecycle::record_return(&self.ect, on, today)
             }
             Action::Withdraw { reason, on, on_mentor } => {
                 let request = Withdrawal { reason, withdrawal_date: request_day(today, on), note: String::new() };
@@ -1317,7 +1315,7 @@ fn ect_with_two_planned_deferrals() -> ParticipantRecord {
             expected_return: day(until),
             note: String::new(),
         };
-        let decision = lifecycle::defer(&ect, request, None, || id.to_owned(), planned_on).expect("a planned deferral");
+        let decision = lifecycle::defer(&ect, request, || id.to_owned(), planned_on).expect("a planned deferral");
         record(&mut ect, &decision.events, planned_on);
     }
     ect
@@ -1348,7 +1346,7 @@ fn bug_d7_an_early_return_from_the_deferral_in_force_is_recorded_when_a_later_on
     let today = day("2027-02-01");
     assert_eq!(status(&ect, today), Some(TrainingStatus::Deferred));
     // Today: Err(RETURN_BEFORE_DEFERRAL "the deferral starts on 2027-04-01").
-    let decision = lifecycle::record_return(&ect, today, &[], today).expect("D7: an earlier return can be recorded");
+    let decision = lifecycle::record_return(&ect, today, today).expect("D7: an earlier return can be recorded");
     assert!(matches!(&decision.events[0].kind, EventKind::Returned { deferral_id, .. } if deferral_id == "d1"));
 }
 
@@ -1357,7 +1355,7 @@ fn bug_d6_the_return_date_of_the_deferral_in_force_can_be_changed_when_a_later_o
     let ect = ect_with_two_planned_deferrals();
     let today = day("2027-02-01");
     // Today: Err(RETURN_NOT_AFTER_DEFERRAL "the deferral starts on 2027-04-01").
-    let decision = lifecycle::change_return_date(&ect, day("2027-02-20"), &[], today)
+    let decision = lifecycle::change_return_date(&ect, day("2027-02-20"), today)
         .expect("D6: the expected return date can be changed");
     assert!(
         matches!(&decision.events[0].kind, EventKind::ReturnDateChanged { deferral_id, .. } if deferral_id == "d1")
@@ -1374,7 +1372,7 @@ fn bug_d6_a_later_return_date_does_not_swallow_a_pause_planned_after_the_deferra
         expected_return: day("2027-03-01"),
         note: String::new(),
     };
-    let deferred = lifecycle::defer(&ect, request, None, || "d1".to_owned(), today).expect("deferred");
+    let deferred = lifecycle::defer(&ect, request, || "d1".to_owned(), today).expect("deferred");
     record(&mut ect, &deferred.events, today);
     let paused = lifecycle::pause(&ect, "p1".into(), day("2027-03-10"), day("2027-03-20"), String::new(), today)
         .expect("a pause after the return");
@@ -1382,7 +1380,7 @@ fn bug_d6_a_later_return_date_does_not_swallow_a_pause_planned_after_the_deferra
     // Today: accepted as is, leaving pause p1 inside deferral d1 (the ECT
     // is deferred on 15 March yet has a pause there: P3 pauses only an active
     // ECT). Either refuse (OVERLAPS_ANOTHER_ABSENCE) or end the pause (P8).
-    if let Ok(changed) = lifecycle::change_return_date(&ect, day("2027-04-01"), &[], today) {
+    if let Ok(changed) = lifecycle::change_return_date(&ect, day("2027-04-01"), today) {
         record(&mut ect, &changed.events, today);
     }
     assert_eq!(overlaps(&ect, true), 0, "{:?}", ect.timeline());
@@ -1403,7 +1401,7 @@ fn bug_p8_a_deferral_leaves_a_pause_planned_after_its_return_alone() {
     };
     // Today: the decision also holds PauseEnded { p1, end: 2027-06-01 } and a
     // LiftHold of p1, so the June absence silently disappears.
-    let deferred = lifecycle::defer(&ect, request, None, || "d1".to_owned(), today).expect("deferred");
+    let deferred = lifecycle::defer(&ect, request, || "d1".to_owned(), today).expect("deferred");
     assert!(
         !deferred.events.iter().any(|e| matches!(&e.kind, EventKind::PauseEnded { pause_id, .. } if pause_id == "p1")),
         "{:?}",

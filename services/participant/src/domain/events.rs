@@ -76,6 +76,14 @@ pub enum EventKind {
     },
     /// On an ECT: from its effective date this is their mentor (M1, M2, M3).
     MentorAssigned { mentor_id: String, interim: bool, replaced_mentor_id: Option<String> },
+    /// M2: on an ECT, `mentor_id` coaches them from the effective date until
+    /// `until`, when they go back to their mentor of record, who stays their
+    /// mentor of record meanwhile (M5).
+    TemporaryMentorAssigned { mentor_id: String, mentor_of_record_id: Option<String>, until: NaiveDate },
+    /// M2, M3: on an ECT, the cover by `mentor_id` (an interim IC or a
+    /// temporary replacement) ends on the effective date and the mentor of
+    /// record coaches again.
+    MentorCoverEnded { mentor_id: String },
     /// On a mentor (or an interim IC): an ECT was assigned to them.
     MenteeAssigned { ect_id: String },
     /// On a mentor: an ECT moved to another mentor (M2).
@@ -122,6 +130,8 @@ impl EventKind {
         match self {
             EventKind::Registered { .. } => "registered",
             EventKind::MentorAssigned { .. } => "mentor_assigned",
+            EventKind::TemporaryMentorAssigned { .. } => "temporary_mentor_assigned",
+            EventKind::MentorCoverEnded { .. } => "mentor_cover_ended",
             EventKind::MenteeAssigned { .. } => "mentee_assigned",
             EventKind::MenteeUnassigned { .. } => "mentee_unassigned",
             EventKind::SchoolMoved { .. } => "school_moved",
@@ -157,6 +167,12 @@ impl EventKind {
                 format!("mentor {mentor_id} assigned, replacing {old}")
             }
             EventKind::MentorAssigned { mentor_id, .. } => format!("mentor {mentor_id} assigned"),
+            EventKind::TemporaryMentorAssigned { mentor_id, until, .. } => {
+                format!("mentor {mentor_id} assigned as a temporary replacement until {until}")
+            }
+            EventKind::MentorCoverEnded { mentor_id } => {
+                format!("cover by {mentor_id} ended: the mentor of record coaches again")
+            }
             EventKind::MenteeAssigned { ect_id } => format!("now mentors ECT {ect_id}"),
             EventKind::MenteeUnassigned { ect_id } => format!("no longer mentors ECT {ect_id}"),
             EventKind::SchoolMoved { school_id, area_covered, .. } => {

@@ -114,6 +114,8 @@ pub enum NotificationKind {
     SchoolWithoutParticipants,
     /// W8.
     InductionCoordinatorNeeded,
+    /// M2: a mentor replaced for good has no ECT left.
+    MentorWithoutEct,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,13 +379,13 @@ pub struct Deferral {
     pub note: String,
 }
 
-/// D1-D3, D8-D10, P8: defer an ECT; its mentor follows unless they mentor
-/// another ECT who is active or paused.
+/// D1-D3, D8, D10, D13, P8: defer an ECT. Their mentor's deferral is not
+/// decided here: it is derived from the ECTs' deferrals afterwards (D9, see
+/// `mentoring`).
 pub fn defer(
     ect: &ParticipantRecord,
     request: Deferral,
-    mentor: Option<&MentorCircle>,
-    mut new_id: impl FnMut() -> String,
+    new_id: impl FnOnce() -> String,
     today: NaiveDate,
 ) -> Result<Decision, RuleViolation> {
     match ect.kind {
@@ -426,12 +428,7 @@ pub fn defer(
         d.event(&ect.id, end, EventKind::PauseEnded { pause_id: pause.id.clone(), end }, None);
         d.commands.push(Command::LiftHold { participant_id: ect.id.clone(), hold_id: pause.id.clone(), on: end });
     }
-    defer_one(&mut d, ect, new_id(), &request, None);
-    if let Some(circle) = mentor
-        && mentor_follows_deferral(circle, &ect.id, request.deferral_date, request.expected_return)
-    {
-        defer_one(&mut d, &circle.mentor, new_id(), &request, Some(&ect.id));
-    }
+    defer_one(&mut d, ect, new_id(), &request);
     Ok(d)
 }
 
@@ -472,28 +469,7 @@ fn withdrawn(date: NaiveDate) -> RuleViolation {
     )
 }
 
-/// D9: the mentor is deferred with the ECT unless they mentor another ECT who
-/// is active or paused, or they cannot be (already deferred or withdrawn).
-fn mentor_follows_deferral(circle: &MentorCircle, ect_id: &str, from: NaiveDate, until: NaiveDate) -> bool {
-    let mentor = &circle.mentor;
-    if mentor.kind != ParticipantKind::Mentor {
-        return false;
-    }
-    let busy_elsewhere =
-        circle.other_ects.iter().filter(|e| e.id != ect_id).any(|e| {
-            e.as_of(from).is_some_and(|v| matches!(v.status, TrainingStatus::Active | TrainingStatus::Paused))
-        });
-    let timeline = mentor.timeline();
-    !busy_elsewhere && check_can_defer(&timeline, from, until, from).is_ok()
-}
-
-fn defer_one(
-    d: &mut Decision,
-    p: &ParticipantRecord,
-    deferral_id: String,
-    request: &Deferral,
-    cascaded_from: Option<&str>,
-) {
+fn defer_one(d: &mut Decision, p: &ParticipantRecord, deferral_id: String, request: &Deferral) {
     d.event(
         &p.id,
         request.deferral_date,
@@ -503,9 +479,9 @@ fn defer_one(
             deferral_date: request.deferral_date,
             expected_return: request.expected_return,
             note: request.note.clone(),
-            cascaded_from: cascaded_from.map(str::to_owned),
+            cascaded_from: None,
         },
-        cascaded_from,
+        None,
     );
     d.commands.push(Command::PlaceHold {
         participant_id: p.id.clone(),
@@ -533,22 +509,23 @@ fn not_deferred(today: NaiveDate) -> RuleViolation {
     )
 }
 
-/// The deferrals of mentors that follow this ECT's (D9).
-fn cascaded_deferrals<'a>(
-    ect_id: &str,
-    from: NaiveDate,
-    mentors: &'a [ParticipantRecord],
-    today: NaiveDate,
-) -> Vec<(&'a ParticipantRecord, String)> {
-    mentors
-        .iter()
-        .filter_map(|m| {
-            let timeline = m.timeline();
-            let deferral = timeline.open_deferral(today)?;
-            (deferral.cascaded_from.as_deref() == Some(ect_id) && deferral.from == from)
-                .then(|| (m, deferral.id.clone()))
-        })
-        .collect()
+/// D6: a mentor's deferral that follows their ECTs' (D9) is changed or
+/// ended only through the ECT.
+fn refuse_derived(p: &ParticipantRecord, today: NaiveDate) -> Result<(), RuleViolation> {
+    if p.kind != ParticipantKind::Mentor {
+        return Ok(());
+    }
+    let Some(derived) = super::mentoring::derived_deferral_open_on(p, today) else {
+        return Ok(());
+    };
+    let ect = derived.cascaded_from.unwrap_or_default();
+    Err(RuleViolation::new(
+        "CASCADED_FROM_ECT",
+        format!(
+            "mentor {}'s deferral follows their ECT {ect}'s (D9): change the return date of, or record the return of, ECT {ect} and the mentor follows",
+            p.id
+        ),
+    ))
 }
 
 /// D6: a new expected return date, within 12 months of the original deferral
@@ -556,9 +533,9 @@ fn cascaded_deferrals<'a>(
 pub fn change_return_date(
     ect: &ParticipantRecord,
     expected_return: NaiveDate,
-    mentors: &[ParticipantRecord],
     today: NaiveDate,
 ) -> Result<Decision, RuleViolation> {
+    refuse_derived(ect, today)?;
     let timeline = ect.timeline();
     let deferral = timeline.open_deferral(today).ok_or_else(|| not_deferred(today))?.clone();
     if expected_return <= deferral.from {
@@ -615,9 +592,6 @@ pub fn change_return_date(
         });
     };
     change(ect, deferral.id.clone(), None);
-    for (mentor, id) in cascaded_deferrals(&ect.id, deferral.from, mentors, today) {
-        change(mentor, id, Some(&ect.id));
-    }
     Ok(d)
 }
 
@@ -626,9 +600,9 @@ pub fn change_return_date(
 pub fn record_return(
     ect: &ParticipantRecord,
     return_date: NaiveDate,
-    mentors: &[ParticipantRecord],
     today: NaiveDate,
 ) -> Result<Decision, RuleViolation> {
+    refuse_derived(ect, today.min(return_date))?;
     let timeline = ect.timeline();
     let deferral = timeline.open_deferral(today.min(return_date)).ok_or_else(|| not_deferred(today))?.clone();
     if return_date > today {
@@ -658,10 +632,25 @@ pub fn record_return(
         d.commands.push(Command::ResumeAccrual { participant_id: p.id.clone(), suspension_id: id, on: return_date });
     };
     record(ect, deferral.id.clone(), None);
-    for (mentor, id) in cascaded_deferrals(&ect.id, deferral.from, mentors, today) {
-        record(mentor, id, Some(&ect.id));
-    }
     Ok(d)
+}
+
+/// D7, D12: returns that have happened by themselves by `today` and are not
+/// yet in the history, each an event dated its return date. Holds and
+/// suspensions already end on that date, so nothing is sent; recording them
+/// again finds nothing (idempotent).
+pub fn due_returns(p: &ParticipantRecord, today: NaiveDate) -> Vec<NewEvent> {
+    p.timeline()
+        .deferrals
+        .into_iter()
+        .filter(|d| d.returned_on.is_none() && d.expected_return > d.from && d.expected_return <= today)
+        .map(|d| NewEvent {
+            participant_id: p.id.clone(),
+            effective_date: d.expected_return,
+            kind: EventKind::Returned { deferral_id: d.id, return_date: d.expected_return },
+            caused_by: None,
+        })
+        .collect()
 }
 
 /// A validated withdrawal request.
@@ -834,11 +823,12 @@ pub fn mentor_left_without_ect(
     if timeline.status_on(date) == TrainingStatus::Withdrawn || timeline.status_on(today) == TrainingStatus::Withdrawn {
         return None;
     }
-    let has_other = circle
-        .other_ects
-        .iter()
-        .filter(|e| e.id != ect_id)
-        .any(|e| e.as_of(today).is_some_and(|v| v.status != TrainingStatus::Withdrawn));
+    // M5: an ECT under cover still counts as the mentor of record's.
+    let has_other = circle.other_ects.iter().filter(|e| e.id != ect_id).any(|e| {
+        e.as_of(today).is_some_and(|v| {
+            v.status != TrainingStatus::Withdrawn && v.mentor_of_record.as_deref() == Some(mentor.id.as_str())
+        })
+    });
     if has_other {
         return None;
     }
@@ -850,6 +840,30 @@ pub fn mentor_left_without_ect(
     };
     withdraw_one(&mut d, mentor, &timeline, request, Some(ect_id));
     Some(d)
+}
+
+/// M2: a mentor left with no ECT of record in training after a
+/// replacement is not withdrawn: the ECF Lead is told, to give them another
+/// ECT or withdraw them (W1) if they stepped down.
+pub fn mentor_without_ect(circle: &MentorCircle, ect_id: &str, today: NaiveDate) -> Option<NewNotification> {
+    let mentor = circle.mentor.as_of(today)?;
+    if mentor.kind != ParticipantKind::Mentor || mentor.status == TrainingStatus::Withdrawn {
+        return None;
+    }
+    let has_other = circle.other_ects.iter().filter(|e| e.id != ect_id).any(|e| {
+        e.as_of(today).is_some_and(|v| {
+            v.status != TrainingStatus::Withdrawn && v.mentor_of_record.as_deref() == Some(mentor.id.as_str())
+        })
+    });
+    (!has_other).then(|| NewNotification {
+        kind: NotificationKind::MentorWithoutEct,
+        delivery_partner_id: mentor.delivery_partner_id.clone(),
+        school_id: mentor.school_id.clone(),
+        message: format!(
+            "mentor {} has no ECT since {today} (M2): assign them another ECT, or withdraw them if they stepped down",
+            mentor.id
+        ),
+    })
 }
 
 /// W9: a DPL approved reinstatement; access comes back and accrual reopens
@@ -1097,6 +1111,19 @@ mod tests {
         (e, m)
     }
 
+    /// An ECT whose mentor of record is `mentor` from 2026-09-02.
+    fn mentored_by(id: &str, mentor: &str) -> ParticipantRecord {
+        let mut e = person(id, ParticipantKind::Ect, "2026-09-01");
+        let assigned = NewEvent {
+            participant_id: id.into(),
+            effective_date: d("2026-09-02"),
+            kind: EventKind::MentorAssigned { mentor_id: mentor.into(), interim: false, replaced_mentor_id: None },
+            caused_by: None,
+        };
+        record(&mut e, &[assigned]);
+        e
+    }
+
     fn circle(mentor: &ParticipantRecord, others: Vec<ParticipantRecord>) -> MentorCircle {
         MentorCircle { mentor: mentor.clone(), other_ects: others, keep_approved: false }
     }
@@ -1132,7 +1159,7 @@ mod tests {
             .expect_err("43 days back");
         assert_eq!(err.reason, "PAUSE_START_TOO_EARLY");
         let mut e = ect();
-        let decided = defer(&e, paternity(), None, ids(), d(TODAY)).expect("deferred");
+        let decided = defer(&e, paternity(), ids(), d(TODAY)).expect("deferred");
         record(&mut e, &decided.events);
         let err =
             pause(&e, "p".into(), d("2026-12-05"), d("2026-12-10"), String::new(), d(TODAY)).expect_err("deferred");
@@ -1201,7 +1228,7 @@ mod tests {
         let mut e = ect();
         let decided = pause(&e, "p".into(), d("2026-11-20"), d("2026-12-20"), String::new(), d(TODAY)).expect("paused");
         record(&mut e, &decided.events);
-        let decision = defer(&e, paternity(), None, ids(), d(TODAY)).expect("deferred from paused");
+        let decision = defer(&e, paternity(), ids(), d(TODAY)).expect("deferred from paused");
         assert!(decision.commands.contains(&Command::LiftHold {
             participant_id: "ect".into(),
             hold_id: "p".into(),
@@ -1216,18 +1243,15 @@ mod tests {
     #[test]
     fn d2_only_an_active_or_paused_participant_is_deferred() {
         let mut e = ect();
-        let decided = defer(&e, paternity(), None, ids(), d(TODAY)).expect("deferred");
+        let decided = defer(&e, paternity(), ids(), d(TODAY)).expect("deferred");
         record(&mut e, &decided.events);
-        assert_eq!(defer(&e, paternity(), None, ids(), d(TODAY)).expect_err("twice").reason, "ALREADY_DEFERRED");
+        assert_eq!(defer(&e, paternity(), ids(), d(TODAY)).expect_err("twice").reason, "ALREADY_DEFERRED");
         let mut w = ect();
         let decided =
             withdraw(&w, left(WithdrawalReason::LeftRole, "2026-11-01"), None, &SchoolCircle::default(), d(TODAY))
                 .expect("w");
         record(&mut w, &decided.events);
-        assert_eq!(
-            defer(&w, paternity(), None, ids(), d(TODAY)).expect_err("withdrawn").reason,
-            "PARTICIPANT_WITHDRAWN"
-        );
+        assert_eq!(defer(&w, paternity(), ids(), d(TODAY)).expect_err("withdrawn").reason, "PARTICIPANT_WITHDRAWN");
     }
 
     #[test]
@@ -1235,11 +1259,11 @@ mod tests {
         let mut request = paternity();
         request.expected_return = d("2027-12-02");
         assert_eq!(
-            defer(&ect(), request.clone(), None, ids(), d(TODAY)).expect_err("13 months").reason,
+            defer(&ect(), request.clone(), ids(), d(TODAY)).expect_err("13 months").reason,
             "RETURN_DATE_TOO_FAR"
         );
         request.expected_return = d("2027-12-01");
-        assert!(defer(&ect(), request, None, ids(), d(TODAY)).is_ok(), "exactly 12 months");
+        assert!(defer(&ect(), request, ids(), d(TODAY)).is_ok(), "exactly 12 months");
     }
 
     #[test]
@@ -1247,21 +1271,21 @@ mod tests {
         let mut back = paternity();
         back.deferral_date = d("2026-10-01");
         let mut e = ect();
-        let decided = defer(&e, back, None, ids(), d(TODAY)).expect("backdated");
+        let decided = defer(&e, back, ids(), d(TODAY)).expect("backdated");
         record(&mut e, &decided.events);
         assert_eq!(status(&e, "2026-10-01"), TrainingStatus::Deferred);
         let mut before = paternity();
         before.deferral_date = d("2026-08-01");
         before.expected_return = d("2027-01-01");
         assert_eq!(
-            defer(&ect(), before, None, ids(), d(TODAY)).expect_err("before registration").reason,
+            defer(&ect(), before, ids(), d(TODAY)).expect_err("before registration").reason,
             "BEFORE_REGISTRATION"
         );
     }
 
     #[test]
     fn d4_a_deferral_holds_content_and_suspends_accrual_for_the_same_period() {
-        let decision = defer(&ect(), paternity(), None, ids(), d(TODAY)).expect("deferred");
+        let decision = defer(&ect(), paternity(), ids(), d(TODAY)).expect("deferred");
         assert!(decision.commands.contains(&Command::PlaceHold {
             participant_id: "ect".into(),
             hold_id: "id1".into(),
@@ -1280,13 +1304,13 @@ mod tests {
     #[test]
     fn d6_a_new_return_date_is_measured_from_the_original_deferral_date_and_resent() {
         let mut e = ect();
-        let decided = defer(&e, paternity(), None, ids(), d(TODAY)).expect("deferred");
+        let decided = defer(&e, paternity(), ids(), d(TODAY)).expect("deferred");
         record(&mut e, &decided.events);
         assert_eq!(
-            change_return_date(&e, d("2027-12-02"), &[], d(TODAY)).expect_err("too far").reason,
+            change_return_date(&e, d("2027-12-02"), d(TODAY)).expect_err("too far").reason,
             "RETURN_DATE_TOO_FAR"
         );
-        let later = change_return_date(&e, d("2027-11-01"), &[], d(TODAY)).expect("later");
+        let later = change_return_date(&e, d("2027-11-01"), d(TODAY)).expect("later");
         assert!(later.commands.contains(&Command::SuspendAccrual {
             participant_id: "ect".into(),
             suspension_id: "id1".into(),
@@ -1309,14 +1333,11 @@ mod tests {
         request.deferral_date = d("2026-10-01");
         request.expected_return = d("2027-01-15");
         let mut e = ect();
-        let decided = defer(&e, request, None, ids(), d(TODAY)).expect("deferred");
+        let decided = defer(&e, request, ids(), d(TODAY)).expect("deferred");
         record(&mut e, &decided.events);
         assert_eq!(status(&e, "2027-01-15"), TrainingStatus::Active, "no action needed on the return date");
-        assert_eq!(
-            record_return(&e, d("2026-11-29"), &[], d(TODAY)).expect_err("future").reason,
-            "RETURN_DATE_IN_FUTURE"
-        );
-        let back = record_return(&e, d("2026-11-20"), &[], d(TODAY)).expect("early return");
+        assert_eq!(record_return(&e, d("2026-11-29"), d(TODAY)).expect_err("future").reason, "RETURN_DATE_IN_FUTURE");
+        let back = record_return(&e, d("2026-11-20"), d(TODAY)).expect("early return");
         assert!(back.commands.contains(&Command::ResumeAccrual {
             participant_id: "ect".into(),
             suspension_id: "id1".into(),
@@ -1336,7 +1357,7 @@ mod tests {
             expected_return: d("2027-01-05"),
             note: String::new(),
         };
-        let decision = defer(&early, request, None, ids(), d("2026-06-20")).expect("deferred before the start");
+        let decision = defer(&early, request, ids(), d("2026-06-20")).expect("deferred before the start");
         assert!(decision.commands.contains(&Command::PlaceHold {
             participant_id: "e".into(),
             hold_id: "id1".into(),
@@ -1347,48 +1368,9 @@ mod tests {
     }
 
     #[test]
-    fn d9_deferring_an_ect_defers_a_mentor_with_no_other_active_ect_with_the_same_dates() {
-        let (e, m) = pair();
-        let decision = defer(&e, paternity(), Some(&circle(&m, vec![])), ids(), d(TODAY)).expect("deferred");
-        assert_eq!(decision.cascaded("ect"), ["m"]);
-        let mut m = m;
-        let decided = decision;
-        record(&mut m, &decided.events);
-        let span = m.as_of(d("2027-01-01")).expect("v").deferral.expect("mentor deferred");
-        assert_eq!(
-            (span.from, span.expected_return, span.cascaded_from.as_deref()),
-            (d("2026-12-01"), d("2027-09-01"), Some("ect"))
-        );
-    }
-
-    #[test]
-    fn d9_a_mentor_with_another_active_ect_is_not_deferred() {
-        let (e, m) = pair();
-        let other = person("other", ParticipantKind::Ect, "2026-09-01");
-        let decision = defer(&e, paternity(), Some(&circle(&m, vec![other])), ids(), d(TODAY)).expect("deferred");
-        assert!(decision.cascaded("ect").is_empty());
-    }
-
-    #[test]
-    fn d9_a_cascaded_mentor_follows_changes_of_the_return_date() {
-        let (mut e, mut m) = pair();
-        let deferred = defer(&e, paternity(), Some(&circle(&m, vec![])), ids(), d(TODAY)).expect("deferred");
-        record(&mut e, &deferred.events);
-        record(&mut m, &deferred.events);
-        let changed = change_return_date(&e, d("2027-06-01"), std::slice::from_ref(&m), d(TODAY)).expect("changed");
-        assert_eq!(changed.cascaded("ect"), ["m"]);
-        let decided = changed;
-        record(&mut m, &decided.events);
-        assert_eq!(status(&m, "2027-06-01"), TrainingStatus::Active);
-    }
-
-    #[test]
     fn d10_a_mentor_cannot_be_deferred_directly() {
         let m = person("m", ParticipantKind::Mentor, "2026-09-01");
-        assert_eq!(
-            defer(&m, paternity(), None, ids(), d(TODAY)).expect_err("mentor").reason,
-            "MENTOR_CANNOT_BE_DEFERRED"
-        );
+        assert_eq!(defer(&m, paternity(), ids(), d(TODAY)).expect_err("mentor").reason, "MENTOR_CANNOT_BE_DEFERRED");
     }
 
     #[test]
@@ -1397,7 +1379,7 @@ mod tests {
         assert!(reportable(EventKind::Returned { deferral_id: "d".into(), return_date: d(TODAY) }));
         assert!(reportable(EventKind::Reinstated { reinstated_on: d(TODAY), request_id: "r".into() }));
         assert!(!reportable(EventKind::PauseEnded { pause_id: "p".into(), end: d(TODAY) }));
-        let decision = defer(&ect(), paternity(), None, ids(), d(TODAY)).expect("deferred");
+        let decision = defer(&ect(), paternity(), ids(), d(TODAY)).expect("deferred");
         assert!(decision.events.iter().any(|e| e.kind.is_reportable()));
     }
 
@@ -1427,7 +1409,7 @@ mod tests {
         let mut request = paternity();
         request.deferral_date = d("2026-10-01");
         let mut e = ect();
-        let decided = defer(&e, request, None, ids(), d(TODAY)).expect("deferred");
+        let decided = defer(&e, request, ids(), d(TODAY)).expect("deferred");
         record(&mut e, &decided.events);
         let decision = withdraw(
             &e,
@@ -1479,7 +1461,7 @@ mod tests {
     #[test]
     fn w6_a_mentor_with_another_ect_or_kept_by_a_dpl_stays() {
         let (e, m) = pair();
-        let other = person("other", ParticipantKind::Ect, "2026-09-01");
+        let other = mentored_by("other", "m");
         let with_other = withdraw(
             &e,
             left(WithdrawalReason::LeftRole, TODAY),
@@ -1576,10 +1558,34 @@ mod tests {
     }
 
     #[test]
-    fn m2_a_replaced_mentor_left_with_no_ect_is_withdrawn() {
-        let (_e, m) = pair();
-        let decision = mentor_left_without_ect(&circle(&m, vec![]), "ect", d(TODAY), d(TODAY)).expect("withdrawn");
-        assert!(decision.commands.contains(&Command::RevokeAccess { participant_id: "m".into(), on: d(TODAY) }));
+    fn m2_a_replaced_mentor_left_with_no_ect_is_not_withdrawn_but_the_ecf_lead_is_told() {
+        let (e, m) = pair();
+        let told = mentor_without_ect(&circle(&m, vec![]), "ect", d(TODAY)).expect("notified");
+        assert_eq!(told.kind, NotificationKind::MentorWithoutEct);
+        assert!(told.message.contains("withdraw them if they stepped down"), "{}", told.message);
+        // Still mentoring another ECT of record: nothing to say.
+        let _ = e;
+        let other = mentored_by("other", "m");
+        assert_eq!(mentor_without_ect(&circle(&m, vec![other]), "ect", d(TODAY)), None);
+    }
+
+    #[test]
+    fn w6_withdrawing_an_ect_under_interim_cover_withdraws_the_mentor_of_record() {
+        let (mut e, m) = pair();
+        let cover = NewEvent {
+            participant_id: "ect".into(),
+            effective_date: d("2026-10-01"),
+            kind: EventKind::MentorAssigned {
+                mentor_id: "ic".into(),
+                interim: true,
+                replaced_mentor_id: Some("m".into()),
+            },
+            caused_by: None,
+        };
+        record(&mut e, &[cover]);
+        assert_eq!(e.as_of(d(TODAY)).expect("v").mentor_of_record.as_deref(), Some("m"));
+        let decision = mentor_left_without_ect(&circle(&m, vec![e.clone()]), "ect", d(TODAY), d(TODAY));
+        assert!(decision.is_some_and(|d| d.events.iter().any(|e| e.participant_id == "m")));
     }
 
     #[test]

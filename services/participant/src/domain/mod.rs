@@ -6,6 +6,7 @@
 pub mod enrolment;
 pub mod events;
 pub mod lifecycle;
+pub mod mentoring;
 pub mod policy;
 pub mod registry;
 pub mod requests;

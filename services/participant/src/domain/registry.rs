@@ -97,13 +97,26 @@ pub fn register(
     })
 }
 
+/// How a mentor is assigned (M2, M3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// The mentor of record from the effective date (M1, M2).
+    OfRecord,
+    /// M3: an induction coordinator covers; the mentor of record stays.
+    InterimCover,
+    /// M2: a replacement for a mentor's sustained leave, until the ECT goes
+    /// back to the mentor of record on this date.
+    TemporaryUntil(NaiveDate),
+}
+
 /// M1-M3: makes `mentor` the ECT's mentor from `effective_date`. The ECT
-/// keeps one mentor at a time; the previous one (if any) is recorded as no
-/// longer mentoring them, and the history keeps both.
+/// keeps one mentor at a time; whoever stops coaching them (if anyone) is
+/// recorded as no longer mentoring them, and the history keeps both. A cover
+/// (M3, or a temporary M2) leaves the mentor of record as they were (M5).
 pub fn assign_mentor(
     ect: &ParticipantRecord,
     mentor: &ParticipantRecord,
-    interim: bool,
+    assignment: Assignment,
     effective_date: NaiveDate,
     today: NaiveDate,
 ) -> Result<Vec<NewEvent>, RuleViolation> {
@@ -113,6 +126,7 @@ pub fn assign_mentor(
             format!("participant {} is {}: only ECTs are given a mentor", ect.id, ect.kind.describe()),
         ));
     }
+    let interim = assignment == Assignment::InterimCover;
     match (interim, mentor.kind) {
         (false, ParticipantKind::Mentor) | (true, ParticipantKind::InductionCoordinator) => {}
         (false, ParticipantKind::InductionCoordinator) => {
@@ -173,12 +187,7 @@ pub fn assign_mentor(
             ),
         ));
     }
-    let last_change = ect
-        .events
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::MentorAssigned { .. }))
-        .map(|e| e.effective_date)
-        .max();
+    let last_change = last_mentor_change(ect);
     if let Some(last) = last_change.filter(|last| effective_date < *last) {
         return Err(RuleViolation::new(
             "BEFORE_LAST_MENTOR_CHANGE",
@@ -187,8 +196,10 @@ pub fn assign_mentor(
             ),
         ));
     }
-    let current = ect.as_of(today).and_then(|v| v.mentor).map(|(id, _)| id);
-    if current.as_deref() == Some(mentor.id.as_str()) {
+    let now = ect.as_of(today).unwrap_or(ect_then);
+    let acting = now.mentor.map(|(id, _)| id);
+    let of_record = now.mentor_of_record;
+    if acting.as_deref() == Some(mentor.id.as_str()) {
         return Err(RuleViolation::new(
             "MENTOR_ALREADY_ASSIGNED",
             format!("{} already mentors this ECT: nothing to change", mentor.id),
@@ -200,17 +211,114 @@ pub fn assign_mentor(
         kind,
         caused_by: None,
     };
-    let mut events = vec![
-        event(
-            &ect.id,
-            EventKind::MentorAssigned { mentor_id: mentor.id.clone(), interim, replaced_mentor_id: current.clone() },
-        ),
-        event(&mentor.id, EventKind::MenteeAssigned { ect_id: ect.id.clone() }),
-    ];
-    if let Some(previous) = current {
+    let assigned = match assignment {
+        Assignment::OfRecord => EventKind::MentorAssigned {
+            mentor_id: mentor.id.clone(),
+            interim: false,
+            replaced_mentor_id: of_record.clone(),
+        },
+        Assignment::InterimCover => EventKind::MentorAssigned {
+            mentor_id: mentor.id.clone(),
+            interim: true,
+            replaced_mentor_id: acting.clone(),
+        },
+        Assignment::TemporaryUntil(until) => {
+            if until <= effective_date {
+                return Err(RuleViolation::new(
+                    "COVER_END_NOT_AFTER_START",
+                    format!("a temporary replacement from {effective_date} must end after it, not on {until}"),
+                ));
+            }
+            if of_record.is_none() {
+                return Err(RuleViolation::new(
+                    "NO_MENTOR_OF_RECORD",
+                    "the ECT has no mentor of record to go back to: assign the mentor without an end date",
+                ));
+            }
+            EventKind::TemporaryMentorAssigned {
+                mentor_id: mentor.id.clone(),
+                mentor_of_record_id: of_record.clone(),
+                until,
+            }
+        }
+    };
+    let mut events =
+        vec![event(&ect.id, assigned), event(&mentor.id, EventKind::MenteeAssigned { ect_id: ect.id.clone() })];
+    if let Assignment::TemporaryUntil(until) = assignment {
+        events.push(NewEvent {
+            effective_date: until,
+            ..event(&mentor.id, EventKind::MenteeUnassigned { ect_id: ect.id.clone() })
+        });
+    }
+    // Whoever coached until now stops; a mentor of record covered (M5) stays
+    // theirs unless replaced for good.
+    let mut stopping: Vec<String> = Vec::new();
+    if acting != of_record {
+        stopping.extend(acting.clone());
+    }
+    if assignment == Assignment::OfRecord {
+        stopping.extend(of_record.clone());
+    }
+    for previous in stopping.into_iter().filter(|p| p != &mentor.id) {
         events.push(event(&previous, EventKind::MenteeUnassigned { ect_id: ect.id.clone() }));
     }
     Ok(events)
+}
+
+fn last_mentor_change(ect: &ParticipantRecord) -> Option<NaiveDate> {
+    ect.events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::MentorAssigned { .. }
+                    | EventKind::TemporaryMentorAssigned { .. }
+                    | EventKind::MentorCoverEnded { .. }
+            )
+        })
+        .map(|e| e.effective_date)
+        .max()
+}
+
+/// M2, M3: the cover (an interim IC or a temporary replacement) ends on
+/// `end_date` and the mentor of record coaches again.
+pub fn end_mentor_cover(
+    ect: &ParticipantRecord,
+    end_date: NaiveDate,
+    today: NaiveDate,
+) -> Result<Vec<NewEvent>, RuleViolation> {
+    if end_date > today {
+        return Err(RuleViolation::new(
+            "DATE_IN_FUTURE",
+            format!("end_date {end_date} is after today ({today}): end the cover on the day it ends"),
+        ));
+    }
+    let now = ect.as_of(today).ok_or_else(|| before_registration(&ect.id, today))?;
+    let Some((cover, _)) = now.mentor.filter(|(acting, _)| Some(acting) != now.mentor_of_record.as_ref()) else {
+        return Err(RuleViolation::new(
+            "NO_MENTOR_COVER",
+            format!(
+                "ECT {} is coached by their mentor of record: there is no interim or temporary cover to end",
+                ect.id
+            ),
+        ));
+    };
+    if let Some(last) = last_mentor_change(ect).filter(|last| end_date < *last) {
+        return Err(RuleViolation::new(
+            "BEFORE_LAST_MENTOR_CHANGE",
+            format!("the ECT's mentor last changed on {last}: the cover ends on or after that date"),
+        ));
+    }
+    let event = |participant_id: &str, kind: EventKind| NewEvent {
+        participant_id: participant_id.to_owned(),
+        effective_date: end_date,
+        kind,
+        caused_by: None,
+    };
+    Ok(vec![
+        event(&ect.id, EventKind::MentorCoverEnded { mentor_id: cover.clone() }),
+        event(&cover, EventKind::MenteeUnassigned { ect_id: ect.id.clone() }),
+    ])
 }
 
 fn before_registration(id: &str, date: NaiveDate) -> RuleViolation {
@@ -308,7 +416,7 @@ mod tests {
     fn m1_assigning_a_mentor_records_it_on_both_participants() {
         let e = person("e", ParticipantKind::Ect, "s1");
         let m = person("m", ParticipantKind::Mentor, "s1");
-        let events = assign_mentor(&e, &m, false, d("2026-09-10"), d("2026-11-28")).expect("assigned");
+        let events = assign_mentor(&e, &m, Assignment::OfRecord, d("2026-09-10"), d("2026-11-28")).expect("assigned");
         assert_eq!(events.len(), 2);
         assert_eq!(
             events[0].kind,
@@ -326,14 +434,15 @@ mod tests {
             EventKind::MentorAssigned { mentor_id: "m1".into(), interim: false, replaced_mentor_id: None },
         ));
         let m2 = person("m2", ParticipantKind::Mentor, "s1");
-        let events = assign_mentor(&e, &m2, false, d("2026-10-01"), d("2026-11-28")).expect("replaced");
+        let events = assign_mentor(&e, &m2, Assignment::OfRecord, d("2026-10-01"), d("2026-11-28")).expect("replaced");
         assert_eq!(
             events[0].kind,
             EventKind::MentorAssigned { mentor_id: "m2".into(), interim: false, replaced_mentor_id: Some("m1".into()) }
         );
         assert_eq!(events[2].participant_id, "m1");
         assert_eq!(events[2].kind, EventKind::MenteeUnassigned { ect_id: "e".into() });
-        let err = assign_mentor(&e, &m2, false, d("2026-09-01"), d("2026-11-28")).expect_err("before last change");
+        let err = assign_mentor(&e, &m2, Assignment::OfRecord, d("2026-09-01"), d("2026-11-28"))
+            .expect_err("before last change");
         assert_eq!(err.reason, "BEFORE_LAST_MENTOR_CHANGE");
     }
 
@@ -344,11 +453,11 @@ mod tests {
         let e = person("e", ParticipantKind::Ect, "s1");
         let e2 = person("e2", ParticipantKind::Ect, "s1");
         assert_eq!(
-            assign_mentor(&m, &m2, false, d("2026-09-10"), d("2026-11-28")).expect_err("x").reason,
+            assign_mentor(&m, &m2, Assignment::OfRecord, d("2026-09-10"), d("2026-11-28")).expect_err("x").reason,
             "NOT_AN_ECT"
         );
         assert_eq!(
-            assign_mentor(&e, &e2, false, d("2026-09-10"), d("2026-11-28")).expect_err("x").reason,
+            assign_mentor(&e, &e2, Assignment::OfRecord, d("2026-09-10"), d("2026-11-28")).expect_err("x").reason,
             "NOT_A_MENTOR"
         );
     }
@@ -357,7 +466,8 @@ mod tests {
     fn m1_the_mentor_must_be_at_the_ects_school() {
         let e = person("e", ParticipantKind::Ect, "s1");
         let m = person("m", ParticipantKind::Mentor, "s2");
-        let err = assign_mentor(&e, &m, false, d("2026-09-10"), d("2026-11-28")).expect_err("other school");
+        let err =
+            assign_mentor(&e, &m, Assignment::OfRecord, d("2026-09-10"), d("2026-11-28")).expect_err("other school");
         assert_eq!(err.reason, "MENTOR_AT_ANOTHER_SCHOOL");
     }
 
@@ -370,7 +480,8 @@ mod tests {
             EventKind::MentorAssigned { mentor_id: "m".into(), interim: false, replaced_mentor_id: None },
         ));
         let m = person("m", ParticipantKind::Mentor, "s1");
-        let err = assign_mentor(&e, &m, false, d("2026-10-01"), d("2026-11-28")).expect_err("same mentor");
+        let err =
+            assign_mentor(&e, &m, Assignment::OfRecord, d("2026-10-01"), d("2026-11-28")).expect_err("same mentor");
         assert_eq!(err.reason, "MENTOR_ALREADY_ASSIGNED");
     }
 
@@ -378,12 +489,15 @@ mod tests {
     fn m3_an_induction_coordinator_becomes_interim_mentor_without_registering_as_mentor() {
         let e = person("e", ParticipantKind::Ect, "s1");
         let ic = person("ic", ParticipantKind::InductionCoordinator, "s1");
-        let events = assign_mentor(&e, &ic, true, d("2026-09-10"), d("2026-11-28")).expect("interim");
+        let events =
+            assign_mentor(&e, &ic, Assignment::InterimCover, d("2026-09-10"), d("2026-11-28")).expect("interim");
         assert!(matches!(events[0].kind, EventKind::MentorAssigned { interim: true, .. }));
-        let err = assign_mentor(&e, &ic, false, d("2026-09-10"), d("2026-11-28")).expect_err("not interim");
+        let err =
+            assign_mentor(&e, &ic, Assignment::OfRecord, d("2026-09-10"), d("2026-11-28")).expect_err("not interim");
         assert_eq!(err.reason, "NOT_A_MENTOR");
         let m = person("m", ParticipantKind::Mentor, "s1");
-        let err = assign_mentor(&e, &m, true, d("2026-09-10"), d("2026-11-28")).expect_err("mentor as interim");
+        let err = assign_mentor(&e, &m, Assignment::InterimCover, d("2026-09-10"), d("2026-11-28"))
+            .expect_err("mentor as interim");
         assert_eq!(err.reason, "INTERIM_MENTOR_NOT_INDUCTION_COORDINATOR");
     }
 
@@ -392,11 +506,11 @@ mod tests {
         let e = person("e", ParticipantKind::Ect, "s1");
         let m = person("m", ParticipantKind::Mentor, "s1");
         assert_eq!(
-            assign_mentor(&e, &m, false, d("2026-11-29"), d("2026-11-28")).expect_err("x").reason,
+            assign_mentor(&e, &m, Assignment::OfRecord, d("2026-11-29"), d("2026-11-28")).expect_err("x").reason,
             "DATE_IN_FUTURE"
         );
         assert_eq!(
-            assign_mentor(&e, &m, false, d("2026-08-01"), d("2026-11-28")).expect_err("x").reason,
+            assign_mentor(&e, &m, Assignment::OfRecord, d("2026-08-01"), d("2026-11-28")).expect_err("x").reason,
             "BEFORE_REGISTRATION"
         );
     }

@@ -90,6 +90,27 @@ impl WithdrawalSpan {
 /// A value that changes on dated facts: (effective date, sequence, value).
 type Dated<T> = Vec<(NaiveDate, i64, T)>;
 
+/// How an ECT's mentoring changes on a date (M1-M3, M5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MentorChange {
+    /// A mentor of record (a registered mentor assigned for good).
+    OfRecord(String),
+    /// A cover (an interim IC, M3, or a temporary replacement, M2): the
+    /// mentor of record stays theirs.
+    Cover { mentor_id: String, interim: bool },
+    /// The cover by this participant ends: the mentor of record coaches again.
+    CoverEnded(String),
+}
+
+/// Who mentors an ECT on a date.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MentorsOn {
+    /// Who coaches them, and whether they are an interim IC (M3).
+    pub acting: Option<(String, bool)>,
+    /// M5: whose ECT they are for the D9 and W6 relations.
+    pub of_record: Option<String>,
+}
+
 fn value_on<T: Clone>(values: &Dated<T>, date: NaiveDate) -> Option<T> {
     values.iter().filter(|(d, _, _)| *d <= date).max_by_key(|(d, seq, _)| (*d, *seq)).map(|(_, _, v)| v.clone())
 }
@@ -102,7 +123,7 @@ pub struct Timeline {
     pub deferrals: Vec<DeferralSpan>,
     pub withdrawals: Vec<WithdrawalSpan>,
     schools: Dated<(String, String, bool)>,
-    mentors: Dated<Option<(String, bool)>>,
+    mentor_changes: Dated<MentorChange>,
     mentees: Dated<(String, bool)>,
     enrolment: Option<Enrolment>,
 }
@@ -118,6 +139,35 @@ impl Timeline {
         } else {
             TrainingStatus::Active
         }
+    }
+
+    /// Who mentors the ECT on `date`: the changes up to it, in date then
+    /// recorded order.
+    pub fn mentors_on(&self, date: NaiveDate) -> MentorsOn {
+        let mut changes: Vec<&(NaiveDate, i64, MentorChange)> =
+            self.mentor_changes.iter().filter(|(d, _, _)| *d <= date).collect();
+        changes.sort_by_key(|(d, seq, _)| (*d, *seq));
+        let mut on = MentorsOn::default();
+        for (_, _, change) in changes {
+            match change {
+                MentorChange::OfRecord(id) => {
+                    on.acting = Some((id.clone(), false));
+                    on.of_record = Some(id.clone());
+                }
+                MentorChange::Cover { mentor_id, interim } => on.acting = Some((mentor_id.clone(), *interim)),
+                MentorChange::CoverEnded(id) => {
+                    if on.acting.as_ref().is_some_and(|(acting, _)| acting == id) {
+                        on.acting = on.of_record.clone().map(|m| (m, false));
+                    }
+                }
+            }
+        }
+        on
+    }
+
+    /// The dates on which who mentors the ECT may change.
+    pub fn mentor_change_dates(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.mentor_changes.iter().map(|(d, _, _)| *d)
     }
 
     /// The pause not yet over on `date`: the one in force, else the next
@@ -166,8 +216,24 @@ impl Timeline {
                 self.schools.push((date, seq, (school_id.clone(), delivery_partner_id.clone(), *area_covered)));
                 self.enrolment = *enrolment;
             }
-            EventKind::MentorAssigned { mentor_id, interim, .. } => {
-                self.mentors.push((date, seq, Some((mentor_id.clone(), *interim))))
+            EventKind::MentorAssigned { mentor_id, interim: false, .. } => {
+                self.mentor_changes.push((date, seq, MentorChange::OfRecord(mentor_id.clone())))
+            }
+            EventKind::MentorAssigned { mentor_id, interim: true, .. } => self.mentor_changes.push((
+                date,
+                seq,
+                MentorChange::Cover { mentor_id: mentor_id.clone(), interim: true },
+            )),
+            EventKind::TemporaryMentorAssigned { mentor_id, until, .. } => {
+                self.mentor_changes.push((
+                    date,
+                    seq,
+                    MentorChange::Cover { mentor_id: mentor_id.clone(), interim: false },
+                ));
+                self.mentor_changes.push((*until, seq, MentorChange::CoverEnded(mentor_id.clone())));
+            }
+            EventKind::MentorCoverEnded { mentor_id } => {
+                self.mentor_changes.push((date, seq, MentorChange::CoverEnded(mentor_id.clone())))
             }
             EventKind::MenteeAssigned { ect_id } => self.mentees.push((date, seq, (ect_id.clone(), true))),
             EventKind::MenteeUnassigned { ect_id } => self.mentees.push((date, seq, (ect_id.clone(), false))),
@@ -203,8 +269,11 @@ impl Timeline {
                 });
             }
             EventKind::ReturnDateChanged { deferral_id, expected_return } => {
+                // A later change supersedes an earlier end: a mentor's derived
+                // deferral (D9) can lengthen again after it ended.
                 if let Some(d) = self.deferrals.iter_mut().find(|d| &d.id == deferral_id) {
                     d.expected_return = *expected_return;
+                    d.returned_on = None;
                 }
             }
             EventKind::Returned { deferral_id, return_date } => {
@@ -252,6 +321,8 @@ pub struct ParticipantView {
     pub previous_pilot_mentor: bool,
     /// The ECT's mentor and whether they are an interim IC (M1, M3).
     pub mentor: Option<(String, bool)>,
+    /// M5: the ECT's mentor of record (the same as `mentor` unless covered).
+    pub mentor_of_record: Option<String>,
     /// The ECTs a mentor (or interim IC) mentors on this date.
     pub mentees: Vec<String>,
     pub pause: Option<PauseSpan>,
@@ -291,6 +362,7 @@ impl ParticipantRecord {
         }
         let timeline = self.timeline();
         let (school_id, delivery_partner_id, area_covered) = value_on(&timeline.schools, as_of).unwrap_or_default();
+        let mentors = timeline.mentors_on(as_of);
         let mut mentees: Vec<(NaiveDate, i64, (String, bool))> =
             timeline.mentees.iter().filter(|(d, _, _)| *d <= as_of).cloned().collect();
         mentees.sort_by_key(|(d, seq, _)| (*d, *seq));
@@ -313,7 +385,8 @@ impl ParticipantRecord {
             registered_on: self.registered_on,
             enrolment: timeline.enrolment,
             previous_pilot_mentor: self.previous_pilot_mentor,
-            mentor: value_on(&timeline.mentors, as_of).flatten(),
+            mentor: mentors.acting,
+            mentor_of_record: mentors.of_record,
             mentees: current_mentees,
             pause: timeline.pauses.iter().rev().find(|p| p.covers(as_of)).cloned(),
             deferral: timeline.deferrals.iter().rev().find(|d| d.covers(as_of)).cloned(),
