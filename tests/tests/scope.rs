@@ -228,6 +228,7 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
                 mentor_id: s.mentor_a.clone(),
                 interim: false,
                 effective_date: None,
+                until: None,
                 request_id,
             })
             .await
@@ -288,6 +289,7 @@ async fn scope_a_mentor_school_or_request_of_another_partner_is_answered_as_an_u
             mentor_id,
             interim,
             effective_date: None,
+            until: None,
             request_id: String::new(),
         };
         let nothing = c.assign_mentor(assign(unknown_id())).await.map(drop);
