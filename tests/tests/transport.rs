@@ -83,6 +83,10 @@ async fn two_thousand_calls_on_one_channel_all_complete_and_health_answers_on_th
     // One client, so one connection, far more calls at once than the
     // advertised stream limit (64) and than the service-wide cap (256).
     let client = stack.participants(Some(&admin)).await;
+    // One call first, so the client has read the server's SETTINGS (see
+    // limits.rs: a first flight beyond an unknown limit may be refused).
+    let first = pb::GetParticipantRequest { participant_id: ids[0].clone(), as_of: None };
+    client.clone().get_participant(first).await.expect("the first call");
     let started = Instant::now();
     let mut calls = Vec::new();
     for i in 0..2_000 {
@@ -94,6 +98,7 @@ async fn two_thousand_calls_on_one_channel_all_complete_and_health_answers_on_th
     }
     // A health probe on the very connection the burst is using.
     let busy_channel = stack.channel(stack.participant_addr).await;
+    assert_eq!(health_on(busy_channel.clone()).await, 1, "a first call, so the client knows the stream limit");
     let mut more = Vec::new();
     for i in 0..500 {
         let mut client =
