@@ -534,6 +534,7 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
         ("RequestKeepMentor", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
         ("DecideRequest", vec![&dpl_1, &admin], vec![&ic_a, &lead_1, &dpl_2, &service]),
         ("AssignMentor", vec![&ic_a, &lead_1, &admin], vec![&ic_b, &lead_2, &dpl_1, &service]),
+        ("EndMentorCover", vec![&ic_a, &lead_1, &admin], vec![&ic_b, &lead_2, &dpl_1, &service]),
         ("GetParticipant", vec![&ic_a, &lead_1, &dpl_1, &admin], vec![&ic_b, &lead_2, &dpl_2, &service]),
         ("GetParticipantHistory", vec![&ic_a, &lead_1, &dpl_1, &admin], vec![&ic_b, &lead_2, &dpl_2, &service]),
         ("ListParticipants", vec![&ic_a, &lead_1, &dpl_1, &admin], vec![&service]),
@@ -648,6 +649,10 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                             interim: true,
                             ..Default::default()
                         })
+                        .await
+                        .map(|_| ()),
+                    "EndMentorCover" => c
+                        .end_mentor_cover(pb::EndMentorCoverRequest { ect_id: id, ..Default::default() })
                         .await
                         .map(|_| ()),
                     "GetParticipant" => c

@@ -128,12 +128,13 @@ enum OnParticipant {
     Withdraw,
     MoveSchool,
     AssignMentorToEct,
+    EndMentorCover,
     RequestReinstatement,
     RequestReleaseStartChange,
     RequestKeepMentor,
 }
 
-const ON_PARTICIPANT: [OnParticipant; 15] = [
+const ON_PARTICIPANT: [OnParticipant; 16] = [
     OnParticipant::Get,
     OnParticipant::History,
     OnParticipant::SyncStatus,
@@ -146,6 +147,7 @@ const ON_PARTICIPANT: [OnParticipant; 15] = [
     OnParticipant::Withdraw,
     OnParticipant::MoveSchool,
     OnParticipant::AssignMentorToEct,
+    OnParticipant::EndMentorCover,
     OnParticipant::RequestReinstatement,
     OnParticipant::RequestReleaseStartChange,
     OnParticipant::RequestKeepMentor,
@@ -231,6 +233,10 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
                 until: None,
                 request_id,
             })
+            .await
+            .map(drop),
+        OnParticipant::EndMentorCover => c
+            .end_mentor_cover(pb::EndMentorCoverRequest { ect_id: participant_id, end_date: None, request_id })
             .await
             .map(drop),
         OnParticipant::RequestReinstatement => c

@@ -585,8 +585,8 @@ impl Registry {
         let key = idempotency_key(&caller, &req.request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "EndMentorCover", &req, move |conn| {
-            let ect = load(conn, &ect_id)?;
-            policy::may_assign_mentor(&caller, place(&current(&ect, today)?), true)?;
+            let (ect, ect_now) = load_in_reach(conn, &caller, &ect_id, today)?;
+            policy::may_assign_mentor(&caller, place(&ect_now), true)?;
             let events = registry::end_mentor_cover(&ect, end.unwrap_or(today), today)?;
             let mut touched = vec![ect.clone()];
             for e in &events {
