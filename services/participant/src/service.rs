@@ -85,6 +85,14 @@ fn apply(
     }
     let ect_ids: Vec<String> =
         changed.iter().filter(|r| r.kind == ParticipantKind::Ect).map(|r| r.id.clone()).collect();
+    // Every row this unit of work may write (the participants it read, a
+    // newly assigned mentor among them, and the mentors re-derived below),
+    // locked in one order before any write.
+    let mut writes: Vec<String> = unique.iter().map(|r| r.id.clone()).collect();
+    for record in changed.iter().filter(|r| r.kind == ParticipantKind::Ect) {
+        writes.extend(mentoring::mentors_of_record(record));
+    }
+    store::lock_participants(conn, &writes)?;
     store::append_events(conn, &unique, &decision.events, &actor(caller), now, today)?;
     enqueue(conn, decision.commands, now)?;
     store_notifications(conn, decision.notifications, now)?;

@@ -304,6 +304,28 @@ fn event_from_row(row: EventRow) -> Result<Event, ServiceError> {
     })
 }
 
+/// Locks the participants' rows in one order (PostgreSQL; SQLite has a single
+/// writer), before a unit of work writes any of them. The D9 re-derivation
+/// writes mentors after the first `append_events` has taken the event-order
+/// lock, while a mentor's own change locks the mentor's row first: without
+/// this, two such changes deadlocked (PostgreSQL aborted one as INTERNAL
+/// "deadlock detected").
+pub fn lock_participants(conn: &mut DbConn, ids: &[String]) -> Result<(), ServiceError> {
+    let DbConn::Pg(pg) = conn else {
+        return Ok(());
+    };
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    participants::table
+        .filter(participants::id.eq_any(&ids))
+        .order(participants::id)
+        .select(participants::id)
+        .for_update()
+        .load::<String>(pg)?;
+    Ok(())
+}
+
 /// Appends `events` to the participants they name, each of whom must be in
 /// `records` as read in this unit of work. The version check makes a
 /// concurrent change to any of them lose with ABORTED instead of
