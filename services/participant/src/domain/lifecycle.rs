@@ -1009,7 +1009,7 @@ pub fn move_school(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::Enrolment;
     use crate::domain::events::{Actor, Event};
@@ -1047,7 +1047,7 @@ mod tests {
     }
 
     /// Appends the events meant for `p`, as the store would.
-    fn record(p: &mut ParticipantRecord, events: &[NewEvent]) {
+    pub(crate) fn record(p: &mut ParticipantRecord, events: &[NewEvent]) {
         for e in events.iter().filter(|e| e.participant_id == p.id) {
             p.version += 1;
             p.events.push(Event {

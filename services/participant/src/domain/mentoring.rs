@@ -219,7 +219,8 @@ pub fn reconcile(
 mod tests {
     use super::*;
     use crate::domain::Enrolment;
-    use crate::domain::events::{Actor, Event, WithdrawalReason};
+    use crate::domain::events::WithdrawalReason;
+    use crate::domain::lifecycle::tests::record;
     use crate::domain::lifecycle::{self, Deferral, SchoolCircle, Withdrawal};
     use crate::domain::registry::{self, Assignment};
     use crate::domain::view::tests::d;
@@ -258,22 +259,6 @@ mod tests {
             }],
         );
         p
-    }
-
-    fn record(p: &mut ParticipantRecord, events: &[NewEvent]) {
-        for e in events.iter().filter(|e| e.participant_id == p.id) {
-            p.version += 1;
-            p.events.push(Event {
-                cursor: p.version,
-                participant_id: p.id.clone(),
-                sequence: p.version,
-                effective_date: e.effective_date,
-                recorded_at: d(TODAY).and_hms_opt(12, 0, 0).expect("time"),
-                actor: Actor { sub: "t".into(), role: "ecf_lead".into() },
-                caused_by: e.caused_by.clone(),
-                kind: e.kind.clone(),
-            });
-        }
     }
 
     /// A mentor, an IC and ECTs, with every decision recorded and the
