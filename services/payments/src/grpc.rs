@@ -105,4 +105,12 @@ impl PaymentsService for PaymentsGrpc {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(audit::list_entries(self.payments.database(), &caller, request.into_inner()).await?))
     }
+
+    async fn record_declaration_state(
+        &self,
+        _request: Request<pb::RecordDeclarationStateRequest>,
+    ) -> Answer<pb::RecordDeclarationStateResponse> {
+        // Issue 17: built with the DfE gateway.
+        Err(tonic::Status::unimplemented("RecordDeclarationState is not built yet (issue 17)"))
+    }
 }

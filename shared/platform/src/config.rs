@@ -258,6 +258,12 @@ pub struct Config {
     pub content_url: String,
     /// Where the participant service sends payments commands.
     pub payments_url: String,
+    /// `STEPLAB_DFE_GATEWAY_URL`: where the participant service and payments
+    /// send what the DfE is to be told (status changes, milestones); by
+    /// default this deployment's own DfE gateway listener (port 50054).
+    pub dfe_gateway_url: String,
+    /// The DfE's Lead Provider API (X9): off unless `STEPLAB_DFE_API_URL` is set.
+    pub dfe: DfeSettings,
     /// The HS256 secret of dev tokens. Used when `STEPLAB_JWT_SECRET` is set,
     /// or when no identity provider is configured (then the data dir's dev
     /// secret); see [`Config::hs256_secret`].
@@ -303,6 +309,51 @@ pub struct Config {
     pub tls: TlsFiles,
 }
 
+/// The DfE gateway's default port (rules X1-X9).
+pub const DFE_GATEWAY_DEFAULT_PORT: u16 = 50054;
+
+/// How the DfE gateway reaches the DfE's Lead Provider API (X8, X9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DfeSettings {
+    /// `STEPLAB_DFE_API_URL`: the API's base URL (sandbox or production),
+    /// e.g. `https://sandbox.manage-training-for-early-career-teachers.education.gov.uk`.
+    /// None: the DfE sync is off (calls are kept and wait), said at start-up.
+    pub api_url: Option<String>,
+    /// `STEPLAB_DFE_TOKEN_FILE`: the lead provider's API token, read afresh
+    /// on each call so it can be rotated in place; never logged.
+    pub token_file: Option<PathBuf>,
+    /// `STEPLAB_DFE_RATE_LIMIT_PER_5_MIN`: requests to the DfE per 5 minutes.
+    pub rate_limit_per_5_min: u32,
+}
+
+impl DfeSettings {
+    pub const DEFAULT_RATE_LIMIT_PER_5_MIN: u32 = 1_000;
+
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let api_url = match get("STEPLAB_DFE_API_URL") {
+            Some(raw) => Some(parse_url("STEPLAB_DFE_API_URL", &raw)?.trim_end_matches('/').to_owned()),
+            None => None,
+        };
+        let token_file = get("STEPLAB_DFE_TOKEN_FILE").map(|raw| PathBuf::from(raw.trim()));
+        if api_url.is_some() && token_file.is_none() {
+            return Err(ConfigError::new(
+                "STEPLAB_DFE_TOKEN_FILE",
+                "is required with STEPLAB_DFE_API_URL: the file holding the lead provider's DfE API token",
+            ));
+        }
+        let rate_limit_per_5_min = match get("STEPLAB_DFE_RATE_LIMIT_PER_5_MIN") {
+            None => Self::DEFAULT_RATE_LIMIT_PER_5_MIN,
+            Some(raw) => raw.trim().parse::<u32>().ok().filter(|n| (1..=1_000_000).contains(n)).ok_or_else(|| {
+                ConfigError::new(
+                    "STEPLAB_DFE_RATE_LIMIT_PER_5_MIN",
+                    format!("`{raw}` is not a whole number from 1 to 1000000"),
+                )
+            })?,
+        };
+        Ok(Self { api_url, token_file, rate_limit_per_5_min })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub listen: SocketAddr,
@@ -346,6 +397,11 @@ impl Config {
             Some(raw) => parse_url("STEPLAB_PAYMENTS_URL", &raw)?,
             None => format!("{scheme}://{}", connectable(payments.listen)),
         };
+        let dfe_gateway_url = match get("STEPLAB_DFE_GATEWAY_URL") {
+            Some(raw) => parse_url("STEPLAB_DFE_GATEWAY_URL", &raw)?,
+            None => format!("{scheme}://127.0.0.1:{DFE_GATEWAY_DEFAULT_PORT}"),
+        };
+        let dfe = DfeSettings::from_lookup(&get)?;
         let jwt_secret = match lookup("STEPLAB_JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
                 return Err(ConfigError::new("STEPLAB_JWT_SECRET", "must be at least 32 characters"));
@@ -512,6 +568,8 @@ impl Config {
             payments,
             content_url,
             payments_url,
+            dfe_gateway_url,
+            dfe,
             jwt_secret,
             identity_provider,
             token_time_limits,
@@ -583,6 +641,29 @@ mod tests {
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn x9_the_dfe_sync_is_off_without_a_url_and_needs_a_token_file_with_one() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.dfe.api_url, None);
+        assert_eq!(c.dfe.rate_limit_per_5_min, 1_000);
+        assert_eq!(c.dfe_gateway_url, "http://127.0.0.1:50054");
+        let err = config(&[("STEPLAB_DFE_API_URL", "https://dfe.example")]).expect_err("no token file");
+        assert_eq!(err.variable, "STEPLAB_DFE_TOKEN_FILE");
+        let c = config(&[
+            ("STEPLAB_DFE_API_URL", "https://dfe.example/"),
+            ("STEPLAB_DFE_TOKEN_FILE", "/run/secrets/dfe-token"),
+            ("STEPLAB_DFE_RATE_LIMIT_PER_5_MIN", "300"),
+        ])
+        .expect("dfe on");
+        assert_eq!(c.dfe.api_url.as_deref(), Some("https://dfe.example"));
+        assert_eq!(c.dfe.token_file, Some(PathBuf::from("/run/secrets/dfe-token")));
+        assert_eq!(c.dfe.rate_limit_per_5_min, 300);
+        let err = config(&[("STEPLAB_DFE_RATE_LIMIT_PER_5_MIN", "0")]).expect_err("zero rate");
+        assert_eq!(err.variable, "STEPLAB_DFE_RATE_LIMIT_PER_5_MIN");
+        let err = config(&[("STEPLAB_DFE_API_URL", "dfe.example")]).expect_err("not a URL");
+        assert_eq!(err.variable, "STEPLAB_DFE_API_URL");
     }
 
     #[test]
