@@ -118,7 +118,8 @@ fn the_configuration_reference_lists_every_variable_the_code_reads() {
             .expect("config.rs");
     let mut missing = Vec::new();
     for (i, _) in config.match_indices("\"STEPLAB_") {
-        let name: String = config[i + 1..].chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+        let name: String =
+            config[i + 1..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
         // A service's prefix is completed in code: check the names it makes.
         let names = match name.as_str() {
             "STEPLAB_PARTICIPANT" | "STEPLAB_CONTENT" | "STEPLAB_PAYMENTS" => {
