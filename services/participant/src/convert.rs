@@ -411,7 +411,9 @@ pub fn withdraw(
 
 /// W8: the replacement induction coordinator a withdrawal names, if any;
 /// never the participant withdrawn.
-pub fn replacement_induction_coordinator(req: &pb::WithdrawParticipantRequest) -> Result<Option<String>, FieldViolation> {
+pub fn replacement_induction_coordinator(
+    req: &pb::WithdrawParticipantRequest,
+) -> Result<Option<String>, FieldViolation> {
     let field = "replacement_induction_coordinator_id";
     let replacement = optional_id(field, &req.replacement_induction_coordinator_id)?;
     if replacement.as_deref().is_some_and(|r| r == req.participant_id) {

@@ -5,8 +5,8 @@
 
 use crate::convert;
 use crate::domain::events::Actor;
-use crate::domain::lifecycle::{self, Decision, Destination, MentorCircle, SchoolCircle, Withdrawal};
 use crate::domain::handover;
+use crate::domain::lifecycle::{self, Decision, Destination, MentorCircle, SchoolCircle, Withdrawal};
 use crate::domain::mentoring;
 use crate::domain::policy::{self, Place};
 use crate::domain::registry::{self, Assignment, SchoolRef};
@@ -138,7 +138,8 @@ fn shown(conn: &mut DbConn, mut view: ParticipantView) -> Result<pb::Participant
     if view.kind == ParticipantKind::Ect {
         let as_of = view.as_of;
         let mut withdrawn: Vec<String> = Vec::new();
-        let named: Vec<String> = view.mentor.iter().map(|(id, _)| id.clone()).chain(view.mentor_of_record.clone()).collect();
+        let named: Vec<String> =
+            view.mentor.iter().map(|(id, _)| id.clone()).chain(view.mentor_of_record.clone()).collect();
         for id in named {
             let gone = store::load_participant(conn, &id)?
                 .is_some_and(|m| m.timeline().status_on(as_of) == TrainingStatus::Withdrawn);
@@ -593,8 +594,7 @@ impl Registry {
                     as_of: today,
                 };
                 let (records, next) = store::list_participants(conn, &filter, query.after, query.page_size)?;
-                let participants =
-                    records.iter().map(|r| shown(conn, current(r, today)?)).collect::<Result<_, _>>()?;
+                let participants = records.iter().map(|r| shown(conn, current(r, today)?)).collect::<Result<_, _>>()?;
                 Ok(pb::ListParticipantsResponse {
                     participants,
                     next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
@@ -739,7 +739,10 @@ impl Registry {
             policy::may_manage_pause,
             move |conn, participant, today| {
                 let Some(ect_id) = p.alongside_ect_id else {
-                    return Ok((lifecycle::pause(participant, pause_id, p.start, p.expected_end, p.note, today)?, vec![]));
+                    return Ok((
+                        lifecycle::pause(participant, pause_id, p.start, p.expected_end, p.note, today)?,
+                        vec![],
+                    ));
                 };
                 // P1: a mentor alongside their ECT; the caller must reach the ECT too.
                 let (ect, ect_now) = load_in_reach(conn, &who, &ect_id, today)?;
@@ -915,8 +918,13 @@ impl Registry {
                 let mut touched = circle.map(|c| vec![c.mentor]).unwrap_or_default();
                 // W8, M2, M3: the covers the leaver held pass to the replacement or end.
                 if p.kind != ParticipantKind::Ect {
-                    let covers =
-                        handover::covers_after_withdrawal(p, replacement.as_ref(), &school.others, withdrawal_date, today)?;
+                    let covers = handover::covers_after_withdrawal(
+                        p,
+                        replacement.as_ref(),
+                        &school.others,
+                        withdrawal_date,
+                        today,
+                    )?;
                     for e in &covers {
                         let known = e.participant_id == p.id || touched.iter().any(|t| t.id == e.participant_id);
                         if !known {
@@ -1155,7 +1163,8 @@ impl Registry {
                         // otherwise the ECF Lead hears the ECT has no mentor.
                         let mentor = mentor_of_record_now(conn, &p, today)?;
                         let mut d = lifecycle::reinstate(&p, &id, today, None)?;
-                        let after = handover::after_reinstatement(&p, mentor.as_ref(), request.with_mentor, &id, today)?;
+                        let after =
+                            handover::after_reinstatement(&p, mentor.as_ref(), request.with_mentor, &id, today)?;
                         d.events.extend(after.events);
                         d.commands.extend(after.commands);
                         d.notifications.extend(after.notifications);

@@ -253,16 +253,14 @@ impl Timeline {
                 note: note.clone(),
                 alongside: None,
             }),
-            EventKind::PausedAlongside { pause_id, start, expected_end, note, ect_id } => {
-                self.pauses.push(PauseSpan {
-                    id: pause_id.clone(),
-                    start: *start,
-                    expected_end: *expected_end,
-                    ended_on: None,
-                    note: note.clone(),
-                    alongside: Some(ect_id.clone()),
-                })
-            }
+            EventKind::PausedAlongside { pause_id, start, expected_end, note, ect_id } => self.pauses.push(PauseSpan {
+                id: pause_id.clone(),
+                start: *start,
+                expected_end: *expected_end,
+                ended_on: None,
+                note: note.clone(),
+                alongside: Some(ect_id.clone()),
+            }),
             EventKind::MentoringEnded { .. } => self.mentor_changes.push((date, seq, MentorChange::Ended)),
             EventKind::PauseExtended { pause_id, expected_end } => {
                 if let Some(p) = self.pauses.iter_mut().find(|p| &p.id == pause_id) {
