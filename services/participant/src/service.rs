@@ -20,6 +20,7 @@ use crate::store::{self, DeliveryPartnerRow, ListFilter, NotificationRow, Reques
 use chrono::NaiveDate;
 use chrono::NaiveDateTime;
 use futures::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
 use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
@@ -134,20 +135,32 @@ fn end_mentor_pauses_beyond(
 
 /// W9: a participant as shown: a withdrawn mentor is never an ECT's
 /// current mentor (nor mentor of record) on the view's date.
-fn shown(conn: &mut DbConn, mut view: ParticipantView) -> Result<pb::Participant, ServiceError> {
+fn shown(conn: &mut DbConn, view: ParticipantView) -> Result<pb::Participant, ServiceError> {
+    shown_with(conn, view, &mut HashMap::new())
+}
+
+/// [`shown`], remembering whether each mentor is withdrawn on a date (a
+/// list page names the same mentors again and again).
+fn shown_with(
+    conn: &mut DbConn,
+    mut view: ParticipantView,
+    withdrawn: &mut HashMap<(String, NaiveDate), bool>,
+) -> Result<pb::Participant, ServiceError> {
     if view.kind == ParticipantKind::Ect {
         let as_of = view.as_of;
-        let mut withdrawn: Vec<String> = Vec::new();
         let named: Vec<String> =
             view.mentor.iter().map(|(id, _)| id.clone()).chain(view.mentor_of_record.clone()).collect();
         for id in named {
-            let gone = store::load_participant(conn, &id)?
-                .is_some_and(|m| m.timeline().status_on(as_of) == TrainingStatus::Withdrawn);
-            if gone {
-                withdrawn.push(id);
+            let key = (id, as_of);
+            if !withdrawn.contains_key(&key) {
+                let gone = store::load_participant(conn, &key.0)?
+                    .is_some_and(|m| m.timeline().status_on(as_of) == TrainingStatus::Withdrawn);
+                withdrawn.insert(key, gone);
             }
         }
-        handover::hide_withdrawn_mentors(&mut view, |id| withdrawn.iter().any(|w| w == id));
+        handover::hide_withdrawn_mentors(&mut view, |id| {
+            withdrawn.get(&(id.to_owned(), as_of)).copied().unwrap_or(false)
+        });
     }
     Ok(convert::participant(view))
 }
@@ -594,7 +607,11 @@ impl Registry {
                     as_of: today,
                 };
                 let (records, next) = store::list_participants(conn, &filter, query.after, query.page_size)?;
-                let participants = records.iter().map(|r| shown(conn, current(r, today)?)).collect::<Result<_, _>>()?;
+                let mut withdrawn = HashMap::new();
+                let participants = records
+                    .iter()
+                    .map(|r| shown_with(conn, current(r, today)?, &mut withdrawn))
+                    .collect::<Result<_, _>>()?;
                 Ok(pb::ListParticipantsResponse {
                     participants,
                     next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
