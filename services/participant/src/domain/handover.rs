@@ -676,6 +676,39 @@ mod tests {
         assert_eq!(end_pauses_beyond_ect(&m, &e0), Decision::default(), "once");
     }
 
+    #[test]
+    fn p1_p8_a_deferral_ending_the_ects_pause_ends_the_mentors_and_cancels_one_not_begun() {
+        let (mut e0, mut e1, mut m) = mentored();
+        withdraw(&mut e1, "2026-11-01");
+        pause_ect(&mut e0, "2026-12-01", "2026-12-29");
+        let others = vec![e1];
+        let first =
+            pause_alongside(&m, &e0, &others, mentor_pause("2026-12-01", "2026-12-08"), d(TODAY)).expect("first");
+        record(&mut m, &first.events);
+        let second = MentorPause { pause_id: "mp2".into(), ..mentor_pause("2026-12-14", "2026-12-21") };
+        let second = pause_alongside(&m, &e0, &others, second, d(TODAY)).expect("second");
+        record(&mut m, &second.events);
+        // P8: deferred from 5 December, the ECT's pause ends that day.
+        let deferral = lifecycle::Deferral {
+            reason: crate::domain::events::DeferralReason::Other,
+            deferral_date: d("2026-12-05"),
+            expected_return: d("2027-06-01"),
+            note: String::new(),
+        };
+        let decided = lifecycle::defer(&e0, deferral, || "def".into(), d(TODAY)).expect("deferred");
+        record(&mut e0, &decided.events);
+        let follow = end_pauses_beyond_ect(&m, &e0);
+        assert_eq!(
+            follow.commands,
+            [
+                Command::LiftHold { participant_id: "m".into(), hold_id: "mp".into(), on: d("2026-12-05") },
+                Command::LiftHold { participant_id: "m".into(), hold_id: "mp2".into(), on: d("2026-12-14") },
+            ]
+        );
+        record(&mut m, &follow.events);
+        assert_eq!(m.as_of(d("2026-12-15")).expect("v").status, TrainingStatus::Active, "cancelled");
+    }
+
     /// An IC `ic` covering `e0` (mentor of record `m`), and a second IC `ic2`.
     fn covered() -> (ParticipantRecord, ParticipantRecord, ParticipantRecord, ParticipantRecord) {
         let (mut e0, _, mut m) = mentored();
