@@ -151,11 +151,10 @@ fn shown_with(
         let named: Vec<String> =
             view.mentor.iter().map(|(id, _)| id.clone()).chain(view.mentor_of_record.clone()).collect();
         for id in named {
-            let key = (id, as_of);
-            if !withdrawn.contains_key(&key) {
-                let gone = store::load_participant(conn, &key.0)?
+            if let std::collections::hash_map::Entry::Vacant(slot) = withdrawn.entry((id, as_of)) {
+                let gone = store::load_participant(conn, &slot.key().0)?
                     .is_some_and(|m| m.timeline().status_on(as_of) == TrainingStatus::Withdrawn);
-                withdrawn.insert(key, gone);
+                slot.insert(gone);
             }
         }
         handover::hide_withdrawn_mentors(&mut view, |id| {
