@@ -198,6 +198,7 @@ async fn a_sequence_of_allowed_and_refused_calls_reads_back_exactly(stack: &Stac
         .participant_id;
     // 2. Their IC pauses them for two weeks, with an idempotency key: allowed.
     let pause = pb::PauseParticipantRequest {
+        alongside_ect_id: String::new(),
         participant_id: p.clone(),
         start_date: date(2026, 12, 1),
         expected_end_date: date(2026, 12, 15),

@@ -295,6 +295,7 @@ async fn w6_withdrawing_a_covered_ect_withdraws_the_mentor_of_record(stack: &Sta
         .expect("cover");
     let answer = client
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            replacement_induction_coordinator_id: String::new(),
             participant_id: ect.clone(),
             reason: WithdrawalReason::LeftTeachingProfession as i32,
             withdrawal_date: None,

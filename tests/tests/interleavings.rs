@@ -82,6 +82,7 @@ async fn perform(mut client: Participants, id: String, action: Action) -> Result
     let answer = match action {
         Action::Pause { start, length } => client
             .pause_participant(pb::PauseParticipantRequest {
+                alongside_ect_id: String::new(),
                 participant_id,
                 start_date: day(start),
                 expected_end_date: day(start + length),
@@ -127,6 +128,7 @@ async fn perform(mut client: Participants, id: String, action: Action) -> Result
             .map(|r| r.into_inner().participant),
         Action::Withdraw { on } => client
             .withdraw_participant(pb::WithdrawParticipantRequest {
+                replacement_induction_coordinator_id: String::new(),
                 participant_id,
                 reason: WithdrawalReason::LeftTeachingProfession as i32,
                 withdrawal_date: day(on),

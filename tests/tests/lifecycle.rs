@@ -66,6 +66,7 @@ async fn p2_an_ic_pauses_for_three_weeks_but_an_eight_week_pause_points_to_defer
     let mut client = stack.participants(Some(&ic)).await;
     let paused = client
         .pause_participant(pb::PauseParticipantRequest {
+            alongside_ect_id: String::new(),
             participant_id: ect.participant_id.clone(),
             start_date: date(2026, 11, 30),
             expected_end_date: date(2026, 12, 21),
@@ -87,6 +88,7 @@ async fn p2_an_ic_pauses_for_three_weeks_but_an_eight_week_pause_points_to_defer
         register(stack, &w.dp1, registration(&w.school_a, ParticipantKind::Ect, "1100002", date(2026, 9, 1))).await;
     let err = client
         .pause_participant(pb::PauseParticipantRequest {
+            alongside_ect_id: String::new(),
             participant_id: other.participant_id.clone(),
             start_date: date(2026, 11, 30),
             expected_end_date: date(2027, 1, 25),
@@ -214,6 +216,7 @@ async fn w2_w6_a_withdrawal_tomorrow_is_refused_and_the_only_ect_mentor_follows(
     let lead = stack.token(Role::EcfLead, None, &[&w.dp1]);
     let mut client = stack.participants(Some(&lead)).await;
     let withdraw = |on| pb::WithdrawParticipantRequest {
+        replacement_induction_coordinator_id: String::new(),
         participant_id: ect.participant_id.clone(),
         reason: WithdrawalReason::MovedSchool as i32,
         withdrawal_date: on,
@@ -257,6 +260,7 @@ async fn w9_a_reinstatement_takes_a_dpls_approval(stack: &Stack) {
     let mut client = stack.participants(Some(&lead)).await;
     client
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            replacement_induction_coordinator_id: String::new(),
             participant_id: ect.participant_id.clone(),
             reason: WithdrawalReason::LeftRole as i32,
             withdrawal_date: date(2026, 11, 2),
@@ -267,6 +271,7 @@ async fn w9_a_reinstatement_takes_a_dpls_approval(stack: &Stack) {
         .expect("withdrawn");
     let request = client
         .request_reinstatement(pb::RequestReinstatementRequest {
+            with_mentor: false,
             participant_id: ect.participant_id.clone(),
             note: "came back".into(),
             request_id: String::new(),
@@ -358,6 +363,7 @@ async fn s1_s2_a_move_into_an_uncovered_area_is_sent_to_payments(stack: &Stack) 
     let mut client = stack.participants(Some(&lead)).await;
     let moved = client
         .move_school(pb::MoveSchoolRequest {
+            keep_mentor: false,
             participant_id: ect.participant_id.clone(),
             school_id: uncovered.clone(),
             moved_on: date(2026, 11, 2),
@@ -380,6 +386,7 @@ async fn s1_s2_a_move_into_an_uncovered_area_is_sent_to_payments(stack: &Stack) 
     // Moving into another delivery partner's school needs that scope too.
     let err = client
         .move_school(pb::MoveSchoolRequest {
+            keep_mentor: false,
             participant_id: ect.participant_id.clone(),
             school_id: w.school_b.clone(),
             moved_on: None,
@@ -495,6 +502,7 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
     let mut as_lead = stack.participants(Some(&lead_1)).await;
     as_lead
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            replacement_induction_coordinator_id: String::new(),
             participant_id: withdrawn.participant_id.clone(),
             reason: WithdrawalReason::LeftRole as i32,
             withdrawal_date: None,

@@ -54,6 +54,7 @@ fn deferral(id: &str, reason: DeferralReason, from: Option<Date>, until: Option<
 
 fn withdrawal(id: &str, reason: WithdrawalReason, on: Option<Date>) -> pb::WithdrawParticipantRequest {
     pb::WithdrawParticipantRequest {
+        replacement_induction_coordinator_id: String::new(),
         participant_id: id.into(),
         reason: reason as i32,
         withdrawal_date: on,
@@ -96,6 +97,7 @@ async fn p1_a_short_absence_is_paused_by_the_induction_coordinator(stack: &Stack
         .participants(Some(&ic))
         .await
         .pause_participant(pb::PauseParticipantRequest {
+            alongside_ect_id: String::new(),
             participant_id: id.clone(),
             start_date: date(2026, 11, 9),
             expected_end_date: date(2026, 12, 7),
@@ -204,6 +206,7 @@ async fn w9_a_reinstatement_approved_by_the_dpl(stack: &Stack) {
         .expect("withdrawn");
     let request = client
         .request_reinstatement(pb::RequestReinstatementRequest {
+            with_mentor: false,
             participant_id: id.clone(),
             note: String::new(),
             request_id: String::new(),
@@ -290,6 +293,7 @@ async fn s2_a_move_into_an_uncovered_area(stack: &Stack) {
     lead(stack, &w)
         .await
         .move_school(pb::MoveSchoolRequest {
+            keep_mentor: false,
             participant_id: id.clone(),
             school_id: far.clone(),
             moved_on: date(2026, 11, 2),

@@ -50,6 +50,7 @@ async fn scene(stack: &Stack) -> Scene {
     let mut lead_b = stack.participants(Some(&stack.token(Role::EcfLead, None, &[&w.dp2]))).await;
     lead_b
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            replacement_induction_coordinator_id: String::new(),
             participant_id: leaver.participant_id.clone(),
             reason: WithdrawalReason::LeftTeachingProfession as i32,
             withdrawal_date: None,
@@ -60,6 +61,7 @@ async fn scene(stack: &Stack) -> Scene {
         .expect("withdraw in dp2");
     let request_b = lead_b
         .request_reinstatement(pb::RequestReinstatementRequest {
+            with_mentor: false,
             participant_id: leaver.participant_id,
             note: "back after all".into(),
             request_id: String::new(),
@@ -168,6 +170,7 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
         }
         OnParticipant::Pause => c
             .pause_participant(pb::PauseParticipantRequest {
+                alongside_ect_id: String::new(),
                 participant_id,
                 start_date: on("2026-11-28"),
                 expected_end_date: on("2026-12-20"),
@@ -207,6 +210,7 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
         }
         OnParticipant::Withdraw => c
             .withdraw_participant(pb::WithdrawParticipantRequest {
+                replacement_induction_coordinator_id: String::new(),
                 participant_id,
                 reason: WithdrawalReason::LeftTeachingProfession as i32,
                 withdrawal_date: None,
@@ -217,6 +221,7 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
             .map(drop),
         OnParticipant::MoveSchool => c
             .move_school(pb::MoveSchoolRequest {
+                keep_mentor: false,
                 participant_id,
                 school_id: s.w.school_a.clone(),
                 moved_on: None,
@@ -240,7 +245,12 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
             .await
             .map(drop),
         OnParticipant::RequestReinstatement => c
-            .request_reinstatement(pb::RequestReinstatementRequest { participant_id, note: String::new(), request_id })
+            .request_reinstatement(pb::RequestReinstatementRequest {
+                with_mentor: false,
+                participant_id,
+                note: String::new(),
+                request_id,
+            })
             .await
             .map(drop),
         OnParticipant::RequestReleaseStartChange => c
@@ -305,6 +315,7 @@ async fn scope_a_mentor_school_or_request_of_another_partner_is_answered_as_an_u
         }
         // MoveSchool into another partner's school.
         let to = |school_id: String| pb::MoveSchoolRequest {
+            keep_mentor: false,
             participant_id: s.ect_a.clone(),
             school_id,
             moved_on: None,

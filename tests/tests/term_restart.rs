@@ -132,6 +132,7 @@ async fn w9_f3_a_late_reinstatement_resumes_in_term_time_with_a_window_for_every
     let mut client = lead(stack, &w).await;
     client
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            replacement_induction_coordinator_id: String::new(),
             participant_id: id.clone(),
             reason: WithdrawalReason::LeftRole as i32,
             withdrawal_date: date(2025, 3, 1),
@@ -142,6 +143,7 @@ async fn w9_f3_a_late_reinstatement_resumes_in_term_time_with_a_window_for_every
         .expect("withdrawn");
     let request = client
         .request_reinstatement(pb::RequestReinstatementRequest {
+            with_mentor: false,
             participant_id: id.clone(),
             note: String::new(),
             request_id: String::new(),

@@ -241,6 +241,7 @@ pub fn participant(view: ParticipantView) -> pb::Participant {
             expected_end_date: Some(date::to_proto(p.expected_end)),
             end_date: date::to_proto_opt(p.ended_on),
             note: p.note,
+            alongside_ect_id: p.alongside.unwrap_or_default(),
         }),
         deferral: view.deferral.map(|d| pb::Deferral {
             reason: deferral_reason_to_proto(d.reason) as i32,
@@ -326,6 +327,8 @@ pub struct PauseRequest {
     pub start: NaiveDate,
     pub expected_end: NaiveDate,
     pub note: String,
+    /// P1: the ECT a mentor is paused alongside.
+    pub alongside_ect_id: Option<String>,
 }
 
 pub fn pause(req: &pb::PauseParticipantRequest) -> Result<PauseRequest, FieldViolations> {
@@ -334,12 +337,24 @@ pub fn pause(req: &pb::PauseParticipantRequest) -> Result<PauseRequest, FieldVio
     let start = v.check(date::PROGRAMME_DATES.required("start_date", req.start_date.as_ref()));
     let end = v.check(date::PROGRAMME_DATES.required("expected_end_date", req.expected_end_date.as_ref()));
     let note = v.check(note("note", &req.note));
+    let alongside = v.check(optional_id("alongside_ect_id", &req.alongside_ect_id));
     if let (Some(s), Some(e)) = (start, end)
         && e <= s
     {
         v.push(FieldViolation::new("expected_end_date", "must be after start_date"));
     }
-    v.finish(|| Some(PauseRequest { participant_id: participant_id?, start: start?, expected_end: end?, note: note? }))
+    if !req.alongside_ect_id.is_empty() && req.alongside_ect_id == req.participant_id {
+        v.push(FieldViolation::new("alongside_ect_id", "must name the mentor's ECT, not the participant paused"));
+    }
+    v.finish(|| {
+        Some(PauseRequest {
+            participant_id: participant_id?,
+            start: start?,
+            expected_end: end?,
+            note: note?,
+            alongside_ect_id: alongside?,
+        })
+    })
 }
 
 /// A participant id and one date.
@@ -389,7 +404,22 @@ pub fn withdraw(
     let reason = v.check(withdrawal_reason("reason", req.reason));
     let date = v.check(date::PROGRAMME_DATES.optional("withdrawal_date", req.withdrawal_date.as_ref()));
     let note = v.check(note("note", &req.note));
+    // W8: checked here with the other fields, so a bad one is reported with them.
+    let _ = v.check(replacement_induction_coordinator(req));
     v.finish(|| Some((participant_id?, reason?, date?, note?)))
+}
+
+/// W8: the replacement induction coordinator a withdrawal names, if any;
+/// never the participant withdrawn.
+pub fn replacement_induction_coordinator(
+    req: &pb::WithdrawParticipantRequest,
+) -> Result<Option<String>, FieldViolation> {
+    let field = "replacement_induction_coordinator_id";
+    let replacement = optional_id(field, &req.replacement_induction_coordinator_id)?;
+    if replacement.as_deref().is_some_and(|r| r == req.participant_id) {
+        return Err(FieldViolation::new(field, "must name another induction coordinator, not the one withdrawn"));
+    }
+    Ok(replacement)
 }
 
 pub fn id_and_note(id_field: &str, id_value: &str, note_value: &str) -> Result<(String, String), FieldViolations> {
@@ -435,6 +465,7 @@ pub fn approval_request(row: RequestRow) -> pb::ApprovalRequest {
         decided_by: row.decided_by.unwrap_or_default(),
         decision_note: row.decision_note.unwrap_or_default(),
         decide_time: row.decided_at.map(timestamp),
+        with_mentor: row.with_mentor,
     }
 }
 
@@ -443,6 +474,7 @@ pub fn notification(row: NotificationRow) -> pb::Notification {
         "school_without_participants" => pb::NotificationKind::SchoolWithoutParticipants,
         "induction_coordinator_needed" => pb::NotificationKind::InductionCoordinatorNeeded,
         "mentor_without_ect" => pb::NotificationKind::MentorWithoutEct,
+        "ect_without_mentor" => pb::NotificationKind::EctWithoutMentor,
         _ => pb::NotificationKind::Unspecified,
     };
     pb::Notification {
@@ -507,6 +539,15 @@ pub fn event(event: Event) -> pb::ParticipantEvent {
             out.end_date = Some(date::to_proto(expected_end));
             out.note = note;
             (pb::EventType::Paused, String::new(), String::new())
+        }
+        EventKind::PausedAlongside { start, expected_end, note, ect_id, .. } => {
+            out.start_date = Some(date::to_proto(start));
+            out.end_date = Some(date::to_proto(expected_end));
+            out.note = note;
+            (pb::EventType::PausedAlongside, String::new(), ect_id)
+        }
+        EventKind::MentoringEnded { mentor_id } => {
+            (pb::EventType::MentoringEnded, String::new(), mentor_id.unwrap_or_default())
         }
         EventKind::PauseExtended { expected_end, .. } => {
             out.end_date = Some(date::to_proto(expected_end));

@@ -5,6 +5,7 @@
 
 use crate::convert;
 use crate::domain::events::Actor;
+use crate::domain::handover;
 use crate::domain::lifecycle::{self, Decision, Destination, MentorCircle, SchoolCircle, Withdrawal};
 use crate::domain::mentoring;
 use crate::domain::policy::{self, Place};
@@ -19,6 +20,7 @@ use crate::store::{self, DeliveryPartnerRow, ListFilter, NotificationRow, Reques
 use chrono::NaiveDate;
 use chrono::NaiveDateTime;
 use futures::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
 use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
@@ -96,6 +98,7 @@ fn apply(
     store::append_events(conn, &unique, &decision.events, &actor(caller), now, today)?;
     enqueue(conn, decision.commands, now)?;
     store_notifications(conn, decision.notifications, now)?;
+    end_mentor_pauses_beyond(conn, &actor(caller), &ect_ids, now, today)?;
     for ect_id in ect_ids {
         for id in mentoring::mentors_of_record(&load(conn, &ect_id)?) {
             if !mentors.contains(&id) {
@@ -104,6 +107,73 @@ fn apply(
         }
     }
     rederive(conn, &actor(caller), &mentors, cause.as_deref(), now, today)
+}
+
+/// P1: after a change to these ECTs, the pause of a mentor paused alongside
+/// one of them ends no later than the ECT's (P4, P8, W4).
+fn end_mentor_pauses_beyond(
+    conn: &mut DbConn,
+    actor: &Actor,
+    ect_ids: &[String],
+    now: NaiveDateTime,
+    today: NaiveDate,
+) -> Result<(), ServiceError> {
+    for ect_id in ect_ids {
+        let ect = load(conn, ect_id)?;
+        for mentor_id in mentoring::mentors_of_record(&ect) {
+            let mentor = load(conn, &mentor_id)?;
+            let decision = handover::end_pauses_beyond_ect(&mentor, &ect);
+            if decision.events.is_empty() {
+                continue;
+            }
+            store::append_events(conn, &[&mentor], &decision.events, actor, now, today)?;
+            enqueue(conn, decision.commands, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// W9: a participant as shown: a withdrawn mentor is never an ECT's
+/// current mentor (nor mentor of record) on the view's date.
+fn shown(conn: &mut DbConn, view: ParticipantView) -> Result<pb::Participant, ServiceError> {
+    shown_with(conn, view, &mut HashMap::new())
+}
+
+/// [`shown`], remembering whether each mentor is withdrawn on a date (a
+/// list page names the same mentors again and again).
+fn shown_with(
+    conn: &mut DbConn,
+    mut view: ParticipantView,
+    withdrawn: &mut HashMap<(String, NaiveDate), bool>,
+) -> Result<pb::Participant, ServiceError> {
+    if view.kind == ParticipantKind::Ect {
+        let as_of = view.as_of;
+        let named: Vec<String> =
+            view.mentor.iter().map(|(id, _)| id.clone()).chain(view.mentor_of_record.clone()).collect();
+        for id in named {
+            if let std::collections::hash_map::Entry::Vacant(slot) = withdrawn.entry((id, as_of)) {
+                let gone = store::load_participant(conn, &slot.key().0)?
+                    .is_some_and(|m| m.timeline().status_on(as_of) == TrainingStatus::Withdrawn);
+                slot.insert(gone);
+            }
+        }
+        handover::hide_withdrawn_mentors(&mut view, |id| {
+            withdrawn.get(&(id.to_owned(), as_of)).copied().unwrap_or(false)
+        });
+    }
+    Ok(convert::participant(view))
+}
+
+/// The ECT's mentor of record today, if any (W9).
+fn mentor_of_record_now(
+    conn: &mut DbConn,
+    p: &ParticipantRecord,
+    today: NaiveDate,
+) -> Result<Option<ParticipantRecord>, ServiceError> {
+    match p.as_of(today.max(p.registered_on)).and_then(|v| v.mentor_of_record) {
+        Some(id) => Ok(Some(load(conn, &id)?)),
+        None => Ok(None),
+    }
 }
 
 /// D9: the mentors' deferrals derived again from their ECTs; the difference
@@ -147,6 +217,7 @@ fn store_notifications(
             lifecycle::NotificationKind::SchoolWithoutParticipants => "school_without_participants",
             lifecycle::NotificationKind::InductionCoordinatorNeeded => "induction_coordinator_needed",
             lifecycle::NotificationKind::MentorWithoutEct => "mentor_without_ect",
+            lifecycle::NotificationKind::EctWithoutMentor => "ect_without_mentor",
         };
         store::insert_notification(
             conn,
@@ -194,7 +265,8 @@ fn changed(
     today: NaiveDate,
 ) -> Result<(pb::Participant, Vec<String>), ServiceError> {
     let record = load(conn, id)?;
-    Ok((convert::participant(current(&record, today)?), cascaded))
+    let view = current(&record, today)?;
+    Ok((shown(conn, view)?, cascaded))
 }
 
 /// Who calls which RPC with what, for the shared paths of the use cases.
@@ -502,7 +574,7 @@ impl Registry {
                         ),
                     )
                 })?;
-                Ok(pb::GetParticipantResponse { participant: Some(convert::participant(view)) })
+                Ok(pb::GetParticipantResponse { participant: Some(shown(conn, view)?) })
             })
             .await
     }
@@ -534,8 +606,11 @@ impl Registry {
                     as_of: today,
                 };
                 let (records, next) = store::list_participants(conn, &filter, query.after, query.page_size)?;
-                let participants =
-                    records.iter().map(|r| current(r, today).map(convert::participant)).collect::<Result<_, _>>()?;
+                let mut withdrawn = HashMap::new();
+                let participants = records
+                    .iter()
+                    .map(|r| shown_with(conn, current(r, today)?, &mut withdrawn))
+                    .collect::<Result<_, _>>()?;
                 Ok(pb::ListParticipantsResponse {
                     participants,
                     next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
@@ -579,7 +654,7 @@ impl Registry {
             }
             apply(conn, &caller, &touched, decision, now, today)?;
             let ect = load(conn, &ect.id)?;
-            Ok(pb::AssignMentorResponse { ect: Some(convert::participant(current(&ect, today)?)) })
+            Ok(pb::AssignMentorResponse { ect: Some(shown(conn, current(&ect, today)?)?) })
         })
         .await
     }
@@ -604,7 +679,7 @@ impl Registry {
             }
             apply(conn, &caller, &touched, Decision { events, ..Decision::default() }, now, today)?;
             let ect = load(conn, &ect.id)?;
-            Ok(pb::EndMentorCoverResponse { ect: Some(convert::participant(current(&ect, today)?)) })
+            Ok(pb::EndMentorCoverResponse { ect: Some(shown(conn, current(&ect, today)?)?) })
         })
         .await
     }
@@ -673,11 +748,30 @@ impl Registry {
     ) -> Result<pb::PauseParticipantResponse, ServiceError> {
         let p = convert::pause(&req)?;
         let pause_id = convert::new_id();
+        let who = caller.clone();
         self.act(
             Call { caller, rpc: "PauseParticipant", request: &req, request_id: &req.request_id },
             p.participant_id,
             policy::may_manage_pause,
-            move |_, ect, today| Ok((lifecycle::pause(ect, pause_id, p.start, p.expected_end, p.note, today)?, vec![])),
+            move |conn, participant, today| {
+                let Some(ect_id) = p.alongside_ect_id else {
+                    return Ok((
+                        lifecycle::pause(participant, pause_id, p.start, p.expected_end, p.note, today)?,
+                        vec![],
+                    ));
+                };
+                // P1: a mentor alongside their ECT; the caller must reach the ECT too.
+                let (ect, ect_now) = load_in_reach(conn, &who, &ect_id, today)?;
+                policy::may_manage_pause(&who, place(&ect_now))?;
+                let others = mentoring::ever_mentored(participant)
+                    .iter()
+                    .filter(|id| **id != ect.id)
+                    .map(|id| load(conn, id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let request =
+                    handover::MentorPause { pause_id, start: p.start, expected_end: p.expected_end, note: p.note };
+                Ok((handover::pause_alongside(participant, &ect, &others, request, today)?, vec![]))
+            },
             |participant, _| pb::PauseParticipantResponse { participant: Some(participant) },
         )
         .await
@@ -700,7 +794,19 @@ impl Registry {
             Call { caller, rpc: "ExtendPause", request: &req, request_id: &req.request_id },
             id,
             policy::may_manage_pause,
-            move |_, ect, today| Ok((lifecycle::extend_pause(ect, end, today)?, vec![])),
+            move |conn, p, today| {
+                // P1: a mentor's pause stays within their ECT's.
+                let Some(ect_id) = handover::open_pause_alongside(p, today) else {
+                    return Ok((lifecycle::extend_pause(p, end, today)?, vec![]));
+                };
+                let ect = load(conn, &ect_id)?;
+                let others = mentoring::ever_mentored(p)
+                    .iter()
+                    .filter(|id| **id != ect_id)
+                    .map(|id| load(conn, id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((handover::extend_pause_alongside(p, &ect, &others, end, today)?, vec![]))
+            },
             |participant, _| pb::ExtendPauseResponse { participant: Some(participant) },
         )
         .await
@@ -799,6 +905,8 @@ impl Registry {
         req: pb::WithdrawParticipantRequest,
     ) -> Result<pb::WithdrawParticipantResponse, ServiceError> {
         let (id, reason, date, note) = convert::withdraw(&req)?;
+        let replacement_id = convert::replacement_induction_coordinator(&req).map_err(FieldViolations::from)?;
+        let who = caller.clone();
         self.act(
             Call { caller, rpc: "WithdrawParticipant", request: &req, request_id: &req.request_id },
             id,
@@ -806,6 +914,15 @@ impl Registry {
             move |conn, p, today| {
                 let withdrawal_date = date.unwrap_or(today);
                 let circle = if p.kind == ParticipantKind::Ect { mentor_of(conn, p, withdrawal_date)? } else { None };
+                // W8: the replacement induction coordinator, within the caller's reach.
+                let replacement = match &replacement_id {
+                    Some(id) => {
+                        let (replacement, _) = load_in_reach(conn, &who, id, today)?;
+                        handover::check_replacement_induction_coordinator(p, &replacement, withdrawal_date, today)?;
+                        Some(replacement)
+                    }
+                    None => None,
+                };
                 let now = current(p, today)?;
                 let school = SchoolCircle {
                     others: store::school_members(conn, &now.school_id)?.into_iter().filter(|o| o.id != p.id).collect(),
@@ -813,8 +930,26 @@ impl Registry {
                     delivery_partner_id: now.delivery_partner_id,
                 };
                 let request = Withdrawal { reason, withdrawal_date, note };
-                let decision = lifecycle::withdraw(p, request, circle.as_ref(), &school, today)?;
-                Ok((decision, circle.map(|c| vec![c.mentor]).unwrap_or_default()))
+                let mut decision = lifecycle::withdraw(p, request, circle.as_ref(), &school, today)?;
+                let mut touched = circle.map(|c| vec![c.mentor]).unwrap_or_default();
+                // W8, M2, M3: the covers the leaver held pass to the replacement or end.
+                if p.kind != ParticipantKind::Ect {
+                    let covers = handover::covers_after_withdrawal(
+                        p,
+                        replacement.as_ref(),
+                        &school.others,
+                        withdrawal_date,
+                        today,
+                    )?;
+                    for e in &covers {
+                        let known = e.participant_id == p.id || touched.iter().any(|t| t.id == e.participant_id);
+                        if !known {
+                            touched.push(load(conn, &e.participant_id)?);
+                        }
+                    }
+                    decision.events.extend(covers);
+                }
+                Ok((decision, touched))
             },
             |participant, cascaded| pb::WithdrawParticipantResponse {
                 participant: Some(participant),
@@ -834,6 +969,7 @@ impl Registry {
         let school_id = v.check(convert::id("school_id", &req.school_id));
         let moved_on = v.check(date::PROGRAMME_DATES.optional("moved_on", req.moved_on.as_ref()));
         let (id, school_id, moved_on) = v.finish(|| Some((id?, school_id?, moved_on?)))?;
+        let keep_mentor = req.keep_mentor;
         let key = idempotency_key(&caller, &req.request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "MoveSchool", &req, move |conn| {
@@ -846,8 +982,24 @@ impl Registry {
                 delivery_partner_id: school.delivery_partner_id,
                 area_covered: school.area_covered,
             };
-            let decision = lifecycle::move_school(&p, &to, moved_on.unwrap_or(today), today)?;
-            apply(conn, &caller, &[p], decision, now, today)?;
+            let moved_on = moved_on.unwrap_or(today);
+            let mut decision = lifecycle::move_school(&p, &to, moved_on, today)?;
+            // S1: a moved ECT's mentoring ends on the move date unless kept;
+            // a mentor left with no ECT is the ECF Lead's to place (M2).
+            let (ended, left) = handover::mentoring_after_move(&p, moved_on, keep_mentor, today)?;
+            let mut touched = vec![p.clone()];
+            for e in &ended {
+                if !touched.iter().any(|t| t.id == e.participant_id) {
+                    touched.push(load(conn, &e.participant_id)?);
+                }
+            }
+            decision.events.extend(ended);
+            if let Some(mentor_id) = left {
+                let mentor = load(conn, &mentor_id)?;
+                let circle = mentor_circle(conn, mentor)?;
+                decision.notifications.extend(lifecycle::mentor_without_ect(&circle, &p.id, today));
+            }
+            apply(conn, &caller, &touched, decision, now, today)?;
             let (participant, _) = changed(conn, &id, vec![], today)?;
             Ok(pb::MoveSchoolResponse { participant: Some(participant) })
         })
@@ -862,6 +1014,7 @@ impl Registry {
         kind: RequestKind,
         release_start: Option<NaiveDate>,
         note: String,
+        with_mentor: bool,
     ) -> Result<pb::ApprovalRequest, ServiceError> {
         let Call { caller, rpc, request: req, request_id } = call;
         let key = idempotency_key(&caller, request_id)?;
@@ -892,6 +1045,10 @@ impl Registry {
                     }
                     _ => {}
                 }
+                if with_mentor {
+                    let mentor = mentor_of_record_now(conn, &p, today)?;
+                    handover::check_reinstate_with_mentor(&p, mentor.as_ref(), today)?;
+                }
                 if !store::requests_for(conn, &p.id, kind.as_str(), RequestStatus::Pending.as_str())?.is_empty() {
                     return Err(RuleViolation::new(
                         "REQUEST_ALREADY_PENDING",
@@ -912,6 +1069,7 @@ impl Registry {
                     decided_by: None,
                     decision_note: None,
                     decided_at: None,
+                    with_mentor,
                 };
                 store::insert_request(conn, &row)?;
                 Ok(pb::RequestReinstatementResponse { request: Some(convert::approval_request(row)) })
@@ -933,6 +1091,7 @@ impl Registry {
                 RequestKind::Reinstatement,
                 None,
                 note,
+                req.with_mentor,
             )
             .await?;
         Ok(pb::RequestReinstatementResponse { request: Some(request) })
@@ -955,6 +1114,7 @@ impl Registry {
                 RequestKind::ReleaseStartChange,
                 Some(start),
                 note,
+                false,
             )
             .await?;
         Ok(pb::RequestReleaseStartChangeResponse { request: Some(request) })
@@ -973,6 +1133,7 @@ impl Registry {
                 RequestKind::KeepMentor,
                 None,
                 note,
+                false,
             )
             .await?;
         Ok(pb::RequestKeepMentorResponse { request: Some(request) })
@@ -1011,8 +1172,21 @@ impl Registry {
             let status = if approve { RequestStatus::Approved } else { RequestStatus::Refused };
             store::decide_request(conn, &id, status.as_str(), &caller.sub, &note, now)?;
             if approve {
+                let mut touched = vec![p.clone()];
                 let decision = match RequestKind::parse(&request.kind) {
-                    Some(RequestKind::Reinstatement) => lifecycle::reinstate(&p, &id, today, None)?,
+                    Some(RequestKind::Reinstatement) => {
+                        // W9: the mentor withdrawn with the ECT comes back when asked;
+                        // otherwise the ECF Lead hears the ECT has no mentor.
+                        let mentor = mentor_of_record_now(conn, &p, today)?;
+                        let mut d = lifecycle::reinstate(&p, &id, today, None)?;
+                        let after =
+                            handover::after_reinstatement(&p, mentor.as_ref(), request.with_mentor, &id, today)?;
+                        d.events.extend(after.events);
+                        d.commands.extend(after.commands);
+                        d.notifications.extend(after.notifications);
+                        touched.extend(mentor);
+                        d
+                    }
                     Some(RequestKind::ReleaseStartChange) => {
                         let start = request
                             .release_start
@@ -1029,7 +1203,7 @@ impl Registry {
                         return Err(ServiceError::Internal(format!("request {id} has unknown kind {}", request.kind)));
                     }
                 };
-                apply(conn, &caller, std::slice::from_ref(&p), decision, now, today)?;
+                apply(conn, &caller, &touched, decision, now, today)?;
             }
             let decided = store::find_request(conn, &id)?
                 .ok_or_else(|| ServiceError::Internal(format!("request {id} vanished")))?;

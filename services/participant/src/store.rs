@@ -79,6 +79,7 @@ pub mod schema {
             decided_by -> Nullable<Text>,
             decision_note -> Nullable<Text>,
             decided_at -> Nullable<Timestamp>,
+            with_mentor -> Bool,
         }
     }
 
@@ -576,6 +577,8 @@ pub struct RequestRow {
     pub decided_by: Option<String>,
     pub decision_note: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
+    /// W9: the approval reinstates the mentor withdrawn with the ECT too.
+    pub with_mentor: bool,
 }
 
 pub fn insert_request(conn: &mut DbConn, row: &RequestRow) -> Result<(), ServiceError> {

@@ -342,6 +342,7 @@ fn register_request() -> impl Strategy<Value = pb::RegisterParticipantRequest> {
 fn pause_request() -> impl Strategy<Value = pb::PauseParticipantRequest> {
     (good_id(), good_date(), good_date(), good_note(), text()).prop_map(
         |(participant_id, start_date, expected_end_date, note, request_id)| pb::PauseParticipantRequest {
+            alongside_ect_id: String::new(),
             participant_id,
             start_date,
             expected_end_date,
@@ -367,6 +368,7 @@ fn defer_request() -> impl Strategy<Value = pb::DeferParticipantRequest> {
 fn withdraw_request() -> impl Strategy<Value = pb::WithdrawParticipantRequest> {
     (good_id(), good_enum(1..=7), good_date(), good_note(), text()).prop_map(
         |(participant_id, reason, withdrawal_date, note, request_id)| pb::WithdrawParticipantRequest {
+            replacement_induction_coordinator_id: String::new(),
             participant_id,
             reason,
             withdrawal_date,

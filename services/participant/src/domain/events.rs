@@ -92,6 +92,12 @@ pub enum EventKind {
     SchoolMoved { school_id: String, delivery_partner_id: String, area_covered: bool },
     /// P1-P3: a short absence `[start, expected_end)`.
     Paused { pause_id: String, start: NaiveDate, expected_end: NaiveDate, note: String },
+    /// P1: on a mentor, a pause `[start, expected_end)` alongside their
+    /// paused ECT `ect_id`; it never outlasts the ECT's pause.
+    PausedAlongside { pause_id: String, start: NaiveDate, expected_end: NaiveDate, note: String, ect_id: String },
+    /// S1: on a moved ECT, their mentoring (mentor of record and any cover)
+    /// ends on the effective date; `mentor_id` was their mentor of record.
+    MentoringEnded { mentor_id: Option<String> },
     /// P4: a later expected end for the pause.
     PauseExtended { pause_id: String, expected_end: NaiveDate },
     /// P4, P8: the pause ended on `end` (early, or on a deferral's date).
@@ -136,6 +142,8 @@ impl EventKind {
             EventKind::MenteeUnassigned { .. } => "mentee_unassigned",
             EventKind::SchoolMoved { .. } => "school_moved",
             EventKind::Paused { .. } => "paused",
+            EventKind::PausedAlongside { .. } => "paused_alongside",
+            EventKind::MentoringEnded { .. } => "mentoring_ended",
             EventKind::PauseExtended { .. } => "pause_extended",
             EventKind::PauseEnded { .. } => "pause_ended",
             EventKind::Deferred { .. } => "deferred",
@@ -182,6 +190,11 @@ impl EventKind {
             EventKind::Paused { start, expected_end, .. } => {
                 format!("paused from {start}, expected back {expected_end}")
             }
+            EventKind::PausedAlongside { start, expected_end, ect_id, .. } => {
+                format!("paused from {start}, expected back {expected_end}, alongside their ECT {ect_id}")
+            }
+            EventKind::MentoringEnded { mentor_id: Some(m) } => format!("mentoring by {m} ended with the move"),
+            EventKind::MentoringEnded { mentor_id: None } => "mentoring ended with the move".to_owned(),
             EventKind::PauseExtended { expected_end, .. } => format!("pause extended, expected back {expected_end}"),
             EventKind::PauseEnded { end, .. } => format!("pause ended on {end}"),
             EventKind::Deferred { reason, deferral_date, expected_return, cascaded_from, .. } => {

@@ -116,6 +116,8 @@ pub enum NotificationKind {
     InductionCoordinatorNeeded,
     /// M2: a mentor replaced for good has no ECT left.
     MentorWithoutEct,
+    /// W9: an ECT reinstated without a current mentor.
+    EctWithoutMentor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,10 +233,15 @@ pub fn pause(
     today: NaiveDate,
 ) -> Result<Decision, RuleViolation> {
     if ect.kind != ParticipantKind::Ect {
+        let alongside = if ect.kind == ParticipantKind::Mentor {
+            " (a mentor only alongside their paused ECT: name the ECT in alongside_ect_id, P1)"
+        } else {
+            " (never an induction coordinator, P1)"
+        };
         return Err(RuleViolation::new(
             "PAUSE_ONLY_FOR_ECTS",
             format!(
-                "participant {} is {}: only ECTs are paused; for a mentor's absence assign a replacement mentor (M2) or make the induction coordinator the interim mentor (M3)",
+                "participant {} is {}: only ECTs are paused{alongside}; for a mentor's absence assign a replacement mentor (M2) or make the induction coordinator the interim mentor (M3)",
                 ect.id,
                 ect.kind.describe()
             ),

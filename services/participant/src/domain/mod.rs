@@ -5,6 +5,7 @@
 
 pub mod enrolment;
 pub mod events;
+pub mod handover;
 pub mod lifecycle;
 pub mod mentoring;
 pub mod policy;

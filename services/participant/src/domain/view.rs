@@ -37,6 +37,8 @@ pub struct PauseSpan {
     /// Ended early (P4), on a deferral's date (P8) or by a withdrawal (W4).
     pub ended_on: Option<NaiveDate>,
     pub note: String,
+    /// P1: a mentor's pause, alongside this ECT's.
+    pub alongside: Option<String>,
 }
 
 impl PauseSpan {
@@ -100,6 +102,8 @@ enum MentorChange {
     Cover { mentor_id: String, interim: bool },
     /// The cover by this participant ends: the mentor of record coaches again.
     CoverEnded(String),
+    /// S1: all mentoring ends (a move without keeping the mentor).
+    Ended,
 }
 
 /// Who mentors an ECT on a date.
@@ -160,6 +164,7 @@ impl Timeline {
                         on.acting = on.of_record.clone().map(|m| (m, false));
                     }
                 }
+                MentorChange::Ended => on = MentorsOn::default(),
             }
         }
         on
@@ -246,7 +251,17 @@ impl Timeline {
                 expected_end: *expected_end,
                 ended_on: None,
                 note: note.clone(),
+                alongside: None,
             }),
+            EventKind::PausedAlongside { pause_id, start, expected_end, note, ect_id } => self.pauses.push(PauseSpan {
+                id: pause_id.clone(),
+                start: *start,
+                expected_end: *expected_end,
+                ended_on: None,
+                note: note.clone(),
+                alongside: Some(ect_id.clone()),
+            }),
+            EventKind::MentoringEnded { .. } => self.mentor_changes.push((date, seq, MentorChange::Ended)),
             EventKind::PauseExtended { pause_id, expected_end } => {
                 if let Some(p) = self.pauses.iter_mut().find(|p| &p.id == pause_id) {
                     p.expected_end = *expected_end;
