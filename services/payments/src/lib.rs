@@ -65,6 +65,7 @@ pub async fn run(
             max_attempts: config.relay_max_attempts,
             max_backoff: config.relay_max_backoff,
             tls: client_tls,
+            service: ServiceName::Payments.as_str(),
             ..RelaySettings::default()
         },
     )?;
