@@ -1349,3 +1349,143 @@ async fn f1_a_deployment_schedules_file_is_served_and_a_malformed_one_fails_star
     let _ = stop.send(());
     server.await.expect("task").expect("clean exit");
 }
+
+/// A stand-in for the DfE gateway (task 17g builds the real one): records
+/// what payments' relay delivers, and the caller's role.
+#[derive(Clone, Default)]
+struct FakeGateway {
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+type Answer<T> = Result<tonic::Response<T>, Status>;
+
+impl FakeGateway {
+    fn note(&self, request: &tonic::metadata::MetadataMap, what: String) {
+        let bearer = request.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let role = bearer
+            .strip_prefix("Bearer ")
+            .and_then(|t| {
+                steplab_platform::auth::JwtVerifier::hs256(steplab_tests::SECRET.as_bytes()).ok()?.verify(t).ok()
+            })
+            .map(|c| c.role().as_str().to_owned())
+            .unwrap_or_default();
+        self.received.lock().expect("lock").push((what, role));
+    }
+
+    fn received(&self) -> Vec<(String, String)> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+fn ack<T>(command_id: &str, wrap: impl FnOnce(steplab_proto::steplab::common::v1::CommandAck) -> T) -> Answer<T> {
+    Ok(tonic::Response::new(wrap(steplab_proto::steplab::common::v1::CommandAck {
+        command_id: command_id.into(),
+        duplicate: false,
+    })))
+}
+
+#[tonic::async_trait]
+impl dfe::dfe_gateway_service_server::DfeGatewayService for FakeGateway {
+    async fn track_participant(
+        &self,
+        _: tonic::Request<dfe::TrackParticipantRequest>,
+    ) -> Answer<dfe::TrackParticipantResponse> {
+        Err(Status::unimplemented("payments never tracks participants"))
+    }
+    async fn report_status_change(
+        &self,
+        _: tonic::Request<dfe::ReportStatusChangeRequest>,
+    ) -> Answer<dfe::ReportStatusChangeResponse> {
+        Err(Status::unimplemented("payments never reports status changes"))
+    }
+    async fn declare_milestone(
+        &self,
+        request: tonic::Request<dfe::DeclareMilestoneRequest>,
+    ) -> Answer<dfe::DeclareMilestoneResponse> {
+        let r = request.get_ref();
+        self.note(request.metadata(), format!("declare {} {}", r.participant_id, r.declaration_type));
+        ack(&r.command_id, |ack| dfe::DeclareMilestoneResponse { ack: Some(ack) })
+    }
+    async fn void_milestone(
+        &self,
+        request: tonic::Request<dfe::VoidMilestoneRequest>,
+    ) -> Answer<dfe::VoidMilestoneResponse> {
+        let r = request.get_ref();
+        self.note(request.metadata(), format!("void {} {}", r.participant_id, r.declaration_type));
+        ack(&r.command_id, |ack| dfe::VoidMilestoneResponse { ack: Some(ack) })
+    }
+    async fn list_dfe_calls(&self, _: tonic::Request<dfe::ListDfeCallsRequest>) -> Answer<dfe::ListDfeCallsResponse> {
+        Err(Status::unimplemented("not here"))
+    }
+    async fn retry_dfe_call(&self, _: tonic::Request<dfe::RetryDfeCallRequest>) -> Answer<dfe::RetryDfeCallResponse> {
+        Err(Status::unimplemented("not here"))
+    }
+    async fn list_unreportable(
+        &self,
+        _: tonic::Request<dfe::ListUnreportableRequest>,
+    ) -> Answer<dfe::ListUnreportableResponse> {
+        Err(Status::unimplemented("not here"))
+    }
+    async fn reconcile(&self, _: tonic::Request<dfe::ReconcileRequest>) -> Answer<dfe::ReconcileResponse> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+/// X5, X6: payments' relay delivers its declarations and voids to the
+/// gateway at `STEPLAB_DFE_GATEWAY_URL`, in order, with a service token.
+async fn x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order(backend: steplab_tests::Backend) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let gateway = FakeGateway::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(dfe::dfe_gateway_service_server::DfeGatewayServiceServer::new(gateway.clone()))
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+    let Some(stack) =
+        Stack::start_with(backend, steplab_tests::TODAY, &[("STEPLAB_DFE_GATEWAY_URL", url.as_str())]).await
+    else {
+        return;
+    };
+    let at = place();
+    let mut client = service(&stack).await;
+    let id = enrol_ect(&mut client, &at, 2025).await;
+    engage_as(&mut client, &id, date(2025, 10, 1), pb::EngagementKind::ModuleCompleted).await;
+    engage_as(&mut client, &id, date(2026, 2, 1), pb::EngagementKind::Clinic).await;
+    client
+        .end_accrual(pb::EndAccrualRequest {
+            command_id: new_id(),
+            participant_id: id.clone(),
+            effective_date: date(2026, 1, 15),
+        })
+        .await
+        .expect("withdrawn, backdated");
+    let expected: Vec<(String, String)> = ["declare {id} started", "declare {id} retained-1", "void {id} retained-1"]
+        .iter()
+        .map(|w| (w.replace("{id}", &id), "service".to_owned()))
+        .collect();
+    eventually("the gateway receives the declarations and the void", || {
+        let gateway = gateway.clone();
+        let expected = expected.clone();
+        async move { gateway.received() == expected }
+    })
+    .await;
+    stack.stop().await;
+    let _ = stop.send(());
+    served.await.expect("fake gateway task").expect("fake gateway served");
+    assert_eq!(gateway.received(), expected, "once each, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order_sqlite() {
+    x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order(steplab_tests::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order_postgres() {
+    x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order(steplab_tests::Backend::Postgres)
+        .await;
+}
