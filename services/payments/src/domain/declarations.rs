@@ -247,6 +247,56 @@ mod tests {
         );
     }
 
+    /// What the declarations are after `steps` were applied.
+    fn applied(before: &[Declared], steps: &[Step]) -> Vec<Declared> {
+        let mut after = before.to_vec();
+        for step in steps {
+            let (t, active) = match step {
+                Step::Declare(d) => (&d.declaration_type, true),
+                Step::Void { declaration_type } => (declaration_type, false),
+            };
+            match after.iter_mut().find(|d| &d.declaration_type == t) {
+                Some(d) => d.active = active,
+                None => after.push(declared(t, active)),
+            }
+        }
+        after
+    }
+
+    #[test]
+    fn x5_x6_once_each_applied_steps_leave_nothing_to_do_and_match_what_is_earned() {
+        let types = ["started", "retained-1", "retained-2", "completed"];
+        // Every earned subset against every prior state of each type (never
+        // declared, declared, voided).
+        for earned_mask in 0..(1u32 << types.len()) {
+            let earned: Vec<Earned> = types
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| earned_mask & (1 << i) != 0)
+                .map(|(_, t)| earned(t, "2026-02-01", EngagementKind::Clinic))
+                .collect();
+            for prior in 0..3u32.pow(types.len() as u32) {
+                let declared: Vec<Declared> = types
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| match prior / 3u32.pow(i as u32) % 3 {
+                        0 => None,
+                        state => Some(declared(t, state == 1)),
+                    })
+                    .collect();
+                let steps = compare(&ect(2025), &earned, &declared);
+                let after = applied(&declared, &steps);
+                assert!(compare(&ect(2025), &earned, &after).is_empty(), "{earned:?} {declared:?}");
+                let mut active: Vec<&str> =
+                    after.iter().filter(|d| d.active).map(|d| d.declaration_type.as_str()).collect();
+                let mut wanted: Vec<&str> = earned.iter().map(|e| e.declaration_type.as_str()).collect();
+                active.sort_unstable();
+                wanted.sort_unstable();
+                assert_eq!(active, wanted, "{declared:?}");
+            }
+        }
+    }
+
     #[test]
     fn x5_evidence_held_where_the_spec_asks_for_it() {
         let post = ect(2025);
