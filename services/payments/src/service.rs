@@ -230,7 +230,7 @@ fn sync_declarations(
     let declared: Vec<_> = store::declarations_of(conn, id)?.iter().map(DeclarationRow::domain).collect();
     let undeclared_days: Vec<NaiveDate> = earned
         .iter()
-        .filter(|(t, _, _)| declarant.declarable(t) && !declared.iter().any(|d| d.active && &d.declaration_type == t))
+        .filter(|(t, _, _)| declarations::to_declare(&declarant, &declared, t))
         .map(|(_, _, day)| *day)
         .collect();
     // The evidence (the engagement's kind) is read only when something is
@@ -250,31 +250,30 @@ fn sync_declarations(
         })
         .collect();
     for step in declarations::compare(&declarant, &earned, &declared) {
+        let command_id = steplab_platform::ids::new_id();
         let (rpc, payload) = match &step {
             Step::Declare(d) => {
                 store::declare(conn, id, d, declaring.now)?;
-                let command_id = steplab_platform::ids::new_id();
                 let request = dfe::DeclareMilestoneRequest {
-                    command_id,
+                    command_id: command_id.clone(),
                     participant_id: id.to_owned(),
                     declaration_type: d.declaration_type.clone(),
                     declaration_date: Some(steplab_platform::date::to_proto(d.declaration_date)),
                     evidence_held: d.evidence_held.clone(),
                     milestone_id: d.window_id.clone(),
                 };
-                ("DeclareMilestone", (request.command_id.clone(), request.encode_to_vec()))
+                ("DeclareMilestone", request.encode_to_vec())
             }
             Step::Void { declaration_type } => {
                 store::void(conn, id, declaration_type, declaring.now)?;
                 let request = dfe::VoidMilestoneRequest {
-                    command_id: steplab_platform::ids::new_id(),
+                    command_id: command_id.clone(),
                     participant_id: id.to_owned(),
                     declaration_type: declaration_type.clone(),
                 };
-                ("VoidMilestone", (request.command_id.clone(), request.encode_to_vec()))
+                ("VoidMilestone", request.encode_to_vec())
             }
         };
-        let (command_id, payload) = payload;
         let command = NewCommand {
             command_id,
             participant_id: id.to_owned(),

@@ -154,13 +154,19 @@ pub enum Step {
     Void { declaration_type: String },
 }
 
+/// X5: whether an earned milestone of `declaration_type` is still to be
+/// declared: the DfE takes it and no declaration of it is in force.
+pub fn to_declare(declarant: &Declarant, declared: &[Declared], declaration_type: &str) -> bool {
+    declarant.declarable(declaration_type)
+        && !declared.iter().any(|d| d.active && d.declaration_type == declaration_type)
+}
+
 /// X5, X6: the declarations and voids that bring what was declared in line
 /// with what is earned; empty when they already agree.
 pub fn compare(declarant: &Declarant, earned: &[Earned], declared: &[Declared]) -> Vec<Step> {
-    let active = |t: &str| declared.iter().any(|d| d.active && d.declaration_type == t);
     let mut steps: Vec<Step> = earned
         .iter()
-        .filter(|e| declarant.declarable(&e.declaration_type) && !active(&e.declaration_type))
+        .filter(|e| to_declare(declarant, declared, &e.declaration_type))
         .map(|e| {
             Step::Declare(Declaration {
                 declaration_type: e.declaration_type.clone(),
