@@ -151,6 +151,11 @@ async fn metrics_count_calls_by_rpc_and_code_and_request_ids_reach_the_outbox() 
     assert_eq!(sample(&body, "steplab_outbox_pending", &[]), Some(0.0), "{body}");
     assert_eq!(sample(&body, "steplab_outbox_parked", &[]), Some(0.0), "{body}");
     assert_eq!(sample(&body, "steplab_outbox_oldest_pending_age_seconds", &[]), Some(0.0), "{body}");
+    // Each relay's gauges are its own (payments relays declarations to the
+    // DfE gateway), even with every service in one process.
+    for service in ["participant", "payments"] {
+        assert_eq!(sample(&body, "steplab_outbox_pending", &[("service", service)]), Some(0.0), "{body}");
+    }
     for service in ["participant", "content-release", "payments"] {
         positive(&body, "steplab_db_pool_connections", &[("service", service), ("state", "idle")]);
     }

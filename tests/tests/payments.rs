@@ -1,13 +1,19 @@
 //! Payments over real gRPC, on SQLite and PostgreSQL: schedules (F1), the
 //! participant service's commands and their idempotency, engagement, the
 //! accrual engine read back through GetAccrual and GetStatement (F2-F6, D4,
-//! W5, W9, S1, S2, M4, P5), roles, field errors that change nothing, and
-//! the commands the participant service really sends through its relay.
+//! W5, W9, S1, S2, M4, P5), roles, field errors that change nothing, the
+//! commands the participant service really sends through its relay, and the
+//! declarations and voids payments enqueues for the DfE gateway with the
+//! DfE's answers it records (X5, X6).
 
+use prost::Message;
 use std::time::Duration;
 use steplab_platform::auth::Role;
+use steplab_platform::db::{Database, DbError};
+use steplab_platform::outbox;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::common::v1::{DeferralReason, ParticipantKind};
+use steplab_proto::steplab::dfe::v1 as dfe;
 use steplab_proto::steplab::participant::v1 as participant;
 use steplab_proto::steplab::payments::v1 as pb;
 use steplab_tests::fixtures::{register, registration, world};
@@ -265,6 +271,19 @@ async fn roles_receivers_are_service_only_and_a_refused_command_changes_nothing(
             assert_eq!(err.code(), Code::PermissionDenied, "receiver #{rpc}: {err:?}");
             assert!(err.message().contains("participant service"), "{}", err.message());
         }
+        // X5: the DfE gateway's answers, service only too.
+        let err = client
+            .record_declaration_state(pb::RecordDeclarationStateRequest {
+                command_id: new_id(),
+                participant_id: id.clone(),
+                declaration_type: "started".into(),
+                dfe_declaration_id: new_id(),
+                state: "submitted".into(),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), Code::PermissionDenied, "RecordDeclarationState: {err:?}");
+        assert!(err.message().contains("DfE gateway"), "{}", err.message());
     }
     let err = service(stack)
         .await
@@ -950,6 +969,295 @@ async fn d4_d7_the_participant_services_commands_reach_payments(stack: &Stack) {
     assert_eq!(a.delivery_partner_id, w.dp1);
 }
 
+/// A command payments sent the DfE gateway through its outbox (X5, X6).
+#[derive(Debug, Clone, PartialEq)]
+enum ToDfe {
+    Declare(dfe::DeclareMilestoneRequest),
+    Void(dfe::VoidMilestoneRequest),
+}
+
+/// Every command payments enqueued for the DfE gateway about `id`, oldest
+/// first, read from payments' own outbox table (the gateway does not run in
+/// these tests, so nothing else sees them).
+async fn sent_to_dfe(stack: &Stack, id: &str) -> Vec<ToDfe> {
+    let db = Database::open(&stack.config.payments.database, &steplab_payments::MIGRATIONS).await.expect("payments db");
+    let id = id.to_owned();
+    let rows = db.read(move |conn| Ok::<_, DbError>(outbox::for_participant(conn, &id)?)).await.expect("outbox rows");
+    rows.iter()
+        .map(|row| {
+            assert_eq!(row.target, "dfe-gateway", "{row:?}");
+            let rpc = row.rpc();
+            assert!(matches!(rpc, "DeclareMilestone" | "VoidMilestone"), "payments sent {rpc} to the DfE gateway");
+            if rpc == "DeclareMilestone" {
+                ToDfe::Declare(dfe::DeclareMilestoneRequest::decode(row.payload.as_slice()).expect("payload"))
+            } else {
+                ToDfe::Void(dfe::VoidMilestoneRequest::decode(row.payload.as_slice()).expect("payload"))
+            }
+        })
+        .collect()
+}
+
+/// (declaration type, declaration date, evidence held, milestone id) of a
+/// declaration, or the type of a void.
+fn summary(sent: &[ToDfe]) -> Vec<String> {
+    sent.iter()
+        .map(|c| match c {
+            ToDfe::Declare(d) => {
+                let on = d.declaration_date.expect("declaration date");
+                format!(
+                    "declare {} {:04}-{:02}-{:02} [{}] {}",
+                    d.declaration_type, on.year, on.month, on.day, d.evidence_held, d.milestone_id
+                )
+            }
+            ToDfe::Void(v) => format!("void {}", v.declaration_type),
+        })
+        .collect()
+}
+
+async fn engage_as(client: &mut Payments, id: &str, on: Option<Date>, kind: pb::EngagementKind) -> String {
+    let request_id = new_id();
+    client
+        .record_engagement(pb::RecordEngagementRequest {
+            participant_id: id.into(),
+            occurred_on: on,
+            kind: kind as i32,
+            request_id: request_id.clone(),
+            note: String::new(),
+        })
+        .await
+        .expect("record engagement");
+    request_id
+}
+
+async fn x5_f2_an_earned_milestone_is_declared_once_with_its_qualifying_day_and_evidence(stack: &Stack) {
+    let at = place();
+    let mut client = service(stack).await;
+    let id = enrol_ect(&mut client, &at, 2025).await;
+    assert!(sent_to_dfe(stack, &id).await.is_empty(), "nothing is earned at enrolment");
+
+    let first = engage_as(&mut client, &id, date(2025, 10, 1), pb::EngagementKind::ModuleCompleted).await;
+    let started = "declare started 2025-10-01 [] ecf-standard-september/2025/started";
+    assert_eq!(summary(&sent_to_dfe(stack, &id).await), [started], "F2: earned on the qualifying engagement");
+    let sent = sent_to_dfe(stack, &id).await;
+    let declared = sent
+        .first()
+        .and_then(|c| match c {
+            ToDfe::Declare(d) => Some(d),
+            ToDfe::Void(_) => None,
+        })
+        .expect("a declaration");
+    assert_eq!(declared.participant_id, id);
+    assert!(!declared.command_id.is_empty());
+
+    // A repeated call, more engagement in the same window, and changes that
+    // change nothing earned: the comparison runs again and enqueues nothing.
+    let repeat = client
+        .record_engagement(pb::RecordEngagementRequest {
+            participant_id: id.clone(),
+            occurred_on: date(2025, 10, 1),
+            kind: pb::EngagementKind::ModuleCompleted as i32,
+            request_id: first,
+            note: String::new(),
+        })
+        .await
+        .expect("repeat")
+        .into_inner();
+    assert!(repeat.duplicate);
+    engage_as(&mut client, &id, date(2025, 10, 20), pb::EngagementKind::Clinic).await;
+    client
+        .set_participant_scope(pb::SetParticipantScopeRequest {
+            command_id: new_id(),
+            participant_id: id.clone(),
+            school_id: at.school.clone(),
+            delivery_partner_id: at.dp.clone(),
+            from: date(2026, 6, 1),
+        })
+        .await
+        .expect("scope");
+    assert_eq!(summary(&sent_to_dfe(stack, &id).await), [started], "once each");
+
+    // The next window: the engagement's kind is the evidence the DfE asks
+    // for; from cohort 2025 retained-2 states the engagement threshold.
+    engage_as(&mut client, &id, date(2026, 2, 1), pb::EngagementKind::Clinic).await;
+    engage_as(&mut client, &id, date(2026, 5, 4), pb::EngagementKind::ModuleCompleted).await;
+    assert_eq!(
+        summary(&sent_to_dfe(stack, &id).await),
+        [
+            started,
+            "declare retained-1 2026-02-01 [training-event-attended] ecf-standard-september/2025/retained-1",
+            "declare retained-2 2026-05-04 [75-percent-engagement-met] ecf-standard-september/2025/retained-2",
+        ]
+    );
+    let a = accrual(&mut client, &id, None).await;
+    assert_eq!(a.milestones.len(), 3, "GetAccrual and the declarations agree");
+    assert!(a.milestones.iter().all(|m| m.dfe_declared && m.dfe_state.is_empty() && m.dfe_declaration_id.is_empty()));
+
+    // A mentor from cohort 2025 is declared `started` and `completed` only,
+    // as the DfE's API takes; the other milestones are still paid here.
+    let mentor = new_id();
+    client
+        .enrol_payee(enrolment(&mentor, &at, "ecf-standard-september", 2025, ParticipantKind::Mentor))
+        .await
+        .expect("enrol mentor");
+    engage_as(&mut client, &mentor, date(2025, 10, 1), pb::EngagementKind::CoachingSession).await;
+    engage_as(&mut client, &mentor, date(2026, 2, 1), pb::EngagementKind::CoachingSession).await;
+    assert_eq!(
+        summary(&sent_to_dfe(stack, &mentor).await),
+        ["declare started 2025-10-01 [] ecf-standard-september/2025/started"]
+    );
+    let m = accrual(&mut client, &mentor, None).await;
+    assert_eq!(m.milestones.iter().map(|m| m.dfe_declared).collect::<Vec<_>>(), [true, false]);
+}
+
+async fn x6_f4_a_withdrawal_backdated_before_the_qualifying_engagement_voids_and_a_reinstatement_declares_again(
+    stack: &Stack,
+) {
+    let at = place();
+    let mut client = service(stack).await;
+    let id = enrol_ect(&mut client, &at, 2025).await;
+    engage_as(&mut client, &id, date(2025, 10, 1), pb::EngagementKind::ModuleCompleted).await;
+    engage_as(&mut client, &id, date(2026, 2, 1), pb::EngagementKind::Conference).await;
+    client
+        .end_accrual(pb::EndAccrualRequest {
+            command_id: new_id(),
+            participant_id: id.clone(),
+            effective_date: date(2026, 1, 15),
+        })
+        .await
+        .expect("withdrawn, backdated");
+    let retained = "declare retained-1 2026-02-01 [training-event-attended] ecf-standard-september/2025/retained-1";
+    let declared = [
+        "declare started 2025-10-01 [] ecf-standard-september/2025/started".to_owned(),
+        retained.to_owned(),
+        "void retained-1".to_owned(),
+    ];
+    assert_eq!(summary(&sent_to_dfe(stack, &id).await), declared, "F4: nothing is earned after the withdrawal");
+    let a = accrual(&mut client, &id, None).await;
+    assert_eq!(earned(&a), [pair("ecf-standard-september/2025/started", "started")]);
+    // The same withdrawal again changes nothing.
+    client
+        .end_accrual(pb::EndAccrualRequest {
+            command_id: new_id(),
+            participant_id: id.clone(),
+            effective_date: date(2026, 1, 15),
+        })
+        .await
+        .expect("again");
+    assert_eq!(summary(&sent_to_dfe(stack, &id).await), declared);
+
+    // W9: reinstated from before the engagement: it qualifies again and the
+    // milestone is declared again (a new declaration after the void).
+    client
+        .reopen_accrual(pb::ReopenAccrualRequest {
+            command_id: new_id(),
+            participant_id: id.clone(),
+            effective_date: date(2026, 1, 20),
+        })
+        .await
+        .expect("reinstated");
+    let sent = summary(&sent_to_dfe(stack, &id).await);
+    assert_eq!(sent[..3], declared);
+    assert_eq!(sent[3..], [retained], "declared again once earned again");
+    assert!(accrual(&mut client, &id, None).await.milestones.iter().all(|m| m.dfe_declared));
+}
+
+async fn x6_f3_a_backdated_deferral_voids_the_milestone_it_unearns_and_keeps_one_still_earned(stack: &Stack) {
+    let at = place();
+    let mut client = service(stack).await;
+    let id = enrol_ect(&mut client, &at, 2025).await;
+    engage_as(&mut client, &id, date(2025, 10, 1), pb::EngagementKind::ModuleCompleted).await;
+    engage_as(&mut client, &id, date(2026, 2, 1), pb::EngagementKind::Clinic).await;
+    client
+        .suspend_accrual(pb::SuspendAccrualRequest {
+            command_id: new_id(),
+            participant_id: id.clone(),
+            suspension_id: "deferral-1".into(),
+            from: date(2025, 9, 20),
+            until: date(2026, 1, 5),
+        })
+        .await
+        .expect("deferral, backdated");
+    // F3: the October engagement no longer qualifies, so the February one
+    // earns `started` (still earned: its declaration stays) and
+    // `retained-1` is no longer earned (voided).
+    let a = accrual(&mut client, &id, None).await;
+    assert_eq!(earned(&a), [pair("ecf-standard-september/2025/retained-1", "started")]);
+    assert_eq!(
+        summary(&sent_to_dfe(stack, &id).await),
+        [
+            "declare started 2025-10-01 [] ecf-standard-september/2025/started",
+            "declare retained-1 2026-02-01 [training-event-attended] ecf-standard-september/2025/retained-1",
+            "void retained-1",
+        ]
+    );
+    assert!(a.milestones[0].dfe_declared, "started is still declared");
+}
+
+async fn x5_record_declaration_state_shows_in_get_accrual_and_the_statement(stack: &Stack) {
+    let at = place();
+    let mut client = service(stack).await;
+    let id = enrol_ect(&mut client, &at, 2025).await;
+    engage_as(&mut client, &id, date(2025, 10, 1), pb::EngagementKind::ModuleCompleted).await;
+    let dfe_id = new_id();
+    let submitted = pb::RecordDeclarationStateRequest {
+        command_id: new_id(),
+        participant_id: id.clone(),
+        declaration_type: "started".into(),
+        dfe_declaration_id: dfe_id.clone(),
+        state: "submitted".into(),
+    };
+    let ack = client.record_declaration_state(submitted.clone()).await.expect("submitted").into_inner().ack;
+    assert!(!ack.expect("ack").duplicate);
+    let paid = pb::RecordDeclarationStateRequest { command_id: new_id(), state: "paid".into(), ..submitted.clone() };
+    client.record_declaration_state(paid).await.expect("paid");
+    // A repeat of the first answer changes nothing: the latest stays.
+    let again = client.record_declaration_state(submitted.clone()).await.expect("repeat").into_inner().ack;
+    assert!(again.expect("ack").duplicate);
+    let shown = |a: &pb::GetAccrualResponse| {
+        a.milestones
+            .iter()
+            .map(|m| (m.milestone.clone(), m.dfe_declaration_id.clone(), m.dfe_state.clone()))
+            .collect::<Vec<_>>()
+    };
+    let expected = [("started".to_owned(), dfe_id.clone(), "paid".to_owned())];
+    assert_eq!(shown(&accrual(&mut client, &id, None).await), expected);
+    let admin = stack.admin_token();
+    let mut reader = stack.payments(Some(&admin)).await;
+    let s = statement(&mut reader, "ecf-standard-september/2025/started", &at.dp, 0).await;
+    let line = s.lines.iter().find(|l| l.participant_id == id).expect("a line");
+    assert_eq!((line.dfe_state.as_str(), line.dfe_declaration_id.as_str()), ("paid", dfe_id.as_str()));
+
+    // Refusals change nothing.
+    let bad = pb::RecordDeclarationStateRequest {
+        command_id: new_id(),
+        state: "accepted".into(),
+        declaration_type: "term-3".into(),
+        dfe_declaration_id: String::new(),
+        ..submitted.clone()
+    };
+    let err = client.record_declaration_state(bad).await.expect_err("bad words");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(fields(&err), ["declaration_type", "dfe_declaration_id", "state"]);
+    let unknown =
+        pb::RecordDeclarationStateRequest { command_id: new_id(), participant_id: new_id(), ..submitted.clone() };
+    assert_eq!(client.record_declaration_state(unknown).await.expect_err("unknown").code(), Code::NotFound);
+    let never = pb::RecordDeclarationStateRequest {
+        command_id: new_id(),
+        declaration_type: "retained-3".into(),
+        state: "eligible".into(),
+        ..submitted.clone()
+    };
+    let err = client.record_declaration_state(never).await.expect_err("never declared");
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "DECLARATION_NOT_MADE"));
+    assert!(err.message().contains("retained-3"), "{}", err.message());
+    assert_eq!(shown(&accrual(&mut client, &id, None).await), expected);
+    let refused_as_admin = reader
+        .record_declaration_state(pb::RecordDeclarationStateRequest { command_id: new_id(), ..submitted })
+        .await
+        .expect_err("admin");
+    assert_eq!(refused_as_admin.code(), Code::PermissionDenied);
+}
+
 on_both_backends!(
     f1_list_schedules_serves_each_cohorts_dated_windows_prices_and_shares,
     roles_receivers_are_service_only_and_a_refused_command_changes_nothing,
@@ -962,6 +1270,10 @@ on_both_backends!(
     roles_reads_and_engagement_in_scope_only,
     f6_statements_page_by_participant_and_totals_equal_their_lines,
     d4_d7_the_participant_services_commands_reach_payments,
+    x5_f2_an_earned_milestone_is_declared_once_with_its_qualifying_day_and_evidence,
+    x6_f4_a_withdrawal_backdated_before_the_qualifying_engagement_voids_and_a_reinstatement_declares_again,
+    x6_f3_a_backdated_deferral_voids_the_milestone_it_unearns_and_keeps_one_still_earned,
+    x5_record_declaration_state_shows_in_get_accrual_and_the_statement,
 );
 
 /// F1: a deployment's own schedules file is served; a malformed one stops
@@ -1036,4 +1348,144 @@ async fn f1_a_deployment_schedules_file_is_served_and_a_malformed_one_fails_star
     assert_eq!(s.windows.iter().map(|w| w.share_percent).collect::<Vec<_>>(), [20, 80]);
     let _ = stop.send(());
     server.await.expect("task").expect("clean exit");
+}
+
+/// A stand-in for the DfE gateway (task 17g builds the real one): records
+/// what payments' relay delivers, and the caller's role.
+#[derive(Clone, Default)]
+struct FakeGateway {
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+type Answer<T> = Result<tonic::Response<T>, Status>;
+
+impl FakeGateway {
+    fn note(&self, request: &tonic::metadata::MetadataMap, what: String) {
+        let bearer = request.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let role = bearer
+            .strip_prefix("Bearer ")
+            .and_then(|t| {
+                steplab_platform::auth::JwtVerifier::hs256(steplab_tests::SECRET.as_bytes()).ok()?.verify(t).ok()
+            })
+            .map(|c| c.role().as_str().to_owned())
+            .unwrap_or_default();
+        self.received.lock().expect("lock").push((what, role));
+    }
+
+    fn received(&self) -> Vec<(String, String)> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+fn ack<T>(command_id: &str, wrap: impl FnOnce(steplab_proto::steplab::common::v1::CommandAck) -> T) -> Answer<T> {
+    Ok(tonic::Response::new(wrap(steplab_proto::steplab::common::v1::CommandAck {
+        command_id: command_id.into(),
+        duplicate: false,
+    })))
+}
+
+#[tonic::async_trait]
+impl dfe::dfe_gateway_service_server::DfeGatewayService for FakeGateway {
+    async fn track_participant(
+        &self,
+        _: tonic::Request<dfe::TrackParticipantRequest>,
+    ) -> Answer<dfe::TrackParticipantResponse> {
+        Err(Status::unimplemented("payments never tracks participants"))
+    }
+    async fn report_status_change(
+        &self,
+        _: tonic::Request<dfe::ReportStatusChangeRequest>,
+    ) -> Answer<dfe::ReportStatusChangeResponse> {
+        Err(Status::unimplemented("payments never reports status changes"))
+    }
+    async fn declare_milestone(
+        &self,
+        request: tonic::Request<dfe::DeclareMilestoneRequest>,
+    ) -> Answer<dfe::DeclareMilestoneResponse> {
+        let r = request.get_ref();
+        self.note(request.metadata(), format!("declare {} {}", r.participant_id, r.declaration_type));
+        ack(&r.command_id, |ack| dfe::DeclareMilestoneResponse { ack: Some(ack) })
+    }
+    async fn void_milestone(
+        &self,
+        request: tonic::Request<dfe::VoidMilestoneRequest>,
+    ) -> Answer<dfe::VoidMilestoneResponse> {
+        let r = request.get_ref();
+        self.note(request.metadata(), format!("void {} {}", r.participant_id, r.declaration_type));
+        ack(&r.command_id, |ack| dfe::VoidMilestoneResponse { ack: Some(ack) })
+    }
+    async fn list_dfe_calls(&self, _: tonic::Request<dfe::ListDfeCallsRequest>) -> Answer<dfe::ListDfeCallsResponse> {
+        Err(Status::unimplemented("not here"))
+    }
+    async fn retry_dfe_call(&self, _: tonic::Request<dfe::RetryDfeCallRequest>) -> Answer<dfe::RetryDfeCallResponse> {
+        Err(Status::unimplemented("not here"))
+    }
+    async fn list_unreportable(
+        &self,
+        _: tonic::Request<dfe::ListUnreportableRequest>,
+    ) -> Answer<dfe::ListUnreportableResponse> {
+        Err(Status::unimplemented("not here"))
+    }
+    async fn reconcile(&self, _: tonic::Request<dfe::ReconcileRequest>) -> Answer<dfe::ReconcileResponse> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+/// X5, X6: payments' relay delivers its declarations and voids to the
+/// gateway at `STEPLAB_DFE_GATEWAY_URL`, in order, with a service token.
+async fn x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order(backend: steplab_tests::Backend) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let gateway = FakeGateway::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(dfe::dfe_gateway_service_server::DfeGatewayServiceServer::new(gateway.clone()))
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+    let Some(stack) =
+        Stack::start_with(backend, steplab_tests::TODAY, &[("STEPLAB_DFE_GATEWAY_URL", url.as_str())]).await
+    else {
+        return;
+    };
+    let at = place();
+    let mut client = service(&stack).await;
+    let id = enrol_ect(&mut client, &at, 2025).await;
+    engage_as(&mut client, &id, date(2025, 10, 1), pb::EngagementKind::ModuleCompleted).await;
+    engage_as(&mut client, &id, date(2026, 2, 1), pb::EngagementKind::Clinic).await;
+    client
+        .end_accrual(pb::EndAccrualRequest {
+            command_id: new_id(),
+            participant_id: id.clone(),
+            effective_date: date(2026, 1, 15),
+        })
+        .await
+        .expect("withdrawn, backdated");
+    let expected: Vec<(String, String)> = ["declare {id} started", "declare {id} retained-1", "void {id} retained-1"]
+        .iter()
+        .map(|w| (w.replace("{id}", &id), "service".to_owned()))
+        .collect();
+    eventually("the gateway receives the declarations and the void", || {
+        let gateway = gateway.clone();
+        let expected = expected.clone();
+        async move { gateway.received() == expected }
+    })
+    .await;
+    stack.stop().await;
+    let _ = stop.send(());
+    served.await.expect("fake gateway task").expect("fake gateway served");
+    assert_eq!(gateway.received(), expected, "once each, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order_sqlite() {
+    x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order(steplab_tests::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order_postgres() {
+    x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_order(steplab_tests::Backend::Postgres)
+        .await;
 }

@@ -431,6 +431,17 @@ async fn scope_accrual_engagement_and_statements_answer_another_partner_as_an_un
         let outside = c.get_statement(statement(s.w.dp2.clone())).await.map(drop);
         let nothing = c.get_statement(statement(unknown_id())).await.map(drop);
         assert_indistinguishable(&format!("{who} GetStatement"), outside, nothing, &foreign);
+        // X5: the DfE gateway's answers are the service role's alone.
+        let state = |participant_id: String| payments::RecordDeclarationStateRequest {
+            command_id: "probe-2".into(),
+            participant_id,
+            declaration_type: "started".into(),
+            dfe_declaration_id: "probe-3".into(),
+            state: "submitted".into(),
+        };
+        let outside = c.record_declaration_state(state(s.ect_b.clone())).await.map(drop);
+        let nothing = c.record_declaration_state(state(unknown_id())).await.map(drop);
+        assert_indistinguishable(&format!("{who} RecordDeclarationState"), outside, nothing, &foreign);
     }
     let err = stack
         .payments(Some(&stack.admin_token()))

@@ -62,6 +62,7 @@ pub async fn run(
             max_attempts: config.relay_max_attempts,
             max_backoff: config.relay_max_backoff,
             tls: client_tls,
+            service: ServiceName::Participant.as_str(),
             ..RelaySettings::default()
         },
     )?;

@@ -3,10 +3,12 @@
 //! become response messages.
 
 use crate::domain::accrual::{AccrualState, ExclusionReason, Facts, Plan, WindowOutcome};
+use crate::domain::declarations;
 use crate::domain::schedule::{self, Schedule, ScheduleBook, Window};
 use crate::domain::{EngagementKind, PayeeKind};
-use crate::store::OutcomeRow;
+use crate::store::{DeclarationRow, OutcomeRow};
 use chrono::NaiveDate;
+use std::collections::HashMap;
 use steplab_platform::idempotency::IdempotencyKey;
 use steplab_platform::{FieldViolation, FieldViolations, date, paging};
 use steplab_proto::steplab::common::v1 as common;
@@ -286,6 +288,56 @@ pub fn engagement(req: &pb::RecordEngagementRequest, caller_sub: &str) -> Result
     })
 }
 
+/// A validated RecordDeclarationState.
+#[derive(Debug, Clone)]
+pub struct DeclarationState {
+    pub key: IdempotencyKey,
+    pub participant_id: String,
+    pub declaration_type: String,
+    pub dfe_declaration_id: String,
+    pub state: String,
+}
+
+pub fn declaration_state(req: &pb::RecordDeclarationStateRequest) -> Result<DeclarationState, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let key = v.check(command_key(&req.command_id));
+    let participant_id = v.check(id("participant_id", &req.participant_id));
+    let declaration_type = v.check(if declarations::is_declaration_type(&req.declaration_type) {
+        Ok(req.declaration_type.clone())
+    } else {
+        Err(FieldViolation::new(
+            "declaration_type",
+            format!(
+                "`{}` is not a DfE declaration type: one of {}",
+                truncate(&req.declaration_type),
+                declarations::DECLARATION_TYPES.join(", ")
+            ),
+        ))
+    });
+    let dfe_declaration_id = v.check(token("dfe_declaration_id", &req.dfe_declaration_id));
+    let state = v.check(if declarations::is_dfe_state(&req.state) {
+        Ok(req.state.clone())
+    } else {
+        Err(FieldViolation::new(
+            "state",
+            format!(
+                "`{}` is not a DfE declaration state: one of {}",
+                truncate(&req.state),
+                declarations::DFE_STATES.join(", ")
+            ),
+        ))
+    });
+    v.finish(|| {
+        Some(DeclarationState {
+            key: key?,
+            participant_id: participant_id?,
+            declaration_type: declaration_type?,
+            dfe_declaration_id: dfe_declaration_id?,
+            state: state?,
+        })
+    })
+}
+
 /// A validated GetAccrual.
 #[derive(Debug, Clone)]
 pub struct AccrualQuery {
@@ -441,6 +493,7 @@ pub fn accrual(
     plan: &Plan<'_>,
     facts: &Facts,
     earned: &[WindowOutcome<'_>],
+    declared: &[DeclarationRow],
     as_of: NaiveDate,
 ) -> pb::GetAccrualResponse {
     let schedule = plan.schedule;
@@ -449,14 +502,20 @@ pub fn accrual(
     let milestones: Vec<pb::EarnedMilestone> = earned
         .iter()
         .filter_map(|o| match &o.outcome {
-            Outcome::Earned { milestone, amount_pence, earned_on } => Some(pb::EarnedMilestone {
-                milestone: milestone.clone(),
-                window: o.window.id.clone(),
-                window_start: Some(date::to_proto(o.window.start)),
-                window_end: Some(date::to_proto(o.window.end)),
-                amount_pence: *amount_pence,
-                earned_on: Some(date::to_proto(*earned_on)),
-            }),
+            Outcome::Earned { milestone, amount_pence, earned_on } => {
+                let declaration = declared.iter().find(|d| &d.declaration_type == milestone);
+                Some(pb::EarnedMilestone {
+                    milestone: milestone.clone(),
+                    window: o.window.id.clone(),
+                    window_start: Some(date::to_proto(o.window.start)),
+                    window_end: Some(date::to_proto(o.window.end)),
+                    amount_pence: *amount_pence,
+                    earned_on: Some(date::to_proto(*earned_on)),
+                    dfe_declared: declaration.is_some_and(|d| d.active),
+                    dfe_declaration_id: declaration.and_then(|d| d.dfe_declaration_id.clone()).unwrap_or_default(),
+                    dfe_state: declaration.and_then(|d| d.dfe_state.clone()).unwrap_or_default(),
+                })
+            }
             Outcome::Excluded { .. } => None,
         })
         .collect();
@@ -487,6 +546,7 @@ pub fn accrual(
 pub fn statement_page(
     query: &StatementQuery,
     rows: Vec<OutcomeRow>,
+    declared: &HashMap<(String, String), DeclarationRow>,
     total_pence: i64,
     next_page_token: String,
 ) -> Option<pb::GetStatementResponse> {
@@ -494,12 +554,17 @@ pub fn statement_page(
     let mut exclusions = Vec::new();
     for row in rows {
         match (row.milestone, row.exclusion_reason) {
-            (Some(milestone), _) => lines.push(pb::StatementLine {
-                participant_id: row.participant_id,
-                delivery_partner_id: row.delivery_partner_id,
-                milestone,
-                amount_pence: row.amount_pence,
-            }),
+            (Some(milestone), _) => {
+                let declaration = declared.get(&(row.participant_id.clone(), milestone.clone()));
+                lines.push(pb::StatementLine {
+                    dfe_state: declaration.and_then(|d| d.dfe_state.clone()).unwrap_or_default(),
+                    dfe_declaration_id: declaration.and_then(|d| d.dfe_declaration_id.clone()).unwrap_or_default(),
+                    participant_id: row.participant_id,
+                    delivery_partner_id: row.delivery_partner_id,
+                    milestone,
+                    amount_pence: row.amount_pence,
+                })
+            }
             (None, Some(r)) => exclusions.push(pb::Exclusion {
                 participant_id: row.participant_id,
                 reason: reason(ExclusionReason::parse(&r)?) as i32,

@@ -108,9 +108,10 @@ impl PaymentsService for PaymentsGrpc {
 
     async fn record_declaration_state(
         &self,
-        _request: Request<pb::RecordDeclarationStateRequest>,
+        request: Request<pb::RecordDeclarationStateRequest>,
     ) -> Answer<pb::RecordDeclarationStateResponse> {
-        // Issue 17: built with the DfE gateway.
-        Err(tonic::Status::unimplemented("RecordDeclarationState is not built yet (issue 17)"))
+        observability::note_participant(&request.get_ref().participant_id);
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.payments.record_declaration_state(caller, request.into_inner()).await?))
     }
 }

@@ -16,13 +16,17 @@ pub mod store;
 
 use domain::schedule::ScheduleBook;
 use std::future::Future;
+use std::sync::Arc;
+use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{Config, ServiceName};
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::limits::Limited;
 use steplab_platform::observability::{self, Observed};
+use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::payments::v1::payments_service_server::{PaymentsServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
 use tonic::service::interceptor::InterceptedService;
 
 pub static MIGRATIONS: Migrations = Migrations {
@@ -33,6 +37,9 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// Loads the schedules and opens the database (running migrations and
 /// bringing stored outcomes up to date with the schedules), then serves on
 /// `listener` until `shutdown` completes and in-flight calls have drained.
+/// Beside the server an outbox relay delivers the declarations and voids
+/// payments decides (X5, X6) to the DfE gateway; it stops with the server,
+/// and what it has not delivered stays in the outbox for the next start.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -45,7 +52,26 @@ pub async fn run(
     let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
     let verifier = steplab_platform::auth::verifier(&config)?;
     let observing = observability::start(&config, ServiceName::Payments, &db)?;
-    let payments = service::Payments::new(db.clone(), config.clock(), book);
+    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
+    let wake_relay = Arc::new(Notify::new());
+    // Read and checked now, so a bad TLS file fails start-up, not a delivery.
+    let client_tls = steplab_platform::tls::ClientTls::from_files(&config.tls)?;
+    let relay = Relay::new(
+        db.clone(),
+        &[(service::DFE_GATEWAY, &config.dfe_gateway_url)],
+        tokens,
+        wake_relay.clone(),
+        RelaySettings {
+            max_attempts: config.relay_max_attempts,
+            max_backoff: config.relay_max_backoff,
+            tls: client_tls,
+            service: ServiceName::Payments.as_str(),
+            ..RelaySettings::default()
+        },
+    )?;
+    let payments = service::Payments::new(db.clone(), config.clock(), book).with_relay_wake(wake_relay);
+    // Before the relay starts: the start-up recompute may enqueue
+    // declarations, which the relay's first pass then finds.
     payments.prepare().await?;
     let limits = config.limits;
     let svc = PaymentsServiceServer::new(grpc::PaymentsGrpc::new(payments))
@@ -58,7 +84,14 @@ pub async fn run(
     let svc = Observed::new(&observing, Limited::new(&limits, svc));
     let tls = steplab_platform::tls::server_config(&config.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
+    // Spawned last, so no start-up error leaves it running.
+    let (stop_relay, relay_stopped) = watch::channel(false);
+    let relay_task = tokio::spawn(relay.run(relay_stopped));
     let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
     observing.stop().await;
+    let _ = stop_relay.send(true);
+    if relay_task.await.is_err() {
+        tracing::error!("the outbox relay task failed");
+    }
     served
 }

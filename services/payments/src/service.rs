@@ -7,20 +7,25 @@
 use crate::convert;
 use crate::domain::accrual::{self, Facts, Plan};
 use crate::domain::commands::{self, Change};
+use crate::domain::declarations::{self, Declarant, Earned, Step};
 use crate::domain::policy::{self, Denied, Place};
 use crate::domain::schedule::{Schedule, ScheduleBook, Variant};
 use crate::domain::{PayeeKind, RuleViolation};
 use crate::error::ServiceError;
-use crate::store::{self, NewEngagement, OutcomeRow, PayeeRow};
-use chrono::NaiveDateTime;
+use crate::store::{self, DeclarationRow, NewEngagement, OutcomeRow, PayeeRow};
+use chrono::{NaiveDate, NaiveDateTime};
 use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
+use steplab_platform::observability;
+use steplab_platform::outbox::{self, NewCommand};
 use steplab_platform::{Caller, Clock, FieldViolation, FieldViolations};
 use steplab_proto::steplab::common::v1::CommandAck;
+use steplab_proto::steplab::dfe::v1 as dfe;
 use steplab_proto::steplab::payments::v1 as pb;
+use tokio::sync::Notify;
 
 /// A command's answer: it carries the command's acknowledgement.
 pub trait Acked: prost::Message + Default + Send + 'static {
@@ -49,7 +54,12 @@ acked!(
     pb::ReopenAccrualResponse,
     pb::SetAreaCoveredResponse,
     pb::SetParticipantScopeResponse,
+    pb::RecordDeclarationStateResponse,
 );
+
+/// The outbox target of the DfE gateway (its URL is `STEPLAB_DFE_GATEWAY_URL`).
+pub const DFE_GATEWAY: &str = "dfe-gateway";
+const DFE_GATEWAY_SERVICE: &str = "/steplab.dfe.v1.DfeGatewayService/";
 
 /// Payees per transaction when every outcome is recomputed at start-up.
 const REBUILD_BATCH: i64 = 1000;
@@ -59,6 +69,24 @@ pub struct Payments {
     db: Database,
     clock: Clock,
     book: Arc<ScheduleBook>,
+    /// Wakes the outbox relay after a change that may have enqueued
+    /// declarations commits.
+    relay: Arc<Notify>,
+}
+
+/// What a recompute needs to keep the DfE declarations in line (X5, X6):
+/// "today" of the change, its time, and the request id the outbox carries on.
+#[derive(Debug, Clone)]
+struct Declaring {
+    today: NaiveDate,
+    now: NaiveDateTime,
+    request_id: Option<String>,
+}
+
+impl Declaring {
+    fn new(clock: &Clock) -> Self {
+        Declaring { today: clock.today(), now: clock.now(), request_id: observability::current_request_id() }
+    }
 }
 
 /// Refusals are audited: who, in which role, tried what.
@@ -164,17 +192,109 @@ fn plan<'a>(book: &'a ScheduleBook, schedule: &'a Schedule, facts: &Facts) -> Re
     })
 }
 
-/// Recomputes and stores what each of the payee's windows pays, in the
-/// caller's transaction; answers the facts it computed from.
-fn recompute(conn: &mut DbConn, book: &ScheduleBook, payee: &PayeeRow) -> Result<Facts, ServiceError> {
-    recompute_all(conn, book, std::slice::from_ref(payee))?
+/// Recomputes and stores what each of the payee's windows pays, and
+/// enqueues the declarations and voids that keep the DfE in line (X5, X6),
+/// in the caller's transaction; answers the facts it computed from.
+fn recompute(
+    conn: &mut DbConn,
+    book: &ScheduleBook,
+    payee: &PayeeRow,
+    declaring: &Declaring,
+) -> Result<Facts, ServiceError> {
+    recompute_all(conn, book, std::slice::from_ref(payee), declaring)?
         .pop()
         .ok_or_else(|| ServiceError::Internal(format!("no facts computed for {}", payee.participant_id)))
 }
 
+/// X5, X6: compares the milestones earned as of today (what GetAccrual
+/// answers for today, by the same function) with the declarations made,
+/// records and enqueues each declaration and void that is missing, in the
+/// caller's transaction. Comparing again changes nothing.
+fn sync_declarations(
+    conn: &mut DbConn,
+    payee: &PayeeRow,
+    schedule: &Schedule,
+    plan: &Plan<'_>,
+    facts: &Facts,
+    declaring: &Declaring,
+) -> Result<(), ServiceError> {
+    let id = payee.participant_id.as_str();
+    let declarant = Declarant { kind: payee.kind()?, cohort: payee.cohort, variant: schedule.variant };
+    let earned: Vec<(String, String, NaiveDate)> = accrual::earned_by(plan, facts, declaring.today)
+        .into_iter()
+        .filter_map(|o| match o.outcome {
+            accrual::Outcome::Earned { milestone, earned_on, .. } => Some((milestone, o.window.id.clone(), earned_on)),
+            accrual::Outcome::Excluded { .. } => None,
+        })
+        .collect();
+    let declared: Vec<_> = store::declarations_of(conn, id)?.iter().map(DeclarationRow::domain).collect();
+    let undeclared_days: Vec<NaiveDate> = earned
+        .iter()
+        .filter(|(t, _, _)| declarations::to_declare(&declarant, &declared, t))
+        .map(|(_, _, day)| *day)
+        .collect();
+    // The evidence (the engagement's kind) is read only when something is
+    // to be declared: most changes declare nothing.
+    let kinds = if undeclared_days.is_empty() {
+        Default::default()
+    } else {
+        store::first_engagement_kinds(conn, id, &undeclared_days)?
+    };
+    let earned: Vec<Earned> = earned
+        .into_iter()
+        .map(|(declaration_type, window_id, earned_on)| Earned {
+            qualified_by: kinds.get(&earned_on).copied().unwrap_or(crate::domain::EngagementKind::Other),
+            declaration_type,
+            window_id,
+            earned_on,
+        })
+        .collect();
+    for step in declarations::compare(&declarant, &earned, &declared) {
+        let command_id = steplab_platform::ids::new_id();
+        let (rpc, payload) = match &step {
+            Step::Declare(d) => {
+                store::declare(conn, id, d, declaring.now)?;
+                let request = dfe::DeclareMilestoneRequest {
+                    command_id: command_id.clone(),
+                    participant_id: id.to_owned(),
+                    declaration_type: d.declaration_type.clone(),
+                    declaration_date: Some(steplab_platform::date::to_proto(d.declaration_date)),
+                    evidence_held: d.evidence_held.clone(),
+                    milestone_id: d.window_id.clone(),
+                };
+                ("DeclareMilestone", request.encode_to_vec())
+            }
+            Step::Void { declaration_type } => {
+                store::void(conn, id, declaration_type, declaring.now)?;
+                let request = dfe::VoidMilestoneRequest {
+                    command_id: command_id.clone(),
+                    participant_id: id.to_owned(),
+                    declaration_type: declaration_type.clone(),
+                };
+                ("VoidMilestone", request.encode_to_vec())
+            }
+        };
+        let command = NewCommand {
+            command_id,
+            participant_id: id.to_owned(),
+            target: DFE_GATEWAY.to_owned(),
+            method: format!("{DFE_GATEWAY_SERVICE}{rpc}"),
+            payload,
+            request_id: declaring.request_id.clone(),
+        };
+        outbox::enqueue(conn, &command, declaring.now)?;
+    }
+    Ok(())
+}
+
 /// The same for payees sorted by id, loading their facts and stored
 /// outcomes a query per table for all of them (the start-up recompute).
-fn recompute_all(conn: &mut DbConn, book: &ScheduleBook, payees: &[PayeeRow]) -> Result<Vec<Facts>, ServiceError> {
+fn recompute_all(
+    conn: &mut DbConn,
+    book: &ScheduleBook,
+    payees: &[PayeeRow],
+    declaring: &Declaring,
+) -> Result<Vec<Facts>, ServiceError> {
     let (Some(first), Some(last)) = (payees.first(), payees.last()) else {
         return Ok(Vec::new());
     };
@@ -190,6 +310,7 @@ fn recompute_all(conn: &mut DbConn, book: &ScheduleBook, payees: &[PayeeRow]) ->
             .collect();
         let before = stored.remove(&payee.participant_id).unwrap_or_default();
         store::write_outcomes(conn, &payee.participant_id, before, rows, &mut totals)?;
+        sync_declarations(conn, payee, schedule, &plan, facts, declaring)?;
     }
     totals.apply(conn)?;
     Ok(all_facts)
@@ -197,7 +318,12 @@ fn recompute_all(conn: &mut DbConn, book: &ScheduleBook, payees: &[PayeeRow]) ->
 
 impl Payments {
     pub fn new(db: Database, clock: Clock, book: ScheduleBook) -> Self {
-        Self { db, clock, book: Arc::new(book) }
+        Self { db, clock, book: Arc::new(book), relay: Arc::new(Notify::new()) }
+    }
+
+    /// Wakes `relay` after every change that may have enqueued commands.
+    pub fn with_relay_wake(self, relay: Arc<Notify>) -> Self {
+        Self { relay, ..self }
     }
 
     /// The service's database, where the platform keeps its audit log.
@@ -241,16 +367,18 @@ impl Payments {
             let book = book.clone();
             let last_id = last.clone();
             let first = ids.first().cloned().unwrap_or_default();
+            let declaring = Declaring::new(&self.clock);
             self.db
                 .write(move |conn| {
                     let payees = store::lock_payees(conn, &first, &last)?;
-                    recompute_all(conn, &book, &payees).map(|_| ())
+                    recompute_all(conn, &book, &payees, &declaring).map(|_| ())
                 })
                 .await?;
             after = Some(last_id);
         }
         let now = self.clock.now();
         self.db.write(move |conn| store::set_book_fingerprint(conn, &fingerprint, now)).await?;
+        self.relay.notify_one();
         tracing::info!(
             payees = count,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -276,9 +404,11 @@ impl Payments {
         Resp: Acked,
     {
         let request_bytes = request.encode_to_vec();
-        let now = self.clock.now();
+        let declaring = Declaring::new(&self.clock);
+        let now = declaring.now;
         let book = self.book.clone();
-        self.db
+        let answer = self
+            .db
             .write(move |conn| {
                 let payee = store::lock_payee(conn, &participant_id)?.ok_or_else(|| not_enrolled(&participant_id))?;
                 match idempotency::lookup(conn, &key, rpc, &request_bytes)? {
@@ -287,12 +417,16 @@ impl Payments {
                     Replay::Conflict => return Err(reused("command_id")),
                 }
                 apply(conn, now)?;
-                recompute(conn, &book, &payee)?;
+                recompute(conn, &book, &payee, &declaring)?;
                 let response = Resp::acked(convert::ack(&command_id, false));
                 idempotency::record(conn, &key, rpc, &request_bytes, &response.encode_to_vec(), now)?;
                 Ok(response)
             })
-            .await
+            .await;
+        if answer.is_ok() {
+            self.relay.notify_one();
+        }
+        answer
     }
 
     pub async fn enrol_payee(
@@ -320,8 +454,10 @@ impl Payments {
             .into());
         }
         let request_bytes = req.encode_to_vec();
-        let (now, book) = (self.clock.now(), self.book.clone());
-        self.db
+        let declaring = Declaring::new(&self.clock);
+        let (now, book) = (declaring.now, self.book.clone());
+        let answer = self
+            .db
             .write(move |conn| {
                 match idempotency::lookup(conn, &cmd.key, RPC, &request_bytes)? {
                     Replay::New => {}
@@ -360,14 +496,18 @@ impl Payments {
                     }
                     None => {
                         store::insert_payee(conn, &row)?;
-                        recompute(conn, &book, &row)?;
+                        recompute(conn, &book, &row, &declaring)?;
                     }
                 }
                 let response = pb::EnrolPayeeResponse::acked(convert::ack(&req.command_id, false));
                 idempotency::record(conn, &cmd.key, RPC, &request_bytes, &response.encode_to_vec(), now)?;
                 Ok(response)
             })
-            .await
+            .await;
+        if answer.is_ok() {
+            self.relay.notify_one();
+        }
+        answer
     }
 
     pub async fn suspend_accrual(
@@ -504,8 +644,10 @@ impl Payments {
             .into());
         }
         let request_bytes = req.encode_to_vec();
-        let (now, book) = (self.clock.now(), self.book.clone());
-        self.db
+        let declaring = Declaring { today, ..Declaring::new(&self.clock) };
+        let (now, book) = (declaring.now, self.book.clone());
+        let answer = self
+            .db
             .write(move |conn| {
                 let found = store::lock_payee(conn, &cmd.participant_id)?;
                 let payee = payee_in_reach(
@@ -538,7 +680,7 @@ impl Payments {
                     },
                     now,
                 )?;
-                let facts = recompute(conn, &book, &payee)?;
+                let facts = recompute(conn, &book, &payee, &declaring)?;
                 let schedule = schedule_of(&book, &payee)?;
                 let window = plan(&book, schedule, &facts)?.window_on(cmd.occurred_on);
                 let response = pb::RecordEngagementResponse {
@@ -549,7 +691,11 @@ impl Payments {
                 idempotency::record(conn, &cmd.key, RPC, &request_bytes, &response.encode_to_vec(), now)?;
                 Ok(response)
             })
-            .await
+            .await;
+        if answer.is_ok() {
+            self.relay.notify_one();
+        }
+        answer
     }
 
     pub async fn get_accrual(
@@ -577,7 +723,8 @@ impl Payments {
                 let schedule = schedule_of(&book, &payee)?;
                 let plan = plan(&book, schedule, &facts)?;
                 let earned = accrual::earned_by(&plan, &facts, as_of);
-                Ok(convert::accrual(&payee.participant_id, &plan, &facts, &earned, as_of))
+                let declared = store::declarations_of(conn, &payee.participant_id)?;
+                Ok(convert::accrual(&payee.participant_id, &plan, &facts, &earned, &declared, as_of))
             })
             .await
     }
@@ -598,7 +745,7 @@ impl Payments {
         }
         self.db
             .read(move |conn| {
-                let (mut rows, total) = store::snapshot(conn, |conn| {
+                let (rows, total) = store::snapshot(conn, |conn| {
                     let rows = store::statement_page(
                         conn,
                         &query.window_id,
@@ -607,8 +754,15 @@ impl Payments {
                         query.page_size + 1,
                     )?;
                     let total = store::statement_total(conn, &query.window_id, query.delivery_partner_id.as_deref())?;
-                    Ok((rows, total))
+                    let declared = match (rows.first(), rows.last()) {
+                        (Some(first), Some(last)) => {
+                            store::declarations_between(conn, &first.participant_id, &last.participant_id)?
+                        }
+                        _ => Default::default(),
+                    };
+                    Ok(((rows, declared), total))
                 })?;
+                let (mut rows, declared) = rows;
                 let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > query.page_size;
                 rows.truncate(usize::try_from(query.page_size).unwrap_or(usize::MAX));
                 let next = match rows.last() {
@@ -619,12 +773,57 @@ impl Payments {
                     ),
                     _ => String::new(),
                 };
-                convert::statement_page(&query, rows, total, next).ok_or_else(|| {
+                convert::statement_page(&query, rows, &declared, total, next).ok_or_else(|| {
                     ServiceError::Internal(format!(
                         "a stored outcome of window {} has an unknown exclusion reason",
                         query.window_id
                     ))
                 })
+            })
+            .await
+    }
+
+    /// X5: the DfE's answer to a declaration payments made, reported by the
+    /// DfE gateway: stored with the declaration (the latest answer wins).
+    pub async fn record_declaration_state(
+        &self,
+        caller: Caller,
+        req: pb::RecordDeclarationStateRequest,
+    ) -> Result<pb::RecordDeclarationStateResponse, ServiceError> {
+        const RPC: &str = "RecordDeclarationState";
+        policy::may_record_declaration_state(&caller).map_err(|d| denied(&caller, RPC, d))?;
+        let cmd = convert::declaration_state(&req)?;
+        let request_bytes = req.encode_to_vec();
+        let now = self.clock.now();
+        self.db
+            .write(move |conn| {
+                store::lock_payee(conn, &cmd.participant_id)?.ok_or_else(|| not_enrolled(&cmd.participant_id))?;
+                match idempotency::lookup(conn, &cmd.key, RPC, &request_bytes)? {
+                    Replay::New => {}
+                    Replay::Answered(bytes) => return replayed(&bytes),
+                    Replay::Conflict => return Err(reused("command_id")),
+                }
+                let known = store::set_dfe_state(
+                    conn,
+                    &cmd.participant_id,
+                    &cmd.declaration_type,
+                    &cmd.dfe_declaration_id,
+                    &cmd.state,
+                    now,
+                )?;
+                if !known {
+                    return Err(RuleViolation::new(
+                        "DECLARATION_NOT_MADE",
+                        format!(
+                            "payments never declared `{}` for participant {}: the DfE gateway and payments disagree; an operator compares the gateway's calls (ListDfeCalls) with GetAccrual",
+                            cmd.declaration_type, cmd.participant_id
+                        ),
+                    )
+                    .into());
+                }
+                let response = pb::RecordDeclarationStateResponse::acked(convert::ack(&req.command_id, false));
+                idempotency::record(conn, &cmd.key, RPC, &request_bytes, &response.encode_to_vec(), now)?;
+                Ok(response)
             })
             .await
     }

@@ -3,8 +3,9 @@
 //! changes (the fact, the recomputed window outcomes and the idempotency
 //! record) commit together or not at all.
 
-use crate::domain::PayeeKind;
 use crate::domain::accrual::{Closure, CoverageChange, Facts, Placement, PlacementChange, Suspension};
+use crate::domain::declarations::{Declaration, Declared};
+use crate::domain::{EngagementKind, PayeeKind};
 use crate::error::ServiceError;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -109,7 +110,22 @@ pub mod schema {
         }
     }
 
+    diesel::table! {
+        declarations (participant_id, declaration_type) {
+            participant_id -> Text,
+            declaration_type -> Text,
+            active -> Bool,
+            window_id -> Text,
+            declaration_date -> Date,
+            evidence_held -> Text,
+            dfe_declaration_id -> Nullable<Text>,
+            dfe_state -> Nullable<Text>,
+            updated_at -> Timestamp,
+        }
+    }
+
     diesel::allow_tables_to_appear_in_same_query!(
+        declarations,
         payees,
         suspensions,
         accrual_closures,
@@ -123,8 +139,8 @@ pub mod schema {
 }
 
 use schema::{
-    accrual_closures, coverage_changes, engagements, payees, placement_changes, schedule_book_state, suspensions,
-    window_outcomes, window_totals,
+    accrual_closures, coverage_changes, declarations, engagements, payees, placement_changes, schedule_book_state,
+    suspensions, window_outcomes, window_totals,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -698,4 +714,145 @@ impl OutcomeRow {
             }
         }
     }
+}
+
+/// A declaration payments made to the DfE (X5), with the DfE's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = declarations)]
+pub struct DeclarationRow {
+    pub participant_id: String,
+    pub declaration_type: String,
+    /// False once payments voided it (X6).
+    pub active: bool,
+    pub window_id: String,
+    pub declaration_date: NaiveDate,
+    pub evidence_held: String,
+    pub dfe_declaration_id: Option<String>,
+    pub dfe_state: Option<String>,
+}
+
+impl DeclarationRow {
+    pub fn domain(&self) -> Declared {
+        Declared { declaration_type: self.declaration_type.clone(), active: self.active }
+    }
+}
+
+pub fn declarations_of(conn: &mut DbConn, participant_id: &str) -> Result<Vec<DeclarationRow>, ServiceError> {
+    Ok(declarations::table
+        .filter(declarations::participant_id.eq(participant_id))
+        .order((declarations::declaration_date, declarations::declaration_type))
+        .select(DeclarationRow::as_select())
+        .load(conn)?)
+}
+
+/// The declarations of the participants with ids in `[first, last]` (a
+/// statement page), by participant and type.
+pub fn declarations_between(
+    conn: &mut DbConn,
+    first: &str,
+    last: &str,
+) -> Result<HashMap<(String, String), DeclarationRow>, ServiceError> {
+    Ok(declarations::table
+        .filter(declarations::participant_id.between(first, last))
+        .select(DeclarationRow::as_select())
+        .load::<DeclarationRow>(conn)?
+        .into_iter()
+        .map(|r| ((r.participant_id.clone(), r.declaration_type.clone()), r))
+        .collect())
+}
+
+/// X5: records a declaration as made (again, after a void: the voided
+/// one's DfE id and state belong to the old declaration and are cleared).
+pub fn declare(
+    conn: &mut DbConn,
+    participant_id: &str,
+    d: &Declaration,
+    now: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let updated = diesel::update(declarations::table.find((participant_id, &d.declaration_type)))
+        .set((
+            declarations::active.eq(true),
+            declarations::window_id.eq(&d.window_id),
+            declarations::declaration_date.eq(d.declaration_date),
+            declarations::evidence_held.eq(&d.evidence_held),
+            declarations::dfe_declaration_id.eq(None::<String>),
+            declarations::dfe_state.eq(None::<String>),
+            declarations::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(declarations::table)
+            .values((
+                declarations::participant_id.eq(participant_id),
+                declarations::declaration_type.eq(&d.declaration_type),
+                declarations::active.eq(true),
+                declarations::window_id.eq(&d.window_id),
+                declarations::declaration_date.eq(d.declaration_date),
+                declarations::evidence_held.eq(&d.evidence_held),
+                declarations::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// X6: marks a declaration voided by payments; the DfE's id and state stay
+/// until the gateway reports the void.
+pub fn void(
+    conn: &mut DbConn,
+    participant_id: &str,
+    declaration_type: &str,
+    now: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    diesel::update(declarations::table.find((participant_id, declaration_type)))
+        .set((declarations::active.eq(false), declarations::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The DfE's answer to a declaration; false when payments never declared
+/// that type for the participant.
+pub fn set_dfe_state(
+    conn: &mut DbConn,
+    participant_id: &str,
+    declaration_type: &str,
+    dfe_declaration_id: &str,
+    state: &str,
+    now: NaiveDateTime,
+) -> Result<bool, ServiceError> {
+    let updated = diesel::update(declarations::table.find((participant_id, declaration_type)))
+        .set((
+            declarations::dfe_declaration_id.eq(dfe_declaration_id),
+            declarations::dfe_state.eq(state),
+            declarations::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(updated > 0)
+}
+
+/// The kind of the engagement recorded first on each of `days` (X5's
+/// evidence); a day without a readable kind is left out.
+pub fn first_engagement_kinds(
+    conn: &mut DbConn,
+    participant_id: &str,
+    days: &[NaiveDate],
+) -> Result<HashMap<NaiveDate, EngagementKind>, ServiceError> {
+    let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
+        return Ok(HashMap::new());
+    };
+    let rows = engagements::table
+        .filter(engagements::participant_id.eq(participant_id))
+        .filter(engagements::occurred_on.between(first, last))
+        .order((engagements::occurred_on, engagements::id))
+        .select((engagements::occurred_on, engagements::kind))
+        .load::<(NaiveDate, String)>(conn)?;
+    let mut kinds = HashMap::new();
+    for (day, kind) in rows {
+        if days.contains(&day)
+            && let Some(kind) = EngagementKind::parse(&kind)
+        {
+            kinds.entry(day).or_insert(kind);
+        }
+    }
+    Ok(kinds)
 }

@@ -666,7 +666,7 @@ proptest! {
         let by_then: Vec<_> = earned(&all).into_iter().filter(|(_, _, on)| *on <= day).collect();
         prop_assert_eq!(earned(&accrual::earned_by(&plan, &p.facts, day)), by_then.clone());
         // GetAccrual's total is the sum of its milestones.
-        let response = convert::accrual("p", &plan, &p.facts, &accrual::earned_by(&plan, &p.facts, day), day);
+        let response = convert::accrual("p", &plan, &p.facts, &accrual::earned_by(&plan, &p.facts, day), &[], day);
         prop_assert_eq!(response.total_pence, response.milestones.iter().map(|m| m.amount_pence).sum::<i64>());
         prop_assert_eq!(response.total_pence, by_then.iter().map(|(_, a, _)| a).sum::<i64>());
         prop_assert!(response.total_pence <= plan.total_pence());
@@ -749,7 +749,7 @@ proptest! {
                     page_size: 1000,
                     after: None,
                 };
-                let statement = convert::statement_page(&query, page.clone(), total, String::new());
+                let statement = convert::statement_page(&query, page.clone(), &Default::default(), total, String::new());
                 prop_assert!(statement.is_some(), "every stored reason is known");
                 let Some(statement) = statement else { continue };
                 prop_assert_eq!(statement.total_pence, statement.lines.iter().map(|l| l.amount_pence).sum::<i64>());

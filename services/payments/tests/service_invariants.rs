@@ -1,12 +1,13 @@
 //! The service layer on a real SQLite database: the statement totals kept
 //! beside the window outcomes never drift from the lines (F6), and a new
-//! schedules file recomputes every stored outcome at start-up (F1, F5).
+//! schedules file recomputes every stored outcome at start-up (F1, F5), and
+//! declares (X5) the milestones earned before declarations existed.
 
 use chrono::NaiveDate;
 use steplab_payments::domain::schedule::ScheduleBook;
 use steplab_payments::service::Payments;
 use steplab_platform::config::DatabaseUrl;
-use steplab_platform::db::Database;
+use steplab_platform::db::{Database, DbError};
 use steplab_platform::{Caller, Clock, Scope};
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::common::v1::ParticipantKind;
@@ -270,4 +271,88 @@ async fn f1_f5_a_new_schedules_file_recomputes_every_stored_outcome_at_start_up(
     let third = Payments::new(db, Clock::Pinned(today), ScheduleBook::from_file_form(file).expect("valid"));
     let err = third.prepare().await.expect_err("a schedule in use is missing").to_string();
     assert!(err.contains("ecf-standard-september/2025"), "{err}");
+}
+
+/// The declarations (X5) payments has enqueued for the DfE gateway, as
+/// `(rpc, participant)`.
+async fn dfe_commands(db: &Database) -> Vec<(String, String)> {
+    db.read(|conn| {
+        use diesel::prelude::*;
+        use steplab_platform::outbox::{OutboxRow, outbox};
+        outbox::table.order(outbox::id).select(OutboxRow::as_select()).load::<OutboxRow>(conn).map_err(DbError::from)
+    })
+    .await
+    .expect("outbox")
+    .iter()
+    .map(|row| {
+        assert_eq!(row.target, "dfe-gateway");
+        (row.rpc().to_owned(), row.participant_id.clone())
+    })
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5_milestones_earned_before_declarations_existed_are_declared_at_the_next_start_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let today = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    let db = open(&dir).await;
+    let first = Payments::new(db.clone(), Clock::Pinned(today), ScheduleBook::generated().expect("book"));
+    first.prepare().await.expect("prepare");
+    let id = new_id();
+    first
+        .enrol_payee(
+            caller(Scope::Service),
+            pb::EnrolPayeeRequest {
+                command_id: new_id(),
+                participant_id: id.clone(),
+                delivery_partner_id: new_id(),
+                schedule: "ecf-standard-september".into(),
+                cohort: 2025,
+                funding_eligible: true,
+                participant_kind: ParticipantKind::Ect as i32,
+                school_id: new_id(),
+            },
+        )
+        .await
+        .expect("enrol");
+    first
+        .record_engagement(
+            caller(Scope::Service),
+            pb::RecordEngagementRequest {
+                participant_id: id.clone(),
+                occurred_on: date(NaiveDate::from_ymd_opt(2025, 9, 10).expect("date")),
+                kind: pb::EngagementKind::ModuleCompleted as i32,
+                request_id: new_id(),
+                note: String::new(),
+            },
+        )
+        .await
+        .expect("engagement");
+    assert_eq!(dfe_commands(&db).await, [("DeclareMilestone".to_owned(), id.clone())]);
+    // A start-up with nothing new declares nothing again.
+    Payments::new(db.clone(), Clock::Pinned(today), ScheduleBook::generated().expect("book"))
+        .prepare()
+        .await
+        .expect("prepare");
+    assert_eq!(dfe_commands(&db).await.len(), 1, "once each");
+
+    // As the database stood before this version: outcomes earned, nothing
+    // declared, and the migration forgets the schedules fingerprint.
+    db.write(|conn| {
+        use diesel::RunQueryDsl;
+        for sql in ["DELETE FROM declarations", "DELETE FROM outbox", "DELETE FROM schedule_book_state"] {
+            diesel::sql_query(sql).execute(conn)?;
+        }
+        Ok::<_, DbError>(())
+    })
+    .await
+    .expect("as before");
+    let upgraded = Payments::new(db.clone(), Clock::Pinned(today), ScheduleBook::generated().expect("book"));
+    upgraded.prepare().await.expect("prepare");
+    assert_eq!(dfe_commands(&db).await, [("DeclareMilestone".to_owned(), id.clone())]);
+    let accrual = upgraded
+        .get_accrual(caller(Scope::Service), pb::GetAccrualRequest { participant_id: id, as_of: None })
+        .await
+        .expect("accrual");
+    assert!(accrual.milestones.iter().all(|m| m.dfe_declared), "{accrual:?}");
 }

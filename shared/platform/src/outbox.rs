@@ -258,6 +258,10 @@ pub struct RelaySettings {
     pub batch: usize,
     /// How `https://` targets are reached (roots, client certificate).
     pub tls: crate::tls::ClientTls,
+    /// The service whose outbox this is, the `service` label of the outbox
+    /// gauges: `steplab up` runs several relays in one process, whose gauges
+    /// would otherwise overwrite each other. Empty: no label.
+    pub service: &'static str,
 }
 
 impl Default for RelaySettings {
@@ -271,6 +275,7 @@ impl Default for RelaySettings {
             max_attempts: 50,
             batch: 64,
             tls: crate::tls::ClientTls::default(),
+            service: "",
         }
     }
 }
@@ -398,9 +403,16 @@ impl Relay {
         let backlog = self.db.read(|conn| Ok::<_, DbError>(backlog(conn, chrono::Utc::now().naive_utc())?)).await;
         match backlog {
             Ok((pending, age, parked)) => {
-                metrics::gauge!(OUTBOX_PENDING).set(pending as f64);
-                metrics::gauge!(OUTBOX_OLDEST_PENDING_AGE).set(age.as_secs_f64());
-                metrics::gauge!(OUTBOX_PARKED).set(parked as f64);
+                let service = self.settings.service;
+                if service.is_empty() {
+                    metrics::gauge!(OUTBOX_PENDING).set(pending as f64);
+                    metrics::gauge!(OUTBOX_OLDEST_PENDING_AGE).set(age.as_secs_f64());
+                    metrics::gauge!(OUTBOX_PARKED).set(parked as f64);
+                } else {
+                    metrics::gauge!(OUTBOX_PENDING, "service" => service).set(pending as f64);
+                    metrics::gauge!(OUTBOX_OLDEST_PENDING_AGE, "service" => service).set(age.as_secs_f64());
+                    metrics::gauge!(OUTBOX_PARKED, "service" => service).set(parked as f64);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "outbox relay cannot count its backlog"),
         }

@@ -6,6 +6,7 @@
 
 pub mod accrual;
 pub mod commands;
+pub mod declarations;
 pub mod money;
 pub mod policy;
 pub mod schedule;
@@ -81,5 +82,20 @@ impl EngagementKind {
             EngagementKind::CoachingOnCoaching => "coaching_on_coaching",
             EngagementKind::Other => "other",
         }
+    }
+
+    pub const ALL: [EngagementKind; 7] = [
+        EngagementKind::ModuleCompleted,
+        EngagementKind::CoachingSession,
+        EngagementKind::Clinic,
+        EngagementKind::Conference,
+        EngagementKind::Event,
+        EngagementKind::CoachingOnCoaching,
+        EngagementKind::Other,
+    ];
+
+    /// The kind as stored by [`EngagementKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }

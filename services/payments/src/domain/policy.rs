@@ -52,6 +52,18 @@ fn out_of_scope(caller: &Caller, what: &str) -> Denied {
 }
 
 /// The participant service's commands (D4, W5, W9, S1, S2).
+/// X5: only the DfE gateway (role `service`) reports the DfE's answers.
+pub fn may_record_declaration_state(caller: &Caller) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::Service => Ok(()),
+        _ => Err(role_may_not(
+            caller,
+            "record the DfE's declaration states",
+            "they come from the DfE gateway (role service), which reads them from the DfE",
+        )),
+    }
+}
+
 pub fn may_send_commands(caller: &Caller) -> Result<(), Denied> {
     match caller.scope {
         Scope::Service => Ok(()),
@@ -144,6 +156,15 @@ mod tests {
         assert!(may_send_commands(&caller(Scope::Service)).is_ok());
         for c in [caller(Scope::Admin), lead("dp-1"), dpl(&["dp-1"]), ic("school-a")] {
             assert!(may_send_commands(&c).is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn x5_roles_only_the_service_role_records_the_dfes_declaration_states() {
+        assert!(may_record_declaration_state(&caller(Scope::Service)).is_ok());
+        for c in [caller(Scope::Admin), lead("dp-1"), dpl(&["dp-1"]), ic("school-a")] {
+            let refused = may_record_declaration_state(&c).expect_err("refused");
+            assert!(refused.0.contains("DfE gateway"), "{c:?}: {}", refused.0);
         }
     }
 
