@@ -575,7 +575,7 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                         c.end_pause(pb::EndPauseRequest { participant_id: id, ..Default::default() }).await.map(|_| ())
                     }
                     "DeferParticipant" => {
-                        c.defer_participant(defer_request(&id, (2027, 3, 1), (2027, 3, 2))).await.map(|_| ())
+                        c.defer_participant(defer_request(&id, (2027, 3, 1), (2027, 4, 15))).await.map(|_| ())
                     }
                     "ChangeReturnDate" => c
                         .change_return_date(pb::ChangeReturnDateRequest {
