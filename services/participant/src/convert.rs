@@ -414,6 +414,7 @@ pub fn approval_request(row: RequestRow) -> pb::ApprovalRequest {
         Some(RequestKind::Reinstatement) => pb::RequestKind::Reinstatement,
         Some(RequestKind::ReleaseStartChange) => pb::RequestKind::ReleaseStartChange,
         Some(RequestKind::KeepMentor) => pb::RequestKind::KeepMentor,
+        Some(RequestKind::LongDeferral) => pb::RequestKind::LongDeferral,
         None => pb::RequestKind::Unspecified,
     };
     let status = match RequestStatus::parse(&row.status) {
@@ -435,6 +436,7 @@ pub fn approval_request(row: RequestRow) -> pb::ApprovalRequest {
         decided_by: row.decided_by.unwrap_or_default(),
         decision_note: row.decision_note.unwrap_or_default(),
         decide_time: row.decided_at.map(timestamp),
+        latest_return_date: date::to_proto_opt(row.latest_return_date),
     }
 }
 

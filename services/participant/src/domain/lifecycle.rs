@@ -984,6 +984,58 @@ pub fn change_release_start(
     Ok(d)
 }
 
+/// D3: checks an extended deferral can be asked for, before a DPL decides:
+/// for an ECT in training, a latest return date after today and, when a
+/// deferral is in force or planned, later than its normal 12 months.
+pub fn check_long_deferral_request(
+    p: &ParticipantRecord,
+    latest_return: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), RuleViolation> {
+    match p.kind {
+        ParticipantKind::Ect => {}
+        ParticipantKind::Mentor => {
+            return Err(RuleViolation::new(
+                "DEFERRAL_ONLY_FOR_ECTS",
+                format!(
+                    "participant {} is a mentor: a mentor is not deferred directly (D10) and follows their ECTs' deferrals, so ask for the ECT's extended deferral",
+                    p.id
+                ),
+            ));
+        }
+        ParticipantKind::InductionCoordinator => {
+            return Err(RuleViolation::new(
+                "DEFERRAL_ONLY_FOR_ECTS",
+                "an induction coordinator has no programme to defer",
+            ));
+        }
+    }
+    let on = today.max(p.registered_on);
+    let timeline = p.timeline();
+    if timeline.status_on(on) == TrainingStatus::Withdrawn {
+        return Err(withdrawn(on));
+    }
+    if latest_return <= today {
+        return Err(RuleViolation::new(
+            "RETURN_DATE_IN_PAST",
+            format!("the latest return date {latest_return} must be after today ({today})"),
+        ));
+    }
+    if let Some(deferral) = timeline.open_deferral(on) {
+        let normal = add_months(deferral.from, MAX_DEFERRAL_MONTHS);
+        if latest_return <= normal {
+            return Err(RuleViolation::new(
+                "LONG_DEFERRAL_NOT_NEEDED",
+                format!(
+                    "the deferral from {} may run to {normal} without an approval (D3): change its return date instead (ChangeReturnDate)",
+                    deferral.from
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a release-start change can be asked for (C2), before a DPL decides.
 pub fn check_release_start_request(
     p: &ParticipantRecord,
@@ -1735,5 +1787,27 @@ pub(crate) mod tests {
         );
         // An approval earlier than 12 months never shortens the normal limit.
         assert!(defer_within(&ect(), paternity(), Some(d("2027-01-01")), ids(), d(TODAY)).is_ok());
+    }
+
+    #[test]
+    fn d3_an_extended_deferral_is_asked_for_an_ect_in_training_past_12_months() {
+        let mut e = ect();
+        assert!(check_long_deferral_request(&e, d("2028-01-01"), d(TODAY)).is_ok(), "before deferring");
+        let decided = defer(&e, paternity(), ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &decided.events);
+        assert_eq!(
+            check_long_deferral_request(&e, d("2027-12-01"), d(TODAY)).expect_err("12 months").reason,
+            "LONG_DEFERRAL_NOT_NEEDED"
+        );
+        assert!(check_long_deferral_request(&e, d("2027-12-02"), d(TODAY)).is_ok());
+        assert_eq!(
+            check_long_deferral_request(&e, d(TODAY), d(TODAY)).expect_err("today").reason,
+            "RETURN_DATE_IN_PAST"
+        );
+        let m = person("m", ParticipantKind::Mentor, "2026-09-01");
+        assert_eq!(
+            check_long_deferral_request(&m, d("2028-01-01"), d(TODAY)).expect_err("mentor").reason,
+            "DEFERRAL_ONLY_FOR_ECTS"
+        );
     }
 }
