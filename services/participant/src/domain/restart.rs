@@ -11,8 +11,8 @@
 //! is D8's restart date). Pauses never move the schedule (P5).
 
 use super::ScheduleStart;
-use super::view::Timeline;
 use super::TrainingStatus;
+use super::view::Timeline;
 use chrono::NaiveDate;
 
 /// The schedule in force on `as_of` and the restart date it applies from
@@ -21,7 +21,8 @@ use chrono::NaiveDate;
 pub fn schedule_on(timeline: &Timeline, as_of: NaiveDate) -> Option<(ScheduleStart, Option<NaiveDate>)> {
     let enrolment = timeline.enrolment()?;
     let returns = timeline.deferrals.iter().filter(|d| d.end() > d.from).map(|d| d.end());
-    let reinstatements = timeline.withdrawals.iter().filter_map(|w| w.reinstated_on);
+    // A withdrawal reinstated on its own date never stopped anything.
+    let reinstatements = timeline.withdrawals.iter().filter_map(|w| w.reinstated_on.filter(|r| *r > w.date));
     let back_in_training =
         |day: NaiveDate| matches!(timeline.status_on(day), TrainingStatus::Active | TrainingStatus::Paused);
     let latest = returns
@@ -98,6 +99,23 @@ mod tests {
             EventKind::Reinstated { reinstated_on: d("2027-03-01"), request_id: "r".into() },
         ));
         assert_eq!(on(&p, "2027-05-01"), ("ecf-standard-april", Some(d("2027-03-01"))), "W9 like D5");
+        let mut same_day = ect("2026-09-01");
+        same_day.events.push(event(
+            2,
+            "2026-11-02",
+            EventKind::Withdrawn {
+                reason: WithdrawalReason::LeftRole,
+                withdrawal_date: d("2026-11-02"),
+                note: String::new(),
+                cascaded_from: None,
+            },
+        ));
+        same_day.events.push(event(
+            3,
+            "2026-11-02",
+            EventKind::Reinstated { reinstated_on: d("2026-11-02"), request_id: "r".into() },
+        ));
+        assert_eq!(on(&same_day, "2027-05-01"), ("ecf-standard-september", None), "reinstated the same day");
     }
 
     #[test]
