@@ -532,6 +532,7 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
         ("ListRequests", vec![&lead_1, &dpl_1, &admin], vec![&ic_a, &service]),
         ("RequestReleaseStartChange", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
         ("RequestKeepMentor", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
+        ("RequestLongDeferral", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
         ("DecideRequest", vec![&dpl_1, &admin], vec![&ic_a, &lead_1, &dpl_2, &service]),
         ("AssignMentor", vec![&ic_a, &lead_1, &admin], vec![&ic_b, &lead_2, &dpl_1, &service]),
         ("EndMentorCover", vec![&ic_a, &lead_1, &admin], vec![&ic_b, &lead_2, &dpl_1, &service]),
@@ -631,6 +632,14 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                         .map(|_| ()),
                     "RequestKeepMentor" => c
                         .request_keep_mentor(pb::RequestKeepMentorRequest { mentor_id: id, ..Default::default() })
+                        .await
+                        .map(|_| ()),
+                    "RequestLongDeferral" => c
+                        .request_long_deferral(pb::RequestLongDeferralRequest {
+                            participant_id: id,
+                            latest_return_date: date(2028, 1, 4),
+                            ..Default::default()
+                        })
                         .await
                         .map(|_| ()),
                     // A refusal, so the request stays pending for the next caller.
