@@ -88,7 +88,7 @@ async fn assert_no_drift(stack: &Stack) {
 async fn d6_d9_w6_version_1_histories_read_as_before_and_the_copied_mentor_deferral_is_derived() {
     let stack = stack_on_v1_files().await;
     let ids = by_name(&stack).await;
-    let id = |name: &str| ids.get(name).cloned().unwrap_or_else(|| panic!("{name} in the version-1 data: {ids:?}"));
+    let id = |name: &str| ids.get(name).cloned().expect("a participant of the version-1 data");
     let (ect, mentor) = (id("Deferred Ect"), id("Deferred Mentor"));
     let (leaver, leaver_mentor, sick) = (id("Leaver Ect"), id("Leaver Mentor"), id("Sick Ect"));
     assert_no_drift(&stack).await;
@@ -138,7 +138,7 @@ async fn d6_d9_w6_version_1_histories_read_as_before_and_the_copied_mentor_defer
         .await
         .expect("the ECT's return date changes")
         .into_inner();
-    assert_eq!(changed.cascaded_participant_ids, [mentor.clone()]);
+    assert_eq!(changed.cascaded_participant_ids, std::slice::from_ref(&mentor));
     let moved = status_on(&stack, &mentor, date(2027, 10, 15)).await;
     assert_eq!((moved.status(), expected_return(&moved)), (TrainingStatus::Deferred, date(2027, 11, 1)));
     assert_eq!(status_on(&stack, &mentor, date(2027, 11, 1)).await.status(), TrainingStatus::Active);
