@@ -331,6 +331,7 @@ async fn w10_every_withdrawal_and_reinstatement_is_in_the_reporting_feed(stack: 
             .expect("approved");
     }
     // D5 and W9: the reinstated ECT is on the schedule of the term of the reinstatement.
+    wait_until_delivered(stack, DELIVERY).await;
     assert_schedule(stack, &id, None, "ecf-standard-january", date(2026, 11, 28)).await;
 
     let admin = stack.admin_token();
