@@ -54,7 +54,7 @@ fn random_action(rng: &mut StdRng) -> Action {
         0 => Action::Pause { start: rng.random_range(0..=10), length: rng.random_range(1..=42) },
         1 => Action::ExtendPause { end: rng.random_range(5..=50) },
         2 => Action::EndPause { end: rng.random_range(0..=10) },
-        3 => Action::Defer { start: rng.random_range(0..=10), length: rng.random_range(28..=300) },
+        3 => Action::Defer { start: rng.random_range(0..=10), length: rng.random_range(43..=300) },
         4 => Action::ChangeReturnDate { to: rng.random_range(1..=300) },
         5 => Action::RecordReturn { on: -rng.random_range(0..=2) },
         _ => Action::Withdraw { on: -rng.random_range(0..=2) },

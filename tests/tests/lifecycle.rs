@@ -540,6 +540,7 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
         ("ListRequests", vec![&lead_1, &dpl_1, &admin], vec![&ic_a, &service]),
         ("RequestReleaseStartChange", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
         ("RequestKeepMentor", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
+        ("RequestLongDeferral", vec![&lead_1, &admin], vec![&ic_a, &lead_2, &dpl_1, &service]),
         ("DecideRequest", vec![&dpl_1, &admin], vec![&ic_a, &lead_1, &dpl_2, &service]),
         ("AssignMentor", vec![&ic_a, &lead_1, &admin], vec![&ic_b, &lead_2, &dpl_1, &service]),
         ("EndMentorCover", vec![&ic_a, &lead_1, &admin], vec![&ic_b, &lead_2, &dpl_1, &service]),
@@ -583,7 +584,7 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                         c.end_pause(pb::EndPauseRequest { participant_id: id, ..Default::default() }).await.map(|_| ())
                     }
                     "DeferParticipant" => {
-                        c.defer_participant(defer_request(&id, (2027, 3, 1), (2027, 3, 2))).await.map(|_| ())
+                        c.defer_participant(defer_request(&id, (2027, 3, 1), (2027, 4, 15))).await.map(|_| ())
                     }
                     "ChangeReturnDate" => c
                         .change_return_date(pb::ChangeReturnDateRequest {
@@ -639,6 +640,14 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                         .map(|_| ()),
                     "RequestKeepMentor" => c
                         .request_keep_mentor(pb::RequestKeepMentorRequest { mentor_id: id, ..Default::default() })
+                        .await
+                        .map(|_| ()),
+                    "RequestLongDeferral" => c
+                        .request_long_deferral(pb::RequestLongDeferralRequest {
+                            participant_id: id,
+                            latest_return_date: date(2028, 1, 4),
+                            ..Default::default()
+                        })
                         .await
                         .map(|_| ()),
                     // A refusal, so the request stays pending for the next caller.

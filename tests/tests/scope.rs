@@ -134,9 +134,10 @@ enum OnParticipant {
     RequestReinstatement,
     RequestReleaseStartChange,
     RequestKeepMentor,
+    RequestLongDeferral,
 }
 
-const ON_PARTICIPANT: [OnParticipant; 16] = [
+const ON_PARTICIPANT: [OnParticipant; 17] = [
     OnParticipant::Get,
     OnParticipant::History,
     OnParticipant::SyncStatus,
@@ -153,6 +154,7 @@ const ON_PARTICIPANT: [OnParticipant; 16] = [
     OnParticipant::RequestReinstatement,
     OnParticipant::RequestReleaseStartChange,
     OnParticipant::RequestKeepMentor,
+    OnParticipant::RequestLongDeferral,
 ];
 
 async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> Result<(), Status> {
@@ -265,6 +267,15 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
         OnParticipant::RequestKeepMentor => c
             .request_keep_mentor(pb::RequestKeepMentorRequest {
                 mentor_id: participant_id,
+                note: String::new(),
+                request_id,
+            })
+            .await
+            .map(drop),
+        OnParticipant::RequestLongDeferral => c
+            .request_long_deferral(pb::RequestLongDeferralRequest {
+                participant_id,
+                latest_return_date: on("2028-01-04"),
                 note: String::new(),
                 request_id,
             })

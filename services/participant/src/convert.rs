@@ -229,7 +229,8 @@ pub fn participant(view: ParticipantView) -> pb::Participant {
         trn: view.trn.unwrap_or_default(),
         registered_on: Some(date::to_proto(view.registered_on)),
         release_start: view.enrolment.map(|e| date::to_proto(e.release_start)),
-        schedule: view.enrolment.map(|e| e.schedule.schedule_id().to_owned()).unwrap_or_default(),
+        schedule: view.schedule.map(|(s, _)| s.schedule_id().to_owned()).unwrap_or_default(),
+        schedule_since: date::to_proto_opt(view.schedule.and_then(|(_, since)| since)),
         cohort: view.enrolment.map(|e| e.cohort).unwrap_or_default(),
         previous_pilot_mentor: view.previous_pilot_mentor,
         funding_eligible,
@@ -444,6 +445,7 @@ pub fn approval_request(row: RequestRow) -> pb::ApprovalRequest {
         Some(RequestKind::Reinstatement) => pb::RequestKind::Reinstatement,
         Some(RequestKind::ReleaseStartChange) => pb::RequestKind::ReleaseStartChange,
         Some(RequestKind::KeepMentor) => pb::RequestKind::KeepMentor,
+        Some(RequestKind::LongDeferral) => pb::RequestKind::LongDeferral,
         None => pb::RequestKind::Unspecified,
     };
     let status = match RequestStatus::parse(&row.status) {
@@ -465,6 +467,7 @@ pub fn approval_request(row: RequestRow) -> pb::ApprovalRequest {
         decided_by: row.decided_by.unwrap_or_default(),
         decision_note: row.decision_note.unwrap_or_default(),
         decide_time: row.decided_at.map(timestamp),
+        latest_return_date: date::to_proto_opt(row.latest_return_date),
         with_mentor: row.with_mentor,
     }
 }

@@ -210,6 +210,15 @@ impl ParticipantService for ParticipantGrpc {
         Ok(Response::new(self.registry.request_keep_mentor(caller, request.into_inner()).await?))
     }
 
+    async fn request_long_deferral(
+        &self,
+        request: Request<pb::RequestLongDeferralRequest>,
+    ) -> Answer<pb::RequestLongDeferralResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.request_long_deferral(caller, request.into_inner()).await?))
+    }
+
     async fn decide_request(&self, request: Request<pb::DecideRequestRequest>) -> Answer<pb::DecideRequestResponse> {
         let caller = Caller::from_request(&request)?;
         Ok(Response::new(self.registry.decide_request(caller, request.into_inner()).await?))

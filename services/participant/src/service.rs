@@ -839,7 +839,10 @@ impl Registry {
             Call { caller, rpc: "DeferParticipant", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "defer participants"),
-            move |_, ect, today| Ok((lifecycle::defer(ect, deferral, convert::new_id, today)?, vec![])),
+            move |conn, ect, today| {
+                let approved = store::approved_latest_return(conn, &ect.id)?;
+                Ok((lifecycle::defer_within(ect, deferral, approved, convert::new_id, today)?, vec![]))
+            },
             |participant, cascaded| pb::DeferParticipantResponse {
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
@@ -865,7 +868,10 @@ impl Registry {
             Call { caller, rpc: "ChangeReturnDate", request: &req, request_id: &req.request_id },
             id,
             |c, p| policy::may_manage_lifecycle(c, p, "change return dates"),
-            move |_, p, today| Ok((lifecycle::change_return_date(p, date, today)?, vec![])),
+            move |conn, p, today| {
+                let approved = store::approved_latest_return(conn, &p.id)?;
+                Ok((lifecycle::change_return_date_within(p, date, approved, today)?, vec![]))
+            },
             |participant, cascaded| pb::ChangeReturnDateResponse {
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
@@ -1006,7 +1012,9 @@ impl Registry {
         .await
     }
 
-    /// Creates a pending request for a DPL (W9, C2, W6).
+    /// Creates a pending request for a DPL (W9, C2, W6, D3). `release_start`
+    /// is the date the request names: C2's release start, or D3's latest
+    /// return date.
     async fn request<Req: prost::Message>(
         &self,
         call: Call<'_, Req>,
@@ -1036,6 +1044,11 @@ impl Registry {
                             release_start.ok_or_else(|| ServiceError::Internal("release start missing".into()))?;
                         lifecycle::check_release_start_request(&p, start, today)?;
                     }
+                    RequestKind::LongDeferral => {
+                        let latest =
+                            release_start.ok_or_else(|| ServiceError::Internal("latest return date missing".into()))?;
+                        lifecycle::check_long_deferral_request(&p, latest, today)?;
+                    }
                     RequestKind::KeepMentor if p.kind != ParticipantKind::Mentor => {
                         return Err(RuleViolation::new(
                             "NOT_A_MENTOR",
@@ -1062,13 +1075,14 @@ impl Registry {
                     status: RequestStatus::Pending.as_str().to_owned(),
                     participant_id: p.id.clone(),
                     delivery_partner_id: v.delivery_partner_id,
-                    release_start,
+                    release_start: release_start.filter(|_| kind == RequestKind::ReleaseStartChange),
                     note,
                     requested_by: caller.sub.clone(),
                     created_at: now,
                     decided_by: None,
                     decision_note: None,
                     decided_at: None,
+                    latest_return_date: release_start.filter(|_| kind == RequestKind::LongDeferral),
                     with_mentor,
                 };
                 store::insert_request(conn, &row)?;
@@ -1139,6 +1153,29 @@ impl Registry {
         Ok(pb::RequestKeepMentorResponse { request: Some(request) })
     }
 
+    pub async fn request_long_deferral(
+        &self,
+        caller: Caller,
+        req: pb::RequestLongDeferralRequest,
+    ) -> Result<pb::RequestLongDeferralResponse, ServiceError> {
+        let mut v = FieldViolations::default();
+        let id = v.check(convert::id("participant_id", &req.participant_id));
+        let latest = v.check(date::PROGRAMME_DATES.required("latest_return_date", req.latest_return_date.as_ref()));
+        let note = v.check(convert::note("note", &req.note));
+        let (id, latest, note) = v.finish(|| Some((id?, latest?, note?)))?;
+        let request = self
+            .request(
+                Call { caller, rpc: "RequestLongDeferral", request: &req, request_id: &req.request_id },
+                id,
+                RequestKind::LongDeferral,
+                Some(latest),
+                note,
+                false,
+            )
+            .await?;
+        Ok(pb::RequestLongDeferralResponse { request: Some(request) })
+    }
+
     pub async fn decide_request(
         &self,
         caller: Caller,
@@ -1199,6 +1236,9 @@ impl Registry {
                         let cascaded = p.timeline().withdrawal_on(today).is_some_and(|w| w.cascaded_from.is_some());
                         if cascaded { lifecycle::reinstate(&p, &id, today, None)? } else { Decision::default() }
                     }
+                    // D3: the approval itself is the change: DeferParticipant and
+                    // ChangeReturnDate read it (store::approved_latest_return).
+                    Some(RequestKind::LongDeferral) => Decision::default(),
                     None => {
                         return Err(ServiceError::Internal(format!("request {id} has unknown kind {}", request.kind)));
                     }

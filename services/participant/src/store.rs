@@ -5,6 +5,7 @@
 use crate::domain::events::{Actor, Event, EventKind, NewEvent};
 use crate::domain::policy::ListScope;
 use crate::domain::registry::NewParticipant;
+use crate::domain::requests::{RequestKind, RequestStatus};
 use crate::domain::view::ParticipantRecord;
 use crate::domain::{ParticipantKind, TrainingStatus};
 use crate::error::ServiceError;
@@ -79,6 +80,7 @@ pub mod schema {
             decided_by -> Nullable<Text>,
             decision_note -> Nullable<Text>,
             decided_at -> Nullable<Timestamp>,
+            latest_return_date -> Nullable<Date>,
             with_mentor -> Bool,
         }
     }
@@ -577,6 +579,8 @@ pub struct RequestRow {
     pub decided_by: Option<String>,
     pub decision_note: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
+    /// D3: a `long_deferral` request's latest return date.
+    pub latest_return_date: Option<NaiveDate>,
     /// W9: the approval reinstates the mentor withdrawn with the ECT too.
     pub with_mentor: bool,
 }
@@ -603,6 +607,14 @@ pub fn requests_for(
         .filter(approval_requests::status.eq(status))
         .select(RequestRow::as_select())
         .load(conn)?)
+}
+
+/// D3: the latest return date a DPL approved for the participant's
+/// deferrals (`long_deferral` requests), the latest if several.
+pub fn approved_latest_return(conn: &mut DbConn, participant_id: &str) -> Result<Option<NaiveDate>, ServiceError> {
+    let approved =
+        requests_for(conn, participant_id, RequestKind::LongDeferral.as_str(), RequestStatus::Approved.as_str())?;
+    Ok(approved.into_iter().filter_map(|r| r.latest_return_date).max())
 }
 
 pub fn decide_request(

@@ -1060,7 +1060,7 @@ fn check_decision(decision: &Decision, target: &str) -> Result<(), TestCaseError
     Ok(())
 }
 
-/// The rules that refuse whatever the history: P1, P2, D3, D10, W2.
+/// The rules that refuse whatever the history: P1, P2, D3, D10, D13, W2.
 fn check_always_refused(
     world: &World,
     action: &Action,
@@ -1080,9 +1080,20 @@ fn check_always_refused(
         Action::Defer { on_mentor, .. } if world.target(on_mentor).kind != ParticipantKind::Ect => {
             Some("DEFERRAL_ONLY_FOR_ECTS")
         }
-        Action::Defer { from, days, .. } => {
+        Action::Defer { from, days, on_mentor, .. } => {
+            let target = world.target(on_mentor);
             let from = request_day(world.today, from);
-            (request_day(from, days) > twelve_months_after(from)).then_some("RETURN_DATE_TOO_FAR")
+            let until = request_day(from, days);
+            // D13 applies once the programme has started (D8): on or after
+            // the release start, and so after registration too.
+            let started = target.as_of(from).and_then(|v| v.enrolment).is_some_and(|e| from >= e.release_start);
+            if until > twelve_months_after(from) {
+                Some("RETURN_DATE_TOO_FAR")
+            } else if started && (until - from).num_days() <= lifecycle::MIN_DEFERRAL_DAYS {
+                Some("DEFERRAL_TOO_SHORT")
+            } else {
+                None
+            }
         }
         Action::Withdraw { on, .. } if request_day(world.today, on) > world.today => Some("WITHDRAWAL_DATE_IN_FUTURE"),
         Action::Withdraw { reason: WithdrawalReason::MentorNoLongerBeingMentor, on_mentor, .. } => {
@@ -1310,7 +1321,7 @@ fn ect_with_two_planned_pauses() -> ParticipantRecord {
 fn ect_with_two_planned_deferrals() -> ParticipantRecord {
     let mut ect = person(ECT_ID, ParticipantKind::Ect, day("2026-09-01"));
     let planned_on = day("2026-12-01");
-    for (id, from, until) in [("d1", "2027-01-01", "2027-03-01"), ("d2", "2027-04-01", "2027-05-01")] {
+    for (id, from, until) in [("d1", "2027-01-01", "2027-03-01"), ("d2", "2027-04-01", "2027-05-20")] {
         let request = Deferral {
             reason: DeferralReason::LongTermSickness,
             deferral_date: day(from),

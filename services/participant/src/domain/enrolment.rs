@@ -21,6 +21,18 @@ impl ScheduleStart {
         }
     }
 
+    /// C1's mapping of a date to the schedule of its term, which D5 and W9
+    /// also use for a return: 1 June to 31 October is the September schedule,
+    /// 1 November to the end of February the January one, 1 March to 31 May
+    /// the April one.
+    pub fn of_term(day: NaiveDate) -> Self {
+        match day.month() {
+            6..=10 => ScheduleStart::September,
+            3..=5 => ScheduleStart::April,
+            _ => ScheduleStart::January,
+        }
+    }
+
     pub fn from_schedule_id(id: &str) -> Option<Self> {
         [ScheduleStart::September, ScheduleStart::January, ScheduleStart::April]
             .into_iter()

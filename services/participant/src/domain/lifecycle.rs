@@ -14,6 +14,8 @@ use chrono::{Months, NaiveDate};
 pub const MAX_PAUSE_DAYS: i64 = 42;
 /// D3: the longest deferral, in months.
 pub const MAX_DEFERRAL_MONTHS: u32 = 12;
+/// D13: a deferral must last longer than this many days (a shorter absence is a pause).
+pub const MIN_DEFERRAL_DAYS: i64 = 42;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldKind {
@@ -395,6 +397,19 @@ pub fn defer(
     new_id: impl FnOnce() -> String,
     today: NaiveDate,
 ) -> Result<Decision, RuleViolation> {
+    defer_within(ect, request, None, new_id, today)
+}
+
+/// [`defer`] for an ECT a DPL approved an extended deferral for (D3,
+/// `LONG_DEFERRAL`): the return may then be as late as
+/// `approved_latest_return` when that is later than 12 months.
+pub fn defer_within(
+    ect: &ParticipantRecord,
+    request: Deferral,
+    approved_latest_return: Option<NaiveDate>,
+    new_id: impl FnOnce() -> String,
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
     match ect.kind {
         ParticipantKind::Ect => {}
         ParticipantKind::Mentor => {
@@ -410,18 +425,11 @@ pub fn defer(
             ));
         }
     }
-    let latest_return = add_months(request.deferral_date, MAX_DEFERRAL_MONTHS);
-    if request.expected_return > latest_return {
-        return Err(RuleViolation::new(
-            "RETURN_DATE_TOO_FAR",
-            format!(
-                "the expected return date may be at most 12 months after the deferral date, so on or before {latest_return}: agree an earlier return date and change it later if needed (ChangeReturnDate)"
-            ),
-        ));
-    }
+    check_return_within(request.deferral_date, request.expected_return, approved_latest_return)?;
     if request.deferral_date < ect.registered_on {
         return Err(not_yet_registered(ect, request.deferral_date));
     }
+    check_long_enough(ect, &request)?;
     let timeline = ect.timeline();
     check_can_defer(&timeline, request.deferral_date, request.expected_return, today.max(ect.registered_on))?;
     let mut d = Decision::default();
@@ -437,6 +445,58 @@ pub fn defer(
     }
     defer_one(&mut d, ect, new_id(), &request);
     Ok(d)
+}
+
+/// D3: a return at most 12 months after the deferral date, or up to the
+/// latest return date a DPL approved (`LONG_DEFERRAL`) when that is later.
+fn check_return_within(
+    deferral_date: NaiveDate,
+    expected_return: NaiveDate,
+    approved_latest_return: Option<NaiveDate>,
+) -> Result<(), RuleViolation> {
+    let twelve_months = add_months(deferral_date, MAX_DEFERRAL_MONTHS);
+    let latest = approved_latest_return.map_or(twelve_months, |approved| approved.max(twelve_months));
+    if expected_return <= latest {
+        return Ok(());
+    }
+    let message = if latest > twelve_months {
+        format!(
+            "the extended deferral a DPL approved allows a return on or before {latest}; {expected_return} is later: agree an earlier return date, or ask a DPL to approve a later one (RequestLongDeferral)"
+        )
+    } else {
+        format!(
+            "a return date is normally at most 12 months after the deferral date {deferral_date}, so on or before {latest}: for a longer absence the ECF Lead asks a DPL to approve an extended deferral (RequestLongDeferral, D3), or agrees an earlier return date and changes it later (ChangeReturnDate)"
+        )
+    };
+    Err(RuleViolation::new("RETURN_DATE_TOO_FAR", message))
+}
+
+/// D13: a deferral is for an absence of more than 6 weeks; a shorter one is a
+/// pause. D8: a participant whose programme has not started yet on the
+/// deferral date (before their release start) may be deferred for any
+/// length, to their restart date.
+fn check_long_enough(ect: &ParticipantRecord, request: &Deferral) -> Result<(), RuleViolation> {
+    let days = (request.expected_return - request.deferral_date).num_days();
+    if days > MIN_DEFERRAL_DAYS {
+        return Ok(());
+    }
+    let not_started =
+        view(ect, request.deferral_date)?.enrolment.is_some_and(|e| request.deferral_date < e.release_start);
+    if not_started {
+        return Ok(());
+    }
+    Err(RuleViolation::new(
+        "DEFERRAL_TOO_SHORT",
+        format!(
+            "a return on {} is {days} days after the deferral date {}: a deferral is for an absence of more than 6 weeks (D13), so pause the ECT instead (PauseParticipant, up to {MAX_PAUSE_DAYS} days), or give a return date after {}",
+            request.expected_return,
+            request.deferral_date,
+            request
+                .deferral_date
+                .checked_add_days(chrono::Days::new(MIN_DEFERRAL_DAYS.unsigned_abs()))
+                .unwrap_or(NaiveDate::MAX),
+        ),
+    ))
 }
 
 fn check_can_defer(
@@ -542,6 +602,18 @@ pub fn change_return_date(
     expected_return: NaiveDate,
     today: NaiveDate,
 ) -> Result<Decision, RuleViolation> {
+    change_return_date_within(ect, expected_return, None, today)
+}
+
+/// [`change_return_date`] for an ECT a DPL approved an extended deferral for
+/// (D3, `LONG_DEFERRAL`): up to `approved_latest_return` when that is later
+/// than 12 months after the original deferral date.
+pub fn change_return_date_within(
+    ect: &ParticipantRecord,
+    expected_return: NaiveDate,
+    approved_latest_return: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Result<Decision, RuleViolation> {
     refuse_derived(ect, today)?;
     let timeline = ect.timeline();
     let deferral = timeline.open_deferral(today).ok_or_else(|| not_deferred(today))?.clone();
@@ -551,16 +623,7 @@ pub fn change_return_date(
             format!("the deferral starts on {}: the return date must be after it", deferral.from),
         ));
     }
-    let latest = add_months(deferral.from, MAX_DEFERRAL_MONTHS);
-    if expected_return > latest {
-        return Err(RuleViolation::new(
-            "RETURN_DATE_TOO_FAR",
-            format!(
-                "a return date may be at most 12 months after the original deferral date {}, so on or before {latest}",
-                deferral.from
-            ),
-        ));
-    }
+    check_return_within(deferral.from, expected_return, approved_latest_return)?;
     if expected_return < today {
         return Err(RuleViolation::new(
             "RETURN_DATE_IN_PAST",
@@ -926,6 +989,58 @@ pub fn change_release_start(
     );
     d.commands.push(Command::SetReleaseStart { participant_id: p.id.clone(), release_start });
     Ok(d)
+}
+
+/// D3: checks an extended deferral can be asked for, before a DPL decides:
+/// for an ECT in training, a latest return date after today and, when a
+/// deferral is in force or planned, later than its normal 12 months.
+pub fn check_long_deferral_request(
+    p: &ParticipantRecord,
+    latest_return: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), RuleViolation> {
+    match p.kind {
+        ParticipantKind::Ect => {}
+        ParticipantKind::Mentor => {
+            return Err(RuleViolation::new(
+                "DEFERRAL_ONLY_FOR_ECTS",
+                format!(
+                    "participant {} is a mentor: a mentor is not deferred directly (D10) and follows their ECTs' deferrals, so ask for the ECT's extended deferral",
+                    p.id
+                ),
+            ));
+        }
+        ParticipantKind::InductionCoordinator => {
+            return Err(RuleViolation::new(
+                "DEFERRAL_ONLY_FOR_ECTS",
+                "an induction coordinator has no programme to defer",
+            ));
+        }
+    }
+    let on = today.max(p.registered_on);
+    let timeline = p.timeline();
+    if timeline.status_on(on) == TrainingStatus::Withdrawn {
+        return Err(withdrawn(on));
+    }
+    if latest_return <= today {
+        return Err(RuleViolation::new(
+            "RETURN_DATE_IN_PAST",
+            format!("the latest return date {latest_return} must be after today ({today})"),
+        ));
+    }
+    if let Some(deferral) = timeline.open_deferral(on) {
+        let normal = add_months(deferral.from, MAX_DEFERRAL_MONTHS);
+        if latest_return <= normal {
+            return Err(RuleViolation::new(
+                "LONG_DEFERRAL_NOT_NEEDED",
+                format!(
+                    "the deferral from {} may run to {normal} without an approval (D3): change its return date instead (ChangeReturnDate)",
+                    deferral.from
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a release-start change can be asked for (C2), before a DPL decides.
@@ -1612,6 +1727,94 @@ pub(crate) mod tests {
         assert!(matches!(&decision.commands[..], [Command::EnrolLearner { .. }, Command::EnrolPayee { .. }]));
         assert!(
             enrol(&person("ic", ParticipantKind::InductionCoordinator, "2026-09-01")).expect("ic").commands.is_empty()
+        );
+    }
+
+    fn deferral(from: &str, until: &str) -> Deferral {
+        Deferral { deferral_date: d(from), expected_return: d(until), ..paternity() }
+    }
+
+    #[test]
+    fn d13_a_deferral_of_42_days_or_less_is_refused_pointing_to_a_pause() {
+        let refused = defer(&ect(), deferral("2026-12-01", "2027-01-12"), ids(), d(TODAY)).expect_err("42 days");
+        assert_eq!(refused.reason, "DEFERRAL_TOO_SHORT");
+        assert!(refused.message.contains("PauseParticipant"), "{}", refused.message);
+        assert!(defer(&ect(), deferral("2026-12-01", "2027-01-13"), ids(), d(TODAY)).is_ok(), "43 days");
+        let backdated = defer(&ect(), deferral("2026-11-01", "2026-11-20"), ids(), d(TODAY)).expect_err("backdated");
+        assert_eq!(backdated.reason, "DEFERRAL_TOO_SHORT");
+    }
+
+    #[test]
+    fn d13_d8_a_participant_whose_programme_has_not_started_may_be_deferred_for_less() {
+        // Registered 15 June: the release starts on 1 September.
+        let early = person("e", ParticipantKind::Ect, "2026-06-15");
+        let short = deferral("2026-06-15", "2026-07-10");
+        assert!(defer(&early, short, ids(), d("2026-06-20")).is_ok(), "before the release start");
+        let started = deferral("2026-09-01", "2026-09-20");
+        assert_eq!(defer(&early, started, ids(), d("2026-09-01")).expect_err("started").reason, "DEFERRAL_TOO_SHORT");
+    }
+
+    #[test]
+    fn d13_a_later_change_or_recorded_return_may_shorten_the_deferral() {
+        let mut e = ect();
+        let decided = defer(&e, deferral("2026-11-01", "2027-06-01"), ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &decided.events);
+        assert!(change_return_date(&e, d("2026-12-01"), d(TODAY)).is_ok(), "30 days after the deferral date");
+        assert!(record_return(&e, d("2026-11-20"), d(TODAY)).is_ok(), "19 days after the deferral date");
+    }
+
+    #[test]
+    fn d3_a_return_past_12_months_names_the_extended_deferral_route() {
+        let refused = defer(&ect(), deferral("2026-12-01", "2027-12-02"), ids(), d(TODAY)).expect_err("too far");
+        assert_eq!(refused.reason, "RETURN_DATE_TOO_FAR");
+        assert!(refused.message.contains("RequestLongDeferral"), "{}", refused.message);
+    }
+
+    #[test]
+    fn d3_an_approved_long_deferral_allows_a_return_up_to_its_latest_date() {
+        let approved = Some(d("2028-03-01"));
+        let mut e = ect();
+        let decided = defer_within(&e, deferral("2026-12-01", "2028-03-01"), approved, ids(), d(TODAY))
+            .expect("up to the approved date");
+        record(&mut e, &decided.events);
+        assert_eq!(status(&e, "2028-02-29"), TrainingStatus::Deferred);
+        let beyond = defer_within(&ect(), deferral("2026-12-01", "2028-03-02"), approved, ids(), d(TODAY))
+            .expect_err("past the approved date");
+        assert_eq!(beyond.reason, "RETURN_DATE_TOO_FAR");
+        assert!(beyond.message.contains("2028-03-01"), "{}", beyond.message);
+        // D6: the change of return date obeys the same approval.
+        assert_eq!(
+            change_return_date(&e, d("2028-02-01"), d(TODAY)).expect_err("no approval").reason,
+            "RETURN_DATE_TOO_FAR"
+        );
+        assert!(change_return_date_within(&e, d("2028-02-01"), approved, d(TODAY)).is_ok());
+        assert_eq!(
+            change_return_date_within(&e, d("2028-03-02"), approved, d(TODAY)).expect_err("beyond").reason,
+            "RETURN_DATE_TOO_FAR"
+        );
+        // An approval earlier than 12 months never shortens the normal limit.
+        assert!(defer_within(&ect(), paternity(), Some(d("2027-01-01")), ids(), d(TODAY)).is_ok());
+    }
+
+    #[test]
+    fn d3_an_extended_deferral_is_asked_for_an_ect_in_training_past_12_months() {
+        let mut e = ect();
+        assert!(check_long_deferral_request(&e, d("2028-01-01"), d(TODAY)).is_ok(), "before deferring");
+        let decided = defer(&e, paternity(), ids(), d(TODAY)).expect("deferred");
+        record(&mut e, &decided.events);
+        assert_eq!(
+            check_long_deferral_request(&e, d("2027-12-01"), d(TODAY)).expect_err("12 months").reason,
+            "LONG_DEFERRAL_NOT_NEEDED"
+        );
+        assert!(check_long_deferral_request(&e, d("2027-12-02"), d(TODAY)).is_ok());
+        assert_eq!(
+            check_long_deferral_request(&e, d(TODAY), d(TODAY)).expect_err("today").reason,
+            "RETURN_DATE_IN_PAST"
+        );
+        let m = person("m", ParticipantKind::Mentor, "2026-09-01");
+        assert_eq!(
+            check_long_deferral_request(&m, d("2028-01-01"), d(TODAY)).expect_err("mentor").reason,
+            "DEFERRAL_ONLY_FOR_ECTS"
         );
     }
 }

@@ -370,7 +370,7 @@ mod tests {
         let mut s = School::new(2);
         s.assign(0, "m", Assignment::OfRecord, "2026-09-02");
         s.assign(1, "m", Assignment::OfRecord, "2026-09-02");
-        s.defer(0, "2026-11-30", "2027-01-04");
+        s.defer(0, "2026-11-16", "2027-01-04");
         s.defer(1, "2026-12-07", "2027-09-06");
         assert_eq!(s.mentor_status("2026-12-06"), TrainingStatus::Active);
         assert_eq!(s.mentor_status("2026-12-07"), TrainingStatus::Deferred);

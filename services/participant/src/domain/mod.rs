@@ -11,6 +11,7 @@ pub mod mentoring;
 pub mod policy;
 pub mod registry;
 pub mod requests;
+pub mod restart;
 pub mod view;
 
 pub use enrolment::{Enrolment, ScheduleStart};

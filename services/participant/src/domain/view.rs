@@ -1,7 +1,7 @@
 //! What a participant is on a given date: a pure fold over their dated events.
 
 use super::events::{DeferralReason, Event, EventKind, WithdrawalReason};
-use super::{Enrolment, ParticipantKind};
+use super::{Enrolment, ParticipantKind, ScheduleStart};
 use chrono::{NaiveDate, NaiveDateTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +170,11 @@ impl Timeline {
         on
     }
 
+    /// The programme's start and first schedule (C1, with C2's changes).
+    pub fn enrolment(&self) -> Option<Enrolment> {
+        self.enrolment
+    }
+
     /// The dates on which who mentors the ECT may change.
     pub fn mentor_change_dates(&self) -> impl Iterator<Item = NaiveDate> + '_ {
         self.mentor_changes.iter().map(|(d, _, _)| *d)
@@ -333,6 +338,9 @@ pub struct ParticipantView {
     pub trn: Option<String>,
     pub registered_on: NaiveDate,
     pub enrolment: Option<Enrolment>,
+    /// D5, W9: the schedule in force on this date and the return or
+    /// reinstatement it applies from (`None`: the enrolment's since the start).
+    pub schedule: Option<(ScheduleStart, Option<NaiveDate>)>,
     pub previous_pilot_mentor: bool,
     /// The ECT's mentor and whether they are an interim IC (M1, M3).
     pub mentor: Option<(String, bool)>,
@@ -399,6 +407,7 @@ impl ParticipantRecord {
             trn: self.trn.clone(),
             registered_on: self.registered_on,
             enrolment: timeline.enrolment,
+            schedule: super::restart::schedule_on(&timeline, as_of),
             previous_pilot_mentor: self.previous_pilot_mentor,
             mentor: mentors.acting,
             mentor_of_record: mentors.of_record,

@@ -1,0 +1,1 @@
+ALTER TABLE approval_requests DROP COLUMN latest_return_date;
