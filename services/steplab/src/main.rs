@@ -200,6 +200,7 @@ fn run_service(
             ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
             ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
             ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
+            ServiceName::DfeGateway => steplab_dfe_gateway::run(config, listener, shutdown).await,
         };
         result.with_context(|| format!("{} service", name.as_str()))
     })
