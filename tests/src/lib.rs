@@ -11,6 +11,7 @@
 #![allow(clippy::panic)]
 
 pub mod chaos;
+pub mod fake_dfe;
 pub mod fixtures;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};

@@ -267,7 +267,8 @@ impl Gateway {
         let participant_id = v.check(ids::required("participant_id", &req.participant_id));
         let course = v.check(course("course", req.course));
         let dfe_participant_id = v.check(dfe_id("dfe_participant_id", &req.dfe_participant_id));
-        if !req.trn.is_empty() && !(req.trn.len() == 7 && req.trn.chars().all(|c| c.is_ascii_digit())) {
+        let trn_ok = req.trn.is_empty() || (req.trn.len() == 7 && req.trn.chars().all(|c| c.is_ascii_digit()));
+        if !trn_ok {
             v.push(FieldViolation::new("trn", "must be 7 digits (or empty)"));
         }
         let cohort = v.check(cohort("cohort", req.cohort));
