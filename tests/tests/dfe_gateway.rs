@@ -333,7 +333,101 @@ fn rotate(file: &Path, fake: &FakeDfe, token: &str) {
     fake.with(|s| token.clone_into(&mut s.token));
 }
 
+fn declare(participant_id: &str, declaration_type: &str, evidence_held: &str) -> pb::DeclareMilestoneRequest {
+    pb::DeclareMilestoneRequest {
+        command_id: new_id(),
+        participant_id: participant_id.to_owned(),
+        declaration_type: declaration_type.to_owned(),
+        declaration_date: Some(to_proto(chrono::NaiveDate::from_ymd_opt(2026, 10, 5).expect("date"))),
+        evidence_held: evidence_held.to_owned(),
+        milestone_id: String::new(),
+    }
+}
+
+/// X5, X6: a milestone earned is one declaration POST (dated at midnight
+/// UTC, evidence where given); the DfE's id and state are kept and sent to
+/// payments (RecordDeclarationState, through the gateway's outbox); a void
+/// is a PUT on the DfE's declaration id, and its state goes to payments too.
+async fn x5_x6_declarations_are_posted_voided_and_their_states_sent_to_payments(backend: Backend) {
+    let fake = FakeDfe::start(TOKEN).await;
+    let Some((stack, _dir)) = stack_for(backend, &fake, &[]).await else { return };
+    let mut gateway = as_service(&stack).await;
+    let mut admin = as_admin(&stack).await;
+    let (ours, dfe) = (new_id(), new_id());
+    track(&mut gateway, &ours, pb::Course::EcfInduction, &dfe).await;
+    gateway.declare_milestone(declare(&ours, "started", "")).await.expect("started");
+    gateway.declare_milestone(declare(&ours, "retained-1", "training-event-attended")).await.expect("retained-1");
+    let err = gateway.declare_milestone(declare(&ours, "started", "")).await.expect_err("twice");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = gateway
+        .void_milestone(pb::VoidMilestoneRequest {
+            command_id: new_id(),
+            participant_id: ours.clone(),
+            declaration_type: "completed".into(),
+        })
+        .await
+        .expect_err("never declared");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    wait_for(&mut admin, pb::DfeCallState::Delivered, 2, Duration::from_secs(30)).await;
+    let posted = fake.accepted();
+    assert_eq!(posted.len(), 2);
+    let started = &posted[0].body["data"]["attributes"];
+    assert_eq!(posted[0].path, "/api/v3/participant-declarations");
+    assert_eq!(started["participant_id"], dfe.as_str());
+    assert_eq!(started["declaration_type"], "started");
+    assert_eq!(started["declaration_date"], "2026-10-05T00:00:00Z");
+    assert_eq!(started["course_identifier"], "ecf-induction");
+    assert!(started.get("evidence_held").is_none());
+    assert_eq!(posted[1].body["data"]["attributes"]["evidence_held"], "training-event-attended");
+    let started_id = fake
+        .with(|s| s.declarations.iter().find(|(_, d)| d.declaration_type == "started").map(|(id, _)| id.clone()))
+        .expect("the fake holds it");
+
+    gateway
+        .void_milestone(pb::VoidMilestoneRequest {
+            command_id: new_id(),
+            participant_id: ours.clone(),
+            declaration_type: "started".into(),
+        })
+        .await
+        .expect("void");
+    wait_for(&mut admin, pb::DfeCallState::Delivered, 3, Duration::from_secs(30)).await;
+    let void = fake.accepted().pop().expect("void");
+    assert_eq!(
+        (void.method.as_str(), void.path.as_str()),
+        ("PUT", format!("/api/v3/participant-declarations/{started_id}/void").as_str())
+    );
+    assert_eq!(fake.with(|s| s.declarations[&started_id].state.clone()), "voided");
+
+    // What payments is told, in order, through the gateway's own outbox.
+    let db = steplab_platform::db::Database::open(&stack.config.dfe_gateway.database, &steplab_dfe_gateway::MIGRATIONS)
+        .await
+        .expect("gateway database");
+    let participant = ours.clone();
+    let sent = db
+        .read(move |conn| {
+            steplab_platform::outbox::for_participant(conn, &participant).map_err(steplab_platform::db::DbError::from)
+        })
+        .await
+        .expect("outbox");
+    let told: Vec<(String, String, String)> = sent
+        .iter()
+        .map(|row| {
+            assert_eq!((row.target.as_str(), row.rpc()), ("payments", "RecordDeclarationState"));
+            let request: steplab_proto::steplab::payments::v1::RecordDeclarationStateRequest =
+                prost::Message::decode(row.payload.as_slice()).expect("request");
+            (request.declaration_type, request.dfe_declaration_id, request.state)
+        })
+        .collect();
+    assert_eq!(told.len(), 3, "{told:?}");
+    assert_eq!(told[0], ("started".to_owned(), started_id.clone(), "submitted".to_owned()));
+    assert_eq!(told[1].2, "submitted");
+    assert_eq!(told[2], ("started".to_owned(), started_id, "voided".to_owned()));
+    stack.stop().await;
+}
+
 on_both_backends_with_a_fake_dfe!(
+    x5_x6_declarations_are_posted_voided_and_their_states_sent_to_payments,
     x8_every_call_arrives_once_and_in_order_despite_500s_and_429s,
     x8_a_422_is_parked_with_the_dfes_body_and_an_admin_retry_delivers_it,
     x1_calls_wait_for_the_dfe_id_and_leave_in_order_when_it_arrives,
