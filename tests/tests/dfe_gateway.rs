@@ -426,7 +426,85 @@ async fn x5_x6_declarations_are_posted_voided_and_their_states_sent_to_payments(
     stack.stop().await;
 }
 
+/// X7: reconciliation reads every page of the DfE's participants and
+/// declarations and reports a declaration the DfE holds and we do not, a
+/// status that differs, a TRN match for a participant without a DfE id, and
+/// counts what agrees; it changes nothing.
+async fn x7_reconciliation_reports_every_difference_and_what_matches(backend: Backend) {
+    use steplab_tests::fake_dfe::{FakeDeclaration, FakeParticipant};
+    let fake = FakeDfe::start(TOKEN).await;
+    let Some((stack, _dir)) = stack_for(backend, &fake, &[]).await else { return };
+    let mut gateway = as_service(&stack).await;
+    let mut admin = as_admin(&stack).await;
+    let (p1, d1, p2, d2, p3, d3) = (new_id(), new_id(), new_id(), new_id(), new_id(), new_id());
+    let seeded = |status: &str, trn: &str| FakeParticipant {
+        trn: trn.into(),
+        participant_type: "ect".into(),
+        training_status: status.into(),
+        schedule_identifier: "ecf-standard-september".into(),
+        cohort: "2026".into(),
+    };
+    fake.with(|s| {
+        s.participants.insert(d1.clone(), seeded("active", "1234567"));
+        s.participants.insert(d2.clone(), seeded("withdrawn", "1234568"));
+        s.participants.insert(d3.clone(), seeded("active", "7654321"));
+        // More than a page of others, so reading needs paging.
+        for _ in 0..150 {
+            s.participants.insert(new_id(), seeded("active", "1111111"));
+        }
+        s.declarations.insert(
+            new_id(),
+            FakeDeclaration {
+                participant_id: d1.clone(),
+                declaration_type: "retained-1".into(),
+                course_identifier: "ecf-induction".into(),
+                state: "paid".into(),
+            },
+        );
+    });
+    track(&mut gateway, &p1, pb::Course::EcfInduction, &d1).await;
+    track(&mut gateway, &p2, pb::Course::EcfInduction, &d2).await;
+    gateway
+        .track_participant(pb::TrackParticipantRequest {
+            command_id: new_id(),
+            participant_id: p3.clone(),
+            course: pb::Course::EcfInduction as i32,
+            trn: "7654321".into(),
+            cohort: 2026,
+            ..Default::default()
+        })
+        .await
+        .expect("tracked without an id");
+    report(&mut gateway, &p1, pb::StatusChangeKind::Defer).await;
+    gateway.declare_milestone(declare(&p1, "started", "")).await.expect("started");
+    wait_for(&mut admin, pb::DfeCallState::Delivered, 2, Duration::from_secs(30)).await;
+    let writes_before = fake.accepted().len();
+
+    let answer = admin.reconcile(pb::ReconcileRequest::default()).await.expect("reconcile").into_inner();
+    let found: Vec<(i32, String)> = answer.differences.iter().map(|d| (d.kind, d.participant_id.clone())).collect();
+    assert!(found.contains(&(pb::DifferenceKind::Status as i32, p2.clone())), "{:#?}", answer.differences);
+    assert!(
+        found.contains(&(pb::DifferenceKind::DeclarationMissingHere as i32, p1.clone())),
+        "{:#?}",
+        answer.differences
+    );
+    let matched =
+        answer.differences.iter().find(|d| d.kind == pb::DifferenceKind::MatchAvailable as i32).expect("a TRN match");
+    assert_eq!((matched.participant_id.as_str(), matched.dfe_participant_id.as_str()), (p3.as_str(), d3.as_str()));
+    let status = answer.differences.iter().find(|d| d.kind == pb::DifferenceKind::Status as i32).expect("status");
+    assert_eq!((status.ours.as_str(), status.theirs.as_str()), ("active", "withdrawn"));
+    assert_eq!(answer.differences.len(), 3, "{:#?}", answer.differences);
+    assert_eq!(answer.matching_participants, 1, "p1 deferred on both sides");
+    assert_eq!(answer.matching_declarations, 1, "p1's started");
+    assert_eq!(answer.dfe_participants_read, 153);
+    assert_eq!(answer.dfe_declarations_read, 2);
+    assert!(fake.with(|s| s.received.iter().filter(|r| r.method == "GET").count()) >= 3, "paged");
+    assert_eq!(fake.accepted().len(), writes_before, "reconciliation changes nothing at the DfE");
+    stack.stop().await;
+}
+
 on_both_backends_with_a_fake_dfe!(
+    x7_reconciliation_reports_every_difference_and_what_matches,
     x5_x6_declarations_are_posted_voided_and_their_states_sent_to_payments,
     x8_every_call_arrives_once_and_in_order_despite_500s_and_429s,
     x8_a_422_is_parked_with_the_dfes_body_and_an_admin_retry_delivers_it,

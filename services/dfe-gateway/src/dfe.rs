@@ -86,3 +86,39 @@ fn describe(url: &str, e: &reqwest::Error) -> String {
     }
     message
 }
+
+/// Records per page when reading lists back (X7); the DfE allows up to 3000.
+pub const PER_PAGE: usize = 100;
+/// A bound on the pages of one list, against a server that never ends.
+const MAX_PAGES: usize = 10_000;
+
+impl DfeClient {
+    /// Every record of a list (`GET path`), page by page (`page[page]`,
+    /// `page[per_page]`), changed since `updated_since` (`filter[updated_since]`,
+    /// an ISO 8601 date-time) when given. `Err` says why it could not be read.
+    pub async fn read_all(&self, path: &str, updated_since: Option<&str>) -> Result<Vec<serde_json::Value>, String> {
+        let mut records = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut query = format!("{path}?page%5Bpage%5D={page}&page%5Bper_page%5D={PER_PAGE}");
+            if let Some(since) = updated_since {
+                query.push_str(&format!("&filter%5Bupdated_since%5D={since}"));
+            }
+            let answer = self.send("GET", &query, "").await?;
+            if !(200..300).contains(&answer.status) {
+                return Err(format!("GET {query}: the DfE answered {}: {}", answer.status, answer.body));
+            }
+            let value: serde_json::Value = serde_json::from_str(&answer.body)
+                .map_err(|e| format!("GET {query}: the DfE's answer is not JSON: {e}"))?;
+            let data = value
+                .get("data")
+                .and_then(|d| d.as_array())
+                .ok_or_else(|| format!("GET {query}: the DfE's answer has no `data` list"))?;
+            let count = data.len();
+            records.extend(data.iter().cloned());
+            if count < PER_PAGE {
+                break;
+            }
+        }
+        Ok(records)
+    }
+}

@@ -8,6 +8,7 @@ pub mod mapping;
 pub mod outcome;
 pub mod policy;
 pub mod rate;
+pub mod reconcile;
 
 /// Where a call to the DfE stands (the `state` column of `dfe_calls`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
