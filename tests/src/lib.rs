@@ -13,6 +13,7 @@
 pub mod chaos;
 pub mod fake_dfe;
 pub mod fixtures;
+pub mod prism;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use std::collections::HashMap;
