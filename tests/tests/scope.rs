@@ -132,9 +132,11 @@ enum OnParticipant {
     RequestReinstatement,
     RequestReleaseStartChange,
     RequestKeepMentor,
+    /// X1: admin only.
+    SetDfeParticipantId,
 }
 
-const ON_PARTICIPANT: [OnParticipant; 16] = [
+const ON_PARTICIPANT: [OnParticipant; 17] = [
     OnParticipant::Get,
     OnParticipant::History,
     OnParticipant::SyncStatus,
@@ -151,6 +153,7 @@ const ON_PARTICIPANT: [OnParticipant; 16] = [
     OnParticipant::RequestReinstatement,
     OnParticipant::RequestReleaseStartChange,
     OnParticipant::RequestKeepMentor,
+    OnParticipant::SetDfeParticipantId,
 ];
 
 async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> Result<(), Status> {
@@ -260,6 +263,13 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
             })
             .await
             .map(drop),
+        OnParticipant::SetDfeParticipantId => c
+            .set_dfe_participant_id(pb::SetDfeParticipantIdRequest {
+                participant_id,
+                dfe_participant_id: "3452b1a6-cbaa-422f-9ca9-40afa28583a2".into(),
+            })
+            .await
+            .map(drop),
     }
 }
 
@@ -277,7 +287,9 @@ async fn scope_participant_rpcs_answer_another_partners_participant_as_an_unknow
     }
     // An admin reaches everything, so is told what does not exist.
     let mut admin = stack.participants(Some(&stack.admin_token())).await;
-    for rpc in [OnParticipant::Get, OnParticipant::Pause, OnParticipant::AssignMentorToEct] {
+    for rpc in
+        [OnParticipant::Get, OnParticipant::Pause, OnParticipant::AssignMentorToEct, OnParticipant::SetDfeParticipantId]
+    {
         let err = call(&mut admin, rpc, &unknown_id(), &s).await.expect_err("unknown");
         assert_eq!(err.code(), Code::NotFound, "admin {rpc:?}: {err:?}");
     }
