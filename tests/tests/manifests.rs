@@ -355,7 +355,11 @@ fn compose_wires_the_four_services_to_their_databases_and_each_other() {
     }
     // The DfE gateway's relay tells payments the DfE's declaration states.
     let gateway = &configs["dfe-gateway"];
-    assert_eq!(gateway.payments_url, format!("http://payments:{}", listen_ports["payments"]), "dfe-gateway -> payments");
+    assert_eq!(
+        gateway.payments_url,
+        format!("http://payments:{}", listen_ports["payments"]),
+        "dfe-gateway -> payments"
+    );
     assert!(services["dfe-gateway"]["depends_on"].as_object().expect("depends_on").contains_key("payments"));
     // X9: the DfE sync is off by default in the local stack.
     assert_eq!(gateway.dfe.api_url, None);
