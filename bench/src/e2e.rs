@@ -102,6 +102,7 @@ pub async fn register_pool(
                         registered_on: date(2026, 9, 1),
                         previous_pilot_mentor: false,
                         request_id: String::new(),
+                        dfe_participant_id: String::new(),
                     })
                     .await;
                 match answer {

@@ -5,7 +5,7 @@
 # /docker-entrypoint-initdb.d). The password is for a local stack only.
 set -eu
 
-for service in participant content_release payments; do
+for service in participant content_release payments dfe_gateway; do
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
     -v name="steplab_$service" -v password="$STEPLAB_DB_PASSWORD" <<'SQL'
 CREATE ROLE :"name" LOGIN PASSWORD :'password';

@@ -75,6 +75,7 @@ pub fn registration(
         registered_on: on,
         previous_pilot_mentor: false,
         request_id: String::new(),
+        dfe_participant_id: String::new(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The test harness: starts the three real services on 127.0.0.1:0 against
+//! The test harness: starts the four real services on 127.0.0.1:0 against
 //! temporary SQLite files or freshly created PostgreSQL databases (dropped
 //! afterwards), and hands out typed clients and tokens.
 //!
@@ -11,7 +11,9 @@
 #![allow(clippy::panic)]
 
 pub mod chaos;
+pub mod fake_dfe;
 pub mod fixtures;
+pub mod prism;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use steplab_platform::auth::{self, Role, TokenRequest};
 use steplab_platform::config::{Config, ServiceName};
 use steplab_platform::tls::ClientTls;
 use steplab_proto::steplab::content::v1::content_release_service_client::ContentReleaseServiceClient;
+use steplab_proto::steplab::dfe::v1::dfe_gateway_service_client::DfeGatewayServiceClient;
 use steplab_proto::steplab::participant::v1::participant_service_client::ParticipantServiceClient;
 use steplab_proto::steplab::payments::v1::payments_service_client::PaymentsServiceClient;
 use tokio::net::TcpListener;
@@ -57,6 +60,7 @@ impl Interceptor for Bearer {
 pub type Participants = ParticipantServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Content = ContentReleaseServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Payments = PaymentsServiceClient<InterceptedService<Channel, Bearer>>;
+pub type DfeGateway = DfeGatewayServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// The admin URL of the test PostgreSQL server.
 pub fn postgres_admin_url() -> String {
@@ -80,7 +84,7 @@ impl PostgresDatabases {
         let run = uuid::Uuid::now_v7().simple().to_string();
         let mut names = Vec::new();
         let mut urls = Vec::new();
-        for service in ["participant", "content", "payments"] {
+        for service in ["participant", "content", "payments", "dfe_gateway"] {
             let name = format!("steplab_{count_prefix}_{service}_{run}");
             diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).map_err(|e| e.to_string())?;
             let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
@@ -120,6 +124,7 @@ fn spawn_service(config: Config, name: ServiceName, listener: TcpListener) -> Ru
             ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
             ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
             ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
+            ServiceName::DfeGateway => steplab_dfe_gateway::run(config, listener, shutdown).await,
         }
     });
     Running { name, stop, task }
@@ -131,6 +136,8 @@ pub struct Stack {
     pub participant_addr: SocketAddr,
     pub content_addr: SocketAddr,
     pub payments_addr: SocketAddr,
+    /// The DfE gateway; its DfE is off unless the test set `STEPLAB_DFE_API_URL`.
+    pub dfe_gateway_addr: SocketAddr,
     pub config: Config,
     running: Vec<Running>,
     /// How the harness's own clients connect when the stack serves TLS
@@ -224,6 +231,7 @@ impl Stack {
         let scheme = if vars.contains_key("STEPLAB_TLS_CERT_FILE") { "https" } else { "http" };
         vars.entry("STEPLAB_CONTENT_URL".into()).or_insert_with(|| format!("{scheme}://{}", listeners[1].2));
         vars.entry("STEPLAB_PAYMENTS_URL".into()).or_insert_with(|| format!("{scheme}://{}", listeners[2].2));
+        vars.entry("STEPLAB_DFE_GATEWAY_URL".into()).or_insert_with(|| format!("{scheme}://{}", listeners[3].2));
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("harness config is valid");
         let client_tls =
             config.tls.serves_tls().then(|| ClientTls::from_files(&config.tls).expect("harness TLS files are valid"));
@@ -238,13 +246,14 @@ impl Stack {
             participant_addr: addrs[0],
             content_addr: addrs[1],
             payments_addr: addrs[2],
+            dfe_gateway_addr: addrs[3],
             config,
             running,
             client_tls,
             data_dir,
             _postgres: postgres,
         };
-        for addr in [stack.participant_addr, stack.content_addr, stack.payments_addr] {
+        for addr in [stack.participant_addr, stack.content_addr, stack.payments_addr, stack.dfe_gateway_addr] {
             wait_until_serving_over(addr, stack.client_tls.as_ref()).await;
         }
         stack
@@ -264,6 +273,7 @@ impl Stack {
             ServiceName::Participant => self.participant_addr,
             ServiceName::ContentRelease => self.content_addr,
             ServiceName::Payments => self.payments_addr,
+            ServiceName::DfeGateway => self.dfe_gateway_addr,
         }
     }
 
@@ -332,6 +342,10 @@ impl Stack {
 
     pub async fn payments(&self, token: Option<&str>) -> Payments {
         PaymentsServiceClient::with_interceptor(self.channel(self.payments_addr).await, bearer(token))
+    }
+
+    pub async fn dfe_gateway(&self, token: Option<&str>) -> DfeGateway {
+        DfeGatewayServiceClient::with_interceptor(self.channel(self.dfe_gateway_addr).await, bearer(token))
     }
 }
 

@@ -277,7 +277,7 @@ fn compose_environment(service: &Value, what: &str) -> Env {
 }
 
 #[test]
-fn compose_wires_the_three_services_to_their_databases_and_each_other() {
+fn compose_wires_the_four_services_to_their_databases_and_each_other() {
     let compose = yaml(&root().join("docker/compose.yaml"));
     let (_, image) = dockerfile();
     let services = compose["services"].as_object().expect("services");
@@ -345,10 +345,24 @@ fn compose_wires_the_three_services_to_their_databases_and_each_other() {
     // The relay's targets are the other two compose services, on their ports.
     let participant = &configs["participant"];
     let depends = services["participant"]["depends_on"].as_object().expect("depends_on");
-    for (url, target) in [(&participant.content_url, "content-release"), (&participant.payments_url, "payments")] {
+    for (url, target) in [
+        (&participant.content_url, "content-release"),
+        (&participant.payments_url, "payments"),
+        (&participant.dfe_gateway_url, "dfe-gateway"),
+    ] {
         assert_eq!(url, &format!("http://{target}:{}", listen_ports[target]), "participant -> {target}");
         assert!(depends.contains_key(target), "participant starts after {target}");
     }
+    // The DfE gateway's relay tells payments the DfE's declaration states.
+    let gateway = &configs["dfe-gateway"];
+    assert_eq!(
+        gateway.payments_url,
+        format!("http://payments:{}", listen_ports["payments"]),
+        "dfe-gateway -> payments"
+    );
+    assert!(services["dfe-gateway"]["depends_on"].as_object().expect("depends_on").contains_key("payments"));
+    // X9: the DfE sync is off by default in the local stack.
+    assert_eq!(gateway.dfe.api_url, None);
 }
 
 // ---------------------------------------------------------------------------
@@ -628,9 +642,11 @@ fn every_deployment_runs_its_service_on_its_port_with_probes_that_ask_it() {
             config.identity_provider.as_ref().unwrap_or_else(|| panic!("{what}: tokens from an identity provider"));
         assert!(!idp.issuer.is_empty() && !idp.audience.is_empty());
         assert!(config.hs256_secret().is_none(), "{what}: production accepts no HS256 dev tokens");
-        if service == ServiceName::Participant {
+        if matches!(service, ServiceName::Participant | ServiceName::DfeGateway) {
             assert!(config.service_token_file.is_some(), "{what}: the relay needs STEPLAB_SERVICE_TOKEN_FILE");
         }
+        // X9: only the gateway talks to the DfE, with its token from a Secret.
+        assert_eq!(config.dfe.api_url.is_some(), service == ServiceName::DfeGateway, "{what}: STEPLAB_DFE_API_URL");
         configs_relay_targets(&rendered, service, &config);
     }
 }
@@ -638,12 +654,17 @@ fn every_deployment_runs_its_service_on_its_port_with_probes_that_ask_it() {
 /// The participant's relay targets are the Services of the other two, whose
 /// ports lead to the containers' listen ports.
 fn configs_relay_targets(rendered: &Rendered, service: ServiceName, config: &Config) {
-    if service != ServiceName::Participant {
-        return;
-    }
-    for (url, target) in
-        [(&config.content_url, ServiceName::ContentRelease), (&config.payments_url, ServiceName::Payments)]
-    {
+    let targets = match service {
+        ServiceName::Participant => vec![
+            (&config.content_url, ServiceName::ContentRelease),
+            (&config.payments_url, ServiceName::Payments),
+            (&config.dfe_gateway_url, ServiceName::DfeGateway),
+        ],
+        // X5, X6: the gateway's relay sends RecordDeclarationState to payments.
+        ServiceName::DfeGateway => vec![(&config.payments_url, ServiceName::Payments)],
+        _ => return,
+    };
+    for (url, target) in targets {
         let host_port = url.strip_prefix("http://").unwrap_or_else(|| panic!("{url}: plaintext inside the cluster"));
         let (host, port) = host_port.split_once(':').expect("HOST:PORT");
         assert_eq!(host, target.as_str(), "participant -> {url}: the {} Service", target.as_str());
@@ -765,6 +786,10 @@ fn network_policies_let_only_participant_pods_reach_content_release_and_payments
                     );
                     let reached_by: Vec<ServiceName> =
                         deployments.iter().filter(|(_, l)| selects(selector, l)).map(|(s, _)| *s).collect();
+                    // The DfE gateway's relay reaches payments, and nothing else.
+                    if *service == ServiceName::Payments && reached_by == [ServiceName::DfeGateway] {
+                        continue;
+                    }
                     assert_eq!(reached_by, [ServiceName::Participant], "{policy_name}: only participant pods");
                     assert!(selects(selector, participant));
                     from_participant = true;
@@ -813,7 +838,7 @@ fn the_readme_documents_every_variable() {
 /// PostgreSQL folders must also hold the same migrations.
 #[test]
 fn every_migration_has_its_own_version_and_both_backends_the_same_ones() {
-    for service in ["participant", "content-release", "payments"] {
+    for service in ["participant", "content-release", "payments", "dfe-gateway"] {
         let mut names_by_backend = Vec::new();
         for backend in ["sqlite", "postgres"] {
             let dir = root().join("services").join(service).join("migrations").join(backend);

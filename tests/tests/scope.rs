@@ -135,9 +135,11 @@ enum OnParticipant {
     RequestReleaseStartChange,
     RequestKeepMentor,
     RequestLongDeferral,
+    /// X1: admin only.
+    SetDfeParticipantId,
 }
 
-const ON_PARTICIPANT: [OnParticipant; 17] = [
+const ON_PARTICIPANT: [OnParticipant; 18] = [
     OnParticipant::Get,
     OnParticipant::History,
     OnParticipant::SyncStatus,
@@ -155,6 +157,7 @@ const ON_PARTICIPANT: [OnParticipant; 17] = [
     OnParticipant::RequestReleaseStartChange,
     OnParticipant::RequestKeepMentor,
     OnParticipant::RequestLongDeferral,
+    OnParticipant::SetDfeParticipantId,
 ];
 
 async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> Result<(), Status> {
@@ -281,6 +284,13 @@ async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> 
             })
             .await
             .map(drop),
+        OnParticipant::SetDfeParticipantId => c
+            .set_dfe_participant_id(pb::SetDfeParticipantIdRequest {
+                participant_id,
+                dfe_participant_id: "3452b1a6-cbaa-422f-9ca9-40afa28583a2".into(),
+            })
+            .await
+            .map(drop),
     }
 }
 
@@ -298,7 +308,9 @@ async fn scope_participant_rpcs_answer_another_partners_participant_as_an_unknow
     }
     // An admin reaches everything, so is told what does not exist.
     let mut admin = stack.participants(Some(&stack.admin_token())).await;
-    for rpc in [OnParticipant::Get, OnParticipant::Pause, OnParticipant::AssignMentorToEct] {
+    for rpc in
+        [OnParticipant::Get, OnParticipant::Pause, OnParticipant::AssignMentorToEct, OnParticipant::SetDfeParticipantId]
+    {
         let err = call(&mut admin, rpc, &unknown_id(), &s).await.expect_err("unknown");
         assert_eq!(err.code(), Code::NotFound, "admin {rpc:?}: {err:?}");
     }

@@ -290,6 +290,7 @@ async fn health_answers_over_tls() {
         (ServiceName::Participant, stack.participant_addr),
         (ServiceName::ContentRelease, stack.content_addr),
         (ServiceName::Payments, stack.payments_addr),
+        (ServiceName::DfeGateway, stack.dfe_gateway_addr),
     ] {
         let addr = addr.to_string();
         for service in ["", steplab::grpc_service_name(name)] {
@@ -356,6 +357,7 @@ async fn start_up_error(name: ServiceName, settings: &[(&str, String)]) -> Strin
             ServiceName::Participant => steplab_participant::run(config, listener, std::future::pending()).await,
             ServiceName::ContentRelease => steplab_content_release::run(config, listener, std::future::pending()).await,
             ServiceName::Payments => steplab_payments::run(config, listener, std::future::pending()).await,
+            ServiceName::DfeGateway => steplab_dfe_gateway::run(config, listener, std::future::pending()).await,
         }
     };
     match tokio::time::timeout(Duration::from_secs(30), run).await {

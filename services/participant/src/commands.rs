@@ -13,6 +13,8 @@ use steplab_proto::steplab::payments::v1 as payments;
 
 pub const CONTENT: &str = "content-release";
 pub const PAYMENTS: &str = "payments";
+/// The DfE gateway (X1-X9).
+pub const DFE_GATEWAY: &str = "dfe-gateway";
 
 const CONTENT_SERVICE: &str = "/steplab.content.v1.ContentReleaseService/";
 const PAYMENTS_SERVICE: &str = "/steplab.payments.v1.PaymentsService/";
@@ -187,6 +189,56 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         participant_id,
         target: target.to_owned(),
         method: format!("{service}{rpc}"),
+        payload,
+        request_id: None,
+    }
+}
+
+const DFE_GATEWAY_SERVICE: &str = "/steplab.dfe.v1.DfeGatewayService/";
+
+/// The outbox row of a DfE gateway command (X1, X4), with `command_id`.
+pub fn gateway_to_outbox(command: crate::domain::dfe::GatewayCommand, command_id: String) -> NewCommand {
+    use crate::domain::dfe::{GatewayCommand, StatusChange};
+    use steplab_proto::steplab::dfe::v1 as dfe;
+    let (participant_id, rpc, payload) = match command {
+        GatewayCommand::Track { participant_id, mentor, trn, cohort, schedule, dfe_participant_id } => {
+            let course = if mentor { dfe::Course::EcfMentor } else { dfe::Course::EcfInduction } as i32;
+            let request = dfe::TrackParticipantRequest {
+                command_id: command_id.clone(),
+                participant_id: participant_id.clone(),
+                course,
+                dfe_participant_id: dfe_participant_id.unwrap_or_default(),
+                trn,
+                cohort,
+                schedule_identifier: schedule,
+            };
+            (participant_id, "TrackParticipant", request.encode_to_vec())
+        }
+        GatewayCommand::Report { participant_id, change, reason, effective_date, schedule, cohort } => {
+            let kind = match change {
+                StatusChange::Defer => dfe::StatusChangeKind::Defer,
+                StatusChange::Resume => dfe::StatusChangeKind::Resume,
+                StatusChange::Withdraw => dfe::StatusChangeKind::Withdraw,
+                StatusChange::ChangeSchedule => dfe::StatusChangeKind::ChangeSchedule,
+            } as i32;
+            let request = dfe::ReportStatusChangeRequest {
+                command_id: command_id.clone(),
+                participant_id: participant_id.clone(),
+                kind,
+                reason,
+                effective_date: Some(to_proto(effective_date)),
+                schedule_identifier: schedule,
+                cohort,
+                event_id: String::new(),
+            };
+            (participant_id, "ReportStatusChange", request.encode_to_vec())
+        }
+    };
+    NewCommand {
+        command_id,
+        participant_id,
+        target: DFE_GATEWAY.to_owned(),
+        method: format!("{DFE_GATEWAY_SERVICE}{rpc}"),
         payload,
         request_id: None,
     }

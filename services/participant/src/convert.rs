@@ -220,6 +220,8 @@ pub fn participant(view: ParticipantView) -> pb::Participant {
     let funding_eligible = view.funding_eligible();
     let (mentor_id, mentor_interim) = view.mentor.clone().unwrap_or_default();
     pb::Participant {
+        // Filled from the participants table by the service (X1).
+        dfe_participant_id: String::new(),
         participant_id: view.id,
         kind: kind_to_proto(view.kind) as i32,
         status: status_to_proto(view.status) as i32,
@@ -610,6 +612,7 @@ mod tests {
             registered_on: Some(Date { year: 2026, month: 9, day: 1 }),
             previous_pilot_mentor: false,
             request_id: String::new(),
+            dfe_participant_id: String::new(),
         }
     }
 

@@ -250,6 +250,15 @@ impl ParticipantService for ParticipantGrpc {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
+    async fn set_dfe_participant_id(
+        &self,
+        request: Request<pb::SetDfeParticipantIdRequest>,
+    ) -> Answer<pb::SetDfeParticipantIdResponse> {
+        observability::note_participant(&request.get_ref().participant_id);
+        let caller = Caller::from_request(&request)?;
+        Ok(Response::new(self.registry.set_dfe_participant_id(caller, request.into_inner()).await?))
+    }
+
     async fn retry_parked_commands(
         &self,
         request: Request<pb::RetryParkedCommandsRequest>,

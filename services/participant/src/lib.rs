@@ -55,7 +55,11 @@ pub async fn run(
     // not delivered stay in the outbox for the next start.
     let relay = Relay::new(
         db,
-        &[(commands::CONTENT, &config.content_url), (commands::PAYMENTS, &config.payments_url)],
+        &[
+            (commands::CONTENT, &config.content_url),
+            (commands::PAYMENTS, &config.payments_url),
+            (commands::DFE_GATEWAY, &config.dfe_gateway_url),
+        ],
         tokens,
         wake_relay,
         RelaySettings {

@@ -136,7 +136,8 @@ fn end_mentor_pauses_beyond(
 /// W9: a participant as shown: a withdrawn mentor is never an ECT's
 /// current mentor (nor mentor of record) on the view's date.
 fn shown(conn: &mut DbConn, view: ParticipantView) -> Result<pb::Participant, ServiceError> {
-    shown_with(conn, view, &mut HashMap::new())
+    let participant = shown_with(conn, view, &mut HashMap::new())?;
+    with_dfe_id(conn, participant)
 }
 
 /// [`shown`], remembering whether each mentor is withdrawn on a date (a
@@ -255,6 +256,46 @@ fn mentor_of(
     };
     let mentor = load(conn, &mentor_id)?;
     Ok(Some(mentor_circle(conn, mentor)?))
+}
+
+/// X1: the participant message with their DfE id, kept beside the history.
+fn with_dfe_id(conn: &mut DbConn, mut participant: pb::Participant) -> Result<pb::Participant, ServiceError> {
+    let ids = store::dfe_participant_ids(conn, std::slice::from_ref(&participant.participant_id))?;
+    participant.dfe_participant_id = ids.get(&participant.participant_id).cloned().unwrap_or_default();
+    Ok(participant)
+}
+
+/// X1: a DfE participant id is a UUID (canonical lower-case form).
+fn dfe_participant_id(value: &str, required: bool) -> Result<Option<String>, ServiceError> {
+    if value.is_empty() && !required {
+        return Ok(None);
+    }
+    uuid::Uuid::parse_str(value).map(|u| Some(u.hyphenated().to_string())).map_err(|_| {
+        FieldViolations::from(steplab_platform::FieldViolation::new(
+            "dfe_participant_id",
+            "must be the DfE's participant id, a UUID (e.g. 3452b1a6-cbaa-422f-9ca9-40afa28583a2)",
+        ))
+        .into()
+    })
+}
+
+/// X1: stores the DfE id of an ECT or mentor and tells the gateway, which
+/// then sends the calls that waited for it.
+fn set_dfe_id(
+    conn: &mut DbConn,
+    record: &ParticipantRecord,
+    dfe_id: &str,
+    now: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let Some(track) = crate::domain::dfe::track(record, Some(dfe_id.to_owned())) else {
+        return Err(FieldViolations::from(steplab_platform::FieldViolation::new(
+            "dfe_participant_id",
+            "induction coordinators are not reported to the DfE: leave it empty",
+        ))
+        .into());
+    };
+    store::set_dfe_participant_id(conn, &record.id, dfe_id)?;
+    store::enqueue_for_dfe(conn, vec![track], now)
 }
 
 /// The participant after a change, with those its cascades touched.
@@ -525,6 +566,7 @@ impl Registry {
     ) -> Result<pb::RegisterParticipantResponse, ServiceError> {
         policy::may_register_somewhere(&caller)?;
         let registration = convert::register(&req)?;
+        let dfe_id = dfe_participant_id(&req.dfe_participant_id, false)?;
         let key = idempotency_key(&caller, &req.request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "RegisterParticipant", &req, move |conn| {
@@ -545,9 +587,45 @@ impl Registry {
             observability::note_participant(&record.id);
             // C1: content release and payments enrol the participant.
             enqueue(conn, lifecycle::enrol(&record)?.commands, now)?;
-            Ok(pb::RegisterParticipantResponse { participant: Some(convert::participant(current(&record, today)?)) })
+            // X1: the DfE id given at registration, and the gateway told of it.
+            if let Some(dfe_id) = &dfe_id {
+                set_dfe_id(conn, &record, dfe_id, now)?;
+            }
+            let participant = convert::participant(current(&record, today)?);
+            Ok(pb::RegisterParticipantResponse { participant: Some(with_dfe_id(conn, participant)?) })
         })
         .await
+    }
+
+    /// X1: an admin records an ECT's or mentor's DfE participant id.
+    pub async fn set_dfe_participant_id(
+        &self,
+        caller: Caller,
+        req: pb::SetDfeParticipantIdRequest,
+    ) -> Result<pb::SetDfeParticipantIdResponse, ServiceError> {
+        policy::may_set_dfe_participant_id(&caller)?;
+        let mut v = FieldViolations::default();
+        let id = v.check(convert::id("participant_id", &req.participant_id));
+        let id = v.finish(|| id)?;
+        let dfe_id = dfe_participant_id(&req.dfe_participant_id, true)?.unwrap_or_default();
+        let (today, now) = (self.clock.today(), self.clock.now());
+        self.db
+            .write(move |conn| {
+                let record = load(conn, &id)?;
+                if record.kind == ParticipantKind::InductionCoordinator {
+                    return Err(RuleViolation::new(
+                        "NOT_REPORTED_TO_DFE",
+                        "induction coordinators are not reported to the DfE: only ECTs and mentors have a DfE id",
+                    )
+                    .into());
+                }
+                store::lock_participants(conn, std::slice::from_ref(&record.id))?;
+                set_dfe_id(conn, &record, &dfe_id, now)?;
+                let participant = convert::participant(current(&record, today)?);
+                Ok(pb::SetDfeParticipantIdResponse { participant: Some(with_dfe_id(conn, participant)?) })
+            })
+            .await
+            .inspect(|_| self.relay.notify_one())
     }
 
     pub async fn get(
@@ -607,10 +685,17 @@ impl Registry {
                 };
                 let (records, next) = store::list_participants(conn, &filter, query.after, query.page_size)?;
                 let mut withdrawn = HashMap::new();
+                // X1: the page's DfE ids in one read.
+                let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+                let dfe_ids = store::dfe_participant_ids(conn, &ids)?;
                 let participants = records
                     .iter()
-                    .map(|r| shown_with(conn, current(r, today)?, &mut withdrawn))
-                    .collect::<Result<_, _>>()?;
+                    .map(|r| {
+                        let mut shown = shown_with(conn, current(r, today)?, &mut withdrawn)?;
+                        shown.dfe_participant_id = dfe_ids.get(&r.id).cloned().unwrap_or_default();
+                        Ok(shown)
+                    })
+                    .collect::<Result<_, ServiceError>>()?;
                 Ok(pb::ListParticipantsResponse {
                     participants,
                     next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
@@ -1408,7 +1493,7 @@ impl Registry {
                     let pending =
                         outbox::for_participant(conn, &record.id)?.iter().filter(|r| r.delivered_at.is_none()).count()
                             as i64;
-                    page.push((convert::participant(view), pending));
+                    page.push((with_dfe_id(conn, convert::participant(view))?, pending));
                 }
                 Ok::<_, ServiceError>((page, next))
             })

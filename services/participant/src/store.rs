@@ -48,6 +48,7 @@ pub mod schema {
             version -> BigInt,
             created_at -> Timestamp,
             updated_at -> Timestamp,
+            dfe_participant_id -> Nullable<Text>,
         }
     }
 
@@ -353,6 +354,9 @@ pub fn append_events(
         if mine.is_empty() {
             continue;
         }
+        // X4, D12: what the DfE is to hear of these events, derived from
+        // them as the reporting feed is, in the same transaction.
+        enqueue_for_dfe(conn, crate::domain::dfe::commands_for(record, &mine), now)?;
         let new_version = record.version + mine.len() as i64;
         let updated = diesel::update(
             participants::table
@@ -713,4 +717,37 @@ pub fn list_notifications(
         None
     };
     Ok((rows, next))
+}
+
+/// Writes DfE gateway commands to the outbox, each with a fresh id and the
+/// request id of the call that caused it.
+pub fn enqueue_for_dfe(
+    conn: &mut DbConn,
+    commands: Vec<crate::domain::dfe::GatewayCommand>,
+    now: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let request_id = steplab_platform::observability::current_request_id();
+    for command in commands {
+        let mut row = crate::commands::gateway_to_outbox(command, steplab_platform::ids::new_id());
+        row.request_id.clone_from(&request_id);
+        steplab_platform::outbox::enqueue(conn, &row, now)?;
+    }
+    Ok(())
+}
+
+/// X1: the DfE participant id of each of `ids` that has one.
+pub fn dfe_participant_ids(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>, ServiceError> {
+    let rows: Vec<(String, Option<String>)> = participants::table
+        .filter(participants::id.eq_any(ids))
+        .filter(participants::dfe_participant_id.is_not_null())
+        .select((participants::id, participants::dfe_participant_id))
+        .load(conn)?;
+    Ok(rows.into_iter().filter_map(|(id, dfe)| dfe.map(|d| (id, d))).collect())
+}
+
+pub fn set_dfe_participant_id(conn: &mut DbConn, id: &str, dfe_participant_id: &str) -> Result<(), ServiceError> {
+    diesel::update(participants::table.find(id))
+        .set(participants::dfe_participant_id.eq(Some(dfe_participant_id)))
+        .execute(conn)?;
+    Ok(())
 }

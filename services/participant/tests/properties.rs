@@ -335,6 +335,7 @@ fn register_request() -> impl Strategy<Value = pb::RegisterParticipantRequest> {
                 registered_on,
                 previous_pilot_mentor,
                 request_id,
+                dfe_participant_id: String::new(),
             }
         })
 }

@@ -72,11 +72,12 @@ pub enum Command {
 /// The fully qualified gRPC service a Steplab service hosts (and reports
 /// health for).
 pub fn grpc_service_name(service: ServiceName) -> &'static str {
-    use steplab_proto::steplab::{content, participant, payments};
+    use steplab_proto::steplab::{content, dfe, participant, payments};
     match service {
         ServiceName::Participant => participant::v1::participant_service_server::SERVICE_NAME,
         ServiceName::ContentRelease => content::v1::content_release_service_server::SERVICE_NAME,
         ServiceName::Payments => payments::v1::payments_service_server::SERVICE_NAME,
+        ServiceName::DfeGateway => dfe::v1::dfe_gateway_service_server::SERVICE_NAME,
     }
 }
 

@@ -200,6 +200,7 @@ fn run_service(
             ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
             ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
             ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
+            ServiceName::DfeGateway => steplab_dfe_gateway::run(config, listener, shutdown).await,
         };
         result.with_context(|| format!("{} service", name.as_str()))
     })
@@ -231,7 +232,8 @@ async fn up(config: Config) -> anyhow::Result<()> {
     print_welcome(&config, secret.as_deref())?;
 
     // Stop everything on SIGTERM/Ctrl-C, or as soon as any service fails.
-    let (finished_tx, mut finished_rx) = tokio::sync::mpsc::channel::<()>(3);
+    // Room for every service's message, so no watcher blocks once nobody reads.
+    let (finished_tx, mut finished_rx) = tokio::sync::mpsc::channel::<()>(ServiceName::ALL.len());
     let mut watched = Vec::new();
     for task in tasks {
         let finished_tx = finished_tx.clone();

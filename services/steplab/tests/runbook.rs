@@ -38,7 +38,7 @@ fn free_port() -> u16 {
 fn the_operator_runbook_runs_as_written_against_steplab_up() {
     let script = runbook(&readme());
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [free_port(), free_port(), free_port(), free_port()];
     let addr = |p: u16| format!("127.0.0.1:{p}");
     let mut up = Command::new(STEPLAB);
     for var in [
@@ -46,6 +46,7 @@ fn the_operator_runbook_runs_as_written_against_steplab_up() {
         "STEPLAB_PARTICIPANT_DATABASE_URL",
         "STEPLAB_CONTENT_DATABASE_URL",
         "STEPLAB_PAYMENTS_DATABASE_URL",
+        "STEPLAB_DFE_GATEWAY_DATABASE_URL",
     ] {
         up.env_remove(var);
     }
@@ -58,6 +59,8 @@ fn the_operator_runbook_runs_as_written_against_steplab_up() {
         .env("STEPLAB_PAYMENTS_LISTEN", addr(ports[2]))
         .env("STEPLAB_CONTENT_URL", format!("http://{}", addr(ports[1])))
         .env("STEPLAB_PAYMENTS_URL", format!("http://{}", addr(ports[2])))
+        .env("STEPLAB_DFE_GATEWAY_LISTEN", addr(ports[3]))
+        .env("STEPLAB_DFE_GATEWAY_URL", format!("http://{}", addr(ports[3])))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -129,7 +132,7 @@ fn the_configuration_reference_lists_every_variable_the_code_reads() {
             config[i + 1..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
         // A service's prefix is completed in code: check the names it makes.
         let names = match name.as_str() {
-            "STEPLAB_PARTICIPANT" | "STEPLAB_CONTENT" | "STEPLAB_PAYMENTS" => {
+            "STEPLAB_PARTICIPANT" | "STEPLAB_CONTENT" | "STEPLAB_PAYMENTS" | "STEPLAB_DFE_GATEWAY" => {
                 vec![format!("{name}_DATABASE_URL"), format!("{name}_LISTEN")]
             }
             _ => vec![name],

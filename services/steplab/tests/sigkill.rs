@@ -20,14 +20,19 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-struct Ports([u16; 3]);
+struct Ports([u16; 4]);
 
 fn steplab(data: &Path, ports: &Ports) -> Command {
     let mut cmd = Command::new(STEPLAB);
-    for var in ["STEPLAB_PARTICIPANT_DATABASE_URL", "STEPLAB_CONTENT_DATABASE_URL", "STEPLAB_PAYMENTS_DATABASE_URL"] {
+    for var in [
+        "STEPLAB_PARTICIPANT_DATABASE_URL",
+        "STEPLAB_CONTENT_DATABASE_URL",
+        "STEPLAB_PAYMENTS_DATABASE_URL",
+        "STEPLAB_DFE_GATEWAY_DATABASE_URL",
+    ] {
         cmd.env_remove(var);
     }
-    let [p, c, m] = ports.0;
+    let [p, c, m, g] = ports.0;
     cmd.env("STEPLAB_DATA_DIR", data)
         .env("STEPLAB_JWT_SECRET", SECRET)
         .env("STEPLAB_TODAY", "2026-11-28")
@@ -36,7 +41,9 @@ fn steplab(data: &Path, ports: &Ports) -> Command {
         .env("STEPLAB_CONTENT_LISTEN", format!("127.0.0.1:{c}"))
         .env("STEPLAB_PAYMENTS_LISTEN", format!("127.0.0.1:{m}"))
         .env("STEPLAB_CONTENT_URL", format!("http://127.0.0.1:{c}"))
-        .env("STEPLAB_PAYMENTS_URL", format!("http://127.0.0.1:{m}"));
+        .env("STEPLAB_PAYMENTS_URL", format!("http://127.0.0.1:{m}"))
+        .env("STEPLAB_DFE_GATEWAY_LISTEN", format!("127.0.0.1:{g}"))
+        .env("STEPLAB_DFE_GATEWAY_URL", format!("http://127.0.0.1:{g}"));
     cmd
 }
 
@@ -80,9 +87,11 @@ fn signal(child: &Child, name: &str) {
 #[test]
 fn d4_a_sigkilled_participant_service_loses_no_pending_command() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = Ports([free_port(), free_port(), free_port()]);
-    let [p, c, _] = ports.0;
+    let ports = Ports([free_port(), free_port(), free_port(), free_port()]);
+    let [p, c, _, _] = ports.0;
     let payments = serve(data.path(), &ports, "payments", ports.0[2]);
+    // The DfE gateway hears of every ECT too (X1), with the DfE sync off.
+    let gateway = serve(data.path(), &ports, "dfe-gateway", ports.0[3]);
     let mut participant = serve(data.path(), &ports, "participant", p);
 
     let admin = token(data.path(), &ports, &["--role", "admin"]);
@@ -149,7 +158,7 @@ fn d4_a_sigkilled_participant_service_loses_no_pending_command() {
         assert_eq!(holds.len(), 1, "{state}");
         assert_eq!(holds[0]["kind"], "HOLD_KIND_DEFERRAL");
     }
-    for mut child in [participant, content, payments] {
+    for mut child in [participant, content, payments, gateway] {
         signal(&child, "-TERM");
         assert!(child.wait().expect("wait").success(), "SIGTERM exits 0");
     }

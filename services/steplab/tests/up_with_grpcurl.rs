@@ -24,6 +24,7 @@ struct Ports {
     participant: u16,
     content: u16,
     payments: u16,
+    dfe_gateway: u16,
 }
 
 fn steplab(data_dir: &Path, ports: &Ports) -> Command {
@@ -33,6 +34,7 @@ fn steplab(data_dir: &Path, ports: &Ports) -> Command {
         "STEPLAB_PARTICIPANT_DATABASE_URL",
         "STEPLAB_CONTENT_DATABASE_URL",
         "STEPLAB_PAYMENTS_DATABASE_URL",
+        "STEPLAB_DFE_GATEWAY_DATABASE_URL",
     ] {
         cmd.env_remove(var);
     }
@@ -42,7 +44,9 @@ fn steplab(data_dir: &Path, ports: &Ports) -> Command {
         .env("STEPLAB_CONTENT_LISTEN", format!("127.0.0.1:{}", ports.content))
         .env("STEPLAB_PAYMENTS_LISTEN", format!("127.0.0.1:{}", ports.payments))
         .env("STEPLAB_CONTENT_URL", format!("http://127.0.0.1:{}", ports.content))
-        .env("STEPLAB_PAYMENTS_URL", format!("http://127.0.0.1:{}", ports.payments));
+        .env("STEPLAB_PAYMENTS_URL", format!("http://127.0.0.1:{}", ports.payments))
+        .env("STEPLAB_DFE_GATEWAY_LISTEN", format!("127.0.0.1:{}", ports.dfe_gateway))
+        .env("STEPLAB_DFE_GATEWAY_URL", format!("http://127.0.0.1:{}", ports.dfe_gateway));
     cmd
 }
 
@@ -130,7 +134,8 @@ fn terminate(mut child: Child, bound: Duration) -> std::process::ExitStatus {
 #[test]
 fn steplab_up_serves_the_registry_to_grpcurl_and_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = Ports { participant: free_port(), content: free_port(), payments: free_port() };
+    let ports =
+        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
     let child = up(data.path(), &ports);
 
     for (port, service) in [
@@ -227,7 +232,8 @@ fn steplab_up_serves_the_registry_to_grpcurl_and_stops_cleanly_on_sigterm() {
 #[test]
 fn a_database_url_typo_fails_start_up_naming_the_variable_and_creates_no_file() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = Ports { participant: free_port(), content: free_port(), payments: free_port() };
+    let ports =
+        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
     let out = steplab(data.path(), &ports)
         .current_dir(data.path())
         .env("STEPLAB_PARTICIPANT_DATABASE_URL", "postgresdb")
@@ -243,7 +249,8 @@ fn a_database_url_typo_fails_start_up_naming_the_variable_and_creates_no_file() 
 #[test]
 fn steplab_token_refuses_a_role_without_its_scope() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = Ports { participant: free_port(), content: free_port(), payments: free_port() };
+    let ports =
+        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
     let out = steplab(data.path(), &ports).args(["token", "--role", "induction_coordinator"]).output().expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--school"));
@@ -252,7 +259,8 @@ fn steplab_token_refuses_a_role_without_its_scope() {
 #[test]
 fn steplab_health_exits_0_when_serving_and_1_otherwise() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = Ports { participant: free_port(), content: free_port(), payments: free_port() };
+    let ports =
+        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
     let child = up(data.path(), &ports);
     wait_until_listing(ports.payments);
 
@@ -318,7 +326,8 @@ fn idp_claims(role: &str, extra: serde_json::Value, aud: &str, expires_in: i64) 
 #[test]
 fn identity_provider_tokens_are_accepted_and_bad_ones_refused_with_a_logged_reason() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = Ports { participant: free_port(), content: free_port(), payments: free_port() };
+    let ports =
+        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
     let service_token = data.path().join("service-token");
     let relay_token =
         idp_token("rsa-private.pem", "test-rsa-1", idp_claims("service", serde_json::json!({}), AUDIENCE, 3600));

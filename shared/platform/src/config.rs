@@ -20,16 +20,19 @@ impl ConfigError {
     }
 }
 
-/// The three services.
+/// The four services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceName {
     Participant,
     ContentRelease,
     Payments,
+    /// The one component that talks to the DfE (X1-X9).
+    DfeGateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 3] = [ServiceName::Participant, ServiceName::ContentRelease, ServiceName::Payments];
+    pub const ALL: [ServiceName; 4] =
+        [ServiceName::Participant, ServiceName::ContentRelease, ServiceName::Payments, ServiceName::DfeGateway];
 
     /// The name used on the command line and in logs.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl ServiceName {
             ServiceName::Participant => "participant",
             ServiceName::ContentRelease => "content-release",
             ServiceName::Payments => "payments",
+            ServiceName::DfeGateway => "dfe-gateway",
         }
     }
 
@@ -45,6 +49,7 @@ impl ServiceName {
             ServiceName::Participant => "STEPLAB_PARTICIPANT",
             ServiceName::ContentRelease => "STEPLAB_CONTENT",
             ServiceName::Payments => "STEPLAB_PAYMENTS",
+            ServiceName::DfeGateway => "STEPLAB_DFE_GATEWAY",
         }
     }
 
@@ -53,6 +58,7 @@ impl ServiceName {
             ServiceName::Participant => 50051,
             ServiceName::ContentRelease => 50052,
             ServiceName::Payments => 50053,
+            ServiceName::DfeGateway => DFE_GATEWAY_DEFAULT_PORT,
         }
     }
 
@@ -69,6 +75,7 @@ impl ServiceName {
             ServiceName::Participant => "participant.sqlite3",
             ServiceName::ContentRelease => "content-release.sqlite3",
             ServiceName::Payments => "payments.sqlite3",
+            ServiceName::DfeGateway => "dfe-gateway.sqlite3",
         }
     }
 }
@@ -79,7 +86,7 @@ impl std::str::FromStr for ServiceName {
         ServiceName::ALL
             .into_iter()
             .find(|n| n.as_str() == s)
-            .ok_or_else(|| format!("unknown service `{s}`: use participant, content-release or payments"))
+            .ok_or_else(|| format!("unknown service `{s}`: use participant, content-release, payments or dfe-gateway"))
     }
 }
 
@@ -254,6 +261,8 @@ pub struct Config {
     pub participant: ServiceConfig,
     pub content: ServiceConfig,
     pub payments: ServiceConfig,
+    /// The DfE gateway's listener and database (X8).
+    pub dfe_gateway: ServiceConfig,
     /// Where the participant service sends content-release commands.
     pub content_url: String,
     /// Where the participant service sends payments commands.
@@ -384,6 +393,7 @@ impl Config {
         let participant = service(ServiceName::Participant)?;
         let content = service(ServiceName::ContentRelease)?;
         let payments = service(ServiceName::Payments)?;
+        let dfe_gateway = service(ServiceName::DfeGateway)?;
         let tls = TlsFiles::from_lookup(&lookup)?;
         // The default targets are this deployment's own listeners: https
         // when they serve TLS (the certificate must then be valid for the
@@ -399,7 +409,7 @@ impl Config {
         };
         let dfe_gateway_url = match get("STEPLAB_DFE_GATEWAY_URL") {
             Some(raw) => parse_url("STEPLAB_DFE_GATEWAY_URL", &raw)?,
-            None => format!("{scheme}://127.0.0.1:{DFE_GATEWAY_DEFAULT_PORT}"),
+            None => format!("{scheme}://{}", connectable(dfe_gateway.listen)),
         };
         let dfe = DfeSettings::from_lookup(&get)?;
         let jwt_secret = match lookup("STEPLAB_JWT_SECRET") {
@@ -566,6 +576,7 @@ impl Config {
             participant,
             content,
             payments,
+            dfe_gateway,
             content_url,
             payments_url,
             dfe_gateway_url,
@@ -597,6 +608,7 @@ impl Config {
             ServiceName::Participant => &self.participant,
             ServiceName::ContentRelease => &self.content,
             ServiceName::Payments => &self.payments,
+            ServiceName::DfeGateway => &self.dfe_gateway,
         }
     }
 

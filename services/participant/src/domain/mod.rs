@@ -3,6 +3,7 @@
 //! touches a database or the network, so every rule is a unit test named
 //! after its DOMAIN.md id.
 
+pub mod dfe;
 pub mod enrolment;
 pub mod events;
 pub mod handover;

@@ -204,6 +204,15 @@ pub fn may_operate_relay(caller: &Caller) -> Result<(), Denied> {
     }
 }
 
+/// X1: a participant's DfE id is set by an admin (who reads it from the
+/// DfE's service or from a Reconcile match).
+pub fn may_set_dfe_participant_id(caller: &Caller) -> Result<(), Denied> {
+    match caller.scope {
+        Scope::Admin => Ok(()),
+        _ => Err(role_may_not(caller, "set a participant's DfE id", "an admin")),
+    }
+}
+
 /// The part of the registry a list may show, after the caller's scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListScope {

@@ -1,0 +1,54 @@
+//! The gateway's rules in plain Rust, testable without a server or a
+//! database: who may call what (`policy`), our words to the DfE's
+//! (`mapping`, X2 X3 X4 X5 X6), what an HTTP answer means for a call
+//! (`outcome`, X8), the DfE's rate limit (`rate`, X8), and the comparison of
+//! the DfE's view with ours (`reconcile`, X7).
+
+pub mod mapping;
+pub mod outcome;
+pub mod policy;
+pub mod rate;
+pub mod reconcile;
+
+/// Where a call to the DfE stands (the `state` column of `dfe_calls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// The participant has no DfE id yet (X1).
+    WaitingForDfeId,
+    /// To be sent, or being retried.
+    Pending,
+    /// The DfE accepted it.
+    Delivered,
+    /// The DfE refused it (4xx other than 429): for an operator.
+    Parked,
+}
+
+impl CallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::WaitingForDfeId => "waiting-for-dfe-id",
+            CallState::Pending => "pending",
+            CallState::Delivered => "delivered",
+            CallState::Parked => "parked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [CallState::WaitingForDfeId, CallState::Pending, CallState::Delivered, CallState::Parked]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+/// A rule refusing a request (FAILED_PRECONDITION with ErrorInfo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleViolation {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl RuleViolation {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+}

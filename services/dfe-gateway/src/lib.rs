@@ -1,0 +1,120 @@
+//! The DfE gateway (X1-X9): the one component that talks to the DfE's Lead
+//! Provider API. It stores what the participant service and payments decide
+//! (TrackParticipant, ReportStatusChange, DeclareMilestone, VoidMilestone),
+//! maps it to the DfE's words (`domain::mapping`), delivers the calls from
+//! its own outbox in order per participant at a bounded rate (`delivery`),
+//! tells payments the DfE's declaration ids and states through the platform
+//! relay, and answers the operator's questions (ListDfeCalls, RetryDfeCall,
+//! ListUnreportable, Reconcile).
+//!
+//! Without `STEPLAB_DFE_API_URL` the DfE sync is off (X9): commands are still
+//! stored and wait; start-up says so once.
+
+pub mod delivery;
+pub mod dfe;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use steplab_platform::auth::ServiceTokens;
+use steplab_platform::config::{Config, ServiceName};
+use steplab_platform::db::{Database, Migrations};
+use steplab_platform::limits::Limited;
+use steplab_platform::observability::{self, Observed};
+use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
+use steplab_platform::server::{self, Hosted};
+use steplab_proto::steplab::dfe::v1::dfe_gateway_service_server::{DfeGatewayServiceServer, SERVICE_NAME};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tonic::service::interceptor::InterceptedService;
+
+pub static MIGRATIONS: Migrations = Migrations {
+    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
+    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
+};
+
+/// Opens the database (running migrations), starts the delivery worker (when
+/// the DfE is configured) and the relay to payments, then serves on
+/// `listener` until `shutdown` completes and in-flight calls have drained.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let db = Database::open(&config.dfe_gateway.database, &MIGRATIONS).await?;
+    let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
+    let verifier = steplab_platform::auth::verifier(&config)?;
+    let observing = observability::start(&config, ServiceName::DfeGateway, &db)?;
+    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
+    let client_tls = steplab_platform::tls::ClientTls::from_files(&config.tls)?;
+    let client = dfe::DfeClient::from_settings(&config.dfe)?;
+    match &config.dfe.api_url {
+        Some(url) => {
+            tracing::info!(dfe_api_url = %url, rate_limit_per_5_min = config.dfe.rate_limit_per_5_min, "the DfE sync is on")
+        }
+        None => tracing::warn!(
+            "the DfE sync is off (STEPLAB_DFE_API_URL is not set): status changes and declarations are stored and wait until it is configured"
+        ),
+    }
+    let (wake_delivery, wake_relay) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let gateway = service::Gateway::new(db.clone(), config.clock(), wake_delivery.clone(), client.clone());
+
+    let (stop_workers, workers_stopped) = watch::channel(false);
+    let relay = Relay::new(
+        db.clone(),
+        &[(delivery::PAYMENTS, &config.payments_url)],
+        tokens,
+        wake_relay.clone(),
+        RelaySettings {
+            max_attempts: config.relay_max_attempts,
+            max_backoff: config.relay_max_backoff,
+            tls: client_tls,
+            ..RelaySettings::default()
+        },
+    )?;
+    let relay_task = tokio::spawn(relay.run(workers_stopped.clone()));
+    let delivery_task = client.map(|client| {
+        let worker = delivery::Delivery::new(
+            db.clone(),
+            client,
+            wake_delivery,
+            wake_relay,
+            delivery::DeliverySettings {
+                poll_interval: Duration::from_secs(1),
+                lease: Duration::from_secs(60),
+                initial_backoff: Duration::from_millis(200),
+                max_backoff: config.relay_max_backoff,
+                batch: 16,
+                rate_limit_per_5_min: config.dfe.rate_limit_per_5_min,
+            },
+        );
+        tokio::spawn(worker.run(workers_stopped))
+    });
+
+    let limits = config.limits;
+    let svc = DfeGatewayServiceServer::new(grpc::GatewayGrpc::new(gateway))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
+    // Metrics and request ids for the business service only, not health or reflection.
+    let svc = Observed::new(&observing, Limited::new(&limits, svc));
+    let tls = steplab_platform::tls::server_config(&config.tls)?;
+    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
+    let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    observing.stop().await;
+    let _ = stop_workers.send(true);
+    if relay_task.await.is_err() {
+        tracing::error!("the outbox relay task failed");
+    }
+    if let Some(task) = delivery_task
+        && task.await.is_err()
+    {
+        tracing::error!("the DfE delivery task failed");
+    }
+    served
+}

@@ -1,0 +1,202 @@
+//! Every request the product sends the DfE validates against the DfE's own
+//! OpenAPI description: Prism mocks `dfe/lead-provider-api-v3.json` and
+//! answers 422 (which the gateway parks) to a request that does not match.
+//! The seed's examples run through gRPC on SQLite and PostgreSQL: a pause
+//! (not sent), a nine-month deferral with a mentor, a return date moved, an
+//! early return (with its schedule change, D5), a withdrawal with a mentor
+//! (W6), a reinstatement, a release start change (C2), and declarations.
+
+use std::time::Duration;
+use steplab_platform::auth::Role;
+use steplab_platform::date::to_proto;
+use steplab_proto::steplab::common::v1::{DeferralReason, ParticipantKind, WithdrawalReason};
+use steplab_proto::steplab::dfe::v1 as dfe;
+use steplab_proto::steplab::participant::v1 as pb;
+use steplab_tests::fixtures::{date, register, registration, world};
+use steplab_tests::prism::Prism;
+use steplab_tests::{Backend, Stack, TODAY, wait_until_delivered};
+
+async fn ect_and_mentor(stack: &Stack, dp: &str, school: &str, trn: u32) -> (pb::Participant, pb::Participant) {
+    let with_id = |mut r: pb::RegisterParticipantRequest| {
+        r.dfe_participant_id = uuid::Uuid::now_v7().to_string();
+        r
+    };
+    let ect =
+        register(stack, dp, with_id(registration(school, ParticipantKind::Ect, &trn.to_string(), date(2026, 9, 1))))
+            .await;
+    let mentor = register(
+        stack,
+        dp,
+        with_id(registration(school, ParticipantKind::Mentor, &(trn + 1).to_string(), date(2026, 9, 1))),
+    )
+    .await;
+    let lead = stack.token(Role::EcfLead, None, &[dp]);
+    stack
+        .participants(Some(&lead))
+        .await
+        .assign_mentor(pb::AssignMentorRequest {
+            ect_id: ect.participant_id.clone(),
+            mentor_id: mentor.participant_id.clone(),
+            interim: false,
+            effective_date: date(2026, 9, 2),
+            request_id: String::new(),
+            until: None,
+        })
+        .await
+        .expect("assign mentor");
+    (ect, mentor)
+}
+
+async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backend) {
+    let prism = Prism::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("dfe-token");
+    std::fs::write(&token_file, "sandbox-token").expect("token");
+    let token_path = token_file.display().to_string();
+    let Some(stack) = Stack::start_with(
+        backend,
+        TODAY,
+        &[("STEPLAB_DFE_API_URL", prism.url.as_str()), ("STEPLAB_DFE_TOKEN_FILE", token_path.as_str())],
+    )
+    .await
+    else {
+        return;
+    };
+    let w = world(&stack).await;
+    let lead = stack.token(Role::EcfLead, None, &[&w.dp1]);
+    let mut client = stack.participants(Some(&lead)).await;
+
+    // A pause (not sent), then a nine-month deferral with the mentor, its
+    // return date moved, and an early return.
+    let (ect, _mentor) = ect_and_mentor(&stack, &w.dp1, &w.school_a, 4100001).await;
+    client
+        .pause_participant(pb::PauseParticipantRequest {
+            participant_id: ect.participant_id.clone(),
+            start_date: date(2026, 10, 19),
+            expected_end_date: date(2026, 10, 26),
+            ..Default::default()
+        })
+        .await
+        .expect("paused");
+    client
+        .defer_participant(pb::DeferParticipantRequest {
+            participant_id: ect.participant_id.clone(),
+            reason: DeferralReason::ParentalLeave as i32,
+            deferral_date: date(2026, 11, 2),
+            expected_return_date: date(2027, 8, 2),
+            note: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("deferred");
+    client
+        .change_return_date(pb::ChangeReturnDateRequest {
+            participant_id: ect.participant_id.clone(),
+            expected_return_date: date(2027, 9, 1),
+            request_id: String::new(),
+        })
+        .await
+        .expect("return date moved");
+    client
+        .record_return(pb::RecordReturnRequest {
+            participant_id: ect.participant_id.clone(),
+            return_date: date(2026, 11, 23),
+            request_id: String::new(),
+        })
+        .await
+        .expect("early return");
+
+    // A withdrawal with the mentor (W6), then the ECT's reinstatement.
+    let (ect2, _mentor2) = ect_and_mentor(&stack, &w.dp1, &w.school_a, 4200001).await;
+    client
+        .withdraw_participant(pb::WithdrawParticipantRequest {
+            participant_id: ect2.participant_id.clone(),
+            reason: WithdrawalReason::LeftRole as i32,
+            withdrawal_date: date(2026, 11, 2),
+            note: String::new(),
+            request_id: String::new(),
+            replacement_induction_coordinator_id: String::new(),
+        })
+        .await
+        .expect("withdrawn");
+    let request = client
+        .request_reinstatement(pb::RequestReinstatementRequest {
+            participant_id: ect2.participant_id.clone(),
+            note: "came back".into(),
+            request_id: String::new(),
+            // W9: the mentor withdrawn with the ECT comes back too (another resume).
+            with_mentor: true,
+        })
+        .await
+        .expect("requested")
+        .into_inner()
+        .request
+        .expect("request");
+    let dpl = stack.token(Role::Dpl, None, &[&w.dp1]);
+    stack
+        .participants(Some(&dpl))
+        .await
+        .decide_request(pb::DecideRequestRequest { request_id: request.request_id, approve: true, note: String::new() })
+        .await
+        .expect("reinstated");
+
+    // Declarations as payments sends them (X5), straight to the gateway.
+    let mut gateway = stack.dfe_gateway(Some(&stack.token(Role::Service, None, &[]))).await;
+    for (declaration_type, evidence) in [("started", ""), ("retained-1", "training-event-attended")] {
+        gateway
+            .declare_milestone(dfe::DeclareMilestoneRequest {
+                command_id: uuid::Uuid::now_v7().to_string(),
+                participant_id: ect.participant_id.clone(),
+                declaration_type: declaration_type.into(),
+                declaration_date: Some(to_proto(chrono::NaiveDate::from_ymd_opt(2026, 10, 5).expect("date"))),
+                evidence_held: evidence.into(),
+                milestone_id: String::new(),
+            })
+            .await
+            .expect("declared");
+    }
+
+    wait_until_delivered(&stack, Duration::from_secs(60)).await;
+    let mut admin = stack.dfe_gateway(Some(&stack.admin_token())).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let calls = loop {
+        let calls = admin
+            .list_dfe_calls(dfe::ListDfeCallsRequest { page_size: 500, ..Default::default() })
+            .await
+            .expect("calls")
+            .into_inner()
+            .calls;
+        let refused: Vec<String> = calls
+            .iter()
+            .filter(|c| c.state == dfe::DfeCallState::Parked as i32)
+            .map(|c| format!("{} {} {}: {} {}", c.http_method, c.path, c.body, c.last_http_status, c.last_error))
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "Prism refused requests that do not match the DfE's description:\n{}",
+            refused.join("\n")
+        );
+        if calls.iter().all(|c| c.state == dfe::DfeCallState::Delivered as i32) {
+            break calls;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not all delivered: {calls:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let actions: Vec<String> = calls.iter().map(|c| c.path.rsplit('/').next().unwrap_or_default().to_owned()).collect();
+    for expected in ["defer", "resume", "change-schedule", "withdraw", "participant-declarations"] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} was sent: {actions:?}");
+    }
+    stack.stop().await;
+}
+
+mod the_seeds_examples_validate_against_the_dfes_description {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::the_seeds_examples_validate_against_the_dfes_description(steplab_tests::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::the_seeds_examples_validate_against_the_dfes_description(steplab_tests::Backend::Postgres).await;
+    }
+}
