@@ -226,6 +226,60 @@ async fn x1_a_dfe_id_set_later_by_an_admin_releases_the_waiting_calls(backend: B
     stack.stop().await;
 }
 
+/// X5, F2, end to end: engagement recorded in payments earns `started`;
+/// payments' outbox tells the DfE gateway, which posts one declaration to the
+/// DfE, and the DfE's declaration id and state come back to payments
+/// (RecordDeclarationState) and show in GetAccrual.
+async fn x5_an_earned_milestone_reaches_the_dfe_and_its_state_comes_back_to_payments(backend: Backend) {
+    use steplab_proto::steplab::payments::v1 as payments;
+    let fake = FakeDfe::start(TOKEN).await;
+    let Some((stack, _dir)) = stack_for(backend, &fake).await else { return };
+    let w = world(&stack).await;
+    let dfe_id = uuid::Uuid::now_v7().to_string();
+    let ect = register(
+        &stack,
+        &w.dp1,
+        with_dfe_id(registration(&w.school_a, ParticipantKind::Ect, "3300001", date(2026, 9, 1)), &dfe_id),
+    )
+    .await;
+    let mut pay = stack.payments(Some(&stack.token(Role::Service, None, &[]))).await;
+    wait_until_delivered(&stack, Duration::from_secs(60)).await;
+    pay.record_engagement(payments::RecordEngagementRequest {
+        participant_id: ect.participant_id.clone(),
+        occurred_on: date(2026, 10, 1),
+        kind: payments::EngagementKind::ModuleCompleted as i32,
+        request_id: uuid::Uuid::now_v7().to_string(),
+        note: String::new(),
+    })
+    .await
+    .expect("engagement");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let started = loop {
+        let accrual = pay
+            .get_accrual(payments::GetAccrualRequest { participant_id: ect.participant_id.clone(), as_of: None })
+            .await
+            .expect("accrual")
+            .into_inner();
+        let started = accrual.milestones.iter().find(|m| m.milestone == "started").cloned();
+        if let Some(m) = started.filter(|m| !m.dfe_declaration_id.is_empty()) {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no DfE state came back: {accrual:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let posted: Vec<_> =
+        fake.accepted().into_iter().filter(|r| r.path.ends_with("/participant-declarations")).collect();
+    assert_eq!(posted.len(), 1, "one declaration: {posted:#?}");
+    let attributes = &posted[0].body["data"]["attributes"];
+    assert_eq!(attributes["participant_id"], dfe_id.as_str());
+    assert_eq!(attributes["declaration_type"], "started");
+    assert_eq!(attributes["course_identifier"], "ecf-induction");
+    let held = fake.with(|s| s.declarations.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(held, [started.dfe_declaration_id.clone()], "payments holds the DfE's own id");
+    assert_eq!((started.dfe_declared, started.dfe_state.as_str()), (true, "submitted"));
+    stack.stop().await;
+}
+
 macro_rules! on_both_backends_with_a_fake_dfe {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -245,4 +299,5 @@ macro_rules! on_both_backends_with_a_fake_dfe {
 on_both_backends_with_a_fake_dfe!(
     x4_d9_w6_the_ect_and_their_cascaded_mentor_are_reported_in_order,
     x1_a_dfe_id_set_later_by_an_admin_releases_the_waiting_calls,
+    x5_an_earned_milestone_reaches_the_dfe_and_its_state_comes_back_to_payments,
 );
