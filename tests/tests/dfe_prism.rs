@@ -4,7 +4,9 @@
 //! The seed's examples run through gRPC on SQLite and PostgreSQL: a pause
 //! (not sent), a nine-month deferral with a mentor, a return date moved, an
 //! early return (with its schedule change, D5), a withdrawal with a mentor
-//! (W6), a reinstatement, a release start change (C2), and declarations.
+//! (W6), a reinstatement, a move out of the covered area (S2), a release
+//! start change (C2), a declaration payments makes from recorded engagement,
+//! and declarations of each shape sent straight to the gateway.
 
 use std::time::Duration;
 use steplab_platform::auth::Role;
@@ -140,13 +142,79 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
         .await
         .expect("reinstated");
 
-    // Declarations as payments sends them (X5), straight to the gateway.
+    // A move to a school outside the covered area (S1, S2): nothing for the
+    // DfE's participant actions, and nothing invalid sent.
+    let admin = stack.admin_token();
+    let mut as_admin = stack.participants(Some(&admin)).await;
+    let uncovered = steplab_tests::fixtures::create_school(&mut as_admin, "300003", &w.dp1, false).await;
+    client
+        .move_school(pb::MoveSchoolRequest {
+            participant_id: ect.participant_id.clone(),
+            school_id: uncovered,
+            moved_on: date(2026, 11, 27),
+            request_id: String::new(),
+            keep_mentor: false,
+        })
+        .await
+        .expect("moved");
+
+    // Early release (C2): an ECT registered in November asks for an earlier
+    // start than January's; a DPL approves.
+    let late = register(
+        &stack,
+        &w.dp1,
+        pb::RegisterParticipantRequest {
+            dfe_participant_id: uuid::Uuid::now_v7().to_string(),
+            ..registration(&w.school_a, ParticipantKind::Ect, "4300001", date(2026, 11, 10))
+        },
+    )
+    .await;
+    let early = client
+        .request_release_start_change(pb::RequestReleaseStartChangeRequest {
+            participant_id: late.participant_id.clone(),
+            release_start: date(2026, 11, 16),
+            note: "ready now".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("early release requested")
+        .into_inner()
+        .request
+        .expect("request");
+    stack
+        .participants(Some(&dpl))
+        .await
+        .decide_request(pb::DecideRequestRequest { request_id: early.request_id, approve: true, note: String::new() })
+        .await
+        .expect("early release approved");
+
+    // A milestone payments counts as earned (X5, F2): engagement recorded in
+    // payments leaves through its outbox to the gateway and on to the DfE.
+    {
+        use steplab_proto::steplab::payments::v1 as payments;
+        let service = stack.token(Role::Service, None, &[]);
+        stack
+            .payments(Some(&service))
+            .await
+            .record_engagement(payments::RecordEngagementRequest {
+                participant_id: ect.participant_id.clone(),
+                occurred_on: date(2026, 10, 5),
+                kind: payments::EngagementKind::ModuleCompleted as i32,
+                request_id: uuid::Uuid::now_v7().to_string(),
+                note: String::new(),
+            })
+            .await
+            .expect("engagement");
+    }
+
+    // Declarations of every shape the spec has for this cohort (X5), straight
+    // to the gateway as payments would send them, for the reinstated ECT.
     let mut gateway = stack.dfe_gateway(Some(&stack.token(Role::Service, None, &[]))).await;
     for (declaration_type, evidence) in [("started", ""), ("retained-1", "training-event-attended")] {
         gateway
             .declare_milestone(dfe::DeclareMilestoneRequest {
                 command_id: uuid::Uuid::now_v7().to_string(),
-                participant_id: ect.participant_id.clone(),
+                participant_id: ect2.participant_id.clone(),
                 declaration_type: declaration_type.into(),
                 declaration_date: Some(to_proto(chrono::NaiveDate::from_ymd_opt(2026, 10, 5).expect("date"))),
                 evidence_held: evidence.into(),
@@ -176,7 +244,11 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
             "Prism refused requests that do not match the DfE's description:\n{}",
             refused.join("\n")
         );
-        if calls.iter().all(|c| c.state == dfe::DfeCallState::Delivered as i32) {
+        // Payments' declaration reaches the gateway through its own outbox.
+        let from_payments = calls
+            .iter()
+            .any(|c| c.participant_id == ect.participant_id && c.path.ends_with("/participant-declarations"));
+        if from_payments && calls.iter().all(|c| c.state == dfe::DfeCallState::Delivered as i32) {
             break calls;
         }
         assert!(tokio::time::Instant::now() < deadline, "not all delivered: {calls:#?}");
