@@ -275,7 +275,7 @@ async fn x5_an_earned_milestone_reaches_the_dfe_and_its_state_comes_back_to_paym
     assert_eq!(attributes["declaration_type"], "started");
     assert_eq!(attributes["course_identifier"], "ecf-induction");
     let held = fake.with(|s| s.declarations.keys().cloned().collect::<Vec<_>>());
-    assert_eq!(held, [started.dfe_declaration_id.clone()], "payments holds the DfE's own id");
+    assert_eq!(held, std::slice::from_ref(&started.dfe_declaration_id), "payments holds the DfE's own id");
     assert_eq!((started.dfe_declared, started.dfe_state.as_str()), (true, "submitted"));
     stack.stop().await;
 }
