@@ -160,6 +160,26 @@ impl Stack {
         Self::start_with(backend, today, &[]).await
     }
 
+    /// Starts a stack whose DfE gateway calls the DfE at `api_url` with
+    /// `token_content` in the token file `dfe-token` of the directory it
+    /// also answers (kept alive by the caller, so a test can rotate the
+    /// token), plus `extra` settings.
+    pub async fn start_with_dfe(
+        backend: Backend,
+        api_url: &str,
+        token_content: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<(Stack, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token_file = dir.path().join("dfe-token");
+        std::fs::write(&token_file, token_content).expect("token file");
+        let token_path = token_file.display().to_string();
+        let mut settings = vec![("STEPLAB_DFE_API_URL", api_url), ("STEPLAB_DFE_TOKEN_FILE", token_path.as_str())];
+        settings.extend_from_slice(extra);
+        let stack = Self::start_with(backend, TODAY, &settings).await?;
+        Some((stack, dir))
+    }
+
     /// Starts a stack with extra settings, e.g. `("STEPLAB_RELAY_MAX_ATTEMPTS", "3")`.
     pub async fn start_with(backend: Backend, today: &str, settings: &[(&str, &str)]) -> Option<Stack> {
         let data_dir = tempfile::tempdir().expect("temp dir");

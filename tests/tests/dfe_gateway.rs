@@ -10,7 +10,7 @@ use steplab_platform::auth::Role;
 use steplab_platform::date::to_proto;
 use steplab_proto::steplab::dfe::v1 as pb;
 use steplab_tests::fake_dfe::FakeDfe;
-use steplab_tests::{Backend, DfeGateway, Stack, TODAY};
+use steplab_tests::{Backend, DfeGateway, Stack};
 use tonic::Code;
 
 const TOKEN: &str = "lead-provider-token-1";
@@ -18,15 +18,7 @@ const TOKEN: &str = "lead-provider-token-1";
 /// A stack whose gateway talks to `fake`, with the token in a file; `None`
 /// when PostgreSQL is wanted but absent and not required.
 async fn stack_for(backend: Backend, fake: &FakeDfe, extra: &[(&str, &str)]) -> Option<(Stack, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let token_file = dir.path().join("dfe-token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let token_path = token_file.display().to_string();
-    let mut settings =
-        vec![("STEPLAB_DFE_API_URL", fake.url.as_str()), ("STEPLAB_DFE_TOKEN_FILE", token_path.as_str())];
-    settings.extend_from_slice(extra);
-    let stack = Stack::start_with(backend, TODAY, &settings).await?;
-    Some((stack, dir))
+    Stack::start_with_dfe(backend, &fake.url, &format!("{TOKEN}\n"), extra).await
 }
 
 fn token_file(dir: &tempfile::TempDir) -> PathBuf {

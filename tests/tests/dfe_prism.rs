@@ -16,7 +16,7 @@ use steplab_proto::steplab::dfe::v1 as dfe;
 use steplab_proto::steplab::participant::v1 as pb;
 use steplab_tests::fixtures::{date, register, registration, world};
 use steplab_tests::prism::Prism;
-use steplab_tests::{Backend, Stack, TODAY, wait_until_delivered};
+use steplab_tests::{Backend, Stack, wait_until_delivered};
 
 async fn ect_and_mentor(stack: &Stack, dp: &str, school: &str, trn: u32) -> (pb::Participant, pb::Participant) {
     let with_id = |mut r: pb::RegisterParticipantRequest| {
@@ -51,17 +51,7 @@ async fn ect_and_mentor(stack: &Stack, dp: &str, school: &str, trn: u32) -> (pb:
 
 async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backend) {
     let prism = Prism::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let token_file = dir.path().join("dfe-token");
-    std::fs::write(&token_file, "sandbox-token").expect("token");
-    let token_path = token_file.display().to_string();
-    let Some(stack) = Stack::start_with(
-        backend,
-        TODAY,
-        &[("STEPLAB_DFE_API_URL", prism.url.as_str()), ("STEPLAB_DFE_TOKEN_FILE", token_path.as_str())],
-    )
-    .await
-    else {
+    let Some((stack, _dir)) = Stack::start_with_dfe(backend, &prism.url, "sandbox-token", &[]).await else {
         return;
     };
     let w = world(&stack).await;

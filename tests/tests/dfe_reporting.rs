@@ -10,23 +10,13 @@ use steplab_proto::steplab::dfe::v1 as dfe;
 use steplab_proto::steplab::participant::v1 as pb;
 use steplab_tests::fake_dfe::FakeDfe;
 use steplab_tests::fixtures::{date, register, registration, world};
-use steplab_tests::{Backend, Stack, TODAY, wait_until_delivered};
+use steplab_tests::{Backend, Stack, wait_until_delivered};
 use tonic::Code;
 
 const TOKEN: &str = "lead-provider-token";
 
 async fn stack_for(backend: Backend, fake: &FakeDfe) -> Option<(Stack, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let token_file = dir.path().join("dfe-token");
-    std::fs::write(&token_file, TOKEN).expect("token file");
-    let path = token_file.display().to_string();
-    let stack = Stack::start_with(
-        backend,
-        TODAY,
-        &[("STEPLAB_DFE_API_URL", fake.url.as_str()), ("STEPLAB_DFE_TOKEN_FILE", path.as_str())],
-    )
-    .await?;
-    Some((stack, dir))
+    Stack::start_with_dfe(backend, &fake.url, TOKEN, &[]).await
 }
 
 /// Waits until the gateway has no call left to send (pending or waiting).
