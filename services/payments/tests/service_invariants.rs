@@ -218,11 +218,13 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
     assert_eq!(grand, accrued, "every statement line is some payee's earned milestone, and back");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn f1_f5_a_new_schedules_file_recomputes_every_stored_outcome_at_start_up() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let today = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
-    let db = open(&dir).await;
+/// A payments service on a fresh SQLite file with one cohort-2025 ECT on the
+/// September schedule who engaged in the `started` window.
+async fn a_2025_ect_engaged_in_the_started_window(
+    dir: &tempfile::TempDir,
+    today: NaiveDate,
+) -> (Database, Payments, String) {
+    let db = open(dir).await;
     let first = Payments::new(db.clone(), Clock::Pinned(today), ScheduleBook::generated().expect("book"));
     first.prepare().await.expect("prepare");
     let id = new_id();
@@ -255,6 +257,14 @@ async fn f1_f5_a_new_schedules_file_recomputes_every_stored_outcome_at_start_up(
         )
         .await
         .expect("engagement");
+    (db, first, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_f5_a_new_schedules_file_recomputes_every_stored_outcome_at_start_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let today = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    let (db, first, _id) = a_2025_ect_engaged_in_the_started_window(&dir, today).await;
     let window = "ecf-standard-september/2025/started";
     assert_eq!(whole_statement(&first, window, "").await.0, 14_400);
 
@@ -295,39 +305,7 @@ async fn dfe_commands(db: &Database) -> Vec<(String, String)> {
 async fn x5_milestones_earned_before_declarations_existed_are_declared_at_the_next_start_up() {
     let dir = tempfile::tempdir().expect("temp dir");
     let today = NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
-    let db = open(&dir).await;
-    let first = Payments::new(db.clone(), Clock::Pinned(today), ScheduleBook::generated().expect("book"));
-    first.prepare().await.expect("prepare");
-    let id = new_id();
-    first
-        .enrol_payee(
-            caller(Scope::Service),
-            pb::EnrolPayeeRequest {
-                command_id: new_id(),
-                participant_id: id.clone(),
-                delivery_partner_id: new_id(),
-                schedule: "ecf-standard-september".into(),
-                cohort: 2025,
-                funding_eligible: true,
-                participant_kind: ParticipantKind::Ect as i32,
-                school_id: new_id(),
-            },
-        )
-        .await
-        .expect("enrol");
-    first
-        .record_engagement(
-            caller(Scope::Service),
-            pb::RecordEngagementRequest {
-                participant_id: id.clone(),
-                occurred_on: date(NaiveDate::from_ymd_opt(2025, 9, 10).expect("date")),
-                kind: pb::EngagementKind::ModuleCompleted as i32,
-                request_id: new_id(),
-                note: String::new(),
-            },
-        )
-        .await
-        .expect("engagement");
+    let (db, _first, id) = a_2025_ect_engaged_in_the_started_window(&dir, today).await;
     assert_eq!(dfe_commands(&db).await, [("DeclareMilestone".to_owned(), id.clone())]);
     // A start-up with nothing new declares nothing again.
     Payments::new(db.clone(), Clock::Pinned(today), ScheduleBook::generated().expect("book"))
