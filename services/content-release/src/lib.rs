@@ -8,7 +8,6 @@
 
 pub mod convert;
 pub mod domain;
-pub mod error;
 pub mod grpc;
 pub mod service;
 pub mod store;

@@ -10,13 +10,13 @@ use crate::domain::policy::{self, Denied};
 use crate::domain::progress::{self, AttendanceDecision};
 use crate::domain::release;
 use crate::domain::state::{self, Known};
-use crate::domain::{Curriculum, RuleViolation};
-use crate::error::ServiceError;
+use crate::domain::{ContentReleaseRules, Curriculum, RuleViolation};
 use crate::store::{self, Learner, ReleaseRow};
 use prost::Message;
 use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
-use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
+use steplab_platform::error::ServiceError;
+use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
 use steplab_platform::{Caller, Clock};
 use steplab_proto::steplab::common::v1::CommandAck;
 use steplab_proto::steplab::content::v1 as pb;
@@ -166,33 +166,17 @@ impl ContentRelease {
                 if lock && !store::lock_learner(conn, &participant_id, now)? {
                     return Err(not_enrolled(&participant_id));
                 }
-                match idempotency::lookup(conn, &key, rpc, &request)? {
-                    Replay::New => {}
-                    Replay::Answered(bytes) => {
-                        let mut ack = CommandAck::decode(bytes.as_slice()).map_err(|e| {
-                            ServiceError::Internal(format!("stored acknowledgement unreadable: {e}"))
-                        })?;
-                        ack.duplicate = true;
-                        return Ok(ack);
+                let ran = idempotency::once::<ContentReleaseRules, _>(conn, Some(&key), rpc, &request, now, |conn| {
+                    match apply(conn, &curriculum)? {
+                        Effect::Changed => refresh_feed(conn, &curriculum, &participant_id)?,
+                        Effect::Unchanged => {}
                     }
-                    Replay::Conflict => {
-                        return Err(RuleViolation::new(
-                            "COMMAND_ID_REUSED",
-                            format!("command_id {command_id} was already used for a different command: send each new command with a new command_id"),
-                        )
-                        .into());
-                    }
-                }
-                match apply(conn, &curriculum)? {
-                    Effect::Changed => refresh_feed(conn, &curriculum, &participant_id)?,
-                    Effect::Unchanged => {}
-                }
-                let ack = CommandAck {
-                    command_id,
-                    duplicate: false,
-                };
-                idempotency::record(conn, &key, rpc, &request, &ack.encode_to_vec(), now)?;
-                Ok(ack)
+                    Ok(CommandAck { command_id, duplicate: false })
+                })?;
+                Ok(match ran {
+                    Ran::Applied(ack) => ack,
+                    Ran::Replayed(ack) => CommandAck { duplicate: true, ..ack },
+                })
             })
             .await
     }
@@ -213,28 +197,10 @@ impl ContentRelease {
         let curriculum = Arc::clone(&self.curriculum);
         self.db
             .write(move |conn| {
-                if let Some(key) = &key {
-                    match idempotency::lookup(conn, key, rpc, &request)? {
-                        Replay::New => {}
-                        Replay::Answered(bytes) => {
-                            return Resp::decode(bytes.as_slice()).map_err(|e| {
-                                ServiceError::Internal(format!("stored answer unreadable: {e}"))
-                            });
-                        }
-                        Replay::Conflict => {
-                            return Err(RuleViolation::new(
-                                "REQUEST_ID_REUSED",
-                                "this request_id was already used for a different request: use a new request_id for a new request",
-                            )
-                            .into());
-                        }
-                    }
-                }
-                let response = f(conn, &curriculum)?;
-                if let Some(key) = &key {
-                    idempotency::record(conn, key, rpc, &request, &response.encode_to_vec(), now)?;
-                }
-                Ok(response)
+                idempotency::once::<ContentReleaseRules, _>(conn, key.as_ref(), rpc, &request, now, |conn| {
+                    f(conn, &curriculum)
+                })
+                .map(Ran::into_inner)
             })
             .await
     }

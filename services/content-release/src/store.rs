@@ -8,11 +8,11 @@ use crate::domain::policy::Place;
 use crate::domain::progress::{Attendance, ModuleAccess};
 use crate::domain::release::ReleaseFacts;
 use crate::domain::{Hold, HoldKind, Programme, Revocation};
-use crate::error::ServiceError;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use std::collections::HashMap;
 use steplab_platform::db::DbConn;
+use steplab_platform::error::ServiceError;
 
 pub mod schema {
     diesel::table! {

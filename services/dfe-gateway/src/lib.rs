@@ -13,7 +13,6 @@
 pub mod delivery;
 pub mod dfe;
 pub mod domain;
-pub mod error;
 pub mod grpc;
 pub mod service;
 pub mod store;

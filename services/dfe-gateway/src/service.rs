@@ -6,13 +6,13 @@
 
 use crate::domain::mapping::{self, Course, StatusChange};
 use crate::domain::policy::{self, Denied};
-use crate::domain::{CallState, RuleViolation};
-use crate::error::ServiceError;
+use crate::domain::{CallState, DfeGatewayRules, RuleViolation};
 use crate::store::{self, CallRow, DeclarationRow, NewCall, TrackedRow};
 use chrono::{NaiveDate, NaiveDateTime};
 use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
-use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
+use steplab_platform::error::ServiceError;
+use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
 use steplab_platform::{Caller, Clock, FieldViolation, FieldViolations, date, ids, observability, paging};
 use steplab_proto::steplab::common::v1::CommandAck;
 use steplab_proto::steplab::dfe::v1 as pb;
@@ -64,21 +64,18 @@ acked!(
     pb::VoidMilestoneResponse
 );
 
-fn replayed<Resp: Acked>(bytes: &[u8]) -> Result<Resp, ServiceError> {
-    let mut response =
-        Resp::decode(bytes).map_err(|e| ServiceError::Internal(format!("stored answer unreadable: {e}")))?;
-    if let Some(ack) = response.ack_mut() {
-        ack.duplicate = true;
+/// The answer of a command: a repeat's stored first answer is marked as a
+/// duplicate.
+fn acked<Resp: Acked>(ran: Ran<Resp>) -> Resp {
+    match ran {
+        Ran::Applied(response) => response,
+        Ran::Replayed(mut response) => {
+            if let Some(ack) = response.ack_mut() {
+                ack.duplicate = true;
+            }
+            response
+        }
     }
-    Ok(response)
-}
-
-fn reused() -> ServiceError {
-    RuleViolation::new(
-        "COMMAND_ID_REUSED",
-        "this command_id was already used for a different request: use a new command_id for a new command",
-    )
-    .into()
 }
 
 fn not_tracked(participant_id: &str) -> ServiceError {
@@ -238,15 +235,13 @@ impl Gateway {
         let response = self
             .db
             .write(move |conn| {
-                match idempotency::lookup(conn, &key, rpc, &request_bytes)? {
-                    Replay::New => {}
-                    Replay::Answered(bytes) => return replayed(&bytes),
-                    Replay::Conflict => return Err(reused()),
-                }
-                apply(conn, now)?;
-                let response = Resp::acked(ack(&command_id, false));
-                idempotency::record(conn, &key, rpc, &request_bytes, &response.encode_to_vec(), now)?;
-                Ok(response)
+                let ran =
+                    idempotency::once::<DfeGatewayRules, _>(conn, Some(&key), rpc, &request_bytes, now, |conn| {
+                        apply(conn, now)?;
+                        let response = Resp::acked(ack(&command_id, false));
+                        Ok(response)
+                    })?;
+                Ok::<_, ServiceError>(acked(ran))
             })
             .await?;
         self.wake.notify_one();

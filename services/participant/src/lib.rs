@@ -7,7 +7,6 @@ pub mod commands;
 pub mod convert;
 pub mod domain;
 pub mod drift;
-pub mod error;
 pub mod grpc;
 pub mod peers;
 pub mod service;

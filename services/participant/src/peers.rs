@@ -7,8 +7,8 @@
 //! A peer's refusal is reported as the peer's, naming it and its code, not as
 //! this service's database being unavailable.
 
-use crate::error::ServiceError;
 use std::sync::Arc;
+use steplab_platform::error::ServiceError;
 use steplab_platform::outbox::TokenSource;
 use steplab_platform::tls::ClientTls;
 use steplab_proto::google::r#type::Date;

@@ -13,8 +13,7 @@ use crate::domain::registry::{self, Assignment, SchoolRef};
 use crate::domain::requests::{RequestKind, RequestStatus};
 use crate::domain::view::ParticipantRecord;
 use crate::domain::{ParticipantKind, TrainingStatus};
-use crate::domain::{ParticipantView, RuleViolation};
-use crate::error::ServiceError;
+use crate::domain::{ParticipantRules, ParticipantView, RuleViolation};
 use crate::peers::CheckError;
 use crate::store::{self, DeliveryPartnerRow, ListFilter, NotificationRow, RequestRow, SchoolRow};
 use chrono::NaiveDate;
@@ -23,7 +22,8 @@ use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
-use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
+use steplab_platform::error::ServiceError;
+use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
 use steplab_platform::observability;
 use steplab_platform::outbox::{self, NewCommand};
 use steplab_platform::{Caller, Clock, FieldViolations, date};
@@ -448,27 +448,8 @@ impl Registry {
         let answer = self
             .db
             .write(move |conn| {
-                if let Some(key) = &key {
-                    match idempotency::lookup(conn, key, rpc, &request_bytes)? {
-                        Replay::New => {}
-                        Replay::Answered(bytes) => {
-                            return Resp::decode(bytes.as_slice())
-                                .map_err(|e| ServiceError::Internal(format!("stored answer unreadable: {e}")));
-                        }
-                        Replay::Conflict => {
-                            return Err(RuleViolation::new(
-                                "REQUEST_ID_REUSED",
-                                "this request_id was already used for a different request: use a new request_id for a new request",
-                            )
-                            .into());
-                        }
-                    }
-                }
-                let response = f(conn)?;
-                if let Some(key) = &key {
-                    idempotency::record(conn, key, rpc, &request_bytes, &response.encode_to_vec(), now)?;
-                }
-                Ok(response)
+                idempotency::once::<ParticipantRules, _>(conn, key.as_ref(), rpc, &request_bytes, now, f)
+                    .map(Ran::into_inner)
             })
             .await;
         if answer.is_ok() {

@@ -8,11 +8,11 @@ use crate::domain::registry::NewParticipant;
 use crate::domain::requests::{RequestKind, RequestStatus};
 use crate::domain::view::ParticipantRecord;
 use crate::domain::{ParticipantKind, TrainingStatus};
-use crate::error::ServiceError;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use std::collections::HashMap;
 use steplab_platform::db::DbConn;
+use steplab_platform::error::ServiceError;
 
 pub mod schema {
     diesel::table! {

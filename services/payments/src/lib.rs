@@ -9,7 +9,6 @@
 
 pub mod convert;
 pub mod domain;
-pub mod error;
 pub mod grpc;
 pub mod service;
 pub mod store;

@@ -10,15 +10,15 @@ use crate::domain::commands::{self, Change};
 use crate::domain::declarations::{self, Declarant, Earned, Step};
 use crate::domain::policy::{self, Denied, Place};
 use crate::domain::schedule::{Schedule, ScheduleBook, Variant};
-use crate::domain::{PayeeKind, RuleViolation};
-use crate::error::ServiceError;
+use crate::domain::{PayeeKind, PaymentsRules, RuleViolation};
 use crate::store::{self, DeclarationRow, NewEngagement, OutcomeRow, PayeeRow};
 use chrono::{NaiveDate, NaiveDateTime};
 use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
 use steplab_platform::db::{Database, DbConn};
-use steplab_platform::idempotency::{self, IdempotencyKey, Replay};
+use steplab_platform::error::ServiceError;
+use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
 use steplab_platform::observability;
 use steplab_platform::outbox::{self, NewCommand};
 use steplab_platform::{Caller, Clock, FieldViolation, FieldViolations};
@@ -159,22 +159,18 @@ fn payee_in_reach(
     Ok(payee)
 }
 
-fn reused(field: &str) -> ServiceError {
-    RuleViolation::new(
-        if field == "command_id" { "COMMAND_ID_REUSED" } else { "REQUEST_ID_REUSED" },
-        format!("this {field} was already used for a different request: use a new {field} for a new request"),
-    )
-    .into()
-}
-
-/// The stored first answer of a repeated command, marked as a repeat.
-fn replayed<Resp: Acked>(bytes: &[u8]) -> Result<Resp, ServiceError> {
-    let mut response =
-        Resp::decode(bytes).map_err(|e| ServiceError::Internal(format!("stored answer unreadable: {e}")))?;
-    if let Some(ack) = response.ack_mut() {
-        ack.duplicate = true;
+/// The answer of a command: a repeat's stored first answer is marked as a
+/// duplicate.
+fn acked<Resp: Acked>(ran: Ran<Resp>) -> Resp {
+    match ran {
+        Ran::Applied(response) => response,
+        Ran::Replayed(mut response) => {
+            if let Some(ack) = response.ack_mut() {
+                ack.duplicate = true;
+            }
+            response
+        }
     }
-    Ok(response)
 }
 
 fn schedule_of<'a>(book: &'a ScheduleBook, payee: &PayeeRow) -> Result<&'a Schedule, ServiceError> {
@@ -411,16 +407,13 @@ impl Payments {
             .db
             .write(move |conn| {
                 let payee = store::lock_payee(conn, &participant_id)?.ok_or_else(|| not_enrolled(&participant_id))?;
-                match idempotency::lookup(conn, &key, rpc, &request_bytes)? {
-                    Replay::New => {}
-                    Replay::Answered(bytes) => return replayed(&bytes),
-                    Replay::Conflict => return Err(reused("command_id")),
-                }
-                apply(conn, now)?;
-                recompute(conn, &book, &payee, &declaring)?;
-                let response = Resp::acked(convert::ack(&command_id, false));
-                idempotency::record(conn, &key, rpc, &request_bytes, &response.encode_to_vec(), now)?;
-                Ok(response)
+                let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&key), rpc, &request_bytes, now, |conn| {
+                    apply(conn, now)?;
+                    recompute(conn, &book, &payee, &declaring)?;
+                    let response = Resp::acked(convert::ack(&command_id, false));
+                    Ok(response)
+                })?;
+                Ok(acked(ran))
             })
             .await;
         if answer.is_ok() {
@@ -459,49 +452,46 @@ impl Payments {
         let answer = self
             .db
             .write(move |conn| {
-                match idempotency::lookup(conn, &cmd.key, RPC, &request_bytes)? {
-                    Replay::New => {}
-                    Replay::Answered(bytes) => return replayed(&bytes),
-                    Replay::Conflict => return Err(reused("command_id")),
-                }
-                let row = PayeeRow {
-                    participant_id: cmd.participant_id.clone(),
-                    participant_kind: cmd.kind.as_str().to_owned(),
-                    schedule_id: cmd.schedule_id.clone(),
-                    cohort: cmd.cohort,
-                    funding_eligible: cmd.funding_eligible,
-                    school_id: cmd.school_id.clone(),
-                    delivery_partner_id: cmd.delivery_partner_id.clone(),
-                    version: 1,
-                    created_at: now,
-                };
-                match store::lock_payee(conn, &cmd.participant_id)? {
-                    // Compared with the enrolment as made, not later moves.
-                    Some(existing)
-                        if PayeeRow {
-                            version: 1,
-                            created_at: now,
-                            ..existing.clone()
-                        } == row => {}
-                    Some(existing) => {
-                        return Err(ServiceError::AlreadyExists(format!(
-                            "participant {} is already enrolled on {}/{} ({}, delivery partner {}, funding eligible {}): a move is SetParticipantScope, a new schedule needs an operator",
-                            existing.participant_id,
-                            existing.schedule_id,
-                            existing.cohort,
-                            existing.participant_kind,
-                            existing.delivery_partner_id,
-                            existing.funding_eligible
-                        )));
+                let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
+                    let row = PayeeRow {
+                        participant_id: cmd.participant_id.clone(),
+                        participant_kind: cmd.kind.as_str().to_owned(),
+                        schedule_id: cmd.schedule_id.clone(),
+                        cohort: cmd.cohort,
+                        funding_eligible: cmd.funding_eligible,
+                        school_id: cmd.school_id.clone(),
+                        delivery_partner_id: cmd.delivery_partner_id.clone(),
+                        version: 1,
+                        created_at: now,
+                    };
+                    match store::lock_payee(conn, &cmd.participant_id)? {
+                        // Compared with the enrolment as made, not later moves.
+                        Some(existing)
+                            if PayeeRow {
+                                version: 1,
+                                created_at: now,
+                                ..existing.clone()
+                            } == row => {}
+                        Some(existing) => {
+                            return Err(ServiceError::AlreadyExists(format!(
+                                "participant {} is already enrolled on {}/{} ({}, delivery partner {}, funding eligible {}): a move is SetParticipantScope, a new schedule needs an operator",
+                                existing.participant_id,
+                                existing.schedule_id,
+                                existing.cohort,
+                                existing.participant_kind,
+                                existing.delivery_partner_id,
+                                existing.funding_eligible
+                            )));
+                        }
+                        None => {
+                            store::insert_payee(conn, &row)?;
+                            recompute(conn, &book, &row, &declaring)?;
+                        }
                     }
-                    None => {
-                        store::insert_payee(conn, &row)?;
-                        recompute(conn, &book, &row, &declaring)?;
-                    }
-                }
-                let response = pb::EnrolPayeeResponse::acked(convert::ack(&req.command_id, false));
-                idempotency::record(conn, &cmd.key, RPC, &request_bytes, &response.encode_to_vec(), now)?;
-                Ok(response)
+                    let response = pb::EnrolPayeeResponse::acked(convert::ack(&req.command_id, false));
+                    Ok(response)
+                })?;
+                Ok(acked(ran))
             })
             .await;
         if answer.is_ok() {
@@ -659,37 +649,33 @@ impl Payments {
                     today,
                     policy::may_record_engagement,
                 )?;
-                match idempotency::lookup(conn, &cmd.key, RPC, &request_bytes)? {
-                    Replay::New => {}
-                    Replay::Answered(bytes) => {
-                        let mut first = pb::RecordEngagementResponse::decode(bytes.as_slice())
-                            .map_err(|e| ServiceError::Internal(format!("stored answer unreadable: {e}")))?;
-                        first.duplicate = true;
-                        return Ok(first);
-                    }
-                    Replay::Conflict => return Err(reused("request_id")),
-                }
-                store::insert_engagement(
-                    conn,
-                    &NewEngagement {
-                        participant_id: &cmd.participant_id,
-                        occurred_on: cmd.occurred_on,
-                        kind: cmd.kind.as_str(),
-                        note: &cmd.note,
-                        recorded_by: &caller.sub,
-                    },
-                    now,
-                )?;
-                let facts = recompute(conn, &book, &payee, &declaring)?;
-                let schedule = schedule_of(&book, &payee)?;
-                let window = plan(&book, schedule, &facts)?.window_on(cmd.occurred_on);
-                let response = pb::RecordEngagementResponse {
-                    duplicate: false,
-                    window: window.map(|w| w.id.clone()).unwrap_or_default(),
-                    qualifying: window.is_some() && facts.qualifies_on(cmd.occurred_on),
-                };
-                idempotency::record(conn, &cmd.key, RPC, &request_bytes, &response.encode_to_vec(), now)?;
-                Ok(response)
+                let ran =
+                    idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
+                        store::insert_engagement(
+                            conn,
+                            &NewEngagement {
+                                participant_id: &cmd.participant_id,
+                                occurred_on: cmd.occurred_on,
+                                kind: cmd.kind.as_str(),
+                                note: &cmd.note,
+                                recorded_by: &caller.sub,
+                            },
+                            now,
+                        )?;
+                        let facts = recompute(conn, &book, &payee, &declaring)?;
+                        let schedule = schedule_of(&book, &payee)?;
+                        let window = plan(&book, schedule, &facts)?.window_on(cmd.occurred_on);
+                        let response = pb::RecordEngagementResponse {
+                            duplicate: false,
+                            window: window.map(|w| w.id.clone()).unwrap_or_default(),
+                            qualifying: window.is_some() && facts.qualifies_on(cmd.occurred_on),
+                        };
+                        Ok(response)
+                    })?;
+                Ok(match ran {
+                    Ran::Applied(answer) => answer,
+                    Ran::Replayed(first) => pb::RecordEngagementResponse { duplicate: true, ..first },
+                })
             })
             .await;
         if answer.is_ok() {
@@ -798,32 +784,29 @@ impl Payments {
         self.db
             .write(move |conn| {
                 store::lock_payee(conn, &cmd.participant_id)?.ok_or_else(|| not_enrolled(&cmd.participant_id))?;
-                match idempotency::lookup(conn, &cmd.key, RPC, &request_bytes)? {
-                    Replay::New => {}
-                    Replay::Answered(bytes) => return replayed(&bytes),
-                    Replay::Conflict => return Err(reused("command_id")),
-                }
-                let known = store::set_dfe_state(
-                    conn,
-                    &cmd.participant_id,
-                    &cmd.declaration_type,
-                    &cmd.dfe_declaration_id,
-                    &cmd.state,
-                    now,
-                )?;
-                if !known {
-                    return Err(RuleViolation::new(
-                        "DECLARATION_NOT_MADE",
-                        format!(
-                            "payments never declared `{}` for participant {}: the DfE gateway and payments disagree; an operator compares the gateway's calls (ListDfeCalls) with GetAccrual",
-                            cmd.declaration_type, cmd.participant_id
-                        ),
-                    )
-                    .into());
-                }
-                let response = pb::RecordDeclarationStateResponse::acked(convert::ack(&req.command_id, false));
-                idempotency::record(conn, &cmd.key, RPC, &request_bytes, &response.encode_to_vec(), now)?;
-                Ok(response)
+                let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
+                    let known = store::set_dfe_state(
+                        conn,
+                        &cmd.participant_id,
+                        &cmd.declaration_type,
+                        &cmd.dfe_declaration_id,
+                        &cmd.state,
+                        now,
+                    )?;
+                    if !known {
+                        return Err(RuleViolation::new(
+                            "DECLARATION_NOT_MADE",
+                            format!(
+                                "payments never declared `{}` for participant {}: the DfE gateway and payments disagree; an operator compares the gateway's calls (ListDfeCalls) with GetAccrual",
+                                cmd.declaration_type, cmd.participant_id
+                            ),
+                        )
+                        .into());
+                    }
+                    let response = pb::RecordDeclarationStateResponse::acked(convert::ack(&req.command_id, false));
+                    Ok(response)
+                })?;
+                Ok(acked(ran))
             })
             .await
     }

@@ -6,11 +6,11 @@
 use crate::domain::accrual::{Closure, CoverageChange, Facts, Placement, PlacementChange, Suspension};
 use crate::domain::declarations::{Declaration, Declared};
 use crate::domain::{EngagementKind, PayeeKind};
-use crate::error::ServiceError;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use std::collections::HashMap;
 use steplab_platform::db::DbConn;
+use steplab_platform::error::ServiceError;
 
 pub mod schema {
     diesel::table! {

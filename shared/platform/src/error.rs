@@ -193,6 +193,27 @@ impl From<crate::db::DbError> for ServiceError {
     }
 }
 
+impl<D: crate::rules::ErrorDomain> From<crate::rules::RuleViolation<D>> for ServiceError {
+    fn from(rule: crate::rules::RuleViolation<D>) -> Self {
+        ServiceError::Rule { domain: D::DOMAIN, reason: rule.reason, message: rule.message }
+    }
+}
+
+impl From<crate::rules::Denied> for ServiceError {
+    fn from(denied: crate::rules::Denied) -> Self {
+        ServiceError::PermissionDenied(denied.0)
+    }
+}
+
+impl<D: crate::rules::ErrorDomain> From<crate::rules::Refusal<D>> for ServiceError {
+    fn from(refusal: crate::rules::Refusal<D>) -> Self {
+        match refusal {
+            crate::rules::Refusal::NotFound(message) => ServiceError::NotFound(message),
+            crate::rules::Refusal::Rule(rule) => rule.into(),
+        }
+    }
+}
+
 impl From<diesel::result::Error> for ServiceError {
     fn from(e: diesel::result::Error) -> Self {
         ServiceError::from(crate::db::DbError::Query(e))

@@ -4,7 +4,8 @@
 //! service's migrations create the `idempotency_keys` table.
 
 use crate::db::DbConn;
-use crate::error::FieldViolation;
+use crate::error::{FieldViolation, ServiceError};
+use crate::rules::{ErrorDomain, RuleViolation};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -35,6 +36,10 @@ pub struct IdempotencyKey {
     key: String,
     /// The same key as stored before the change, still honoured for a repeat.
     legacy: String,
+    /// The request field the id came in, named when the id is reused.
+    field: String,
+    /// A service-to-service command's `command_id`, not a person's request id.
+    command: bool,
 }
 
 impl IdempotencyKey {
@@ -49,6 +54,8 @@ impl IdempotencyKey {
         Ok(Some(IdempotencyKey {
             key: format!("{}:{caller_sub}/{id}", caller_sub.len()),
             legacy: format!("{LEGACY_PREFIX}{caller_sub}/{id}"),
+            field: field.to_owned(),
+            command: false,
         }))
     }
 
@@ -60,6 +67,8 @@ impl IdempotencyKey {
             Some(_) => Ok(IdempotencyKey {
                 key: format!("command:{command_id}"),
                 legacy: format!("{LEGACY_PREFIX}command/{command_id}"),
+                field: field.to_owned(),
+                command: true,
             }),
             None => Err(FieldViolation::new(field, "is required")),
         }
@@ -127,6 +136,64 @@ pub fn record(
         .map(|_| ())
 }
 
+/// What [`once`] did: applied the command now, or answered a repeat with the
+/// answer stored the first time (which a command acknowledgement marks as a
+/// duplicate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran<T> {
+    Applied(T),
+    Replayed(T),
+}
+
+impl<T> Ran<T> {
+    /// The answer, whichever way it came.
+    pub fn into_inner(self) -> T {
+        match self {
+            Ran::Applied(answer) | Ran::Replayed(answer) => answer,
+        }
+    }
+}
+
+/// The one idempotent command of every service, run inside the caller's write
+/// transaction: a repeat of `key` with the same request returns the stored
+/// answer and changes nothing; the same key with a different request is
+/// refused (`REQUEST_ID_REUSED`, or `COMMAND_ID_REUSED` for a command, in the
+/// service's ErrorInfo domain `D`); otherwise `apply` runs and its answer is
+/// stored in the same transaction as its effect. Without a key (the caller
+/// did not ask for idempotency) `apply` simply runs.
+pub fn once<D: ErrorDomain, Resp: prost::Message + Default>(
+    conn: &mut DbConn,
+    key: Option<&IdempotencyKey>,
+    rpc: &'static str,
+    request: &[u8],
+    now: NaiveDateTime,
+    apply: impl FnOnce(&mut DbConn) -> Result<Resp, ServiceError>,
+) -> Result<Ran<Resp>, ServiceError> {
+    let Some(key) = key else {
+        return apply(conn).map(Ran::Applied);
+    };
+    match lookup(conn, key, rpc, request)? {
+        Replay::New => {}
+        Replay::Answered(bytes) => {
+            return Resp::decode(bytes.as_slice())
+                .map(Ran::Replayed)
+                .map_err(|e| ServiceError::Internal(format!("stored answer unreadable: {e}")));
+        }
+        Replay::Conflict => return Err(reused::<D>(key).into()),
+    }
+    let answer = apply(conn)?;
+    record(conn, key, rpc, request, &answer.encode_to_vec(), now)?;
+    Ok(Ran::Applied(answer))
+}
+
+fn reused<D: ErrorDomain>(key: &IdempotencyKey) -> RuleViolation<D> {
+    let field = &key.field;
+    RuleViolation::new(
+        if key.command { "COMMAND_ID_REUSED" } else { "REQUEST_ID_REUSED" },
+        format!("this {field} was already used for a different request: use a new {field} for a new request"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +237,53 @@ mod tests {
 
     fn now() -> NaiveDateTime {
         chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("time").naive_utc()
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Test {}
+    impl ErrorDomain for Test {
+        const DOMAIN: &'static str = "steplab.test.v1";
+    }
+
+    #[test]
+    fn once_applies_a_new_command_replays_a_repeat_and_refuses_a_reused_key() {
+        let mut conn = keys_db();
+        let key = IdempotencyKey::command("command_id", "c1").expect("key");
+        let mut applied = 0;
+        let mut run = |conn: &mut DbConn, request: &[u8]| {
+            once::<Test, String>(conn, Some(&key), "PlaceHold", request, now(), |_| {
+                applied += 1;
+                Ok("held".to_owned())
+            })
+        };
+        assert_eq!(run(&mut conn, b"hold").expect("first"), Ran::Applied("held".to_owned()));
+        assert_eq!(run(&mut conn, b"hold").expect("repeat"), Ran::Replayed("held".to_owned()));
+        match run(&mut conn, b"another hold") {
+            Err(ServiceError::Rule { domain, reason, .. }) => {
+                assert_eq!((domain, reason), ("steplab.test.v1", "COMMAND_ID_REUSED"))
+            }
+            other => panic!("a reused command_id must be refused, got {other:?}"),
+        }
+        assert_eq!(applied, 1, "only the first command is applied");
+        let request = IdempotencyKey::parse("request_id", "lead", "r1").expect("ok").expect("some");
+        once::<Test, String>(&mut conn, Some(&request), "PauseParticipant", b"a", now(), |_| Ok(String::new()))
+            .expect("first");
+        match once::<Test, String>(&mut conn, Some(&request), "PauseParticipant", b"b", now(), |_| Ok(String::new())) {
+            Err(ServiceError::Rule { reason, message, .. }) => {
+                assert_eq!(reason, "REQUEST_ID_REUSED");
+                assert!(message.contains("request_id"), "{message}");
+            }
+            other => panic!("a reused request_id must be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn once_without_a_key_always_applies() {
+        let mut conn = keys_db();
+        for _ in 0..2 {
+            let ran = once::<Test, String>(&mut conn, None, "PauseParticipant", b"a", now(), |_| Ok("done".into()));
+            assert_eq!(ran.expect("applied"), Ran::Applied("done".to_owned()));
+        }
     }
 
     #[test]

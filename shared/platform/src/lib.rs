@@ -20,6 +20,7 @@ pub mod observability;
 pub mod outbox;
 pub mod paging;
 pub mod readiness;
+pub mod rules;
 pub mod server;
 pub mod telemetry;
 pub mod text;

@@ -102,27 +102,19 @@ pub struct Revocation {
     pub restored_on: Option<NaiveDate>,
 }
 
-/// A rule that refuses a change: FAILED_PRECONDITION with an ErrorInfo
-/// reason, and a message that tells the caller what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct RuleViolation {
-    /// UPPER_SNAKE id, e.g. `CONFERENCE_OUT_OF_ORDER`.
-    pub reason: &'static str,
-    pub message: String,
+/// This service's ErrorInfo domain (its proto package): every rule refusal
+/// of its domain is reported in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentReleaseRules {}
+
+impl steplab_platform::rules::ErrorDomain for ContentReleaseRules {
+    const DOMAIN: &'static str = "steplab.content.v1";
 }
 
-impl RuleViolation {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
-    }
-}
+/// A rule that refuses a change: FAILED_PRECONDITION with an ErrorInfo
+/// reason in this service's domain, and a message that tells the caller what
+/// to do instead.
+pub type RuleViolation = steplab_platform::rules::RuleViolation<ContentReleaseRules>;
 
 /// Why a domain decision refuses: something named does not exist, or a rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("{0}")]
-    NotFound(String),
-    #[error(transparent)]
-    Rule(#[from] RuleViolation),
-}
+pub type Refusal = steplab_platform::rules::Refusal<ContentReleaseRules>;

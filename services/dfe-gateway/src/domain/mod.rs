@@ -40,15 +40,15 @@ impl CallState {
     }
 }
 
-/// A rule refusing a request (FAILED_PRECONDITION with ErrorInfo).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleViolation {
-    pub reason: &'static str,
-    pub message: String,
+/// This service's ErrorInfo domain (its proto package): every rule refusal
+/// of its domain is reported in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DfeGatewayRules {}
+
+impl steplab_platform::rules::ErrorDomain for DfeGatewayRules {
+    const DOMAIN: &'static str = "steplab.dfe.v1";
 }
 
-impl RuleViolation {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
-    }
-}
+/// A rule refusing a request: FAILED_PRECONDITION with an ErrorInfo reason in
+/// this service's domain.
+pub type RuleViolation = steplab_platform::rules::RuleViolation<DfeGatewayRules>;

@@ -10,9 +10,7 @@
 use steplab_platform::{Caller, Scope};
 
 /// A refused permission, with a message saying what the caller lacks.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Denied(pub String);
+pub use steplab_platform::rules::Denied;
 
 pub fn may_send_commands(caller: &Caller) -> Result<(), Denied> {
     match caller.scope {

@@ -53,18 +53,16 @@ impl ParticipantKind {
     }
 }
 
-/// A rule that refuses a change: FAILED_PRECONDITION with an ErrorInfo
-/// reason, and a message that tells the caller what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct RuleViolation {
-    /// UPPER_SNAKE id, e.g. `PAUSE_TOO_LONG`.
-    pub reason: &'static str,
-    pub message: String,
+/// This service's ErrorInfo domain (its proto package): every rule refusal
+/// of its domain is reported in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantRules {}
+
+impl steplab_platform::rules::ErrorDomain for ParticipantRules {
+    const DOMAIN: &'static str = "steplab.participant.v1";
 }
 
-impl RuleViolation {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
-    }
-}
+/// A rule that refuses a change: FAILED_PRECONDITION with an ErrorInfo
+/// reason in this service's domain, and a message that tells the caller what
+/// to do instead.
+pub type RuleViolation = steplab_platform::rules::RuleViolation<ParticipantRules>;

@@ -32,21 +32,19 @@ impl PayeeKind {
     }
 }
 
-/// A rule that refuses a change: FAILED_PRECONDITION with an ErrorInfo
-/// reason, and a message that tells the caller what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct RuleViolation {
-    /// UPPER_SNAKE id, e.g. `REOPEN_BEFORE_END`.
-    pub reason: &'static str,
-    pub message: String,
+/// This service's ErrorInfo domain (its proto package): every rule refusal
+/// of its domain is reported in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentsRules {}
+
+impl steplab_platform::rules::ErrorDomain for PaymentsRules {
+    const DOMAIN: &'static str = "steplab.payments.v1";
 }
 
-impl RuleViolation {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
-    }
-}
+/// A rule that refuses a change: FAILED_PRECONDITION with an ErrorInfo
+/// reason in this service's domain, and a message that tells the caller what
+/// to do instead.
+pub type RuleViolation = steplab_platform::rules::RuleViolation<PaymentsRules>;
 
 #[cfg(test)]
 pub(crate) mod test_support {

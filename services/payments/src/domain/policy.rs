@@ -16,9 +16,7 @@
 use steplab_platform::{Caller, Scope};
 
 /// A refused permission, with a message saying what the caller lacks.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Denied(pub String);
+pub use steplab_platform::rules::Denied;
 
 /// The school and delivery partner a payee belongs to today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
