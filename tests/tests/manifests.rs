@@ -820,14 +820,14 @@ fn every_overlay_secret_file_is_documented_and_ignored_by_git() {
 }
 
 #[test]
-fn the_readme_documents_every_variable() {
-    let readme = read(&root().join("README.md"));
-    let production = readme.split("\n## Production\n").nth(1).expect("README.md has a Production section");
+fn the_docs_document_production_and_every_variable() {
+    let production = read(&root().join("docs/production.md"));
     for topic in ["docker/compose.yaml", "overlays/production", "steplab.io/client", "pg_advisory_lock", "Bearer"] {
-        assert!(production.contains(topic), "README.md's Production section explains {topic}");
+        assert!(production.contains(topic), "docs/production.md explains {topic}");
     }
+    let configuration = read(&root().join("docs/configuration.md"));
     for variable in config_variables() {
-        assert!(readme.contains(&format!("`{variable}`")), "README.md's configuration table lists `{variable}`");
+        assert!(configuration.contains(&format!("`{variable}`")), "docs/configuration.md's table lists `{variable}`");
     }
 }
 

@@ -1,6 +1,7 @@
-//! The README's operator runbook, run exactly as written against `steplab up`
-//! with the real grpcurl (and jq), so it cannot rot; and the README's
-//! configuration reference checked against the variables the code reads.
+//! The operator runbook (docs/runbook.md), run exactly as written against
+//! `steplab up` with the real grpcurl (and jq), so it cannot rot; and the
+//! configuration reference (docs/configuration.md) checked against the
+//! variables the code reads.
 
 // Test helpers fail the test that called them.
 #![allow(clippy::panic)]
@@ -15,16 +16,17 @@ use std::time::Instant;
 
 const STEPLAB: &str = env!("CARGO_BIN_EXE_steplab");
 
-fn readme() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+/// A page of the repository's `docs/`.
+fn doc(page: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(page);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 /// The shell block between the runbook markers.
-fn runbook(readme: &str) -> String {
-    let start = readme.find("<!-- runbook:start -->").expect("runbook start marker");
-    let end = readme.find("<!-- runbook:end -->").expect("runbook end marker");
-    let block = &readme[start..end];
+fn runbook(page: &str) -> String {
+    let start = page.find("<!-- runbook:start -->").expect("runbook start marker");
+    let end = page.find("<!-- runbook:end -->").expect("runbook end marker");
+    let block = &page[start..end];
     let open = block.find("```sh\n").expect("sh fence") + "```sh\n".len();
     let close = block.rfind("```").expect("closing fence");
     block[open..close].to_owned()
@@ -36,7 +38,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn the_operator_runbook_runs_as_written_against_steplab_up() {
-    let script = runbook(&readme());
+    let script = runbook(&doc("runbook.md"));
     let data = tempfile::tempdir().expect("temp dir");
     let ports = [free_port(), free_port(), free_port(), free_port()];
     let addr = |p: u16| format!("127.0.0.1:{p}");
@@ -120,9 +122,7 @@ fn the_operator_runbook_runs_as_written_against_steplab_up() {
 
 #[test]
 fn the_configuration_reference_lists_every_variable_the_code_reads() {
-    let readme = readme();
-    let start = readme.find("## Configuration").expect("configuration section");
-    let reference = &readme[start..];
+    let reference = doc("configuration.md");
     let config =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/platform/src/config.rs"))
             .expect("config.rs");
@@ -143,5 +143,5 @@ fn the_configuration_reference_lists_every_variable_the_code_reads() {
             }
         }
     }
-    assert!(missing.is_empty(), "README's configuration reference does not list {missing:?}");
+    assert!(missing.is_empty(), "docs/configuration.md does not list {missing:?}");
 }

