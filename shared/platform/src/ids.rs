@@ -30,6 +30,104 @@ pub fn excerpt(value: &str) -> String {
     value.chars().take(40).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
+/// Declares an id type for one kind of record: a value of it is always a
+/// canonical UUID, so code holding one never checks it again ("parse, don't
+/// validate"), and the compiler keeps a school's id out of a participant's
+/// place.
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A required id field of a request.
+            pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
+                required(field, value).map(Self)
+            }
+
+            /// An optional id field of a request: empty means not set.
+            pub fn parse_optional(field: &str, value: &str) -> Result<Option<Self>, FieldViolation> {
+                optional(field, value).map(|id| id.map(Self))
+            }
+
+            /// A new, time-ordered id.
+            pub fn generate() -> Self {
+                Self(new_id())
+            }
+
+            /// An id read back from this service's own storage or from a
+            /// peer service, which only ever hold ids Steplab issued.
+            pub fn from_trusted(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// An ECT, mentor or induction coordinator, as the participant service
+    /// registered them (content release and payments use the same id).
+    ParticipantId
+);
+typed_id!(
+    /// A school.
+    SchoolId
+);
+typed_id!(
+    /// A delivery partner.
+    DeliveryPartnerId
+);
+typed_id!(
+    /// An approval request (a reinstatement or a long deferral) a DPL decides.
+    ApprovalRequestId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +141,17 @@ mod tests {
         assert!(!err.description.contains('\u{0}'), "control characters are not echoed");
         assert_eq!(optional("x", ""), Ok(None));
         assert!(required("x", "").is_err());
+    }
+
+    #[test]
+    fn a_typed_id_holds_only_a_canonical_uuid() {
+        let id = new_id();
+        let parsed = ParticipantId::parse("participant_id", &id.to_uppercase()).expect("uuid");
+        assert_eq!(parsed.as_str(), id);
+        assert_eq!(parsed, id.as_str());
+        assert!(SchoolId::parse("school_id", "school-1").is_err());
+        assert_eq!(SchoolId::parse_optional("school_id", ""), Ok(None));
+        assert_ne!(ParticipantId::generate(), ParticipantId::generate());
     }
 
     #[test]
