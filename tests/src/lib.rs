@@ -121,10 +121,12 @@ fn spawn_service(config: Config, name: ServiceName, listener: TcpListener) -> Ru
     };
     let task = tokio::spawn(async move {
         match name {
-            ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
-            ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
-            ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
-            ServiceName::DfeGateway => steplab_dfe_gateway::run(config, listener, shutdown).await,
+            ServiceName::Participant => steplab_participant::run(config.participant_config(), listener, shutdown).await,
+            ServiceName::ContentRelease => {
+                steplab_content_release::run(config.content_release_config(), listener, shutdown).await
+            }
+            ServiceName::Payments => steplab_payments::run(config.payments_config(), listener, shutdown).await,
+            ServiceName::DfeGateway => steplab_dfe_gateway::run(config.dfe_gateway_config(), listener, shutdown).await,
         }
     });
     Running { name, stop, task }

@@ -215,7 +215,7 @@ async fn d7_a_return_that_happens_by_itself_is_in_the_history_and_the_feed(stack
     client.defer_participant(defer(&ect, date(2026, 10, 1), date(2027, 1, 4))).await.expect("deferred");
     wait_until_delivered(stack, DELIVERY).await;
     stack.stop_service(ServiceName::Participant).await;
-    stack.config.today = chrono::NaiveDate::from_ymd_opt(2027, 1, 10);
+    stack.config.clock.today = chrono::NaiveDate::from_ymd_opt(2027, 1, 10);
     stack.restart_service(ServiceName::Participant).await;
     let admin = stack.admin_token();
     let mut client = stack.participants(Some(&admin)).await;

@@ -2,7 +2,7 @@
 //! checked against the code, since no Docker engine or cluster runs here:
 //! ports and probe ports are the ports the services listen on (as
 //! `Config::from_lookup` computes them from the very environment a container
-//! gets), every variable `shared/platform/src/config.rs` reads is set or has
+//! gets), every variable the configuration's blocks declare is set or has
 //! a default, every Secret and ConfigMap reference resolves in the production
 //! overlay, every command is one the `steplab` command's own parser accepts,
 //! and the NetworkPolicies let only participant pods reach the other two.
@@ -99,31 +99,11 @@ fn serves(command: &Command, what: &str) -> ServiceName {
 // ---------------------------------------------------------------------------
 // What the code reads
 
-/// Every `STEPLAB_*` variable config.rs reads: its string literals, with the
-/// per-service prefixes (`"STEPLAB_PARTICIPANT"`) expanded to the variables
-/// `ServiceName` builds from them.
+/// Every `STEPLAB_*` variable the configuration's blocks declare.
 fn config_variables() -> BTreeSet<String> {
-    let source = read(&root().join("shared/platform/src/config.rs"));
-    let code = source.split("#[cfg(test)]").next().unwrap_or_default();
-    let mut literals = BTreeSet::new();
-    for (start, _) in code.match_indices("\"STEPLAB_") {
-        let name: String = code[start + 1..]
-            .chars()
-            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
-            .collect();
-        if code[start + 1 + name.len()..].starts_with('"') {
-            literals.insert(name);
-        }
-    }
-    let generated: BTreeSet<String> =
-        ServiceName::ALL.iter().flat_map(|s| [s.database_variable(), s.listen_variable()]).collect();
-    let mut variables: BTreeSet<String> = literals
-        .into_iter()
-        .filter(|l| generated.contains(l) || !generated.iter().any(|g| g.starts_with(&format!("{l}_"))))
-        .collect();
-    variables.extend(generated);
+    let variables: BTreeSet<String> = steplab_platform::config::variables().into_iter().collect();
     for expected in ["STEPLAB_JWT_SECRET", "STEPLAB_JWKS_FILE", "STEPLAB_PARTICIPANT_DATABASE_URL", "STEPLAB_TODAY"] {
-        assert!(variables.contains(expected), "config.rs parsing found {variables:?}");
+        assert!(variables.contains(expected), "the configuration declares {variables:?}");
     }
     variables
 }
@@ -133,7 +113,7 @@ fn config_variables() -> BTreeSet<String> {
 fn check_variables(env: &Env, what: &str) {
     let known = config_variables();
     for variable in env.keys().filter(|k| k.starts_with("STEPLAB_")) {
-        assert!(known.contains(variable), "{what} sets {variable}, which config.rs never reads (a typo?)");
+        assert!(known.contains(variable), "{what} sets {variable}, which the configuration never reads (a typo?)");
     }
     config_from(env).unwrap_or_else(|e| panic!("{what}: the services would not start: {e}"));
     for variable in &known {
@@ -331,7 +311,10 @@ fn compose_wires_the_four_services_to_their_databases_and_each_other() {
         }
         let grace = text(&spec["stop_grace_period"], "stop_grace_period");
         let grace: u64 = grace.trim_end_matches('s').parse().expect("stop_grace_period in seconds");
-        assert!(Duration::from_secs(grace) > config.drain_timeout, "{name}: stop_grace_period above the drain bound");
+        assert!(
+            Duration::from_secs(grace) > config.process.drain_timeout,
+            "{name}: stop_grace_period above the drain bound"
+        );
 
         let depends = spec["depends_on"].as_object().expect("depends_on");
         assert_eq!(depends["postgres"]["condition"], "service_healthy", "{name} waits for PostgreSQL");
@@ -346,9 +329,9 @@ fn compose_wires_the_four_services_to_their_databases_and_each_other() {
     let participant = &configs["participant"];
     let depends = services["participant"]["depends_on"].as_object().expect("depends_on");
     for (url, target) in [
-        (&participant.content_url, "content-release"),
-        (&participant.payments_url, "payments"),
-        (&participant.dfe_gateway_url, "dfe-gateway"),
+        (&participant.targets.content_url, "content-release"),
+        (&participant.targets.payments_url, "payments"),
+        (&participant.targets.dfe_gateway_url, "dfe-gateway"),
     ] {
         assert_eq!(url, &format!("http://{target}:{}", listen_ports[target]), "participant -> {target}");
         assert!(depends.contains_key(target), "participant starts after {target}");
@@ -356,7 +339,7 @@ fn compose_wires_the_four_services_to_their_databases_and_each_other() {
     // The DfE gateway's relay tells payments the DfE's declaration states.
     let gateway = &configs["dfe-gateway"];
     assert_eq!(
-        gateway.payments_url,
+        gateway.targets.payments_url,
         format!("http://payments:{}", listen_ports["payments"]),
         "dfe-gateway -> payments"
     );
@@ -579,9 +562,9 @@ fn every_deployment_runs_its_service_on_its_port_with_probes_that_ask_it() {
         let pre_stop: u64 = pre_stop[1].parse().expect("seconds");
         let grace = number(&pod["terminationGracePeriodSeconds"], "terminationGracePeriodSeconds") as u64;
         assert!(
-            Duration::from_secs(grace) > config.drain_timeout + Duration::from_secs(pre_stop),
+            Duration::from_secs(grace) > config.process.drain_timeout + Duration::from_secs(pre_stop),
             "{what}: terminationGracePeriodSeconds {grace} above preStop {pre_stop} s + drain {:?}",
-            config.drain_timeout
+            config.process.drain_timeout
         );
 
         // Resources and an unprivileged, read-only container.
@@ -638,12 +621,15 @@ fn every_deployment_runs_its_service_on_its_port_with_probes_that_ask_it() {
 
         // Production auth: the identity provider's keys, no dev secret; the
         // relay presents the operator's token.
-        let idp =
-            config.identity_provider.as_ref().unwrap_or_else(|| panic!("{what}: tokens from an identity provider"));
+        let idp = config
+            .auth
+            .identity_provider
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: tokens from an identity provider"));
         assert!(!idp.issuer.is_empty() && !idp.audience.is_empty());
-        assert!(config.hs256_secret().is_none(), "{what}: production accepts no HS256 dev tokens");
+        assert!(config.auth.hs256_secret().is_none(), "{what}: production accepts no HS256 dev tokens");
         if matches!(service, ServiceName::Participant | ServiceName::DfeGateway) {
-            assert!(config.service_token_file.is_some(), "{what}: the relay needs STEPLAB_SERVICE_TOKEN_FILE");
+            assert!(config.auth.service_token_file.is_some(), "{what}: the relay needs STEPLAB_SERVICE_TOKEN_FILE");
         }
         // X9: only the gateway talks to the DfE, with its token from a Secret.
         assert_eq!(config.dfe.api_url.is_some(), service == ServiceName::DfeGateway, "{what}: STEPLAB_DFE_API_URL");
@@ -656,12 +642,12 @@ fn every_deployment_runs_its_service_on_its_port_with_probes_that_ask_it() {
 fn configs_relay_targets(rendered: &Rendered, service: ServiceName, config: &Config) {
     let targets = match service {
         ServiceName::Participant => vec![
-            (&config.content_url, ServiceName::ContentRelease),
-            (&config.payments_url, ServiceName::Payments),
-            (&config.dfe_gateway_url, ServiceName::DfeGateway),
+            (&config.targets.content_url, ServiceName::ContentRelease),
+            (&config.targets.payments_url, ServiceName::Payments),
+            (&config.targets.dfe_gateway_url, ServiceName::DfeGateway),
         ],
         // X5, X6: the gateway's relay sends RecordDeclarationState to payments.
-        ServiceName::DfeGateway => vec![(&config.payments_url, ServiceName::Payments)],
+        ServiceName::DfeGateway => vec![(&config.targets.payments_url, ServiceName::Payments)],
         _ => return,
     };
     for (url, target) in targets {
@@ -745,7 +731,7 @@ fn network_policies_let_only_participant_pods_reach_content_release_and_payments
         let (env, _) = container_env(&rendered, &image, container(deployment), service.as_str());
         let config = config_from(&env).expect("valid");
         let port = config.service(*service).listen.port();
-        let metrics_port = config.metrics_listen.map(|a| a.port());
+        let metrics_port = config.metrics.listen.map(|a| a.port());
         let mut from_participant = false;
         let mut from_clients = false;
         let mut scraped = false;

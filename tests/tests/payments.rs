@@ -1297,8 +1297,9 @@ async fn f1_a_deployment_schedules_file_is_served_and_a_malformed_one_fails_star
     std::fs::write(&bad, "{\n  \"output_share_percent\": 60,\n  \"prices_pence\": {\"ect\": 100000, \"mentor\": 90000},\n  \"schedules\": [ { \"schedule_id\": \"x\" ]\n}\n")
         .expect("write");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let err =
-        steplab_payments::run(config_with(&bad), listener, std::future::pending()).await.expect_err("malformed file");
+    let err = steplab_payments::run(config_with(&bad).payments_config(), listener, std::future::pending())
+        .await
+        .expect_err("malformed file");
     let message = err.to_string();
     assert!(message.contains("STEPLAB_SCHEDULES_FILE") && message.contains("bad-schedules.json"), "{message}");
     assert!(message.contains("line 4"), "{message}");
@@ -1322,7 +1323,7 @@ async fn f1_a_deployment_schedules_file_is_served_and_a_malformed_one_fails_star
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(steplab_payments::run(config_with(&good), listener, async move {
+    let server = tokio::spawn(steplab_payments::run(config_with(&good).payments_config(), listener, async move {
         let _ = stopped.await;
     }));
     let token = steplab_tests::token(Role::Admin, None, &[]);

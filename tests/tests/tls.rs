@@ -100,8 +100,8 @@ async fn tls_stack(backend: Backend, settings: &[(&'static str, String)]) -> Opt
     let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let stack = Stack::start_with(backend, TODAY, &settings).await?;
     assert!(stack.client_tls.is_some(), "the harness connects over TLS");
-    assert!(stack.config.content_url.starts_with("https://"), "{}", stack.config.content_url);
-    assert!(stack.config.payments_url.starts_with("https://"), "{}", stack.config.payments_url);
+    assert!(stack.config.targets.content_url.starts_with("https://"), "{}", stack.config.targets.content_url);
+    assert!(stack.config.targets.payments_url.starts_with("https://"), "{}", stack.config.targets.payments_url);
     Some(stack)
 }
 
@@ -354,10 +354,18 @@ async fn start_up_error(name: ServiceName, settings: &[(&str, String)]) -> Strin
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let run = async {
         match name {
-            ServiceName::Participant => steplab_participant::run(config, listener, std::future::pending()).await,
-            ServiceName::ContentRelease => steplab_content_release::run(config, listener, std::future::pending()).await,
-            ServiceName::Payments => steplab_payments::run(config, listener, std::future::pending()).await,
-            ServiceName::DfeGateway => steplab_dfe_gateway::run(config, listener, std::future::pending()).await,
+            ServiceName::Participant => {
+                steplab_participant::run(config.participant_config(), listener, std::future::pending()).await
+            }
+            ServiceName::ContentRelease => {
+                steplab_content_release::run(config.content_release_config(), listener, std::future::pending()).await
+            }
+            ServiceName::Payments => {
+                steplab_payments::run(config.payments_config(), listener, std::future::pending()).await
+            }
+            ServiceName::DfeGateway => {
+                steplab_dfe_gateway::run(config.dfe_gateway_config(), listener, std::future::pending()).await
+            }
         }
     };
     match tokio::time::timeout(Duration::from_secs(30), run).await {

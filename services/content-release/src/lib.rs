@@ -16,7 +16,8 @@ use domain::Curriculum;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use steplab_platform::config::{Config, ServiceName};
+use steplab_platform::Clock;
+use steplab_platform::config::{ContentReleaseConfig, ServiceName};
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::limits::Limited;
 use steplab_platform::observability::{self, Observed};
@@ -50,22 +51,23 @@ pub fn load_curriculum(file: Option<&Path>) -> anyhow::Result<Curriculum> {
 /// the curriculum changed, recomputing the release feed), then serves on
 /// `listener` until `shutdown` completes and in-flight calls have drained.
 pub async fn run(
-    config: Config,
+    config: ContentReleaseConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let serving = &config.serving;
     // Before the database: a bad curriculum file fails start-up at once.
     let curriculum = Arc::new(load_curriculum(config.curriculum_file.as_deref())?);
-    let db = Database::open(&config.content.database, &MIGRATIONS).await?;
-    let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
-    let verifier = steplab_platform::auth::verifier(&config)?;
-    let observing = observability::start(&config, ServiceName::ContentRelease, &db)?;
-    let service = service::ContentRelease::new(db.clone(), config.clock(), curriculum);
+    let db = Database::open(&serving.service.database, &MIGRATIONS).await?;
+    let readiness = steplab_platform::readiness::Readiness::new(&db, serving.readiness.interval);
+    let verifier = steplab_platform::auth::verifier(&serving.auth)?;
+    let observing = observability::start(&serving.metrics, &serving.audit, ServiceName::ContentRelease, &db)?;
+    let service = service::ContentRelease::new(db.clone(), Clock::from_settings(serving.clock), curriculum);
     service
         .reconcile_curriculum()
         .await
         .map_err(|e| anyhow::anyhow!("cannot recompute the release feed for the curriculum: {e}"))?;
-    let limits = config.limits;
+    let limits = serving.limits;
     let svc = ContentReleaseServiceServer::new(grpc::ContentReleaseGrpc::new(service))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -74,9 +76,9 @@ pub async fn run(
     // Shed calls past the global cap are still counted by `Observed`.
     // The audit log is in the service's own database.
     let svc = Observed::new(&observing, Limited::new(&limits, svc));
-    let tls = steplab_platform::tls::server_config(&config.tls)?;
+    let tls = steplab_platform::tls::server_config(&serving.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
-    let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;
     observing.stop().await;
     served
 }

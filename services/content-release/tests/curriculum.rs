@@ -73,8 +73,9 @@ async fn r1_a_malformed_curriculum_file_stops_the_service_at_start_up() {
     std::fs::write(&path, "{ \"strands\": [], \"programmes\": [] }").expect("write");
     let config = config(dir.path(), &[("STEPLAB_CURRICULUM_FILE", path.display().to_string())]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let err =
-        steplab_content_release::run(config, listener, std::future::pending()).await.expect_err("start-up refused");
+    let err = steplab_content_release::run(config.content_release_config(), listener, std::future::pending())
+        .await
+        .expect_err("start-up refused");
     let message = err.to_string();
     assert!(message.contains("curriculum.json"), "{message}");
     assert!(message.contains("strands"), "{message}");
@@ -99,7 +100,7 @@ async fn r4_a_changed_curriculum_recomputes_the_stored_feed_at_start_up() {
     let dir = tempfile::tempdir().expect("dir");
     let config = config(dir.path(), &[]);
     let db = Database::open(&config.content.database, &MIGRATIONS).await.expect("database");
-    let clock = Clock::Pinned(config.today.expect("pinned"));
+    let clock = Clock::Pinned(config.clock.today.expect("pinned"));
     let built_in = ContentRelease::new(db.clone(), clock, Arc::new(Curriculum::built_in().expect("built-in")));
     assert_eq!(built_in.reconcile_curriculum().await.expect("first start"), 0);
     built_in
@@ -132,7 +133,7 @@ async fn d5_a_feed_stored_under_the_previous_release_rules_is_recomputed_at_star
     let dir = tempfile::tempdir().expect("dir");
     let config = config(dir.path(), &[]);
     let db = Database::open(&config.content.database, &MIGRATIONS).await.expect("database");
-    let clock = Clock::Pinned(config.today.expect("pinned"));
+    let clock = Clock::Pinned(config.clock.today.expect("pinned"));
     let curriculum = Arc::new(Curriculum::built_in().expect("built-in"));
     let service = ContentRelease::new(db.clone(), clock, curriculum.clone());
     assert_eq!(service.reconcile_curriculum().await.expect("first start"), 0);

@@ -20,8 +20,9 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use steplab_platform::Clock;
 use steplab_platform::auth::ServiceTokens;
-use steplab_platform::config::{Config, ServiceName};
+use steplab_platform::config::{DfeGatewayConfig, ServiceName};
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::limits::Limited;
 use steplab_platform::observability::{self, Observed};
@@ -41,16 +42,17 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// the DfE is configured) and the relay to payments, then serves on
 /// `listener` until `shutdown` completes and in-flight calls have drained.
 pub async fn run(
-    config: Config,
+    config: DfeGatewayConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let db = Database::open(&config.dfe_gateway.database, &MIGRATIONS).await?;
-    let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
-    let verifier = steplab_platform::auth::verifier(&config)?;
-    let observing = observability::start(&config, ServiceName::DfeGateway, &db)?;
-    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
-    let client_tls = steplab_platform::tls::ClientTls::from_files(&config.tls)?;
+    let serving = &config.serving;
+    let db = Database::open(&serving.service.database, &MIGRATIONS).await?;
+    let readiness = steplab_platform::readiness::Readiness::new(&db, serving.readiness.interval);
+    let verifier = steplab_platform::auth::verifier(&serving.auth)?;
+    let observing = observability::start(&serving.metrics, &serving.audit, ServiceName::DfeGateway, &db)?;
+    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&serving.auth)?);
+    let client_tls = steplab_platform::tls::ClientTls::from_files(&serving.tls)?;
     let client = dfe::DfeClient::from_settings(&config.dfe)?;
     match &config.dfe.api_url {
         Some(url) => {
@@ -61,7 +63,8 @@ pub async fn run(
         ),
     }
     let (wake_delivery, wake_relay) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let gateway = service::Gateway::new(db.clone(), config.clock(), wake_delivery.clone(), client.clone());
+    let gateway =
+        service::Gateway::new(db.clone(), Clock::from_settings(serving.clock), wake_delivery.clone(), client.clone());
 
     let (stop_workers, workers_stopped) = watch::channel(false);
     let relay = Relay::new(
@@ -70,8 +73,8 @@ pub async fn run(
         tokens,
         wake_relay.clone(),
         RelaySettings {
-            max_attempts: config.relay_max_attempts,
-            max_backoff: config.relay_max_backoff,
+            max_attempts: config.relay.max_attempts,
+            max_backoff: config.relay.max_backoff,
             tls: client_tls,
             ..RelaySettings::default()
         },
@@ -87,7 +90,7 @@ pub async fn run(
                 poll_interval: Duration::from_secs(1),
                 lease: Duration::from_secs(60),
                 initial_backoff: Duration::from_millis(200),
-                max_backoff: config.relay_max_backoff,
+                max_backoff: config.relay.max_backoff,
                 batch: 16,
                 rate_limit_per_5_min: config.dfe.rate_limit_per_5_min,
             },
@@ -95,16 +98,16 @@ pub async fn run(
         tokio::spawn(worker.run(workers_stopped))
     });
 
-    let limits = config.limits;
+    let limits = serving.limits;
     let svc = DfeGatewayServiceServer::new(grpc::GatewayGrpc::new(gateway))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
     // Metrics and request ids for the business service only, not health or reflection.
     let svc = Observed::new(&observing, Limited::new(&limits, svc));
-    let tls = steplab_platform::tls::server_config(&config.tls)?;
+    let tls = steplab_platform::tls::server_config(&serving.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
-    let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;
     observing.stop().await;
     let _ = stop_workers.send(true);
     if relay_task.await.is_err() {

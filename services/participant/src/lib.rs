@@ -14,8 +14,9 @@ pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
+use steplab_platform::Clock;
 use steplab_platform::auth::ServiceTokens;
-use steplab_platform::config::{Config, ServiceName};
+use steplab_platform::config::{ParticipantConfig, ServiceName};
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::limits::Limited;
 use steplab_platform::observability::{self, Observed};
@@ -34,36 +35,43 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// Opens the database (running migrations), then serves on `listener` until
 /// `shutdown` completes and in-flight calls have drained.
 pub async fn run(
-    config: Config,
+    config: ParticipantConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let db = Database::open(&config.participant.database, &MIGRATIONS).await?;
-    let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
-    let verifier = steplab_platform::auth::verifier(&config)?;
-    let observing = observability::start(&config, ServiceName::Participant, &db)?;
-    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
+    let serving = &config.serving;
+    let db = Database::open(&serving.service.database, &MIGRATIONS).await?;
+    let readiness = steplab_platform::readiness::Readiness::new(&db, serving.readiness.interval);
+    let verifier = steplab_platform::auth::verifier(&serving.auth)?;
+    let observing = observability::start(&serving.metrics, &serving.audit, ServiceName::Participant, &db)?;
+    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&serving.auth)?);
     let wake_relay = Arc::new(Notify::new());
     // Read and checked now, so a bad TLS file fails start-up, not a delivery.
-    let client_tls = steplab_platform::tls::ClientTls::from_files(&config.tls)?;
-    let peers = peers::Peers::new(&config.content_url, &config.payments_url, &client_tls, tokens.clone())?;
-    let registry = service::Registry::new(db.clone(), config.clock(), wake_relay.clone(), Arc::new(Notify::new()))
-        .with_peers(peers);
+    let client_tls = steplab_platform::tls::ClientTls::from_files(&serving.tls)?;
+    let peers =
+        peers::Peers::new(&config.targets.content_url, &config.targets.payments_url, &client_tls, tokens.clone())?;
+    let registry = service::Registry::new(
+        db.clone(),
+        Clock::from_settings(serving.clock),
+        wake_relay.clone(),
+        Arc::new(Notify::new()),
+    )
+    .with_peers(peers);
 
     // The relay runs beside the server and stops with it; commands it has
     // not delivered stay in the outbox for the next start.
     let relay = Relay::new(
         db,
         &[
-            (commands::CONTENT, &config.content_url),
-            (commands::PAYMENTS, &config.payments_url),
-            (commands::DFE_GATEWAY, &config.dfe_gateway_url),
+            (commands::CONTENT, &config.targets.content_url),
+            (commands::PAYMENTS, &config.targets.payments_url),
+            (commands::DFE_GATEWAY, &config.targets.dfe_gateway_url),
         ],
         tokens,
         wake_relay,
         RelaySettings {
-            max_attempts: config.relay_max_attempts,
-            max_backoff: config.relay_max_backoff,
+            max_attempts: config.relay.max_attempts,
+            max_backoff: config.relay.max_backoff,
             tls: client_tls,
             service: ServiceName::Participant.as_str(),
             ..RelaySettings::default()
@@ -73,7 +81,7 @@ pub async fn run(
     let returns_task = tokio::spawn(record_due_returns(registry.clone(), relay_stopped.clone()));
     let relay_task = tokio::spawn(relay.run(relay_stopped));
 
-    let limits = config.limits;
+    let limits = serving.limits;
     let svc = ParticipantServiceServer::new(grpc::ParticipantGrpc::new(registry))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -81,9 +89,9 @@ pub async fn run(
     // Metrics and request ids for the business service only, not health or reflection.
     // Shed calls past the global cap are still counted by `Observed`.
     let svc = Observed::new(&observing, Limited::new(&limits, svc));
-    let tls = steplab_platform::tls::server_config(&config.tls)?;
+    let tls = steplab_platform::tls::server_config(&serving.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
-    let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;
     observing.stop().await;
     let _ = stop_relay.send(true);
     if relay_task.await.is_err() {

@@ -16,8 +16,9 @@ pub mod store;
 use domain::schedule::ScheduleBook;
 use std::future::Future;
 use std::sync::Arc;
+use steplab_platform::Clock;
 use steplab_platform::auth::ServiceTokens;
-use steplab_platform::config::{Config, ServiceName};
+use steplab_platform::config::{PaymentsConfig, ServiceName};
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::limits::Limited;
 use steplab_platform::observability::{self, Observed};
@@ -40,39 +41,41 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// payments decides (X5, X6) to the DfE gateway; it stops with the server,
 /// and what it has not delivered stays in the outbox for the next start.
 pub async fn run(
-    config: Config,
+    config: PaymentsConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let serving = &config.serving;
     // First, before touching the database: a malformed schedules file fails
     // start-up with the file and the place in it.
     let book = ScheduleBook::load(config.schedules_file.as_deref())?;
-    let db = Database::open(&config.payments.database, &MIGRATIONS).await?;
-    let readiness = steplab_platform::readiness::Readiness::new(&db, config.readiness_interval);
-    let verifier = steplab_platform::auth::verifier(&config)?;
-    let observing = observability::start(&config, ServiceName::Payments, &db)?;
-    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&config)?);
+    let db = Database::open(&serving.service.database, &MIGRATIONS).await?;
+    let readiness = steplab_platform::readiness::Readiness::new(&db, serving.readiness.interval);
+    let verifier = steplab_platform::auth::verifier(&serving.auth)?;
+    let observing = observability::start(&serving.metrics, &serving.audit, ServiceName::Payments, &db)?;
+    let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&serving.auth)?);
     let wake_relay = Arc::new(Notify::new());
     // Read and checked now, so a bad TLS file fails start-up, not a delivery.
-    let client_tls = steplab_platform::tls::ClientTls::from_files(&config.tls)?;
+    let client_tls = steplab_platform::tls::ClientTls::from_files(&serving.tls)?;
     let relay = Relay::new(
         db.clone(),
         &[(service::DFE_GATEWAY, &config.dfe_gateway_url)],
         tokens,
         wake_relay.clone(),
         RelaySettings {
-            max_attempts: config.relay_max_attempts,
-            max_backoff: config.relay_max_backoff,
+            max_attempts: config.relay.max_attempts,
+            max_backoff: config.relay.max_backoff,
             tls: client_tls,
             service: ServiceName::Payments.as_str(),
             ..RelaySettings::default()
         },
     )?;
-    let payments = service::Payments::new(db.clone(), config.clock(), book).with_relay_wake(wake_relay);
+    let payments =
+        service::Payments::new(db.clone(), Clock::from_settings(serving.clock), book).with_relay_wake(wake_relay);
     // Before the relay starts: the start-up recompute may enqueue
     // declarations, which the relay's first pass then finds.
     payments.prepare().await?;
-    let limits = config.limits;
+    let limits = serving.limits;
     let svc = PaymentsServiceServer::new(grpc::PaymentsGrpc::new(payments))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -81,12 +84,12 @@ pub async fn run(
     // Shed calls past the global cap are still counted by `Observed`.
     // The audit log is in the service's own database.
     let svc = Observed::new(&observing, Limited::new(&limits, svc));
-    let tls = steplab_platform::tls::server_config(&config.tls)?;
+    let tls = steplab_platform::tls::server_config(&serving.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
     // Spawned last, so no start-up error leaves it running.
     let (stop_relay, relay_stopped) = watch::channel(false);
     let relay_task = tokio::spawn(relay.run(relay_stopped));
-    let served = server::run(listener, hosted, shutdown, config.drain_timeout).await;
+    let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;
     observing.stop().await;
     let _ = stop_relay.send(true);
     if relay_task.await.is_err() {

@@ -125,7 +125,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The HS256 secret; the dev secret in the data dir is created on first use.
 fn secret(config: &Config) -> anyhow::Result<Vec<u8>> {
-    match &config.jwt_secret {
+    match &config.auth.jwt_secret {
         JwtSecretSource::Value(v) => Ok(v.as_bytes().to_vec()),
         JwtSecretSource::File(path) => {
             auth::ensure_dev_secret(path).with_context(|| format!("cannot create the dev secret {}", path.display()))
@@ -153,24 +153,24 @@ fn token(
         }
         _ => {}
     }
-    if config.hs256_secret().is_none() {
+    if config.auth.hs256_secret().is_none() {
         anyhow::bail!(
             "the services accept only the identity provider's tokens here (STEPLAB_JWKS_FILE or STEPLAB_JWT_PUBLIC_KEY_FILE \
              without STEPLAB_JWT_SECRET): get a token from the identity provider instead"
         );
     }
     // A longer token would be minted only to be refused by every service.
-    let max_hours = config.token_time_limits.max_lifetime.as_secs() / 3600;
+    let max_hours = config.auth.token_time_limits.max_lifetime.as_secs() / 3600;
     if max_hours == 0 {
         anyhow::bail!(
             "STEPLAB_TOKEN_MAX_LIFETIME_SECONDS ({} s) is shorter than the one hour `steplab token` mints at least",
-            config.token_time_limits.max_lifetime.as_secs()
+            config.auth.token_time_limits.max_lifetime.as_secs()
         );
     }
     if ttl_hours < 1 || u64::try_from(ttl_hours).is_ok_and(|hours| hours > max_hours) {
         anyhow::bail!(
             "--ttl-hours must be between 1 and {max_hours}: the services accept no token living longer than STEPLAB_TOKEN_MAX_LIFETIME_SECONDS ({} s)",
-            config.token_time_limits.max_lifetime.as_secs()
+            config.auth.token_time_limits.max_lifetime.as_secs()
         );
     }
     let request = TokenRequest {
@@ -197,25 +197,27 @@ fn run_service(
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         let result = match name {
-            ServiceName::Participant => steplab_participant::run(config, listener, shutdown).await,
-            ServiceName::ContentRelease => steplab_content_release::run(config, listener, shutdown).await,
-            ServiceName::Payments => steplab_payments::run(config, listener, shutdown).await,
-            ServiceName::DfeGateway => steplab_dfe_gateway::run(config, listener, shutdown).await,
+            ServiceName::Participant => steplab_participant::run(config.participant_config(), listener, shutdown).await,
+            ServiceName::ContentRelease => {
+                steplab_content_release::run(config.content_release_config(), listener, shutdown).await
+            }
+            ServiceName::Payments => steplab_payments::run(config.payments_config(), listener, shutdown).await,
+            ServiceName::DfeGateway => steplab_dfe_gateway::run(config.dfe_gateway_config(), listener, shutdown).await,
         };
         result.with_context(|| format!("{} service", name.as_str()))
     })
 }
 
 async fn serve(config: Config, name: ServiceName) -> anyhow::Result<()> {
-    steplab_platform::telemetry::init(config.log_format);
+    steplab_platform::telemetry::init(config.process.log_format);
     let listener = bind(&config, name).await?;
     run_service(config, name, listener, steplab_platform::server::shutdown_signal()).await?
 }
 
 async fn up(config: Config) -> anyhow::Result<()> {
-    steplab_platform::telemetry::init(config.log_format);
+    steplab_platform::telemetry::init(config.process.log_format);
     // With an identity provider and no STEPLAB_JWT_SECRET there is no dev secret to make.
-    let secret = config.hs256_secret().map(|_| secret(&config)).transpose()?;
+    let secret = config.auth.hs256_secret().map(|_| secret(&config)).transpose()?;
     let mut listeners = Vec::new();
     for name in ServiceName::ALL {
         listeners.push((name, bind(&config, name).await?));
@@ -275,9 +277,9 @@ fn print_welcome(config: &Config, secret: Option<&[u8]>) -> anyhow::Result<()> {
         println!("  {:<16} {:<22} {db}", name.as_str(), service.listen.to_string());
     }
     println!();
-    match (secret, &config.identity_provider) {
+    match (secret, &config.auth.identity_provider) {
         (Some(secret), _) => {
-            let ttl = chrono::Duration::from_std(config.token_time_limits.max_lifetime)
+            let ttl = chrono::Duration::from_std(config.auth.token_time_limits.max_lifetime)
                 .map_or(chrono::Duration::hours(12), |max| max.min(chrono::Duration::hours(12)));
             let admin = auth::mint_hs256(
                 secret,

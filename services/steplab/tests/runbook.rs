@@ -123,25 +123,22 @@ fn the_operator_runbook_runs_as_written_against_steplab_up() {
 #[test]
 fn the_configuration_reference_lists_every_variable_the_code_reads() {
     let reference = doc("configuration.md");
-    let config =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/platform/src/config.rs"))
-            .expect("config.rs");
-    let mut missing = Vec::new();
-    for (i, _) in config.match_indices("\"STEPLAB_") {
-        let name: String =
-            config[i + 1..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
-        // A service's prefix is completed in code: check the names it makes.
-        let names = match name.as_str() {
-            "STEPLAB_PARTICIPANT" | "STEPLAB_CONTENT" | "STEPLAB_PAYMENTS" | "STEPLAB_DFE_GATEWAY" => {
-                vec![format!("{name}_DATABASE_URL"), format!("{name}_LISTEN")]
-            }
-            _ => vec![name],
-        };
-        for name in names {
-            if !reference.contains(&format!("`{name}`")) && !missing.contains(&name) {
-                missing.push(name);
-            }
-        }
-    }
+    // The table's rows, first cell: one variable or several, each in backticks.
+    let rows = reference.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|'));
+    let listed: Vec<String> = rows
+        .filter_map(|row| row.split('|').nth(1))
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|name| name.starts_with("STEPLAB_"))
+        .collect();
+    let declared = steplab_platform::config::variables();
+    let twice = |names: &[String]| -> Vec<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        names.iter().filter(|name| !seen.insert(*name)).cloned().collect()
+    };
+    assert!(twice(&declared).is_empty(), "the configuration declares {:?} twice", twice(&declared));
+    assert!(twice(&listed).is_empty(), "docs/configuration.md lists {:?} twice", twice(&listed));
+    let missing: Vec<&String> = declared.iter().filter(|name| !listed.contains(name)).collect();
     assert!(missing.is_empty(), "docs/configuration.md does not list {missing:?}");
+    let unknown: Vec<&String> = listed.iter().filter(|name| !declared.contains(name)).collect();
+    assert!(unknown.is_empty(), "docs/configuration.md lists {unknown:?}, which the code never reads");
 }

@@ -34,7 +34,7 @@
 //!   `unknown`) a minute, and the `steplab_audit_summarised_calls_total`
 //!   metric counts the calls folded into summaries as they happen.
 //! * Rows older than `STEPLAB_AUDIT_RETENTION_DAYS` (default
-//!   [`DEFAULT_RETENTION_DAYS`]; 0 keeps them forever) are deleted by a
+//!   [`crate::config::DEFAULT_RETENTION_DAYS`]; 0 keeps them forever) are deleted by a
 //!   background task ([`prune`]), [`PRUNE_BATCH`] rows per write transaction
 //!   with a pause between, so pruning never holds the write lock for long.
 
@@ -77,10 +77,6 @@ pub const UNAUTHENTICATED_ROWS_PER_WINDOW: u32 = 20;
 
 /// How often the counted unauthenticated refusals are written as summaries.
 pub const SUMMARY_WINDOW: Duration = Duration::from_secs(60);
-
-/// `STEPLAB_AUDIT_RETENTION_DAYS` when unset: a little over a year, so last
-/// year's academic year can still be audited in full.
-pub const DEFAULT_RETENTION_DAYS: u32 = 400;
 
 /// Rows deleted per transaction by [`prune`].
 pub const PRUNE_BATCH: i64 = 1_000;

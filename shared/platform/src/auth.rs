@@ -6,7 +6,7 @@
 //! claim the role needs is present, and leaves a [`Caller`] in the request's
 //! extensions for the handler's permission checks.
 
-use crate::config::{Config, ConfigError, IdentityProvider, JwtSecretSource};
+use crate::config::{AuthSettings, ConfigError, IdentityProvider, JwtSecretSource, TokenTimeLimits};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -96,22 +96,6 @@ struct TimeClaims {
     iat: Option<serde_json::Value>,
     #[serde(default)]
     nbf: Option<serde_json::Value>,
-}
-
-/// How long a token may live and how far the issuer's clock may be from
-/// ours (`STEPLAB_TOKEN_MAX_LIFETIME_SECONDS`, `STEPLAB_TOKEN_CLOCK_SKEW_SECONDS`).
-/// A leaked token is only worth its remaining lifetime, so one that lives for
-/// a year (or claims to be issued tomorrow) is refused outright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenTimeLimits {
-    pub max_lifetime: Duration,
-    pub clock_skew: Duration,
-}
-
-impl Default for TokenTimeLimits {
-    fn default() -> Self {
-        Self { max_lifetime: Duration::from_secs(24 * 3600), clock_skew: Duration::from_secs(60) }
-    }
 }
 
 impl TokenTimeLimits {
@@ -634,8 +618,8 @@ pub fn mint_hs256(secret: &[u8], request: &TokenRequest) -> Result<String, jsonw
 /// The verifier a service uses, from its configuration: the HS256 dev secret
 /// alone by default; with an identity provider configured, its keys, plus
 /// HS256 only if `STEPLAB_JWT_SECRET` is set too (see
-/// [`Config::hs256_secret`]).
-pub fn verifier(config: &Config) -> anyhow::Result<JwtVerifier> {
+/// [`AuthSettings::hs256_secret`]).
+pub fn verifier(config: &AuthSettings) -> anyhow::Result<JwtVerifier> {
     let secret = config.hs256_secret().map(load_secret).transpose().map_err(anyhow::Error::msg)?;
     let verifier = match (&config.identity_provider, secret) {
         (Some(idp), secret) => {
@@ -735,7 +719,7 @@ impl ServiceTokens {
     /// The operator's token file when `STEPLAB_SERVICE_TOKEN_FILE` is set,
     /// else tokens minted with the HS256 secret. With an identity provider
     /// and no HS256 secret there is nothing to mint with: the file is required.
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+    pub fn from_config(config: &AuthSettings) -> anyhow::Result<Self> {
         if let Some(path) = &config.service_token_file {
             return Ok(Self::from_file(path.clone())?);
         }
@@ -1268,7 +1252,7 @@ mod tests {
         let config = |vars: &[(&str, String)]| {
             let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
             map.insert("STEPLAB_DATA_DIR".into(), dir.path().display().to_string());
-            Config::from_lookup(|k| map.get(k).cloned()).expect("valid config")
+            crate::config::Config::from_lookup(|k| map.get(k).cloned()).expect("valid config").auth
         };
         let jwks = ("STEPLAB_JWKS_FILE", fixture("jwks.json").display().to_string());
         let iss = ("STEPLAB_JWT_ISSUER", ISSUER.to_owned());

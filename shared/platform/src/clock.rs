@@ -1,6 +1,7 @@
 //! "Today" for the rules. Demos and tests pin it with `STEPLAB_TODAY` so that
 //! a scenario gives the same answer on any day it runs.
 
+use crate::config::ClockSettings;
 use chrono::{NaiveDate, NaiveDateTime, Utc};
 
 /// The source of today's date (and of instants for `recorded_at`).
@@ -13,6 +14,11 @@ pub enum Clock {
 }
 
 impl Clock {
+    /// The clock `STEPLAB_TODAY` asks for: pinned to it when set, else the real one.
+    pub fn from_settings(settings: ClockSettings) -> Self {
+        settings.today.map_or(Clock::System, Clock::Pinned)
+    }
+
     pub fn today(&self) -> NaiveDate {
         match self {
             Clock::System => Utc::now().date_naive(),

@@ -31,50 +31,8 @@ use tonic::{Request, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::Service;
 
-/// The configured limits (see the table in docs/configuration.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// `STEPLAB_MAX_MESSAGE_BYTES`: the largest request or response message.
-    pub max_message_bytes: usize,
-    /// `STEPLAB_MAX_CONCURRENT_PER_CONNECTION`: the HTTP/2 streams (calls)
-    /// one connection may have open, advertised to the client, which queues
-    /// further calls itself.
-    pub max_concurrent_per_connection: usize,
-    /// `STEPLAB_MAX_CONCURRENT_REQUESTS`: calls in progress on one service.
-    pub max_concurrent_requests: usize,
-    /// `STEPLAB_RATE_LIMIT_PER_MINUTE`: mutating calls per caller per minute; 0 disables.
-    pub rate_limit_per_minute: u32,
-    /// `STEPLAB_MAX_CONNECTIONS`: open connections per listener; past it a
-    /// new connection is closed at once.
-    pub max_connections: usize,
-    /// `STEPLAB_HANDSHAKE_TIMEOUT_SECONDS`: the time a new connection has to
-    /// finish its TLS handshake and send the HTTP/2 preface.
-    pub handshake_timeout: Duration,
-    /// `STEPLAB_IDLE_TIMEOUT_SECONDS`: a connection with no call in progress
-    /// for this long is closed.
-    pub idle_timeout: Duration,
-    /// `STEPLAB_KEEPALIVE_INTERVAL_SECONDS`: how often the server pings a connection.
-    pub keepalive_interval: Duration,
-    /// `STEPLAB_KEEPALIVE_TIMEOUT_SECONDS`: a ping not acknowledged within this
-    /// closes the connection.
-    pub keepalive_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 4 * 1024 * 1024,
-            max_concurrent_per_connection: 64,
-            max_concurrent_requests: 256,
-            rate_limit_per_minute: 600,
-            max_connections: 4096,
-            handshake_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(300),
-            keepalive_interval: Duration::from_secs(60),
-            keepalive_timeout: Duration::from_secs(20),
-        }
-    }
-}
+/// The settings themselves are a configuration block; their enforcement is here.
+pub use crate::config::Limits;
 
 impl Limits {
     /// Wraps the auth interceptor: after it has identified the caller, a

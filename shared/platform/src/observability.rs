@@ -26,7 +26,7 @@
 
 use crate::audit;
 use crate::auth::{Caller, Role};
-use crate::config::{Config, ServiceName};
+use crate::config::{AuditSettings, MetricsSettings, ServiceName};
 use crate::db::Database;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use prost::Message;
@@ -147,8 +147,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// database pool of `service` every second, writes the summaries of its
 /// unauthenticated refusals every [`audit::SUMMARY_WINDOW`] and prunes its
 /// audit log past `STEPLAB_AUDIT_RETENTION_DAYS` (at start, then hourly).
-pub fn start(config: &Config, service: ServiceName, db: &Database) -> anyhow::Result<Observing> {
-    if let Some(addr) = config.metrics_listen {
+pub fn start(
+    metrics: &MetricsSettings,
+    retention: &AuditSettings,
+    service: ServiceName,
+    db: &Database,
+) -> anyhow::Result<Observing> {
+    if let Some(addr) = metrics.listen {
         install_exporter(addr)?;
     }
     let pool = db.clone();
@@ -163,7 +168,7 @@ pub fn start(config: &Config, service: ServiceName, db: &Database) -> anyhow::Re
                 .set(f64::from(connections.saturating_sub(idle)));
         }
     });
-    let pruner = tokio::spawn(audit::keep_pruned(db.clone(), config.audit_retention_days, PRUNE_EVERY));
+    let pruner = tokio::spawn(audit::keep_pruned(db.clone(), retention.retention_days, PRUNE_EVERY));
     let unauthenticated = Arc::new(audit::Unauthenticated::default());
     let (stop_summaries, stopped) = tokio::sync::oneshot::channel();
     let summaries = tokio::spawn(write_summaries(db.clone(), Arc::clone(&unauthenticated), stopped));

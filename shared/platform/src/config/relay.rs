@@ -1,0 +1,80 @@
+//! The relay block: where the relays deliver (the other services' URLs) and
+//! how hard they try before parking a command.
+
+use super::{ConfigError, parse};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The services' URLs, as the relays and the consistency check reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    /// `STEPLAB_CONTENT_URL`: where the participant service sends content-release commands.
+    pub content_url: String,
+    /// `STEPLAB_PAYMENTS_URL`: where the participant service and the DfE
+    /// gateway send payments commands.
+    pub payments_url: String,
+    /// `STEPLAB_DFE_GATEWAY_URL`: where the participant service and payments
+    /// send what the DfE is to be told (status changes, milestones); by
+    /// default this deployment's own DfE gateway listener (port 50054).
+    pub dfe_gateway_url: String,
+}
+
+/// How long a relay keeps trying one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayRetry {
+    /// `STEPLAB_RELAY_MAX_ATTEMPTS`: deliveries tried before a command is parked.
+    pub max_attempts: i32,
+    /// `STEPLAB_RELAY_MAX_BACKOFF_MS`: the longest wait between two deliveries.
+    pub max_backoff: Duration,
+}
+
+/// The listeners the default targets point at.
+pub(super) struct OwnListeners {
+    pub content: SocketAddr,
+    pub payments: SocketAddr,
+    pub dfe_gateway: SocketAddr,
+    pub serve_tls: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RelayArgs {
+    #[arg(long, env = "STEPLAB_CONTENT_URL")]
+    content_url: Option<String>,
+    #[arg(long, env = "STEPLAB_PAYMENTS_URL")]
+    payments_url: Option<String>,
+    #[arg(long, env = "STEPLAB_DFE_GATEWAY_URL")]
+    dfe_gateway_url: Option<String>,
+    #[arg(long, env = "STEPLAB_RELAY_MAX_ATTEMPTS")]
+    relay_max_attempts: Option<String>,
+    #[arg(long, env = "STEPLAB_RELAY_MAX_BACKOFF_MS")]
+    relay_max_backoff_ms: Option<String>,
+}
+
+impl RelayArgs {
+    /// The targets as set, else this deployment's own listeners: https when
+    /// they serve TLS (the certificate must then be valid for the address,
+    /// e.g. 127.0.0.1, as `steplab up` connects to it).
+    pub(super) fn targets(&self, own: &OwnListeners) -> Result<Targets, ConfigError> {
+        let scheme = if own.serve_tls { "https" } else { "http" };
+        let target = |variable: &str, raw: &Option<String>, listen: SocketAddr| match parse::given(raw) {
+            Some(raw) => parse::url(variable, raw),
+            None => Ok(format!("{scheme}://{}", super::connectable(listen))),
+        };
+        Ok(Targets {
+            content_url: target("STEPLAB_CONTENT_URL", &self.content_url, own.content)?,
+            payments_url: target("STEPLAB_PAYMENTS_URL", &self.payments_url, own.payments)?,
+            dfe_gateway_url: target("STEPLAB_DFE_GATEWAY_URL", &self.dfe_gateway_url, own.dfe_gateway)?,
+        })
+    }
+
+    pub(super) fn retry(&self) -> Result<RelayRetry, ConfigError> {
+        let max_attempts = parse::positive("STEPLAB_RELAY_MAX_ATTEMPTS", &self.relay_max_attempts, 50, 10_000)?;
+        let max_backoff_ms =
+            parse::positive("STEPLAB_RELAY_MAX_BACKOFF_MS", &self.relay_max_backoff_ms, 30_000, 3_600_000)?;
+        Ok(RelayRetry {
+            // At most 10 000, so it fits.
+            max_attempts: max_attempts as i32,
+            max_backoff: Duration::from_millis(max_backoff_ms),
+        })
+    }
+}
