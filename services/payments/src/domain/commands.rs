@@ -74,6 +74,34 @@ pub fn reopen(closures: &[Closure], on: NaiveDate) -> Result<Change<Closure>, Ru
     }
 }
 
+/// F2: engagement is recorded once it has happened, so nothing is earned
+/// ahead of `today` (and what is earned as of today never changes because
+/// a day passes, X5).
+pub fn engagement_happened(occurred_on: NaiveDate, today: NaiveDate) -> Result<(), RuleViolation> {
+    if occurred_on > today {
+        return Err(RuleViolation::new(
+            "OCCURRED_ON_IN_FUTURE",
+            format!("occurred_on {occurred_on} is after today ({today}): record engagement once it has happened"),
+        ));
+    }
+    Ok(())
+}
+
+/// X5: the DfE's answer belongs to a declaration payments made; an answer
+/// to one it never made (`made` false) means the gateway and payments
+/// disagree, which an operator must look into.
+pub fn declaration_made(made: bool, declaration_type: &str, participant_id: &str) -> Result<(), RuleViolation> {
+    if made {
+        return Ok(());
+    }
+    Err(RuleViolation::new(
+        "DECLARATION_NOT_MADE",
+        format!(
+            "payments never declared `{declaration_type}` for participant {participant_id}: the DfE gateway and payments disagree; an operator compares the gateway's calls (ListDfeCalls) with GetAccrual"
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +159,19 @@ mod tests {
         let err = reopen(&open, d("2026-01-31")).expect_err("before the end");
         assert_eq!(err.reason, "REOPEN_BEFORE_END");
         assert_eq!(reopen(&[], d("2026-01-31")), Ok(Change::Unchanged), "never ended");
+    }
+
+    #[test]
+    fn f2_engagement_is_recorded_on_or_before_today_not_ahead_of_it() {
+        assert_eq!(engagement_happened(d("2026-03-01"), d("2026-03-01")), Ok(()));
+        let err = engagement_happened(d("2026-03-02"), d("2026-03-01")).expect_err("future");
+        assert_eq!(err.reason, "OCCURRED_ON_IN_FUTURE");
+    }
+
+    #[test]
+    fn x5_an_answer_to_a_declaration_never_made_is_refused() {
+        assert_eq!(declaration_made(true, "started", "p"), Ok(()));
+        assert_eq!(declaration_made(false, "started", "p").expect_err("never made").reason, "DECLARATION_NOT_MADE");
     }
 
     #[test]

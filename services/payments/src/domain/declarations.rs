@@ -135,6 +135,23 @@ pub struct Declared {
     pub active: bool,
 }
 
+/// A declaration payments made, with the DfE's latest answer, as reads
+/// (GetAccrual, statements) report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DfeRecord {
+    pub declaration_type: String,
+    /// False once payments voided it (X6).
+    pub active: bool,
+    pub dfe_declaration_id: Option<String>,
+    pub dfe_state: Option<String>,
+}
+
+impl DfeRecord {
+    pub fn declared(&self) -> Declared {
+        Declared { declaration_type: self.declaration_type.clone(), active: self.active }
+    }
+}
+
 /// A declaration to send to the DfE gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Declaration {

@@ -10,6 +10,7 @@ pub mod declarations;
 pub mod money;
 pub mod policy;
 pub mod schedule;
+pub mod statement;
 
 /// What kind of programme a payee follows; it picks the per-participant
 /// price (F5). Induction coordinators follow no programme and are not payees.

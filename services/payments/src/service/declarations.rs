@@ -1,0 +1,50 @@
+//! RecordDeclarationState: the DfE gateway reports the DfE's answer to a
+//! declaration payments made (X5).
+
+use super::{Acked, Payments, acked, denied, not_enrolled};
+use crate::convert;
+use crate::domain::PaymentsRules;
+use crate::domain::commands;
+use crate::domain::policy;
+use crate::store;
+use prost::Message;
+use steplab_platform::Caller;
+use steplab_platform::error::ServiceError;
+use steplab_platform::idempotency;
+use steplab_proto::steplab::payments::v1 as pb;
+
+impl Payments {
+    /// X5: the DfE's answer to a declaration payments made, reported by the
+    /// DfE gateway: stored with the declaration (the latest answer wins).
+    pub async fn record_declaration_state(
+        &self,
+        caller: Caller,
+        req: pb::RecordDeclarationStateRequest,
+    ) -> Result<pb::RecordDeclarationStateResponse, ServiceError> {
+        const RPC: &str = "RecordDeclarationState";
+        policy::may_record_declaration_state(&caller).map_err(|d| denied(&caller, RPC, d))?;
+        let cmd = convert::declaration_state(&req)?;
+        let request_bytes = req.encode_to_vec();
+        let now = self.clock.now();
+        self.db
+            .write(move |conn| {
+                store::lock_payee(conn, &cmd.participant_id)?.ok_or_else(|| not_enrolled(&cmd.participant_id))?;
+                let ran =
+                    idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
+                        let known = store::set_dfe_state(
+                            conn,
+                            &cmd.participant_id,
+                            &cmd.declaration_type,
+                            &cmd.dfe_declaration_id,
+                            &cmd.state,
+                            now,
+                        )?;
+                        commands::declaration_made(known, &cmd.declaration_type, &cmd.participant_id)?;
+                        let response = pb::RecordDeclarationStateResponse::acked(convert::ack(&req.command_id, false));
+                        Ok(response)
+                    })?;
+                Ok(acked(ran))
+            })
+            .await
+    }
+}

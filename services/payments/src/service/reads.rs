@@ -1,0 +1,104 @@
+//! Reads: a payee's accrual, a window's statement, the schedules.
+
+use super::{Payments, denied, payee_in_reach, plan, schedule_of};
+use crate::convert;
+use crate::domain::accrual;
+use crate::domain::policy;
+use crate::store;
+use steplab_platform::Caller;
+use steplab_platform::error::ServiceError;
+use steplab_proto::steplab::payments::v1 as pb;
+
+impl Payments {
+    pub async fn get_accrual(
+        &self,
+        caller: Caller,
+        req: pb::GetAccrualRequest,
+    ) -> Result<pb::GetAccrualResponse, ServiceError> {
+        let query = convert::accrual_query(&req)?;
+        let today = self.clock.today();
+        let as_of = query.as_of.unwrap_or(today);
+        let book = self.book.clone();
+        self.db
+            .read(move |conn| {
+                let found = store::find_payee(conn, &query.participant_id)?;
+                let payee = payee_in_reach(
+                    conn,
+                    &caller,
+                    "GetAccrual",
+                    found,
+                    &query.participant_id,
+                    today,
+                    policy::may_read_accrual,
+                )?;
+                let facts = store::load_facts(conn, &payee)?;
+                let schedule = schedule_of(&book, &payee)?;
+                let plan = plan(&book, schedule, &facts)?;
+                let earned = accrual::earned_by(&plan, &facts, as_of);
+                let declared = store::declarations_of(conn, &payee.participant_id)?;
+                Ok(convert::accrual(&payee.participant_id, &plan, &facts, &earned, &declared, as_of))
+            })
+            .await
+    }
+
+    pub async fn get_statement(
+        &self,
+        caller: Caller,
+        req: pb::GetStatementRequest,
+    ) -> Result<pb::GetStatementResponse, ServiceError> {
+        let query = convert::statement_query(&req)?;
+        policy::may_read_statement(&caller, query.delivery_partner_id.as_deref())
+            .map_err(|d| denied(&caller, "GetStatement", d))?;
+        if self.book.window(&query.window_id).is_none() {
+            return Err(ServiceError::NotFound(format!(
+                "no schedule has the window {}: ListSchedules lists every window id",
+                query.window_id
+            )));
+        }
+        self.db
+            .read(move |conn| {
+                let (rows, total) = store::snapshot(conn, |conn| {
+                    let rows = store::statement_page(
+                        conn,
+                        &query.window_id,
+                        query.delivery_partner_id.as_deref(),
+                        query.after.as_deref(),
+                        query.page_size + 1,
+                    )?;
+                    let total = store::statement_total(conn, &query.window_id, query.delivery_partner_id.as_deref())?;
+                    let declared = match (rows.first(), rows.last()) {
+                        (Some(first), Some(last)) => {
+                            store::declarations_between(conn, first.participant_id(), last.participant_id())?
+                        }
+                        _ => Default::default(),
+                    };
+                    Ok(((rows, declared), total))
+                })?;
+                let (mut rows, declared) = rows;
+                let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > query.page_size;
+                rows.truncate(usize::try_from(query.page_size).unwrap_or(usize::MAX));
+                let next = match rows.last() {
+                    Some(last) if more => convert::statement_token(
+                        &query.window_id,
+                        query.delivery_partner_id.as_deref(),
+                        last.participant_id(),
+                    ),
+                    _ => String::new(),
+                };
+                Ok(convert::statement_page(&query, rows, &declared, total, next))
+            })
+            .await
+    }
+
+    pub async fn list_schedules(
+        &self,
+        _caller: Caller,
+        req: pb::ListSchedulesRequest,
+    ) -> Result<pb::ListSchedulesResponse, ServiceError> {
+        let cohort = convert::schedules_query(&req)?;
+        Ok(pb::ListSchedulesResponse {
+            schedules: self.book.schedules(cohort).map(|s| convert::schedule(&self.book, s)).collect(),
+            next_page_token: String::new(),
+        })
+    }
+}
