@@ -859,3 +859,53 @@ fn every_migration_has_its_own_version_and_both_backends_the_same_ones() {
         assert_eq!(names_by_backend[0], names_by_backend[1], "{service}: SQLite and PostgreSQL migrations differ");
     }
 }
+
+/// The schema a fresh SQLite database of `migrations` ends in: every
+/// `sqlite_master` entry with its SQL as stored, and the versions diesel
+/// recorded, which a deployed database already holds.
+async fn fresh_sqlite_schema(migrations: &'static steplab_platform::db::Migrations) -> String {
+    use diesel::{Connection, QueryableByName, RunQueryDsl, sql_types::Text};
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text)]
+        line: String,
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("fresh.sqlite3");
+    let url = steplab_platform::config::DatabaseUrl::Sqlite(path.clone());
+    drop(steplab_platform::db::Database::open(&url, migrations).await.expect("migrated"));
+    let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("reopened");
+    let lines = |conn: &mut diesel::SqliteConnection, query: &str| -> Vec<String> {
+        diesel::sql_query(query).load::<Line>(conn).expect(query).into_iter().map(|l| l.line).collect()
+    };
+    let versions =
+        lines(&mut conn, "SELECT 'version ' || version AS line FROM __diesel_schema_migrations ORDER BY version");
+    let objects = lines(
+        &mut conn,
+        "SELECT type || ' ' || name || ' on ' || tbl_name || char(10) || coalesce(sql, '') AS line \
+         FROM sqlite_master ORDER BY type, name",
+    );
+    format!("{}\n\n{}\n", versions.join("\n"), objects.join("\n\n"))
+}
+
+/// A fresh database ends in the very schema, and records the very versions,
+/// that each service's migrations produced before the platform's tables moved
+/// into the platform (tests/fixtures/schema holds what they produced then;
+/// `STEPLAB_BLESS_SCHEMA=1` rewrites it after a deliberate schema change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_sqlite_database_gets_the_schema_each_service_always_had() {
+    let services: [(&str, &'static steplab_platform::db::Migrations); 4] = [
+        ("participant", &steplab_participant::MIGRATIONS),
+        ("content-release", &steplab_content_release::MIGRATIONS),
+        ("payments", &steplab_payments::MIGRATIONS),
+        ("dfe-gateway", &steplab_dfe_gateway::MIGRATIONS),
+    ];
+    for (service, migrations) in services {
+        let schema = fresh_sqlite_schema(migrations).await;
+        let expected_file = root().join("tests/fixtures/schema").join(format!("{service}.sqlite.txt"));
+        if std::env::var_os("STEPLAB_BLESS_SCHEMA").is_some() {
+            std::fs::write(&expected_file, &schema).expect("expected schema written");
+        }
+        assert_eq!(schema, read(&expected_file), "{service}: the fresh SQLite schema changed");
+    }
+}
