@@ -832,31 +832,31 @@ fn the_docs_document_production_and_every_variable() {
 }
 
 /// diesel keys a migration by the version before the first `_` of its folder
-/// name: two folders with one version means a fresh database gets only one
+/// name: two migrations with one version means a fresh database gets only one
 /// of them (two branches once both took `2026-11-29-000001`, and the
-/// participant database lost its heartbeat table). Each service's SQLite and
-/// PostgreSQL folders must also hold the same migrations.
+/// participant database lost its heartbeat table). Each service's combined
+/// source (its own folders and the platform's steps) must refuse no version
+/// twice, and the SQLite and PostgreSQL sources must hold the same migrations.
 #[test]
 fn every_migration_has_its_own_version_and_both_backends_the_same_ones() {
-    for service in ["participant", "content-release", "payments", "dfe-gateway"] {
-        let mut names_by_backend = Vec::new();
-        for backend in ["sqlite", "postgres"] {
-            let dir = root().join("services").join(service).join("migrations").join(backend);
-            let mut names: Vec<String> = std::fs::read_dir(&dir)
-                .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-                .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            let mut versions = BTreeMap::new();
-            for name in &names {
-                let version = name.split('_').next().unwrap_or_default().to_owned();
-                if let Some(other) = versions.insert(version.clone(), name.clone()) {
-                    panic!("{service} ({backend}): {other} and {name} share the migration version {version}");
-                }
-            }
-            names_by_backend.push(names);
-        }
-        assert_eq!(names_by_backend[0], names_by_backend[1], "{service}: SQLite and PostgreSQL migrations differ");
+    use diesel::migration::MigrationSource;
+    fn names<DB: diesel::backend::Backend>(source: impl MigrationSource<DB>, what: &str) -> Vec<String> {
+        let migrations = source.migrations().unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut names: Vec<String> = migrations.iter().map(|m| m.name().to_string()).collect();
+        names.sort();
+        names
+    }
+    let services: [(&str, &'static steplab_platform::db::Migrations); 4] = [
+        ("participant", &steplab_participant::MIGRATIONS),
+        ("content-release", &steplab_content_release::MIGRATIONS),
+        ("payments", &steplab_payments::MIGRATIONS),
+        ("dfe-gateway", &steplab_dfe_gateway::MIGRATIONS),
+    ];
+    for (service, migrations) in services {
+        let sqlite = names::<diesel::sqlite::Sqlite>(migrations.sqlite(), &format!("{service} (sqlite)"));
+        let postgres = names::<diesel::pg::Pg>(migrations.postgres(), &format!("{service} (postgres)"));
+        assert!(!sqlite.is_empty(), "{service}: no migrations");
+        assert_eq!(sqlite, postgres, "{service}: SQLite and PostgreSQL migrations differ");
     }
 }
 
