@@ -831,6 +831,15 @@ fn the_docs_document_production_and_every_variable() {
     }
 }
 
+fn services_migrations() -> [(&'static str, &'static steplab_platform::db::Migrations); 4] {
+    [
+        ("participant", &steplab_participant::MIGRATIONS),
+        ("content-release", &steplab_content_release::MIGRATIONS),
+        ("payments", &steplab_payments::MIGRATIONS),
+        ("dfe-gateway", &steplab_dfe_gateway::MIGRATIONS),
+    ]
+}
+
 /// diesel keys a migration by the version before the first `_` of its folder
 /// name: two migrations with one version means a fresh database gets only one
 /// of them (two branches once both took `2026-11-29-000001`, and the
@@ -846,13 +855,7 @@ fn every_migration_has_its_own_version_and_both_backends_the_same_ones() {
         names.sort();
         names
     }
-    let services: [(&str, &'static steplab_platform::db::Migrations); 4] = [
-        ("participant", &steplab_participant::MIGRATIONS),
-        ("content-release", &steplab_content_release::MIGRATIONS),
-        ("payments", &steplab_payments::MIGRATIONS),
-        ("dfe-gateway", &steplab_dfe_gateway::MIGRATIONS),
-    ];
-    for (service, migrations) in services {
+    for (service, migrations) in services_migrations() {
         let sqlite = names::<diesel::sqlite::Sqlite>(migrations.sqlite(), &format!("{service} (sqlite)"));
         let postgres = names::<diesel::pg::Pg>(migrations.postgres(), &format!("{service} (postgres)"));
         assert!(!sqlite.is_empty(), "{service}: no migrations");
@@ -860,27 +863,40 @@ fn every_migration_has_its_own_version_and_both_backends_the_same_ones() {
     }
 }
 
-/// The schema a fresh SQLite database of `migrations` ends in: every
-/// `sqlite_master` entry with its SQL as stored, and the versions diesel
-/// recorded, which a deployed database already holds.
-async fn fresh_sqlite_schema(migrations: &'static steplab_platform::db::Migrations) -> String {
-    use diesel::{Connection, QueryableByName, RunQueryDsl, sql_types::Text};
+/// A fresh SQLite database migrated by `migrations` (through the services'
+/// own start-up path), and a connection to it.
+async fn fresh_sqlite(
+    migrations: &'static steplab_platform::db::Migrations,
+) -> (tempfile::TempDir, diesel::SqliteConnection) {
+    use diesel::Connection;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("fresh.sqlite3");
+    let url = steplab_platform::config::DatabaseUrl::Sqlite(path.clone());
+    drop(steplab_platform::db::Database::open(&url, migrations).await.expect("migrated"));
+    let conn = diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("reopened");
+    (dir, conn)
+}
+
+fn sqlite_lines(conn: &mut diesel::SqliteConnection, query: &str) -> Vec<String> {
+    use diesel::{QueryableByName, RunQueryDsl, sql_types::Text};
     #[derive(QueryableByName)]
     struct Line {
         #[diesel(sql_type = Text)]
         line: String,
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("fresh.sqlite3");
-    let url = steplab_platform::config::DatabaseUrl::Sqlite(path.clone());
-    drop(steplab_platform::db::Database::open(&url, migrations).await.expect("migrated"));
-    let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("reopened");
-    let lines = |conn: &mut diesel::SqliteConnection, query: &str| -> Vec<String> {
-        diesel::sql_query(query).load::<Line>(conn).expect(query).into_iter().map(|l| l.line).collect()
-    };
-    let versions =
-        lines(&mut conn, "SELECT 'version ' || version AS line FROM __diesel_schema_migrations ORDER BY version");
-    let objects = lines(
+    diesel::sql_query(query).load::<Line>(conn).expect(query).into_iter().map(|l| l.line).collect()
+}
+
+/// The schema a fresh SQLite database of `migrations` ends in: every
+/// `sqlite_master` entry with its SQL as stored, and the versions diesel
+/// recorded, which a deployed database already holds.
+async fn fresh_sqlite_schema(migrations: &'static steplab_platform::db::Migrations) -> String {
+    let (_dir, mut conn) = fresh_sqlite(migrations).await;
+    let versions = sqlite_lines(
+        &mut conn,
+        "SELECT 'version ' || version AS line FROM __diesel_schema_migrations ORDER BY version",
+    );
+    let objects = sqlite_lines(
         &mut conn,
         "SELECT type || ' ' || name || ' on ' || tbl_name || char(10) || coalesce(sql, '') AS line \
          FROM sqlite_master ORDER BY type, name",
@@ -894,18 +910,54 @@ async fn fresh_sqlite_schema(migrations: &'static steplab_platform::db::Migratio
 /// `STEPLAB_BLESS_SCHEMA=1` rewrites it after a deliberate schema change).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_sqlite_database_gets_the_schema_each_service_always_had() {
-    let services: [(&str, &'static steplab_platform::db::Migrations); 4] = [
-        ("participant", &steplab_participant::MIGRATIONS),
-        ("content-release", &steplab_content_release::MIGRATIONS),
-        ("payments", &steplab_payments::MIGRATIONS),
-        ("dfe-gateway", &steplab_dfe_gateway::MIGRATIONS),
-    ];
-    for (service, migrations) in services {
+    for (service, migrations) in services_migrations() {
         let schema = fresh_sqlite_schema(migrations).await;
         let expected_file = root().join("tests/fixtures/schema").join(format!("{service}.sqlite.txt"));
         if std::env::var_os("STEPLAB_BLESS_SCHEMA").is_some() {
             std::fs::write(&expected_file, &schema).expect("expected schema written");
         }
         assert_eq!(schema, read(&expected_file), "{service}: the fresh SQLite schema changed");
+    }
+}
+
+/// Every migration can be reverted, the newest first, down to an empty
+/// database: a `down.sql` moved into `migrations/down` (shared by both
+/// backends) is still found, and no folder lost its down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sqlite_migration_reverts_to_an_empty_database() {
+    use diesel::migration::MigrationSource;
+    for (service, migrations) in services_migrations() {
+        let (_dir, mut conn) = fresh_sqlite(migrations).await;
+        let mut all = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&migrations.sqlite()).expect("migrations");
+        all.sort_by(|a, b| b.name().version().cmp(&a.name().version()));
+        for migration in &all {
+            migration
+                .revert(&mut conn)
+                .unwrap_or_else(|e| panic!("{service}: cannot revert {}: {e}", migration.name()));
+        }
+        let left = sqlite_lines(
+            &mut conn,
+            "SELECT name AS line FROM sqlite_master \
+             WHERE tbl_name NOT IN ('__diesel_schema_migrations', 'sqlite_sequence') ORDER BY name",
+        );
+        assert!(left.is_empty(), "{service}: reverting every migration left {left:?}");
+    }
+}
+
+/// A SQLite or PostgreSQL migration folder holds its own `down.sql` or has
+/// one in `migrations/down`, never both (the two would drift apart).
+#[test]
+fn every_migration_folder_has_one_down() {
+    for service in ["participant", "content-release", "payments", "dfe-gateway"] {
+        let migrations = root().join("services").join(service).join("migrations");
+        for backend in ["sqlite", "postgres"] {
+            let dir = migrations.join(backend);
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())) {
+                let name = entry.expect("directory entry").file_name().to_string_lossy().into_owned();
+                let own = dir.join(&name).join("down.sql").exists();
+                let shared = migrations.join("down").join(format!("{name}.sql")).exists();
+                assert!(own != shared, "{service} ({backend}) {name}: own down.sql {own}, shared down {shared}");
+            }
+        }
     }
 }

@@ -38,7 +38,8 @@ pub static MIGRATIONS: Migrations = Migrations::new(
         (PlatformMigration::AuditRetention, "2026-11-29-140100_audit_retention"),
         (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
     ],
-);
+)
+.with_shared_downs(&[steplab_platform::shared_down!("2026-11-28-000002_release")]);
 
 /// The curriculum a deployment runs with: its own file
 /// (`STEPLAB_CURRICULUM_FILE`) or the built-in default. Any fault is an

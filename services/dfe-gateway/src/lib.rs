@@ -38,7 +38,8 @@ pub static MIGRATIONS: Migrations = Migrations::new(
     diesel_migrations::embed_migrations!("migrations/sqlite"),
     diesel_migrations::embed_migrations!("migrations/postgres"),
     &[],
-);
+)
+.with_shared_downs(&[steplab_platform::shared_down!("2026-11-30-300001_gateway")]);
 
 /// Opens the database (running migrations), starts the delivery worker (when
 /// the DfE is configured) and the relay to payments, then serves on

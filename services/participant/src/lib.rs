@@ -40,7 +40,11 @@ pub static MIGRATIONS: Migrations = Migrations::new(
         (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
     ],
 )
-.with_both_backends(diesel_migrations::embed_migrations!("migrations/both"));
+.with_both_backends(diesel_migrations::embed_migrations!("migrations/both"))
+.with_shared_downs(&[
+    steplab_platform::shared_down!("2026-11-28-000001_registry"),
+    steplab_platform::shared_down!("2026-11-28-000002_lifecycle"),
+]);
 
 /// Opens the database (running migrations), then serves on `listener` until
 /// `shutdown` completes and in-flight calls have drained.

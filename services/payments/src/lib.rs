@@ -41,7 +41,11 @@ pub static MIGRATIONS: Migrations = Migrations::new(
         (PlatformMigration::AuditRetention, "2026-11-29-140100_audit_retention"),
         (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
     ],
-);
+)
+.with_shared_downs(&[
+    steplab_platform::shared_down!("2026-11-28-000002_accrual"),
+    steplab_platform::shared_down!("2026-11-30-400001_dfe_declarations"),
+]);
 
 /// Loads the schedules and opens the database (running migrations and
 /// bringing stored outcomes up to date with the schedules), then serves on

@@ -29,6 +29,19 @@ pub enum PlatformMigration {
 /// (`{version}_{name}`) it had in that service's migrations.
 pub type Recorded = (PlatformMigration, &'static str);
 
+/// The `down.sql` of one of a service's migrations whose `up.sql` differs
+/// between the backends but whose `down.sql` does not: the folder name and
+/// the SQL, kept once in `migrations/down/{name}.sql` (see [`shared_down!`]).
+pub type SharedDown = (&'static str, &'static str);
+
+/// A [`SharedDown`] from the calling service's `migrations/down/{name}.sql`.
+#[macro_export]
+macro_rules! shared_down {
+    ($name:literal) => {
+        ($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/down/", $name, ".sql")))
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BackendKind {
     Sqlite,
@@ -90,6 +103,7 @@ pub struct Migrations {
     sqlite: Option<EmbeddedMigrations>,
     postgres: Option<EmbeddedMigrations>,
     on_both_backends: Option<EmbeddedMigrations>,
+    shared_downs: &'static [SharedDown],
     platform: &'static [Recorded],
 }
 
@@ -97,7 +111,7 @@ impl Migrations {
     /// A service's own SQLite and PostgreSQL folders plus the platform's
     /// steps as it recorded them.
     pub const fn new(sqlite: EmbeddedMigrations, postgres: EmbeddedMigrations, platform: &'static [Recorded]) -> Self {
-        Self { sqlite: Some(sqlite), postgres: Some(postgres), on_both_backends: None, platform }
+        Self { sqlite: Some(sqlite), postgres: Some(postgres), on_both_backends: None, shared_downs: &[], platform }
     }
 
     /// Adds the service's folder of migrations whose SQL is the same on both
@@ -106,9 +120,15 @@ impl Migrations {
         Self { on_both_backends: Some(migrations), ..self }
     }
 
+    /// Adds the `down.sql`s of the service's SQLite and PostgreSQL folders
+    /// that are the same on both backends (those folders then hold none).
+    pub const fn with_shared_downs(self, shared_downs: &'static [SharedDown]) -> Self {
+        Self { shared_downs, ..self }
+    }
+
     /// The platform's steps alone, for the platform's own tests.
     pub const fn platform_only(platform: &'static [Recorded]) -> Self {
-        Self { sqlite: None, postgres: None, on_both_backends: None, platform }
+        Self { sqlite: None, postgres: None, on_both_backends: None, shared_downs: &[], platform }
     }
 
     pub fn sqlite(&'static self) -> Source {
@@ -127,14 +147,18 @@ pub struct Source {
     backend: BackendKind,
 }
 
-impl<DB: Backend> MigrationSource<DB> for Source {
+impl<DB: Backend + 'static> MigrationSource<DB> for Source {
     fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
         let own = match self.backend {
             BackendKind::Sqlite => &self.migrations.sqlite,
             BackendKind::Postgres => &self.migrations.postgres,
         };
-        let mut all = Vec::new();
-        for folder in [own, &self.migrations.on_both_backends].into_iter().flatten() {
+        let own = match own {
+            Some(folder) => MigrationSource::<DB>::migrations(folder)?,
+            None => Vec::new(),
+        };
+        let mut all = with_shared_downs(own, self.migrations.shared_downs)?;
+        if let Some(folder) = &self.migrations.on_both_backends {
             all.extend(MigrationSource::<DB>::migrations(folder)?);
         }
         all.extend(self.migrations.platform.iter().map(|&(step, name)| {
@@ -149,6 +173,51 @@ impl<DB: Backend> MigrationSource<DB> for Source {
             }
         }
         Ok(all)
+    }
+}
+
+/// Gives each migration named in `shared_downs` that down; a shared down
+/// that names none of them is a typo, refused rather than never run.
+fn with_shared_downs<DB: Backend + 'static>(
+    migrations: Vec<Box<dyn Migration<DB>>>,
+    shared_downs: &'static [SharedDown],
+) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
+    let names: HashSet<String> = migrations.iter().map(|m| m.name().to_string()).collect();
+    if let Some((unknown, _)) = shared_downs.iter().find(|(name, _)| !names.contains(*name)) {
+        return Err(format!("a shared down names no migration of this service: {unknown}").into());
+    }
+    Ok(migrations
+        .into_iter()
+        .map(|migration| {
+            let name = migration.name().to_string();
+            match shared_downs.iter().find(|(shared, _)| *shared == name) {
+                Some(&(_, down)) => Box::new(WithSharedDown { inner: migration, down }) as Box<dyn Migration<DB>>,
+                None => migration,
+            }
+        })
+        .collect())
+}
+
+struct WithSharedDown<DB: Backend> {
+    inner: Box<dyn Migration<DB>>,
+    down: &'static str,
+}
+
+impl<DB: Backend> Migration<DB> for WithSharedDown<DB> {
+    fn run(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
+        self.inner.run(conn)
+    }
+
+    fn revert(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
+        conn.batch_execute(self.down).map_err(|e| format!("failed to revert {} with: {e}", self.inner.name()).into())
+    }
+
+    fn metadata(&self) -> &dyn MigrationMetadata {
+        self.inner.metadata()
+    }
+
+    fn name(&self) -> &dyn MigrationName {
+        self.inner.name()
     }
 }
 
@@ -215,6 +284,15 @@ mod tests {
         let migrations = MigrationSource::<Sqlite>::migrations(&RECORDED.sqlite()).expect("migrations");
         let names: Vec<_> = migrations.iter().map(|m| (m.name().to_string(), m.name().version().to_string())).collect();
         assert_eq!(names, [("2026-11-28-000004_audit".to_owned(), "20261128000004".to_owned())]);
+    }
+
+    static MISNAMED_DOWN: Migrations =
+        Migrations::platform_only(&[]).with_shared_downs(&[("2026-11-28-000002_relase", "DROP TABLE releases;")]);
+
+    #[test]
+    fn a_shared_down_for_no_migration_is_refused() {
+        let refused = MigrationSource::<Sqlite>::migrations(&MISNAMED_DOWN.sqlite()).err().expect("refused");
+        assert!(refused.to_string().contains("2026-11-28-000002_relase"), "{refused}");
     }
 
     #[test]
