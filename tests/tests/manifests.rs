@@ -817,31 +817,133 @@ fn the_docs_document_production_and_every_variable() {
     }
 }
 
+fn services_migrations() -> [(&'static str, &'static steplab_platform::db::Migrations); 4] {
+    [
+        ("participant", &steplab_participant::MIGRATIONS),
+        ("content-release", &steplab_content_release::MIGRATIONS),
+        ("payments", &steplab_payments::MIGRATIONS),
+        ("dfe-gateway", &steplab_dfe_gateway::MIGRATIONS),
+    ]
+}
+
 /// diesel keys a migration by the version before the first `_` of its folder
-/// name: two folders with one version means a fresh database gets only one
+/// name: two migrations with one version means a fresh database gets only one
 /// of them (two branches once both took `2026-11-29-000001`, and the
-/// participant database lost its heartbeat table). Each service's SQLite and
-/// PostgreSQL folders must also hold the same migrations.
+/// participant database lost its heartbeat table). Each service's combined
+/// source (its own folders and the platform's steps) must refuse no version
+/// twice, and the SQLite and PostgreSQL sources must hold the same migrations.
 #[test]
 fn every_migration_has_its_own_version_and_both_backends_the_same_ones() {
-    for service in ["participant", "content-release", "payments", "dfe-gateway"] {
-        let mut names_by_backend = Vec::new();
-        for backend in ["sqlite", "postgres"] {
-            let dir = root().join("services").join(service).join("migrations").join(backend);
-            let mut names: Vec<String> = std::fs::read_dir(&dir)
-                .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-                .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            let mut versions = BTreeMap::new();
-            for name in &names {
-                let version = name.split('_').next().unwrap_or_default().to_owned();
-                if let Some(other) = versions.insert(version.clone(), name.clone()) {
-                    panic!("{service} ({backend}): {other} and {name} share the migration version {version}");
-                }
-            }
-            names_by_backend.push(names);
+    use diesel::migration::MigrationSource;
+    fn names<DB: diesel::backend::Backend>(source: impl MigrationSource<DB>, what: &str) -> Vec<String> {
+        let migrations = source.migrations().unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut names: Vec<String> = migrations.iter().map(|m| m.name().to_string()).collect();
+        names.sort();
+        names
+    }
+    for (service, migrations) in services_migrations() {
+        let sqlite = names::<diesel::sqlite::Sqlite>(migrations.sqlite(), &format!("{service} (sqlite)"));
+        let postgres = names::<diesel::pg::Pg>(migrations.postgres(), &format!("{service} (postgres)"));
+        assert!(!sqlite.is_empty(), "{service}: no migrations");
+        assert_eq!(sqlite, postgres, "{service}: SQLite and PostgreSQL migrations differ");
+    }
+}
+
+/// A fresh SQLite database migrated by `migrations` (through the services'
+/// own start-up path), and a connection to it.
+async fn fresh_sqlite(
+    migrations: &'static steplab_platform::db::Migrations,
+) -> (tempfile::TempDir, diesel::SqliteConnection) {
+    use diesel::Connection;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("fresh.sqlite3");
+    let url = steplab_platform::config::DatabaseUrl::Sqlite(path.clone());
+    drop(steplab_platform::db::Database::open(&url, migrations).await.expect("migrated"));
+    let conn = diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("reopened");
+    (dir, conn)
+}
+
+fn sqlite_lines(conn: &mut diesel::SqliteConnection, query: &str) -> Vec<String> {
+    use diesel::{QueryableByName, RunQueryDsl, sql_types::Text};
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text)]
+        line: String,
+    }
+    diesel::sql_query(query).load::<Line>(conn).expect(query).into_iter().map(|l| l.line).collect()
+}
+
+/// The schema a fresh SQLite database of `migrations` ends in: every
+/// `sqlite_master` entry with its SQL as stored, and the versions diesel
+/// recorded, which a deployed database already holds.
+async fn fresh_sqlite_schema(migrations: &'static steplab_platform::db::Migrations) -> String {
+    let (_dir, mut conn) = fresh_sqlite(migrations).await;
+    let versions = sqlite_lines(
+        &mut conn,
+        "SELECT 'version ' || version AS line FROM __diesel_schema_migrations ORDER BY version",
+    );
+    let objects = sqlite_lines(
+        &mut conn,
+        "SELECT type || ' ' || name || ' on ' || tbl_name || char(10) || coalesce(sql, '') AS line \
+         FROM sqlite_master ORDER BY type, name",
+    );
+    format!("{}\n\n{}\n", versions.join("\n"), objects.join("\n\n"))
+}
+
+/// A fresh database ends in the very schema, and records the very versions,
+/// that each service's migrations produced before the platform's tables moved
+/// into the platform (tests/fixtures/schema holds what they produced then;
+/// `STEPLAB_BLESS_SCHEMA=1` rewrites it after a deliberate schema change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_sqlite_database_gets_the_schema_each_service_always_had() {
+    for (service, migrations) in services_migrations() {
+        let schema = fresh_sqlite_schema(migrations).await;
+        let expected_file = root().join("tests/fixtures/schema").join(format!("{service}.sqlite.txt"));
+        if std::env::var_os("STEPLAB_BLESS_SCHEMA").is_some() {
+            std::fs::write(&expected_file, &schema).expect("expected schema written");
         }
-        assert_eq!(names_by_backend[0], names_by_backend[1], "{service}: SQLite and PostgreSQL migrations differ");
+        assert_eq!(schema, read(&expected_file), "{service}: the fresh SQLite schema changed");
+    }
+}
+
+/// Every migration can be reverted, the newest first, down to an empty
+/// database: a `down.sql` moved into `migrations/down` (shared by both
+/// backends) is still found, and no folder lost its down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sqlite_migration_reverts_to_an_empty_database() {
+    use diesel::migration::MigrationSource;
+    for (service, migrations) in services_migrations() {
+        let (_dir, mut conn) = fresh_sqlite(migrations).await;
+        let mut all = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&migrations.sqlite()).expect("migrations");
+        all.sort_by(|a, b| b.name().version().cmp(&a.name().version()));
+        for migration in &all {
+            migration
+                .revert(&mut conn)
+                .unwrap_or_else(|e| panic!("{service}: cannot revert {}: {e}", migration.name()));
+        }
+        let left = sqlite_lines(
+            &mut conn,
+            "SELECT name AS line FROM sqlite_master \
+             WHERE tbl_name NOT IN ('__diesel_schema_migrations', 'sqlite_sequence') ORDER BY name",
+        );
+        assert!(left.is_empty(), "{service}: reverting every migration left {left:?}");
+    }
+}
+
+/// A SQLite or PostgreSQL migration folder holds its own `down.sql` or has
+/// one in `migrations/down`, never both (the two would drift apart).
+#[test]
+fn every_migration_folder_has_one_down() {
+    for service in ["participant", "content-release", "payments", "dfe-gateway"] {
+        let migrations = root().join("services").join(service).join("migrations");
+        for backend in ["sqlite", "postgres"] {
+            let dir = migrations.join(backend);
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())) {
+                let name = entry.expect("directory entry").file_name().to_string_lossy().into_owned();
+                let own = dir.join(&name).join("down.sql").exists();
+                let shared = migrations.join("down").join(format!("{name}.sql")).exists();
+                assert!(own != shared, "{service} ({backend}) {name}: own down.sql {own}, shared down {shared}");
+            }
+        }
     }
 }

@@ -20,16 +20,27 @@ use steplab_platform::Clock;
 use steplab_platform::config::{ContentReleaseConfig, ServiceName};
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::limits::Limited;
+use steplab_platform::migrations::PlatformMigration;
 use steplab_platform::observability::{self, Observed};
 use steplab_platform::server::{self, Hosted};
 use steplab_proto::steplab::content::v1::content_release_service_server::{ContentReleaseServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
-pub static MIGRATIONS: Migrations = Migrations {
-    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
-    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
-};
+/// The platform's tables go by the versions this service's own folders gave
+/// them when it first created them: deployed databases have those recorded.
+pub static MIGRATIONS: Migrations = Migrations::new(
+    diesel_migrations::embed_migrations!("migrations/sqlite"),
+    diesel_migrations::embed_migrations!("migrations/postgres"),
+    &[
+        (PlatformMigration::IdempotencyKeys, "2026-11-28-000001_init"),
+        (PlatformMigration::AuditLog, "2026-11-28-000003_audit"),
+        (PlatformMigration::Heartbeat, "2026-11-29-000001_heartbeat"),
+        (PlatformMigration::AuditRetention, "2026-11-29-140100_audit_retention"),
+        (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
+    ],
+)
+.with_shared_downs(&[steplab_platform::shared_down!("2026-11-28-000002_release")]);
 
 /// The curriculum a deployment runs with: its own file
 /// (`STEPLAB_CURRICULUM_FILE`) or the built-in default. Any fault is an

@@ -33,10 +33,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tonic::service::interceptor::InterceptedService;
 
-pub static MIGRATIONS: Migrations = Migrations {
-    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
-    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
-};
+/// No platform steps: the gateway's first migration created the platform's
+/// tables itself, already in their current form.
+pub static MIGRATIONS: Migrations = Migrations::new(
+    diesel_migrations::embed_migrations!("migrations/sqlite"),
+    diesel_migrations::embed_migrations!("migrations/postgres"),
+    &[],
+)
+.with_shared_downs(&[steplab_platform::shared_down!("2026-11-30-300001_gateway")]);
 
 /// Opens the database (running migrations), starts the delivery worker (when
 /// the DfE is configured) and the relay to payments, then serves on

@@ -19,6 +19,7 @@ use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{ParticipantConfig, ServiceName};
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::limits::Limited;
+use steplab_platform::migrations::PlatformMigration;
 use steplab_platform::observability::{self, Observed};
 use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
 use steplab_platform::server::{self, Hosted};
@@ -27,10 +28,24 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tonic::service::interceptor::InterceptedService;
 
-pub static MIGRATIONS: Migrations = Migrations {
-    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
-    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
-};
+/// The platform's tables go by the versions this service's own folders gave
+/// them when it first created them: deployed databases have those recorded.
+/// No idempotency-keys step: its registry migration created idempotency_keys itself.
+pub static MIGRATIONS: Migrations = Migrations::new(
+    diesel_migrations::embed_migrations!("migrations/sqlite"),
+    diesel_migrations::embed_migrations!("migrations/postgres"),
+    &[
+        (PlatformMigration::AuditLog, "2026-11-28-000004_audit"),
+        (PlatformMigration::Heartbeat, "2026-11-29-000001_heartbeat"),
+        (PlatformMigration::AuditRetention, "2026-11-29-140100_audit_retention"),
+        (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
+    ],
+)
+.with_both_backends(diesel_migrations::embed_migrations!("migrations/both"))
+.with_shared_downs(&[
+    steplab_platform::shared_down!("2026-11-28-000001_registry"),
+    steplab_platform::shared_down!("2026-11-28-000002_lifecycle"),
+]);
 
 /// Opens the database (running migrations), then serves on `listener` until
 /// `shutdown` completes and in-flight calls have drained.

@@ -21,6 +21,7 @@ use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{PaymentsConfig, ServiceName};
 use steplab_platform::db::{Database, Migrations};
 use steplab_platform::limits::Limited;
+use steplab_platform::migrations::PlatformMigration;
 use steplab_platform::observability::{self, Observed};
 use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
 use steplab_platform::server::{self, Hosted};
@@ -29,10 +30,23 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tonic::service::interceptor::InterceptedService;
 
-pub static MIGRATIONS: Migrations = Migrations {
-    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
-    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
-};
+/// The platform's tables go by the versions this service's own folders gave
+/// them when it first created them: deployed databases have those recorded.
+pub static MIGRATIONS: Migrations = Migrations::new(
+    diesel_migrations::embed_migrations!("migrations/sqlite"),
+    diesel_migrations::embed_migrations!("migrations/postgres"),
+    &[
+        (PlatformMigration::IdempotencyKeys, "2026-11-28-000001_init"),
+        (PlatformMigration::AuditLog, "2026-11-28-000003_audit"),
+        (PlatformMigration::Heartbeat, "2026-11-29-000001_heartbeat"),
+        (PlatformMigration::AuditRetention, "2026-11-29-140100_audit_retention"),
+        (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
+    ],
+)
+.with_shared_downs(&[
+    steplab_platform::shared_down!("2026-11-28-000002_accrual"),
+    steplab_platform::shared_down!("2026-11-30-400001_dfe_declarations"),
+]);
 
 /// Loads the schedules and opens the database (running migrations and
 /// bringing stored outcomes up to date with the schedules), then serves on

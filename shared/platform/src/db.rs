@@ -8,13 +8,11 @@
 //! blocking pool and never holds a connection across an `.await`.
 
 use crate::config::DatabaseUrl;
-use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::migration::{Migration, MigrationSource};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::MigrationHarness;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,11 +149,7 @@ impl ManageConnection for Manager {
     }
 }
 
-/// Each backend's embedded migrations for one service.
-pub struct Migrations {
-    pub sqlite: EmbeddedMigrations,
-    pub postgres: EmbeddedMigrations,
-}
+pub use crate::migrations::Migrations;
 
 /// A service's database: a pool and the backend it talks to.
 #[derive(Clone)]
@@ -332,26 +326,16 @@ fn run_migrations(conn: &mut DbConn, migrations: &'static Migrations) -> anyhow:
         DbConn::Sqlite(inner) => {
             // SQLite serialises writers; the busy timeout makes a second
             // process wait for the first one's migration transaction.
-            inner.run_pending_migrations(Borrowed(&migrations.sqlite)).map_err(migration_error)?;
+            inner.run_pending_migrations(migrations.sqlite()).map_err(migration_error)?;
         }
         DbConn::Pg(inner) => {
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(inner)?;
-            let result = inner.run_pending_migrations(Borrowed(&migrations.postgres)).map(|_| ());
+            let result = inner.run_pending_migrations(migrations.postgres()).map(|_| ());
             diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(inner)?;
             result.map_err(migration_error)?;
         }
     }
     Ok(())
-}
-
-/// `run_pending_migrations` takes its source by value and `EmbeddedMigrations`
-/// is neither `Copy` nor `Clone`: lend the static one instead.
-struct Borrowed(&'static EmbeddedMigrations);
-
-impl<DB: Backend> MigrationSource<DB> for Borrowed {
-    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-        self.0.migrations()
-    }
 }
 
 #[cfg(test)]
@@ -364,14 +348,8 @@ mod tests {
     /// An in-memory SQLite database with the services' real audit table.
     fn audited_db() -> DbConn {
         let mut conn = DbConn::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("in-memory sqlite"));
-        conn.batch_execute(include_str!(
-            "../../../services/participant/migrations/sqlite/2026-11-28-000004_audit/up.sql"
-        ))
-        .expect("audit table");
-        conn.batch_execute(include_str!(
-            "../../../services/participant/migrations/sqlite/2026-11-29-140100_audit_retention/up.sql"
-        ))
-        .expect("audit retention");
+        conn.batch_execute(include_str!("../migrations/audit_log/up.sqlite.sql")).expect("audit table");
+        conn.batch_execute(include_str!("../migrations/audit_retention/up.sql")).expect("audit retention");
         conn.batch_execute("CREATE TABLE changes (id INTEGER PRIMARY KEY)").expect("changes table");
         conn
     }

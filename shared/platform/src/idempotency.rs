@@ -308,10 +308,7 @@ mod tests {
                  INSERT INTO idempotency_keys VALUES ('command/c1', 'PlaceHold', x'02', x'0b', '2026-11-28 10:00:00');",
             )
             .expect("old rows");
-        conn.batch_execute(include_str!(
-            "../../../services/participant/migrations/sqlite/2026-11-29-204801_idempotency_key_form/up.sql"
-        ))
-        .expect("migration");
+        conn.batch_execute(include_str!("../migrations/idempotency_key_form/up.sql")).expect("migration");
         let alice = IdempotencyKey::parse("request_id", "alice", "r1").expect("ok").expect("some");
         assert_eq!(lookup(&mut conn, &alice, "PauseParticipant", &[1]), Ok(Replay::Answered(vec![0x0a])));
         // Under the old form this might be another caller's row: not held against this one.

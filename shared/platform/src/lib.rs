@@ -16,6 +16,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod limits;
+pub mod migrations;
 pub mod observability;
 pub mod outbox;
 pub mod paging;

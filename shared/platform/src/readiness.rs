@@ -216,14 +216,13 @@ async fn watch(readiness: Readiness, health: HealthReporter, service: &'static s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Migrations;
+    use crate::migrations::{Migrations, PlatformMigration};
     use tonic_health::pb::health_server::Health;
     use tonic_health::pb::{HealthCheckRequest, health_check_response};
 
-    static MIGRATIONS: Migrations = Migrations {
-        sqlite: diesel_migrations::embed_migrations!("../../services/participant/migrations/sqlite"),
-        postgres: diesel_migrations::embed_migrations!("../../services/participant/migrations/postgres"),
-    };
+    // The probe writes only the heartbeat.
+    static MIGRATIONS: Migrations =
+        Migrations::platform_only(&[(PlatformMigration::Heartbeat, "2026-11-29-000001_heartbeat")]);
 
     async fn status_of(health: &HealthReporter, service: &str) -> i32 {
         let reader = tonic_health::server::HealthService::from_health_reporter(health.clone());

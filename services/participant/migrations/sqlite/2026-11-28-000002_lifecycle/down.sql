@@ -1,3 +1,0 @@
-DROP TABLE notifications;
-DROP TABLE approval_requests;
-DROP TABLE outbox;

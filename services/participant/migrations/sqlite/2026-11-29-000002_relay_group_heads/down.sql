@@ -1,2 +1,0 @@
-DROP INDEX outbox_group_heads;
-DROP INDEX outbox_due;

@@ -1,1 +1,0 @@
-ALTER TABLE approval_requests DROP COLUMN latest_return_date;

@@ -1,1 +1,0 @@
-ALTER TABLE approval_requests DROP COLUMN with_mentor;

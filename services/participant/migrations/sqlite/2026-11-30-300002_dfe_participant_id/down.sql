@@ -1,1 +1,0 @@
-ALTER TABLE participants DROP COLUMN dfe_participant_id;

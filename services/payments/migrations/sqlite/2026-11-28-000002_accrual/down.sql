@@ -1,9 +1,0 @@
-DROP TABLE schedule_book_state;
-DROP TABLE window_totals;
-DROP TABLE window_outcomes;
-DROP TABLE engagements;
-DROP TABLE placement_changes;
-DROP TABLE coverage_changes;
-DROP TABLE accrual_closures;
-DROP TABLE suspensions;
-DROP TABLE payees;

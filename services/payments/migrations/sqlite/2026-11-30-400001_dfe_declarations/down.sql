@@ -1,4 +1,0 @@
-DROP TABLE declarations;
-DROP INDEX outbox_group_heads;
-DROP INDEX outbox_due;
-DROP TABLE outbox;
