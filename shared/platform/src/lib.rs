@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod call;
 pub mod clock;
 pub mod config;
 pub mod connections;
@@ -14,6 +15,7 @@ pub mod date;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod limits;
 pub mod observability;
@@ -25,7 +27,8 @@ pub mod server;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+pub mod uow;
 
-pub use auth::{Caller, Role, Scope};
 pub use clock::Clock;
 pub use error::{FieldViolation, FieldViolations};
+pub use identity::{Caller, Role, Scope};
