@@ -24,6 +24,7 @@ pub mod paging;
 pub mod readiness;
 pub mod rules;
 pub mod server;
+pub mod stack;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
