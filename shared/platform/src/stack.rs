@@ -20,6 +20,10 @@ use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Status};
 
+/// A business service `S` wrapped in the platform's layers, `A` being the
+/// rate-limited authentication.
+pub type Stacked<S, A> = Observed<Limited<InterceptedService<S, A>>>;
+
 /// `service` (a generated tonic server) wrapped in the platform's layers,
 /// ready for `tonic::service::Routes::new`.
 pub fn business_service<S: NamedService>(
@@ -27,7 +31,7 @@ pub fn business_service<S: NamedService>(
     limits: &Limits,
     verifier: &JwtVerifier,
     service: S,
-) -> Observed<Limited<InterceptedService<S, impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<S>>>> {
+) -> Stacked<S, impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<S>> {
     let authenticated = InterceptedService::new(service, limits.rate_limited(verifier.interceptor()));
     Observed::new(observing, Limited::new(limits, authenticated))
 }
