@@ -107,7 +107,7 @@ impl CallContext {
         }
     }
 
-    /// Records why the call is refused; the last one made into a status wins.
+    /// Records why the call is refused (the layer stack does, from the answer).
     pub fn set_refusal(&self, refusal: Refusal) {
         *self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refusal);
     }

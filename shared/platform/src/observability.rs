@@ -405,6 +405,16 @@ mod tests {
     }
 
     #[test]
+    fn the_refusal_is_read_from_the_answer_the_caller_gets() {
+        let answer = crate::error::failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "too long");
+        let response: http::Response<()> = answer.into_http();
+        let code = response_code(response.headers());
+        assert_eq!(refused_with(code, response.headers()), Some(Refusal::Rule("PAUSE_TOO_LONG".into())));
+        let shed: http::Response<()> = tonic::Status::resource_exhausted("busy").into_http();
+        assert_eq!(refused_with(response_code(shed.headers()), shed.headers()), None);
+    }
+
+    #[test]
     fn the_status_comes_from_a_trailers_only_response_else_ok() {
         let mut headers = http::HeaderMap::new();
         assert_eq!(response_code(&headers), tonic::Code::Ok);
