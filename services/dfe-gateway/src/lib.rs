@@ -24,14 +24,13 @@ use steplab_platform::Clock;
 use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{DfeGatewayConfig, ServiceName};
 use steplab_platform::db::{Database, Migrations};
-use steplab_platform::limits::Limited;
-use steplab_platform::observability::{self, Observed};
+use steplab_platform::observability;
 use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
 use steplab_platform::server::{self, Hosted};
+use steplab_platform::stack;
 use steplab_proto::steplab::dfe::v1::dfe_gateway_service_server::{DfeGatewayServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-use tonic::service::interceptor::InterceptedService;
 
 /// No platform steps: the gateway's first migration created the platform's
 /// tables itself, already in their current form.
@@ -106,9 +105,8 @@ pub async fn run(
     let svc = DfeGatewayServiceServer::new(grpc::GatewayGrpc::new(gateway))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-    let svc = InterceptedService::new(svc, limits.rate_limited(verifier.interceptor()));
-    // Metrics and request ids for the business service only, not health or reflection.
-    let svc = Observed::new(&observing, Limited::new(&limits, svc));
+    // The platform's one layer stack; health and reflection stay outside it.
+    let svc = stack::business_service(&observing, &limits, &verifier, svc);
     let tls = steplab_platform::tls::server_config(&serving.tls)?;
     let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
     let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;

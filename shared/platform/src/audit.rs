@@ -5,7 +5,7 @@
 //! Two writers, so that nothing is lost and nothing is recorded twice:
 //!
 //! * an accepted change commits its entry in the same transaction as the
-//!   change ([`crate::db::write_transaction`] adds it to the first write
+//!   change ([`crate::uow::write_transaction`] adds it to the first write
 //!   transaction of a mutating call that succeeds);
 //! * everything else (refusals, errors, mutations that wrote nothing such as
 //!   a replay) is recorded by [`crate::observability::Observed`] after the
@@ -38,10 +38,10 @@
 //!   background task ([`prune`]), [`PRUNE_BATCH`] rows per write transaction
 //!   with a pause between, so pruning never holds the write lock for long.
 
-use crate::auth::{Caller, Role};
+use crate::call::{self, CallContext, Refusal};
 use crate::db::{Database, DbConn, DbError};
 use crate::error::{FieldViolation, FieldViolations, ServiceError};
-use crate::observability::{self, CallContext, Refusal};
+use crate::identity::{Caller, Role};
 use crate::paging;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -66,8 +66,7 @@ diesel::table! {
     }
 }
 
-/// The `rpc` of a call to a path that is none of the service's RPCs.
-pub const UNKNOWN_RPC: &str = "unknown";
+pub use crate::call::UNKNOWN_RPC;
 
 /// The request id of a summary row of unauthenticated refusals.
 pub const SUMMARY_REQUEST_ID: &str = "summary";
@@ -118,7 +117,7 @@ impl NewEntry {
             actor_role: actor.map(|(_, role)| role.as_str().to_owned()),
             rpc: call.rpc.clone(),
             participant_id: call.participant_id().map(str::to_owned),
-            outcome: observability::code_name(code),
+            outcome: call::code_name(code),
             reason,
             calls: 1,
         }
@@ -133,7 +132,7 @@ impl NewEntry {
             actor_role: None,
             rpc: rpc.to_owned(),
             participant_id: None,
-            outcome: observability::code_name(Code::Unauthenticated),
+            outcome: call::code_name(Code::Unauthenticated),
             reason: None,
             calls,
         }
@@ -186,7 +185,7 @@ impl Unauthenticated {
 /// Whether a call answered with `code` is audited: every mutating call, and
 /// every refused one, except calls shed for load.
 pub fn is_audited(rpc: &str, code: Code) -> bool {
-    code != Code::ResourceExhausted && (code != Code::Ok || !observability::is_read(rpc))
+    code != Code::ResourceExhausted && (code != Code::Ok || !call::is_read(rpc))
 }
 
 /// One recorded entry.
@@ -355,7 +354,7 @@ pub async fn list_entries(
     request: pb::ListAuditEntriesRequest,
 ) -> Result<pb::ListAuditEntriesResponse, ServiceError> {
     // A refused read of a participant's audit is itself in that participant's audit.
-    observability::note_participant(&request.participant_id);
+    call::note_participant(&request.participant_id);
     if caller.role() != Role::Admin {
         return Err(ServiceError::PermissionDenied("only an admin may read the audit log".into()));
     }
@@ -425,6 +424,14 @@ mod tests {
         assert_eq!(query(&next).expect("valid").after, Some(42));
     }
 
+    /// What the layer stack does with the status a call is answered with.
+    fn answered(call: &CallContext, status: tonic::Status) -> tonic::Status {
+        if let Some(refusal) = call::refusal_of(&status) {
+            call.set_refusal(refusal);
+        }
+        status
+    }
+
     fn recorded(call: &Arc<CallContext>, code: Code) -> NewEntry {
         NewEntry::for_call(call, code, chrono::DateTime::UNIX_EPOCH.naive_utc())
     }
@@ -432,9 +439,10 @@ mod tests {
     #[test]
     fn a_rule_refusal_records_its_reason_and_a_malformed_request_its_fields() {
         let call = Arc::new(CallContext::new("r-1".into(), "PauseParticipant".into()));
-        let status = observability::in_call(Some(call.clone()), || {
-            failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "Ada's pause is too long: defer her")
-        });
+        let status = answered(
+            &call,
+            failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "Ada's pause is too long: defer her"),
+        );
         let entry = recorded(&call, status.code());
         assert_eq!(entry.outcome, "FAILED_PRECONDITION");
         assert_eq!(entry.reason.as_deref(), Some("PAUSE_TOO_LONG"));
@@ -444,7 +452,7 @@ mod tests {
         let mut violations = FieldViolations::default();
         violations.push(FieldViolation::new("registered_on", "2026-02-30 is not a date"));
         violations.push(FieldViolation::new("full_name", "is required"));
-        let status = observability::in_call(Some(call.clone()), || invalid_argument(&violations));
+        let status = answered(&call, invalid_argument(&violations));
         let entry = recorded(&call, status.code());
         assert_eq!(entry.reason.as_deref(), Some("registered_on,full_name"));
         assert!(!format!("{entry:?}").contains("not a date"), "never the message");
@@ -453,7 +461,7 @@ mod tests {
     #[test]
     fn a_reason_is_kept_only_for_the_code_it_explains() {
         let call = Arc::new(CallContext::new("r-3".into(), "PauseParticipant".into()));
-        observability::in_call(Some(call.clone()), || failed_precondition("d", "PAUSE_TOO_LONG", "m"));
+        answered(&call, failed_precondition("d", "PAUSE_TOO_LONG", "m"));
         assert_eq!(recorded(&call, Code::Aborted).reason, None);
         assert_eq!(recorded(&call, Code::InvalidArgument).reason, None);
         assert_eq!(recorded(&call, Code::PermissionDenied).reason, None);

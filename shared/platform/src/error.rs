@@ -69,10 +69,9 @@ impl std::fmt::Display for FieldViolations {
 }
 
 /// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing each field. The
-/// current call's audit entry names the fields (never the descriptions,
-/// which quote the caller's values).
+/// call's audit entry names the fields (never the descriptions, which quote
+/// the caller's values): see [`crate::call::refusal_of`].
 pub fn invalid_argument(violations: &FieldViolations) -> Status {
-    crate::observability::note_refusal(crate::observability::Refusal::Fields(field_list(violations)));
     let mut details = ErrorDetails::new();
     for v in &violations.0 {
         details.add_bad_request_violation(v.field.clone(), v.description.clone());
@@ -80,34 +79,10 @@ pub fn invalid_argument(violations: &FieldViolations) -> Status {
     Status::with_error_details(Code::InvalidArgument, format!("invalid request: {violations}"), details)
 }
 
-/// The longest field list an audit entry keeps (a request with thousands of
-/// bad repeated fields must not make a huge row).
-const MAX_FIELD_LIST: usize = 500;
-
-/// The malformed fields, comma separated, each once, cut short with `...`.
-fn field_list(violations: &FieldViolations) -> String {
-    let mut list = String::new();
-    for field in violations.0.iter().map(|v| v.field.as_str()) {
-        if list.split(',').any(|seen| seen == field) {
-            continue;
-        }
-        if list.len() + field.len() + 1 > MAX_FIELD_LIST {
-            list.push_str(",...");
-            break;
-        }
-        if !list.is_empty() {
-            list.push(',');
-        }
-        list.push_str(field);
-    }
-    list
-}
-
 /// FAILED_PRECONDITION for a rule that refuses, with `google.rpc.ErrorInfo`
 /// (`domain` = the proto package, `reason` = an UPPER_SNAKE id).
-/// The current call's audit entry keeps the reason (never the message).
+/// The call's audit entry keeps the reason (never the message).
 pub fn failed_precondition(domain: &str, reason: &str, message: impl Into<String>) -> Status {
-    crate::observability::note_refusal(crate::observability::Refusal::Rule(reason.to_owned()));
     let details = ErrorDetails::with_error_info(reason, domain, std::collections::HashMap::<String, String>::new());
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
@@ -156,43 +131,6 @@ impl From<FieldViolation> for ServiceError {
     }
 }
 
-impl From<crate::db::DbError> for ServiceError {
-    fn from(e: crate::db::DbError) -> Self {
-        use crate::db::{DbError, StorageFault};
-        use diesel::result::{DatabaseErrorKind, Error};
-        // Readiness turns NOT_SERVING at once when a call meets one.
-        crate::readiness::raise_for(&e);
-        match e.storage_fault() {
-            Some(StorageFault::Full) => return ServiceError::StorageFull(e.to_string()),
-            Some(StorageFault::Unreachable) => return ServiceError::Unavailable(e.to_string()),
-            None => {}
-        }
-        match e {
-            DbError::Unavailable(msg) => ServiceError::Unavailable(msg),
-            DbError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
-                ServiceError::Aborted("a concurrent change won: retry the request".into())
-            }
-            // A check-then-insert (a URN, a TRN, an enrolment, an idempotency
-            // key) lost a race with an identical insert in another
-            // transaction; the retry finds the winner's row.
-            DbError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                ServiceError::Aborted("a concurrent request made the same change: retry the request".into())
-            }
-            DbError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info)) => {
-                ServiceError::Unavailable(info.message().to_owned())
-            }
-            // SQLITE_BUSY: another process held the write lock for the whole
-            // busy timeout. Transient, so worth a retry, not a fault of ours.
-            DbError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, info))
-                if info.message().starts_with("database is locked") =>
-            {
-                ServiceError::Unavailable(info.message().to_owned())
-            }
-            DbError::Query(other) => ServiceError::Internal(other.to_string()),
-        }
-    }
-}
-
 impl<D: crate::rules::ErrorDomain> From<crate::rules::RuleViolation<D>> for ServiceError {
     fn from(rule: crate::rules::RuleViolation<D>) -> Self {
         ServiceError::Rule { domain: D::DOMAIN, reason: rule.reason, message: rule.message }
@@ -211,12 +149,6 @@ impl<D: crate::rules::ErrorDomain> From<crate::rules::Refusal<D>> for ServiceErr
             crate::rules::Refusal::NotFound(message) => ServiceError::NotFound(message),
             crate::rules::Refusal::Rule(rule) => rule.into(),
         }
-    }
-}
-
-impl From<diesel::result::Error> for ServiceError {
-    fn from(e: diesel::result::Error) -> Self {
-        ServiceError::from(crate::db::DbError::Query(e))
     }
 }
 
@@ -261,42 +193,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_locked_sqlite_database_is_unavailable_not_internal() {
-        use diesel::result::{DatabaseErrorKind, Error};
-        let locked = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("database is locked".to_owned()));
-        let err = ServiceError::from(crate::db::DbError::Query(locked));
-        assert!(matches!(err, ServiceError::Unavailable(_)), "{err:?}");
-        let other = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("no such table: x".to_owned()));
-        assert!(matches!(ServiceError::from(crate::db::DbError::Query(other)), ServiceError::Internal(_)));
-    }
-
-    #[test]
-    fn a_full_disk_and_a_lost_database_are_unavailable_with_retry_info_not_internal() {
-        use diesel::result::{DatabaseErrorKind, Error};
-        let db_error =
-            |kind, message: &str| crate::db::DbError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())));
-        for message in [
-            "database or disk is full",
-            "could not extend file \"base/16384/16385\": No space left on device",
-            "out of memory",
-        ] {
-            let err = ServiceError::from(db_error(DatabaseErrorKind::Unknown, message));
-            assert!(matches!(err, ServiceError::StorageFull(_)), "{message}: {err:?}");
-            let status = Status::from(err);
-            assert_eq!(status.code(), Code::Unavailable, "{message}");
-            assert!(status.get_error_details().retry_info().is_some(), "{message}");
-        }
-        for (kind, message) in [
-            (DatabaseErrorKind::ClosedConnection, "server closed the connection unexpectedly"),
-            (DatabaseErrorKind::Unknown, "terminating connection due to administrator command"),
-            (DatabaseErrorKind::Unknown, "disk I/O error"),
-        ] {
-            let err = ServiceError::from(db_error(kind, message));
-            assert!(matches!(err, ServiceError::Unavailable(_)), "{message}: {err:?}");
-        }
-    }
-
-    #[test]
     fn invalid_argument_carries_each_field_violation() {
         let mut v = FieldViolations::default();
         v.push(FieldViolation::new("name", "is required"));
@@ -312,21 +208,6 @@ mod tests {
             .map(|f| f.field.clone())
             .collect();
         assert_eq!(fields, ["name", "urn"]);
-    }
-
-    #[test]
-    fn the_audited_field_list_names_each_field_once_and_stays_short() {
-        let mut v = FieldViolations::default();
-        v.push(FieldViolation::new("start_date", "a"));
-        v.push(FieldViolation::new("note", "b"));
-        v.push(FieldViolation::new("start_date", "c"));
-        assert_eq!(field_list(&v), "start_date,note");
-        let mut many = FieldViolations::default();
-        for i in 0..1000 {
-            many.push(FieldViolation::new(format!("modules[{i}]"), "bad"));
-        }
-        let list = field_list(&many);
-        assert!(list.len() <= MAX_FIELD_LIST + 4 && list.ends_with(",..."), "{list}");
     }
 
     #[test]

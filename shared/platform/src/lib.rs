@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod call;
 pub mod clock;
 pub mod config;
 pub mod connections;
@@ -14,6 +15,7 @@ pub mod date;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod limits;
 pub mod migrations;
@@ -23,10 +25,12 @@ pub mod paging;
 pub mod readiness;
 pub mod rules;
 pub mod server;
+pub mod stack;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+pub mod uow;
 
-pub use auth::{Caller, Role, Scope};
 pub use clock::Clock;
 pub use error::{FieldViolation, FieldViolations};
+pub use identity::{Caller, Role, Scope};

@@ -15,8 +15,8 @@
 //! Health and reflection are never wrapped, so they answer while the business
 //! service sheds. A client's `grpc-timeout` is honoured by tonic itself.
 
-use crate::auth::{Caller, Scope};
-use crate::observability::{CallContext, is_read};
+use crate::call::{CallContext, is_read};
+use crate::identity::{Caller, Scope};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;

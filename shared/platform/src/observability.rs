@@ -25,18 +25,18 @@
 //!   `STEPLAB_AUDIT_RETENTION_DAYS`.
 
 use crate::audit;
-use crate::auth::{Caller, Role};
+pub use crate::call::{
+    CallContext, REQUEST_ID_HEADER, Refusal, code_name, current, current_request_id, in_call, is_read, note_participant,
+};
 use crate::config::{AuditSettings, MetricsSettings, ServiceName};
 use crate::db::Database;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use prost::Message;
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tonic::codegen::http;
@@ -52,9 +52,6 @@ pub const OUTBOX_PARKED: &str = "steplab_outbox_parked";
 pub const RELAY_ATTEMPTS_TOTAL: &str = "steplab_relay_attempts_total";
 pub const DB_POOL_CONNECTIONS: &str = "steplab_db_pool_connections";
 pub const AUDIT_SUMMARISED_CALLS_TOTAL: &str = "steplab_audit_summarised_calls_total";
-
-/// The metadata key of the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Latency buckets in seconds: 1 ms to 10 s.
 const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -242,160 +239,11 @@ impl Rpcs {
     }
 }
 
-/// What is known about the call being served, shared by the layer, the auth
-/// interceptor and the handler.
-#[derive(Debug)]
-pub struct CallContext {
-    pub request_id: String,
-    pub rpc: String,
-    actor: OnceLock<(String, Role)>,
-    participant_id: OnceLock<String>,
-    /// Why the call was refused, for its audit entry.
-    refusal: Mutex<Option<Refusal>>,
-    /// Set once the call's audit entry has committed.
-    audited: AtomicBool,
-}
-
-/// What an audit entry may say about a refusal: never the message, which can
-/// echo personal data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// A rule's ErrorInfo reason, e.g. `PAUSE_TOO_LONG`.
-    Rule(String),
-    /// The malformed fields, comma separated.
-    Fields(String),
-}
-
-/// The longest participant id a call context keeps; longer is not an id.
-const MAX_PARTICIPANT_ID: usize = 100;
-
-impl CallContext {
-    pub fn new(request_id: String, rpc: String) -> Self {
-        Self {
-            request_id,
-            rpc,
-            actor: OnceLock::new(),
-            participant_id: OnceLock::new(),
-            refusal: Mutex::new(None),
-            audited: AtomicBool::new(false),
-        }
-    }
-
-    /// Who is calling, once the auth interceptor has verified the token.
-    pub fn actor(&self) -> Option<(&str, Role)> {
-        self.actor.get().map(|(sub, role)| (sub.as_str(), *role))
-    }
-
-    pub fn participant_id(&self) -> Option<&str> {
-        self.participant_id.get().map(String::as_str)
-    }
-
-    pub fn refusal(&self) -> Option<Refusal> {
-        self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    /// A mutating call whose audit entry is not yet committed: its next
-    /// successful write transaction carries the entry.
-    pub fn awaits_audit_entry(&self) -> bool {
-        !is_read(&self.rpc) && !self.is_audited()
-    }
-
-    pub fn is_audited(&self) -> bool {
-        self.audited.load(Ordering::Acquire)
-    }
-
-    /// Called once the transaction holding the call's audit entry committed.
-    pub fn mark_audited(&self) {
-        self.audited.store(true, Ordering::Release);
-    }
-
-    /// Records who is calling (the auth interceptor does).
-    pub fn set_actor(&self, caller: &Caller) {
-        let _ = self.actor.set((caller.sub.clone(), caller.role()));
-    }
-
-    /// Records the participant the call is about; the first one wins. A
-    /// UUID is kept in canonical form (so an upper-case id in a request is
-    /// found under the id the service issued); anything empty, long or
-    /// unprintable cannot be an id and is not kept, so the audit log never
-    /// stores arbitrary text from a request.
-    pub fn set_participant(&self, participant_id: &str) {
-        let id = match uuid::Uuid::parse_str(participant_id) {
-            Ok(uuid) => uuid.hyphenated().to_string(),
-            Err(_) => participant_id.to_owned(),
-        };
-        let usable = !id.is_empty() && id.len() <= MAX_PARTICIPANT_ID && id.bytes().all(|b| b.is_ascii_graphic());
-        if usable {
-            let _ = self.participant_id.set(id);
-        }
-    }
-
-    /// Records why the call is refused; the last one made into a status wins.
-    pub fn set_refusal(&self, refusal: Refusal) {
-        *self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refusal);
-    }
-}
-
-tokio::task_local! {
-    static CALL: Arc<CallContext>;
-}
-
-thread_local! {
-    static BLOCKING_CALL: RefCell<Option<Arc<CallContext>>> = const { RefCell::new(None) };
-}
-
-/// The call being served on this task (or in this blocking closure), if any.
-pub fn current() -> Option<Arc<CallContext>> {
-    CALL.try_with(Arc::clone).ok().or_else(|| BLOCKING_CALL.with(|c| c.borrow().clone()))
-}
-
-/// The request id of the call being served, if any.
-pub fn current_request_id() -> Option<String> {
-    current().map(|c| c.request_id.clone())
-}
-
-/// Notes the participant the current call is about, for its log line.
-pub fn note_participant(participant_id: &str) {
-    if let Some(call) = current() {
-        call.set_participant(participant_id);
-    }
-}
-
-/// Notes why the current call is refused, for its audit entry (the platform's
-/// status constructors in [`crate::error`] do).
-pub fn note_refusal(refusal: Refusal) {
-    if let Some(call) = current() {
-        call.set_refusal(refusal);
-    }
-}
-
-/// Runs blocking `f` with `call` as the current call (for closures sent to
-/// the blocking pool, where the task-local is not visible).
-pub fn in_call<T>(call: Option<Arc<CallContext>>, f: impl FnOnce() -> T) -> T {
-    let previous = BLOCKING_CALL.with(|c| c.replace(call));
-    let result = f();
-    BLOCKING_CALL.with(|c| *c.borrow_mut() = previous);
-    result
-}
-
 /// A usable incoming request id: short, printable ASCII.
 fn incoming_request_id(headers: &http::HeaderMap) -> Option<String> {
     let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?.trim();
     let usable = !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
     usable.then(|| value.to_owned())
-}
-
-/// `InvalidArgument` -> `INVALID_ARGUMENT`, as gRPC names its codes.
-pub fn code_name(code: tonic::Code) -> String {
-    let debug = format!("{code:?}");
-    let mut name = String::with_capacity(debug.len() + 4);
-    for (i, c) in debug.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
 }
 
 /// The status of a unary response: the `grpc-status` header of a
@@ -409,9 +257,12 @@ fn response_code(headers: &http::HeaderMap) -> tonic::Code {
         .map_or(tonic::Code::Ok, tonic::Code::from_i32)
 }
 
-/// Reads change nothing; every other RPC is a mutating call.
-pub fn is_read(rpc: &str) -> bool {
-    ["Get", "List", "Watch", "Check"].iter().any(|prefix| rpc.starts_with(prefix))
+/// Why a trailers-only answer refuses the call, read from its status details.
+fn refused_with(code: tonic::Code, headers: &http::HeaderMap) -> Option<Refusal> {
+    if !matches!(code, tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument) {
+        return None;
+    }
+    crate::call::refusal_of(&tonic::Status::from_header_map(headers)?)
 }
 
 /// Wraps one business service: metrics, request id, span, call log and
@@ -491,12 +342,18 @@ where
         request.extensions_mut().insert(Arc::clone(&call));
         let span = tracing::info_span!("grpc", service, rpc = %rpc, request_id = %request_id);
         let started = Instant::now();
-        Box::pin(CALL.scope(Arc::clone(&call), async move {
+        Box::pin(crate::call::scope(Arc::clone(&call), async move {
             let result = inner.call(request).instrument(span.clone()).await;
             let status = match &result {
                 Ok(response) => response_code(response.headers()),
                 Err(_) => tonic::Code::Unknown,
             };
+            // The refusal the caller is answered with is the one its audit entry names.
+            if let Ok(response) = &result
+                && let Some(refusal) = refused_with(status, response.headers())
+            {
+                call.set_refusal(refusal);
+            }
             let code = code_name(status);
             let elapsed = started.elapsed();
             metrics::counter!(REQUESTS_TOTAL, "service" => service, "rpc" => rpc.clone(), "code" => code.clone())
@@ -504,10 +361,10 @@ where
             metrics::histogram!(REQUEST_DURATION, "service" => service, "rpc" => rpc.clone())
                 .record(elapsed.as_secs_f64());
             let _entered = span.enter();
-            let actor = call.actor.get();
-            let sub = actor.map(|(sub, _)| sub.as_str());
+            let actor = call.actor();
+            let sub = actor.map(|(sub, _)| sub);
             let role = actor.map(|(_, role)| role.as_str());
-            let participant_id = call.participant_id.get().map(String::as_str);
+            let participant_id = call.participant_id();
             let millis = elapsed.as_millis() as u64;
             if is_read(&rpc) {
                 tracing::debug!(request_id = %request_id, rpc = %rpc, participant_id, sub, role, outcome = %code, millis, "call");
@@ -553,6 +410,16 @@ mod tests {
     }
 
     #[test]
+    fn the_refusal_is_read_from_the_answer_the_caller_gets() {
+        let answer = crate::error::failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "too long");
+        let response: http::Response<()> = answer.into_http();
+        let code = response_code(response.headers());
+        assert_eq!(refused_with(code, response.headers()), Some(Refusal::Rule("PAUSE_TOO_LONG".into())));
+        let shed: http::Response<()> = tonic::Status::resource_exhausted("busy").into_http();
+        assert_eq!(refused_with(response_code(shed.headers()), shed.headers()), None);
+    }
+
+    #[test]
     fn the_status_comes_from_a_trailers_only_response_else_ok() {
         let mut headers = http::HeaderMap::new();
         assert_eq!(response_code(&headers), tonic::Code::Ok);
@@ -592,44 +459,5 @@ mod tests {
             Rpcs::of("steplab.payments.v1.PaymentsService").name("/steplab.payments.v1.PaymentsService/EnrolPayee")
                 == "EnrolPayee"
         );
-    }
-
-    #[test]
-    fn reads_are_told_from_mutations() {
-        assert!(is_read("GetParticipant") && is_read("ListRequests") && is_read("WatchEvents"));
-        assert!(!is_read("PauseParticipant") && !is_read("RetryParkedCommands") && !is_read("RecordReturn"));
-    }
-
-    #[test]
-    fn only_something_that_can_be_an_id_is_kept_as_the_participant() {
-        let call = CallContext::new("r".into(), "Pause".into());
-        call.set_participant("");
-        call.set_participant(&"x".repeat(MAX_PARTICIPANT_ID + 1));
-        call.set_participant("Ada Lovelace");
-        assert_eq!(call.participant_id(), None);
-        call.set_participant("0199C1A2-7B3C-7D4E-8F90-A1B2C3D4E5F6");
-        assert_eq!(call.participant_id(), Some("0199c1a2-7b3c-7d4e-8f90-a1b2c3d4e5f6"));
-    }
-
-    #[test]
-    fn a_mutating_call_awaits_its_audit_entry_until_marked() {
-        let read = CallContext::new("r".into(), "GetParticipant".into());
-        assert!(!read.awaits_audit_entry());
-        let write = CallContext::new("r".into(), "PauseParticipant".into());
-        assert!(write.awaits_audit_entry());
-        write.mark_audited();
-        assert!(!write.awaits_audit_entry() && write.is_audited());
-    }
-
-    #[test]
-    fn the_call_context_reaches_blocking_closures() {
-        let call = Arc::new(CallContext::new("r-1".into(), "Pause".into()));
-        assert_eq!(current_request_id(), None);
-        let seen = in_call(Some(call), || {
-            note_participant("p-1");
-            current().map(|c| (c.request_id.clone(), c.participant_id.get().cloned()))
-        });
-        assert_eq!(seen, Some(("r-1".to_owned(), Some("p-1".to_owned()))));
-        assert_eq!(current_request_id(), None);
     }
 }

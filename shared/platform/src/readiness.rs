@@ -12,7 +12,7 @@
 //!   the upsert of the one-row `heartbeat` table (a read would pass on a full
 //!   disk), bounded by [`PROBE_TIMEOUT`];
 //! * a [`StorageAlarm`] raised by the database layer the moment a business
-//!   call (or the relay, or an audit write) meets a [`StorageFault`]: disk
+//!   call (or the relay, or an audit write) meets a [`crate::db::StorageFault`]: disk
 //!   full, connection lost, no connection in time. NOT_SERVING then comes at
 //!   once, without waiting for the next probe.
 //!
@@ -23,13 +23,12 @@
 //!
 //! Shutdown wins: once draining, no probe turns the service SERVING again.
 
-use crate::db::{Database, DbConn, DbError, StorageFault};
+pub use crate::db::StorageAlarm;
+use crate::db::{Database, DbConn, DbError};
 use diesel::RunQueryDsl;
-use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Mutex;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -38,60 +37,6 @@ use tonic_health::server::HealthReporter;
 /// Longer than the pool's own connection timeout, so a saturated pool is
 /// waited for, not mistaken for a dead database.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Storage faults seen by one database's users; raised from any thread
-/// (diesel runs on tokio's blocking pool), watched by the readiness task.
-#[derive(Debug, Clone, Default)]
-pub struct StorageAlarm {
-    inner: Arc<AlarmInner>,
-}
-
-#[derive(Debug, Default)]
-struct AlarmInner {
-    raised: AtomicU64,
-    wake: Notify,
-}
-
-impl StorageAlarm {
-    pub fn raise(&self, fault: StorageFault) {
-        tracing::debug!(?fault, "storage fault: readiness turns NOT_SERVING");
-        self.inner.raised.fetch_add(1, Ordering::AcqRel);
-        self.inner.wake.notify_one();
-    }
-
-    /// How many faults were raised so far.
-    fn count(&self) -> u64 {
-        self.inner.raised.load(Ordering::Acquire)
-    }
-}
-
-thread_local! {
-    /// The alarm of the database whose unit of work runs on this thread.
-    static WATCHING: RefCell<Option<StorageAlarm>> = const { RefCell::new(None) };
-}
-
-/// Runs blocking `f` (a unit of work on `alarm`'s database) so that
-/// [`raise_for`] inside it reaches `alarm`.
-pub(crate) fn watching<T>(alarm: &StorageAlarm, f: impl FnOnce() -> T) -> T {
-    let previous = WATCHING.with(|w| w.replace(Some(alarm.clone())));
-    let result = f();
-    WATCHING.with(|w| *w.borrow_mut() = previous);
-    result
-}
-
-/// Raises the current unit of work's alarm when `error` is a storage fault.
-/// Called where database errors are classified (the error mapping and the
-/// transaction boundaries); outside a unit of work it does nothing, and the
-/// next probe finds the fault instead.
-pub(crate) fn raise_for(error: &DbError) {
-    if let Some(fault) = error.storage_fault() {
-        WATCHING.with(|w| {
-            if let Some(alarm) = &*w.borrow() {
-                alarm.raise(fault);
-            }
-        });
-    }
-}
 
 /// The one-row write of the probe: portable upsert, SQLite 3.24+ and PostgreSQL.
 pub fn heartbeat(conn: &mut DbConn) -> Result<(), DbError> {
@@ -190,7 +135,7 @@ async fn watch(readiness: Readiness, health: HealthReporter, service: &'static s
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            () = alarm.inner.wake.notified() => {
+            () = alarm.woken() => {
                 if alarm.count() != seen {
                     set(&health, service, &status, false, "a call met a storage fault").await;
                 }
@@ -247,24 +192,5 @@ mod tests {
             let status = status_of(&health, service).await;
             assert_eq!(status, health_check_response::ServingStatus::NotServing as i32, "{service:?}");
         }
-    }
-
-    #[test]
-    fn a_fault_is_raised_only_inside_a_unit_of_work() {
-        let alarm = StorageAlarm::default();
-        let full = DbError::Query(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::Unknown,
-            Box::new("database or disk is full".to_owned()),
-        ));
-        raise_for(&full);
-        assert_eq!(alarm.count(), 0);
-        watching(&alarm, || raise_for(&full));
-        assert_eq!(alarm.count(), 1);
-        let locked = DbError::Query(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::Unknown,
-            Box::new("database is locked".to_owned()),
-        ));
-        watching(&alarm, || raise_for(&locked));
-        assert_eq!(alarm.count(), 1, "a busy database is load, not a fault");
     }
 }

@@ -8,6 +8,8 @@
 //! blocking pool and never holds a connection across an `.await`.
 
 use crate::config::DatabaseUrl;
+pub use alarm::StorageAlarm;
+pub(crate) use alarm::{raise_for, watching};
 use diesel::connection::SimpleConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
@@ -15,6 +17,9 @@ use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::MigrationHarness;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod alarm;
+mod service_error;
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -164,7 +169,7 @@ pub struct Database {
     /// covers other processes on the same file.
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Raised when a unit of work meets a storage fault (see [`crate::readiness`]).
-    storage_alarm: crate::readiness::StorageAlarm,
+    storage_alarm: StorageAlarm,
 }
 
 impl std::fmt::Debug for Database {
@@ -214,7 +219,7 @@ impl Database {
     }
 
     /// What readiness watches for storage faults met by this database's users.
-    pub fn storage_alarm(&self) -> crate::readiness::StorageAlarm {
+    pub fn storage_alarm(&self) -> StorageAlarm {
         self.storage_alarm.clone()
     }
 
@@ -233,48 +238,41 @@ impl Database {
         let pool = self.pool.clone();
         // The call being served stays current inside the closure, so what
         // it writes (e.g. outbox commands) can carry the request id.
-        let call = crate::observability::current();
+        let call = crate::call::current();
         let alarm = self.storage_alarm.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| {
                 // r2d2 adds the last connection error to its timeout; without
                 // one the pool was only busy, which is load, not a fault.
                 if e.to_string() != "timed out waiting for connection" {
-                    alarm.raise(crate::db::StorageFault::Unreachable);
+                    alarm.raise(StorageFault::Unreachable);
                 }
                 E::from(DbError::Unavailable(e.to_string()))
             })?;
-            crate::readiness::watching(&alarm, || crate::observability::in_call(call, || f(&mut conn)))
+            watching(&alarm, || crate::call::in_call(call, || f(&mut conn)))
         })
         .await
         .map_err(|e| E::from(DbError::Unavailable(format!("database task failed: {e}"))))?
     }
 
-    /// Runs `f` in one write transaction: all of it commits or none of it.
-    /// On SQLite the transaction takes the write lock at BEGIN (IMMEDIATE),
-    /// so a read-then-write never fails to upgrade mid-way.
-    pub async fn write<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<DbError> + Send + 'static,
-    {
-        // The turn is held by the closure on the blocking pool, so a caller
-        // that goes away mid-write does not let the next writer in early.
-        let turn = match &self.write_gate {
+    /// This process's turn to write, first come first served; `None` where
+    /// the database takes concurrent writers (see `write_gate`).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_gate {
             Some(gate) => Some(Arc::clone(gate).lock_owned().await),
             None => None,
-        };
-        self.read(move |conn| {
-            let written = write_transaction(conn, f);
-            drop(turn);
-            written
-        })
-        .await
+        }
     }
 }
 
-/// A write transaction on either backend (see [`Database::write`]).
-pub fn write_transaction<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+/// A write transaction on either backend: `f`, then `before_commit` on the
+/// same transaction (which may still roll it back), then COMMIT. The unit of
+/// work ([`crate::uow`]) adds what every write carries through `before_commit`.
+pub(crate) fn transaction<T, R, E>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+    before_commit: impl FnOnce(&mut DbConn) -> Result<R, E>,
+) -> Result<(T, R), E>
 where
     E: From<DbError>,
 {
@@ -283,26 +281,12 @@ where
         DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
     };
     begun.map_err(|e| E::from(noted(DbError::Query(e))))?;
-    match f(conn) {
-        Ok(value) => {
-            // An accepted change and its audit entry commit together (see
-            // `crate::audit`): the first successful write transaction of a
-            // mutating call carries it. Writes outside a call (the relay,
-            // start-up) and reads are not audited here.
-            let call = crate::observability::current().filter(|c| c.awaits_audit_entry());
-            if let Some(call) = &call {
-                let entry = crate::audit::NewEntry::for_call(call, tonic::Code::Ok, chrono::Utc::now().naive_utc());
-                if let Err(e) = crate::audit::record(conn, &entry) {
-                    let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
-                    return Err(E::from(e));
-                }
-            }
+    let done = f(conn).and_then(|value| Ok((value, before_commit(conn)?)));
+    match done {
+        Ok(done) => {
             <DbConn as Connection>::TransactionManager::commit_transaction(conn)
                 .map_err(|e| E::from(noted(DbError::Query(e))))?;
-            if let Some(call) = call {
-                call.mark_audited();
-            }
-            Ok(value)
+            Ok(done)
         }
         Err(err) => {
             // The original error is what the caller needs; a failed rollback
@@ -316,7 +300,7 @@ where
 /// Raises the readiness alarm when `error` is a storage fault (SQLite in WAL
 /// mode often finds a full disk only at COMMIT).
 fn noted(error: DbError) -> DbError {
-    crate::readiness::raise_for(&error);
+    raise_for(&error);
     error
 }
 
@@ -336,71 +320,4 @@ fn run_migrations(conn: &mut DbConn, migrations: &'static Migrations) -> anyhow:
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::audit::{self, Query, Subject};
-    use crate::observability::{CallContext, in_call};
-    use std::sync::Arc;
-
-    /// An in-memory SQLite database with the services' real audit table.
-    fn audited_db() -> DbConn {
-        let mut conn = DbConn::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("in-memory sqlite"));
-        conn.batch_execute(include_str!("../migrations/audit_log/up.sqlite.sql")).expect("audit table");
-        conn.batch_execute(include_str!("../migrations/audit_retention/up.sql")).expect("audit retention");
-        conn.batch_execute("CREATE TABLE changes (id INTEGER PRIMARY KEY)").expect("changes table");
-        conn
-    }
-
-    fn entries(conn: &mut DbConn) -> Vec<audit::Entry> {
-        audit::list(conn, &Query { subject: Subject::Everything, after: None, limit: 100 }).expect("entries").0
-    }
-
-    fn change(conn: &mut DbConn) -> Result<(), DbError> {
-        diesel::sql_query("INSERT INTO changes DEFAULT VALUES").execute(conn)?;
-        Ok(())
-    }
-
-    #[test]
-    fn a_mutating_calls_first_write_commits_its_audit_entry_with_the_change() {
-        let mut conn = audited_db();
-        let call = Arc::new(CallContext::new("r-1".into(), "PauseParticipant".into()));
-        call.set_participant("p-1");
-        in_call(Some(call.clone()), || write_transaction(&mut conn, change)).expect("first write");
-        assert!(call.is_audited());
-        // A second write of the same call carries no second entry.
-        in_call(Some(call.clone()), || write_transaction(&mut conn, change)).expect("second write");
-        let found = entries(&mut conn);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(
-            (found[0].rpc.as_str(), found[0].outcome.as_str(), found[0].participant_id.as_deref()),
-            ("PauseParticipant", "OK", Some("p-1"))
-        );
-    }
-
-    #[test]
-    fn a_failed_write_a_read_and_a_write_outside_any_call_record_nothing() {
-        let mut conn = audited_db();
-        let refused = Arc::new(CallContext::new("r-1".into(), "PauseParticipant".into()));
-        let failed: Result<(), DbError> = in_call(Some(refused.clone()), || {
-            write_transaction(&mut conn, |c| {
-                change(c)?;
-                Err(DbError::Unavailable("refused".into()))
-            })
-        });
-        assert!(failed.is_err());
-        assert!(!refused.is_audited(), "left for the Observed layer to record as refused");
-        let read = Arc::new(CallContext::new("r-2".into(), "GetParticipant".into()));
-        in_call(Some(read), || write_transaction(&mut conn, change)).expect("read through a write");
-        // The relay and start-up work write outside any call.
-        write_transaction(&mut conn, change).expect("no call");
-        assert_eq!(entries(&mut conn), []);
-        let changes: i64 =
-            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM changes)"))
-                .get_result(&mut conn)
-                .expect("count");
-        assert_eq!(changes, 2, "the failed write rolled back");
-    }
 }

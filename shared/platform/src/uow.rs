@@ -1,0 +1,120 @@
+//! The unit of work: one write transaction, and with it the audit entry of
+//! the mutating call it serves. An accepted change and its audit entry
+//! commit together (see [`crate::audit`]): the first successful write
+//! transaction of a mutating call carries it. Writes outside a call (the
+//! relay, start-up) and reads are not audited here. Kept apart from
+//! [`crate::db`] so the database layer knows nothing of the audit log.
+
+use crate::audit;
+use crate::db::{self, Database, DbConn, DbError};
+
+impl Database {
+    /// Runs `f` in one write transaction: all of it commits or none of it.
+    /// On SQLite the transaction takes the write lock at BEGIN (IMMEDIATE),
+    /// so a read-then-write never fails to upgrade mid-way.
+    pub async fn write<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        // The turn is held by the closure on the blocking pool, so a caller
+        // that goes away mid-write does not let the next writer in early.
+        let turn = self.write_turn().await;
+        self.read(move |conn| {
+            let written = write_transaction(conn, f);
+            drop(turn);
+            written
+        })
+        .await
+    }
+}
+
+/// A write transaction on either backend (see [`Database::write`]) that
+/// carries the current call's audit entry when the call awaits one.
+pub fn write_transaction<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<DbError>,
+{
+    let audit_entry = |conn: &mut DbConn| {
+        let call = crate::call::current().filter(|c| c.awaits_audit_entry());
+        if let Some(call) = &call {
+            let entry = audit::NewEntry::for_call(call, tonic::Code::Ok, chrono::Utc::now().naive_utc());
+            audit::record(conn, &entry).map_err(E::from)?;
+        }
+        Ok(call)
+    };
+    let (value, audited) = db::transaction(conn, f, audit_entry)?;
+    if let Some(call) = audited {
+        call.mark_audited();
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Query, Subject};
+    use crate::call::{CallContext, in_call};
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use std::sync::Arc;
+
+    /// An in-memory SQLite database with the services' real audit table.
+    fn audited_db() -> DbConn {
+        let mut conn = DbConn::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("in-memory sqlite"));
+        conn.batch_execute(include_str!("../migrations/audit_log/up.sqlite.sql")).expect("audit table");
+        conn.batch_execute(include_str!("../migrations/audit_retention/up.sql")).expect("audit retention");
+        conn.batch_execute("CREATE TABLE changes (id INTEGER PRIMARY KEY)").expect("changes table");
+        conn
+    }
+
+    fn entries(conn: &mut DbConn) -> Vec<audit::Entry> {
+        audit::list(conn, &Query { subject: Subject::Everything, after: None, limit: 100 }).expect("entries").0
+    }
+
+    fn change(conn: &mut DbConn) -> Result<(), DbError> {
+        diesel::sql_query("INSERT INTO changes DEFAULT VALUES").execute(conn)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_mutating_calls_first_write_commits_its_audit_entry_with_the_change() {
+        let mut conn = audited_db();
+        let call = Arc::new(CallContext::new("r-1".into(), "PauseParticipant".into()));
+        call.set_participant("p-1");
+        in_call(Some(call.clone()), || write_transaction(&mut conn, change)).expect("first write");
+        assert!(call.is_audited());
+        // A second write of the same call carries no second entry.
+        in_call(Some(call.clone()), || write_transaction(&mut conn, change)).expect("second write");
+        let found = entries(&mut conn);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].rpc.as_str(), found[0].outcome.as_str(), found[0].participant_id.as_deref()),
+            ("PauseParticipant", "OK", Some("p-1"))
+        );
+    }
+
+    #[test]
+    fn a_failed_write_a_read_and_a_write_outside_any_call_record_nothing() {
+        let mut conn = audited_db();
+        let refused = Arc::new(CallContext::new("r-1".into(), "PauseParticipant".into()));
+        let failed: Result<(), DbError> = in_call(Some(refused.clone()), || {
+            write_transaction(&mut conn, |c| {
+                change(c)?;
+                Err(DbError::Unavailable("refused".into()))
+            })
+        });
+        assert!(failed.is_err());
+        assert!(!refused.is_audited(), "left for the Observed layer to record as refused");
+        let read = Arc::new(CallContext::new("r-2".into(), "GetParticipant".into()));
+        in_call(Some(read), || write_transaction(&mut conn, change)).expect("read through a write");
+        // The relay and start-up work write outside any call.
+        write_transaction(&mut conn, change).expect("no call");
+        assert_eq!(entries(&mut conn), []);
+        let changes: i64 =
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM changes)"))
+                .get_result(&mut conn)
+                .expect("count");
+        assert_eq!(changes, 2, "the failed write rolled back");
+    }
+}
