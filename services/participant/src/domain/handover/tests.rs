@@ -2,7 +2,7 @@ use super::*;
 use crate::domain::Enrolment;
 use crate::domain::events::WithdrawalReason;
 use crate::domain::lifecycle::tests::record;
-use crate::domain::lifecycle::{SchoolCircle, Withdrawal};
+use crate::domain::lifecycle::{Command, HoldKind, SchoolCircle, Withdrawal};
 use crate::domain::view::tests::d;
 
 const TODAY: &str = "2026-11-28";
