@@ -3,10 +3,9 @@
 
 use super::withdrawal::withdraw_one;
 use super::{Decision, NewNotification, NotificationKind, Withdrawal};
-use crate::domain::ParticipantKind;
-use crate::domain::TrainingStatus;
 use crate::domain::events::WithdrawalReason;
 use crate::domain::view::ParticipantRecord;
+use crate::domain::{ParticipantKind, TrainingStatus};
 use chrono::NaiveDate;
 
 /// A mentor and the other ECTs they mentor, for the D9 and W6 cascades.
