@@ -10,7 +10,7 @@
 
 use crate::domain::events::{EventKind, NewEvent};
 use crate::domain::view::ParticipantRecord;
-use crate::domain::{Enrolment, ParticipantKind, ScheduleStart};
+use crate::domain::{ParticipantKind, ScheduleStart};
 use chrono::NaiveDate;
 
 /// A status change of X4.
@@ -47,12 +47,12 @@ pub enum GatewayCommand {
     },
 }
 
-/// C1/D5: the schedule of the term a date falls in.
-fn schedule_of_term(date: NaiveDate) -> ScheduleStart {
-    Enrolment::default_for(date).schedule
-}
-
-/// The schedule and cohort a participant's events leave them on.
+/// The schedule and cohort the DfE has been told of, after a participant's
+/// events in the order they were recorded. Not `restart::schedule_on`, the
+/// fold behind GetParticipant, content release and payments: X4 also counts
+/// an approved release start in another term as a schedule change (C2),
+/// which moves no restart there, and every return or reinstatement event is
+/// reported as it is recorded, whether or not it is a restart by that fold.
 fn schedule_after<'a>(
     start: Option<(ScheduleStart, i32)>,
     kinds: impl Iterator<Item = &'a EventKind>,
@@ -64,7 +64,7 @@ fn schedule_after<'a>(
             (EventKind::Returned { return_date: d, .. }, Some((_, cohort)))
             | (EventKind::Reinstated { reinstated_on: d, .. }, Some((_, cohort)))
             | (EventKind::ReleaseStartChanged { release_start: d, .. }, Some((_, cohort))) => {
-                Some((schedule_of_term(*d), cohort))
+                Some((ScheduleStart::of_term(*d), cohort))
             }
             (_, current) => current,
         };
@@ -250,5 +250,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn c2_x4_a_release_start_in_another_term_changes_the_dfe_schedule_but_restarts_nothing() {
+        let mut record = ect("2026-09-01");
+        let moved = EventKind::ReleaseStartChanged { release_start: d("2027-01-04"), request_id: "r".into() };
+        assert_eq!(
+            changes(&commands_for(&record, &[&event(moved.clone(), "2026-11-28")])),
+            [(StatusChange::ChangeSchedule, String::new(), "ecf-standard-january".into())]
+        );
+        record.events.push(crate::domain::view::tests::event(2, "2026-11-28", moved));
+        let (schedule, restarted) =
+            crate::domain::restart::schedule_on(&record.timeline(), d("2027-02-01")).expect("a programme");
+        assert_eq!((schedule, restarted), (ScheduleStart::September, None), "GetParticipant keeps the first schedule");
     }
 }
