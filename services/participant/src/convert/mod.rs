@@ -1,13 +1,15 @@
 //! Wire <-> domain. Requests become domain commands that cannot be invalid
 //! (every malformed field is reported at once as a field violation); domain
 //! answers become response messages. This module holds the single-field
-//! readers the commands are built from; `commands` the requests, `answers`
-//! the responses.
+//! readers the commands are built from; `commands` and `approvals` the
+//! requests, `answers` the responses.
 
 mod answers;
+mod approvals;
 mod commands;
 
 pub use answers::*;
+pub use approvals::*;
 pub use commands::*;
 
 use crate::domain::events::{DeferralReason, WithdrawalReason};
