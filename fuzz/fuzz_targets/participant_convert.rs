@@ -73,16 +73,28 @@ fn pause(bytes: &[u8]) {
         note(&p.note);
     }
     // The single-date converters the other pause RPCs use, on the same fields.
-    for required in [false, true] {
-        let answer =
-            convert::id_and_date("participant_id", &req.participant_id, "end_date", req.start_date.as_ref(), required);
-        names_fields(&answer, &["participant_id", "end_date"]);
-        if let Ok((id, date)) = answer {
-            canonical_id(&id);
-            assert!(!required || date.is_some());
-            if let Some(date) = date {
-                in_range(date);
-            }
+    let extend = pb::ExtendPauseRequest {
+        participant_id: req.participant_id.clone(),
+        expected_end_date: req.start_date,
+        ..Default::default()
+    };
+    let answer = convert::extend_pause(&extend);
+    names_fields(&answer, &["participant_id", "expected_end_date"]);
+    if let Ok(change) = answer {
+        canonical_id(&change.participant_id);
+        in_range(change.date);
+    }
+    let end = pb::EndPauseRequest {
+        participant_id: req.participant_id.clone(),
+        end_date: req.start_date,
+        ..Default::default()
+    };
+    let answer = convert::end_pause(&end);
+    names_fields(&answer, &["participant_id", "end_date"]);
+    if let Ok(change) = answer {
+        canonical_id(&change.participant_id);
+        if let Some(date) = change.date {
+            in_range(date);
         }
     }
 }
@@ -91,8 +103,9 @@ fn defer(bytes: &[u8]) {
     let Ok(req) = pb::DeferParticipantRequest::decode(bytes) else { return };
     let answer = convert::defer(&req);
     names_fields(&answer, &["participant_id", "reason", "deferral_date", "expected_return_date", "note", "request_id"]);
-    if let Ok((id, d)) = answer {
-        canonical_id(&id);
+    if let Ok(command) = answer {
+        canonical_id(&command.participant_id);
+        let d = command.deferral;
         in_range(d.deferral_date);
         in_range(d.expected_return);
         assert!(d.deferral_date < d.expected_return);
@@ -104,12 +117,12 @@ fn withdraw(bytes: &[u8]) {
     let Ok(req) = pb::WithdrawParticipantRequest::decode(bytes) else { return };
     let answer = convert::withdraw(&req);
     names_fields(&answer, &["participant_id", "reason", "withdrawal_date", "note", "request_id"]);
-    if let Ok((id, _, date, text)) = answer {
-        canonical_id(&id);
-        if let Some(date) = date {
+    if let Ok(command) = answer {
+        canonical_id(&command.participant_id);
+        if let Some(date) = command.withdrawal_date {
             in_range(date);
         }
-        note(&text);
+        note(&command.note);
     }
     // The free-text converters on the same fields.
     let _ = convert::id_and_note("participant_id", &req.participant_id, &req.note);

@@ -579,7 +579,8 @@ proptest! {
         }
         let answer = convert::defer(&req);
         check_answer(&answer, &expected, DEFER_FIELDS)?;
-        if let Ok((_, d)) = answer {
+        if let Ok(command) = answer {
+            let d = command.deferral;
             prop_assert_eq!((Some(ymd(d.deferral_date)), Some(ymd(d.expected_return))), (from, until));
         }
     }
@@ -602,18 +603,29 @@ proptest! {
         }
         let answer = convert::withdraw(&req);
         check_answer(&answer, &expected, WITHDRAW_FIELDS)?;
-        if let Ok((_, _, on, _)) = answer {
-            prop_assert_eq!(on.map(ymd), date.ok().flatten());
+        if let Ok(command) = answer {
+            prop_assert_eq!(command.withdrawal_date.map(ymd), date.ok().flatten());
         }
     }
 
     #[test]
-    fn id_and_date_names_the_fields_it_was_given(
+    fn single_date_converters_name_the_fields_they_were_given(
         id in good_id(),
         date in good_date(),
         required in any::<bool>(),
     ) {
-        let answer = convert::id_and_date("participant_id", &id, "end_date", date.as_ref(), required);
+        // ExtendPause must give its date; EndPause may leave it out (today).
+        let (answer, date_field) = if required {
+            let req = pb::ExtendPauseRequest {
+                participant_id: id.clone(),
+                expected_end_date: date,
+                ..Default::default()
+            };
+            (convert::extend_pause(&req).map(|c| (c.participant_id, Some(c.date))), "expected_end_date")
+        } else {
+            let req = pb::EndPauseRequest { participant_id: id.clone(), end_date: date, ..Default::default() };
+            (convert::end_pause(&req).map(|c| (c.participant_id, c.date)), "end_date")
+        };
         let mut expected = Vec::new();
         if uuid_model(&id).is_none() {
             expected.push("participant_id");
@@ -624,9 +636,9 @@ proptest! {
             optional_date(date.as_ref())
         };
         if when.is_err() {
-            expected.push("end_date");
+            expected.push(date_field);
         }
-        check_answer(&answer, &expected, &["participant_id", "end_date"])?;
+        check_answer(&answer, &expected, &["participant_id", date_field])?;
         if let Ok((_, on)) = answer {
             prop_assert_eq!(on.map(ymd), when.ok().flatten());
         }

@@ -10,6 +10,8 @@ pub mod handover;
 pub mod lifecycle;
 pub mod mentoring;
 pub mod policy;
+pub mod preconditions;
+pub mod records;
 pub mod registry;
 pub mod requests;
 pub mod restart;

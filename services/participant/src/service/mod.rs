@@ -1,0 +1,249 @@
+//! The participant service's use cases, one file per use case: each reads its
+//! command, checks permission, and runs the domain decision and its storage
+//! in one unit of work. Public mutating calls with a `request_id` store their
+//! answer in the same transaction, so a repeat returns it and changes
+//! nothing. This module holds what they share: the registry, the unit of
+//! work, and what a caller's scope reaches.
+
+mod apply;
+mod deferral;
+mod mentoring;
+mod operations;
+mod pause;
+mod registry;
+mod requests;
+mod shown;
+mod withdrawal;
+
+use crate::domain::events::Actor;
+use crate::domain::lifecycle::{Decision, MentorCircle};
+use crate::domain::mentoring as mentor_rules;
+use crate::domain::policy::{self, Place};
+use crate::domain::records::School;
+use crate::domain::requests::{RequestKind, RequestStatus};
+use crate::domain::view::ParticipantRecord;
+use crate::domain::{ParticipantRules, ParticipantView};
+use crate::store;
+use apply::apply;
+use chrono::NaiveDate;
+use shown::changed;
+use std::sync::Arc;
+use steplab_platform::Caller;
+use steplab_platform::Clock;
+use steplab_platform::db::{Database, DbConn};
+use steplab_platform::error::ServiceError;
+use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
+use steplab_platform::ids::ParticipantId;
+use steplab_platform::observability;
+use steplab_proto::steplab::participant::v1 as pb;
+use tokio::sync::Notify;
+
+#[derive(Clone)]
+pub struct Registry {
+    db: Database,
+    clock: Clock,
+    /// Wakes the outbox relay after a change with commands commits.
+    relay: Arc<Notify>,
+    /// Wakes WatchEvents streams after any change commits.
+    feed: Arc<Notify>,
+    /// Content release and payments, for the consistency check.
+    peers: Option<crate::peers::Peers>,
+}
+
+/// Who calls which RPC with what, for the shared paths of the use cases.
+struct Call<'a, Req> {
+    caller: Caller,
+    rpc: &'static str,
+    request: &'a Req,
+    /// The caller's optional idempotency key.
+    request_id: &'a str,
+}
+
+fn actor(caller: &Caller) -> Actor {
+    Actor { sub: caller.sub.clone(), role: caller.role().as_str().to_owned() }
+}
+
+fn place(view: &ParticipantView) -> Place<'_> {
+    Place { school_id: &view.school_id, delivery_partner_id: &view.delivery_partner_id }
+}
+
+fn school_place(school: &School) -> Place<'_> {
+    Place { school_id: &school.id, delivery_partner_id: &school.delivery_partner_id }
+}
+
+fn idempotency_key(caller: &Caller, request_id: &str) -> Result<Option<IdempotencyKey>, ServiceError> {
+    IdempotencyKey::parse("request_id", &caller.sub, request_id).map_err(|v| ServiceError::InvalidArgument(v.into()))
+}
+
+fn load(conn: &mut DbConn, id: &str) -> Result<ParticipantRecord, ServiceError> {
+    // The first participant a call loads is the one its log line names.
+    observability::note_participant(id);
+    store::load_participant(conn, id)?.ok_or_else(|| ServiceError::NotFound(format!("participant {id} does not exist")))
+}
+
+/// The participants named by `ids`, each read in this unit of work.
+fn load_all<'a>(
+    conn: &mut DbConn,
+    ids: impl IntoIterator<Item = &'a String>,
+) -> Result<Vec<ParticipantRecord>, ServiceError> {
+    ids.into_iter().map(|id| load(conn, id)).collect()
+}
+
+/// The participant now: today, or their registration date while that is
+/// still ahead (never the case for a registration, kept total for safety).
+fn current(record: &ParticipantRecord, today: NaiveDate) -> Result<ParticipantView, ServiceError> {
+    record
+        .as_of(today.max(record.registered_on))
+        .ok_or_else(|| ServiceError::Internal(format!("participant {} has no current view", record.id)))
+}
+
+/// AIP-211: what a caller learns about a `what` it names by id. One its
+/// scope covers is returned. To anyone but an admin, one outside their scope
+/// and one that does not exist get the same PERMISSION_DENIED, so ids cannot
+/// be probed across delivery partners; an admin sees everything, so hears
+/// NOT_FOUND.
+fn within_reach<T>(
+    caller: &Caller,
+    found: Option<T>,
+    reaches: impl FnOnce(&T) -> bool,
+    what: &str,
+    id: &str,
+) -> Result<T, ServiceError> {
+    match found {
+        Some(thing) if reaches(&thing) => Ok(thing),
+        None if policy::sees_everything(caller) => Err(ServiceError::NotFound(format!("{what} {id} does not exist"))),
+        _ => Err(policy::unreachable(caller, what).into()),
+    }
+}
+
+/// A participant the caller's scope covers, with their view today.
+fn load_in_reach(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    today: NaiveDate,
+) -> Result<(ParticipantRecord, ParticipantView), ServiceError> {
+    observability::note_participant(id);
+    let found = match store::load_participant(conn, id)? {
+        Some(record) => {
+            let view = current(&record, today)?;
+            Some((record, view))
+        }
+        None => None,
+    };
+    within_reach(caller, found, |(_, view)| policy::reaches(caller, place(view)), "participant", id)
+}
+
+/// A school the caller's scope covers.
+fn school_in_reach(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<School, ServiceError> {
+    let found = store::find_school(conn, id)?;
+    within_reach(caller, found, |school| policy::reaches(caller, school_place(school)), "school", id)
+}
+
+/// The ECT's mentor of record today, if any (W9).
+fn mentor_of_record_now(
+    conn: &mut DbConn,
+    p: &ParticipantRecord,
+    today: NaiveDate,
+) -> Result<Option<ParticipantRecord>, ServiceError> {
+    match p.as_of(today.max(p.registered_on)).and_then(|v| v.mentor_of_record) {
+        Some(id) => Ok(Some(load(conn, &id)?)),
+        None => Ok(None),
+    }
+}
+
+/// A mentor, the ECTs they were ever assigned, and whether a DPL approved keeping them.
+fn mentor_circle(conn: &mut DbConn, mentor: ParticipantRecord) -> Result<MentorCircle, ServiceError> {
+    let other_ects = load_all(conn, mentor_rules::ever_mentored(&mentor).iter())?;
+    let keep_approved = store::has_request(conn, &mentor.id, RequestKind::KeepMentor, RequestStatus::Approved)?;
+    Ok(MentorCircle { mentor, other_ects, keep_approved })
+}
+
+impl Registry {
+    pub fn new(db: Database, clock: Clock, relay: Arc<Notify>, feed: Arc<Notify>) -> Self {
+        Self { db, clock, relay, feed, peers: None }
+    }
+
+    /// Lets the consistency check read content release and payments.
+    pub fn with_peers(mut self, peers: crate::peers::Peers) -> Self {
+        self.peers = Some(peers);
+        self
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn feed(&self) -> Arc<Notify> {
+        self.feed.clone()
+    }
+
+    /// Runs a mutation in one write transaction, honouring `request_id`.
+    async fn mutate<Req, Resp>(
+        &self,
+        key: Option<IdempotencyKey>,
+        rpc: &'static str,
+        request: &Req,
+        f: impl FnOnce(&mut DbConn) -> Result<Resp, ServiceError> + Send + 'static,
+    ) -> Result<Resp, ServiceError>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default + Send + 'static,
+    {
+        let request_bytes = request.encode_to_vec();
+        let now = self.clock.now();
+        let answer = self
+            .db
+            .write(move |conn| {
+                idempotency::once::<ParticipantRules, _>(conn, key.as_ref(), rpc, &request_bytes, now, f)
+                    .map(Ran::into_inner)
+            })
+            .await;
+        if answer.is_ok() {
+            // Committed: the relay and the feed have work.
+            self.relay.notify_one();
+            self.feed.notify_waiters();
+        }
+        answer
+    }
+
+    /// Loads the participant, checks the caller may act on it, decides, and
+    /// stores the decision: the shape of every lifecycle RPC.
+    async fn act<Req, Resp>(
+        &self,
+        call: Call<'_, Req>,
+        participant_id: ParticipantId,
+        authorize: fn(&Caller, Place<'_>) -> Result<(), policy::Denied>,
+        decide: impl FnOnce(
+            &mut DbConn,
+            &ParticipantRecord,
+            NaiveDate,
+        ) -> Result<(Decision, Vec<ParticipantRecord>), ServiceError>
+        + Send
+        + 'static,
+        answer: impl FnOnce(pb::Participant, Vec<String>) -> Resp + Send + 'static,
+    ) -> Result<Resp, ServiceError>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default + Send + 'static,
+    {
+        let Call { caller, rpc, request, request_id } = call;
+        let key = idempotency_key(&caller, request_id)?;
+        let (today, now) = (self.clock.today(), self.clock.now());
+        self.mutate(key, rpc, request, move |conn| {
+            let (record, view_today) = load_in_reach(conn, &caller, &participant_id, today)?;
+            authorize(&caller, place(&view_today))?;
+            let (decision, mut touched) = decide(conn, &record, today)?;
+            let mut cascaded = decision.cascaded(&participant_id);
+            touched.insert(0, record);
+            for mentor in apply(conn, &caller, &touched, decision, now, today)? {
+                if !cascaded.contains(&mentor) {
+                    cascaded.push(mentor);
+                }
+            }
+            let (participant, cascaded) = changed(conn, &participant_id, cascaded, today)?;
+            Ok(answer(participant, cascaded))
+        })
+        .await
+    }
+}

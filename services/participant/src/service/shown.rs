@@ -1,0 +1,70 @@
+//! What a caller is shown of a participant: W9 hides a withdrawn mentor, X1
+//! adds the DfE id kept beside the history.
+
+use super::{current, load};
+use crate::convert;
+use crate::domain::handover;
+use crate::domain::{ParticipantKind, ParticipantView, TrainingStatus};
+use crate::store;
+use chrono::NaiveDate;
+use std::collections::HashMap;
+use steplab_platform::db::DbConn;
+use steplab_platform::error::ServiceError;
+use steplab_proto::steplab::participant::v1 as pb;
+
+/// Whether each mentor is withdrawn on a date, remembered across a list page
+/// (it names the same mentors again and again).
+pub(super) type WithdrawnMentors = HashMap<(String, NaiveDate), bool>;
+
+/// W9: a participant as shown: a withdrawn mentor is never an ECT's
+/// current mentor (nor mentor of record) on the view's date.
+pub(super) fn shown(conn: &mut DbConn, view: ParticipantView) -> Result<pb::Participant, ServiceError> {
+    let participant = shown_with(conn, view, &mut HashMap::new())?;
+    with_dfe_id(conn, participant)
+}
+
+/// [`shown`] without the DfE id, remembering the mentors it looked up.
+pub(super) fn shown_with(
+    conn: &mut DbConn,
+    mut view: ParticipantView,
+    withdrawn: &mut WithdrawnMentors,
+) -> Result<pb::Participant, ServiceError> {
+    if view.kind == ParticipantKind::Ect {
+        let as_of = view.as_of;
+        let named: Vec<String> =
+            view.mentor.iter().map(|(id, _)| id.clone()).chain(view.mentor_of_record.clone()).collect();
+        for id in named {
+            if let std::collections::hash_map::Entry::Vacant(slot) = withdrawn.entry((id, as_of)) {
+                let gone = store::load_participant(conn, &slot.key().0)?
+                    .is_some_and(|m| m.timeline().status_on(as_of) == TrainingStatus::Withdrawn);
+                slot.insert(gone);
+            }
+        }
+        handover::hide_withdrawn_mentors(&mut view, |id| {
+            withdrawn.get(&(id.to_owned(), as_of)).copied().unwrap_or(false)
+        });
+    }
+    Ok(convert::participant(view))
+}
+
+/// X1: the participant message with their DfE id, kept beside the history.
+pub(super) fn with_dfe_id(
+    conn: &mut DbConn,
+    mut participant: pb::Participant,
+) -> Result<pb::Participant, ServiceError> {
+    let ids = store::dfe_participant_ids(conn, std::slice::from_ref(&participant.participant_id))?;
+    participant.dfe_participant_id = ids.get(&participant.participant_id).cloned().unwrap_or_default();
+    Ok(participant)
+}
+
+/// The participant after a change, with those its cascades touched.
+pub(super) fn changed(
+    conn: &mut DbConn,
+    id: &str,
+    cascaded: Vec<String>,
+    today: NaiveDate,
+) -> Result<(pb::Participant, Vec<String>), ServiceError> {
+    let record = load(conn, id)?;
+    let view = current(&record, today)?;
+    Ok((shown(conn, view)?, cascaded))
+}

@@ -1,0 +1,203 @@
+//! Participants' histories: events appended under a version check, read
+//! back in order, and the reporting feed's cursor over them.
+
+use super::participants::refresh_current_values;
+use super::schema::{participant_events, participants};
+use crate::domain::events::{Actor, Event, EventKind, NewEvent};
+use crate::domain::view::ParticipantRecord;
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use steplab_platform::db::DbConn;
+use steplab_platform::error::ServiceError;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = participant_events)]
+pub(super) struct EventRow {
+    id: i64,
+    participant_id: String,
+    sequence: i64,
+    event_type: String,
+    effective_date: NaiveDate,
+    recorded_at: NaiveDateTime,
+    actor: String,
+    actor_role: String,
+    payload: String,
+    caused_by_participant_id: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = participant_events)]
+struct NewEventRow<'a> {
+    participant_id: &'a str,
+    sequence: i64,
+    event_type: &'a str,
+    effective_date: NaiveDate,
+    recorded_at: NaiveDateTime,
+    actor: &'a str,
+    actor_role: &'a str,
+    payload: String,
+    caused_by_participant_id: Option<&'a str>,
+}
+
+pub(super) fn event_from_row(row: EventRow) -> Result<Event, ServiceError> {
+    let kind: EventKind = serde_json::from_str(&row.payload).map_err(|e| {
+        ServiceError::Internal(format!("event {} ({}) has an unreadable payload: {e}", row.id, row.event_type))
+    })?;
+    Ok(Event {
+        cursor: row.id,
+        participant_id: row.participant_id,
+        sequence: row.sequence,
+        effective_date: row.effective_date,
+        recorded_at: row.recorded_at,
+        actor: Actor { sub: row.actor, role: row.actor_role },
+        caused_by: row.caused_by_participant_id,
+        kind,
+    })
+}
+
+/// Appends `events` to the participants they name, each of whom must be in
+/// `records` as read in this unit of work. The version check makes a
+/// concurrent change to any of them lose with ABORTED instead of
+/// interleaving. The current-value columns are refreshed from the fold.
+pub fn append_events(
+    conn: &mut DbConn,
+    records: &[&ParticipantRecord],
+    events: &[NewEvent],
+    actor: &Actor,
+    now: NaiveDateTime,
+    today: NaiveDate,
+) -> Result<(), ServiceError> {
+    if let Some(stray) = events.iter().find(|e| !records.iter().any(|r| r.id == e.participant_id)) {
+        return Err(ServiceError::Internal(format!(
+            "event for participant {} that was not read first",
+            stray.participant_id
+        )));
+    }
+    let mut rows: Vec<NewEventRow<'_>> = Vec::with_capacity(events.len());
+    for record in records {
+        let mine: Vec<&NewEvent> = events.iter().filter(|e| e.participant_id == record.id).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        // X4, D12: what the DfE is to hear of these events, derived from
+        // them as the reporting feed is, in the same transaction.
+        enqueue_for_dfe(conn, crate::domain::dfe::commands_for(record, &mine), now)?;
+        let new_version = record.version + mine.len() as i64;
+        let updated = diesel::update(
+            participants::table
+                .filter(participants::id.eq(&record.id))
+                .filter(participants::version.eq(record.version)),
+        )
+        .set((participants::version.eq(new_version), participants::updated_at.eq(now)))
+        .execute(conn)?;
+        if updated == 0 {
+            return Err(ServiceError::Aborted(format!(
+                "participant {} was changed by another request at the same time: read it again and retry",
+                record.id
+            )));
+        }
+        let mut after = (*record).clone();
+        for (offset, event) in mine.iter().enumerate() {
+            let sequence = record.version + offset as i64 + 1;
+            let payload = serde_json::to_string(&event.kind)
+                .map_err(|e| ServiceError::Internal(format!("cannot encode event: {e}")))?;
+            rows.push(NewEventRow {
+                participant_id: &record.id,
+                sequence,
+                event_type: event.kind.type_name(),
+                effective_date: event.effective_date,
+                recorded_at: now,
+                actor: &actor.sub,
+                actor_role: &actor.role,
+                payload,
+                caused_by_participant_id: event.caused_by.as_deref(),
+            });
+            after.events.push(Event {
+                // Not known until inserted; the fold does not read it.
+                cursor: 0,
+                participant_id: record.id.clone(),
+                sequence,
+                effective_date: event.effective_date,
+                recorded_at: now,
+                actor: actor.clone(),
+                caused_by: event.caused_by.clone(),
+                kind: event.kind.clone(),
+            });
+        }
+        after.version = new_version;
+        refresh_current_values(conn, &after, today)?;
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if matches!(conn, DbConn::Pg(_)) {
+        // Event ids are the WatchEvents cursor: taking this lock before
+        // inserting (held to commit) makes ids visible in increasing order,
+        // so a reader resuming after a cursor never skips a late commit.
+        // It is taken as late as possible, after the version checks and
+        // row updates, because it serialises every writer until commit.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)").execute(conn)?;
+    }
+    for row in &rows {
+        diesel::insert_into(participant_events::table).values(row).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A participant's events in the order they were recorded.
+/// Participants who were ever deferred (D7's sweep looks for due returns among them).
+pub fn ever_deferred(conn: &mut DbConn) -> Result<Vec<String>, ServiceError> {
+    Ok(participant_events::table
+        .filter(participant_events::event_type.eq("deferred"))
+        .select(participant_events::participant_id)
+        .distinct()
+        .order(participant_events::participant_id)
+        .load(conn)?)
+}
+
+pub fn history(conn: &mut DbConn, id: &str) -> Result<Vec<Event>, ServiceError> {
+    participant_events::table
+        .filter(participant_events::participant_id.eq(id))
+        .order(participant_events::sequence)
+        .select(EventRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(event_from_row)
+        .collect()
+}
+
+/// Reportable events (D12, W10) after `cursor`, in cursor order.
+pub fn reportable_events_after(conn: &mut DbConn, cursor: i64, limit: i64) -> Result<Vec<Event>, ServiceError> {
+    participant_events::table
+        .filter(participant_events::id.gt(cursor))
+        .filter(participant_events::event_type.eq_any([
+            "deferred",
+            "return_date_changed",
+            "returned",
+            "withdrawn",
+            "reinstated",
+        ]))
+        .order(participant_events::id)
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(event_from_row)
+        .collect()
+}
+
+/// Writes DfE gateway commands to the outbox, each with a fresh id and the
+/// request id of the call that caused it.
+pub fn enqueue_for_dfe(
+    conn: &mut DbConn,
+    commands: Vec<crate::domain::dfe::GatewayCommand>,
+    now: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let request_id = steplab_platform::observability::current_request_id();
+    for command in commands {
+        let mut row = crate::commands::gateway_to_outbox(command, steplab_platform::ids::new_id());
+        row.request_id.clone_from(&request_id);
+        steplab_platform::outbox::enqueue(conn, &row, now)?;
+    }
+    Ok(())
+}
