@@ -3,7 +3,8 @@
 
 use super::{Gateway, denied};
 use crate::convert::{self, CallsQuery, UnreportableQuery};
-use crate::domain::{CallState, RuleViolation, policy};
+use crate::domain::commands as rules;
+use crate::domain::{CallState, policy};
 use crate::store::{self, CallRow};
 use chrono::NaiveDateTime;
 use steplab_platform::error::ServiceError;
@@ -83,13 +84,7 @@ impl Gateway {
                     ServiceError::NotFound(format!("there is no DfE call {call_id}: ListDfeCalls lists them"))
                 })?;
                 observability::note_participant(&call.participant_id);
-                if call.state != CallState::Parked.as_str() {
-                    return Err(RuleViolation::new(
-                        "NOT_PARKED",
-                        format!("call {call_id} is {}, not parked: only a parked call is retried", call.state),
-                    )
-                    .into());
-                }
+                rules::may_retry(&call_id, &call.state)?;
                 store::unpark(conn, call.id, now)?;
                 // What `unpark` stored, without reading the row back.
                 let call = CallRow {

@@ -4,8 +4,9 @@
 
 use super::{Gateway, Received, denied, new_call, not_tracked};
 use crate::convert::{Declare, Report, Track, Void};
+use crate::domain::commands as rules;
 use crate::domain::mapping::{self, Course, StatusChange};
-use crate::domain::{RuleViolation, policy};
+use crate::domain::policy;
 use crate::store::{self, DeclarationRow, TrackedRow};
 use steplab_platform::Caller;
 use steplab_platform::error::ServiceError;
@@ -15,11 +16,6 @@ use steplab_proto::steplab::dfe::v1 as pb;
 fn stored_course(tracked: &TrackedRow) -> Result<Course, ServiceError> {
     Course::parse(&tracked.course)
         .ok_or_else(|| ServiceError::Internal(format!("stored course `{}` unknown", tracked.course)))
-}
-
-/// A declaration still standing (neither voided nor on its way to be).
-fn standing(declaration: &DeclarationRow) -> bool {
-    !matches!(declaration.state.as_str(), "to-void" | "voided")
 }
 
 impl Gateway {
@@ -52,16 +48,7 @@ impl Gateway {
                     },
                 )?,
                 Some(mut row) => {
-                    if row.course != course.as_str() {
-                        return Err(RuleViolation::new(
-                            "COURSE_CHANGED",
-                            format!(
-                                "participant {participant_id} is tracked on {}: a participant's course cannot change",
-                                row.course
-                            ),
-                        )
-                        .into());
-                    }
+                    rules::keep_course(&participant_id, &row.course, course)?;
                     row.trn = trn;
                     row.cohort = cohort;
                     if !schedule_identifier.is_empty() {
@@ -127,15 +114,8 @@ impl Gateway {
         self.command(received, move |conn, now| {
             let tracked = store::tracked(conn, &participant_id)?.ok_or_else(|| not_tracked(&participant_id))?;
             let course = stored_course(&tracked)?;
-            if store::declaration(conn, &participant_id, &declaration_type)?.is_some_and(|d| standing(&d)) {
-                return Err(RuleViolation::new(
-                    "ALREADY_DECLARED",
-                    format!(
-                        "{declaration_type} is already declared for {participant_id}: void it first (VoidMilestone)"
-                    ),
-                )
-                .into());
-            }
+            let existing = store::declaration(conn, &participant_id, &declaration_type)?;
+            rules::may_declare(&participant_id, &declaration_type, existing.as_ref().map(|d| d.state.as_str()))?;
             store::save_declaration(
                 conn,
                 &DeclarationRow {
@@ -168,13 +148,10 @@ impl Gateway {
         let received = Received::new(RPC, envelope.key, &req.command_id, &req);
         self.command(received, move |conn, now| {
             let tracked = store::tracked(conn, &participant_id)?.ok_or_else(|| not_tracked(&participant_id))?;
-            let Some(mut declaration) = store::declaration(conn, &participant_id, &declaration_type)?.filter(standing)
+            let Some(mut declaration) =
+                store::declaration(conn, &participant_id, &declaration_type)?.filter(|d| rules::stands(&d.state))
             else {
-                return Err(RuleViolation::new(
-                    "NOT_DECLARED",
-                    format!("{declaration_type} is not declared for {participant_id}: there is nothing to void"),
-                )
-                .into());
+                return Err(rules::not_declared(&participant_id, &declaration_type).into());
             };
             declaration.state = "to-void".into();
             declaration.updated_at = now;
