@@ -20,11 +20,11 @@
 use chrono::{Datelike, Days, NaiveDate};
 use proptest::prelude::*;
 use steplab_content_release::convert;
+use steplab_content_release::domain::feed::{FeedPosition, Release};
 use steplab_content_release::domain::period::{self, Period};
 use steplab_content_release::domain::release::{ReleaseFacts, Schedule, schedule};
 use steplab_content_release::domain::term;
 use steplab_content_release::domain::{Curriculum, Hold, HoldKind, Module, Programme, ProgrammeCurriculum, Revocation};
-use steplab_content_release::store::{FeedPosition, ReleaseRow};
 use steplab_platform::FieldViolations;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::content::v1 as pb;
@@ -341,11 +341,11 @@ proptest! {
         last_day in (1i32..=9999, 1i32..=12, 1i32..=28),
     ) {
         let (f, t) = (required_date(from.as_ref()), required_date(to.as_ref()));
-        let last = ReleaseRow {
+        let last = Release {
             participant_id: last_participant,
             module_id: last_module,
             release_date: naive(last_day),
-            is_optional: false,
+            optional: false,
         };
         let anchor = naive((2026, 9, 1));
         let page_token = match (token_kind, f, t) {

@@ -10,6 +10,7 @@
 //! Without `STEPLAB_DFE_API_URL` the DfE sync is off (X9): commands are still
 //! stored and wait; start-up says so once.
 
+pub mod convert;
 pub mod delivery;
 pub mod dfe;
 pub mod domain;

@@ -2,7 +2,7 @@
 //! configuration from the environment, the database layer (one diesel code
 //! path for SQLite and PostgreSQL), JWT auth, the error mapping to gRPC
 //! status codes, `google.type.Date` conversions, the pinnable clock, logging,
-//! request idempotency, metrics and request ids, the audit log, and the server bootstrap (health, reflection, graceful
+//! request idempotency and the service-to-service command envelope, metrics and request ids, the audit log, and the server bootstrap (health, reflection, graceful
 //! shutdown).
 
 pub mod audit;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod connections;
 pub mod date;
 pub mod db;
+pub mod envelope;
 pub mod error;
 pub mod idempotency;
 pub mod identity;

@@ -5,6 +5,9 @@
 //! DOMAIN.md id.
 
 pub mod curriculum;
+pub mod feed;
+pub mod holds;
+pub mod learner;
 pub mod period;
 pub mod policy;
 pub mod progress;
@@ -12,9 +15,9 @@ pub mod release;
 pub mod state;
 pub mod term;
 
-use chrono::NaiveDate;
-
 pub use curriculum::{Curriculum, Event, EventKind, Module, ProgrammeCurriculum};
+pub use holds::{Hold, HoldKind, Revocation};
+pub use learner::{Learner, NewLearner, ScopeChange};
 
 /// Which self-study programme a learner follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -45,61 +48,6 @@ impl Programme {
             Programme::Mentor => "the mentor programme",
         }
     }
-}
-
-/// Why new module release is held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HoldKind {
-    /// P5, P6: modules due during it come at its end, optional; nothing moves.
-    Pause,
-    /// D4, D5, D8: the schedule stops during it and moves later by its length.
-    Deferral,
-}
-
-impl HoldKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldKind::Pause => "pause",
-            HoldKind::Deferral => "deferral",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [HoldKind::Pause, HoldKind::Deferral].into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// A hold on new module release over the half-open days `[from, until)`.
-/// `until` is the first day no longer held (after a LiftHold, the lift date);
-/// a hold with `until <= from` was cancelled and holds nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hold {
-    pub hold_id: String,
-    pub kind: HoldKind,
-    pub from: NaiveDate,
-    pub until: NaiveDate,
-}
-
-impl Hold {
-    /// In effect on `day` (`from <= day < until`).
-    pub fn is_active_on(&self, day: NaiveDate) -> bool {
-        self.from <= day && day < self.until
-    }
-
-    /// The date a LiftHold on `on` leaves as `until`: an earlier end takes
-    /// effect (on or before `from` it cancels the hold); a later one changes
-    /// nothing because the hold already ends by then.
-    pub fn until_after_lift(&self, on: NaiveDate) -> NaiveDate {
-        self.until.min(on)
-    }
-}
-
-/// Access revoked from `revoked_from` (inclusive, W5) until `restored_on`
-/// (the first day with access again, W9), or for good while `None`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Revocation {
-    pub revoked_from: NaiveDate,
-    pub restored_on: Option<NaiveDate>,
 }
 
 /// This service's ErrorInfo domain (its proto package): every rule refusal

@@ -225,13 +225,6 @@ pub fn has_access_on(revocations: &[Revocation], day: NaiveDate) -> bool {
     !revocations.iter().any(|r| Period::new(r.revoked_from, r.restored_on).contains(day))
 }
 
-/// The holds in effect on `as_of`, ordered by `from`.
-pub fn active_holds(holds: &[Hold], as_of: NaiveDate) -> Vec<&Hold> {
-    let mut active: Vec<&Hold> = holds.iter().filter(|h| h.is_active_on(as_of)).collect();
-    active.sort_by(|a, b| (a.from, &a.hold_id).cmp(&(b.from, &b.hold_id)));
-    active
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,26 +596,5 @@ mod tests {
             hold("b", HoldKind::Deferral, "2027-02-01", "2027-03-01"),
         ];
         assert_eq!(plan(&c, "2026-09-01", &once, &[]), plan(&c, "2026-09-01", &overlapping, &[]));
-    }
-
-    #[test]
-    fn p4_a_cancelled_hold_holds_nothing() {
-        let c = curriculum();
-        let mut pause = hold("p", HoldKind::Pause, "2026-10-12", "2026-11-02");
-        pause.until = pause.until_after_lift(d("2026-10-01"));
-        assert_eq!(plan(&c, "2026-09-01", &[pause.clone()], &[]), plan(&c, "2026-09-01", &[], &[]));
-        assert!(active_holds(&[pause], d("2026-10-10")).is_empty());
-    }
-
-    #[test]
-    fn r2_active_holds_are_those_in_effect_on_the_day_ordered_by_start() {
-        let holds = [
-            hold("late", HoldKind::Deferral, "2026-10-10", "2026-12-01"),
-            hold("early", HoldKind::Pause, "2026-10-01", "2026-10-20"),
-            hold("done", HoldKind::Pause, "2026-09-01", "2026-09-10"),
-        ];
-        let ids: Vec<&str> = active_holds(&holds, d("2026-10-15")).into_iter().map(|h| h.hold_id.as_str()).collect();
-        assert_eq!(ids, ["early", "late"]);
-        assert!(active_holds(&holds, d("2026-12-01")).is_empty(), "until is not held");
     }
 }

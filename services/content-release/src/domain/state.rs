@@ -44,7 +44,7 @@ pub fn release_state<'c>(known: &Known<'_, 'c>, as_of: NaiveDate) -> ReleaseStat
         as_of,
         access_granted,
         released: known.schedule.released_by(as_of).cloned().collect(),
-        active_holds: release::active_holds(known.holds, as_of).into_iter().cloned().collect(),
+        active_holds: super::holds::active_holds(known.holds, as_of).into_iter().cloned().collect(),
         next: known.schedule.next_after(as_of).filter(|_| access_granted).cloned(),
         resume: progress::resume_module(known.curriculum, known.schedule, known.accesses, as_of),
         last_accessed_module_id: progress::last_accessed(known.accesses, as_of).map(|a| a.module_id.clone()),

@@ -2,8 +2,10 @@
 //! database: who may call what (`policy`), our words to the DfE's
 //! (`mapping`, X2 X3 X4 X5 X6), what an HTTP answer means for a call
 //! (`outcome`, X8), the DfE's rate limit (`rate`, X8), and the comparison of
-//! the DfE's view with ours (`reconcile`, X7).
+//! the DfE's view with ours (`reconcile`, X7), and the rules the commands
+//! refuse by (`commands`, X1 X5 X6).
 
+pub mod commands;
 pub mod mapping;
 pub mod outcome;
 pub mod policy;

@@ -1,0 +1,297 @@
+//! The reads: a learner's release state (GetReleaseState), the curriculum
+//! (GetCurriculum) and the release feed (ListReleases) with its page tokens.
+
+use super::progress::{attendance, module_ref};
+use super::{hold_kind_to_proto, id, programme_to_proto};
+use crate::domain::feed::{FeedPosition, Release};
+use crate::domain::release::ScheduledModule;
+use crate::domain::state::ReleaseState;
+use crate::domain::{Event, EventKind, Programme, ProgrammeCurriculum};
+use chrono::NaiveDate;
+use steplab_platform::date;
+use steplab_platform::{FieldViolation, FieldViolations};
+use steplab_proto::steplab::content::v1 as pb;
+
+/// A validated GetReleaseState.
+#[derive(Debug, Clone)]
+pub struct StateQuery {
+    pub participant_id: String,
+    /// `None`: today.
+    pub as_of: Option<NaiveDate>,
+}
+
+pub fn get_release_state(req: &pb::GetReleaseStateRequest) -> Result<StateQuery, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let participant_id = v.check(id("participant_id", &req.participant_id));
+    let as_of = v.check(date::optional("as_of", req.as_of.as_ref()));
+    v.finish(|| Some(StateQuery { participant_id: participant_id?, as_of: as_of? }))
+}
+
+/// ListReleases page sizes (content.proto): 0 means 500, above 1000 is 1000.
+pub const FEED_DEFAULT_PAGE_SIZE: i64 = 500;
+pub const FEED_MAX_PAGE_SIZE: i64 = 1000;
+
+/// A validated ListReleases.
+#[derive(Debug, Clone)]
+pub struct FeedQuery {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub page_size: i64,
+    pub after: Option<FeedPosition>,
+}
+
+fn feed_page_size(requested: i32) -> Result<i64, FieldViolation> {
+    match i64::from(requested) {
+        n if n < 0 => Err(FieldViolation::new(
+            "page_size",
+            format!("{n} is negative: use 0 for the default of {FEED_DEFAULT_PAGE_SIZE}, at most {FEED_MAX_PAGE_SIZE}"),
+        )),
+        0 => Ok(FEED_DEFAULT_PAGE_SIZE),
+        n => Ok(n.min(FEED_MAX_PAGE_SIZE)),
+    }
+}
+
+const TOKEN_PREFIX: &str = "r1.";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The page token after `last`, bound to the range it was made for so that
+/// it cannot be replayed against another one.
+pub fn feed_token(from: NaiveDate, to: NaiveDate, last: &Release) -> String {
+    let parts = [
+        from.to_string(),
+        to.to_string(),
+        last.release_date.to_string(),
+        last.participant_id.clone(),
+        last.module_id.clone(),
+    ];
+    // Serialising five strings cannot fail; an empty token would only end
+    // the listing early, never skip rows.
+    let json = serde_json::to_vec(&parts).unwrap_or_default();
+    format!("{TOKEN_PREFIX}{}", hex(&json))
+}
+
+fn feed_position(
+    token: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<Option<FeedPosition>, FieldViolation> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let not_ours = || {
+        FieldViolation::new(
+            "page_token",
+            "is not a next_page_token of ListReleases: pass it back unchanged, or leave it empty for the first page",
+        )
+    };
+    let json = token.strip_prefix(TOKEN_PREFIX).and_then(unhex).ok_or_else(not_ours)?;
+    let parts: Vec<String> = serde_json::from_slice(&json).map_err(|_| not_ours())?;
+    let [token_from, token_to, release_date, participant_id, module_id] =
+        <[String; 5]>::try_from(parts).map_err(|_| not_ours())?;
+    let parse = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| not_ours());
+    if Some(parse(&token_from)?) != from || Some(parse(&token_to)?) != to {
+        return Err(FieldViolation::new(
+            "page_token",
+            "was made for another from/to range: repeat the request with the same from and to, or start again without a token",
+        ));
+    }
+    Ok(Some(FeedPosition { release_date: parse(&release_date)?, participant_id, module_id }))
+}
+
+pub fn list_releases(req: &pb::ListReleasesRequest) -> Result<FeedQuery, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let from = v.check(date::required("from", req.from.as_ref()));
+    let to = v.check(date::required("to", req.to.as_ref()));
+    if let (Some(from), Some(to)) = (from, to)
+        && to < from
+    {
+        v.push(FieldViolation::new(
+            "to",
+            format!("{to} is before from ({from}): the range is [from, to], both included"),
+        ));
+    }
+    let page_size = v.check(feed_page_size(req.page_size));
+    let after =
+        if from.is_some() && to.is_some() { v.check(feed_position(&req.page_token, from, to)) } else { Some(None) };
+    v.finish(|| Some(FeedQuery { from: from?, to: to?, page_size: page_size?, after: after? }))
+}
+
+fn event_kind_to_proto(kind: EventKind) -> pb::EventKind {
+    match kind {
+        EventKind::Clinic => pb::EventKind::Clinic,
+        EventKind::Conference => pb::EventKind::Conference,
+    }
+}
+
+fn released_module(m: &ScheduledModule<'_>) -> pb::ReleasedModule {
+    pb::ReleasedModule {
+        module_id: m.module.module_id.clone(),
+        title: m.module.title.clone(),
+        strand: m.module.strand.clone(),
+        release_date: date::to_proto_opt(m.release_date),
+        optional: m.optional,
+    }
+}
+
+/// The GetReleaseState answer.
+pub fn release_state(
+    participant_id: String,
+    programme: Programme,
+    release_start: NaiveDate,
+    state: &ReleaseState<'_>,
+) -> pb::GetReleaseStateResponse {
+    pb::GetReleaseStateResponse {
+        participant_id,
+        as_of: Some(date::to_proto(state.as_of)),
+        programme: programme_to_proto(programme) as i32,
+        release_start: Some(date::to_proto(release_start)),
+        access: if state.access_granted { pb::Access::Granted } else { pb::Access::Revoked } as i32,
+        released_modules: state.released.iter().map(released_module).collect(),
+        active_holds: state
+            .active_holds
+            .iter()
+            .map(|h| pb::Hold {
+                hold_id: h.hold_id.clone(),
+                kind: hold_kind_to_proto(h.kind) as i32,
+                from: Some(date::to_proto(h.from)),
+                until: Some(date::to_proto(h.until)),
+            })
+            .collect(),
+        next_module: state.next.as_ref().map(|m| pb::UpcomingModule {
+            module_id: m.module.module_id.clone(),
+            title: m.module.title.clone(),
+            strand: m.module.strand.clone(),
+            release_date: date::to_proto_opt(m.release_date),
+            optional: m.optional,
+        }),
+        resume_module: state.resume.map(module_ref),
+        last_accessed_module_id: state.last_accessed_module_id.clone().unwrap_or_default(),
+        attendances: state.attendances.iter().map(attendance).collect(),
+        planned_end_date: date::to_proto_opt(state.planned_end),
+        schedule: state.schedule.0.standard_schedule_id().to_owned(),
+        schedule_since: date::to_proto_opt(state.schedule.1),
+    }
+}
+
+fn event(e: &Event) -> pb::Event {
+    pb::Event {
+        event_id: e.event_id.clone(),
+        title: e.title.clone(),
+        kind: event_kind_to_proto(e.kind) as i32,
+        sequence: i32::try_from(e.sequence).unwrap_or(i32::MAX),
+    }
+}
+
+/// The GetCurriculum answer.
+pub fn curriculum(c: &ProgrammeCurriculum) -> pb::GetCurriculumResponse {
+    pb::GetCurriculumResponse {
+        programme: programme_to_proto(c.programme) as i32,
+        modules: c
+            .modules
+            .iter()
+            .map(|m| pb::Module {
+                module_id: m.module_id.clone(),
+                title: m.title.clone(),
+                strand: m.strand.clone(),
+                term: m.term,
+                // Offsets are checked to lie within MAX_LENGTH_DAYS at load.
+                release_offset_days: i32::try_from(m.release_offset_days).unwrap_or(i32::MAX),
+            })
+            .collect(),
+        clinics: c.clinics.iter().map(event).collect(),
+        conferences: c.conferences.iter().map(event).collect(),
+        length_days: i32::try_from(c.length_days).unwrap_or(i32::MAX),
+    }
+}
+
+pub fn release(release: Release) -> pb::Release {
+    pb::Release {
+        participant_id: release.participant_id,
+        module_id: release.module_id,
+        release_date: Some(date::to_proto(release.release_date)),
+        optional: release.optional,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steplab_proto::google::r#type::Date;
+
+    fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+        Some(Date { year, month, day })
+    }
+
+    fn fields(err: FieldViolations) -> Vec<String> {
+        err.0.into_iter().map(|v| v.field).collect()
+    }
+
+    fn row(day: &str, participant: &str, module: &str) -> Release {
+        Release {
+            participant_id: participant.into(),
+            module_id: module.into(),
+            release_date: NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("date"),
+            optional: false,
+        }
+    }
+
+    #[test]
+    fn r4_a_feed_token_round_trips_for_its_own_range_only() {
+        let last = row("2026-09-15", "p:1", "ect-02");
+        let list = |token: String, to_day: i32| pb::ListReleasesRequest {
+            from: date(2026, 9, 1),
+            to: date(2026, 9, to_day),
+            page_size: 0,
+            page_token: token,
+        };
+        let from = NaiveDate::from_ymd_opt(2026, 9, 1).expect("date");
+        let to = NaiveDate::from_ymd_opt(2026, 9, 30).expect("date");
+        let token = feed_token(from, to, &last);
+        let query = list_releases(&list(token.clone(), 30)).expect("same range");
+        assert_eq!(
+            query.after,
+            Some(FeedPosition {
+                release_date: last.release_date,
+                participant_id: "p:1".into(),
+                module_id: "ect-02".into(),
+            })
+        );
+        assert_eq!(query.page_size, FEED_DEFAULT_PAGE_SIZE);
+        assert_eq!(fields(list_releases(&list(token, 29)).expect_err("other range")), ["page_token"]);
+        assert_eq!(fields(list_releases(&list("r1.zz".into(), 30)).expect_err("forged")), ["page_token"]);
+    }
+
+    #[test]
+    fn r4_page_sizes_default_to_500_cap_at_1000_and_refuse_negatives() {
+        let req = |page_size| pb::ListReleasesRequest {
+            from: date(2026, 9, 1),
+            to: date(2026, 9, 1),
+            page_size,
+            page_token: String::new(),
+        };
+        assert_eq!(list_releases(&req(0)).expect("ok").page_size, 500);
+        assert_eq!(list_releases(&req(5000)).expect("ok").page_size, 1000);
+        assert_eq!(fields(list_releases(&req(-1)).expect_err("negative")), ["page_size"]);
+    }
+
+    #[test]
+    fn r4_a_range_ending_before_it_starts_is_refused() {
+        let req = pb::ListReleasesRequest {
+            from: date(2026, 9, 2),
+            to: date(2026, 9, 1),
+            page_size: 0,
+            page_token: String::new(),
+        };
+        assert_eq!(fields(list_releases(&req).expect_err("backwards")), ["to"]);
+    }
+}
