@@ -3,10 +3,10 @@
 //! malformed field at once.
 
 use crate::convert::MAX_NOTE_CHARS;
-use crate::convert::envelope::command_key;
 use crate::domain::declarations;
 use crate::domain::{EngagementKind, PayeeKind};
 use chrono::NaiveDate;
+use steplab_platform::envelope::{CommandEnvelope, DatedCommand};
 use steplab_platform::idempotency::IdempotencyKey;
 use steplab_platform::ids::{DeliveryPartnerId, ParticipantId, SchoolId, excerpt as truncate};
 use steplab_platform::{FieldViolation, FieldViolations, date};
@@ -53,8 +53,7 @@ pub struct Enrol {
 
 pub fn enrol(req: &pb::EnrolPayeeRequest) -> Result<Enrol, FieldViolations> {
     let mut v = FieldViolations::default();
-    let key = v.check(command_key(&req.command_id));
-    let participant_id = v.check(ParticipantId::parse("participant_id", &req.participant_id));
+    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
     let delivery_partner_id = v.check(DeliveryPartnerId::parse("delivery_partner_id", &req.delivery_partner_id));
     let schedule_id = v.check(if req.schedule.trim().is_empty() {
         Err(FieldViolation::new("schedule", "is required, e.g. ecf-standard-september (see ListSchedules)"))
@@ -76,9 +75,10 @@ pub fn enrol(req: &pb::EnrolPayeeRequest) -> Result<Enrol, FieldViolations> {
     }
     let school_id = v.check(SchoolId::parse("school_id", &req.school_id));
     v.finish(|| {
+        let CommandEnvelope { key, participant_id } = envelope?;
         Some(Enrol {
-            key: key?,
-            participant_id: participant_id?,
+            key,
+            participant_id,
             delivery_partner_id: delivery_partner_id?,
             school_id: school_id?,
             schedule_id: schedule_id?,
@@ -101,8 +101,7 @@ pub struct Suspend {
 
 pub fn suspend(req: &pb::SuspendAccrualRequest) -> Result<Suspend, FieldViolations> {
     let mut v = FieldViolations::default();
-    let key = v.check(command_key(&req.command_id));
-    let participant_id = v.check(ParticipantId::parse("participant_id", &req.participant_id));
+    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
     let suspension_id = v.check(token("suspension_id", &req.suspension_id));
     let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
     let until = v.check(date::PROGRAMME_DATES.required("until", req.until.as_ref()));
@@ -115,13 +114,8 @@ pub fn suspend(req: &pb::SuspendAccrualRequest) -> Result<Suspend, FieldViolatio
         ));
     }
     v.finish(|| {
-        Some(Suspend {
-            key: key?,
-            participant_id: participant_id?,
-            suspension_id: suspension_id?,
-            from: from?,
-            until: until?,
-        })
+        let CommandEnvelope { key, participant_id } = envelope?;
+        Some(Suspend { key, participant_id, suspension_id: suspension_id?, from: from?, until: until? })
     })
 }
 
@@ -136,11 +130,13 @@ pub struct Resume {
 
 pub fn resume(req: &pb::ResumeAccrualRequest) -> Result<Resume, FieldViolations> {
     let mut v = FieldViolations::default();
-    let key = v.check(command_key(&req.command_id));
-    let participant_id = v.check(ParticipantId::parse("participant_id", &req.participant_id));
+    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
     let suspension_id = v.check(token("suspension_id", &req.suspension_id));
     let on = v.check(date::PROGRAMME_DATES.required("on", req.on.as_ref()));
-    v.finish(|| Some(Resume { key: key?, participant_id: participant_id?, suspension_id: suspension_id?, on: on? }))
+    v.finish(|| {
+        let CommandEnvelope { key, participant_id } = envelope?;
+        Some(Resume { key, participant_id, suspension_id: suspension_id?, on: on? })
+    })
 }
 
 /// A validated EndAccrual or ReopenAccrual.
@@ -156,11 +152,9 @@ fn dated(
     participant_id: &str,
     effective_date: Option<&steplab_proto::google::r#type::Date>,
 ) -> Result<Dated, FieldViolations> {
-    let mut v = FieldViolations::default();
-    let key = v.check(command_key(command_id));
-    let participant_id = v.check(ParticipantId::parse("participant_id", participant_id));
-    let effective_date = v.check(date::PROGRAMME_DATES.required("effective_date", effective_date));
-    v.finish(|| Some(Dated { key: key?, participant_id: participant_id?, effective_date: effective_date? }))
+    let DatedCommand { envelope: CommandEnvelope { key, participant_id }, effective_date } =
+        DatedCommand::parse(command_id, participant_id, effective_date)?;
+    Ok(Dated { key, participant_id, effective_date })
 }
 
 pub fn end(req: &pb::EndAccrualRequest) -> Result<Dated, FieldViolations> {
@@ -182,10 +176,12 @@ pub struct Coverage {
 
 pub fn coverage(req: &pb::SetAreaCoveredRequest) -> Result<Coverage, FieldViolations> {
     let mut v = FieldViolations::default();
-    let key = v.check(command_key(&req.command_id));
-    let participant_id = v.check(ParticipantId::parse("participant_id", &req.participant_id));
+    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
     let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
-    v.finish(|| Some(Coverage { key: key?, participant_id: participant_id?, covered: req.covered, from: from? }))
+    v.finish(|| {
+        let CommandEnvelope { key, participant_id } = envelope?;
+        Some(Coverage { key, participant_id, covered: req.covered, from: from? })
+    })
 }
 
 /// A validated SetParticipantScope.
@@ -200,15 +196,15 @@ pub struct Move {
 
 pub fn placement(req: &pb::SetParticipantScopeRequest) -> Result<Move, FieldViolations> {
     let mut v = FieldViolations::default();
-    let key = v.check(command_key(&req.command_id));
-    let participant_id = v.check(ParticipantId::parse("participant_id", &req.participant_id));
+    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
     let school_id = v.check(SchoolId::parse("school_id", &req.school_id));
     let delivery_partner_id = v.check(DeliveryPartnerId::parse("delivery_partner_id", &req.delivery_partner_id));
     let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
     v.finish(|| {
+        let CommandEnvelope { key, participant_id } = envelope?;
         Some(Move {
-            key: key?,
-            participant_id: participant_id?,
+            key,
+            participant_id,
             school_id: school_id?,
             delivery_partner_id: delivery_partner_id?,
             from: from?,
@@ -285,8 +281,7 @@ pub struct DeclarationState {
 
 pub fn declaration_state(req: &pb::RecordDeclarationStateRequest) -> Result<DeclarationState, FieldViolations> {
     let mut v = FieldViolations::default();
-    let key = v.check(command_key(&req.command_id));
-    let participant_id = v.check(ParticipantId::parse("participant_id", &req.participant_id));
+    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
     let declaration_type = v.check(if declarations::is_declaration_type(&req.declaration_type) {
         Ok(req.declaration_type.clone())
     } else {
@@ -313,9 +308,10 @@ pub fn declaration_state(req: &pb::RecordDeclarationStateRequest) -> Result<Decl
         ))
     });
     v.finish(|| {
+        let CommandEnvelope { key, participant_id } = envelope?;
         Some(DeclarationState {
-            key: key?,
-            participant_id: participant_id?,
+            key,
+            participant_id,
             declaration_type: declaration_type?,
             dfe_declaration_id: dfe_declaration_id?,
             state: state?,

@@ -1,13 +1,7 @@
-//! The command envelope every command shares: its id, which is its
-//! idempotency key, and the acknowledgement that answers it.
+//! The acknowledgement that answers a command (its envelope is read by the
+//! platform's `envelope` module).
 
-use steplab_platform::FieldViolation;
-use steplab_platform::idempotency::IdempotencyKey;
 use steplab_proto::steplab::common::v1 as common;
-
-pub(crate) fn command_key(command_id: &str) -> Result<IdempotencyKey, FieldViolation> {
-    IdempotencyKey::command("command_id", command_id)
-}
 
 pub fn ack(command_id: &str, duplicate: bool) -> common::CommandAck {
     common::CommandAck { command_id: command_id.to_owned(), duplicate }
