@@ -10,9 +10,9 @@
 //!
 //! Each migration is written once, as an `up.sql` and a `down.sql` that both
 //! backends render from: `{{sqlite:A|postgres:B}}` stands for `A` on SQLite
-//! and `B` on PostgreSQL (either may be empty or span lines; neither may hold
-//! `{{`, and `A` may not hold `|postgres:`, nor `B` `}}`). Everything else is
-//! the SQL both run, byte for byte.
+//! and `B` on PostgreSQL (either may be empty or span lines, neither may hold
+//! `{{`, `|postgres:` or `}}`). Everything else is the SQL both run, byte for
+//! byte.
 
 use diesel::backend::Backend;
 use diesel::connection::BoxableConnection;
@@ -101,8 +101,9 @@ impl PlatformMigration {
     }
 }
 
-const SQLITE_OPENS: &str = "{{sqlite:";
-const POSTGRES_FOLLOWS: &str = "|postgres:";
+const OPENS: &str = "{{";
+const SQLITE_FIRST: &str = "sqlite:";
+const POSTGRES_SECOND: &str = "|postgres:";
 const CLOSES: &str = "}}";
 
 /// `template` as `backend` runs it (see the module's documentation).
@@ -110,7 +111,7 @@ fn render(template: &str, backend: BackendKind) -> Result<String, String> {
     let mut rendered = String::with_capacity(template.len());
     let mut rest = template;
     loop {
-        let (plain, alternatives) = match rest.split_once("{{") {
+        let (plain, alternatives) = match rest.split_once(OPENS) {
             Some((plain, after)) => (plain, Some(after)),
             None => (rest, None),
         };
@@ -120,13 +121,12 @@ fn render(template: &str, backend: BackendKind) -> Result<String, String> {
         }
         rendered.push_str(plain);
         let Some(after) = alternatives else { return Ok(rendered) };
-        let malformed = || format!("not `{SQLITE_OPENS}…{POSTGRES_FOLLOWS}…{CLOSES}`: {{{{{}", excerpt(after));
-        let (sqlite, after) = after
-            .strip_prefix(&SQLITE_OPENS[2..])
-            .and_then(|a| a.split_once(POSTGRES_FOLLOWS))
-            .ok_or_else(malformed)?;
+        let malformed = || format!("not `{OPENS}{SQLITE_FIRST}…{POSTGRES_SECOND}…{CLOSES}`: {OPENS}{}", excerpt(after));
+        let (sqlite, after) =
+            after.strip_prefix(SQLITE_FIRST).and_then(|a| a.split_once(POSTGRES_SECOND)).ok_or_else(malformed)?;
         let (postgres, after) = after.split_once(CLOSES).ok_or_else(malformed)?;
-        if sqlite.contains("{{") || postgres.contains("{{") {
+        let nested = |part: &str| [OPENS, POSTGRES_SECOND, CLOSES].iter().any(|marker| part.contains(marker));
+        if nested(sqlite) || nested(postgres) {
             return Err(malformed());
         }
         rendered.push_str(match backend {
@@ -308,9 +308,14 @@ mod tests {
 
     #[test]
     fn a_malformed_alternative_is_refused() {
-        for template in
-            ["{{sqlite:BLOB}}", "{{postgres:BYTEA|sqlite:BLOB}}", "a {{sqlite:BLOB|postgres:BYTEA", "BLOB}}"]
-        {
+        let templates = [
+            "{{sqlite:BLOB}}",
+            "{{postgres:BYTEA|sqlite:BLOB}}",
+            "a {{sqlite:BLOB|postgres:BYTEA",
+            "BLOB}}",
+            "{{sqlite:BLOB}} b|postgres:BYTEA}}",
+        ];
+        for template in templates {
             for backend in [BackendKind::Sqlite, BackendKind::Postgres] {
                 assert!(render(template, backend).is_err(), "{template:?} on {backend:?}");
             }
