@@ -907,8 +907,7 @@ async fn a_fresh_sqlite_database_gets_the_schema_each_service_always_had() {
 }
 
 /// Every migration can be reverted, the newest first, down to an empty
-/// database: a `down.sql` moved into `migrations/down` (shared by both
-/// backends) is still found, and no folder lost its down.
+/// database: no folder lost its down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sqlite_migration_reverts_to_an_empty_database() {
     use diesel::migration::MigrationSource;
@@ -930,20 +929,123 @@ async fn every_sqlite_migration_reverts_to_an_empty_database() {
     }
 }
 
-/// A SQLite or PostgreSQL migration folder holds its own `down.sql` or has
-/// one in `migrations/down`, never both (the two would drift apart).
+/// Each service's migration folder is written once for both backends, as an
+/// `up.sql` and a `down.sql`, and the service runs it: a folder left out of
+/// its `MIGRATIONS` would never reach a database.
 #[test]
-fn every_migration_folder_has_one_down() {
-    for service in ["participant", "content-release", "payments", "dfe-gateway"] {
-        let migrations = root().join("services").join(service).join("migrations");
-        for backend in ["sqlite", "postgres"] {
-            let dir = migrations.join(backend);
-            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())) {
-                let name = entry.expect("directory entry").file_name().to_string_lossy().into_owned();
-                let own = dir.join(&name).join("down.sql").exists();
-                let shared = migrations.join("down").join(format!("{name}.sql")).exists();
-                assert!(own != shared, "{service} ({backend}) {name}: own down.sql {own}, shared down {shared}");
-            }
+fn every_migration_folder_is_one_up_and_one_down_that_its_service_runs() {
+    use diesel::migration::MigrationSource;
+    for (service, migrations) in services_migrations() {
+        let source = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&migrations.sqlite()).expect("migrations");
+        let run: BTreeSet<String> = source.iter().map(|m| m.name().to_string()).collect();
+        let dir = root().join("services").join(service).join("migrations");
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())) {
+            let folder = entry.expect("directory entry").path();
+            let name = folder.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let files: BTreeSet<String> = std::fs::read_dir(&folder)
+                .unwrap_or_else(|e| panic!("{service}: {name} is not a migration folder: {e}"))
+                .map(|file| file.expect("directory entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(files, BTreeSet::from(["down.sql".to_owned(), "up.sql".to_owned()]), "{service}: {name}");
+            assert!(run.contains(&name), "{service}: {name} is not in its MIGRATIONS");
         }
+    }
+}
+
+/// A fresh PostgreSQL database, dropped (with any connection left to it) when
+/// the test ends, however it ends.
+struct FreshPostgres {
+    admin: diesel::PgConnection,
+    name: String,
+    url: String,
+}
+
+impl FreshPostgres {
+    /// `None` (after a loud skip) when no PostgreSQL is reachable, unless
+    /// `STEPLAB_REQUIRE_POSTGRES=1`.
+    fn create() -> Option<Self> {
+        use diesel::{Connection, RunQueryDsl};
+        let admin_url = steplab_tests::postgres_admin_url();
+        let mut admin = match diesel::PgConnection::establish(&admin_url) {
+            Ok(admin) => admin,
+            Err(e) if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+                panic!("STEPLAB_REQUIRE_POSTGRES=1 but PostgreSQL at {admin_url} is not usable: {e}")
+            }
+            Err(e) => {
+                eprintln!("\n*** SKIPPED: PostgreSQL at {admin_url} is not usable ({e}) ***\n");
+                return None;
+            }
+        };
+        let name = format!("steplab_schema_{}", uuid::Uuid::now_v7().simple());
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).expect("database created");
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Some(Self { admin, name, url })
+    }
+}
+
+impl Drop for FreshPostgres {
+    fn drop(&mut self) {
+        use diesel::RunQueryDsl;
+        let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let _ = diesel::sql_query(drop).execute(&mut self.admin);
+    }
+}
+
+fn postgres_lines(conn: &mut diesel::PgConnection, query: &str) -> Vec<String> {
+    use diesel::{QueryableByName, RunQueryDsl, sql_types::Text};
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text)]
+        line: String,
+    }
+    diesel::sql_query(query).load::<Line>(conn).expect(query).into_iter().map(|l| l.line).collect()
+}
+
+/// The schema a fresh PostgreSQL database of `migrations` ends in, as the
+/// catalog describes it (columns, keys and checks, indexes, sequences of the
+/// public schema), and the versions diesel recorded. Not-null constraints
+/// are read from the columns: PostgreSQL 18 also lists them as constraints.
+async fn fresh_postgres_schema(
+    database: &FreshPostgres,
+    migrations: &'static steplab_platform::db::Migrations,
+) -> String {
+    use diesel::Connection;
+    let url = steplab_platform::config::DatabaseUrl::Postgres(database.url.clone());
+    drop(steplab_platform::db::Database::open(&url, migrations).await.expect("migrated"));
+    let mut conn = diesel::PgConnection::establish(&database.url).expect("reconnected");
+    let sections = [
+        "SELECT 'version ' || version AS line FROM __diesel_schema_migrations ORDER BY version",
+        "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type \
+         || CASE WHEN is_nullable = 'NO' THEN ' NOT NULL' ELSE '' END \
+         || coalesce(' DEFAULT ' || column_default, '') \
+         || CASE WHEN is_identity = 'YES' THEN ' IDENTITY ' || identity_generation ELSE '' END AS line \
+         FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+        "SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS line \
+         FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND contype IN ('p', 'u', 'f', 'c') \
+         ORDER BY conrelid::regclass::text, conname",
+        "SELECT 'index ' || indexname || ' ' || indexdef AS line FROM pg_indexes WHERE schemaname = 'public' \
+         ORDER BY indexname",
+        "SELECT 'sequence ' || sequence_name || ' ' || data_type AS line FROM information_schema.sequences \
+         WHERE sequence_schema = 'public' ORDER BY sequence_name",
+    ];
+    let sections: Vec<String> = sections.iter().map(|query| postgres_lines(&mut conn, query).join("\n")).collect();
+    format!("{}\n", sections.join("\n\n"))
+}
+
+/// The PostgreSQL counterpart of the SQLite schema test: a fresh database
+/// ends in the schema, and records the versions, that each service's
+/// migrations produced when each backend had its own copy of the SQL
+/// (tests/fixtures/schema/*.postgres.txt was written by those copies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_postgres_database_gets_the_schema_each_service_always_had() {
+    for (service, migrations) in services_migrations() {
+        let Some(database) = FreshPostgres::create() else { return };
+        let schema = fresh_postgres_schema(&database, migrations).await;
+        let expected_file = root().join("tests/fixtures/schema").join(format!("{service}.postgres.txt"));
+        if std::env::var_os("STEPLAB_BLESS_SCHEMA").is_some() {
+            std::fs::write(&expected_file, &schema).expect("expected schema written");
+        }
+        assert_eq!(schema, read(&expected_file), "{service}: the fresh PostgreSQL schema changed");
     }
 }

@@ -29,8 +29,7 @@ use tokio::net::TcpListener;
 /// The platform's tables go by the versions this service's own folders gave
 /// them when it first created them: deployed databases have those recorded.
 pub static MIGRATIONS: Migrations = Migrations::new(
-    diesel_migrations::embed_migrations!("migrations/sqlite"),
-    diesel_migrations::embed_migrations!("migrations/postgres"),
+    &[steplab_platform::migration!("2026-11-28-000002_release")],
     &[
         (PlatformMigration::IdempotencyKeys, "2026-11-28-000001_init"),
         (PlatformMigration::AuditLog, "2026-11-28-000003_audit"),
@@ -38,8 +37,7 @@ pub static MIGRATIONS: Migrations = Migrations::new(
         (PlatformMigration::AuditRetention, "2026-11-29-140100_audit_retention"),
         (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
     ],
-)
-.with_shared_downs(&[steplab_platform::shared_down!("2026-11-28-000002_release")]);
+);
 
 /// The curriculum a deployment runs with: its own file
 /// (`STEPLAB_CURRICULUM_FILE`) or the built-in default. Any fault is an

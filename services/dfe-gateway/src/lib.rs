@@ -35,12 +35,7 @@ use tokio::sync::{Notify, watch};
 
 /// No platform steps: the gateway's first migration created the platform's
 /// tables itself, already in their current form.
-pub static MIGRATIONS: Migrations = Migrations::new(
-    diesel_migrations::embed_migrations!("migrations/sqlite"),
-    diesel_migrations::embed_migrations!("migrations/postgres"),
-    &[],
-)
-.with_shared_downs(&[steplab_platform::shared_down!("2026-11-30-300001_gateway")]);
+pub static MIGRATIONS: Migrations = Migrations::new(&[steplab_platform::migration!("2026-11-30-300001_gateway")], &[]);
 
 /// Opens the database (running migrations), starts the delivery worker (when
 /// the DfE is configured) and the relay to payments, then serves on

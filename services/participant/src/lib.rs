@@ -31,20 +31,22 @@ use tokio::sync::{Notify, watch};
 /// them when it first created them: deployed databases have those recorded.
 /// No idempotency-keys step: its registry migration created idempotency_keys itself.
 pub static MIGRATIONS: Migrations = Migrations::new(
-    diesel_migrations::embed_migrations!("migrations/sqlite"),
-    diesel_migrations::embed_migrations!("migrations/postgres"),
+    &[
+        steplab_platform::migration!("2026-11-28-000001_registry"),
+        steplab_platform::migration!("2026-11-28-000002_lifecycle"),
+        steplab_platform::migration!("2026-11-28-000003_request_id"),
+        steplab_platform::migration!("2026-11-29-000002_relay_group_heads"),
+        steplab_platform::migration!("2026-11-30-100001_long_deferral"),
+        steplab_platform::migration!("2026-11-30-200001_reinstate_with_mentor"),
+        steplab_platform::migration!("2026-11-30-300002_dfe_participant_id"),
+    ],
     &[
         (PlatformMigration::AuditLog, "2026-11-28-000004_audit"),
         (PlatformMigration::Heartbeat, "2026-11-29-000001_heartbeat"),
         (PlatformMigration::AuditRetention, "2026-11-29-140100_audit_retention"),
         (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
     ],
-)
-.with_both_backends(diesel_migrations::embed_migrations!("migrations/both"))
-.with_shared_downs(&[
-    steplab_platform::shared_down!("2026-11-28-000001_registry"),
-    steplab_platform::shared_down!("2026-11-28-000002_lifecycle"),
-]);
+);
 
 /// Opens the database (running migrations), then serves on `listener` until
 /// `shutdown` completes and in-flight calls have drained.

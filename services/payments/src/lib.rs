@@ -32,8 +32,10 @@ use tokio::sync::{Notify, watch};
 /// The platform's tables go by the versions this service's own folders gave
 /// them when it first created them: deployed databases have those recorded.
 pub static MIGRATIONS: Migrations = Migrations::new(
-    diesel_migrations::embed_migrations!("migrations/sqlite"),
-    diesel_migrations::embed_migrations!("migrations/postgres"),
+    &[
+        steplab_platform::migration!("2026-11-28-000002_accrual"),
+        steplab_platform::migration!("2026-11-30-400001_dfe_declarations"),
+    ],
     &[
         (PlatformMigration::IdempotencyKeys, "2026-11-28-000001_init"),
         (PlatformMigration::AuditLog, "2026-11-28-000003_audit"),
@@ -41,11 +43,7 @@ pub static MIGRATIONS: Migrations = Migrations::new(
         (PlatformMigration::AuditRetention, "2026-11-29-140100_audit_retention"),
         (PlatformMigration::IdempotencyKeyForm, "2026-11-29-204801_idempotency_key_form"),
     ],
-)
-.with_shared_downs(&[
-    steplab_platform::shared_down!("2026-11-28-000002_accrual"),
-    steplab_platform::shared_down!("2026-11-30-400001_dfe_declarations"),
-]);
+);
 
 /// Loads the schedules and opens the database (running migrations and
 /// bringing stored outcomes up to date with the schedules), then serves on

@@ -62,7 +62,7 @@ mod tests {
     /// An in-memory SQLite database with the services' real audit table.
     fn audited_db() -> DbConn {
         let mut conn = DbConn::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("in-memory sqlite"));
-        conn.batch_execute(include_str!("../migrations/audit_log/up.sqlite.sql")).expect("audit table");
+        conn.batch_execute(&crate::migrations::PlatformMigration::AuditLog.sqlite_up()).expect("audit table");
         conn.batch_execute(include_str!("../migrations/audit_retention/up.sql")).expect("audit retention");
         conn.batch_execute("CREATE TABLE changes (id INTEGER PRIMARY KEY)").expect("changes table");
         conn

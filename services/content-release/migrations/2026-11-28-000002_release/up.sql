@@ -28,7 +28,7 @@ CREATE TABLE holds (
 
 -- Access revoked from revoked_from until restored_on (NULL: still revoked).
 CREATE TABLE revocations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES learners (participant_id),
     revoked_from DATE NOT NULL,
     restored_on DATE,
@@ -38,7 +38,7 @@ CREATE INDEX revocations_by_participant ON revocations (participant_id);
 
 -- S1 moves: the school and delivery partner reads are scoped by from from_date.
 CREATE TABLE scope_changes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES learners (participant_id),
     school_id TEXT NOT NULL,
     delivery_partner_id TEXT NOT NULL,
@@ -49,7 +49,7 @@ CREATE INDEX scope_changes_by_participant ON scope_changes (participant_id);
 
 -- Every recorded opening of a module (R3); the latest is where to resume.
 CREATE TABLE module_accesses (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES learners (participant_id),
     module_id TEXT NOT NULL,
     accessed_on DATE NOT NULL,

@@ -1,7 +1,7 @@
 -- Issue 9, audit: every mutating call and every refused call of this service
 -- (see steplab_platform::audit). Never tokens, request bodies or messages.
 CREATE TABLE audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL|postgres:BIGSERIAL PRIMARY KEY}},
     recorded_at TIMESTAMP NOT NULL,
     request_id TEXT NOT NULL,
     -- NULL when the caller had no valid token.

@@ -6,12 +6,12 @@
 -- The outbox, as the participant service has it (its migrations
 -- 2026-11-28-000002, -000003 and 2026-11-29-000002 together).
 CREATE TABLE outbox (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     command_id TEXT NOT NULL UNIQUE,
     participant_id TEXT NOT NULL,
     target TEXT NOT NULL,
     method TEXT NOT NULL,
-    payload BYTEA NOT NULL,
+    payload {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
     created_at TIMESTAMP NOT NULL,
     attempts INTEGER NOT NULL,
     next_attempt_at TIMESTAMP NOT NULL,

@@ -3,5 +3,5 @@
 -- database gone). See shared/platform/src/readiness.rs.
 CREATE TABLE heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    beat_at TEXT NOT NULL
+    beat_at {{sqlite:TEXT|postgres:TIMESTAMP}} NOT NULL
 );

@@ -2,12 +2,12 @@
 -- as the change that decides them, delivered by the relay in order per
 -- (participant, target).
 CREATE TABLE outbox (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     command_id TEXT NOT NULL UNIQUE,
     participant_id TEXT NOT NULL,
     target TEXT NOT NULL,
     method TEXT NOT NULL,
-    payload BYTEA NOT NULL,
+    payload {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
     created_at TIMESTAMP NOT NULL,
     attempts INTEGER NOT NULL,
     next_attempt_at TIMESTAMP NOT NULL,

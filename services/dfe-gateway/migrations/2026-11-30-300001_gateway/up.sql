@@ -4,13 +4,13 @@
 CREATE TABLE idempotency_keys (
     key TEXT PRIMARY KEY NOT NULL,
     rpc TEXT NOT NULL,
-    request BLOB NOT NULL,
-    response BLOB NOT NULL,
+    request {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
+    response {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
     created_at TIMESTAMP NOT NULL
 );
 
 CREATE TABLE audit_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     recorded_at TIMESTAMP NOT NULL,
     request_id TEXT NOT NULL,
     actor_sub TEXT,
@@ -27,16 +27,16 @@ CREATE INDEX audit_log_by_time ON audit_log (recorded_at);
 
 CREATE TABLE heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    beat_at TEXT NOT NULL
+    beat_at {{sqlite:TEXT|postgres:TIMESTAMP}} NOT NULL
 );
 
 CREATE TABLE outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     command_id TEXT NOT NULL UNIQUE,
     participant_id TEXT NOT NULL,
     target TEXT NOT NULL,
     method TEXT NOT NULL,
-    payload BLOB NOT NULL,
+    payload {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
     created_at TIMESTAMP NOT NULL,
     attempts INTEGER NOT NULL,
     next_attempt_at TIMESTAMP NOT NULL,
@@ -70,7 +70,7 @@ CREATE INDEX tracked_participants_unreportable ON tracked_participants (dfe_part
 -- placeholders {dfe_participant_id} and {dfe_declaration_id} until the ids
 -- are known; the call as sent replaces them.
 CREATE TABLE dfe_calls (
-    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     call_id TEXT NOT NULL UNIQUE,
     command_id TEXT NOT NULL,
     participant_id TEXT NOT NULL,

@@ -3,7 +3,7 @@
 CREATE TABLE idempotency_keys (
     key TEXT PRIMARY KEY NOT NULL,
     rpc TEXT NOT NULL,
-    request BYTEA NOT NULL,
-    response BYTEA NOT NULL,
+    request {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
+    response {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
     created_at TIMESTAMP NOT NULL
 );

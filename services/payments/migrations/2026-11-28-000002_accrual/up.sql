@@ -18,7 +18,7 @@ CREATE INDEX payees_schedule ON payees (schedule_id, cohort);
 
 -- [from_date, until_date): until_date is the first day accruing again.
 CREATE TABLE suspensions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES payees (participant_id),
     suspension_id TEXT NOT NULL,
     from_date DATE NOT NULL,
@@ -29,7 +29,7 @@ CREATE TABLE suspensions (
 
 -- [ended_on, reopened_on): a withdrawal until its reinstatement.
 CREATE TABLE accrual_closures (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES payees (participant_id),
     ended_on DATE NOT NULL,
     reopened_on DATE,
@@ -38,7 +38,7 @@ CREATE TABLE accrual_closures (
 CREATE INDEX accrual_closures_participant ON accrual_closures (participant_id, ended_on);
 
 CREATE TABLE coverage_changes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES payees (participant_id),
     from_date DATE NOT NULL,
     covered BOOLEAN NOT NULL,
@@ -47,7 +47,7 @@ CREATE TABLE coverage_changes (
 );
 
 CREATE TABLE placement_changes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES payees (participant_id),
     from_date DATE NOT NULL,
     school_id TEXT NOT NULL,
@@ -57,7 +57,7 @@ CREATE TABLE placement_changes (
 );
 
 CREATE TABLE engagements (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES payees (participant_id),
     occurred_on DATE NOT NULL,
     kind TEXT NOT NULL,
@@ -80,8 +80,8 @@ CREATE TABLE window_outcomes (
     exclusion_reason TEXT,
     detail TEXT NOT NULL,
     PRIMARY KEY (window_id, participant_id)
--- Clustered by window, so a statement page is one contiguous range.
-) WITHOUT ROWID;
+{{sqlite:-- Clustered by window, so a statement page is one contiguous range.
+) WITHOUT ROWID|postgres:)}};
 CREATE INDEX window_outcomes_participant ON window_outcomes (participant_id);
 CREATE INDEX window_outcomes_window_dp ON window_outcomes (window_id, delivery_partner_id, participant_id);
 

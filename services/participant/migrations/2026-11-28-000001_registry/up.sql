@@ -39,7 +39,7 @@ CREATE INDEX participants_by_mentor ON participants (mentor_id);
 -- The dated history. (participant_id, sequence) is unique: two concurrent
 -- changes to one participant cannot both append the same next event.
 CREATE TABLE participant_events (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id {{sqlite:INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL|postgres:BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY}},
     participant_id TEXT NOT NULL REFERENCES participants (id),
     sequence BIGINT NOT NULL,
     event_type TEXT NOT NULL,
@@ -55,7 +55,7 @@ CREATE TABLE participant_events (
 CREATE TABLE idempotency_keys (
     key TEXT PRIMARY KEY NOT NULL,
     rpc TEXT NOT NULL,
-    request BYTEA NOT NULL,
-    response BYTEA NOT NULL,
+    request {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
+    response {{sqlite:BLOB|postgres:BYTEA}} NOT NULL,
     created_at TIMESTAMP NOT NULL
 );

@@ -1,9 +1,0 @@
--- Idempotency of public requests and of the participant service's commands
--- (CONTRACT.md, Idempotency): the first answer is kept with its effect.
-CREATE TABLE idempotency_keys (
-    key TEXT PRIMARY KEY NOT NULL,
-    rpc TEXT NOT NULL,
-    request BLOB NOT NULL,
-    response BLOB NOT NULL,
-    created_at TIMESTAMP NOT NULL
-);
