@@ -74,3 +74,18 @@ fn hold_kind_to_proto(kind: HoldKind) -> pb::HoldKind {
         HoldKind::Deferral => pb::HoldKind::Deferral,
     }
 }
+
+/// What the converters' unit tests build requests with and read refusals by.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use steplab_platform::FieldViolations;
+    use steplab_proto::google::r#type::Date;
+
+    pub fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+        Some(Date { year, month, day })
+    }
+
+    pub fn fields(err: FieldViolations) -> Vec<String> {
+        err.0.into_iter().map(|v| v.field).collect()
+    }
+}
