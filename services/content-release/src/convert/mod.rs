@@ -11,9 +11,7 @@ pub use commands::{
     AccessChange, Enrol, LiftHold, PlaceHold, ReleaseStartChange, ScopeMove, enrol, lift_hold, place_hold,
     restore_access, revoke_access, set_participant_scope, set_release_start,
 };
-pub use progress::{
-    AttendanceRecord, ModuleAccessRecord, attendance, module_ref, record_attendance, record_module_access,
-};
+pub use progress::{ProgressRecord, attendance, module_ref, record_attendance, record_module_access};
 pub use reads::{
     FEED_DEFAULT_PAGE_SIZE, FEED_MAX_PAGE_SIZE, FeedQuery, StateQuery, curriculum, feed_token, get_release_state,
     list_releases, release, release_state,
