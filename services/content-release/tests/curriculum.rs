@@ -95,48 +95,14 @@ async fn feed_on(service: &ContentRelease, on: Option<Date>) -> Vec<(String, boo
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r4_a_changed_curriculum_recomputes_the_stored_feed_at_start_up() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = config(dir.path(), &[]);
+/// A migrated database in `dir` and the pinned clock of the test config.
+async fn fresh_store(dir: &std::path::Path) -> (Database, Clock) {
+    let config = config(dir, &[]);
     let db = Database::open(&config.content.database, &MIGRATIONS).await.expect("database");
-    let clock = Clock::Pinned(config.clock.today.expect("pinned"));
-    let built_in = ContentRelease::new(db.clone(), clock, Arc::new(Curriculum::built_in().expect("built-in")));
-    assert_eq!(built_in.reconcile_curriculum().await.expect("first start"), 0);
-    built_in
-        .enrol_learner(
-            service_caller(),
-            pb::EnrolLearnerRequest {
-                command_id: "c-1".into(),
-                participant_id: "p-1".into(),
-                programme: Programme::Ect as i32,
-                release_start: day(2026, 9, 1),
-                school_id: "school".into(),
-                delivery_partner_id: "dp".into(),
-            },
-        )
-        .await
-        .expect("enrol");
-    assert_eq!(feed_on(&built_in, day(2026, 9, 1)).await, [("ect-01".to_string(), false)]);
-    assert_eq!(built_in.reconcile_curriculum().await.expect("same curriculum"), 0);
-
-    let shifted = Curriculum::parse("shifted.json", &shifted_curriculum()).expect("valid");
-    let restarted = ContentRelease::new(db, clock, Arc::new(shifted));
-    assert_eq!(restarted.reconcile_curriculum().await.expect("changed"), 1);
-    assert!(feed_on(&restarted, day(2026, 9, 1)).await.is_empty());
-    assert_eq!(feed_on(&restarted, day(2026, 9, 8)).await, [("ect-01".to_string(), false)]);
-    assert_eq!(restarted.reconcile_curriculum().await.expect("recorded"), 0);
+    (db, Clock::Pinned(config.clock.today.expect("pinned")))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn d5_a_feed_stored_under_the_previous_release_rules_is_recomputed_at_start_up() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = config(dir.path(), &[]);
-    let db = Database::open(&config.content.database, &MIGRATIONS).await.expect("database");
-    let clock = Clock::Pinned(config.clock.today.expect("pinned"));
-    let curriculum = Arc::new(Curriculum::built_in().expect("built-in"));
-    let service = ContentRelease::new(db.clone(), clock, curriculum.clone());
-    assert_eq!(service.reconcile_curriculum().await.expect("first start"), 0);
+async fn enrol_ect_from_1_september(service: &ContentRelease) {
     service
         .enrol_learner(
             service_caller(),
@@ -151,6 +117,34 @@ async fn d5_a_feed_stored_under_the_previous_release_rules_is_recomputed_at_star
         )
         .await
         .expect("enrol");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4_a_changed_curriculum_recomputes_the_stored_feed_at_start_up() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (db, clock) = fresh_store(dir.path()).await;
+    let built_in = ContentRelease::new(db.clone(), clock, Arc::new(Curriculum::built_in().expect("built-in")));
+    assert_eq!(built_in.reconcile_curriculum().await.expect("first start"), 0);
+    enrol_ect_from_1_september(&built_in).await;
+    assert_eq!(feed_on(&built_in, day(2026, 9, 1)).await, [("ect-01".to_string(), false)]);
+    assert_eq!(built_in.reconcile_curriculum().await.expect("same curriculum"), 0);
+
+    let shifted = Curriculum::parse("shifted.json", &shifted_curriculum()).expect("valid");
+    let restarted = ContentRelease::new(db, clock, Arc::new(shifted));
+    assert_eq!(restarted.reconcile_curriculum().await.expect("changed"), 1);
+    assert!(feed_on(&restarted, day(2026, 9, 1)).await.is_empty());
+    assert_eq!(feed_on(&restarted, day(2026, 9, 8)).await, [("ect-01".to_string(), false)]);
+    assert_eq!(restarted.reconcile_curriculum().await.expect("recorded"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d5_a_feed_stored_under_the_previous_release_rules_is_recomputed_at_start_up() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (db, clock) = fresh_store(dir.path()).await;
+    let curriculum = Arc::new(Curriculum::built_in().expect("built-in"));
+    let service = ContentRelease::new(db.clone(), clock, curriculum.clone());
+    assert_eq!(service.reconcile_curriculum().await.expect("first start"), 0);
+    enrol_ect_from_1_september(&service).await;
     // The marker a release before the term-aligned restart wrote: the bare
     // curriculum, so its feed may hold holiday releases after a deferral.
     let canonical = curriculum.canonical().to_owned();

@@ -172,7 +172,7 @@ impl Delivery {
                     }
                 };
                 let status = i32::from(answer.status);
-                match outcome::classify(answer.status, answer.retry_after.as_deref()) {
+                let (state, next_attempt_at) = match outcome::classify(answer.status, answer.retry_after.as_deref()) {
                     Outcome::Delivered => {
                         store::record_attempt(
                             conn,
@@ -186,39 +186,29 @@ impl Delivery {
                             Some(now),
                         )?;
                         tracing::info!(call_id = %call.call_id, method = %call.http_method, %path, status, "DfE call delivered");
-                        declaration_answered(conn, &call, &answer.body, now)
+                        return declaration_answered(conn, &call, &answer.body, now);
                     }
                     Outcome::Retry { after } => {
                         tracing::warn!(call_id = %call.call_id, status, attempts, "DfE call not accepted yet; will retry");
-                        store::record_attempt(
-                            conn,
-                            call.id,
-                            CallState::Pending,
-                            attempts,
-                            retry_at(after),
-                            status,
-                            Some(&answer.body),
-                            Some((&path, &body)),
-                            None,
-                        )?;
-                        Ok(false)
+                        (CallState::Pending, retry_at(after))
                     }
                     Outcome::Park => {
                         tracing::error!(call_id = %call.call_id, status, "DfE refused a call: parked for an operator (ListDfeCalls, RetryDfeCall)");
-                        store::record_attempt(
-                            conn,
-                            call.id,
-                            CallState::Parked,
-                            attempts,
-                            now,
-                            status,
-                            Some(&answer.body),
-                            Some((&path, &body)),
-                            None,
-                        )?;
-                        Ok(false)
+                        (CallState::Parked, now)
                     }
-                }
+                };
+                store::record_attempt(
+                    conn,
+                    call.id,
+                    state,
+                    attempts,
+                    next_attempt_at,
+                    status,
+                    Some(&answer.body),
+                    Some((&path, &body)),
+                    None,
+                )?;
+                Ok(false)
             })
             .await?;
         if told_payments {

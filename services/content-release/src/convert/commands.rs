@@ -148,15 +148,7 @@ pub fn set_participant_scope(req: &pb::SetParticipantScopeRequest) -> Result<Sco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use steplab_proto::google::r#type::Date;
-
-    fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-        Some(Date { year, month, day })
-    }
-
-    fn fields(err: FieldViolations) -> Vec<String> {
-        err.0.into_iter().map(|v| v.field).collect()
-    }
+    use crate::convert::test_support::{date, fields};
 
     #[test]
     fn every_malformed_field_of_a_command_is_reported_at_once() {

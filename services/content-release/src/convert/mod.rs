@@ -11,9 +11,7 @@ pub use commands::{
     AccessChange, Enrol, LiftHold, PlaceHold, ReleaseStartChange, ScopeMove, enrol, lift_hold, place_hold,
     restore_access, revoke_access, set_participant_scope, set_release_start,
 };
-pub use progress::{
-    AttendanceRecord, ModuleAccessRecord, attendance, module_ref, record_attendance, record_module_access,
-};
+pub use progress::{ProgressRecord, attendance, module_ref, record_attendance, record_module_access};
 pub use reads::{
     FEED_DEFAULT_PAGE_SIZE, FEED_MAX_PAGE_SIZE, FeedQuery, StateQuery, curriculum, feed_token, get_release_state,
     list_releases, release, release_state,
@@ -72,5 +70,20 @@ fn hold_kind_to_proto(kind: HoldKind) -> pb::HoldKind {
     match kind {
         HoldKind::Pause => pb::HoldKind::Pause,
         HoldKind::Deferral => pb::HoldKind::Deferral,
+    }
+}
+
+/// What the converters' unit tests build requests with and read refusals by.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use steplab_platform::FieldViolations;
+    use steplab_proto::google::r#type::Date;
+
+    pub fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+        Some(Date { year, month, day })
+    }
+
+    pub fn fields(err: FieldViolations) -> Vec<String> {
+        err.0.into_iter().map(|v| v.field).collect()
     }
 }

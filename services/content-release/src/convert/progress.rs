@@ -9,66 +9,56 @@ use chrono::NaiveDate;
 use steplab_platform::FieldViolations;
 use steplab_platform::date;
 use steplab_platform::idempotency::IdempotencyKey;
+use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::content::v1 as pb;
 
 fn request_key(caller_sub: &str, request_id: &str) -> Result<Option<IdempotencyKey>, steplab_platform::FieldViolation> {
     IdempotencyKey::parse("request_id", caller_sub, request_id)
 }
 
-/// A validated RecordModuleAccess.
+/// A validated RecordModuleAccess or RecordAttendance: a learner used one
+/// module or event on one day; the caller's optional request key makes a
+/// resend harmless (D11).
 #[derive(Debug, Clone)]
-pub struct ModuleAccessRecord {
+pub struct ProgressRecord {
     pub key: Option<IdempotencyKey>,
     pub participant_id: String,
-    pub module_id: String,
-    pub accessed_on: NaiveDate,
+    /// The module accessed or the event attended.
+    pub item_id: String,
+    pub on: NaiveDate,
+}
+
+/// Both records check the same fields; only the item's and the day's names
+/// on the wire differ, and each violation is reported under its own name.
+fn progress_record(
+    caller_sub: &str,
+    participant_id: &str,
+    (item_field, item_id): (&str, &str),
+    (on_field, on): (&str, Option<&Date>),
+    request_id: &str,
+) -> Result<ProgressRecord, FieldViolations> {
+    let mut v = FieldViolations::default();
+    let participant_id = v.check(id("participant_id", participant_id));
+    let item_id = v.check(id(item_field, item_id));
+    let on = v.check(date::PROGRAMME_DATES.required(on_field, on));
+    let key = v.check(request_key(caller_sub, request_id));
+    v.finish(|| Some(ProgressRecord { key: key?, participant_id: participant_id?, item_id: item_id?, on: on? }))
 }
 
 pub fn record_module_access(
     req: &pb::RecordModuleAccessRequest,
     caller_sub: &str,
-) -> Result<ModuleAccessRecord, FieldViolations> {
-    let mut v = FieldViolations::default();
-    let participant_id = v.check(id("participant_id", &req.participant_id));
-    let module_id = v.check(id("module_id", &req.module_id));
-    let accessed_on = v.check(date::PROGRAMME_DATES.required("accessed_on", req.accessed_on.as_ref()));
-    let key = v.check(request_key(caller_sub, &req.request_id));
-    v.finish(|| {
-        Some(ModuleAccessRecord {
-            key: key?,
-            participant_id: participant_id?,
-            module_id: module_id?,
-            accessed_on: accessed_on?,
-        })
-    })
-}
-
-/// A validated RecordAttendance.
-#[derive(Debug, Clone)]
-pub struct AttendanceRecord {
-    pub key: Option<IdempotencyKey>,
-    pub participant_id: String,
-    pub event_id: String,
-    pub attended_on: NaiveDate,
+) -> Result<ProgressRecord, FieldViolations> {
+    let module = ("module_id", req.module_id.as_str());
+    progress_record(caller_sub, &req.participant_id, module, ("accessed_on", req.accessed_on.as_ref()), &req.request_id)
 }
 
 pub fn record_attendance(
     req: &pb::RecordAttendanceRequest,
     caller_sub: &str,
-) -> Result<AttendanceRecord, FieldViolations> {
-    let mut v = FieldViolations::default();
-    let participant_id = v.check(id("participant_id", &req.participant_id));
-    let event_id = v.check(id("event_id", &req.event_id));
-    let attended_on = v.check(date::PROGRAMME_DATES.required("attended_on", req.attended_on.as_ref()));
-    let key = v.check(request_key(caller_sub, &req.request_id));
-    v.finish(|| {
-        Some(AttendanceRecord {
-            key: key?,
-            participant_id: participant_id?,
-            event_id: event_id?,
-            attended_on: attended_on?,
-        })
-    })
+) -> Result<ProgressRecord, FieldViolations> {
+    let event = ("event_id", req.event_id.as_str());
+    progress_record(caller_sub, &req.participant_id, event, ("attended_on", req.attended_on.as_ref()), &req.request_id)
 }
 
 pub fn module_ref(module: &Module) -> pb::ModuleRef {

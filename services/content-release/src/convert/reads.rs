@@ -226,15 +226,7 @@ pub fn release(release: Release) -> pb::Release {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use steplab_proto::google::r#type::Date;
-
-    fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-        Some(Date { year, month, day })
-    }
-
-    fn fields(err: FieldViolations) -> Vec<String> {
-        err.0.into_iter().map(|v| v.field).collect()
-    }
+    use crate::convert::test_support::{date, fields};
 
     fn row(day: &str, participant: &str, module: &str) -> Release {
         Release {

@@ -29,15 +29,9 @@ impl ContentRelease {
             let learner = load(conn, &cmd.participant_id)?;
             let programme = curriculum.programme(learner.programme);
             let schedule = release::schedule(programme, learner.facts());
-            let module = progress::check_module_access(
-                programme,
-                &schedule,
-                &learner.revocations,
-                &cmd.module_id,
-                cmd.accessed_on,
-                today,
-            )?;
-            store::insert_module_access(conn, &cmd.participant_id, &module.module_id, cmd.accessed_on, now)?;
+            let module =
+                progress::check_module_access(programme, &schedule, &learner.revocations, &cmd.item_id, cmd.on, today)?;
+            store::insert_module_access(conn, &cmd.participant_id, &module.module_id, cmd.on, now)?;
             let accesses = store::module_accesses(conn, &cmd.participant_id)?;
             Ok(pb::RecordModuleAccessResponse {
                 last_accessed_module_id: progress::last_accessed(&accesses, today)
@@ -76,8 +70,8 @@ impl ContentRelease {
                 curriculum.programme(learner.programme),
                 &attended,
                 &learner.revocations,
-                &cmd.event_id,
-                cmd.attended_on,
+                &cmd.item_id,
+                cmd.on,
                 today,
             )?;
             let attendance = match decision {

@@ -13,22 +13,23 @@ use steplab_platform::{Caller, Scope};
 pub use steplab_platform::rules::Denied;
 
 pub fn may_send_commands(caller: &Caller) -> Result<(), Denied> {
-    match caller.scope {
-        Scope::Service => Ok(()),
-        _ => Err(Denied(format!(
-            "the {} role may not send DfE gateway commands: they come from the participant service and payments (role service); change the participant or the engagement there instead",
-            caller.role().as_str()
-        ))),
-    }
+    only(
+        caller,
+        &Scope::Service,
+        "send DfE gateway commands: they come from the participant service and payments (role service); change the participant or the engagement there instead",
+    )
 }
 
 pub fn may_administer(caller: &Caller) -> Result<(), Denied> {
-    match caller.scope {
-        Scope::Admin => Ok(()),
-        _ => Err(Denied(format!(
-            "the {} role may not read or act on the DfE gateway's calls: ask an admin",
-            caller.role().as_str()
-        ))),
+    only(caller, &Scope::Admin, "read or act on the DfE gateway's calls: ask an admin")
+}
+
+/// Each RPC is open to one role: any other is told what it may not do.
+fn only(caller: &Caller, scope: &Scope, may_not: &str) -> Result<(), Denied> {
+    if caller.scope == *scope {
+        Ok(())
+    } else {
+        Err(Denied(format!("the {} role may not {may_not}", caller.role().as_str())))
     }
 }
 

@@ -109,30 +109,19 @@ pub fn compare(
                 )),
                 None => {}
                 Some(t) => {
-                    let mut agree = true;
-                    if t.training_status != o.training_status {
-                        agree = false;
-                        report.differences.push(diff(
-                            Kind::Status,
-                            o,
-                            dfe,
-                            &o.training_status,
-                            &t.training_status,
-                            format!("we reported {}, the DfE has {}", o.training_status, t.training_status),
-                        ));
-                    }
-                    if !o.schedule_identifier.is_empty() && t.schedule_identifier != o.schedule_identifier {
-                        agree = false;
-                        report.differences.push(diff(
-                            Kind::Schedule,
-                            o,
-                            dfe,
-                            &o.schedule_identifier,
-                            &t.schedule_identifier,
-                            format!("we decided {}, the DfE has {}", o.schedule_identifier, t.schedule_identifier),
-                        ));
-                    }
-                    if agree {
+                    let mut agrees = |kind, we: &str, ours: &str, theirs: &str| {
+                        let same = ours == theirs;
+                        if !same {
+                            let detail = format!("we {we} {ours}, the DfE has {theirs}");
+                            report.differences.push(diff(kind, o, dfe, ours, theirs, detail));
+                        }
+                        same
+                    };
+                    let status = agrees(Kind::Status, "reported", &o.training_status, &t.training_status);
+                    // An empty schedule is one not decided yet: nothing to compare.
+                    let schedule = o.schedule_identifier.is_empty()
+                        || agrees(Kind::Schedule, "decided", &o.schedule_identifier, &t.schedule_identifier);
+                    if status && schedule {
                         report.matching_participants += 1;
                     }
                 }

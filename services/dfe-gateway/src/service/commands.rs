@@ -2,7 +2,7 @@
 //! (X1), ReportStatusChange (X4), DeclareMilestone (X5) and VoidMilestone
 //! (X6). Each stores the DfE call it decides, for the delivery worker.
 
-use super::{Gateway, Received, denied, new_call, not_tracked};
+use super::{Gateway, Received, denied, new_call};
 use crate::convert::{Declare, Report, Track, Void};
 use crate::domain::commands as rules;
 use crate::domain::mapping::{self, Course, StatusChange};
@@ -80,13 +80,10 @@ impl Gateway {
         const RPC: &str = "ReportStatusChange";
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let Report { envelope, change } = Report::try_from(&req)?;
-        let participant_id = envelope.participant_id;
-        let command_id = req.command_id.clone();
         let received = Received::new(RPC, envelope.key, &req.command_id, &req);
-        self.command(received, move |conn, now| {
-            let mut tracked = store::tracked(conn, &participant_id)?.ok_or_else(|| not_tracked(&participant_id))?;
+        self.tracked_command(received, envelope.participant_id, move |conn, now, mut tracked, command_id| {
             let request = mapping::status_change_request(stored_course(&tracked)?, &change);
-            store::insert_call(conn, &new_call(&tracked, &command_id, None, request, now))?;
+            store::insert_call(conn, &new_call(&tracked, command_id, None, request, now))?;
             if let Some(status) = change.training_status_after() {
                 tracked.training_status = status.to_owned();
             }
@@ -108,18 +105,16 @@ impl Gateway {
         const RPC: &str = "DeclareMilestone";
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let Declare { envelope, declaration_type, declaration_date, evidence_held } = Declare::try_from(&req)?;
-        let participant_id = envelope.participant_id;
-        let command_id = req.command_id.clone();
         let received = Received::new(RPC, envelope.key, &req.command_id, &req);
-        self.command(received, move |conn, now| {
-            let tracked = store::tracked(conn, &participant_id)?.ok_or_else(|| not_tracked(&participant_id))?;
+        self.tracked_command(received, envelope.participant_id, move |conn, now, tracked, command_id| {
+            let participant_id = tracked.participant_id.as_str();
             let course = stored_course(&tracked)?;
-            let existing = store::declaration(conn, &participant_id, &declaration_type)?;
-            rules::may_declare(&participant_id, &declaration_type, existing.as_ref().map(|d| d.state.as_str()))?;
+            let existing = store::declaration(conn, participant_id, &declaration_type)?;
+            rules::may_declare(participant_id, &declaration_type, existing.as_ref().map(|d| d.state.as_str()))?;
             store::save_declaration(
                 conn,
                 &DeclarationRow {
-                    participant_id: participant_id.to_string(),
+                    participant_id: participant_id.to_owned(),
                     declaration_type: declaration_type.clone(),
                     declaration_date,
                     dfe_declaration_id: None,
@@ -129,7 +124,7 @@ impl Gateway {
             )?;
             let request =
                 mapping::declaration_request(course, &declaration_type, declaration_date, evidence_held.as_deref());
-            Ok(store::insert_call(conn, &new_call(&tracked, &command_id, Some(declaration_type), request, now))?)
+            Ok(store::insert_call(conn, &new_call(&tracked, command_id, Some(declaration_type), request, now))?)
         })
         .await
     }
@@ -143,22 +138,19 @@ impl Gateway {
         const RPC: &str = "VoidMilestone";
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let Void { envelope, declaration_type } = Void::try_from(&req)?;
-        let participant_id = envelope.participant_id;
-        let command_id = req.command_id.clone();
         let received = Received::new(RPC, envelope.key, &req.command_id, &req);
-        self.command(received, move |conn, now| {
-            let tracked = store::tracked(conn, &participant_id)?.ok_or_else(|| not_tracked(&participant_id))?;
-            let Some(mut declaration) =
-                store::declaration(conn, &participant_id, &declaration_type)?.filter(|d| rules::stands(&d.state))
+        self.tracked_command(received, envelope.participant_id, move |conn, now, tracked, command_id| {
+            let Some(mut declaration) = store::declaration(conn, &tracked.participant_id, &declaration_type)?
+                .filter(|d| rules::stands(&d.state))
             else {
-                return Err(rules::not_declared(&participant_id, &declaration_type).into());
+                return Err(rules::not_declared(&tracked.participant_id, &declaration_type).into());
             };
             declaration.state = "to-void".into();
             declaration.updated_at = now;
             store::save_declaration(conn, &declaration)?;
             Ok(store::insert_call(
                 conn,
-                &new_call(&tracked, &command_id, Some(declaration_type), mapping::void_request(), now),
+                &new_call(&tracked, command_id, Some(declaration_type), mapping::void_request(), now),
             )?)
         })
         .await

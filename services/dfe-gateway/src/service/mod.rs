@@ -13,12 +13,13 @@ mod reconcile;
 use crate::domain::mapping;
 use crate::domain::policy::Denied;
 use crate::domain::{CallState, DfeGatewayRules, RuleViolation};
-use crate::store::{NewCall, TrackedRow};
+use crate::store::{self, NewCall, TrackedRow};
 use chrono::NaiveDateTime;
 use std::sync::Arc;
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::error::ServiceError;
 use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
+use steplab_platform::ids::ParticipantId;
 use steplab_platform::{Caller, Clock, ids, observability};
 use steplab_proto::steplab::common::v1::CommandAck;
 use steplab_proto::steplab::dfe::v1 as pb;
@@ -164,5 +165,22 @@ impl Gateway {
             .await?;
         self.wake.notify_one();
         Ok(response)
+    }
+    /// Runs a command about one participant, refused unless the gateway
+    /// tracks them: every call about a participant needs what
+    /// TrackParticipant stored (course, DfE id). `apply` gets the tracked
+    /// row and the command id, for the calls it decides.
+    async fn tracked_command<Resp: Acked>(
+        &self,
+        received: Received,
+        participant_id: ParticipantId,
+        apply: impl FnOnce(&mut DbConn, NaiveDateTime, TrackedRow, &str) -> Result<(), ServiceError> + Send + 'static,
+    ) -> Result<Resp, ServiceError> {
+        let command_id = received.command_id.clone();
+        self.command(received, move |conn, now| {
+            let tracked = store::tracked(conn, &participant_id)?.ok_or_else(|| not_tracked(&participant_id))?;
+            apply(conn, now, tracked, &command_id)
+        })
+        .await
     }
 }

@@ -27,51 +27,37 @@ impl Payments {
         let request_bytes = req.encode_to_vec();
         let declaring = Declaring { today, ..Declaring::new(&self.clock) };
         let (now, book) = (declaring.now, self.book.clone());
-        let answer = self
-            .db
-            .write(move |conn| {
-                let found = store::lock_payee(conn, &cmd.participant_id)?;
-                let payee = payee_in_reach(
+        self.write_then_relay(move |conn| {
+            let found = store::lock_payee(conn, &cmd.participant_id)?;
+            let payee =
+                payee_in_reach(conn, &caller, RPC, found, &cmd.participant_id, today, policy::may_record_engagement)?;
+            let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
+                store::insert_engagement(
                     conn,
-                    &caller,
-                    RPC,
-                    found,
-                    &cmd.participant_id,
-                    today,
-                    policy::may_record_engagement,
+                    &NewEngagement {
+                        participant_id: &cmd.participant_id,
+                        occurred_on: cmd.occurred_on,
+                        kind: cmd.kind.as_str(),
+                        note: &cmd.note,
+                        recorded_by: &caller.sub,
+                    },
+                    now,
                 )?;
-                let ran =
-                    idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
-                        store::insert_engagement(
-                            conn,
-                            &NewEngagement {
-                                participant_id: &cmd.participant_id,
-                                occurred_on: cmd.occurred_on,
-                                kind: cmd.kind.as_str(),
-                                note: &cmd.note,
-                                recorded_by: &caller.sub,
-                            },
-                            now,
-                        )?;
-                        let facts = recompute(conn, &book, &payee, &declaring)?;
-                        let schedule = schedule_of(&book, &payee)?;
-                        let window = plan(&book, schedule, &facts)?.window_on(cmd.occurred_on);
-                        let response = pb::RecordEngagementResponse {
-                            duplicate: false,
-                            window: window.map(|w| w.id.clone()).unwrap_or_default(),
-                            qualifying: window.is_some() && facts.qualifies_on(cmd.occurred_on),
-                        };
-                        Ok(response)
-                    })?;
-                Ok(match ran {
-                    Ran::Applied(answer) => answer,
-                    Ran::Replayed(first) => pb::RecordEngagementResponse { duplicate: true, ..first },
-                })
+                let facts = recompute(conn, &book, &payee, &declaring)?;
+                let schedule = schedule_of(&book, &payee)?;
+                let window = plan(&book, schedule, &facts)?.window_on(cmd.occurred_on);
+                let response = pb::RecordEngagementResponse {
+                    duplicate: false,
+                    window: window.map(|w| w.id.clone()).unwrap_or_default(),
+                    qualifying: window.is_some() && facts.qualifies_on(cmd.occurred_on),
+                };
+                Ok(response)
+            })?;
+            Ok(match ran {
+                Ran::Applied(answer) => answer,
+                Ran::Replayed(first) => pb::RecordEngagementResponse { duplicate: true, ..first },
             })
-            .await;
-        if answer.is_ok() {
-            self.relay.notify_one();
-        }
-        answer
+        })
+        .await
     }
 }

@@ -41,54 +41,48 @@ impl Payments {
         let request_bytes = req.encode_to_vec();
         let declaring = Declaring::new(&self.clock);
         let (now, book) = (declaring.now, self.book.clone());
-        let answer = self
-            .db
-            .write(move |conn| {
-                let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
-                    let row = PayeeRow {
-                        participant_id: cmd.participant_id.to_string(),
-                        participant_kind: cmd.kind.as_str().to_owned(),
-                        schedule_id: cmd.schedule_id.clone(),
-                        cohort: cmd.cohort,
-                        funding_eligible: cmd.funding_eligible,
-                        school_id: cmd.school_id.to_string(),
-                        delivery_partner_id: cmd.delivery_partner_id.to_string(),
-                        version: 1,
-                        created_at: now,
-                    };
-                    match store::lock_payee(conn, &cmd.participant_id)? {
-                        // Compared with the enrolment as made, not later moves.
-                        Some(existing)
-                            if PayeeRow {
-                                version: 1,
-                                created_at: now,
-                                ..existing.clone()
-                            } == row => {}
-                        Some(existing) => {
-                            return Err(ServiceError::AlreadyExists(format!(
-                                "participant {} is already enrolled on {}/{} ({}, delivery partner {}, funding eligible {}): a move is SetParticipantScope, a new schedule needs an operator",
-                                existing.participant_id,
-                                existing.schedule_id,
-                                existing.cohort,
-                                existing.participant_kind,
-                                existing.delivery_partner_id,
-                                existing.funding_eligible
-                            )));
-                        }
-                        None => {
-                            store::insert_payee(conn, &row)?;
-                            recompute(conn, &book, &row, &declaring)?;
-                        }
+        self.write_then_relay(move |conn| {
+            let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
+                let row = PayeeRow {
+                    participant_id: cmd.participant_id.to_string(),
+                    participant_kind: cmd.kind.as_str().to_owned(),
+                    schedule_id: cmd.schedule_id.clone(),
+                    cohort: cmd.cohort,
+                    funding_eligible: cmd.funding_eligible,
+                    school_id: cmd.school_id.to_string(),
+                    delivery_partner_id: cmd.delivery_partner_id.to_string(),
+                    version: 1,
+                    created_at: now,
+                };
+                match store::lock_payee(conn, &cmd.participant_id)? {
+                    // Compared with the enrolment as made, not later moves.
+                    Some(existing)
+                        if PayeeRow {
+                            version: 1,
+                            created_at: now,
+                            ..existing.clone()
+                        } == row => {}
+                    Some(existing) => {
+                        return Err(ServiceError::AlreadyExists(format!(
+                            "participant {} is already enrolled on {}/{} ({}, delivery partner {}, funding eligible {}): a move is SetParticipantScope, a new schedule needs an operator",
+                            existing.participant_id,
+                            existing.schedule_id,
+                            existing.cohort,
+                            existing.participant_kind,
+                            existing.delivery_partner_id,
+                            existing.funding_eligible
+                        )));
                     }
-                    let response = pb::EnrolPayeeResponse::acked(convert::ack(&req.command_id, false));
-                    Ok(response)
-                })?;
-                Ok(acked(ran))
-            })
-            .await;
-        if answer.is_ok() {
-            self.relay.notify_one();
-        }
-        answer
+                    None => {
+                        store::insert_payee(conn, &row)?;
+                        recompute(conn, &book, &row, &declaring)?;
+                    }
+                }
+                let response = pb::EnrolPayeeResponse::acked(convert::ack(&req.command_id, false));
+                Ok(response)
+            })?;
+            Ok(acked(ran))
+        })
+        .await
     }
 }

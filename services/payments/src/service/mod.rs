@@ -181,6 +181,20 @@ impl Payments {
         &self.db
     }
 
+    /// Runs `work` in one write transaction, then wakes the relay: every
+    /// change here may have enqueued DfE commands, and the relay should not
+    /// wait for its next poll to send them.
+    pub(super) async fn write_then_relay<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut DbConn) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let answer = self.db.write(work).await;
+        if answer.is_ok() {
+            self.relay.notify_one();
+        }
+        answer
+    }
+
     /// Runs a command for an enrolled payee in one write transaction: takes
     /// the payee's lock, answers a repeat from the stored first answer,
     /// applies the change, recomputes the outcomes and stores the answer.
@@ -201,22 +215,16 @@ impl Payments {
         let declaring = Declaring::new(&self.clock);
         let now = declaring.now;
         let book = self.book.clone();
-        let answer = self
-            .db
-            .write(move |conn| {
-                let payee = store::lock_payee(conn, &participant_id)?.ok_or_else(|| not_enrolled(&participant_id))?;
-                let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&key), rpc, &request_bytes, now, |conn| {
-                    apply(conn, now)?;
-                    recompute(conn, &book, &payee, &declaring)?;
-                    let response = Resp::acked(convert::ack(&command_id, false));
-                    Ok(response)
-                })?;
-                Ok(acked(ran))
-            })
-            .await;
-        if answer.is_ok() {
-            self.relay.notify_one();
-        }
-        answer
+        self.write_then_relay(move |conn| {
+            let payee = store::lock_payee(conn, &participant_id)?.ok_or_else(|| not_enrolled(&participant_id))?;
+            let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&key), rpc, &request_bytes, now, |conn| {
+                apply(conn, now)?;
+                recompute(conn, &book, &payee, &declaring)?;
+                let response = Resp::acked(convert::ack(&command_id, false));
+                Ok(response)
+            })?;
+            Ok(acked(ran))
+        })
+        .await
     }
 }

@@ -34,18 +34,10 @@ pub use generated::generate_file;
 
 use chrono::NaiveDate;
 
-/// Every milestone name a window may carry, in no particular order.
-pub const MILESTONES: [&str; 9] = [
-    "started",
-    "retained-1",
-    "retained-2",
-    "retained-3",
-    "retained-4",
-    "completed",
-    "extended-1",
-    "extended-2",
-    "extended-3",
-];
+/// Every milestone name a window may carry, in no particular order: a
+/// milestone is earned to be declared, so the names are the DfE's
+/// declaration types.
+pub const MILESTONES: [&str; 9] = crate::domain::declarations::DECLARATION_TYPES;
 
 /// The cohorts of the built-in book: the ones the participant service
 /// registers for (C1), so every enrolment it sends has a schedule here.
