@@ -15,6 +15,7 @@ pub mod date;
 pub mod db;
 pub mod envelope;
 pub mod error;
+pub mod grpc;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
