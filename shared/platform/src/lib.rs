@@ -28,6 +28,7 @@ pub mod readiness;
 pub mod rules;
 pub mod server;
 pub mod stack;
+pub mod startup;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
