@@ -67,12 +67,7 @@ pub async fn run(
         &[(delivery::PAYMENTS, &config.payments_url)],
         tokens,
         wake_relay.clone(),
-        RelaySettings {
-            max_attempts: config.relay.max_attempts,
-            max_backoff: config.relay.max_backoff,
-            tls: client_tls,
-            ..RelaySettings::default()
-        },
+        RelaySettings::from_retry(&config.relay, client_tls),
     )?;
     let relay_task = tokio::spawn(relay.run(workers_stopped.clone()));
     let delivery_task = client.map(|client| {

@@ -82,11 +82,8 @@ pub async fn run(
         tokens,
         wake_relay,
         RelaySettings {
-            max_attempts: config.relay.max_attempts,
-            max_backoff: config.relay.max_backoff,
-            tls: client_tls,
             service: ServiceName::Participant.as_str(),
-            ..RelaySettings::default()
+            ..RelaySettings::from_retry(&config.relay, client_tls)
         },
     )?;
     let (stop_relay, relay_stopped) = watch::channel(false);

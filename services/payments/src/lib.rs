@@ -70,11 +70,8 @@ pub async fn run(
         tokens,
         wake_relay.clone(),
         RelaySettings {
-            max_attempts: config.relay.max_attempts,
-            max_backoff: config.relay.max_backoff,
-            tls: client_tls,
             service: ServiceName::Payments.as_str(),
-            ..RelaySettings::default()
+            ..RelaySettings::from_retry(&config.relay, client_tls)
         },
     )?;
     let payments =
