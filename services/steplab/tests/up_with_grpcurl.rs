@@ -6,6 +6,8 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic)]
 
+#[path = "support/launch.rs"]
+mod launch;
 #[path = "support/tools.rs"]
 mod tools;
 
@@ -14,41 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const STEPLAB: &str = env!("CARGO_BIN_EXE_steplab");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-struct Ports {
-    participant: u16,
-    content: u16,
-    payments: u16,
-    dfe_gateway: u16,
-}
-
-fn steplab(data_dir: &Path, ports: &Ports) -> Command {
-    let mut cmd = Command::new(STEPLAB);
-    for var in [
-        "STEPLAB_JWT_SECRET",
-        "STEPLAB_PARTICIPANT_DATABASE_URL",
-        "STEPLAB_CONTENT_DATABASE_URL",
-        "STEPLAB_PAYMENTS_DATABASE_URL",
-        "STEPLAB_DFE_GATEWAY_DATABASE_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("STEPLAB_DATA_DIR", data_dir)
-        .env("STEPLAB_TODAY", "2026-11-28")
-        .env("STEPLAB_PARTICIPANT_LISTEN", format!("127.0.0.1:{}", ports.participant))
-        .env("STEPLAB_CONTENT_LISTEN", format!("127.0.0.1:{}", ports.content))
-        .env("STEPLAB_PAYMENTS_LISTEN", format!("127.0.0.1:{}", ports.payments))
-        .env("STEPLAB_CONTENT_URL", format!("http://127.0.0.1:{}", ports.content))
-        .env("STEPLAB_PAYMENTS_URL", format!("http://127.0.0.1:{}", ports.payments))
-        .env("STEPLAB_DFE_GATEWAY_LISTEN", format!("127.0.0.1:{}", ports.dfe_gateway))
-        .env("STEPLAB_DFE_GATEWAY_URL", format!("http://127.0.0.1:{}", ports.dfe_gateway));
-    cmd
-}
+use launch::{Ports, steplab};
 
 /// Starts `steplab up` and waits for its welcome text to finish.
 fn up(data_dir: &Path, ports: &Ports) -> Child {
@@ -134,8 +102,7 @@ fn terminate(mut child: Child, bound: Duration) -> std::process::ExitStatus {
 #[test]
 fn steplab_up_serves_the_registry_to_grpcurl_and_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let child = up(data.path(), &ports);
 
     for (port, service) in [
@@ -232,8 +199,7 @@ fn steplab_up_serves_the_registry_to_grpcurl_and_stops_cleanly_on_sigterm() {
 #[test]
 fn a_database_url_typo_fails_start_up_naming_the_variable_and_creates_no_file() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let out = steplab(data.path(), &ports)
         .current_dir(data.path())
         .env("STEPLAB_PARTICIPANT_DATABASE_URL", "postgresdb")
@@ -249,8 +215,7 @@ fn a_database_url_typo_fails_start_up_naming_the_variable_and_creates_no_file() 
 #[test]
 fn steplab_token_refuses_a_role_without_its_scope() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let out = steplab(data.path(), &ports).args(["token", "--role", "induction_coordinator"]).output().expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--school"));
@@ -259,8 +224,7 @@ fn steplab_token_refuses_a_role_without_its_scope() {
 #[test]
 fn steplab_health_exits_0_when_serving_and_1_otherwise() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let child = up(data.path(), &ports);
     wait_until_listing(ports.payments);
 
@@ -326,8 +290,7 @@ fn idp_claims(role: &str, extra: serde_json::Value, aud: &str, expires_in: i64) 
 #[test]
 fn identity_provider_tokens_are_accepted_and_bad_ones_refused_with_a_logged_reason() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let service_token = data.path().join("service-token");
     let relay_token =
         idp_token("rsa-private.pem", "test-rsa-1", idp_claims("service", serde_json::json!({}), AUDIENCE, 3600));
