@@ -35,17 +35,7 @@ pub use generated::generate_file;
 use chrono::NaiveDate;
 
 /// Every milestone name a window may carry, in no particular order.
-pub const MILESTONES: [&str; 9] = [
-    "started",
-    "retained-1",
-    "retained-2",
-    "retained-3",
-    "retained-4",
-    "completed",
-    "extended-1",
-    "extended-2",
-    "extended-3",
-];
+pub const MILESTONES: [&str; 9] = steplab_platform::dfe::DECLARATION_TYPES;
 
 /// The cohorts of the built-in book: the ones the participant service
 /// registers for (C1), so every enrolment it sends has a schedule here.
