@@ -5,6 +5,7 @@
 //! request idempotency and the service-to-service command envelope, metrics and request ids, the audit log, and the server bootstrap (health, reflection, graceful
 //! shutdown).
 
+pub mod ack;
 pub mod audit;
 pub mod auth;
 pub mod call;
