@@ -11,12 +11,11 @@ mod launch;
 #[path = "support/tools.rs"]
 mod tools;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-use launch::{Ports, STEPLAB, steplab};
+use launch::{Ports, STEPLAB};
 
 /// A page of the repository's `docs/`.
 fn doc(page: &str) -> String {
@@ -40,18 +39,7 @@ fn the_operator_runbook_runs_as_written_against_steplab_up() {
     let data = tempfile::tempdir().expect("temp dir");
     let ports = Ports::free();
     let addr = |p: u16| format!("127.0.0.1:{p}");
-    let mut child = steplab(data.path(), &ports)
-        .arg("up")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn steplab up");
-    let stdout = child.stdout.take().expect("stdout");
-    for line in BufReader::new(stdout).lines() {
-        if line.expect("stdout").starts_with("Stop with Ctrl-C") {
-            break;
-        }
-    }
+    let (mut child, _welcome) = launch::up(data.path(), &ports);
     let started = Instant::now();
     let out = Command::new("bash")
         // Errors interleaved with answers, as a person at a terminal sees them.

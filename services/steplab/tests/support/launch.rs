@@ -6,8 +6,9 @@
 // Test support: each test file uses the part it needs.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 pub const STEPLAB: &str = env!("CARGO_BIN_EXE_steplab");
 
@@ -52,4 +53,26 @@ pub fn steplab(data_dir: &Path, ports: &Ports) -> Command {
         .env("STEPLAB_DFE_GATEWAY_LISTEN", format!("127.0.0.1:{}", ports.dfe_gateway))
         .env("STEPLAB_DFE_GATEWAY_URL", format!("http://127.0.0.1:{}", ports.dfe_gateway));
     cmd
+}
+
+/// Starts `steplab up` and reads its welcome text up to the line that
+/// says how to stop it: the running child and that text.
+pub fn up(data_dir: &Path, ports: &Ports) -> (Child, String) {
+    let mut child = steplab(data_dir, ports)
+        .arg("up")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn steplab up");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut welcome = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read stdout");
+        welcome.push_str(&line);
+        welcome.push('\n');
+        if line.starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    (child, welcome)
 }
