@@ -90,3 +90,28 @@ pub fn date_msg() -> impl Strategy<Value = Date> {
 pub fn opt_date() -> impl Strategy<Value = Option<Date>> {
     proptest::option::weighted(0.9, date_msg())
 }
+
+/// Callers of each scope, as the services' policy tests build them; the
+/// `sub` is the same for all, since no rule reads it.
+pub mod callers {
+    use steplab_platform::{Caller, Scope};
+
+    pub fn caller(scope: Scope) -> Caller {
+        Caller { sub: "someone".into(), scope }
+    }
+
+    /// The induction coordinator of `school`.
+    pub fn ic(school: &str) -> Caller {
+        caller(Scope::InductionCoordinator { school_id: school.into() })
+    }
+
+    /// The ECF Lead of delivery partner `dp`.
+    pub fn lead(dp: &str) -> Caller {
+        caller(Scope::EcfLead { delivery_partner_id: dp.into() })
+    }
+
+    /// A DPL of the delivery partners `dps`.
+    pub fn dpl(dps: &[&str]) -> Caller {
+        caller(Scope::Dpl { delivery_partner_ids: dps.iter().map(|s| s.to_string()).collect() })
+    }
+}

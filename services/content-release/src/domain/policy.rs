@@ -77,20 +77,9 @@ pub fn may_list_releases(caller: &Caller) -> Result<(), Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn caller(scope: Scope) -> Caller {
-        Caller { sub: "someone".into(), scope }
-    }
+    use steplab_testkit::callers::{caller, ic, lead};
 
     const PLACE: Place<'static> = Place { school_id: "school-a", delivery_partner_id: "dp-1" };
-
-    fn ic(school: &str) -> Caller {
-        caller(Scope::InductionCoordinator { school_id: school.into() })
-    }
-
-    fn lead(dp: &str) -> Caller {
-        caller(Scope::EcfLead { delivery_partner_id: dp.into() })
-    }
 
     #[test]
     fn roles_only_the_service_sends_commands() {

@@ -101,24 +101,9 @@ pub fn may_read_statement(caller: &Caller, delivery_partner_id: Option<&str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn caller(scope: Scope) -> Caller {
-        Caller { sub: "t".into(), scope }
-    }
+    use steplab_testkit::callers::{caller, dpl, ic, lead};
 
     const PLACE: Place<'static> = Place { school_id: "school-a", delivery_partner_id: "dp-1" };
-
-    fn ic(school: &str) -> Caller {
-        caller(Scope::InductionCoordinator { school_id: school.into() })
-    }
-
-    fn lead(dp: &str) -> Caller {
-        caller(Scope::EcfLead { delivery_partner_id: dp.into() })
-    }
-
-    fn dpl(dps: &[&str]) -> Caller {
-        caller(Scope::Dpl { delivery_partner_ids: dps.iter().map(|s| s.to_string()).collect() })
-    }
 
     #[test]
     fn roles_only_the_service_role_sends_commands() {
