@@ -18,11 +18,9 @@ use std::path::Path;
 use std::sync::Arc;
 use steplab_platform::Clock;
 use steplab_platform::config::{ContentReleaseConfig, ServiceName};
-use steplab_platform::db::{Database, Migrations};
+use steplab_platform::db::Migrations;
 use steplab_platform::migrations::PlatformMigration;
-use steplab_platform::observability;
-use steplab_platform::server::{self, Hosted};
-use steplab_platform::stack;
+use steplab_platform::startup::Foundation;
 use steplab_proto::steplab::content::v1::content_release_service_server::{ContentReleaseServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 
@@ -66,10 +64,8 @@ pub async fn run(
     let serving = &config.serving;
     // Before the database: a bad curriculum file fails start-up at once.
     let curriculum = Arc::new(load_curriculum(config.curriculum_file.as_deref())?);
-    let db = Database::open(&serving.service.database, &MIGRATIONS).await?;
-    let readiness = steplab_platform::readiness::Readiness::new(&db, serving.readiness.interval);
-    let verifier = steplab_platform::auth::verifier(&serving.auth)?;
-    let observing = observability::start(&serving.metrics, &serving.audit, ServiceName::ContentRelease, &db)?;
+    let foundation = Foundation::open(serving, ServiceName::ContentRelease, &MIGRATIONS).await?;
+    let db = foundation.db.clone();
     let service = service::ContentRelease::new(db.clone(), Clock::from_settings(serving.clock), curriculum);
     service
         .reconcile_curriculum()
@@ -79,11 +75,6 @@ pub async fn run(
     let svc = ContentReleaseServiceServer::new(grpc::ContentReleaseGrpc::new(service))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-    // The platform's one layer stack; health and reflection stay outside it.
-    let svc = stack::business_service(&observing, &limits, &verifier, svc);
-    let tls = steplab_platform::tls::server_config(&serving.tls)?;
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
-    let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;
-    observing.stop().await;
-    served
+    let routes = tonic::service::Routes::new(foundation.stacked(svc));
+    foundation.serve(SERVICE_NAME, routes, listener, shutdown).await
 }

@@ -17,7 +17,7 @@
 //! remaining modules run in term time: never on a school-holiday day, each
 //! with the term days it still had to wait (D5, W9).
 
-use chrono::{Datelike, Days, NaiveDate};
+use chrono::{Datelike, NaiveDate};
 use proptest::prelude::*;
 use steplab_content_release::convert;
 use steplab_content_release::domain::feed::{FeedPosition, Release};
@@ -25,9 +25,9 @@ use steplab_content_release::domain::period::{self, Period};
 use steplab_content_release::domain::release::{ReleaseFacts, Schedule, schedule};
 use steplab_content_release::domain::term;
 use steplab_content_release::domain::{Curriculum, Hold, HoldKind, Module, Programme, ProgrammeCurriculum, Revocation};
-use steplab_platform::FieldViolations;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::content::v1 as pb;
+use steplab_testkit::{calendar, check_answer, flag, opt_date, optional_date_ok, shift};
 
 // ---------------------------------------------------------------------------
 // Generators
@@ -66,44 +66,12 @@ fn enum_value(valid: std::ops::RangeInclusive<i32>) -> BoxedStrategy<i32> {
     prop_oneof![4 => valid, 1 => -2..=6i32, 1 => any::<i32>()].boxed()
 }
 
-fn date_msg() -> impl Strategy<Value = Date> {
-    let years = vec![i32::MIN, -1, 0, 1, 2, 4, 1900, 2000, 2023, 2024, 2025, 2026, 2100, 9996, 9999, 10000, i32::MAX];
-    prop_oneof![
-        8 => (2024..=2028i32, 1..=12i32, 1..=28i32),
-        2 => (proptest::sample::select(years), -1..=14i32, -1..=33i32),
-        1 => (proptest::sample::select(vec![1900, 2000, 2023, 2024, 2100, 9996, 9999]), Just(2), 28..=30i32),
-        1 => (any::<i32>(), any::<i32>(), any::<i32>()),
-        1 => Just((0, 0, 0)),
-    ]
-    .prop_map(|(year, month, day)| Date { year, month, day })
-}
-
-fn opt_date() -> impl Strategy<Value = Option<Date>> {
-    proptest::option::weighted(0.9, date_msg())
-}
-
 // ---------------------------------------------------------------------------
 // The independent model of a valid field
 // ---------------------------------------------------------------------------
 
 fn id_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
-}
-
-fn leap(year: i32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-/// A real day of the years 1..=9999, as (year, month, day).
-fn calendar(d: &Date) -> Option<(i32, i32, i32)> {
-    let days_in_month = match d.month {
-        2 if leap(d.year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return None,
-    };
-    ((1..=9999).contains(&d.year) && (1..=days_in_month).contains(&d.day)).then_some((d.year, d.month, d.day))
 }
 
 fn required_date(d: Option<&Date>) -> Option<(i32, i32, i32)> {
@@ -116,46 +84,12 @@ fn programme_date(d: Option<&Date>) -> Option<(i32, i32, i32)> {
     required_date(d).filter(|t| ((2021, 6, 1)..=(2040, 12, 31)).contains(t))
 }
 
-fn optional_date_ok(d: Option<&Date>) -> bool {
-    match d {
-        None | Some(Date { year: 0, month: 0, day: 0 }) => true,
-        Some(d) => calendar(d).is_some(),
-    }
-}
-
 fn naive(t: (i32, i32, i32)) -> NaiveDate {
     NaiveDate::from_ymd_opt(t.0, t.1 as u32, t.2 as u32).expect("a calendar day")
 }
 
 fn ymd(d: NaiveDate) -> (i32, i32, i32) {
     (d.year(), d.month() as i32, d.day() as i32)
-}
-
-fn check_answer<T: std::fmt::Debug>(
-    answer: &Result<T, FieldViolations>,
-    expected: &[&str],
-    request_fields: &[&str],
-) -> Result<(), TestCaseError> {
-    match answer {
-        Ok(value) => prop_assert!(expected.is_empty(), "accepted {value:?}, expected violations of {expected:?}"),
-        Err(err) => {
-            prop_assert!(!err.0.is_empty(), "an Err with no violation");
-            for v in &err.0 {
-                prop_assert!(request_fields.contains(&v.field.as_str()), "`{}` is not a request field", v.field);
-                prop_assert!(!v.description.is_empty(), "`{}` has no description", v.field);
-            }
-            let named: Vec<&str> = err.0.iter().map(|v| v.field.as_str()).collect();
-            prop_assert_eq!(named, expected.to_vec());
-        }
-    }
-    Ok(())
-}
-
-/// Pushes `field` when `bad`.
-fn flag(expected: &mut Vec<&'static str>, bad: bool, field: &'static str) {
-    if bad {
-        expected.push(field);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -387,15 +321,6 @@ proptest! {
 // ---------------------------------------------------------------------------
 // The release engine
 // ---------------------------------------------------------------------------
-
-fn shift(day: NaiveDate, days: i64) -> NaiveDate {
-    let moved = if days >= 0 {
-        day.checked_add_days(Days::new(days.unsigned_abs()))
-    } else {
-        day.checked_sub_days(Days::new(days.unsigned_abs()))
-    };
-    moved.unwrap_or(if days >= 0 { NaiveDate::MAX } else { NaiveDate::MIN })
-}
 
 /// The built-in ECT and mentor programmes, or a random valid one: offsets in
 /// release order within `0..length_days` (R1, as the curriculum loader checks).

@@ -24,11 +24,9 @@ use std::time::Duration;
 use steplab_platform::Clock;
 use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{DfeGatewayConfig, ServiceName};
-use steplab_platform::db::{Database, Migrations};
-use steplab_platform::observability;
+use steplab_platform::db::Migrations;
 use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
-use steplab_platform::server::{self, Hosted};
-use steplab_platform::stack;
+use steplab_platform::startup::Foundation;
 use steplab_proto::steplab::dfe::v1::dfe_gateway_service_server::{DfeGatewayServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -46,10 +44,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let serving = &config.serving;
-    let db = Database::open(&serving.service.database, &MIGRATIONS).await?;
-    let readiness = steplab_platform::readiness::Readiness::new(&db, serving.readiness.interval);
-    let verifier = steplab_platform::auth::verifier(&serving.auth)?;
-    let observing = observability::start(&serving.metrics, &serving.audit, ServiceName::DfeGateway, &db)?;
+    let foundation = Foundation::open(serving, ServiceName::DfeGateway, &MIGRATIONS).await?;
+    let db = foundation.db.clone();
     let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&serving.auth)?);
     let client_tls = steplab_platform::tls::ClientTls::from_files(&serving.tls)?;
     let client = dfe::DfeClient::from_settings(&config.dfe)?;
@@ -71,12 +67,7 @@ pub async fn run(
         &[(delivery::PAYMENTS, &config.payments_url)],
         tokens,
         wake_relay.clone(),
-        RelaySettings {
-            max_attempts: config.relay.max_attempts,
-            max_backoff: config.relay.max_backoff,
-            tls: client_tls,
-            ..RelaySettings::default()
-        },
+        RelaySettings::from_retry(&config.relay, client_tls),
     )?;
     let relay_task = tokio::spawn(relay.run(workers_stopped.clone()));
     let delivery_task = client.map(|client| {
@@ -101,12 +92,8 @@ pub async fn run(
     let svc = DfeGatewayServiceServer::new(grpc::GatewayGrpc::new(gateway))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-    // The platform's one layer stack; health and reflection stay outside it.
-    let svc = stack::business_service(&observing, &limits, &verifier, svc);
-    let tls = steplab_platform::tls::server_config(&serving.tls)?;
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
-    let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;
-    observing.stop().await;
+    let routes = tonic::service::Routes::new(foundation.stacked(svc));
+    let served = foundation.serve(SERVICE_NAME, routes, listener, shutdown).await;
     let _ = stop_workers.send(true);
     if relay_task.await.is_err() {
         tracing::error!("the outbox relay task failed");

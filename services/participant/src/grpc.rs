@@ -5,7 +5,6 @@
 
 use crate::service::Registry;
 use std::pin::Pin;
-use steplab_platform::observability;
 use steplab_platform::{Caller, audit};
 use steplab_proto::steplab::common::v1 as common;
 use steplab_proto::steplab::participant::v1 as pb;
@@ -62,231 +61,55 @@ async fn follow_feed(
 
 type Answer<T> = Result<Response<T>, Status>;
 
-#[tonic::async_trait]
-impl ParticipantService for ParticipantGrpc {
-    async fn create_delivery_partner(
-        &self,
-        request: Request<pb::CreateDeliveryPartnerRequest>,
-    ) -> Answer<pb::CreateDeliveryPartnerResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.create_delivery_partner(caller, request.into_inner()).await?))
-    }
+steplab_platform::delegating_grpc_service! {
+    impl ParticipantService for ParticipantGrpc, calling registry;
+    rpc create_delivery_partner(pb::CreateDeliveryPartnerRequest) -> pb::CreateDeliveryPartnerResponse => create_delivery_partner;
+    rpc create_school(pb::CreateSchoolRequest) -> pb::CreateSchoolResponse => create_school;
+    rpc register_participant(pb::RegisterParticipantRequest) -> pb::RegisterParticipantResponse => register;
+    rpc get_participant(pb::GetParticipantRequest) -> pb::GetParticipantResponse => get, noting participant_id;
+    rpc list_participants(pb::ListParticipantsRequest) -> pb::ListParticipantsResponse => list;
+    rpc assign_mentor(pb::AssignMentorRequest) -> pb::AssignMentorResponse => assign_mentor, noting ect_id;
+    rpc end_mentor_cover(pb::EndMentorCoverRequest) -> pb::EndMentorCoverResponse => end_mentor_cover, noting ect_id;
+    rpc get_participant_history(pb::GetParticipantHistoryRequest) -> pb::GetParticipantHistoryResponse => history, noting participant_id;
+    rpc move_school(pb::MoveSchoolRequest) -> pb::MoveSchoolResponse => move_school, noting participant_id;
+    rpc pause_participant(pb::PauseParticipantRequest) -> pb::PauseParticipantResponse => pause, noting participant_id;
+    rpc extend_pause(pb::ExtendPauseRequest) -> pb::ExtendPauseResponse => extend_pause, noting participant_id;
+    rpc end_pause(pb::EndPauseRequest) -> pb::EndPauseResponse => end_pause, noting participant_id;
+    rpc defer_participant(pb::DeferParticipantRequest) -> pb::DeferParticipantResponse => defer, noting participant_id;
+    rpc change_return_date(pb::ChangeReturnDateRequest) -> pb::ChangeReturnDateResponse => change_return_date, noting participant_id;
+    rpc record_return(pb::RecordReturnRequest) -> pb::RecordReturnResponse => record_return, noting participant_id;
+    rpc withdraw_participant(pb::WithdrawParticipantRequest) -> pb::WithdrawParticipantResponse => withdraw, noting participant_id;
+    rpc request_reinstatement(pb::RequestReinstatementRequest) -> pb::RequestReinstatementResponse => request_reinstatement, noting participant_id;
+    rpc request_release_start_change(pb::RequestReleaseStartChangeRequest) -> pb::RequestReleaseStartChangeResponse => request_release_start_change, noting participant_id;
+    rpc request_keep_mentor(pb::RequestKeepMentorRequest) -> pb::RequestKeepMentorResponse => request_keep_mentor, noting mentor_id;
+    rpc request_long_deferral(pb::RequestLongDeferralRequest) -> pb::RequestLongDeferralResponse => request_long_deferral, noting participant_id;
+    rpc decide_request(pb::DecideRequestRequest) -> pb::DecideRequestResponse => decide_request;
+    rpc list_requests(pb::ListRequestsRequest) -> pb::ListRequestsResponse => list_requests;
+    rpc list_notifications(pb::ListNotificationsRequest) -> pb::ListNotificationsResponse => list_notifications;
+    rpc set_dfe_participant_id(pb::SetDfeParticipantIdRequest) -> pb::SetDfeParticipantIdResponse => set_dfe_participant_id, noting participant_id;
+    rpc retry_parked_commands(pb::RetryParkedCommandsRequest) -> pb::RetryParkedCommandsResponse => retry_parked, noting participant_id;
+    rpc check_consistency(pb::CheckConsistencyRequest) -> pb::CheckConsistencyResponse => check_consistency;
+    rpc get_sync_status(pb::GetSyncStatusRequest) -> pb::GetSyncStatusResponse => sync_status, noting participant_id;
+    handwritten {
+        type WatchEventsStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchEventsResponse, Status>> + Send>>;
 
-    async fn create_school(&self, request: Request<pb::CreateSchoolRequest>) -> Answer<pb::CreateSchoolResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.create_school(caller, request.into_inner()).await?))
-    }
+        async fn watch_events(&self, request: Request<pb::WatchEventsRequest>) -> Answer<Self::WatchEventsStream> {
+            let caller = Caller::from_request(&request)?;
+            let after = request.into_inner().after_cursor;
+            // Refuse up front (permission, database) rather than inside the stream.
+            let first = self.registry.reportable_events(&caller, after, FEED_BATCH).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(FEED_BATCH as usize);
+            let registry = self.registry.clone();
+            tokio::spawn(follow_feed(registry, caller, after, first, tx));
+            Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        }
 
-    async fn register_participant(
-        &self,
-        request: Request<pb::RegisterParticipantRequest>,
-    ) -> Answer<pb::RegisterParticipantResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.register(caller, request.into_inner()).await?))
-    }
-
-    async fn get_participant(&self, request: Request<pb::GetParticipantRequest>) -> Answer<pb::GetParticipantResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.get(caller, request.into_inner()).await?))
-    }
-
-    async fn list_participants(
-        &self,
-        request: Request<pb::ListParticipantsRequest>,
-    ) -> Answer<pb::ListParticipantsResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.list(caller, request.into_inner()).await?))
-    }
-
-    async fn assign_mentor(&self, request: Request<pb::AssignMentorRequest>) -> Answer<pb::AssignMentorResponse> {
-        observability::note_participant(&request.get_ref().ect_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.assign_mentor(caller, request.into_inner()).await?))
-    }
-
-    async fn end_mentor_cover(
-        &self,
-        request: Request<pb::EndMentorCoverRequest>,
-    ) -> Answer<pb::EndMentorCoverResponse> {
-        observability::note_participant(&request.get_ref().ect_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.end_mentor_cover(caller, request.into_inner()).await?))
-    }
-
-    async fn get_participant_history(
-        &self,
-        request: Request<pb::GetParticipantHistoryRequest>,
-    ) -> Answer<pb::GetParticipantHistoryResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.history(caller, request.into_inner()).await?))
-    }
-
-    async fn move_school(&self, request: Request<pb::MoveSchoolRequest>) -> Answer<pb::MoveSchoolResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.move_school(caller, request.into_inner()).await?))
-    }
-
-    async fn pause_participant(
-        &self,
-        request: Request<pb::PauseParticipantRequest>,
-    ) -> Answer<pb::PauseParticipantResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.pause(caller, request.into_inner()).await?))
-    }
-
-    async fn extend_pause(&self, request: Request<pb::ExtendPauseRequest>) -> Answer<pb::ExtendPauseResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.extend_pause(caller, request.into_inner()).await?))
-    }
-
-    async fn end_pause(&self, request: Request<pb::EndPauseRequest>) -> Answer<pb::EndPauseResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.end_pause(caller, request.into_inner()).await?))
-    }
-
-    async fn defer_participant(
-        &self,
-        request: Request<pb::DeferParticipantRequest>,
-    ) -> Answer<pb::DeferParticipantResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.defer(caller, request.into_inner()).await?))
-    }
-
-    async fn change_return_date(
-        &self,
-        request: Request<pb::ChangeReturnDateRequest>,
-    ) -> Answer<pb::ChangeReturnDateResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.change_return_date(caller, request.into_inner()).await?))
-    }
-
-    async fn record_return(&self, request: Request<pb::RecordReturnRequest>) -> Answer<pb::RecordReturnResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.record_return(caller, request.into_inner()).await?))
-    }
-
-    async fn withdraw_participant(
-        &self,
-        request: Request<pb::WithdrawParticipantRequest>,
-    ) -> Answer<pb::WithdrawParticipantResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.withdraw(caller, request.into_inner()).await?))
-    }
-
-    async fn request_reinstatement(
-        &self,
-        request: Request<pb::RequestReinstatementRequest>,
-    ) -> Answer<pb::RequestReinstatementResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.request_reinstatement(caller, request.into_inner()).await?))
-    }
-
-    async fn request_release_start_change(
-        &self,
-        request: Request<pb::RequestReleaseStartChangeRequest>,
-    ) -> Answer<pb::RequestReleaseStartChangeResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.request_release_start_change(caller, request.into_inner()).await?))
-    }
-
-    async fn request_keep_mentor(
-        &self,
-        request: Request<pb::RequestKeepMentorRequest>,
-    ) -> Answer<pb::RequestKeepMentorResponse> {
-        observability::note_participant(&request.get_ref().mentor_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.request_keep_mentor(caller, request.into_inner()).await?))
-    }
-
-    async fn request_long_deferral(
-        &self,
-        request: Request<pb::RequestLongDeferralRequest>,
-    ) -> Answer<pb::RequestLongDeferralResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.request_long_deferral(caller, request.into_inner()).await?))
-    }
-
-    async fn decide_request(&self, request: Request<pb::DecideRequestRequest>) -> Answer<pb::DecideRequestResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.decide_request(caller, request.into_inner()).await?))
-    }
-
-    async fn list_requests(&self, request: Request<pb::ListRequestsRequest>) -> Answer<pb::ListRequestsResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.list_requests(caller, request.into_inner()).await?))
-    }
-
-    async fn list_notifications(
-        &self,
-        request: Request<pb::ListNotificationsRequest>,
-    ) -> Answer<pb::ListNotificationsResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.list_notifications(caller, request.into_inner()).await?))
-    }
-
-    type WatchEventsStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchEventsResponse, Status>> + Send>>;
-
-    async fn watch_events(&self, request: Request<pb::WatchEventsRequest>) -> Answer<Self::WatchEventsStream> {
-        let caller = Caller::from_request(&request)?;
-        let after = request.into_inner().after_cursor;
-        // Refuse up front (permission, database) rather than inside the stream.
-        let first = self.registry.reportable_events(&caller, after, FEED_BATCH).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel(FEED_BATCH as usize);
-        let registry = self.registry.clone();
-        tokio::spawn(follow_feed(registry, caller, after, first, tx));
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
-    }
-
-    async fn set_dfe_participant_id(
-        &self,
-        request: Request<pb::SetDfeParticipantIdRequest>,
-    ) -> Answer<pb::SetDfeParticipantIdResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.set_dfe_participant_id(caller, request.into_inner()).await?))
-    }
-
-    async fn retry_parked_commands(
-        &self,
-        request: Request<pb::RetryParkedCommandsRequest>,
-    ) -> Answer<pb::RetryParkedCommandsResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.retry_parked(caller, request.into_inner()).await?))
-    }
-
-    async fn check_consistency(
-        &self,
-        request: Request<pb::CheckConsistencyRequest>,
-    ) -> Answer<pb::CheckConsistencyResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.check_consistency(caller, request.into_inner()).await?))
-    }
-
-    async fn get_sync_status(&self, request: Request<pb::GetSyncStatusRequest>) -> Answer<pb::GetSyncStatusResponse> {
-        observability::note_participant(&request.get_ref().participant_id);
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(self.registry.sync_status(caller, request.into_inner()).await?))
-    }
-
-    async fn list_audit_entries(
-        &self,
-        request: Request<common::ListAuditEntriesRequest>,
-    ) -> Answer<common::ListAuditEntriesResponse> {
-        let caller = Caller::from_request(&request)?;
-        Ok(Response::new(audit::list_entries(self.registry.database(), &caller, request.into_inner()).await?))
+        async fn list_audit_entries(
+            &self,
+            request: Request<common::ListAuditEntriesRequest>,
+        ) -> Answer<common::ListAuditEntriesResponse> {
+            let caller = Caller::from_request(&request)?;
+            Ok(Response::new(audit::list_entries(self.registry.database(), &caller, request.into_inner()).await?))
+        }
     }
 }

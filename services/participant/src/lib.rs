@@ -17,12 +17,10 @@ use std::sync::Arc;
 use steplab_platform::Clock;
 use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{ParticipantConfig, ServiceName};
-use steplab_platform::db::{Database, Migrations};
+use steplab_platform::db::Migrations;
 use steplab_platform::migrations::PlatformMigration;
-use steplab_platform::observability;
 use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
-use steplab_platform::server::{self, Hosted};
-use steplab_platform::stack;
+use steplab_platform::startup::Foundation;
 use steplab_proto::steplab::participant::v1::participant_service_server::{ParticipantServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -56,10 +54,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let serving = &config.serving;
-    let db = Database::open(&serving.service.database, &MIGRATIONS).await?;
-    let readiness = steplab_platform::readiness::Readiness::new(&db, serving.readiness.interval);
-    let verifier = steplab_platform::auth::verifier(&serving.auth)?;
-    let observing = observability::start(&serving.metrics, &serving.audit, ServiceName::Participant, &db)?;
+    let foundation = Foundation::open(serving, ServiceName::Participant, &MIGRATIONS).await?;
+    let db = foundation.db.clone();
     let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&serving.auth)?);
     let wake_relay = Arc::new(Notify::new());
     // Read and checked now, so a bad TLS file fails start-up, not a delivery.
@@ -86,11 +82,8 @@ pub async fn run(
         tokens,
         wake_relay,
         RelaySettings {
-            max_attempts: config.relay.max_attempts,
-            max_backoff: config.relay.max_backoff,
-            tls: client_tls,
             service: ServiceName::Participant.as_str(),
-            ..RelaySettings::default()
+            ..RelaySettings::from_retry(&config.relay, client_tls)
         },
     )?;
     let (stop_relay, relay_stopped) = watch::channel(false);
@@ -101,12 +94,8 @@ pub async fn run(
     let svc = ParticipantServiceServer::new(grpc::ParticipantGrpc::new(registry))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-    // The platform's one layer stack; health and reflection stay outside it.
-    let svc = stack::business_service(&observing, &limits, &verifier, svc);
-    let tls = steplab_platform::tls::server_config(&serving.tls)?;
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
-    let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;
-    observing.stop().await;
+    let routes = tonic::service::Routes::new(foundation.stacked(svc));
+    let served = foundation.serve(SERVICE_NAME, routes, listener, shutdown).await;
     let _ = stop_relay.send(true);
     if relay_task.await.is_err() {
         tracing::error!("the outbox relay task failed");

@@ -17,7 +17,7 @@
 //! from registration (none before), no pause longer than 42 days (P2), no
 //! deferral longer than 12 months (D3).
 
-use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime};
+use chrono::{Datelike, Months, NaiveDate, NaiveTime};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use steplab_participant::convert;
@@ -27,9 +27,10 @@ use steplab_participant::domain::lifecycle::{
 };
 use steplab_participant::domain::view::ParticipantRecord;
 use steplab_participant::domain::{Enrolment, ParticipantKind, RuleViolation, TrainingStatus};
-use steplab_platform::{FieldViolation, FieldViolations};
+use steplab_platform::FieldViolation;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::participant::v1 as pb;
+use steplab_testkit::{calendar, check_answer, shift};
 
 // ---------------------------------------------------------------------------
 // Generators
@@ -200,22 +201,6 @@ fn uuid_model(s: &str) -> Option<u128> {
     u128::from_str_radix(&hex, 16).ok()
 }
 
-fn leap(year: i32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-/// A real day of the years 1..=9999, as (year, month, day).
-fn calendar(d: &Date) -> Option<(i32, i32, i32)> {
-    let days_in_month = match d.month {
-        2 if leap(d.year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return None,
-    };
-    ((1..=9999).contains(&d.year) && (1..=days_in_month).contains(&d.day)).then_some((d.year, d.month, d.day))
-}
-
 /// The days a schedule-feeding date may name (pauses, deferrals, moves...):
 /// the first cohort's registration (2021-06-01) to the end of 2040.
 const PROGRAMME_DAYS: std::ops::RangeInclusive<(i32, i32, i32)> = (2021, 6, 1)..=(2040, 12, 31);
@@ -270,32 +255,6 @@ fn digits_ok(s: &str, count: usize) -> bool {
 
 fn ymd(d: NaiveDate) -> (i32, i32, i32) {
     (d.year(), d.month() as i32, d.day() as i32)
-}
-
-fn fields(err: &FieldViolations) -> Vec<String> {
-    err.0.iter().map(|v| v.field.clone()).collect()
-}
-
-/// The invariant every converter answer keeps: Ok exactly when the model
-/// finds nothing wrong, and an Err lists exactly the model's fields, in the
-/// converter's order, each a field of the request with a description.
-fn check_answer<T: std::fmt::Debug>(
-    answer: &Result<T, FieldViolations>,
-    expected: &[&str],
-    request_fields: &[&str],
-) -> Result<(), TestCaseError> {
-    match answer {
-        Ok(value) => prop_assert!(expected.is_empty(), "accepted {value:?}, expected violations of {expected:?}"),
-        Err(err) => {
-            prop_assert!(!err.0.is_empty(), "an Err with no violation");
-            for v in &err.0 {
-                prop_assert!(request_fields.contains(&v.field.as_str()), "`{}` is not a request field", v.field);
-                prop_assert!(!v.description.is_empty(), "`{}` has no description", v.field);
-            }
-            prop_assert_eq!(fields(err), expected.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        }
-    }
-    Ok(())
 }
 
 fn check_single<T: std::fmt::Debug>(
@@ -698,15 +657,6 @@ const MENTOR_ID: &str = "mentor";
 /// The first and last days a request can name (the converters refuse others).
 const FIRST_DAY: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("first day");
 const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("last day");
-
-fn shift(day: NaiveDate, days: i64) -> NaiveDate {
-    let moved = if days >= 0 {
-        day.checked_add_days(Days::new(days.unsigned_abs()))
-    } else {
-        day.checked_sub_days(Days::new(days.unsigned_abs()))
-    };
-    moved.unwrap_or(if days >= 0 { NaiveDate::MAX } else { NaiveDate::MIN })
-}
 
 /// A date a request could carry: `days` from `day`, kept within 1..=9999.
 fn request_day(day: NaiveDate, days: i64) -> NaiveDate {

@@ -19,12 +19,10 @@ use std::sync::Arc;
 use steplab_platform::Clock;
 use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{PaymentsConfig, ServiceName};
-use steplab_platform::db::{Database, Migrations};
+use steplab_platform::db::Migrations;
 use steplab_platform::migrations::PlatformMigration;
-use steplab_platform::observability;
 use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
-use steplab_platform::server::{self, Hosted};
-use steplab_platform::stack;
+use steplab_platform::startup::Foundation;
 use steplab_proto::steplab::payments::v1::payments_service_server::{PaymentsServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -60,10 +58,8 @@ pub async fn run(
     // First, before touching the database: a malformed schedules file fails
     // start-up with the file and the place in it.
     let book = ScheduleBook::load(config.schedules_file.as_deref())?;
-    let db = Database::open(&serving.service.database, &MIGRATIONS).await?;
-    let readiness = steplab_platform::readiness::Readiness::new(&db, serving.readiness.interval);
-    let verifier = steplab_platform::auth::verifier(&serving.auth)?;
-    let observing = observability::start(&serving.metrics, &serving.audit, ServiceName::Payments, &db)?;
+    let foundation = Foundation::open(serving, ServiceName::Payments, &MIGRATIONS).await?;
+    let db = foundation.db.clone();
     let tokens: Arc<dyn TokenSource> = Arc::new(ServiceTokens::from_config(&serving.auth)?);
     let wake_relay = Arc::new(Notify::new());
     // Read and checked now, so a bad TLS file fails start-up, not a delivery.
@@ -74,11 +70,8 @@ pub async fn run(
         tokens,
         wake_relay.clone(),
         RelaySettings {
-            max_attempts: config.relay.max_attempts,
-            max_backoff: config.relay.max_backoff,
-            tls: client_tls,
             service: ServiceName::Payments.as_str(),
-            ..RelaySettings::default()
+            ..RelaySettings::from_retry(&config.relay, client_tls)
         },
     )?;
     let payments =
@@ -90,15 +83,11 @@ pub async fn run(
     let svc = PaymentsServiceServer::new(grpc::PaymentsGrpc::new(payments))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-    // The platform's one layer stack; health and reflection stay outside it.
-    let svc = stack::business_service(&observing, &limits, &verifier, svc);
-    let tls = steplab_platform::tls::server_config(&serving.tls)?;
-    let hosted = Hosted { name: SERVICE_NAME, routes: tonic::service::Routes::new(svc), limits, tls, readiness };
+    let routes = tonic::service::Routes::new(foundation.stacked(svc));
     // Spawned last, so no start-up error leaves it running.
     let (stop_relay, relay_stopped) = watch::channel(false);
     let relay_task = tokio::spawn(relay.run(relay_stopped));
-    let served = server::run(listener, hosted, shutdown, serving.drain_timeout).await;
-    observing.stop().await;
+    let served = foundation.serve(SERVICE_NAME, routes, listener, shutdown).await;
     let _ = stop_relay.send(true);
     if relay_task.await.is_err() {
         tracing::error!("the outbox relay task failed");

@@ -16,7 +16,7 @@
 //! mentor (F2-F4, S2, M4), explains every window it does not pay (F6), and
 //! a statement's total is the sum of its lines.
 
-use chrono::{Datelike, Days, NaiveDate};
+use chrono::{Datelike, NaiveDate};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -29,10 +29,10 @@ use steplab_payments::domain::accrual::{
 use steplab_payments::domain::commands::{self, Change};
 use steplab_payments::domain::schedule::{Schedule, ScheduleBook};
 use steplab_payments::store::OutcomeRow;
-use steplab_platform::FieldViolations;
 use steplab_platform::ids::DeliveryPartnerId;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::payments::v1 as pb;
+use steplab_testkit::{calendar, check_answer, flag, opt_date, optional_date_ok, shift};
 
 // ---------------------------------------------------------------------------
 // Generators
@@ -98,22 +98,6 @@ fn enum_value(valid: std::ops::RangeInclusive<i32>) -> BoxedStrategy<i32> {
     prop_oneof![4 => valid, 1 => -2..=10i32, 1 => any::<i32>()].boxed()
 }
 
-fn date_msg() -> impl Strategy<Value = Date> {
-    let years = vec![i32::MIN, -1, 0, 1, 2, 4, 1900, 2000, 2023, 2024, 2025, 2026, 2100, 9996, 9999, 10000, i32::MAX];
-    prop_oneof![
-        8 => (2024..=2028i32, 1..=12i32, 1..=28i32),
-        2 => (proptest::sample::select(years), -1..=14i32, -1..=33i32),
-        1 => (proptest::sample::select(vec![1900, 2000, 2023, 2024, 2100, 9996, 9999]), Just(2), 28..=30i32),
-        1 => (any::<i32>(), any::<i32>(), any::<i32>()),
-        1 => Just((0, 0, 0)),
-    ]
-    .prop_map(|(year, month, day)| Date { year, month, day })
-}
-
-fn opt_date() -> impl Strategy<Value = Option<Date>> {
-    proptest::option::weighted(0.9, date_msg())
-}
-
 fn note_text() -> BoxedStrategy<String> {
     prop_oneof![
         4 => "[ \\t\\r\\n]{0,2}[a-z0-9 ,.!?\\n]{0,80}[ \\t\\r\\n]{0,2}",
@@ -151,32 +135,10 @@ fn token_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
-fn leap(year: i32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn calendar(d: &Date) -> Option<(i32, i32, i32)> {
-    let days_in_month = match d.month {
-        2 if leap(d.year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return None,
-    };
-    ((1..=9999).contains(&d.year) && (1..=days_in_month).contains(&d.day)).then_some((d.year, d.month, d.day))
-}
-
 /// A required date a command feeds into a schedule: a calendar day from the
 /// first cohort's registration (2021-06-01) to the end of 2040.
 fn required_date(d: Option<&Date>) -> Option<(i32, i32, i32)> {
     d.and_then(calendar).filter(|t| ((2021, 6, 1)..=(2040, 12, 31)).contains(t))
-}
-
-fn optional_date_ok(d: Option<&Date>) -> bool {
-    match d {
-        None | Some(Date { year: 0, month: 0, day: 0 }) => true,
-        Some(d) => calendar(d).is_some(),
-    }
 }
 
 /// Payments' note: at most 2,000 chars, no control character but line
@@ -191,32 +153,6 @@ fn note_ok(s: &str) -> bool {
 fn window_ok(s: &str) -> bool {
     let parts: Vec<&str> = s.split('/').collect();
     parts.len() == 3 && !parts[0].is_empty() && !parts[2].is_empty() && parts[1].parse::<i32>().is_ok_and(|c| c > 0)
-}
-
-fn check_answer<T: std::fmt::Debug>(
-    answer: &Result<T, FieldViolations>,
-    expected: &[&str],
-    request_fields: &[&str],
-) -> Result<(), TestCaseError> {
-    match answer {
-        Ok(value) => prop_assert!(expected.is_empty(), "accepted {value:?}, expected violations of {expected:?}"),
-        Err(err) => {
-            prop_assert!(!err.0.is_empty(), "an Err with no violation");
-            for v in &err.0 {
-                prop_assert!(request_fields.contains(&v.field.as_str()), "`{}` is not a request field", v.field);
-                prop_assert!(!v.description.is_empty(), "`{}` has no description", v.field);
-            }
-            let named: Vec<&str> = err.0.iter().map(|v| v.field.as_str()).collect();
-            prop_assert_eq!(named, expected.to_vec());
-        }
-    }
-    Ok(())
-}
-
-fn flag(expected: &mut Vec<&'static str>, bad: bool, field: &'static str) {
-    if bad {
-        expected.push(field);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -433,15 +369,6 @@ fn book() -> &'static ScheduleBook {
 
 fn schedules() -> Vec<&'static Schedule> {
     book().schedules(None).collect()
-}
-
-fn shift(day: NaiveDate, days: i64) -> NaiveDate {
-    let moved = if days >= 0 {
-        day.checked_add_days(Days::new(days.unsigned_abs()))
-    } else {
-        day.checked_sub_days(Days::new(days.unsigned_abs()))
-    };
-    moved.unwrap_or(if days >= 0 { NaiveDate::MAX } else { NaiveDate::MIN })
 }
 
 fn placement(n: u8) -> Placement {

@@ -6,15 +6,16 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic)]
 
+#[path = "support/launch.rs"]
+mod launch;
 #[path = "support/tools.rs"]
 mod tools;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-const STEPLAB: &str = env!("CARGO_BIN_EXE_steplab");
+use launch::{Ports, STEPLAB};
 
 /// A page of the repository's `docs/`.
 fn doc(page: &str) -> String {
@@ -32,55 +33,21 @@ fn runbook(page: &str) -> String {
     block[open..close].to_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 #[test]
 fn the_operator_runbook_runs_as_written_against_steplab_up() {
     let script = runbook(&doc("runbook.md"));
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let ports = Ports::free();
     let addr = |p: u16| format!("127.0.0.1:{p}");
-    let mut up = Command::new(STEPLAB);
-    for var in [
-        "STEPLAB_JWT_SECRET",
-        "STEPLAB_PARTICIPANT_DATABASE_URL",
-        "STEPLAB_CONTENT_DATABASE_URL",
-        "STEPLAB_PAYMENTS_DATABASE_URL",
-        "STEPLAB_DFE_GATEWAY_DATABASE_URL",
-    ] {
-        up.env_remove(var);
-    }
-    let mut child = up
-        .arg("up")
-        .env("STEPLAB_TODAY", "2026-11-28")
-        .env("STEPLAB_DATA_DIR", data.path())
-        .env("STEPLAB_PARTICIPANT_LISTEN", addr(ports[0]))
-        .env("STEPLAB_CONTENT_LISTEN", addr(ports[1]))
-        .env("STEPLAB_PAYMENTS_LISTEN", addr(ports[2]))
-        .env("STEPLAB_CONTENT_URL", format!("http://{}", addr(ports[1])))
-        .env("STEPLAB_PAYMENTS_URL", format!("http://{}", addr(ports[2])))
-        .env("STEPLAB_DFE_GATEWAY_LISTEN", addr(ports[3]))
-        .env("STEPLAB_DFE_GATEWAY_URL", format!("http://{}", addr(ports[3])))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn steplab up");
-    let stdout = child.stdout.take().expect("stdout");
-    for line in BufReader::new(stdout).lines() {
-        if line.expect("stdout").starts_with("Stop with Ctrl-C") {
-            break;
-        }
-    }
+    let (mut child, _welcome) = launch::up(data.path(), &ports);
     let started = Instant::now();
     let out = Command::new("bash")
         // Errors interleaved with answers, as a person at a terminal sees them.
         .args(["-euo", "pipefail", "-c", &format!("exec 2>&1\n{script}")])
         .current_dir(data.path())
-        .env("P", addr(ports[0]))
-        .env("C", addr(ports[1]))
-        .env("M", addr(ports[2]))
+        .env("P", addr(ports.participant))
+        .env("C", addr(ports.content))
+        .env("M", addr(ports.payments))
         .env("STEPLAB", STEPLAB)
         .env("STEPLAB_DATA_DIR", data.path())
         .env("PATH", tools::path_with_tools())

@@ -6,6 +6,8 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic)]
 
+#[path = "support/launch.rs"]
+mod launch;
 #[path = "support/tools.rs"]
 mod tools;
 
@@ -13,37 +15,15 @@ use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-const STEPLAB: &str = env!("CARGO_BIN_EXE_steplab");
+use launch::Ports;
+
 const SECRET: &str = "sigkill-test-secret-sigkill-test-secret-0123";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-struct Ports([u16; 4]);
-
+/// The shared `steplab` command, with this test's secret and a short relay
+/// backoff so the restarted service delivers soon.
 fn steplab(data: &Path, ports: &Ports) -> Command {
-    let mut cmd = Command::new(STEPLAB);
-    for var in [
-        "STEPLAB_PARTICIPANT_DATABASE_URL",
-        "STEPLAB_CONTENT_DATABASE_URL",
-        "STEPLAB_PAYMENTS_DATABASE_URL",
-        "STEPLAB_DFE_GATEWAY_DATABASE_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    let [p, c, m, g] = ports.0;
-    cmd.env("STEPLAB_DATA_DIR", data)
-        .env("STEPLAB_JWT_SECRET", SECRET)
-        .env("STEPLAB_TODAY", "2026-11-28")
-        .env("STEPLAB_RELAY_MAX_BACKOFF_MS", "200")
-        .env("STEPLAB_PARTICIPANT_LISTEN", format!("127.0.0.1:{p}"))
-        .env("STEPLAB_CONTENT_LISTEN", format!("127.0.0.1:{c}"))
-        .env("STEPLAB_PAYMENTS_LISTEN", format!("127.0.0.1:{m}"))
-        .env("STEPLAB_CONTENT_URL", format!("http://127.0.0.1:{c}"))
-        .env("STEPLAB_PAYMENTS_URL", format!("http://127.0.0.1:{m}"))
-        .env("STEPLAB_DFE_GATEWAY_LISTEN", format!("127.0.0.1:{g}"))
-        .env("STEPLAB_DFE_GATEWAY_URL", format!("http://127.0.0.1:{g}"));
+    let mut cmd = launch::steplab(data, ports);
+    cmd.env("STEPLAB_JWT_SECRET", SECRET).env("STEPLAB_RELAY_MAX_BACKOFF_MS", "200");
     cmd
 }
 
@@ -87,11 +67,11 @@ fn signal(child: &Child, name: &str) {
 #[test]
 fn d4_a_sigkilled_participant_service_loses_no_pending_command() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports = Ports([free_port(), free_port(), free_port(), free_port()]);
-    let [p, c, _, _] = ports.0;
-    let payments = serve(data.path(), &ports, "payments", ports.0[2]);
+    let ports = Ports::free();
+    let (p, c) = (ports.participant, ports.content);
+    let payments = serve(data.path(), &ports, "payments", ports.payments);
     // The DfE gateway hears of every ECT too (X1), with the DfE sync off.
-    let gateway = serve(data.path(), &ports, "dfe-gateway", ports.0[3]);
+    let gateway = serve(data.path(), &ports, "dfe-gateway", ports.dfe_gateway);
     let mut participant = serve(data.path(), &ports, "participant", p);
 
     let admin = token(data.path(), &ports, &["--role", "admin"]);

@@ -6,68 +6,20 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic)]
 
+#[path = "support/launch.rs"]
+mod launch;
 #[path = "support/tools.rs"]
 mod tools;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const STEPLAB: &str = env!("CARGO_BIN_EXE_steplab");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-struct Ports {
-    participant: u16,
-    content: u16,
-    payments: u16,
-    dfe_gateway: u16,
-}
-
-fn steplab(data_dir: &Path, ports: &Ports) -> Command {
-    let mut cmd = Command::new(STEPLAB);
-    for var in [
-        "STEPLAB_JWT_SECRET",
-        "STEPLAB_PARTICIPANT_DATABASE_URL",
-        "STEPLAB_CONTENT_DATABASE_URL",
-        "STEPLAB_PAYMENTS_DATABASE_URL",
-        "STEPLAB_DFE_GATEWAY_DATABASE_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("STEPLAB_DATA_DIR", data_dir)
-        .env("STEPLAB_TODAY", "2026-11-28")
-        .env("STEPLAB_PARTICIPANT_LISTEN", format!("127.0.0.1:{}", ports.participant))
-        .env("STEPLAB_CONTENT_LISTEN", format!("127.0.0.1:{}", ports.content))
-        .env("STEPLAB_PAYMENTS_LISTEN", format!("127.0.0.1:{}", ports.payments))
-        .env("STEPLAB_CONTENT_URL", format!("http://127.0.0.1:{}", ports.content))
-        .env("STEPLAB_PAYMENTS_URL", format!("http://127.0.0.1:{}", ports.payments))
-        .env("STEPLAB_DFE_GATEWAY_LISTEN", format!("127.0.0.1:{}", ports.dfe_gateway))
-        .env("STEPLAB_DFE_GATEWAY_URL", format!("http://127.0.0.1:{}", ports.dfe_gateway));
-    cmd
-}
+use launch::{Ports, steplab};
 
 /// Starts `steplab up` and waits for its welcome text to finish.
 fn up(data_dir: &Path, ports: &Ports) -> Child {
-    let mut child = steplab(data_dir, ports)
-        .arg("up")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn steplab up");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut welcome = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read stdout");
-        welcome.push_str(&line);
-        welcome.push('\n');
-        if line.starts_with("Stop with Ctrl-C") {
-            break;
-        }
-    }
+    let (child, welcome) = launch::up(data_dir, ports);
     assert!(welcome.contains("export TOKEN="), "steplab up prints a ready admin token:\n{welcome}");
     assert!(welcome.contains("grpcurl -plaintext"), "and a grpcurl example:\n{welcome}");
     child
@@ -94,6 +46,33 @@ fn call(port: u16, token: &str, method: &str, body: &str) -> Output {
 fn ok_json(output: Output) -> serde_json::Value {
     assert!(output.status.success(), "grpcurl failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("grpcurl prints JSON")
+}
+
+/// The delivery partner and school both registry tests register in, as
+/// `admin`: their ids.
+fn north_region_with_hill_school(port: u16, admin: &str) -> (String, String) {
+    let dp = ok_json(call(port, admin, "CreateDeliveryPartner", r#"{"name": "North Region"}"#));
+    let dp_id = dp["deliveryPartner"]["deliveryPartnerId"].as_str().expect("dp id").to_owned();
+    let body = format!(
+        r#"{{"urn": "100001", "name": "Hill School", "delivery_partner_id": "{dp_id}", "area_covered": true}}"#
+    );
+    let school = ok_json(call(port, admin, "CreateSchool", &body));
+    let school_id = school["school"]["schoolId"].as_str().expect("school id").to_owned();
+    (dp_id, school_id)
+}
+
+/// Registers the ECT both registry tests follow at `school_id`, as `lead`:
+/// her participant id.
+fn register_ada_lovelace(port: u16, lead: &str, school_id: &str) -> String {
+    let body = format!(
+        r#"{{"school_id": "{school_id}", "kind": "PARTICIPANT_KIND_ECT", "full_name": "Ada Lovelace", "trn": "1234567", "registered_on": {{"year": 2026, "month": 10, "day": 5}}}}"#
+    );
+    let registered = ok_json(call(port, lead, "RegisterParticipant", &body));
+    registered["participant"]["participantId"].as_str().expect("id").to_owned()
+}
+
+fn get_participant(port: u16, token: &str, participant_id: &str) -> serde_json::Value {
+    ok_json(call(port, token, "GetParticipant", &format!(r#"{{"participant_id": "{participant_id}"}}"#)))
 }
 
 fn token(data_dir: &Path, ports: &Ports, args: &[&str]) -> String {
@@ -134,8 +113,7 @@ fn terminate(mut child: Child, bound: Duration) -> std::process::ExitStatus {
 #[test]
 fn steplab_up_serves_the_registry_to_grpcurl_and_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let child = up(data.path(), &ports);
 
     for (port, service) in [
@@ -164,34 +142,11 @@ fn steplab_up_serves_the_registry_to_grpcurl_and_stops_cleanly_on_sigterm() {
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("Unauthenticated"));
 
     let admin = token(data.path(), &ports, &["--role", "admin"]);
-    let dp = ok_json(call(ports.participant, &admin, "CreateDeliveryPartner", r#"{"name": "North Region"}"#));
-    let dp_id = dp["deliveryPartner"]["deliveryPartnerId"].as_str().expect("dp id").to_owned();
-    let school = ok_json(call(
-        ports.participant,
-        &admin,
-        "CreateSchool",
-        &format!(
-            r#"{{"urn": "100001", "name": "Hill School", "delivery_partner_id": "{dp_id}", "area_covered": true}}"#
-        ),
-    ));
-    let school_id = school["school"]["schoolId"].as_str().expect("school id").to_owned();
+    let (dp_id, school_id) = north_region_with_hill_school(ports.participant, &admin);
     let lead = token(data.path(), &ports, &["--role", "ecf_lead", "--delivery-partner", &dp_id]);
-    let registered = ok_json(call(
-        ports.participant,
-        &lead,
-        "RegisterParticipant",
-        &format!(
-            r#"{{"school_id": "{school_id}", "kind": "PARTICIPANT_KIND_ECT", "full_name": "Ada Lovelace", "trn": "1234567", "registered_on": {{"year": 2026, "month": 10, "day": 5}}}}"#
-        ),
-    ));
-    let participant_id = registered["participant"]["participantId"].as_str().expect("id").to_owned();
+    let participant_id = register_ada_lovelace(ports.participant, &lead, &school_id);
 
-    let read = ok_json(call(
-        ports.participant,
-        &lead,
-        "GetParticipant",
-        &format!(r#"{{"participant_id": "{participant_id}"}}"#),
-    ));
+    let read = get_participant(ports.participant, &lead, &participant_id);
     assert_eq!(read["participant"]["fullName"], "Ada Lovelace");
     assert_eq!(read["participant"]["status"], "TRAINING_STATUS_ACTIVE");
     assert_eq!(read["participant"]["schedule"], "ecf-standard-september");
@@ -219,12 +174,7 @@ fn steplab_up_serves_the_registry_to_grpcurl_and_stops_cleanly_on_sigterm() {
     // Nothing answered before SIGTERM is lost.
     let child = up(data.path(), &ports);
     wait_until_listing(ports.participant);
-    let again = ok_json(call(
-        ports.participant,
-        &admin,
-        "GetParticipant",
-        &format!(r#"{{"participant_id": "{participant_id}"}}"#),
-    ));
+    let again = get_participant(ports.participant, &admin, &participant_id);
     assert_eq!(again["participant"]["trn"], "1234567");
     assert_eq!(terminate(child, Duration::from_secs(10)).code(), Some(0));
 }
@@ -232,8 +182,7 @@ fn steplab_up_serves_the_registry_to_grpcurl_and_stops_cleanly_on_sigterm() {
 #[test]
 fn a_database_url_typo_fails_start_up_naming_the_variable_and_creates_no_file() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let out = steplab(data.path(), &ports)
         .current_dir(data.path())
         .env("STEPLAB_PARTICIPANT_DATABASE_URL", "postgresdb")
@@ -249,8 +198,7 @@ fn a_database_url_typo_fails_start_up_naming_the_variable_and_creates_no_file() 
 #[test]
 fn steplab_token_refuses_a_role_without_its_scope() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let out = steplab(data.path(), &ports).args(["token", "--role", "induction_coordinator"]).output().expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--school"));
@@ -259,8 +207,7 @@ fn steplab_token_refuses_a_role_without_its_scope() {
 #[test]
 fn steplab_health_exits_0_when_serving_and_1_otherwise() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let child = up(data.path(), &ports);
     wait_until_listing(ports.payments);
 
@@ -326,8 +273,7 @@ fn idp_claims(role: &str, extra: serde_json::Value, aud: &str, expires_in: i64) 
 #[test]
 fn identity_provider_tokens_are_accepted_and_bad_ones_refused_with_a_logged_reason() {
     let data = tempfile::tempdir().expect("temp dir");
-    let ports =
-        Ports { participant: free_port(), content: free_port(), payments: free_port(), dfe_gateway: free_port() };
+    let ports = Ports::free();
     let service_token = data.path().join("service-token");
     let relay_token =
         idp_token("rsa-private.pem", "test-rsa-1", idp_claims("service", serde_json::json!({}), AUDIENCE, 3600));
@@ -361,17 +307,7 @@ fn identity_provider_tokens_are_accepted_and_bad_ones_refused_with_a_logged_reas
     wait_until_listing(ports.payments);
 
     let admin = idp_token("rsa-private.pem", "test-rsa-1", idp_claims("admin", serde_json::json!({}), AUDIENCE, 600));
-    let dp = ok_json(call(ports.participant, &admin, "CreateDeliveryPartner", r#"{"name": "North Region"}"#));
-    let dp_id = dp["deliveryPartner"]["deliveryPartnerId"].as_str().expect("dp id").to_owned();
-    let school = ok_json(call(
-        ports.participant,
-        &admin,
-        "CreateSchool",
-        &format!(
-            r#"{{"urn": "100001", "name": "Hill School", "delivery_partner_id": "{dp_id}", "area_covered": true}}"#
-        ),
-    ));
-    let school_id = school["school"]["schoolId"].as_str().expect("school id").to_owned();
+    let (dp_id, school_id) = north_region_with_hill_school(ports.participant, &admin);
     // An ES256 token from the same JWKS, with the provider's audience list.
     let lead = idp_token(
         "ec-private.pem",
@@ -383,15 +319,7 @@ fn identity_provider_tokens_are_accepted_and_bad_ones_refused_with_a_logged_reas
             600,
         ),
     );
-    let registered = ok_json(call(
-        ports.participant,
-        &lead,
-        "RegisterParticipant",
-        &format!(
-            r#"{{"school_id": "{school_id}", "kind": "PARTICIPANT_KIND_ECT", "full_name": "Ada Lovelace", "trn": "1234567", "registered_on": {{"year": 2026, "month": 10, "day": 5}}}}"#
-        ),
-    ));
-    let participant_id = registered["participant"]["participantId"].as_str().expect("id").to_owned();
+    let participant_id = register_ada_lovelace(ports.participant, &lead, &school_id);
 
     // The relay presents the operator's token file to content release and payments.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -5,6 +5,7 @@
 //! request idempotency and the service-to-service command envelope, metrics and request ids, the audit log, and the server bootstrap (health, reflection, graceful
 //! shutdown).
 
+pub mod ack;
 pub mod audit;
 pub mod auth;
 pub mod call;
@@ -13,8 +14,10 @@ pub mod config;
 pub mod connections;
 pub mod date;
 pub mod db;
+pub mod dfe;
 pub mod envelope;
 pub mod error;
+pub mod grpc;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
@@ -23,10 +26,12 @@ pub mod migrations;
 pub mod observability;
 pub mod outbox;
 pub mod paging;
+pub mod reach;
 pub mod readiness;
 pub mod rules;
 pub mod server;
 pub mod stack;
+pub mod startup;
 pub mod telemetry;
 pub mod text;
 pub mod tls;

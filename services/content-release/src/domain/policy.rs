@@ -3,37 +3,17 @@
 //! follow the learner's school and delivery partner as known from enrolment
 //! and later moves. A refusal is PERMISSION_DENIED with what the caller lacks.
 
+use steplab_platform::reach::role_may_not;
 use steplab_platform::{Caller, Scope};
 
 /// A refused permission, with a message saying what the caller lacks.
 pub use steplab_platform::rules::Denied;
 
-/// The school and delivery partner a learner belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Place<'a> {
-    pub school_id: &'a str,
-    pub delivery_partner_id: &'a str,
-}
-
-fn role_may_not(caller: &Caller, action: &str, who: &str) -> Denied {
-    Denied(format!("the {} role may not {action}: {who}", caller.role().as_str()))
-}
-
-/// AIP-211: to a scoped caller, a learner outside their scope and one that
-/// is not enrolled get this same refusal, word for word, so that asking
-/// reveals nothing about other delivery partners' participants.
-pub fn unreachable(caller: &Caller) -> Denied {
-    Denied(format!(
-        "no participant with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
-        caller.role().as_str()
-    ))
-}
-
-/// The participant service and admins reach every learner, so only they
-/// are told that a participant is not enrolled.
-pub fn sees_everything(caller: &Caller) -> bool {
-    matches!(caller.scope, Scope::Service | Scope::Admin)
-}
+/// The school and delivery partner a learner belongs to, and GetReleaseState:
+/// anyone whose scope covers the learner (the service, an admin, a DPL or ECF
+/// Lead of the learner's delivery partner, an induction coordinator of their
+/// school). Only the service and admins are told a learner is not enrolled.
+pub use steplab_platform::reach::{Place, may_read, sees_everything, unreachable};
 
 /// EnrolLearner, PlaceHold, LiftHold, RevokeAccess, RestoreAccess,
 /// SetReleaseStart, SetParticipantScope: the participant service applies the
@@ -47,18 +27,6 @@ pub fn may_send_commands(caller: &Caller) -> Result<(), Denied> {
             "they come from the participant service; make the change there (pause, defer, withdraw, ...)",
         )),
     }
-}
-
-/// GetReleaseState: the service, an admin, a DPL or ECF Lead of the
-/// learner's delivery partner, an induction coordinator of their school.
-pub fn may_read(caller: &Caller, place: Place<'_>) -> Result<(), Denied> {
-    let reaches = match &caller.scope {
-        Scope::Service | Scope::Admin => true,
-        Scope::InductionCoordinator { school_id } => school_id == place.school_id,
-        Scope::EcfLead { delivery_partner_id } => delivery_partner_id == place.delivery_partner_id,
-        Scope::Dpl { delivery_partner_ids } => delivery_partner_ids.iter().any(|d| d == place.delivery_partner_id),
-    };
-    if reaches { Ok(()) } else { Err(unreachable(caller)) }
 }
 
 /// RecordModuleAccess: Steplab (service), admins for corrections.
@@ -109,20 +77,9 @@ pub fn may_list_releases(caller: &Caller) -> Result<(), Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn caller(scope: Scope) -> Caller {
-        Caller { sub: "someone".into(), scope }
-    }
+    use steplab_testkit::callers::{caller, ic, lead};
 
     const PLACE: Place<'static> = Place { school_id: "school-a", delivery_partner_id: "dp-1" };
-
-    fn ic(school: &str) -> Caller {
-        caller(Scope::InductionCoordinator { school_id: school.into() })
-    }
-
-    fn lead(dp: &str) -> Caller {
-        caller(Scope::EcfLead { delivery_partner_id: dp.into() })
-    }
 
     #[test]
     fn roles_only_the_service_sends_commands() {

@@ -66,17 +66,7 @@ pub const DFE_SCHEDULES: [&str; 12] = [
 ];
 
 /// The DfE's declaration types (X5).
-pub const DECLARATION_TYPES: [&str; 9] = [
-    "started",
-    "retained-1",
-    "retained-2",
-    "retained-3",
-    "retained-4",
-    "completed",
-    "extended-1",
-    "extended-2",
-    "extended-3",
-];
+pub use steplab_platform::dfe::DECLARATION_TYPES;
 
 /// Every `evidence_held` word any of the spec's declaration variants allows.
 pub const EVIDENCE_HELD: [&str; 7] = [

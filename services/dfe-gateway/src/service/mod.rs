@@ -16,13 +16,13 @@ use crate::domain::{CallState, DfeGatewayRules, RuleViolation};
 use crate::store::{self, NewCall, TrackedRow};
 use chrono::NaiveDateTime;
 use std::sync::Arc;
+use steplab_platform::ack::{Acked, acked};
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::error::ServiceError;
-use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
+use steplab_platform::idempotency::{self, IdempotencyKey};
 use steplab_platform::ids::ParticipantId;
 use steplab_platform::{Caller, Clock, ids, observability};
 use steplab_proto::steplab::common::v1::CommandAck;
-use steplab_proto::steplab::dfe::v1 as pb;
 use tokio::sync::Notify;
 
 #[derive(Clone)]
@@ -39,46 +39,6 @@ pub struct Gateway {
 fn denied(caller: &Caller, rpc: &str, d: Denied) -> ServiceError {
     tracing::warn!(target: "audit", sub = %caller.sub, role = caller.role().as_str(), rpc, reason = %d.0, "permission denied");
     d.into()
-}
-
-/// A command's answer: it carries the command's acknowledgement.
-trait Acked: prost::Message + Default + Send + 'static {
-    fn acked(ack: CommandAck) -> Self;
-    fn ack_mut(&mut self) -> &mut Option<CommandAck>;
-}
-
-macro_rules! acked {
-    ($($response:ty),* $(,)?) => {$(
-        impl Acked for $response {
-            fn acked(ack: CommandAck) -> Self {
-                Self { ack: Some(ack) }
-            }
-            fn ack_mut(&mut self) -> &mut Option<CommandAck> {
-                &mut self.ack
-            }
-        }
-    )*};
-}
-
-acked!(
-    pb::TrackParticipantResponse,
-    pb::ReportStatusChangeResponse,
-    pb::DeclareMilestoneResponse,
-    pb::VoidMilestoneResponse
-);
-
-/// The answer of a command: a repeat's stored first answer is marked as a
-/// duplicate.
-fn acked<Resp: Acked>(ran: Ran<Resp>) -> Resp {
-    match ran {
-        Ran::Applied(response) => response,
-        Ran::Replayed(mut response) => {
-            if let Some(ack) = response.ack_mut() {
-                ack.duplicate = true;
-            }
-            response
-        }
-    }
 }
 
 fn not_tracked(participant_id: &str) -> ServiceError {

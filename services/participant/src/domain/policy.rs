@@ -256,19 +256,8 @@ pub fn list_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use steplab_testkit::callers::{caller, dpl, ic, lead};
 
-    fn caller(scope: Scope) -> Caller {
-        Caller { sub: "x".into(), scope }
-    }
-    fn ic(school: &str) -> Caller {
-        caller(Scope::InductionCoordinator { school_id: school.into() })
-    }
-    fn lead(dp: &str) -> Caller {
-        caller(Scope::EcfLead { delivery_partner_id: dp.into() })
-    }
-    fn dpl(dps: &[&str]) -> Caller {
-        caller(Scope::Dpl { delivery_partner_ids: dps.iter().map(|s| s.to_string()).collect() })
-    }
     const A: Place<'static> = Place { school_id: "school-a", delivery_partner_id: "dp-1" };
     const B: Place<'static> = Place { school_id: "school-b", delivery_partner_id: "dp-2" };
 

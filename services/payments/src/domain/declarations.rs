@@ -25,17 +25,7 @@ use crate::domain::{EngagementKind, PayeeKind};
 use chrono::NaiveDate;
 
 /// The DfE's declaration types (X5, F1).
-pub const DECLARATION_TYPES: [&str; 9] = [
-    "started",
-    "retained-1",
-    "retained-2",
-    "retained-3",
-    "retained-4",
-    "completed",
-    "extended-1",
-    "extended-2",
-    "extended-3",
-];
+pub use steplab_platform::dfe::DECLARATION_TYPES;
 
 /// The DfE's declaration states (X5).
 pub const DFE_STATES: [&str; 8] =

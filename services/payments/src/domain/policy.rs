@@ -13,37 +13,19 @@
 //!   provider), a `dpl` for one of their delivery partners, named.
 //! * ListSchedules: anyone authenticated.
 
+use steplab_platform::reach::role_may_not;
 use steplab_platform::{Caller, Scope};
 
 /// A refused permission, with a message saying what the caller lacks.
 pub use steplab_platform::rules::Denied;
 
-/// The school and delivery partner a payee belongs to today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Place<'a> {
-    pub school_id: &'a str,
-    pub delivery_partner_id: &'a str,
-}
+/// The school and delivery partner a payee belongs to today, and the
+/// refusal that tells a scoped caller nothing about payees beyond its reach.
+/// Only the participant service and admins are told a payee is not enrolled.
+pub use steplab_platform::reach::{Place, sees_everything, unreachable};
 
-fn role_may_not(caller: &Caller, action: &str, who: &str) -> Denied {
-    Denied(format!("the {} role may not {action}: {who}", caller.role().as_str()))
-}
-
-/// AIP-211: to a scoped caller, a payee outside their scope and one that is
-/// not enrolled get this same refusal, word for word, so that asking reveals
-/// nothing about other delivery partners' participants.
-pub fn unreachable(caller: &Caller) -> Denied {
-    Denied(format!(
-        "no participant with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
-        caller.role().as_str()
-    ))
-}
-
-/// The participant service and admins reach every payee, so only they are
-/// told that a participant is not enrolled.
-pub fn sees_everything(caller: &Caller) -> bool {
-    matches!(caller.scope, Scope::Service | Scope::Admin)
-}
+/// GetAccrual: anyone whose scope covers the payee.
+pub use steplab_platform::reach::may_read as may_read_accrual;
 
 fn out_of_scope(caller: &Caller, what: &str) -> Denied {
     Denied(format!("a {} token does not reach {what}: use a token whose scope covers it", caller.role().as_str()))
@@ -94,17 +76,6 @@ pub fn may_record_engagement(caller: &Caller, place: Place<'_>) -> Result<(), De
     }
 }
 
-/// GetAccrual: anyone whose scope covers the payee.
-pub fn may_read_accrual(caller: &Caller, place: Place<'_>) -> Result<(), Denied> {
-    let reaches = match &caller.scope {
-        Scope::Service | Scope::Admin => true,
-        Scope::InductionCoordinator { school_id } => school_id == place.school_id,
-        Scope::EcfLead { delivery_partner_id } => delivery_partner_id == place.delivery_partner_id,
-        Scope::Dpl { delivery_partner_ids } => delivery_partner_ids.iter().any(|d| d == place.delivery_partner_id),
-    };
-    if reaches { Ok(()) } else { Err(unreachable(caller)) }
-}
-
 /// GetStatement (F6): `None` is the whole lead provider.
 pub fn may_read_statement(caller: &Caller, delivery_partner_id: Option<&str>) -> Result<(), Denied> {
     match (&caller.scope, delivery_partner_id) {
@@ -130,24 +101,9 @@ pub fn may_read_statement(caller: &Caller, delivery_partner_id: Option<&str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn caller(scope: Scope) -> Caller {
-        Caller { sub: "t".into(), scope }
-    }
+    use steplab_testkit::callers::{caller, dpl, ic, lead};
 
     const PLACE: Place<'static> = Place { school_id: "school-a", delivery_partner_id: "dp-1" };
-
-    fn ic(school: &str) -> Caller {
-        caller(Scope::InductionCoordinator { school_id: school.into() })
-    }
-
-    fn lead(dp: &str) -> Caller {
-        caller(Scope::EcfLead { delivery_partner_id: dp.into() })
-    }
-
-    fn dpl(dps: &[&str]) -> Caller {
-        caller(Scope::Dpl { delivery_partner_ids: dps.iter().map(|s| s.to_string()).collect() })
-    }
 
     #[test]
     fn roles_only_the_service_role_sends_commands() {

@@ -27,44 +27,13 @@ use crate::store::{self, PayeeRow};
 use chrono::NaiveDateTime;
 use recompute::{Declaring, recompute};
 use std::sync::Arc;
+pub(super) use steplab_platform::ack::{Acked, acked};
 use steplab_platform::db::{Database, DbConn};
 use steplab_platform::error::ServiceError;
-use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
+use steplab_platform::idempotency::{self, IdempotencyKey};
 use steplab_platform::ids::ParticipantId;
 use steplab_platform::{Caller, Clock};
-use steplab_proto::steplab::common::v1::CommandAck;
-use steplab_proto::steplab::payments::v1 as pb;
 use tokio::sync::Notify;
-
-/// A command's answer: it carries the command's acknowledgement.
-pub trait Acked: prost::Message + Default + Send + 'static {
-    fn acked(ack: CommandAck) -> Self;
-    fn ack_mut(&mut self) -> &mut Option<CommandAck>;
-}
-
-macro_rules! acked {
-    ($($response:ty),* $(,)?) => {$(
-        impl Acked for $response {
-            fn acked(ack: CommandAck) -> Self {
-                Self { ack: Some(ack) }
-            }
-            fn ack_mut(&mut self) -> &mut Option<CommandAck> {
-                &mut self.ack
-            }
-        }
-    )*};
-}
-
-acked!(
-    pb::EnrolPayeeResponse,
-    pb::SuspendAccrualResponse,
-    pb::ResumeAccrualResponse,
-    pb::EndAccrualResponse,
-    pb::ReopenAccrualResponse,
-    pb::SetAreaCoveredResponse,
-    pb::SetParticipantScopeResponse,
-    pb::RecordDeclarationStateResponse,
-);
 
 /// The outbox target of the DfE gateway (its URL is `STEPLAB_DFE_GATEWAY_URL`).
 pub const DFE_GATEWAY: &str = "dfe-gateway";
@@ -131,20 +100,6 @@ pub(super) fn payee_in_reach(
             .map_err(|d| denied(caller, rpc, d))?;
     }
     Ok(payee)
-}
-
-/// The answer of a command: a repeat's stored first answer is marked as a
-/// duplicate.
-pub(super) fn acked<Resp: Acked>(ran: Ran<Resp>) -> Resp {
-    match ran {
-        Ran::Applied(response) => response,
-        Ran::Replayed(mut response) => {
-            if let Some(ack) = response.ack_mut() {
-                ack.duplicate = true;
-            }
-            response
-        }
-    }
 }
 
 pub(super) fn schedule_of<'a>(book: &'a ScheduleBook, payee: &PayeeRow) -> Result<&'a Schedule, ServiceError> {

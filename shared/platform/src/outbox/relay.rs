@@ -49,6 +49,14 @@ impl Default for RelaySettings {
     }
 }
 
+impl RelaySettings {
+    /// The defaults with a deployment's retry limits and its client `tls`,
+    /// as every service's own relay runs.
+    pub fn from_retry(retry: &crate::config::RelayRetry, tls: crate::tls::ClientTls) -> Self {
+        Self { max_attempts: retry.max_attempts, max_backoff: retry.max_backoff, tls, ..Self::default() }
+    }
+}
+
 /// The exponential backoff before attempt `attempts + 1`, with jitter of up
 /// to half the delay so retries of many commands do not arrive together.
 pub fn backoff(settings: &RelaySettings, attempts: i32) -> Duration {

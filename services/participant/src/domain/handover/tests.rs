@@ -1,42 +1,11 @@
 use super::*;
-use crate::domain::Enrolment;
 use crate::domain::events::WithdrawalReason;
+use crate::domain::lifecycle::tests::person_at_school as person;
 use crate::domain::lifecycle::tests::record;
 use crate::domain::lifecycle::{Command, HoldKind, SchoolCircle, Withdrawal};
 use crate::domain::view::tests::d;
 
 const TODAY: &str = "2026-11-28";
-
-fn person(id: &str, kind: ParticipantKind, school: &str, registered: &str) -> ParticipantRecord {
-    let registered = d(registered);
-    let mut p = ParticipantRecord {
-        id: id.into(),
-        kind,
-        full_name: id.into(),
-        trn: None,
-        registered_on: registered,
-        previous_pilot_mentor: false,
-        version: 0,
-        created_at: registered.and_hms_opt(9, 0, 0).expect("time"),
-        events: vec![],
-    };
-    let enrolment = (kind != ParticipantKind::InductionCoordinator).then(|| Enrolment::default_for(registered));
-    let registered_event = NewEvent {
-        participant_id: id.into(),
-        effective_date: registered,
-        kind: EventKind::Registered {
-            kind,
-            school_id: school.into(),
-            delivery_partner_id: "dp1".into(),
-            enrolment,
-            previous_pilot_mentor: false,
-            area_covered: true,
-        },
-        caused_by: None,
-    };
-    record(&mut p, &[registered_event]);
-    p
-}
 
 /// Records `events` on everyone they concern.
 fn note(people: &mut [&mut ParticipantRecord], events: &[NewEvent]) {

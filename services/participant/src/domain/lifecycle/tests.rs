@@ -15,6 +15,12 @@ pub(crate) use crate::domain::{ParticipantKind, TrainingStatus};
 pub(crate) const TODAY: &str = "2026-11-28";
 
 pub(crate) fn person(id: &str, kind: ParticipantKind, registered: &str) -> ParticipantRecord {
+    person_at_school(id, kind, "s1", registered)
+}
+
+/// `id`, registered as a `kind` at `school` (of delivery partner `dp1`) on
+/// `registered`.
+pub(crate) fn person_at_school(id: &str, kind: ParticipantKind, school: &str, registered: &str) -> ParticipantRecord {
     let mut p = ParticipantRecord {
         id: id.into(),
         kind,
@@ -31,7 +37,7 @@ pub(crate) fn person(id: &str, kind: ParticipantKind, registered: &str) -> Parti
         effective_date: d(registered),
         kind: EventKind::Registered {
             kind,
-            school_id: "s1".into(),
+            school_id: school.into(),
             delivery_partner_id: "dp1".into(),
             enrolment: has_programme(kind).then(|| Enrolment::default_for(d(registered))),
             previous_pilot_mentor: false,

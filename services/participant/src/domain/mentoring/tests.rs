@@ -1,5 +1,4 @@
 use super::*;
-use crate::domain::Enrolment;
 use crate::domain::events::WithdrawalReason;
 use crate::domain::lifecycle::tests::record;
 use crate::domain::lifecycle::{self, Deferral, SchoolCircle, Withdrawal};
@@ -10,36 +9,7 @@ use proptest::prelude::*;
 const TODAY: &str = "2026-11-28";
 
 fn person(id: &str, kind: ParticipantKind) -> ParticipantRecord {
-    let registered = d("2026-09-01");
-    let mut p = ParticipantRecord {
-        id: id.into(),
-        kind,
-        full_name: id.into(),
-        trn: None,
-        registered_on: registered,
-        previous_pilot_mentor: false,
-        version: 0,
-        created_at: registered.and_hms_opt(9, 0, 0).expect("time"),
-        events: vec![],
-    };
-    let enrolment = (kind != ParticipantKind::InductionCoordinator).then(|| Enrolment::default_for(registered));
-    record(
-        &mut p,
-        &[NewEvent {
-            participant_id: id.into(),
-            effective_date: registered,
-            kind: EventKind::Registered {
-                kind,
-                school_id: "s1".into(),
-                delivery_partner_id: "dp1".into(),
-                enrolment,
-                previous_pilot_mentor: false,
-                area_covered: true,
-            },
-            caused_by: None,
-        }],
-    );
-    p
+    lifecycle::tests::person(id, kind, "2026-09-01")
 }
 
 /// A mentor, an IC and ECTs, with every decision recorded and the

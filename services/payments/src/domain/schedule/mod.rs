@@ -37,7 +37,7 @@ use chrono::NaiveDate;
 /// Every milestone name a window may carry, in no particular order: a
 /// milestone is earned to be declared, so the names are the DfE's
 /// declaration types.
-pub const MILESTONES: [&str; 9] = crate::domain::declarations::DECLARATION_TYPES;
+pub const MILESTONES: [&str; 9] = steplab_platform::dfe::DECLARATION_TYPES;
 
 /// The cohorts of the built-in book: the ones the participant service
 /// registers for (C1), so every enrolment it sends has a schedule here.
