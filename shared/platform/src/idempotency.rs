@@ -81,7 +81,7 @@ impl IdempotencyKey {
 
 /// What a stored key says about this request.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Replay {
+enum Replay {
     /// Not seen: apply the request.
     New,
     /// Seen with the same request: return this stored (encoded) answer.
@@ -90,7 +90,7 @@ pub enum Replay {
     Conflict,
 }
 
-pub fn lookup(conn: &mut DbConn, key: &IdempotencyKey, rpc: &str, request: &[u8]) -> QueryResult<Replay> {
+fn lookup(conn: &mut DbConn, key: &IdempotencyKey, rpc: &str, request: &[u8]) -> QueryResult<Replay> {
     let found: Vec<(String, String, Vec<u8>, Vec<u8>)> = idempotency_keys::table
         .filter(idempotency_keys::key.eq_any([key.key.as_str(), key.legacy.as_str()]))
         .select((idempotency_keys::key, idempotency_keys::rpc, idempotency_keys::request, idempotency_keys::response))
@@ -116,7 +116,7 @@ pub fn lookup(conn: &mut DbConn, key: &IdempotencyKey, rpc: &str, request: &[u8]
     })
 }
 
-pub fn record(
+fn record(
     conn: &mut DbConn,
     key: &IdempotencyKey,
     rpc: &str,

@@ -36,9 +36,28 @@ pub fn decode_token(token: &str) -> Result<Option<String>, FieldViolation> {
     }
 }
 
+/// A page read with one row more than `limit` (the way a list learns whether
+/// another page follows): keeps `limit` rows and answers the key of the last
+/// kept row when more followed, `None` on the last page.
+pub fn take_page<R>(rows: &mut Vec<R>, limit: i64, key: impl Fn(&R) -> String) -> Option<String> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    if more { rows.last().map(key) } else { None }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_page_keeps_the_limit_and_names_the_last_row_only_when_more_follow() {
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(take_page(&mut rows, 2, |r| r.to_string()), Some("2".to_owned()));
+        assert_eq!(rows, [1, 2]);
+        let mut last = vec![1, 2];
+        assert_eq!(take_page(&mut last, 2, |r| r.to_string()), None);
+        assert_eq!(last, [1, 2]);
+    }
 
     #[test]
     fn page_size_defaults_caps_and_refuses_negatives() {

@@ -51,13 +51,8 @@ impl Gateway {
         self.db
             .read(move |conn| {
                 let mut rows = store::list_calls(conn, participant_id.as_deref(), state, after, limit + 1)?;
-                let more = rows.len() as i64 > limit;
-                rows.truncate(limit as usize);
-                let next_page_token = if more {
-                    rows.last().map(|r| paging::encode_token(&r.id.to_string())).unwrap_or_default()
-                } else {
-                    String::new()
-                };
+                let next_page_token = paging::take_page(&mut rows, limit, |r| paging::encode_token(&r.id.to_string()))
+                    .unwrap_or_default();
                 let mut calls = Vec::with_capacity(rows.len());
                 for row in rows {
                     let dfe_id = store::tracked(conn, &row.participant_id)?.and_then(|t| t.dfe_participant_id);
@@ -112,13 +107,9 @@ impl Gateway {
         self.db
             .read(move |conn| {
                 let mut rows = store::unreportable(conn, after.as_deref(), limit + 1)?;
-                let more = rows.len() as i64 > limit;
-                rows.truncate(limit as usize);
-                let next_page_token = if more {
-                    rows.last().map(|(r, _)| paging::encode_token(&r.participant_id)).unwrap_or_default()
-                } else {
-                    String::new()
-                };
+                let next_page_token =
+                    paging::take_page(&mut rows, limit, |(r, _)| paging::encode_token(&r.participant_id))
+                        .unwrap_or_default();
                 let participants = rows
                     .into_iter()
                     .map(|(row, waiting)| pb::UnreportableParticipant {

@@ -12,6 +12,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
+use steplab_platform::paging;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = approval_requests)]
@@ -182,12 +183,7 @@ pub fn list_requests(
         query = query.filter(approval_requests::id.gt(after));
     }
     let mut rows = query.limit(limit + 1).load(conn)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
+    let next = paging::take_page(&mut rows, limit, |r| r.id.clone());
     let requests = rows.into_iter().map(request_from_row).collect::<Result<_, _>>()?;
     Ok((requests, next))
 }
@@ -261,12 +257,7 @@ pub fn list_notifications(
         query = query.filter(notifications::id.gt(after));
     }
     let mut rows = query.limit(limit + 1).load(conn)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
+    let next = paging::take_page(&mut rows, limit, |r| r.id.clone());
     let notifications = rows.into_iter().map(notification_from_row).collect::<Result<_, _>>()?;
     Ok((notifications, next))
 }
