@@ -42,8 +42,9 @@ pub async fn world(stack: &Stack) -> anyhow::Result<World> {
     let mut p = stack.participants(0, &admin).await?;
     let dp = p
         .create_delivery_partner(pb::CreateDeliveryPartnerRequest {
+            validate_only: false,
             name: "Bench Region".into(),
-            request_id: "".into(),
+            idempotency_key: "".into(),
         })
         .await?
         .into_inner()
@@ -52,11 +53,12 @@ pub async fn world(stack: &Stack) -> anyhow::Result<World> {
         .delivery_partner_id;
     let school = p
         .create_school(pb::CreateSchoolRequest {
+            validate_only: false,
             urn: "900001".into(),
             name: "Bench School".into(),
             delivery_partner_id: dp.clone(),
-            area_covered: true,
-            request_id: String::new(),
+            area_covered: Some(true),
+            idempotency_key: String::new(),
         })
         .await?
         .into_inner()
@@ -94,14 +96,15 @@ pub async fn register_pool(
                 }
                 let answer = client
                     .register_participant(pb::RegisterParticipantRequest {
+                        validate_only: false,
                         school_id: school.clone(),
                         kind: ParticipantKind::Ect as i32,
                         full_name: format!("Bench Teacher {n}"),
                         // Unique within the stack (each stack is fresh).
                         trn: format!("{:07}", 1_000_000 + n),
                         registered_on: date(2026, 9, 1),
-                        previous_pilot_mentor: false,
-                        request_id: String::new(),
+                        previous_pilot_mentor: Some(false),
+                        idempotency_key: String::new(),
                         dfe_participant_id: String::new(),
                     })
                     .await;
@@ -143,7 +146,12 @@ async fn callers(stack: &Stack, token: &str, connections: usize) -> anyhow::Resu
 /// Undelivered commands (pending, parked) in the participant service's outbox.
 async fn backlog(client: &mut Participants) -> anyhow::Result<(i64, i64)> {
     let s = client
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: String::new(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: String::new(),
+            parked_only: false,
+        })
         .await?
         .into_inner();
     Ok((s.pending, s.parked))

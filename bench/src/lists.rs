@@ -105,8 +105,12 @@ pub async fn list_day(stack: &Stack, day: NaiveDate, participants: usize) -> any
     let token = stack.token(Role::Service, &[]);
     let mut content = stack.content(&token).await?;
     let date = steplab_platform::date::to_proto(day);
-    let req =
-        |page_token: String| ListReleasesRequest { from: Some(date), to: Some(date), page_size: 1000, page_token };
+    let req = |page_token: String| ListReleasesRequest {
+        start_date: Some(date),
+        end_date: Some(date),
+        page_size: 1000,
+        page_token,
+    };
     // One untimed first page: connection set-up and a cold first query.
     content.list_releases(req(String::new())).await?;
     let mut pages = Latencies::new();

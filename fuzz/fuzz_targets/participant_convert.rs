@@ -48,7 +48,7 @@ fn register(bytes: &[u8]) {
     let answer = convert::register(&req);
     names_fields(
         &answer,
-        &["school_id", "kind", "full_name", "trn", "registered_on", "previous_pilot_mentor", "request_id"],
+        &["school_id", "kind", "full_name", "trn", "registered_on", "previous_pilot_mentor", "idempotency_key"],
     );
     if let Ok(r) = answer {
         canonical_id(&r.school_id);
@@ -64,7 +64,7 @@ fn register(bytes: &[u8]) {
 fn pause(bytes: &[u8]) {
     let Ok(req) = pb::PauseParticipantRequest::decode(bytes) else { return };
     let answer = convert::pause(&req);
-    names_fields(&answer, &["participant_id", "start_date", "expected_end_date", "note", "request_id"]);
+    names_fields(&answer, &["participant_id", "start_date", "expected_end_date", "note", "idempotency_key"]);
     if let Ok(p) = answer {
         canonical_id(&p.participant_id);
         in_range(p.start);
@@ -102,7 +102,7 @@ fn pause(bytes: &[u8]) {
 fn defer(bytes: &[u8]) {
     let Ok(req) = pb::DeferParticipantRequest::decode(bytes) else { return };
     let answer = convert::defer(&req);
-    names_fields(&answer, &["participant_id", "reason", "deferral_date", "expected_return_date", "note", "request_id"]);
+    names_fields(&answer, &["participant_id", "reason", "deferral_date", "expected_return_date", "note", "idempotency_key"]);
     if let Ok(command) = answer {
         canonical_id(&command.participant_id);
         let d = command.deferral;
@@ -116,7 +116,7 @@ fn defer(bytes: &[u8]) {
 fn withdraw(bytes: &[u8]) {
     let Ok(req) = pb::WithdrawParticipantRequest::decode(bytes) else { return };
     let answer = convert::withdraw(&req);
-    names_fields(&answer, &["participant_id", "reason", "withdrawal_date", "note", "request_id"]);
+    names_fields(&answer, &["participant_id", "reason", "withdrawal_date", "note", "idempotency_key"]);
     if let Ok(command) = answer {
         canonical_id(&command.participant_id);
         if let Some(date) = command.withdrawal_date {

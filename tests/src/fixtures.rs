@@ -25,7 +25,11 @@ pub struct World {
 
 pub async fn create_dp(client: &mut Participants, name: &str) -> String {
     client
-        .create_delivery_partner(pb::CreateDeliveryPartnerRequest { name: name.into(), request_id: String::new() })
+        .create_delivery_partner(pb::CreateDeliveryPartnerRequest {
+            validate_only: false,
+            name: name.into(),
+            idempotency_key: String::new(),
+        })
         .await
         .expect("create delivery partner")
         .into_inner()
@@ -37,11 +41,12 @@ pub async fn create_dp(client: &mut Participants, name: &str) -> String {
 pub async fn create_school(client: &mut Participants, urn: &str, dp: &str, area_covered: bool) -> String {
     client
         .create_school(pb::CreateSchoolRequest {
+            validate_only: false,
             urn: urn.into(),
             name: format!("School {urn}"),
             delivery_partner_id: dp.into(),
-            area_covered,
-            request_id: String::new(),
+            area_covered: Some(area_covered),
+            idempotency_key: String::new(),
         })
         .await
         .expect("create school")
@@ -68,13 +73,14 @@ pub fn registration(
     on: Option<Date>,
 ) -> pb::RegisterParticipantRequest {
     pb::RegisterParticipantRequest {
+        validate_only: false,
         school_id: school.into(),
         kind: kind as i32,
         full_name: format!("Teacher {trn}"),
         trn: trn.into(),
         registered_on: on,
-        previous_pilot_mentor: false,
-        request_id: String::new(),
+        previous_pilot_mentor: (kind == ParticipantKind::Mentor).then_some(false),
+        idempotency_key: String::new(),
         dfe_participant_id: String::new(),
     }
 }

@@ -473,7 +473,12 @@ pub async fn wait_until_delivered(stack: &Stack, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let status = client
-            .get_sync_status(GetSyncStatusRequest { participant_id: String::new(), parked_only: false })
+            .get_sync_status(GetSyncStatusRequest {
+                page_size: 0,
+                page_token: String::new(),
+                participant_id: String::new(),
+                parked_only: false,
+            })
             .await
             .expect("sync status")
             .into_inner();

@@ -11,10 +11,11 @@ use std::time::Duration;
 use steplab_platform::audit::{self, Query, Subject};
 use steplab_platform::auth::{self, Role, TokenRequest};
 use steplab_platform::db::Database;
-use steplab_proto::steplab::common::v1::{
-    AuditEntry, DeferralReason, ListAuditEntriesRequest, ListAuditEntriesResponse, ParticipantKind,
-};
+use steplab_proto::steplab::common::v1::{AuditEntry, DeferralReason, ParticipantKind};
+use steplab_proto::steplab::content::v1 as content;
 use steplab_proto::steplab::participant::v1 as pb;
+use steplab_proto::steplab::participant::v1::{ListAuditEntriesRequest, ListAuditEntriesResponse};
+use steplab_proto::steplab::payments::v1 as payments;
 use steplab_tests::fixtures::{date, registration, world};
 use steplab_tests::{SECRET, Stack, on_both_backends, wait_until_delivered};
 use tonic::{Code, Status};
@@ -113,16 +114,34 @@ async fn reader(stack: &Stack, service: &str, token: &str) -> Reader {
         }
         "content" => {
             let client = stack.content(Some(token)).await;
-            Box::new(move |r| {
+            Box::new(move |r: ListAuditEntriesRequest| {
                 let mut c = client.clone();
-                Box::pin(async move { c.list_audit_entries(r).await.map(tonic::Response::into_inner) })
+                let r = content::ListAuditEntriesRequest {
+                    participant_id: r.participant_id,
+                    actor_sub: r.actor_sub,
+                    page_size: r.page_size,
+                    page_token: r.page_token,
+                };
+                Box::pin(async move {
+                    let page = c.list_audit_entries(r).await?.into_inner();
+                    Ok(ListAuditEntriesResponse { entries: page.entries, next_page_token: page.next_page_token })
+                })
             })
         }
         "payments" => {
             let client = stack.payments(Some(token)).await;
-            Box::new(move |r| {
+            Box::new(move |r: ListAuditEntriesRequest| {
                 let mut c = client.clone();
-                Box::pin(async move { c.list_audit_entries(r).await.map(tonic::Response::into_inner) })
+                let r = payments::ListAuditEntriesRequest {
+                    participant_id: r.participant_id,
+                    actor_sub: r.actor_sub,
+                    page_size: r.page_size,
+                    page_token: r.page_token,
+                };
+                Box::pin(async move {
+                    let page = c.list_audit_entries(r).await?.into_inner();
+                    Ok(ListAuditEntriesResponse { entries: page.entries, next_page_token: page.next_page_token })
+                })
             })
         }
         other => panic!("no service {other}"),
@@ -198,12 +217,13 @@ async fn a_sequence_of_allowed_and_refused_calls_reads_back_exactly(stack: &Stac
         .participant_id;
     // 2. Their IC pauses them for two weeks, with an idempotency key: allowed.
     let pause = pb::PauseParticipantRequest {
+        validate_only: false,
         alongside_ect_id: String::new(),
         participant_id: p.clone(),
         start_date: date(2026, 12, 1),
         expected_end_date: date(2026, 12, 15),
         note: "Ada's surgery, back mid December".into(),
-        request_id: "pause-once".into(),
+        idempotency_key: "pause-once".into(),
     };
     let mut as_ic_a = stack.participants(Some(&ic_a)).await;
     as_ic_a.pause_participant(with_id(pause.clone(), &rid(2))).await.expect("pause");
@@ -211,7 +231,10 @@ async fn a_sequence_of_allowed_and_refused_calls_reads_back_exactly(stack: &Stac
     let err = stack
         .participants(Some(&lead_2))
         .await
-        .pause_participant(with_id(pb::PauseParticipantRequest { request_id: String::new(), ..pause.clone() }, &rid(3)))
+        .pause_participant(with_id(
+            pb::PauseParticipantRequest { idempotency_key: String::new(), ..pause.clone() },
+            &rid(3),
+        ))
         .await
         .expect_err("out of scope");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -366,7 +389,12 @@ async fn the_relays_deliveries_are_recorded_where_they_land(stack: &Stack) {
         .expect("pause");
     wait_until_delivered(stack, Duration::from_secs(30)).await;
     let commands = as_admin
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: p.clone(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: p.clone(),
+            parked_only: false,
+        })
         .await
         .expect("sync status")
         .into_inner()

@@ -126,11 +126,12 @@ fn assignment(
     until: Option<Date>,
 ) -> pb::AssignMentorRequest {
     pb::AssignMentorRequest {
+        validate_only: false,
         ect_id: ect.into(),
         mentor_id: mentor.into(),
         interim,
         effective_date: on,
-        request_id: String::new(),
+        idempotency_key: String::new(),
         until,
     }
 }
@@ -165,38 +166,42 @@ async fn send(stack: &Stack, w: &World, c: &Cast, step: Step) -> Result<(), toni
         }
         Step::EndCover { ect, day } => lead
             .end_mentor_cover(pb::EndMentorCoverRequest {
+                validate_only: false,
                 ect_id: c.ects[ect].clone(),
                 end_date: wire(shift(t, day)),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|_| ()),
         Step::Defer { ect, from, days } => {
             let from = shift(t, from);
             lead.defer_participant(pb::DeferParticipantRequest {
+                validate_only: false,
                 participant_id: c.ects[ect].clone(),
                 reason: DeferralReason::LongTermSickness as i32,
                 deferral_date: wire(from),
                 expected_return_date: wire(shift(from, days)),
                 note: String::new(),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|_| ())
         }
         Step::ChangeReturn { ect, days } => lead
             .change_return_date(pb::ChangeReturnDateRequest {
+                validate_only: false,
                 participant_id: c.ects[ect].clone(),
                 expected_return_date: wire(shift(t, days)),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|_| ()),
         Step::Return { ect, day } => lead
             .record_return(pb::RecordReturnRequest {
+                validate_only: false,
                 participant_id: c.ects[ect].clone(),
                 return_date: wire(shift(t, day)),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|_| ()),
@@ -206,7 +211,7 @@ async fn send(stack: &Stack, w: &World, c: &Cast, step: Step) -> Result<(), toni
                 reason: WithdrawalReason::LeftTeachingProfession as i32,
                 withdrawal_date: wire(shift(t, day)),
                 note: String::new(),
-                request_id: String::new(),
+                idempotency_key: String::new(),
                 ..Default::default()
             })
             .await

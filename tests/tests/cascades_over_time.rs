@@ -42,11 +42,12 @@ async fn assign(stack: &Stack, w: &World, ect: &str, mentor: &str, on: Option<Da
         .participants(Some(&lead))
         .await
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.into(),
             mentor_id: mentor.into(),
             interim: false,
             effective_date: on,
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -60,12 +61,13 @@ async fn lead(stack: &Stack, w: &World) -> steplab_tests::Participants {
 
 fn defer(id: &str, from: Option<Date>, until: Option<Date>) -> pb::DeferParticipantRequest {
     pb::DeferParticipantRequest {
+        validate_only: false,
         participant_id: id.into(),
         reason: DeferralReason::ParentalLeave as i32,
         deferral_date: from,
         expected_return_date: until,
         note: String::new(),
-        request_id: String::new(),
+        idempotency_key: String::new(),
     }
 }
 
@@ -87,11 +89,12 @@ async fn m3_an_interim_cover_never_withdraws_the_absent_mentor(stack: &Stack) {
     let mut as_ic = stack.participants(Some(&ic_token)).await;
     let covered = as_ic
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.clone(),
             mentor_id: ic.clone(),
             interim: true,
             effective_date: None,
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -104,7 +107,12 @@ async fn m3_an_interim_cover_never_withdraws_the_absent_mentor(stack: &Stack) {
     wait_until_delivered(stack, DELIVERY).await;
     assert_agree(stack, &[&ect, &mentor], &[None, date(2027, 3, 1)]).await;
     let back = as_ic
-        .end_mentor_cover(pb::EndMentorCoverRequest { ect_id: ect.clone(), end_date: None, request_id: String::new() })
+        .end_mentor_cover(pb::EndMentorCoverRequest {
+            validate_only: false,
+            ect_id: ect.clone(),
+            end_date: None,
+            idempotency_key: String::new(),
+        })
         .await
         .expect("cover ended")
         .into_inner()
@@ -171,9 +179,10 @@ async fn d6_a_cascaded_mentors_return_is_changed_only_through_the_ect(stack: &St
     client.defer_participant(defer(&ect, date(2026, 11, 2), date(2027, 6, 1))).await.expect("deferred");
     let err = client
         .change_return_date(pb::ChangeReturnDateRequest {
+            validate_only: false,
             participant_id: mentor.clone(),
             expected_return_date: date(2027, 2, 1),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("mentor alone");
@@ -182,18 +191,20 @@ async fn d6_a_cascaded_mentors_return_is_changed_only_through_the_ect(stack: &St
     assert!(err.message().contains(&ect), "{}", err.message());
     let err = client
         .record_return(pb::RecordReturnRequest {
+            validate_only: false,
             participant_id: mentor.clone(),
             return_date: None,
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("mentor alone");
     assert_eq!(err.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default(), "CASCADED_FROM_ECT");
     let changed = client
         .change_return_date(pb::ChangeReturnDateRequest {
+            validate_only: false,
             participant_id: ect.clone(),
             expected_return_date: date(2027, 2, 1),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("through the ECT")
@@ -223,12 +234,16 @@ async fn d7_a_return_that_happens_by_itself_is_in_the_history_and_the_feed(stack
         let deadline = tokio::time::Instant::now() + DELIVERY;
         let returned = loop {
             let history = client
-                .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: id.clone() })
+                .get_participant_history(pb::GetParticipantHistoryRequest {
+                    page_size: 0,
+                    page_token: String::new(),
+                    participant_id: id.clone(),
+                })
                 .await
                 .expect("history")
                 .into_inner()
                 .events;
-            if let Some(e) = history.into_iter().find(|e| e.r#type == pb::EventType::Returned as i32) {
+            if let Some(e) = history.into_iter().find(|e| e.event_type == pb::EventType::Returned as i32) {
                 break e;
             }
             assert!(tokio::time::Instant::now() < deadline, "no return recorded for {id}");
@@ -247,7 +262,7 @@ async fn d7_a_return_that_happens_by_itself_is_in_the_history_and_the_feed(stack
             .expect("event")
             .event
             .expect("event");
-        if event.r#type == pb::EventType::Returned as i32 {
+        if event.event_type == pb::EventType::Returned as i32 {
             returns.push((event.participant_id, event.effective_date));
         }
     }
@@ -261,12 +276,16 @@ async fn d7_a_return_that_happens_by_itself_is_in_the_history_and_the_feed(stack
     let mut client = stack.participants(Some(&admin)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let history = client
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: ect.clone() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: ect.clone(),
+        })
         .await
         .expect("history")
         .into_inner()
         .events;
-    assert_eq!(history.iter().filter(|e| e.r#type == pb::EventType::Returned as i32).count(), 1);
+    assert_eq!(history.iter().filter(|e| e.event_type == pb::EventType::Returned as i32).count(), 1);
     assert_eq!(status(&status_on(stack, &mentor, None).await), TrainingStatus::Active);
     // Content release and payments still run on the old pinned day: ask for the date itself.
     assert_agree(stack, &[&ect, &mentor], &[date(2027, 1, 4), date(2027, 1, 10)]).await;
@@ -284,23 +303,25 @@ async fn w6_withdrawing_a_covered_ect_withdraws_the_mentor_of_record(stack: &Sta
     let mut client = lead(stack, &w).await;
     client
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.clone(),
             mentor_id: ic,
             interim: true,
             effective_date: None,
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
         .expect("cover");
     let answer = client
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            validate_only: false,
             replacement_induction_coordinator_id: String::new(),
             participant_id: ect.clone(),
             reason: WithdrawalReason::LeftTeachingProfession as i32,
             withdrawal_date: None,
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("withdrawn")

@@ -55,7 +55,7 @@ async fn service(stack: &Stack) -> Content {
 async fn enrol(client: &mut Content, participant: &str, start: &str, at: &Place) -> pb::EnrolLearnerResponse {
     client
         .enrol_learner(pb::EnrolLearnerRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: participant.into(),
             programme: Programme::Ect as i32,
             release_start: on(start),
@@ -69,11 +69,11 @@ async fn enrol(client: &mut Content, participant: &str, start: &str, at: &Place)
 
 fn hold_request(participant: &str, hold_id: &str, kind: pb::HoldKind, from: &str, until: &str) -> pb::PlaceHoldRequest {
     pb::PlaceHoldRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: participant.into(),
         hold_id: hold_id.into(),
         kind: kind as i32,
-        from: on(from),
+        start_date: on(from),
         until: on(until),
     }
 }
@@ -92,7 +92,11 @@ async fn state(client: &mut Content, participant: &str, as_of: &str) -> pb::GetR
 
 /// (module_id, release_date, optional) of each released module.
 fn released(state: &pb::GetReleaseStateResponse) -> Vec<(String, Date, bool)> {
-    state.released_modules.iter().map(|m| (m.module_id.clone(), m.release_date.expect("date"), m.optional)).collect()
+    state
+        .released_modules
+        .iter()
+        .map(|m| (m.module_id.clone(), m.release_date.expect("date"), m.optional_module))
+        .collect()
 }
 
 fn release_date_of(state: &pb::GetReleaseStateResponse, module: &str) -> Option<Date> {
@@ -102,7 +106,7 @@ fn release_date_of(state: &pb::GetReleaseStateResponse, module: &str) -> Option<
 async fn revoke(client: &mut Content, participant: &str, from: &str) {
     client
         .revoke_access(pb::RevokeAccessRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: participant.into(),
             effective_date: on(from),
         })
@@ -113,7 +117,7 @@ async fn revoke(client: &mut Content, participant: &str, from: &str) {
 async fn restore(client: &mut Content, participant: &str, from: &str) -> Result<(), Status> {
     client
         .restore_access(pb::RestoreAccessRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: participant.into(),
             effective_date: on(from),
         })
@@ -149,7 +153,7 @@ async fn enrol_learner_is_idempotent_and_a_different_enrolment_is_already_exists
     let mut client = service(stack).await;
     let (participant, at) = (new_id(), place());
     let request = pb::EnrolLearnerRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: participant.clone(),
         programme: Programme::Ect as i32,
         release_start: on("2026-09-01"),
@@ -158,16 +162,16 @@ async fn enrol_learner_is_idempotent_and_a_different_enrolment_is_already_exists
     };
     let first = client.enrol_learner(request.clone()).await.expect("enrol").into_inner();
     let ack = first.ack.expect("ack");
-    assert_eq!((ack.command_id.as_str(), ack.duplicate), (request.command_id.as_str(), false));
+    assert_eq!((ack.idempotency_key.as_str(), ack.duplicate), (request.idempotency_key.as_str(), false));
     let again = client.enrol_learner(request.clone()).await.expect("repeat").into_inner();
     assert!(again.ack.expect("ack").duplicate, "a repeat is acknowledged as a duplicate");
     // The same enrolment under a new command_id: acknowledged, nothing changes.
     let mut same = request.clone();
-    same.command_id = new_id();
+    same.idempotency_key = new_id();
     let ack = client.enrol_learner(same).await.expect("identical").into_inner().ack.expect("ack");
     assert!(!ack.duplicate);
     let mut moved = request.clone();
-    moved.command_id = new_id();
+    moved.idempotency_key = new_id();
     moved.release_start = on("2027-01-01");
     let err = client.enrol_learner(moved).await.expect_err("another start");
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -176,7 +180,7 @@ async fn enrol_learner_is_idempotent_and_a_different_enrolment_is_already_exists
     reused.programme = Programme::Mentor as i32;
     let err = client.enrol_learner(reused).await.expect_err("command_id reused");
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&err), "COMMAND_ID_REUSED");
+    assert_eq!(reason(&err), "IDEMPOTENCY_KEY_REUSED");
     let now = state(&mut client, &participant, "2026-11-28").await;
     assert_eq!(now.programme, Programme::Ect as i32);
     assert_eq!(now.release_start, on("2026-09-01"));
@@ -200,7 +204,7 @@ async fn roles_every_receiver_refuses_a_non_service_token_and_changes_nothing(st
         let denied = [
             client
                 .enrol_learner(pb::EnrolLearnerRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: new_id(),
                     programme: Programme::Ect as i32,
                     release_start: on("2026-09-01"),
@@ -215,7 +219,7 @@ async fn roles_every_receiver_refuses_a_non_service_token_and_changes_nothing(st
                 .map(|_| ()),
             client
                 .lift_hold(pb::LiftHoldRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: p.clone(),
                     hold_id: "h1".into(),
                     on: on("2026-10-20"),
@@ -224,7 +228,7 @@ async fn roles_every_receiver_refuses_a_non_service_token_and_changes_nothing(st
                 .map(|_| ()),
             client
                 .revoke_access(pb::RevokeAccessRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: p.clone(),
                     effective_date: on("2026-11-01"),
                 })
@@ -232,7 +236,7 @@ async fn roles_every_receiver_refuses_a_non_service_token_and_changes_nothing(st
                 .map(|_| ()),
             client
                 .restore_access(pb::RestoreAccessRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: p.clone(),
                     effective_date: on("2026-11-01"),
                 })
@@ -240,7 +244,7 @@ async fn roles_every_receiver_refuses_a_non_service_token_and_changes_nothing(st
                 .map(|_| ()),
             client
                 .set_release_start(pb::SetReleaseStartRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: p.clone(),
                     release_start: on("2026-08-01"),
                 })
@@ -248,11 +252,11 @@ async fn roles_every_receiver_refuses_a_non_service_token_and_changes_nothing(st
                 .map(|_| ()),
             client
                 .set_participant_scope(pb::SetParticipantScopeRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: p.clone(),
                     school_id: new_id(),
                     delivery_partner_id: new_id(),
-                    from: on("2026-11-01"),
+                    start_date: on("2026-11-01"),
                 })
                 .await
                 .map(|_| ()),
@@ -283,13 +287,13 @@ async fn invalid_commands_name_every_bad_field_and_change_nothing(stack: &Stack)
     let (participant, at) = (new_id(), place());
     enrol(&mut client, &participant, "2026-09-01", &at).await;
     let mut request = hold_request(&participant, "h1", pb::HoldKind::Unspecified, "2026-10-12", "2026-10-01");
-    request.command_id = String::new();
+    request.idempotency_key = String::new();
     let err = client.place_hold(request).await.expect_err("invalid hold");
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(fields(&err), ["command_id", "kind", "until"]);
+    assert_eq!(fields(&err), ["idempotency_key", "kind", "until"]);
     let err = client
         .enrol_learner(pb::EnrolLearnerRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: "has spaces in it".into(),
             programme: 0,
             release_start: Some(Date { year: 2026, month: 2, day: 30 }),
@@ -301,7 +305,7 @@ async fn invalid_commands_name_every_bad_field_and_change_nothing(stack: &Stack)
     assert_eq!(fields(&err), ["participant_id", "programme", "release_start", "delivery_partner_id"]);
     let err = client
         .revoke_access(pb::RevokeAccessRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: participant.clone(),
             effective_date: None,
         })
@@ -338,7 +342,7 @@ async fn not_found_for_a_learner_never_enrolled_or_a_hold_never_placed(stack: &S
     enrol(&mut client, &participant, "2026-09-01", &at).await;
     let err = client
         .lift_hold(pb::LiftHoldRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: participant.clone(),
             hold_id: "never-placed".into(),
             on: on("2026-10-01"),
@@ -362,7 +366,7 @@ async fn p6_a_three_week_pause_releases_its_modules_at_the_end_marked_optional(s
     let hold = &during.active_holds[0];
     assert_eq!((hold.hold_id.as_str(), hold.kind), ("pause-1", pb::HoldKind::Pause as i32));
     let next = during.next_module.expect("next");
-    assert_eq!((next.module_id.as_str(), next.release_date, next.optional), ("ect-04", on("2026-11-02"), true));
+    assert_eq!((next.module_id.as_str(), next.release_date, next.optional_module), ("ect-04", on("2026-11-02"), true));
     // P6: at the end, optional catch-up; later modules and the end do not move.
     let after = state(&mut client, &participant, "2026-11-10").await;
     assert_eq!(
@@ -403,7 +407,7 @@ async fn p4_a_hold_placed_again_replaces_its_dates_and_a_repeated_command_change
     assert_eq!(reason(&err), "HOLD_KIND_MISMATCH");
     // LiftHold: ending early moves the catch-up forward; a later date changes nothing.
     let lift = |on_day: &str| pb::LiftHoldRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: participant.clone(),
         hold_id: "pause-1".into(),
         on: on(on_day),
@@ -488,7 +492,7 @@ async fn w9_a_pause_withdrawal_reinstatement_and_deferral_read_back_through_rele
             participant_id: participant.clone(),
             module_id: "ect-03".into(),
             accessed_on: on("2026-10-09"),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("access");
@@ -506,7 +510,7 @@ async fn w9_a_pause_withdrawal_reinstatement_and_deferral_read_back_through_rele
             participant_id: participant.clone(),
             module_id: "ect-02".into(),
             accessed_on: on("2026-11-25"),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("no access");
@@ -544,7 +548,7 @@ async fn c2_set_release_start_moves_the_schedule_but_never_takes_released_module
     enrol(&mut client, &participant, "2027-01-01", &at).await;
     assert!(state(&mut client, &participant, "2026-11-28").await.released_modules.is_empty());
     let set = |start: &str| pb::SetReleaseStartRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: participant.clone(),
         release_start: on(start),
     };
@@ -589,20 +593,20 @@ async fn roles_release_state_follows_the_learners_school_and_delivery_partner(st
     // S1: moved to another school from 1 November; a move next year is not yet in effect.
     let new_dp = new_id();
     svc.set_participant_scope(pb::SetParticipantScopeRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: participant.clone(),
         school_id: other_school.clone(),
         delivery_partner_id: new_dp.clone(),
-        from: on("2026-11-01"),
+        start_date: on("2026-11-01"),
     })
     .await
     .expect("move");
     svc.set_participant_scope(pb::SetParticipantScopeRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: participant.clone(),
         school_id: new_id(),
         delivery_partner_id: new_id(),
-        from: on("2027-01-01"),
+        start_date: on("2027-01-01"),
     })
     .await
     .expect("future move");
@@ -612,11 +616,11 @@ async fn roles_release_state_follows_the_learners_school_and_delivery_partner(st
     assert_eq!(err.code(), Code::PermissionDenied);
     let err = svc
         .set_participant_scope(pb::SetParticipantScopeRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: new_id(),
             school_id: new_id(),
             delivery_partner_id: new_id(),
-            from: on("2026-11-01"),
+            start_date: on("2026-11-01"),
         })
         .await
         .expect_err("never enrolled");
@@ -631,7 +635,7 @@ async fn r3_module_access_sets_where_the_learner_resumes(stack: &Stack) {
         participant_id: participant.clone(),
         module_id: module.into(),
         accessed_on: on(day),
-        request_id: request_id.into(),
+        idempotency_key: request_id.into(),
     };
     let answer = svc.record_module_access(access("ect-02", "2026-10-01", "r-1")).await.expect("access").into_inner();
     assert_eq!(answer.last_accessed_module_id, "ect-02");
@@ -677,7 +681,7 @@ async fn d11_clinics_in_any_order_conferences_in_order_kept_across_a_deferral(st
         participant_id: participant.clone(),
         event_id: event.into(),
         attended_on: on(day),
-        request_id: String::new(),
+        idempotency_key: String::new(),
     };
     lead.record_attendance(attend("ect-clinic-4", "2026-09-10")).await.expect("clinic 4 first");
     lead.record_attendance(attend("ect-clinic-1", "2026-09-12")).await.expect("then clinic 1");
@@ -733,8 +737,8 @@ async fn r4_list_releases_pages_the_feed_in_a_stable_order(stack: &Stack) {
     // The third learner's second module falls in a pause and comes at its end.
     place_hold(&mut svc, hold_request(&learners[2], "pause-1", pb::HoldKind::Pause, "2026-09-14", "2026-09-21")).await;
     let list = |token: String| pb::ListReleasesRequest {
-        from: on("2026-09-01"),
-        to: on("2026-09-15"),
+        start_date: on("2026-09-01"),
+        end_date: on("2026-09-15"),
         page_size: 2,
         page_token: token,
     };
@@ -752,8 +756,10 @@ async fn r4_list_releases_pages_the_feed_in_a_stable_order(stack: &Stack) {
         }
     }
     assert_eq!(pages, 3);
-    let got: Vec<(String, String, Date, bool)> =
-        all.into_iter().map(|r| (r.participant_id, r.module_id, r.release_date.expect("date"), r.optional)).collect();
+    let got: Vec<(String, String, Date, bool)> = all
+        .into_iter()
+        .map(|r| (r.participant_id, r.module_id, r.release_date.expect("date"), r.optional_module))
+        .collect();
     let row = |i: usize, module: &str, day: &str| (learners[i].clone(), module.to_string(), d(day), false);
     assert_eq!(
         got,
@@ -767,8 +773,8 @@ async fn r4_list_releases_pages_the_feed_in_a_stable_order(stack: &Stack) {
     );
     let later = svc
         .list_releases(pb::ListReleasesRequest {
-            from: on("2026-09-21"),
-            to: on("2026-09-21"),
+            start_date: on("2026-09-21"),
+            end_date: on("2026-09-21"),
             page_size: 0,
             page_token: String::new(),
         })
@@ -776,13 +782,13 @@ async fn r4_list_releases_pages_the_feed_in_a_stable_order(stack: &Stack) {
         .expect("the pause end")
         .into_inner();
     assert_eq!(later.releases.len(), 1);
-    assert!(later.releases[0].optional);
+    assert!(later.releases[0].optional_module);
     // The feed agrees with GetReleaseState.
     let one = state(&mut svc, &learners[2], "2030-01-01").await;
     let feed = svc
         .list_releases(pb::ListReleasesRequest {
-            from: on("2026-01-01"),
-            to: on("2030-01-01"),
+            start_date: on("2026-01-01"),
+            end_date: on("2030-01-01"),
             page_size: 1000,
             page_token: String::new(),
         })
@@ -793,7 +799,7 @@ async fn r4_list_releases_pages_the_feed_in_a_stable_order(stack: &Stack) {
         .releases
         .iter()
         .filter(|r| r.participant_id == learners[2])
-        .map(|r| (r.module_id.clone(), r.release_date.expect("date"), r.optional))
+        .map(|r| (r.module_id.clone(), r.release_date.expect("date"), r.optional_module))
         .collect();
     let mut expected = released(&one);
     expected.sort_by_key(|(m, day, _)| ((day.year, day.month, day.day), m.clone()));
@@ -802,8 +808,8 @@ async fn r4_list_releases_pages_the_feed_in_a_stable_order(stack: &Stack) {
     let first = svc.list_releases(list(String::new())).await.expect("page").into_inner();
     let err = svc
         .list_releases(pb::ListReleasesRequest {
-            from: on("2026-09-01"),
-            to: on("2026-09-30"),
+            start_date: on("2026-09-01"),
+            end_date: on("2026-09-30"),
             page_size: 2,
             page_token: first.next_page_token,
         })
@@ -812,14 +818,14 @@ async fn r4_list_releases_pages_the_feed_in_a_stable_order(stack: &Stack) {
     assert_eq!(fields(&err), ["page_token"]);
     let err = svc
         .list_releases(pb::ListReleasesRequest {
-            from: on("2026-09-02"),
-            to: on("2026-09-01"),
+            start_date: on("2026-09-02"),
+            end_date: on("2026-09-01"),
             page_size: -1,
             page_token: String::new(),
         })
         .await
         .expect_err("backwards");
-    assert_eq!(fields(&err), ["to", "page_size"]);
+    assert_eq!(fields(&err), ["end_date", "page_size"]);
     let lead = stack.token(Role::EcfLead, None, &[&at.dp]);
     let err = stack.content(Some(&lead)).await.list_releases(list(String::new())).await.expect_err("not for leads");
     assert_eq!(err.code(), Code::PermissionDenied);

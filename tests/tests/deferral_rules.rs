@@ -77,7 +77,11 @@ async fn history_len(stack: &Stack, id: &str) -> usize {
     stack
         .participants(Some(&admin))
         .await
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: id.into() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: id.into(),
+        })
         .await
         .expect("history")
         .into_inner()
@@ -157,8 +161,13 @@ async fn d3_a_long_deferral_approved_by_a_dpl_allows_a_return_past_12_months(sta
     // Pending is not approved.
     refused(client.defer_participant(defer(&id, date(2026, 12, 1), date(2028, 1, 10))).await, "RETURN_DATE_TOO_FAR");
     // An ECF Lead cannot approve it.
-    let decide =
-        pb::DecideRequestRequest { request_id: request.request_id.clone(), approve: true, note: String::new() };
+    let decide = pb::DecideRequestRequest {
+        idempotency_key: String::new(),
+        validate_only: false,
+        approval_request_id: request.approval_request_id.clone(),
+        approve: Some(true),
+        note: String::new(),
+    };
     assert_eq!(client.decide_request(decide.clone()).await.expect_err("ECF Lead").code(), Code::PermissionDenied);
     let decided = dpl(stack, &w).await.decide_request(decide).await.expect("approved").into_inner();
     let approved = decided.request.expect("request");
@@ -268,7 +277,7 @@ impl Reported {
         Reported {
             event_id: e.event_id.clone(),
             participant_id: e.participant_id.clone(),
-            r#type: e.r#type,
+            r#type: e.event_type,
             effective_date: e.effective_date.map(|d| (d.year, d.month, d.day)),
         }
     }
@@ -323,8 +332,10 @@ async fn w10_every_withdrawal_and_reinstatement_is_in_the_reporting_feed(stack: 
     for request in [reinstatement, keep] {
         deciding
             .decide_request(pb::DecideRequestRequest {
-                request_id: request.request_id,
-                approve: true,
+                idempotency_key: String::new(),
+                validate_only: false,
+                approval_request_id: request.approval_request_id,
+                approve: Some(true),
                 note: String::new(),
             })
             .await
@@ -340,12 +351,16 @@ async fn w10_every_withdrawal_and_reinstatement_is_in_the_reporting_feed(stack: 
     let mut expected: BTreeSet<Reported> = BTreeSet::new();
     for who in [&id, &mentor, &other_mentor] {
         let events = reader
-            .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: who.to_string() })
+            .get_participant_history(pb::GetParticipantHistoryRequest {
+                page_size: 0,
+                page_token: String::new(),
+                participant_id: who.to_string(),
+            })
             .await
             .expect("history")
             .into_inner()
             .events;
-        expected.extend(events.iter().filter(|e| reported(e.r#type)).map(Reported::of));
+        expected.extend(events.iter().filter(|e| reported(e.event_type)).map(Reported::of));
     }
     assert_eq!(expected.len(), 5, "three withdrawals, two reinstatements: {expected:?}");
     let mut feed = reader.watch_events(pb::WatchEventsRequest { after_cursor: 0 }).await.expect("watch").into_inner();
@@ -358,7 +373,7 @@ async fn w10_every_withdrawal_and_reinstatement_is_in_the_reporting_feed(stack: 
             .expect("an event")
             .event
             .expect("event");
-        if reported(event.r#type) {
+        if reported(event.event_type) {
             seen.insert(Reported::of(&event));
         }
     }

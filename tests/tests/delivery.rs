@@ -35,12 +35,13 @@ async fn ects(stack: &Stack, w: &World, count: u32, first_trn: u32) -> Vec<Strin
 async fn defer(client: &mut steplab_tests::Participants, id: &str, until: Option<Date>) {
     client
         .defer_participant(pb::DeferParticipantRequest {
+            validate_only: false,
             participant_id: id.into(),
             reason: DeferralReason::LongTermSickness as i32,
             deferral_date: date(2026, 12, 1),
             expected_return_date: until,
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("deferred");
@@ -84,7 +85,12 @@ async fn d4_content_release_down_during_100_deferrals_gets_every_command_once_ba
     let waiting = stack
         .participants(Some(&admin))
         .await
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: String::new(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: String::new(),
+            parked_only: false,
+        })
         .await
         .expect("sync")
         .into_inner();
@@ -153,9 +159,10 @@ async fn d6_changes_in_quick_succession_arrive_in_order(stack: &mut Stack) {
         for month in [4, 5, 6, 7] {
             client
                 .change_return_date(pb::ChangeReturnDateRequest {
+                    validate_only: false,
                     participant_id: id.clone(),
                     expected_return_date: date(2027, month, 1),
-                    request_id: String::new(),
+                    idempotency_key: String::new(),
                 })
                 .await
                 .expect("changed");
@@ -183,7 +190,7 @@ async fn ops_the_consistency_check_tells_drift_from_delivery_lag(stack: &mut Sta
     let ids = ects(stack, &w, 3, 3_600_000).await;
     wait_until_delivered(stack, Duration::from_secs(30)).await;
     let clean = check(stack).await;
-    assert_eq!(clean.checked, 3);
+    assert_eq!(clean.checked_count, 3);
     assert!(clean.drifted.is_empty() && clean.in_flight.is_empty(), "{clean:?}");
 
     // A deferral while content release is down: lag, not drift.
@@ -203,7 +210,7 @@ async fn ops_the_consistency_check_tells_drift_from_delivery_lag(stack: &mut Sta
         .content(Some(&service))
         .await
         .revoke_access(content::RevokeAccessRequest {
-            command_id: "rogue-1".into(),
+            idempotency_key: "rogue-1".into(),
             participant_id: ids[1].clone(),
             effective_date: date(2026, 11, 1),
         })
@@ -250,7 +257,12 @@ async fn parked_commands_wait_for_an_admin_and_then_arrive(backend: Backend) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let parked = loop {
         let status = ops
-            .get_sync_status(pb::GetSyncStatusRequest { participant_id: String::new(), parked_only: true })
+            .get_sync_status(pb::GetSyncStatusRequest {
+                page_size: 0,
+                page_token: String::new(),
+                participant_id: String::new(),
+                parked_only: true,
+            })
             .await
             .expect("sync")
             .into_inner();
@@ -266,7 +278,12 @@ async fn parked_commands_wait_for_an_admin_and_then_arrive(backend: Backend) {
     stack.restart_service(ServiceName::ContentRelease).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let still = ops
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: String::new(), parked_only: true })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: String::new(),
+            parked_only: true,
+        })
         .await
         .expect("sync")
         .into_inner();
@@ -313,9 +330,10 @@ async fn replicas_two_relays_on_one_postgres_database_deliver_everything_once_in
         let other = if n % 2 == 0 { &mut second } else { &mut first };
         other
             .change_return_date(pb::ChangeReturnDateRequest {
+                validate_only: false,
                 participant_id: id.clone(),
                 expected_return_date: date(2027, 8, 2),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .expect("changed on the other replica");
@@ -350,9 +368,10 @@ async fn d4_a_target_failing_a_share_of_calls_still_gets_everything_once(backend
         defer(&mut client, id, date(2027, 3, 1)).await;
         client
             .change_return_date(pb::ChangeReturnDateRequest {
+                validate_only: false,
                 participant_id: id.clone(),
                 expected_return_date: date(2027, 5, 3),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .expect("changed");
@@ -362,7 +381,12 @@ async fn d4_a_target_failing_a_share_of_calls_still_gets_everything_once(backend
     let status = stack
         .participants(Some(&admin))
         .await
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ids[0].clone(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: ids[0].clone(),
+            parked_only: false,
+        })
         .await
         .expect("sync")
         .into_inner();

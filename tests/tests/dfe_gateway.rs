@@ -40,7 +40,7 @@ fn new_id() -> String {
 async fn track(gateway: &mut DfeGateway, participant_id: &str, course: pb::Course, dfe_id: &str) {
     gateway
         .track_participant(pb::TrackParticipantRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: participant_id.to_owned(),
             course: course as i32,
             dfe_participant_id: dfe_id.to_owned(),
@@ -60,7 +60,7 @@ fn change(participant_id: &str, kind: pb::StatusChangeKind) -> pb::ReportStatusC
     };
     let schedule = matches!(kind, pb::StatusChangeKind::ChangeSchedule);
     pb::ReportStatusChangeRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: participant_id.to_owned(),
         kind: kind as i32,
         reason: reason.into(),
@@ -327,7 +327,7 @@ fn rotate(file: &Path, fake: &FakeDfe, token: &str) {
 
 fn declare(participant_id: &str, declaration_type: &str, evidence_held: &str) -> pb::DeclareMilestoneRequest {
     pb::DeclareMilestoneRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: participant_id.to_owned(),
         declaration_type: declaration_type.to_owned(),
         declaration_date: Some(to_proto(chrono::NaiveDate::from_ymd_opt(2026, 10, 5).expect("date"))),
@@ -353,7 +353,7 @@ async fn x5_x6_declarations_are_posted_voided_and_their_states_sent_to_payments(
     assert_eq!(err.code(), Code::FailedPrecondition);
     let err = gateway
         .void_milestone(pb::VoidMilestoneRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: ours.clone(),
             declaration_type: "completed".into(),
         })
@@ -377,7 +377,7 @@ async fn x5_x6_declarations_are_posted_voided_and_their_states_sent_to_payments(
 
     gateway
         .void_milestone(pb::VoidMilestoneRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: ours.clone(),
             declaration_type: "started".into(),
         })
@@ -458,7 +458,7 @@ async fn x7_reconciliation_reports_every_difference_and_what_matches(backend: Ba
     track(&mut gateway, &p2, pb::Course::EcfInduction, &d2).await;
     gateway
         .track_participant(pb::TrackParticipantRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: p3.clone(),
             course: pb::Course::EcfInduction as i32,
             trn: "7654321".into(),
@@ -523,7 +523,7 @@ async fn roles_commands_are_for_services_and_operations_for_admins() {
         let id = new_id();
         let command_codes = [
             g.track_participant(pb::TrackParticipantRequest {
-                command_id: new_id(),
+                idempotency_key: new_id(),
                 participant_id: id.clone(),
                 course: pb::Course::EcfInduction as i32,
                 cohort: 2026,
@@ -533,11 +533,11 @@ async fn roles_commands_are_for_services_and_operations_for_admins() {
             .err()
             .map(|e| e.code()),
             g.report_status_change(change(&id, pb::StatusChangeKind::Resume)).await.err().map(|e| e.code()),
-            g.declare_milestone(pb::DeclareMilestoneRequest { command_id: new_id(), ..Default::default() })
+            g.declare_milestone(pb::DeclareMilestoneRequest { idempotency_key: new_id(), ..Default::default() })
                 .await
                 .err()
                 .map(|e| e.code()),
-            g.void_milestone(pb::VoidMilestoneRequest { command_id: new_id(), ..Default::default() })
+            g.void_milestone(pb::VoidMilestoneRequest { idempotency_key: new_id(), ..Default::default() })
                 .await
                 .err()
                 .map(|e| e.code()),
@@ -586,7 +586,7 @@ async fn input_bad_commands_name_their_field_and_repeats_are_acknowledged_once()
     assert_eq!(err.code(), Code::FailedPrecondition);
     let err = g
         .track_participant(pb::TrackParticipantRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: ours.clone(),
             course: pb::Course::EcfInduction as i32,
             dfe_participant_id: "not-a-uuid".into(),

@@ -37,11 +37,12 @@ async fn ect_and_mentor(stack: &Stack, dp: &str, school: &str, trn: u32) -> (pb:
         .participants(Some(&lead))
         .await
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.participant_id.clone(),
             mentor_id: mentor.participant_id.clone(),
             interim: false,
             effective_date: date(2026, 9, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -72,28 +73,31 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
         .expect("paused");
     client
         .defer_participant(pb::DeferParticipantRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             reason: DeferralReason::ParentalLeave as i32,
             deferral_date: date(2026, 11, 2),
             expected_return_date: date(2027, 8, 2),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("deferred");
     client
         .change_return_date(pb::ChangeReturnDateRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             expected_return_date: date(2027, 9, 1),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("return date moved");
     client
         .record_return(pb::RecordReturnRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             return_date: date(2026, 11, 23),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("early return");
@@ -102,20 +106,22 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
     let (ect2, _mentor2) = ect_and_mentor(&stack, &w.dp1, &w.school_a, 4200001).await;
     client
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            validate_only: false,
             participant_id: ect2.participant_id.clone(),
             reason: WithdrawalReason::LeftRole as i32,
             withdrawal_date: date(2026, 11, 2),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             replacement_induction_coordinator_id: String::new(),
         })
         .await
         .expect("withdrawn");
     let request = client
         .request_reinstatement(pb::RequestReinstatementRequest {
+            validate_only: false,
             participant_id: ect2.participant_id.clone(),
             note: "came back".into(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             // W9: the mentor withdrawn with the ECT comes back too (another resume).
             with_mentor: true,
         })
@@ -128,7 +134,13 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
     stack
         .participants(Some(&dpl))
         .await
-        .decide_request(pb::DecideRequestRequest { request_id: request.request_id, approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: request.approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect("reinstated");
 
@@ -139,10 +151,11 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
     let uncovered = steplab_tests::fixtures::create_school(&mut as_admin, "300003", &w.dp1, false).await;
     client
         .move_school(pb::MoveSchoolRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             school_id: uncovered,
             moved_on: date(2026, 11, 27),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             keep_mentor: false,
         })
         .await
@@ -161,10 +174,11 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
     .await;
     let early = client
         .request_release_start_change(pb::RequestReleaseStartChangeRequest {
+            validate_only: false,
             participant_id: late.participant_id.clone(),
             release_start: date(2026, 11, 16),
             note: "ready now".into(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("early release requested")
@@ -174,7 +188,13 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
     stack
         .participants(Some(&dpl))
         .await
-        .decide_request(pb::DecideRequestRequest { request_id: early.request_id, approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: early.approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect("early release approved");
 
@@ -190,7 +210,7 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
                 participant_id: ect.participant_id.clone(),
                 occurred_on: date(2026, 10, 5),
                 kind: payments::EngagementKind::ModuleCompleted as i32,
-                request_id: uuid::Uuid::now_v7().to_string(),
+                idempotency_key: uuid::Uuid::now_v7().to_string(),
                 note: String::new(),
             })
             .await
@@ -203,7 +223,7 @@ async fn the_seeds_examples_validate_against_the_dfes_description(backend: Backe
     for (declaration_type, evidence) in [("started", ""), ("retained-1", "training-event-attended")] {
         gateway
             .declare_milestone(dfe::DeclareMilestoneRequest {
-                command_id: uuid::Uuid::now_v7().to_string(),
+                idempotency_key: uuid::Uuid::now_v7().to_string(),
                 participant_id: ect2.participant_id.clone(),
                 declaration_type: declaration_type.into(),
                 declaration_date: Some(to_proto(chrono::NaiveDate::from_ymd_opt(2026, 10, 5).expect("date"))),

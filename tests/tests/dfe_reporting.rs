@@ -79,11 +79,12 @@ async fn x4_d9_w6_the_ect_and_their_cascaded_mentor_are_reported_in_order(backen
     let mut client = stack.participants(Some(&lead)).await;
     client
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.participant_id.clone(),
             mentor_id: mentor.participant_id.clone(),
             interim: false,
             effective_date: date(2026, 9, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -99,30 +100,33 @@ async fn x4_d9_w6_the_ect_and_their_cascaded_mentor_are_reported_in_order(backen
         .expect("paused");
     client
         .defer_participant(pb::DeferParticipantRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             reason: DeferralReason::ParentalLeave as i32,
             deferral_date: date(2026, 11, 2),
             expected_return_date: date(2027, 8, 2),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("deferred");
     client
         .record_return(pb::RecordReturnRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             return_date: date(2026, 11, 23),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("early return");
     client
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             reason: WithdrawalReason::MovedSchool as i32,
             withdrawal_date: date(2026, 11, 27),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             replacement_induction_coordinator_id: String::new(),
         })
         .await
@@ -164,12 +168,13 @@ async fn x1_a_dfe_id_set_later_by_an_admin_releases_the_waiting_calls(backend: B
     assert_eq!(ect.dfe_participant_id, "");
     as_lead
         .defer_participant(pb::DeferParticipantRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             reason: DeferralReason::CareerBreak as i32,
             deferral_date: date(2026, 11, 2),
             expected_return_date: date(2027, 5, 2),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("deferred");
@@ -190,6 +195,8 @@ async fn x1_a_dfe_id_set_later_by_an_admin_releases_the_waiting_calls(backend: B
 
     let dfe_id = uuid::Uuid::now_v7().to_string();
     let set = |participant_id: &str, dfe_participant_id: &str| pb::SetDfeParticipantIdRequest {
+        idempotency_key: String::new(),
+        validate_only: false,
         participant_id: participant_id.to_owned(),
         dfe_participant_id: dfe_participant_id.to_owned(),
     };
@@ -238,7 +245,7 @@ async fn x5_an_earned_milestone_reaches_the_dfe_and_its_state_comes_back_to_paym
         participant_id: ect.participant_id.clone(),
         occurred_on: date(2026, 10, 1),
         kind: payments::EngagementKind::ModuleCompleted as i32,
-        request_id: uuid::Uuid::now_v7().to_string(),
+        idempotency_key: uuid::Uuid::now_v7().to_string(),
         note: String::new(),
     })
     .await

@@ -51,11 +51,12 @@ async fn assign(stack: &Stack, w: &World, ect: &str, mentor: &str, interim: bool
     let mut client = if interim { ic(stack, w).await } else { lead(stack, w).await };
     client
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.into(),
             mentor_id: mentor.into(),
             interim,
             effective_date: if interim { None } else { date(2026, 9, 2) },
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -130,18 +131,20 @@ async fn p1_a_mentor_is_paused_alongside_their_ect_and_never_outlasts_the_ects_p
     assert_eq!(during.pause.map(|p| p.alongside_ect_id), Some(ect.clone()));
     let beyond = as_ic
         .extend_pause(pb::ExtendPauseRequest {
+            validate_only: false,
             participant_id: mentor.clone(),
             expected_end_date: date(2026, 12, 22),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await;
     assert_eq!(reason(&beyond.expect_err("beyond the ECT's")), "OUTSIDE_ECT_PAUSE");
     // The ECT is back early on 8 December: so is the mentor.
     as_ic
         .end_pause(pb::EndPauseRequest {
+            validate_only: false,
             participant_id: ect.clone(),
             end_date: date(2026, 12, 8),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("ECT back early");
@@ -240,7 +243,13 @@ async fn reinstate(stack: &Stack, w: &World, ect: &str, with_mentor: bool) -> Re
     let decided = stack
         .participants(Some(&dpl))
         .await
-        .decide_request(pb::DecideRequestRequest { request_id: request.request_id, approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: request.approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect("approved")
         .into_inner();
@@ -301,7 +310,13 @@ async fn w9_otherwise_the_ect_comes_back_without_a_mentor_and_the_ecf_lead_is_to
     stack
         .participants(Some(&dpl))
         .await
-        .decide_request(pb::DecideRequestRequest { request_id: request.request_id, approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: request.approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect("kept");
     client.withdraw_participant(withdraw(&other, "")).await.expect("withdrawn alone");
@@ -325,22 +340,24 @@ async fn s1_a_moved_ects_mentoring_ends_on_the_move_date_unless_the_ecf_lead_kee
     let mut client = lead(stack, &w).await;
     client
         .defer_participant(pb::DeferParticipantRequest {
+            validate_only: false,
             participant_id: ect.clone(),
             reason: DeferralReason::ParentalLeave as i32,
             deferral_date: date(2026, 10, 1),
             expected_return_date: date(2027, 6, 1),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("deferred");
     assert_eq!(status(&status_on(stack, &mentor, date(2027, 1, 4)).await), TrainingStatus::Deferred, "D9");
     let school_c = second_school(stack, &w).await;
     let move_to = |id: &str, keep_mentor: bool| pb::MoveSchoolRequest {
+        validate_only: false,
         participant_id: id.into(),
         school_id: school_c.clone(),
         moved_on: date(2026, 11, 20),
-        request_id: String::new(),
+        idempotency_key: String::new(),
         keep_mentor,
     };
     let mentor_not_ect = client.move_school(move_to(&mentor, true)).await.expect_err("keep_mentor on a mentor");

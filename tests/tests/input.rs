@@ -55,7 +55,12 @@ async fn admin(stack: &Stack) -> steplab_tests::Participants {
 async fn assert_nothing_in_flight(stack: &Stack) {
     let mut client = admin(stack).await;
     let sync = client
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: String::new(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: String::new(),
+            parked_only: false,
+        })
         .await
         .expect("sync status")
         .into_inner();
@@ -87,7 +92,7 @@ async fn c1_a_registration_dated_before_the_first_cohort_is_refused_and_parks_no
     assert_eq!(participants_at(stack, &w.school_a).await, 0);
     assert_nothing_in_flight(stack).await;
     let check = admin(stack).await.check_consistency(pb::CheckConsistencyRequest::default()).await.expect("check");
-    assert_eq!(check.into_inner().checked, 0, "no participant was made");
+    assert_eq!(check.into_inner().checked_count, 0, "no participant was made");
 }
 
 async fn c1_a_registration_on_the_first_day_of_the_first_cohort_is_enrolled_in_payments(stack: &Stack) {
@@ -156,7 +161,7 @@ async fn engagement_and_attendance_dated_outside_the_schedules_are_refused_and_s
         participant_id: id.clone(),
         occurred_on: on,
         kind: payments::EngagementKind::CoachingSession as i32,
-        request_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
+        idempotency_key: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
         note: String::new(),
     };
     for bad in [date(1, 1, 1), date(2021, 5, 31), date(9999, 12, 31)] {
@@ -171,7 +176,7 @@ async fn engagement_and_attendance_dated_outside_the_schedules_are_refused_and_s
         participant_id: id.clone(),
         event_id: "ect-clinic-1".into(),
         attended_on: on,
-        request_id: String::new(),
+        idempotency_key: String::new(),
     };
     assert_refused(release.record_attendance(attendance(date(1, 1, 1))).await, &["attended_on"], PROGRAMME_RANGE);
     // A second record answers the first: the valid date, so none was kept before.
@@ -181,7 +186,7 @@ async fn engagement_and_attendance_dated_outside_the_schedules_are_refused_and_s
         participant_id: id.clone(),
         module_id: "ect-01".into(),
         accessed_on: date(1, 1, 1),
-        request_id: String::new(),
+        idempotency_key: String::new(),
     };
     assert_refused(release.record_module_access(access).await, &["accessed_on"], PROGRAMME_RANGE);
     assert_nothing_in_flight(stack).await;
@@ -191,14 +196,19 @@ async fn names_that_show_nothing_or_reorder_text_are_refused_and_create_nothing(
     let w = world(stack).await;
     let mut client = admin(stack).await;
     for name in ["\u{200B}", "\u{200B}\u{200C}\u{200D}\u{2060}", " \u{FEFF} ", "North \u{202E}noigeR"] {
-        let request = pb::CreateDeliveryPartnerRequest { name: name.into(), request_id: String::new() };
+        let request = pb::CreateDeliveryPartnerRequest {
+            validate_only: false,
+            name: name.into(),
+            idempotency_key: String::new(),
+        };
         assert_refused(client.create_delivery_partner(request).await, &["name"], None);
         let school = pb::CreateSchoolRequest {
+            validate_only: false,
             urn: "300003".into(),
             name: name.into(),
             delivery_partner_id: w.dp1.clone(),
-            area_covered: true,
-            request_id: String::new(),
+            area_covered: Some(true),
+            idempotency_key: String::new(),
         };
         assert_refused(client.create_school(school).await, &["name"], None);
         let mut person = registration(&w.school_a, ParticipantKind::Ect, "1234567", date(2026, 9, 1));
@@ -207,8 +217,9 @@ async fn names_that_show_nothing_or_reorder_text_are_refused_and_create_nothing(
     }
     let status = client
         .create_delivery_partner(pb::CreateDeliveryPartnerRequest {
+            validate_only: false,
             name: "Ada \u{202E}ecalevoL".into(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("bidi override");
@@ -217,11 +228,12 @@ async fn names_that_show_nothing_or_reorder_text_are_refused_and_create_nothing(
     // A school with that URN was never made: the URN is still free.
     client
         .create_school(pb::CreateSchoolRequest {
+            validate_only: false,
             urn: "300003".into(),
             name: "Hill School".into(),
             delivery_partner_id: w.dp1.clone(),
-            area_covered: true,
-            request_id: String::new(),
+            area_covered: Some(true),
+            idempotency_key: String::new(),
         })
         .await
         .expect("the URN was never taken");

@@ -82,58 +82,73 @@ async fn perform(mut client: Participants, id: String, action: Action) -> Result
     let answer = match action {
         Action::Pause { start, length } => client
             .pause_participant(pb::PauseParticipantRequest {
+                validate_only: false,
                 alongside_ect_id: String::new(),
                 participant_id,
                 start_date: day(start),
                 expected_end_date: day(start + length),
                 note: "short absence".into(),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|r| r.into_inner().participant),
         Action::ExtendPause { end } => client
             .extend_pause(pb::ExtendPauseRequest {
+                validate_only: false,
                 participant_id,
                 expected_end_date: day(end),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|r| r.into_inner().participant),
         Action::EndPause { end } => client
-            .end_pause(pb::EndPauseRequest { participant_id, end_date: day(end), request_id: String::new() })
+            .end_pause(pb::EndPauseRequest {
+                validate_only: false,
+                participant_id,
+                end_date: day(end),
+                idempotency_key: String::new(),
+            })
             .await
             .map(|r| r.into_inner().participant),
         Action::Defer { start, length } => client
             .defer_participant(pb::DeferParticipantRequest {
+                validate_only: false,
                 participant_id,
                 reason: DeferralReason::LongTermSickness as i32,
                 deferral_date: day(start),
                 expected_return_date: day(start + length),
                 note: "long absence".into(),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|r| r.into_inner().participant),
         Action::ChangeReturnDate { to } => client
             .change_return_date(pb::ChangeReturnDateRequest {
+                validate_only: false,
                 participant_id,
                 expected_return_date: day(to),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|r| r.into_inner().participant),
         Action::RecordReturn { on } => client
-            .record_return(pb::RecordReturnRequest { participant_id, return_date: day(on), request_id: String::new() })
+            .record_return(pb::RecordReturnRequest {
+                validate_only: false,
+                participant_id,
+                return_date: day(on),
+                idempotency_key: String::new(),
+            })
             .await
             .map(|r| r.into_inner().participant),
         Action::Withdraw { on } => client
             .withdraw_participant(pb::WithdrawParticipantRequest {
+                validate_only: false,
                 replacement_induction_coordinator_id: String::new(),
                 participant_id,
                 reason: WithdrawalReason::LeftTeachingProfession as i32,
                 withdrawal_date: day(on),
                 note: "left".into(),
-                request_id: String::new(),
+                idempotency_key: String::new(),
             })
             .await
             .map(|r| r.into_inner().participant),
@@ -146,13 +161,17 @@ type Fact = (i32, Option<Date>, Option<Date>, Option<Date>, i32, i32);
 
 async fn facts(client: &mut Participants, id: &str) -> Vec<Fact> {
     client
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: id.into() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: id.into(),
+        })
         .await
         .expect("history")
         .into_inner()
         .events
         .into_iter()
-        .map(|e| (e.r#type, e.effective_date, e.start_date, e.end_date, e.deferral_reason, e.withdrawal_reason))
+        .map(|e| (e.event_type, e.effective_date, e.start_date, e.end_date, e.deferral_reason, e.withdrawal_reason))
         .collect()
 }
 
@@ -206,11 +225,12 @@ async fn fresh_pair(r: &Round<'_>, client: &mut Participants, with_mentor: bool)
     let mentor = person(ParticipantKind::Mentor).await.participant_id;
     client
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.clone(),
             mentor_id: mentor.clone(),
             interim: false,
             effective_date: date(2026, 9, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -323,7 +343,11 @@ async fn commit_order(
     for target in [Target::Ect, Target::Mentor] {
         let Some(id) = pair.id(target) else { continue };
         let events = client
-            .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: id.clone() })
+            .get_participant_history(pb::GetParticipantHistoryRequest {
+                page_size: 0,
+                page_token: String::new(),
+                participant_id: id.clone(),
+            })
             .await
             .expect("history")
             .into_inner()

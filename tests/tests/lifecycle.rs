@@ -35,11 +35,12 @@ async fn ect_with_mentor(stack: &Stack, w: &World, trn: u32) -> (pb::Participant
         .participants(Some(&lead))
         .await
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.participant_id.clone(),
             mentor_id: mentor.participant_id.clone(),
             interim: false,
             effective_date: date(2026, 9, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -49,12 +50,13 @@ async fn ect_with_mentor(stack: &Stack, w: &World, trn: u32) -> (pb::Participant
 
 fn defer_request(id: &str, from: (i32, i32, i32), until: (i32, i32, i32)) -> pb::DeferParticipantRequest {
     pb::DeferParticipantRequest {
+        validate_only: false,
         participant_id: id.into(),
         reason: DeferralReason::ParentalLeave as i32,
         deferral_date: date(from.0, from.1, from.2),
         expected_return_date: date(until.0, until.1, until.2),
         note: "parental leave".into(),
-        request_id: String::new(),
+        idempotency_key: String::new(),
     }
 }
 
@@ -66,12 +68,13 @@ async fn p2_an_ic_pauses_for_three_weeks_but_an_eight_week_pause_points_to_defer
     let mut client = stack.participants(Some(&ic)).await;
     let paused = client
         .pause_participant(pb::PauseParticipantRequest {
+            validate_only: false,
             alongside_ect_id: String::new(),
             participant_id: ect.participant_id.clone(),
             start_date: date(2026, 11, 30),
             expected_end_date: date(2026, 12, 21),
             note: "short illness".into(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("three weeks")
@@ -88,12 +91,13 @@ async fn p2_an_ic_pauses_for_three_weeks_but_an_eight_week_pause_points_to_defer
         register(stack, &w.dp1, registration(&w.school_a, ParticipantKind::Ect, "1100002", date(2026, 9, 1))).await;
     let err = client
         .pause_participant(pb::PauseParticipantRequest {
+            validate_only: false,
             alongside_ect_id: String::new(),
             participant_id: other.participant_id.clone(),
             start_date: date(2026, 11, 30),
             expected_end_date: date(2027, 1, 25),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("eight weeks");
@@ -155,12 +159,16 @@ async fn d9_nine_months_parental_leave_defers_the_ect_and_their_only_ect_mentor(
     assert_eq!(reason(&err), "MENTOR_CANNOT_BE_DEFERRED");
     // The mentor's history shows the cascade.
     let history = client
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: mentor.participant_id.clone() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: mentor.participant_id.clone(),
+        })
         .await
         .expect("history")
         .into_inner()
         .events;
-    let deferred = history.iter().find(|e| e.r#type == pb::EventType::Deferred as i32).expect("deferred event");
+    let deferred = history.iter().find(|e| e.event_type == pb::EventType::Deferred as i32).expect("deferred event");
     assert_eq!(deferred.caused_by_participant_id, ect.participant_id);
 }
 
@@ -172,9 +180,10 @@ async fn d6_d7_a_return_date_moved_later_then_an_early_return(stack: &Stack) {
     client.defer_participant(defer_request(&ect.participant_id, (2026, 10, 1), (2027, 1, 4))).await.expect("deferred");
     let later = client
         .change_return_date(pb::ChangeReturnDateRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             expected_return_date: date(2027, 4, 12),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("later")
@@ -186,18 +195,20 @@ async fn d6_d7_a_return_date_moved_later_then_an_early_return(stack: &Stack) {
     );
     let err = client
         .change_return_date(pb::ChangeReturnDateRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             expected_return_date: date(2027, 10, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("more than 12 months after the original deferral date");
     assert_eq!(reason(&err), "RETURN_DATE_TOO_FAR");
     let back = client
         .record_return(pb::RecordReturnRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             return_date: date(2026, 11, 23),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("early return")
@@ -216,12 +227,13 @@ async fn w2_w6_a_withdrawal_tomorrow_is_refused_and_the_only_ect_mentor_follows(
     let lead = stack.token(Role::EcfLead, None, &[&w.dp1]);
     let mut client = stack.participants(Some(&lead)).await;
     let withdraw = |on| pb::WithdrawParticipantRequest {
+        validate_only: false,
         replacement_induction_coordinator_id: String::new(),
         participant_id: ect.participant_id.clone(),
         reason: WithdrawalReason::MovedSchool as i32,
         withdrawal_date: on,
         note: String::new(),
-        request_id: String::new(),
+        idempotency_key: String::new(),
     };
     let err = client.withdraw_participant(withdraw(date(2026, 11, 29))).await.expect_err("tomorrow");
     assert_eq!(reason(&err), "WITHDRAWAL_DATE_IN_FUTURE");
@@ -260,21 +272,23 @@ async fn w9_a_reinstatement_takes_a_dpls_approval(stack: &Stack) {
     let mut client = stack.participants(Some(&lead)).await;
     client
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            validate_only: false,
             replacement_induction_coordinator_id: String::new(),
             participant_id: ect.participant_id.clone(),
             reason: WithdrawalReason::LeftRole as i32,
             withdrawal_date: date(2026, 11, 2),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("withdrawn");
     let request = client
         .request_reinstatement(pb::RequestReinstatementRequest {
+            validate_only: false,
             with_mentor: false,
             participant_id: ect.participant_id.clone(),
             note: "came back".into(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("requested")
@@ -287,8 +301,13 @@ async fn w9_a_reinstatement_takes_a_dpls_approval(stack: &Stack) {
         TrainingStatus::Withdrawn as i32,
         "still withdrawn until approved"
     );
-    let decide =
-        |approve| pb::DecideRequestRequest { request_id: request.request_id.clone(), approve, note: String::new() };
+    let decide = |approve| pb::DecideRequestRequest {
+        idempotency_key: String::new(),
+        validate_only: false,
+        approval_request_id: request.approval_request_id.clone(),
+        approve: Some(approve),
+        note: String::new(),
+    };
     let err = client.decide_request(decide(true)).await.expect_err("the ECF Lead cannot approve");
     assert_eq!(err.code(), Code::PermissionDenied);
     let other_dpl = stack.token(Role::Dpl, None, &[&w.dp2]);
@@ -303,12 +322,16 @@ async fn w9_a_reinstatement_takes_a_dpls_approval(stack: &Stack) {
     let err = stack.participants(Some(&dpl)).await.decide_request(decide(false)).await.expect_err("decided twice");
     assert_eq!(reason(&err), "REQUEST_ALREADY_DECIDED");
     let history = client
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: ect.participant_id.clone() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: ect.participant_id.clone(),
+        })
         .await
         .expect("history")
         .into_inner()
         .events;
-    assert_eq!(history.last().expect("event").r#type, pb::EventType::Reinstated as i32);
+    assert_eq!(history.last().expect("event").event_type, pb::EventType::Reinstated as i32);
     let listed = client
         .list_requests(pb::ListRequestsRequest { status: pb::RequestStatus::Approved as i32, ..Default::default() })
         .await
@@ -328,10 +351,11 @@ async fn c2_an_early_release_for_a_post_november_starter_needs_a_dpl(stack: &Sta
         .participants(Some(&lead))
         .await
         .request_release_start_change(pb::RequestReleaseStartChangeRequest {
+            validate_only: false,
             participant_id: ect.participant_id.clone(),
             release_start: date(2026, 11, 16),
             note: "ready now".into(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("requested")
@@ -347,7 +371,13 @@ async fn c2_an_early_release_for_a_post_november_starter_needs_a_dpl(stack: &Sta
     stack
         .participants(Some(&dpl))
         .await
-        .decide_request(pb::DecideRequestRequest { request_id: request.request_id, approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: request.approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect("approved");
     assert_eq!(status_on(stack, &ect.participant_id, None).await.release_start, date(2026, 11, 16));
@@ -363,11 +393,12 @@ async fn s1_s2_a_move_into_an_uncovered_area_is_sent_to_payments(stack: &Stack) 
     let mut client = stack.participants(Some(&lead)).await;
     let moved = client
         .move_school(pb::MoveSchoolRequest {
+            validate_only: false,
             keep_mentor: false,
             participant_id: ect.participant_id.clone(),
             school_id: uncovered.clone(),
             moved_on: date(2026, 11, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("moved")
@@ -377,7 +408,12 @@ async fn s1_s2_a_move_into_an_uncovered_area_is_sent_to_payments(stack: &Stack) 
     assert_eq!(moved.school_id, uncovered);
     assert_eq!(status_on(stack, &ect.participant_id, date(2026, 10, 1)).await.school_id, w.school_a, "history kept");
     let sync = client
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: ect.participant_id.clone(),
+            parked_only: false,
+        })
         .await
         .expect("sync status")
         .into_inner();
@@ -386,11 +422,12 @@ async fn s1_s2_a_move_into_an_uncovered_area_is_sent_to_payments(stack: &Stack) 
     // Moving into another delivery partner's school needs that scope too.
     let err = client
         .move_school(pb::MoveSchoolRequest {
+            validate_only: false,
             keep_mentor: false,
             participant_id: ect.participant_id.clone(),
             school_id: w.school_b.clone(),
             moved_on: None,
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("other dp");
@@ -405,7 +442,12 @@ async fn d4_every_change_writes_its_commands_for_content_release_and_payments(st
     let mut client = stack.participants(Some(&lead)).await;
     client.defer_participant(defer_request(&ect.participant_id, (2026, 12, 1), (2027, 6, 1))).await.expect("deferred");
     let sync = client
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: ect.participant_id.clone(),
+            parked_only: false,
+        })
         .await
         .expect("sync status")
         .into_inner();
@@ -430,7 +472,12 @@ async fn d4_every_change_writes_its_commands_for_content_release_and_payments(st
     let err = stack
         .participants(Some(&ic_b))
         .await
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: ect.participant_id.clone(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: ect.participant_id.clone(),
+            parked_only: false,
+        })
         .await
         .expect_err("other school");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -458,7 +505,7 @@ async fn d12_the_reporting_feed_resumes_from_a_cursor_without_gaps_or_repeats(st
         .into_inner();
     let seen = feed.message().await.expect("stream").expect("event").event.expect("event");
     assert_eq!(
-        (seen.participant_id.as_str(), seen.r#type),
+        (seen.participant_id.as_str(), seen.event_type),
         (first.participant_id.as_str(), pb::EventType::Deferred as i32)
     );
     drop(feed);
@@ -505,12 +552,13 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
     let mut as_lead = stack.participants(Some(&lead_1)).await;
     as_lead
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            validate_only: false,
             replacement_induction_coordinator_id: String::new(),
             participant_id: withdrawn.participant_id.clone(),
             reason: WithdrawalReason::LeftRole as i32,
             withdrawal_date: None,
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("withdrawn");
@@ -524,7 +572,7 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
         .into_inner()
         .request
         .expect("request")
-        .request_id;
+        .approval_request_id;
     let admin = stack.admin_token();
 
     // (rpc, tokens allowed past the permission check, tokens refused)
@@ -626,7 +674,12 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                         .await
                         .map(|_| ()),
                     "GetSyncStatus" => c
-                        .get_sync_status(pb::GetSyncStatusRequest { participant_id: id, parked_only: false })
+                        .get_sync_status(pb::GetSyncStatusRequest {
+                            page_size: 0,
+                            page_token: String::new(),
+                            participant_id: id,
+                            parked_only: false,
+                        })
                         .await
                         .map(|_| ()),
                     "ListNotifications" => {
@@ -656,8 +709,10 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                     // A refusal, so the request stays pending for the next caller.
                     "DecideRequest" => c
                         .decide_request(pb::DecideRequestRequest {
-                            request_id: pending.clone(),
-                            approve: false,
+                            idempotency_key: String::new(),
+                            validate_only: false,
+                            approval_request_id: pending.clone(),
+                            approve: Some(false),
                             note: "no".into(),
                         })
                         .await
@@ -680,7 +735,11 @@ async fn roles_matrix_for_the_lifecycle_rpcs(stack: &Stack) {
                         .await
                         .map(|_| ()),
                     "GetParticipantHistory" => c
-                        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: id })
+                        .get_participant_history(pb::GetParticipantHistoryRequest {
+                            page_size: 0,
+                            page_token: String::new(),
+                            participant_id: id,
+                        })
                         .await
                         .map(|_| ()),
                     "ListParticipants" => c.list_participants(pb::ListParticipantsRequest::default()).await.map(|_| ()),

@@ -76,7 +76,11 @@ async fn mutating_calls_past_a_callers_rate_are_refused_while_reads_and_other_ca
     let school = create_school(&mut client, "100001", &dp, true).await;
     create_dp(&mut client, "South Region").await;
     let err = client
-        .create_delivery_partner(pb::CreateDeliveryPartnerRequest { name: "East".into(), request_id: String::new() })
+        .create_delivery_partner(pb::CreateDeliveryPartnerRequest {
+            validate_only: false,
+            name: "East".into(),
+            idempotency_key: String::new(),
+        })
         .await
         .expect_err("4th mutating call in a minute");
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");

@@ -86,7 +86,11 @@ async fn metrics_count_calls_by_rpc_and_code_and_request_ids_reach_the_outbox() 
     let refused = stack
         .participants(Some(&admin))
         .await
-        .create_delivery_partner(pb::CreateDeliveryPartnerRequest { name: String::new(), request_id: String::new() })
+        .create_delivery_partner(pb::CreateDeliveryPartnerRequest {
+            validate_only: false,
+            name: String::new(),
+            idempotency_key: String::new(),
+        })
         .await
         .expect_err("an empty name is refused");
     assert_eq!(refused.code(), Code::InvalidArgument);

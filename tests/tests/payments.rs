@@ -58,12 +58,12 @@ async fn service(stack: &Stack) -> Payments {
 
 fn enrolment(id: &str, at: &Place, schedule: &str, cohort: i32, kind: ParticipantKind) -> pb::EnrolPayeeRequest {
     pb::EnrolPayeeRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: id.into(),
         delivery_partner_id: at.dp.clone(),
         schedule: schedule.into(),
         cohort,
-        funding_eligible: true,
+        funding_eligible: Some(true),
         participant_kind: kind as i32,
         school_id: at.school.clone(),
     }
@@ -85,7 +85,7 @@ async fn engage(client: &mut Payments, id: &str, on: Option<Date>) -> pb::Record
             participant_id: id.into(),
             occurred_on: on,
             kind: pb::EngagementKind::ModuleCompleted as i32,
-            request_id: new_id(),
+            idempotency_key: new_id(),
             note: String::new(),
         })
         .await
@@ -178,7 +178,7 @@ async fn f1_list_schedules_serves_each_cohorts_dated_windows_prices_and_shares(s
     let standard = listed.schedules.iter().find(|s| s.schedule_id == "ecf-standard-september").expect("standard");
     assert_eq!((standard.cohort, standard.variant.as_str()), (2024, "standard"));
     let windows: Vec<(&str, Option<Date>, Option<Date>, i32)> =
-        standard.windows.iter().map(|w| (w.milestone.as_str(), w.start, w.end, w.share_percent)).collect();
+        standard.windows.iter().map(|w| (w.milestone.as_str(), w.start_date, w.end_date, w.share_percent)).collect();
     assert_eq!(
         windows,
         [
@@ -213,17 +213,17 @@ async fn roles_receivers_are_service_only_and_a_refused_command_changes_nothing(
             client.enrol_payee(enrolment(&id, &at, "ecf-standard-september", 2025, ParticipantKind::Ect)).await.err(),
             client
                 .suspend_accrual(pb::SuspendAccrualRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: id.clone(),
                     suspension_id: "s1".into(),
-                    from: date(2026, 1, 1),
+                    start_date: date(2026, 1, 1),
                     until: date(2026, 6, 1),
                 })
                 .await
                 .err(),
             client
                 .resume_accrual(pb::ResumeAccrualRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: id.clone(),
                     suspension_id: "s1".into(),
                     on: date(2026, 2, 1),
@@ -232,7 +232,7 @@ async fn roles_receivers_are_service_only_and_a_refused_command_changes_nothing(
                 .err(),
             client
                 .end_accrual(pb::EndAccrualRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: id.clone(),
                     effective_date: date(2026, 2, 1),
                 })
@@ -240,7 +240,7 @@ async fn roles_receivers_are_service_only_and_a_refused_command_changes_nothing(
                 .err(),
             client
                 .reopen_accrual(pb::ReopenAccrualRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: id.clone(),
                     effective_date: date(2026, 3, 1),
                 })
@@ -248,20 +248,20 @@ async fn roles_receivers_are_service_only_and_a_refused_command_changes_nothing(
                 .err(),
             client
                 .set_area_covered(pb::SetAreaCoveredRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: id.clone(),
-                    covered: false,
-                    from: date(2026, 3, 1),
+                    covered: Some(false),
+                    start_date: date(2026, 3, 1),
                 })
                 .await
                 .err(),
             client
                 .set_participant_scope(pb::SetParticipantScopeRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: id.clone(),
                     school_id: new_id(),
                     delivery_partner_id: new_id(),
-                    from: date(2026, 3, 1),
+                    start_date: date(2026, 3, 1),
                 })
                 .await
                 .err(),
@@ -274,7 +274,7 @@ async fn roles_receivers_are_service_only_and_a_refused_command_changes_nothing(
         // X5: the DfE gateway's answers, service only too.
         let err = client
             .record_declaration_state(pb::RecordDeclarationStateRequest {
-                command_id: new_id(),
+                idempotency_key: new_id(),
                 participant_id: id.clone(),
                 declaration_type: "started".into(),
                 dfe_declaration_id: new_id(),
@@ -299,15 +299,15 @@ async fn idempotency_a_repeated_command_returns_the_first_answer_and_changes_not
     let id = new_id();
     let enrol = enrolment(&id, &at, "ecf-standard-september", 2025, ParticipantKind::Ect);
     let first = client.enrol_payee(enrol.clone()).await.expect("enrol").into_inner().ack.expect("ack");
-    assert_eq!((first.command_id.as_str(), first.duplicate), (enrol.command_id.as_str(), false));
+    assert_eq!((first.idempotency_key.as_str(), first.duplicate), (enrol.idempotency_key.as_str(), false));
     let again = client.enrol_payee(enrol.clone()).await.expect("repeat").into_inner().ack.expect("ack");
     assert!(again.duplicate, "a repeat says so");
-    let same_values = pb::EnrolPayeeRequest { command_id: new_id(), ..enrol.clone() };
+    let same_values = pb::EnrolPayeeRequest { idempotency_key: new_id(), ..enrol.clone() };
     assert!(
         !client.enrol_payee(same_values).await.expect("identical enrolment").into_inner().ack.expect("ack").duplicate
     );
     let err = client
-        .enrol_payee(pb::EnrolPayeeRequest { command_id: new_id(), cohort: 2026, ..enrol.clone() })
+        .enrol_payee(pb::EnrolPayeeRequest { idempotency_key: new_id(), cohort: 2026, ..enrol.clone() })
         .await
         .expect_err("different values");
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -315,38 +315,44 @@ async fn idempotency_a_repeated_command_returns_the_first_answer_and_changes_not
         .enrol_payee(pb::EnrolPayeeRequest { cohort: 2026, ..enrol.clone() })
         .await
         .expect_err("a command id reused for another request");
-    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "COMMAND_ID_REUSED"));
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "IDEMPOTENCY_KEY_REUSED"));
 
     engage(&mut client, &id, date(2025, 9, 10)).await;
     let suspend = pb::SuspendAccrualRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: id.clone(),
         suspension_id: "deferral-1".into(),
-        from: date(2026, 1, 10),
+        start_date: date(2026, 1, 10),
         until: date(2026, 5, 1),
     };
     let resume = pb::ResumeAccrualRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: id.clone(),
         suspension_id: "deferral-1".into(),
         on: date(2026, 3, 2),
     };
-    let end =
-        pb::EndAccrualRequest { command_id: new_id(), participant_id: id.clone(), effective_date: date(2026, 6, 1) };
-    let reopen =
-        pb::ReopenAccrualRequest { command_id: new_id(), participant_id: id.clone(), effective_date: date(2026, 8, 1) };
-    let coverage = pb::SetAreaCoveredRequest {
-        command_id: new_id(),
+    let end = pb::EndAccrualRequest {
+        idempotency_key: new_id(),
         participant_id: id.clone(),
-        covered: true,
-        from: date(2026, 9, 1),
+        effective_date: date(2026, 6, 1),
+    };
+    let reopen = pb::ReopenAccrualRequest {
+        idempotency_key: new_id(),
+        participant_id: id.clone(),
+        effective_date: date(2026, 8, 1),
+    };
+    let coverage = pb::SetAreaCoveredRequest {
+        idempotency_key: new_id(),
+        participant_id: id.clone(),
+        covered: Some(true),
+        start_date: date(2026, 9, 1),
     };
     let scope = pb::SetParticipantScopeRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: id.clone(),
         school_id: at.school.clone(),
         delivery_partner_id: at.dp.clone(),
-        from: date(2026, 9, 1),
+        start_date: date(2026, 9, 1),
     };
     for repeat in [false, true] {
         let acks = [
@@ -369,7 +375,7 @@ async fn idempotency_a_repeated_command_returns_the_first_answer_and_changes_not
     // clears the resume (D6).
     client
         .suspend_accrual(pb::SuspendAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             until: date(2026, 5, 15),
             ..suspend.clone()
         })
@@ -378,13 +384,13 @@ async fn idempotency_a_repeated_command_returns_the_first_answer_and_changes_not
     let a = accrual(&mut client, &id, date(2026, 4, 1)).await;
     assert_eq!(a.state, pb::AccrualState::Suspended as i32);
     let s = a.suspension.expect("suspension");
-    assert_eq!((s.suspension_id.as_str(), s.from, s.until), ("deferral-1", date(2026, 1, 10), date(2026, 5, 15)));
+    assert_eq!((s.suspension_id.as_str(), s.start_date, s.until), ("deferral-1", date(2026, 1, 10), date(2026, 5, 15)));
 
     let request = pb::RecordEngagementRequest {
         participant_id: id.clone(),
         occurred_on: date(2025, 10, 1),
         kind: pb::EngagementKind::Clinic as i32,
-        request_id: new_id(),
+        idempotency_key: new_id(),
         note: "clinic 2".into(),
     };
     let once = client.record_engagement(request.clone()).await.expect("engagement").into_inner();
@@ -395,19 +401,19 @@ async fn idempotency_a_repeated_command_returns_the_first_answer_and_changes_not
         .record_engagement(pb::RecordEngagementRequest { occurred_on: date(2025, 10, 2), ..request })
         .await
         .expect_err("request id reused");
-    assert_eq!(reason(&err), "REQUEST_ID_REUSED");
+    assert_eq!(reason(&err), "IDEMPOTENCY_KEY_REUSED");
 }
 
 async fn invalid_argument_lists_every_bad_field_and_changes_nothing(stack: &Stack) {
     let mut client = service(stack).await;
     let err = client
         .enrol_payee(pb::EnrolPayeeRequest {
-            command_id: String::new(),
+            idempotency_key: String::new(),
             participant_id: "not-an-id".into(),
             delivery_partner_id: String::new(),
             schedule: String::new(),
             cohort: 0,
-            funding_eligible: true,
+            funding_eligible: Some(true),
             participant_kind: 0,
             school_id: new_id(),
         })
@@ -416,7 +422,7 @@ async fn invalid_argument_lists_every_bad_field_and_changes_nothing(stack: &Stac
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(
         fields(&err),
-        ["command_id", "participant_id", "delivery_partner_id", "schedule", "cohort", "participant_kind"]
+        ["idempotency_key", "participant_id", "delivery_partner_id", "schedule", "cohort", "participant_kind"]
     );
     let at = place();
     let id = new_id();
@@ -436,10 +442,10 @@ async fn invalid_argument_lists_every_bad_field_and_changes_nothing(stack: &Stac
     let id = enrol_ect(&mut client, &at, 2025).await;
     let err = client
         .suspend_accrual(pb::SuspendAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             suspension_id: "s1".into(),
-            from: date(2026, 3, 1),
+            start_date: date(2026, 3, 1),
             until: date(2026, 2, 1),
         })
         .await
@@ -447,7 +453,7 @@ async fn invalid_argument_lists_every_bad_field_and_changes_nothing(stack: &Stac
     assert_eq!(fields(&err), ["until"]);
     let err = client
         .end_accrual(pb::EndAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             effective_date: date(2026, 2, 30),
         })
@@ -459,12 +465,12 @@ async fn invalid_argument_lists_every_bad_field_and_changes_nothing(stack: &Stac
             participant_id: id.clone(),
             occurred_on: None,
             kind: 0,
-            request_id: String::new(),
+            idempotency_key: String::new(),
             note: String::new(),
         })
         .await
         .expect_err("no date, kind or request id");
-    assert_eq!(fields(&err), ["occurred_on", "kind", "request_id"]);
+    assert_eq!(fields(&err), ["occurred_on", "kind", "idempotency_key"]);
     let a = accrual(&mut client, &id, None).await;
     assert_eq!(a.state, pb::AccrualState::Accruing as i32, "no suspension and no end were stored");
     assert!(a.suspension.is_none() && a.milestones.is_empty());
@@ -493,17 +499,17 @@ async fn f3_deferral_return_and_engagement_read_back_through_accrual_and_stateme
     let steady = enrol_ect(&mut client, &at, 2024).await;
     client
         .suspend_accrual(pb::SuspendAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             suspension_id: "deferral-1".into(),
-            from: date(2025, 5, 1),
+            start_date: date(2025, 5, 1),
             until: date(2026, 4, 20),
         })
         .await
         .expect("deferral");
     client
         .resume_accrual(pb::ResumeAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             suspension_id: "deferral-1".into(),
             on: date(2026, 1, 5),
@@ -532,7 +538,11 @@ async fn f3_deferral_return_and_engagement_read_back_through_accrual_and_stateme
     let during = accrual(&mut client, &id, date(2025, 10, 1)).await;
     assert_eq!(during.state, pb::AccrualState::Suspended as i32);
     let s = during.suspension.expect("suspension in effect");
-    assert_eq!((s.from, s.until), (date(2025, 5, 1), date(2026, 1, 5)), "the return date is the first day accruing");
+    assert_eq!(
+        (s.start_date, s.until),
+        (date(2025, 5, 1), date(2026, 1, 5)),
+        "the return date is the first day accruing"
+    );
     assert_eq!(during.milestones.len(), 3, "started, retained-1 and retained-2 before the deferral");
 
     let now = accrual(&mut client, &id, None).await;
@@ -581,7 +591,7 @@ async fn w5_w9_a_withdrawal_pays_the_window_engaged_before_it_and_a_reinstatemen
     engage(&mut client, &id, date(2026, 2, 1)).await;
     client
         .end_accrual(pb::EndAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             effective_date: date(2026, 2, 15),
         })
@@ -608,7 +618,7 @@ async fn w5_w9_a_withdrawal_pays_the_window_engaged_before_it_and_a_reinstatemen
 
     let err = client
         .reopen_accrual(pb::ReopenAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             effective_date: date(2026, 2, 1),
         })
@@ -617,7 +627,7 @@ async fn w5_w9_a_withdrawal_pays_the_window_engaged_before_it_and_a_reinstatemen
     assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "REOPEN_BEFORE_END"));
     client
         .reopen_accrual(pb::ReopenAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             effective_date: date(2026, 9, 1),
         })
@@ -635,7 +645,7 @@ async fn s1_s2_m4_moves_uncovered_areas_and_pilot_mentors(stack: &Stack) {
     let pilot = new_id();
     client
         .enrol_payee(pb::EnrolPayeeRequest {
-            funding_eligible: false,
+            funding_eligible: Some(false),
             ..enrolment(&pilot, &a, "ecf-standard-september", 2025, ParticipantKind::Mentor)
         })
         .await
@@ -648,20 +658,20 @@ async fn s1_s2_m4_moves_uncovered_areas_and_pilot_mentors(stack: &Stack) {
     }
     client
         .set_area_covered(pb::SetAreaCoveredRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: mover.clone(),
-            covered: false,
-            from: date(2026, 4, 20),
+            covered: Some(false),
+            start_date: date(2026, 4, 20),
         })
         .await
         .expect("moved out of the covered area");
     client
         .set_participant_scope(pb::SetParticipantScopeRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: mover.clone(),
             school_id: b.school.clone(),
             delivery_partner_id: b.dp.clone(),
-            from: date(2026, 4, 20),
+            start_date: date(2026, 4, 20),
         })
         .await
         .expect("moved school");
@@ -714,7 +724,7 @@ async fn p5_engagement_during_a_pause_accrues_as_if_never_paused(stack: &Stack) 
                 participant_id: paused.clone(),
                 occurred_on: date(2026, 11, 10),
                 kind: kind as i32,
-                request_id: new_id(),
+                idempotency_key: new_id(),
                 note: "during a three-week pause".into(),
             })
             .await
@@ -740,7 +750,7 @@ async fn roles_reads_and_engagement_in_scope_only(stack: &Stack) {
             participant_id: id.clone(),
             occurred_on: date(2026, 10, 5),
             kind: pb::EngagementKind::Conference as i32,
-            request_id: new_id(),
+            idempotency_key: new_id(),
             note: String::new(),
         })
         .await
@@ -760,7 +770,7 @@ async fn roles_reads_and_engagement_in_scope_only(stack: &Stack) {
                 participant_id: id.clone(),
                 occurred_on: date(2026, 10, 6),
                 kind: pb::EngagementKind::Clinic as i32,
-                request_id: new_id(),
+                idempotency_key: new_id(),
                 note: String::new(),
             })
             .await
@@ -772,7 +782,7 @@ async fn roles_reads_and_engagement_in_scope_only(stack: &Stack) {
             participant_id: id.clone(),
             occurred_on: date(2026, 11, 29),
             kind: pb::EngagementKind::Clinic as i32,
-            request_id: new_id(),
+            idempotency_key: new_id(),
             note: String::new(),
         })
         .await
@@ -932,12 +942,13 @@ async fn d4_d7_the_participant_services_commands_reach_payments(stack: &Stack) {
     let mut participants = stack.participants(Some(&lead)).await;
     participants
         .defer_participant(participant::DeferParticipantRequest {
+            validate_only: false,
             participant_id: id.clone(),
             reason: DeferralReason::LongTermSickness as i32,
             deferral_date: date(2026, 10, 1),
             expected_return_date: date(2027, 2, 1),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("deferred");
@@ -951,9 +962,10 @@ async fn d4_d7_the_participant_services_commands_reach_payments(stack: &Stack) {
     .await;
     participants
         .record_return(participant::RecordReturnRequest {
+            validate_only: false,
             participant_id: id.clone(),
             return_date: date(2026, 11, 16),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("returned early");
@@ -964,7 +976,7 @@ async fn d4_d7_the_participant_services_commands_reach_payments(stack: &Stack) {
     .await;
     let a = accrual(&mut c, &id, date(2026, 10, 15)).await;
     let s = a.suspension.clone().expect("the deferral, as resumed");
-    assert_eq!((s.from, s.until), (date(2026, 10, 1), date(2026, 11, 16)));
+    assert_eq!((s.start_date, s.until), (date(2026, 10, 1), date(2026, 11, 16)));
     assert_eq!(earned(&a), [pair("ecf-standard-september/2026/started", "started")]);
     assert_eq!(a.delivery_partner_id, w.dp1);
 }
@@ -1021,7 +1033,7 @@ async fn engage_as(client: &mut Payments, id: &str, on: Option<Date>, kind: pb::
             participant_id: id.into(),
             occurred_on: on,
             kind: kind as i32,
-            request_id: request_id.clone(),
+            idempotency_key: request_id.clone(),
             note: String::new(),
         })
         .await
@@ -1047,7 +1059,7 @@ async fn x5_f2_an_earned_milestone_is_declared_once_with_its_qualifying_day_and_
         })
         .expect("a declaration");
     assert_eq!(declared.participant_id, id);
-    assert!(!declared.command_id.is_empty());
+    assert!(!declared.idempotency_key.is_empty());
 
     // A repeated call, more engagement in the same window, and changes that
     // change nothing earned: the comparison runs again and enqueues nothing.
@@ -1056,7 +1068,7 @@ async fn x5_f2_an_earned_milestone_is_declared_once_with_its_qualifying_day_and_
             participant_id: id.clone(),
             occurred_on: date(2025, 10, 1),
             kind: pb::EngagementKind::ModuleCompleted as i32,
-            request_id: first,
+            idempotency_key: first,
             note: String::new(),
         })
         .await
@@ -1066,11 +1078,11 @@ async fn x5_f2_an_earned_milestone_is_declared_once_with_its_qualifying_day_and_
     engage_as(&mut client, &id, date(2025, 10, 20), pb::EngagementKind::Clinic).await;
     client
         .set_participant_scope(pb::SetParticipantScopeRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             school_id: at.school.clone(),
             delivery_partner_id: at.dp.clone(),
-            from: date(2026, 6, 1),
+            start_date: date(2026, 6, 1),
         })
         .await
         .expect("scope");
@@ -1119,7 +1131,7 @@ async fn x6_f4_a_withdrawal_backdated_before_the_qualifying_engagement_voids_and
     engage_as(&mut client, &id, date(2026, 2, 1), pb::EngagementKind::Conference).await;
     client
         .end_accrual(pb::EndAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             effective_date: date(2026, 1, 15),
         })
@@ -1137,7 +1149,7 @@ async fn x6_f4_a_withdrawal_backdated_before_the_qualifying_engagement_voids_and
     // The same withdrawal again changes nothing.
     client
         .end_accrual(pb::EndAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             effective_date: date(2026, 1, 15),
         })
@@ -1149,7 +1161,7 @@ async fn x6_f4_a_withdrawal_backdated_before_the_qualifying_engagement_voids_and
     // milestone is declared again (a new declaration after the void).
     client
         .reopen_accrual(pb::ReopenAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             effective_date: date(2026, 1, 20),
         })
@@ -1169,10 +1181,10 @@ async fn x6_f3_a_backdated_deferral_voids_the_milestone_it_unearns_and_keeps_one
     engage_as(&mut client, &id, date(2026, 2, 1), pb::EngagementKind::Clinic).await;
     client
         .suspend_accrual(pb::SuspendAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             suspension_id: "deferral-1".into(),
-            from: date(2025, 9, 20),
+            start_date: date(2025, 9, 20),
             until: date(2026, 1, 5),
         })
         .await
@@ -1200,7 +1212,7 @@ async fn x5_record_declaration_state_shows_in_get_accrual_and_the_statement(stac
     engage_as(&mut client, &id, date(2025, 10, 1), pb::EngagementKind::ModuleCompleted).await;
     let dfe_id = new_id();
     let submitted = pb::RecordDeclarationStateRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         participant_id: id.clone(),
         declaration_type: "started".into(),
         dfe_declaration_id: dfe_id.clone(),
@@ -1208,7 +1220,8 @@ async fn x5_record_declaration_state_shows_in_get_accrual_and_the_statement(stac
     };
     let ack = client.record_declaration_state(submitted.clone()).await.expect("submitted").into_inner().ack;
     assert!(!ack.expect("ack").duplicate);
-    let paid = pb::RecordDeclarationStateRequest { command_id: new_id(), state: "paid".into(), ..submitted.clone() };
+    let paid =
+        pb::RecordDeclarationStateRequest { idempotency_key: new_id(), state: "paid".into(), ..submitted.clone() };
     client.record_declaration_state(paid).await.expect("paid");
     // A repeat of the first answer changes nothing: the latest stays.
     let again = client.record_declaration_state(submitted.clone()).await.expect("repeat").into_inner().ack;
@@ -1229,7 +1242,7 @@ async fn x5_record_declaration_state_shows_in_get_accrual_and_the_statement(stac
 
     // Refusals change nothing.
     let bad = pb::RecordDeclarationStateRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         state: "accepted".into(),
         declaration_type: "term-3".into(),
         dfe_declaration_id: String::new(),
@@ -1239,10 +1252,10 @@ async fn x5_record_declaration_state_shows_in_get_accrual_and_the_statement(stac
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(fields(&err), ["declaration_type", "dfe_declaration_id", "state"]);
     let unknown =
-        pb::RecordDeclarationStateRequest { command_id: new_id(), participant_id: new_id(), ..submitted.clone() };
+        pb::RecordDeclarationStateRequest { idempotency_key: new_id(), participant_id: new_id(), ..submitted.clone() };
     assert_eq!(client.record_declaration_state(unknown).await.expect_err("unknown").code(), Code::NotFound);
     let never = pb::RecordDeclarationStateRequest {
-        command_id: new_id(),
+        idempotency_key: new_id(),
         declaration_type: "retained-3".into(),
         state: "eligible".into(),
         ..submitted.clone()
@@ -1252,7 +1265,7 @@ async fn x5_record_declaration_state_shows_in_get_accrual_and_the_statement(stac
     assert!(err.message().contains("retained-3"), "{}", err.message());
     assert_eq!(shown(&accrual(&mut client, &id, None).await), expected);
     let refused_as_admin = reader
-        .record_declaration_state(pb::RecordDeclarationStateRequest { command_id: new_id(), ..submitted })
+        .record_declaration_state(pb::RecordDeclarationStateRequest { idempotency_key: new_id(), ..submitted })
         .await
         .expect_err("admin");
     assert_eq!(refused_as_admin.code(), Code::PermissionDenied);
@@ -1380,7 +1393,7 @@ impl FakeGateway {
 
 fn ack<T>(command_id: &str, wrap: impl FnOnce(steplab_proto::steplab::common::v1::CommandAck) -> T) -> Answer<T> {
     Ok(tonic::Response::new(wrap(steplab_proto::steplab::common::v1::CommandAck {
-        command_id: command_id.into(),
+        idempotency_key: command_id.into(),
         duplicate: false,
     })))
 }
@@ -1405,7 +1418,7 @@ impl dfe::dfe_gateway_service_server::DfeGatewayService for FakeGateway {
     ) -> Answer<dfe::DeclareMilestoneResponse> {
         let r = request.get_ref();
         self.note(request.metadata(), format!("declare {} {}", r.participant_id, r.declaration_type));
-        ack(&r.command_id, |ack| dfe::DeclareMilestoneResponse { ack: Some(ack) })
+        ack(&r.idempotency_key, |ack| dfe::DeclareMilestoneResponse { ack: Some(ack) })
     }
     async fn void_milestone(
         &self,
@@ -1413,7 +1426,7 @@ impl dfe::dfe_gateway_service_server::DfeGatewayService for FakeGateway {
     ) -> Answer<dfe::VoidMilestoneResponse> {
         let r = request.get_ref();
         self.note(request.metadata(), format!("void {} {}", r.participant_id, r.declaration_type));
-        ack(&r.command_id, |ack| dfe::VoidMilestoneResponse { ack: Some(ack) })
+        ack(&r.idempotency_key, |ack| dfe::VoidMilestoneResponse { ack: Some(ack) })
     }
     async fn list_dfe_calls(&self, _: tonic::Request<dfe::ListDfeCallsRequest>) -> Answer<dfe::ListDfeCallsResponse> {
         Err(Status::unimplemented("not here"))
@@ -1458,7 +1471,7 @@ async fn x5_x6_payments_relay_delivers_declarations_and_voids_to_the_gateway_in_
     engage_as(&mut client, &id, date(2026, 2, 1), pb::EngagementKind::Clinic).await;
     client
         .end_accrual(pb::EndAccrualRequest {
-            command_id: new_id(),
+            idempotency_key: new_id(),
             participant_id: id.clone(),
             effective_date: date(2026, 1, 15),
         })

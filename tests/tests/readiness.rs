@@ -133,7 +133,11 @@ async fn create_dp(stack: &Stack, name: &str) -> Result<(), tonic::Status> {
     let admin = stack.admin_token();
     let mut client = stack.participants(Some(&admin)).await;
     client
-        .create_delivery_partner(pb::CreateDeliveryPartnerRequest { name: name.into(), request_id: String::new() })
+        .create_delivery_partner(pb::CreateDeliveryPartnerRequest {
+            validate_only: false,
+            name: name.into(),
+            idempotency_key: String::new(),
+        })
         .await
         .map(|_| ())
 }

@@ -118,7 +118,11 @@ async fn roles_who_may_create_and_register(stack: &Stack) {
     let err = stack
         .participants(Some(&lead_dp2))
         .await
-        .create_delivery_partner(pb::CreateDeliveryPartnerRequest { name: "X".into(), request_id: String::new() })
+        .create_delivery_partner(pb::CreateDeliveryPartnerRequest {
+            validate_only: false,
+            name: "X".into(),
+            idempotency_key: String::new(),
+        })
         .await
         .expect_err("lead creates dp");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -195,7 +199,7 @@ async fn c1_default_release_start_and_schedule_follow_the_registration_date(stac
 async fn m4_a_previous_pilot_mentor_is_kept_and_not_funded(stack: &Stack) {
     let w = world(stack).await;
     let mut request = registration(&w.school_a, ParticipantKind::Mentor, "1000008", None);
-    request.previous_pilot_mentor = true;
+    request.previous_pilot_mentor = Some(true);
     let mentor = register(stack, &w.dp1, request).await;
     assert!(mentor.previous_pilot_mentor);
     assert!(!mentor.funding_eligible);
@@ -208,11 +212,12 @@ async fn duplicates_a_urn_or_a_trn_already_registered_is_already_exists(stack: &
         .participants(Some(&admin))
         .await
         .create_school(pb::CreateSchoolRequest {
+            validate_only: false,
             urn: "100001".into(),
             name: "Copy".into(),
             delivery_partner_id: w.dp1.clone(),
-            area_covered: true,
-            request_id: String::new(),
+            area_covered: Some(true),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("same urn");
@@ -231,7 +236,7 @@ async fn duplicates_a_urn_or_a_trn_already_registered_is_already_exists(stack: &
 async fn idempotency_a_repeated_request_id_returns_the_first_answer(stack: &Stack) {
     let w = world(stack).await;
     let mut request = registration(&w.school_a, ParticipantKind::Ect, "1000010", None);
-    request.request_id = "register-1000010".into();
+    request.idempotency_key = "register-1000010".into();
     let first = register(stack, &w.dp1, request.clone()).await;
     let second = register(stack, &w.dp1, request.clone()).await;
     assert_eq!(first.participant_id, second.participant_id);
@@ -240,7 +245,7 @@ async fn idempotency_a_repeated_request_id_returns_the_first_answer(stack: &Stac
     let lead = stack.token(Role::EcfLead, None, &[&w.dp1]);
     let err = stack.participants(Some(&lead)).await.register_participant(request).await.expect_err("reused id");
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(err.get_error_details().error_info().expect("ErrorInfo").reason, "REQUEST_ID_REUSED");
+    assert_eq!(err.get_error_details().error_info().expect("ErrorInfo").reason, "IDEMPOTENCY_KEY_REUSED");
 }
 
 async fn listing_pages_through_everyone_in_scope_once(stack: &Stack) {
@@ -322,11 +327,12 @@ async fn m1_m3_mentors_are_assigned_replaced_and_kept_in_history(stack: &Stack) 
     let lead = stack.token(Role::EcfLead, None, &[&w.dp1]);
     let mut client = stack.participants(Some(&lead)).await;
     let assign = |mentor: &str, interim: bool, on: Option<Date>| pb::AssignMentorRequest {
+        validate_only: false,
         ect_id: ect.participant_id.clone(),
         mentor_id: mentor.into(),
         interim,
         effective_date: on,
-        request_id: String::new(),
+        idempotency_key: String::new(),
         until: None,
     };
     client.assign_mentor(assign(&m1.participant_id, false, date(2026, 9, 7))).await.expect("m1");
@@ -363,12 +369,16 @@ async fn m1_m3_mentors_are_assigned_replaced_and_kept_in_history(stack: &Stack) 
         .expect_err("before registration");
     assert_eq!(err.get_error_details().error_info().expect("ErrorInfo").reason, "BEFORE_REGISTRATION");
     let history = client
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: ect.participant_id.clone() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: ect.participant_id.clone(),
+        })
         .await
         .expect("history")
         .into_inner()
         .events;
-    let types: Vec<i32> = history.iter().map(|e| e.r#type).collect();
+    let types: Vec<i32> = history.iter().map(|e| e.event_type).collect();
     assert_eq!(
         types,
         [
@@ -381,12 +391,16 @@ async fn m1_m3_mentors_are_assigned_replaced_and_kept_in_history(stack: &Stack) 
     assert!(history.iter().all(|e| !e.actor.is_empty() && e.record_time.is_some() && e.effective_date.is_some()));
     assert_eq!(history[3].actor_role, "induction_coordinator");
     let m1_history = client
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: m1.participant_id.clone() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: m1.participant_id.clone(),
+        })
         .await
         .expect("mentor history")
         .into_inner()
         .events;
-    let m1_types: Vec<i32> = m1_history.iter().map(|e| e.r#type).collect();
+    let m1_types: Vec<i32> = m1_history.iter().map(|e| e.event_type).collect();
     // M2 (version 2): the replaced mentor, left with no ECT, is not
     // withdrawn; the ECF Lead is told instead.
     assert_eq!(
@@ -435,11 +449,12 @@ async fn concurrency_racing_mentor_changes_leave_a_contiguous_history(stack: &St
     let calls = mentors.iter().map(|mentor| {
         let mut client = client.clone();
         let request = pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect.participant_id.clone(),
             mentor_id: mentor.clone(),
             interim: false,
             effective_date: None,
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         };
         tokio::spawn(async move { client.assign_mentor(request).await })
@@ -454,7 +469,11 @@ async fn concurrency_racing_mentor_changes_leave_a_contiguous_history(stack: &St
     assert!(won >= 1);
     let mut client = client.clone();
     let history = client
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: ect.participant_id.clone() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: ect.participant_id.clone(),
+        })
         .await
         .expect("history")
         .into_inner()

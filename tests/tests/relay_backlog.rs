@@ -91,7 +91,7 @@ fn backlog_group(template: &payments::EnrolPayeeRequest) -> Vec<NewCommand> {
     };
     let enrol_id = uuid::Uuid::now_v7().to_string();
     let enrol = payments::EnrolPayeeRequest {
-        command_id: enrol_id.clone(),
+        idempotency_key: enrol_id.clone(),
         participant_id: participant_id.clone(),
         ..template.clone()
     };
@@ -99,10 +99,10 @@ fn backlog_group(template: &payments::EnrolPayeeRequest) -> Vec<NewCommand> {
     for until in [date(2027, 1, 4), date(2027, 2, 1), date(2027, 3, 1)] {
         let command_id = uuid::Uuid::now_v7().to_string();
         let suspend = payments::SuspendAccrualRequest {
-            command_id: command_id.clone(),
+            idempotency_key: command_id.clone(),
             participant_id: participant_id.clone(),
             suspension_id: "backlog".into(),
-            from: date(2026, 12, 1),
+            start_date: date(2026, 12, 1),
             until,
         };
         commands.push(command("SuspendAccrual", suspend.encode_to_vec(), command_id));
@@ -162,7 +162,12 @@ async fn sync_status(stack: &Stack) -> pb::GetSyncStatusResponse {
     stack
         .participants(Some(&admin))
         .await
-        .get_sync_status(pb::GetSyncStatusRequest { participant_id: String::new(), parked_only: false })
+        .get_sync_status(pb::GetSyncStatusRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: String::new(),
+            parked_only: false,
+        })
         .await
         .expect("sync status")
         .into_inner()

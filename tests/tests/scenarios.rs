@@ -29,11 +29,12 @@ async fn mentor_for(stack: &Stack, w: &World, ect_id: &str, trn: &str) -> String
     lead(stack, w)
         .await
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: ect_id.into(),
             mentor_id: mentor.clone(),
             interim: false,
             effective_date: date(2026, 9, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -43,23 +44,25 @@ async fn mentor_for(stack: &Stack, w: &World, ect_id: &str, trn: &str) -> String
 
 fn deferral(id: &str, reason: DeferralReason, from: Option<Date>, until: Option<Date>) -> pb::DeferParticipantRequest {
     pb::DeferParticipantRequest {
+        validate_only: false,
         participant_id: id.into(),
         reason: reason as i32,
         deferral_date: from,
         expected_return_date: until,
         note: String::new(),
-        request_id: String::new(),
+        idempotency_key: String::new(),
     }
 }
 
 fn withdrawal(id: &str, reason: WithdrawalReason, on: Option<Date>) -> pb::WithdrawParticipantRequest {
     pb::WithdrawParticipantRequest {
+        validate_only: false,
         replacement_induction_coordinator_id: String::new(),
         participant_id: id.into(),
         reason: reason as i32,
         withdrawal_date: on,
         note: String::new(),
-        request_id: String::new(),
+        idempotency_key: String::new(),
     }
 }
 
@@ -97,12 +100,13 @@ async fn p1_a_short_absence_is_paused_by_the_induction_coordinator(stack: &Stack
         .participants(Some(&ic))
         .await
         .pause_participant(pb::PauseParticipantRequest {
+            validate_only: false,
             alongside_ect_id: String::new(),
             participant_id: id.clone(),
             start_date: date(2026, 11, 9),
             expected_end_date: date(2026, 12, 7),
             note: "surgery".into(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("paused");
@@ -142,9 +146,10 @@ async fn d6_d7_a_return_date_moved_later_and_then_an_early_return(stack: &Stack)
         .expect("deferred");
     client
         .change_return_date(pb::ChangeReturnDateRequest {
+            validate_only: false,
             participant_id: id.clone(),
             expected_return_date: date(2027, 3, 1),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("later");
@@ -152,9 +157,10 @@ async fn d6_d7_a_return_date_moved_later_and_then_an_early_return(stack: &Stack)
     assert_agree(stack, &[&id], &[None, date(2027, 2, 1)]).await;
     client
         .record_return(pb::RecordReturnRequest {
+            validate_only: false,
             participant_id: id.clone(),
             return_date: date(2026, 11, 23),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("early return");
@@ -206,10 +212,11 @@ async fn w9_a_reinstatement_approved_by_the_dpl(stack: &Stack) {
         .expect("withdrawn");
     let request = client
         .request_reinstatement(pb::RequestReinstatementRequest {
+            validate_only: false,
             with_mentor: false,
             participant_id: id.clone(),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("requested")
@@ -222,7 +229,13 @@ async fn w9_a_reinstatement_approved_by_the_dpl(stack: &Stack) {
     stack
         .participants(Some(&dpl))
         .await
-        .decide_request(pb::DecideRequestRequest { request_id: request.request_id, approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: request.approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect("approved");
     wait_until_delivered(stack, DELIVERY).await;
@@ -242,11 +255,12 @@ async fn m3_an_induction_coordinator_steps_in_as_interim_mentor(stack: &Stack) {
         .participants(Some(&ic_token))
         .await
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: id.clone(),
             mentor_id: ic.clone(),
             interim: true,
             effective_date: None,
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -270,11 +284,12 @@ async fn m2_a_replaced_mentor_stays_in_the_programme(stack: &Stack) {
     lead(stack, &w)
         .await
         .assign_mentor(pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: id.clone(),
             mentor_id: new.clone(),
             interim: false,
             effective_date: date(2026, 11, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
             until: None,
         })
         .await
@@ -293,11 +308,12 @@ async fn s2_a_move_into_an_uncovered_area(stack: &Stack) {
     lead(stack, &w)
         .await
         .move_school(pb::MoveSchoolRequest {
+            validate_only: false,
             keep_mentor: false,
             participant_id: id.clone(),
             school_id: far.clone(),
             moved_on: date(2026, 11, 2),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("moved");
@@ -321,10 +337,11 @@ async fn c2_an_early_release_for_a_post_november_starter(stack: &Stack) {
     let request = lead(stack, &w)
         .await
         .request_release_start_change(pb::RequestReleaseStartChangeRequest {
+            validate_only: false,
             participant_id: id.clone(),
             release_start: date(2026, 11, 16),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("requested")
@@ -337,7 +354,13 @@ async fn c2_an_early_release_for_a_post_november_starter(stack: &Stack) {
     stack
         .participants(Some(&dpl))
         .await
-        .decide_request(pb::DecideRequestRequest { request_id: request.request_id, approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: request.approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect("approved");
     wait_until_delivered(stack, DELIVERY).await;

@@ -50,28 +50,30 @@ async fn scene(stack: &Stack) -> Scene {
     let mut lead_b = stack.participants(Some(&stack.token(Role::EcfLead, None, &[&w.dp2]))).await;
     lead_b
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            validate_only: false,
             replacement_induction_coordinator_id: String::new(),
             participant_id: leaver.participant_id.clone(),
             reason: WithdrawalReason::LeftTeachingProfession as i32,
             withdrawal_date: None,
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("withdraw in dp2");
     let request_b = lead_b
         .request_reinstatement(pb::RequestReinstatementRequest {
+            validate_only: false,
             with_mentor: false,
             participant_id: leaver.participant_id,
             note: "back after all".into(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("request in dp2")
         .into_inner()
         .request
         .expect("request")
-        .request_id;
+        .approval_request_id;
     // Content release and payments enrol delivery partner 2's learners too.
     steplab_tests::wait_until_delivered(stack, std::time::Duration::from_secs(30)).await;
     Scene {
@@ -162,130 +164,170 @@ const ON_PARTICIPANT: [OnParticipant; 18] = [
 
 async fn call(c: &mut Participants, rpc: OnParticipant, id: &str, s: &Scene) -> Result<(), Status> {
     let participant_id = id.to_owned();
-    let request_id = String::new();
+    let idempotency_key = String::new();
     match rpc {
         OnParticipant::Get => {
             c.get_participant(pb::GetParticipantRequest { participant_id, as_of: None }).await.map(drop)
         }
-        OnParticipant::History => {
-            c.get_participant_history(pb::GetParticipantHistoryRequest { participant_id }).await.map(drop)
-        }
-        OnParticipant::SyncStatus => {
-            c.get_sync_status(pb::GetSyncStatusRequest { participant_id, parked_only: false }).await.map(drop)
-        }
+        OnParticipant::History => c
+            .get_participant_history(pb::GetParticipantHistoryRequest {
+                page_size: 0,
+                page_token: String::new(),
+                participant_id,
+            })
+            .await
+            .map(drop),
+        OnParticipant::SyncStatus => c
+            .get_sync_status(pb::GetSyncStatusRequest {
+                page_size: 0,
+                page_token: String::new(),
+                participant_id,
+                parked_only: false,
+            })
+            .await
+            .map(drop),
         OnParticipant::Pause => c
             .pause_participant(pb::PauseParticipantRequest {
+                validate_only: false,
                 alongside_ect_id: String::new(),
                 participant_id,
                 start_date: on("2026-11-28"),
                 expected_end_date: on("2026-12-20"),
                 note: String::new(),
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::ExtendPause => c
-            .extend_pause(pb::ExtendPauseRequest { participant_id, expected_end_date: on("2026-12-30"), request_id })
+            .extend_pause(pb::ExtendPauseRequest {
+                validate_only: false,
+                participant_id,
+                expected_end_date: on("2026-12-30"),
+                idempotency_key,
+            })
             .await
             .map(drop),
-        OnParticipant::EndPause => {
-            c.end_pause(pb::EndPauseRequest { participant_id, end_date: None, request_id }).await.map(drop)
-        }
+        OnParticipant::EndPause => c
+            .end_pause(pb::EndPauseRequest { validate_only: false, participant_id, end_date: None, idempotency_key })
+            .await
+            .map(drop),
         OnParticipant::Defer => c
             .defer_participant(pb::DeferParticipantRequest {
+                validate_only: false,
                 participant_id,
                 reason: DeferralReason::ParentalLeave as i32,
                 deferral_date: on("2026-11-28"),
                 expected_return_date: on("2027-04-19"),
                 note: String::new(),
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::ChangeReturnDate => c
             .change_return_date(pb::ChangeReturnDateRequest {
+                validate_only: false,
                 participant_id,
                 expected_return_date: on("2027-05-04"),
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
-        OnParticipant::RecordReturn => {
-            c.record_return(pb::RecordReturnRequest { participant_id, return_date: None, request_id }).await.map(drop)
-        }
+        OnParticipant::RecordReturn => c
+            .record_return(pb::RecordReturnRequest {
+                validate_only: false,
+                participant_id,
+                return_date: None,
+                idempotency_key,
+            })
+            .await
+            .map(drop),
         OnParticipant::Withdraw => c
             .withdraw_participant(pb::WithdrawParticipantRequest {
+                validate_only: false,
                 replacement_induction_coordinator_id: String::new(),
                 participant_id,
                 reason: WithdrawalReason::LeftTeachingProfession as i32,
                 withdrawal_date: None,
                 note: String::new(),
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::MoveSchool => c
             .move_school(pb::MoveSchoolRequest {
+                validate_only: false,
                 keep_mentor: false,
                 participant_id,
                 school_id: s.w.school_a.clone(),
                 moved_on: None,
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::AssignMentorToEct => c
             .assign_mentor(pb::AssignMentorRequest {
+                validate_only: false,
                 ect_id: participant_id,
                 mentor_id: s.mentor_a.clone(),
                 interim: false,
                 effective_date: None,
                 until: None,
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::EndMentorCover => c
-            .end_mentor_cover(pb::EndMentorCoverRequest { ect_id: participant_id, end_date: None, request_id })
+            .end_mentor_cover(pb::EndMentorCoverRequest {
+                validate_only: false,
+                ect_id: participant_id,
+                end_date: None,
+                idempotency_key,
+            })
             .await
             .map(drop),
         OnParticipant::RequestReinstatement => c
             .request_reinstatement(pb::RequestReinstatementRequest {
+                validate_only: false,
                 with_mentor: false,
                 participant_id,
                 note: String::new(),
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::RequestReleaseStartChange => c
             .request_release_start_change(pb::RequestReleaseStartChangeRequest {
+                validate_only: false,
                 participant_id,
                 release_start: on("2027-01-04"),
                 note: String::new(),
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::RequestKeepMentor => c
             .request_keep_mentor(pb::RequestKeepMentorRequest {
+                validate_only: false,
                 mentor_id: participant_id,
                 note: String::new(),
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::RequestLongDeferral => c
             .request_long_deferral(pb::RequestLongDeferralRequest {
+                validate_only: false,
                 participant_id,
                 latest_return_date: on("2028-01-04"),
                 note: String::new(),
-                request_id,
+                idempotency_key,
             })
             .await
             .map(drop),
         OnParticipant::SetDfeParticipantId => c
             .set_dfe_participant_id(pb::SetDfeParticipantIdRequest {
+                idempotency_key: String::new(),
+                validate_only: false,
                 participant_id,
                 dfe_participant_id: "3452b1a6-cbaa-422f-9ca9-40afa28583a2".into(),
             })
@@ -324,12 +366,13 @@ async fn scope_a_mentor_school_or_request_of_another_partner_is_answered_as_an_u
         let interim = who == "induction_coordinator";
         // AssignMentor: an ECT, a mentor elsewhere and an unknown id as the mentor.
         let assign = |mentor_id: String| pb::AssignMentorRequest {
+            validate_only: false,
             ect_id: s.ect_a.clone(),
             mentor_id,
             interim,
             effective_date: None,
             until: None,
-            request_id: String::new(),
+            idempotency_key: String::new(),
         };
         let nothing = c.assign_mentor(assign(unknown_id())).await.map(drop);
         for mentor in [&s.mentor_b, &s.ect_b] {
@@ -338,11 +381,12 @@ async fn scope_a_mentor_school_or_request_of_another_partner_is_answered_as_an_u
         }
         // MoveSchool into another partner's school.
         let to = |school_id: String| pb::MoveSchoolRequest {
+            validate_only: false,
             keep_mentor: false,
             participant_id: s.ect_a.clone(),
             school_id,
             moved_on: None,
-            request_id: String::new(),
+            idempotency_key: String::new(),
         };
         let outside = c.move_school(to(s.w.school_b.clone())).await.map(drop);
         let nothing = c.move_school(to(unknown_id())).await.map(drop);
@@ -358,7 +402,13 @@ async fn scope_a_mentor_school_or_request_of_another_partner_is_answered_as_an_u
         let nothing = c.list_participants(filter(unknown_id())).await.map(drop);
         assert_indistinguishable(&format!("{who} ListParticipants"), outside, nothing, &foreign);
         // DecideRequest on another partner's request.
-        let decide = |request_id: String| pb::DecideRequestRequest { request_id, approve: true, note: String::new() };
+        let decide = |approval_request_id: String| pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        };
         let outside = c.decide_request(decide(s.request_b.clone())).await.map(drop);
         let nothing = c.decide_request(decide(unknown_id())).await.map(drop);
         assert_indistinguishable(&format!("{who} DecideRequest"), outside, nothing, &foreign);
@@ -371,7 +421,13 @@ async fn scope_a_mentor_school_or_request_of_another_partner_is_answered_as_an_u
     }
     let mut admin = stack.participants(Some(&stack.admin_token())).await;
     let err = admin
-        .decide_request(pb::DecideRequestRequest { request_id: unknown_id(), approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: unknown_id(),
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect_err("unknown request");
     assert_eq!(err.code(), Code::NotFound);
@@ -411,7 +467,7 @@ async fn scope_release_state_and_attendance_answer_another_partners_learner_as_a
             participant_id,
             event_id: "ect-clinic-1".into(),
             attended_on: on("2026-11-27"),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         };
         let outside = c.record_attendance(attend(s.ect_b.clone())).await.map(drop);
         let nothing = c.record_attendance(attend(unknown_id())).await.map(drop);
@@ -439,7 +495,7 @@ async fn scope_accrual_engagement_and_statements_answer_another_partner_as_an_un
             participant_id,
             occurred_on: on("2026-11-27"),
             kind: payments::EngagementKind::ModuleCompleted as i32,
-            request_id: "probe-1".into(),
+            idempotency_key: "probe-1".into(),
             note: String::new(),
         };
         let outside = c.record_engagement(engage(s.ect_b.clone())).await.map(drop);
@@ -456,7 +512,7 @@ async fn scope_accrual_engagement_and_statements_answer_another_partner_as_an_un
         assert_indistinguishable(&format!("{who} GetStatement"), outside, nothing, &foreign);
         // X5: the DfE gateway's answers are the service role's alone.
         let state = |participant_id: String| payments::RecordDeclarationStateRequest {
-            command_id: "probe-2".into(),
+            idempotency_key: "probe-2".into(),
             participant_id,
             declaration_type: "started".into(),
             dfe_declaration_id: "probe-3".into(),
@@ -498,9 +554,9 @@ async fn idempotency_callers_whose_sub_and_request_id_run_together_do_not_share_
     let mut one = stack.participants(Some(&first)).await;
     let mut two = stack.participants(Some(&second)).await;
     let mut by_one = registration(&s.w.school_a, ParticipantKind::Ect, "1400101", None);
-    by_one.request_id = "r1".into();
+    by_one.idempotency_key = "r1".into();
     let mut by_two = registration(&s.w.school_a, ParticipantKind::Ect, "1400102", None);
-    by_two.request_id = "x/r1".into();
+    by_two.idempotency_key = "x/r1".into();
     let registered = |r: tonic::Response<pb::RegisterParticipantResponse>| {
         r.into_inner().participant.expect("participant").participant_id
     };
@@ -516,7 +572,7 @@ async fn idempotency_callers_whose_sub_and_request_id_run_together_do_not_share_
         participant_id: s.ect_a.clone(),
         occurred_on: on("2026-11-27"),
         kind: payments::EngagementKind::ModuleCompleted as i32,
-        request_id: request_id.into(),
+        idempotency_key: request_id.into(),
         note: String::new(),
     };
     let mut pay_one = stack.payments(Some(&first)).await;

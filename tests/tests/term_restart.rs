@@ -57,7 +57,7 @@ async fn assert_no_drift(stack: &Stack) {
         .await
         .expect("check")
         .into_inner();
-    assert!(check.checked >= 1);
+    assert!(check.checked_count >= 1);
     assert!(check.drifted.is_empty() && check.in_flight.is_empty(), "{check:?}");
 }
 
@@ -84,12 +84,13 @@ async fn d5_a_deferral_from_7_december_to_12_april_releases_nothing_in_a_school_
     lead(stack, &w)
         .await
         .defer_participant(pb::DeferParticipantRequest {
+            validate_only: false,
             participant_id: id.clone(),
             reason: DeferralReason::ParentalLeave as i32,
             deferral_date: date(2026, 12, 7),
             expected_return_date: date(2027, 4, 12),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("deferred");
@@ -132,21 +133,23 @@ async fn w9_f3_a_late_reinstatement_resumes_in_term_time_with_a_window_for_every
     let mut client = lead(stack, &w).await;
     client
         .withdraw_participant(pb::WithdrawParticipantRequest {
+            validate_only: false,
             replacement_induction_coordinator_id: String::new(),
             participant_id: id.clone(),
             reason: WithdrawalReason::LeftRole as i32,
             withdrawal_date: date(2025, 3, 1),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("withdrawn");
     let request = client
         .request_reinstatement(pb::RequestReinstatementRequest {
+            validate_only: false,
             with_mentor: false,
             participant_id: id.clone(),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("requested")
@@ -157,7 +160,13 @@ async fn w9_f3_a_late_reinstatement_resumes_in_term_time_with_a_window_for_every
     stack
         .participants(Some(&dpl))
         .await
-        .decide_request(pb::DecideRequestRequest { request_id: request.request_id, approve: true, note: String::new() })
+        .decide_request(pb::DecideRequestRequest {
+            idempotency_key: String::new(),
+            validate_only: false,
+            approval_request_id: request.approval_request_id,
+            approve: Some(true),
+            note: String::new(),
+        })
         .await
         .expect("approved");
     wait_until_delivered(stack, DELIVERY).await;
@@ -181,10 +190,10 @@ async fn w9_f3_a_late_reinstatement_resumes_in_term_time_with_a_window_for_every
     let ids: Vec<&str> = paid.windows.iter().map(|w| w.window_id.as_str()).collect();
     assert!(ids.contains(&"ecf-extended-september/2024/term-10"), "{ids:?}");
     // Windows run at least as long as the programme: completed stays reachable.
-    let last_end = naive(paid.windows.last().expect("windows").end.as_ref().expect("end"));
+    let last_end = naive(paid.windows.last().expect("windows").end_date.as_ref().expect("end"));
     assert!(last_end >= planned_end, "windows end {last_end}, the programme runs to {planned_end}");
     let after_reinstatement =
-        paid.windows.iter().filter(|w| naive(w.end.as_ref().expect("end")) >= reinstated_on).count();
+        paid.windows.iter().filter(|w| naive(w.end_date.as_ref().expect("end")) >= reinstated_on).count();
     assert!(after_reinstatement >= 4, "retained-2..4 and completed still to earn: {ids:?}");
     assert_no_drift(stack).await;
 }

@@ -154,12 +154,13 @@ async fn the_stack_runs_over_tls(backend: Backend) {
         .participants(Some(&lead))
         .await
         .defer_participant(pb::DeferParticipantRequest {
+            validate_only: false,
             participant_id: ect.clone(),
             reason: DeferralReason::LongTermSickness as i32,
             deferral_date: date(2026, 12, 1),
             expected_return_date: date(2027, 7, 1),
             note: String::new(),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("deferred over TLS");
@@ -195,7 +196,7 @@ async fn the_stack_runs_over_tls(backend: Backend) {
         .await
         .expect("consistency check over TLS")
         .into_inner();
-    assert_eq!(check.checked, 1);
+    assert_eq!(check.checked_count, 1);
     assert!(check.drifted.is_empty() && check.in_flight.is_empty(), "{check:?}");
     stack.stop().await;
 }

@@ -178,7 +178,7 @@ async fn a_page_of_500_over_100_participants_is_checked_correctly(stack: &Stack)
         .expect("check")
         .into_inner();
     println!("{:?}: CheckConsistency over {} participants in {:?}", stack.backend, ids.len(), started.elapsed());
-    assert_eq!(answer.checked, 100);
+    assert_eq!(answer.checked_count, 100);
     assert!(answer.drifted.is_empty() && answer.in_flight.is_empty(), "{answer:?}");
     assert!(answer.next_page_token.is_empty());
 }

@@ -56,7 +56,11 @@ async fn history(stack: &Stack, id: &str) -> Vec<pb::ParticipantEvent> {
     stack
         .participants(Some(&admin))
         .await
-        .get_participant_history(pb::GetParticipantHistoryRequest { participant_id: id.into() })
+        .get_participant_history(pb::GetParticipantHistoryRequest {
+            page_size: 0,
+            page_token: String::new(),
+            participant_id: id.into(),
+        })
         .await
         .expect("history")
         .into_inner()
@@ -64,7 +68,7 @@ async fn history(stack: &Stack, id: &str) -> Vec<pb::ParticipantEvent> {
 }
 
 fn types(events: &[pb::ParticipantEvent]) -> Vec<pb::EventType> {
-    events.iter().map(|e| e.r#type()).collect()
+    events.iter().map(|e| e.event_type()).collect()
 }
 
 fn expected_return(p: &pb::Participant) -> Option<Date> {
@@ -80,7 +84,7 @@ async fn assert_no_drift(stack: &Stack) {
         .await
         .expect("check")
         .into_inner();
-    assert_eq!(check.checked, 5, "{check:?}");
+    assert_eq!(check.checked_count, 5, "{check:?}");
     assert!(check.drifted.is_empty() && check.in_flight.is_empty(), "{check:?}");
 }
 
@@ -118,9 +122,10 @@ async fn d6_d9_w6_version_1_histories_read_as_before_and_the_copied_mentor_defer
     let mut client = stack.participants(Some(&lead)).await;
     let err = client
         .change_return_date(pb::ChangeReturnDateRequest {
+            validate_only: false,
             participant_id: mentor.clone(),
             expected_return_date: date(2027, 11, 1),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect_err("the mentor's deferral follows the ECT's");
@@ -131,9 +136,10 @@ async fn d6_d9_w6_version_1_histories_read_as_before_and_the_copied_mentor_defer
     // A change on the ECT moves the mentor's copied deferral, under its own id.
     let changed = client
         .change_return_date(pb::ChangeReturnDateRequest {
+            validate_only: false,
             participant_id: ect.clone(),
             expected_return_date: date(2027, 11, 1),
-            request_id: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .expect("the ECT's return date changes")
@@ -145,7 +151,7 @@ async fn d6_d9_w6_version_1_histories_read_as_before_and_the_copied_mentor_defer
     let events = history(&stack, &mentor).await;
     assert_eq!(types(&events).iter().filter(|t| **t == T::Deferred).count(), 1, "no second deferral: {events:?}");
     let last = events.last().expect("events");
-    assert_eq!((last.r#type(), last.caused_by_participant_id.as_str()), (T::ReturnDateChanged, ect.as_str()));
+    assert_eq!((last.event_type(), last.caused_by_participant_id.as_str()), (T::ReturnDateChanged, ect.as_str()));
 
     wait_until_delivered(&stack, DELIVERY).await;
     assert_agree(&stack, &[&ect, &mentor], &[date(2027, 10, 15), date(2027, 11, 1)]).await;

@@ -5,7 +5,6 @@
 
 use crate::service::ContentRelease;
 use steplab_platform::{Caller, audit};
-use steplab_proto::steplab::common::v1 as common;
 use steplab_proto::steplab::content::v1 as pb;
 use steplab_proto::steplab::content::v1::content_release_service_server::ContentReleaseService;
 use tonic::{Request, Response, Status};
@@ -36,6 +35,12 @@ steplab_platform::delegating_grpc_service! {
     rpc record_attendance(pb::RecordAttendanceRequest) -> pb::RecordAttendanceResponse => record_attendance, noting participant_id;
     rpc list_releases(pb::ListReleasesRequest) -> pb::ListReleasesResponse => list_releases;
     handwritten {
+        async fn preview_commands(
+            &self,
+            _request: Request<pb::PreviewCommandsRequest>,
+        ) -> Answer<pb::PreviewCommandsResponse> {
+            Err(Status::unimplemented("PreviewCommands is not built yet (issue 16)"))
+        }
         async fn get_curriculum(&self, request: Request<pb::GetCurriculumRequest>) -> Answer<pb::GetCurriculumResponse> {
             // Any authenticated caller: the interceptor has already checked the token.
             Caller::from_request(&request)?;
@@ -44,10 +49,10 @@ steplab_platform::delegating_grpc_service! {
 
         async fn list_audit_entries(
             &self,
-            request: Request<common::ListAuditEntriesRequest>,
-        ) -> Answer<common::ListAuditEntriesResponse> {
+            request: Request<pb::ListAuditEntriesRequest>,
+        ) -> Answer<pb::ListAuditEntriesResponse> {
             let caller = Caller::from_request(&request)?;
-            Ok(Response::new(audit::list_entries(self.service.database(), &caller, request.into_inner()).await?))
+            Ok(Response::new(audit::list_entries(self.service.database(), &caller, request.into_inner()).await?.into()))
         }
     }
 }

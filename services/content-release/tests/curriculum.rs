@@ -85,13 +85,13 @@ async fn feed_on(service: &ContentRelease, on: Option<Date>) -> Vec<(String, boo
     service
         .list_releases(
             service_caller(),
-            pb::ListReleasesRequest { from: on, to: on, page_size: 0, page_token: String::new() },
+            pb::ListReleasesRequest { start_date: on, end_date: on, page_size: 0, page_token: String::new() },
         )
         .await
         .expect("feed")
         .releases
         .into_iter()
-        .map(|r| (r.module_id, r.optional))
+        .map(|r| (r.module_id, r.optional_module))
         .collect()
 }
 
@@ -107,7 +107,7 @@ async fn enrol_ect_from_1_september(service: &ContentRelease) {
         .enrol_learner(
             service_caller(),
             pb::EnrolLearnerRequest {
-                command_id: "c-1".into(),
+                idempotency_key: "c-1".into(),
                 participant_id: "p-1".into(),
                 programme: Programme::Ect as i32,
                 release_start: day(2026, 9, 1),

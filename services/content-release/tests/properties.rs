@@ -101,7 +101,7 @@ proptest! {
 
     #[test]
     fn enrol_accepts_exactly_the_valid_commands(
-        command_id in id_text(),
+        idempotency_key in id_text(),
         participant_id in id_text(),
         programme in enum_value(1..=2),
         release_start in opt_date(),
@@ -109,10 +109,10 @@ proptest! {
         delivery_partner_id in id_text(),
     ) {
         let req = pb::EnrolLearnerRequest {
-            command_id, participant_id, programme, release_start, school_id, delivery_partner_id,
+            idempotency_key, participant_id, programme, release_start, school_id, delivery_partner_id,
         };
         let mut expected = Vec::new();
-        flag(&mut expected, !id_ok(&req.command_id), "command_id");
+        flag(&mut expected, !id_ok(&req.idempotency_key), "idempotency_key");
         flag(&mut expected, !id_ok(&req.participant_id), "participant_id");
         flag(&mut expected, !(1..=2).contains(&req.programme), "programme");
         flag(&mut expected, programme_date(req.release_start.as_ref()).is_none(), "release_start");
@@ -120,7 +120,7 @@ proptest! {
         flag(&mut expected, !id_ok(&req.delivery_partner_id), "delivery_partner_id");
         let answer = convert::enrol(&req);
         check_answer(&answer, &expected, &[
-            "command_id", "participant_id", "programme", "release_start", "school_id", "delivery_partner_id",
+            "idempotency_key", "participant_id", "programme", "release_start", "school_id", "delivery_partner_id",
         ])?;
         if let Ok(e) = answer {
             prop_assert_eq!(Some(ymd(e.learner.release_start)), programme_date(req.release_start.as_ref()));
@@ -129,25 +129,25 @@ proptest! {
 
     #[test]
     fn place_hold_accepts_exactly_the_valid_commands_and_never_an_empty_hold(
-        command_id in id_text(),
+        idempotency_key in id_text(),
         participant_id in id_text(),
         hold_id in id_text(),
         kind in enum_value(1..=2),
-        from in opt_date(),
+        start_date in opt_date(),
         until in opt_date(),
     ) {
-        let req = pb::PlaceHoldRequest { command_id, participant_id, hold_id, kind, from, until };
-        let (from, until) = (programme_date(req.from.as_ref()), programme_date(req.until.as_ref()));
+        let req = pb::PlaceHoldRequest { idempotency_key, participant_id, hold_id, kind, start_date, until };
+        let (from, until) = (programme_date(req.start_date.as_ref()), programme_date(req.until.as_ref()));
         let mut expected = Vec::new();
-        flag(&mut expected, !id_ok(&req.command_id), "command_id");
+        flag(&mut expected, !id_ok(&req.idempotency_key), "idempotency_key");
         flag(&mut expected, !id_ok(&req.participant_id), "participant_id");
         flag(&mut expected, !id_ok(&req.hold_id), "hold_id");
         flag(&mut expected, !(1..=2).contains(&req.kind), "kind");
-        flag(&mut expected, from.is_none(), "from");
+        flag(&mut expected, from.is_none(), "start_date");
         flag(&mut expected, until.is_none(), "until");
         flag(&mut expected, matches!((from, until), (Some(f), Some(u)) if u <= f), "until");
         let answer = convert::place_hold(&req);
-        check_answer(&answer, &expected, &["command_id", "participant_id", "hold_id", "kind", "from", "until"])?;
+        check_answer(&answer, &expected, &["idempotency_key", "participant_id", "hold_id", "kind", "start_date", "until"])?;
         if let Ok(h) = answer {
             prop_assert!(h.hold.from < h.hold.until);
         }
@@ -155,68 +155,68 @@ proptest! {
 
     #[test]
     fn lift_hold_accepts_exactly_the_valid_commands(
-        command_id in id_text(),
+        idempotency_key in id_text(),
         participant_id in id_text(),
         hold_id in id_text(),
         on in opt_date(),
     ) {
-        let req = pb::LiftHoldRequest { command_id, participant_id, hold_id, on };
+        let req = pb::LiftHoldRequest { idempotency_key, participant_id, hold_id, on };
         let mut expected = Vec::new();
-        flag(&mut expected, !id_ok(&req.command_id), "command_id");
+        flag(&mut expected, !id_ok(&req.idempotency_key), "idempotency_key");
         flag(&mut expected, !id_ok(&req.participant_id), "participant_id");
         flag(&mut expected, !id_ok(&req.hold_id), "hold_id");
         flag(&mut expected, programme_date(req.on.as_ref()).is_none(), "on");
-        check_answer(&convert::lift_hold(&req), &expected, &["command_id", "participant_id", "hold_id", "on"])?;
+        check_answer(&convert::lift_hold(&req), &expected, &["idempotency_key", "participant_id", "hold_id", "on"])?;
     }
 
     #[test]
     fn access_and_release_start_commands_accept_exactly_the_valid_ones(
-        command_id in id_text(),
+        idempotency_key in id_text(),
         participant_id in id_text(),
         date in opt_date(),
     ) {
         let mut expected = Vec::new();
-        flag(&mut expected, !id_ok(&command_id), "command_id");
+        flag(&mut expected, !id_ok(&idempotency_key), "idempotency_key");
         flag(&mut expected, !id_ok(&participant_id), "participant_id");
         let mut dated = expected.clone();
         flag(&mut dated, programme_date(date.as_ref()).is_none(), "effective_date");
-        let fields = ["command_id", "participant_id", "effective_date"];
+        let fields = ["idempotency_key", "participant_id", "effective_date"];
         let revoke = pb::RevokeAccessRequest {
-            command_id: command_id.clone(), participant_id: participant_id.clone(), effective_date: date,
+            idempotency_key: idempotency_key.clone(), participant_id: participant_id.clone(), effective_date: date,
         };
         check_answer(&convert::revoke_access(&revoke), &dated, &fields)?;
         let restore = pb::RestoreAccessRequest {
-            command_id: command_id.clone(), participant_id: participant_id.clone(), effective_date: date,
+            idempotency_key: idempotency_key.clone(), participant_id: participant_id.clone(), effective_date: date,
         };
         check_answer(&convert::restore_access(&restore), &dated, &fields)?;
         flag(&mut expected, programme_date(date.as_ref()).is_none(), "release_start");
-        let start = pb::SetReleaseStartRequest { command_id, participant_id, release_start: date };
+        let start = pb::SetReleaseStartRequest { idempotency_key, participant_id, release_start: date };
         check_answer(
             &convert::set_release_start(&start),
             &expected,
-            &["command_id", "participant_id", "release_start"],
+            &["idempotency_key", "participant_id", "release_start"],
         )?;
     }
 
     #[test]
     fn set_participant_scope_accepts_exactly_the_valid_commands(
-        command_id in id_text(),
+        idempotency_key in id_text(),
         participant_id in id_text(),
         school_id in id_text(),
         delivery_partner_id in id_text(),
-        from in opt_date(),
+        start_date in opt_date(),
     ) {
-        let req = pb::SetParticipantScopeRequest { command_id, participant_id, school_id, delivery_partner_id, from };
+        let req = pb::SetParticipantScopeRequest { idempotency_key, participant_id, school_id, delivery_partner_id, start_date };
         let mut expected = Vec::new();
-        flag(&mut expected, !id_ok(&req.command_id), "command_id");
+        flag(&mut expected, !id_ok(&req.idempotency_key), "idempotency_key");
         flag(&mut expected, !id_ok(&req.participant_id), "participant_id");
         flag(&mut expected, !id_ok(&req.school_id), "school_id");
         flag(&mut expected, !id_ok(&req.delivery_partner_id), "delivery_partner_id");
-        flag(&mut expected, programme_date(req.from.as_ref()).is_none(), "from");
+        flag(&mut expected, programme_date(req.start_date.as_ref()).is_none(), "start_date");
         check_answer(
             &convert::set_participant_scope(&req),
             &expected,
-            &["command_id", "participant_id", "school_id", "delivery_partner_id", "from"],
+            &["idempotency_key", "participant_id", "school_id", "delivery_partner_id", "start_date"],
         )?;
     }
 
@@ -225,7 +225,7 @@ proptest! {
         participant_id in id_text(),
         item_id in id_text(),
         date in opt_date(),
-        request_id in prop_oneof![Just(String::new()), id_text()],
+        idempotency_key in prop_oneof![Just(String::new()), id_text()],
         caller in text(),
     ) {
         let mut expected = Vec::new();
@@ -240,32 +240,32 @@ proptest! {
             flag(&mut e, !id_ok(&item_id), item);
             flag(&mut e, programme_date(date.as_ref()).is_none(), on);
             // The request id is optional: empty means no idempotency.
-            flag(&mut e, !request_id.is_empty() && !id_ok(&request_id), "request_id");
+            flag(&mut e, !idempotency_key.is_empty() && !id_ok(&idempotency_key), "idempotency_key");
             e
         };
         let access = pb::RecordModuleAccessRequest {
             participant_id: participant_id.clone(), module_id: item_id.clone(), accessed_on: date,
-            request_id: request_id.clone(),
+            idempotency_key: idempotency_key.clone(),
         };
         check_answer(
             &convert::record_module_access(&access, &caller),
             &record("module_id", "accessed_on"),
-            &["participant_id", "module_id", "accessed_on", "request_id"],
+            &["participant_id", "module_id", "accessed_on", "idempotency_key"],
         )?;
         let attendance = pb::RecordAttendanceRequest {
-            participant_id, event_id: item_id.clone(), attended_on: date, request_id: request_id.clone(),
+            participant_id, event_id: item_id.clone(), attended_on: date, idempotency_key: idempotency_key.clone(),
         };
         check_answer(
             &convert::record_attendance(&attendance, &caller),
             &record("event_id", "attended_on"),
-            &["participant_id", "event_id", "attended_on", "request_id"],
+            &["participant_id", "event_id", "attended_on", "idempotency_key"],
         )?;
     }
 
     #[test]
     fn list_releases_accepts_exactly_the_valid_ranges_pages_and_tokens(
-        from in opt_date(),
-        to in opt_date(),
+        start_date in opt_date(),
+        end_date in opt_date(),
         page_size in prop_oneof![0..=1200i32, any::<i32>()],
         // 0: no token, 1: a token for this range, 2: for another range, 3: forged.
         token_kind in 0..4u8,
@@ -274,7 +274,7 @@ proptest! {
         last_module in text(),
         last_day in (1i32..=9999, 1i32..=12, 1i32..=28),
     ) {
-        let (f, t) = (required_date(from.as_ref()), required_date(to.as_ref()));
+        let (f, t) = (required_date(start_date.as_ref()), required_date(end_date.as_ref()));
         let last = Release {
             participant_id: last_participant,
             module_id: last_module,
@@ -288,11 +288,11 @@ proptest! {
             (1 | 2, _, _) => convert::feed_token(anchor, anchor, &last),
             _ => forged,
         };
-        let req = pb::ListReleasesRequest { from, to, page_size, page_token };
+        let req = pb::ListReleasesRequest { start_date, end_date, page_size, page_token };
         let mut expected = Vec::new();
-        flag(&mut expected, f.is_none(), "from");
-        flag(&mut expected, t.is_none(), "to");
-        flag(&mut expected, matches!((f, t), (Some(f), Some(t)) if t < f), "to");
+        flag(&mut expected, f.is_none(), "start_date");
+        flag(&mut expected, t.is_none(), "end_date");
+        flag(&mut expected, matches!((f, t), (Some(f), Some(t)) if t < f), "end_date");
         flag(&mut expected, req.page_size < 0, "page_size");
         // A token is only read when both ends of the range are dates; then it
         // must be one made for exactly that range.
@@ -303,7 +303,7 @@ proptest! {
         };
         flag(&mut expected, !token_ok, "page_token");
         let answer = convert::list_releases(&req);
-        check_answer(&answer, &expected, &["from", "to", "page_size", "page_token"])?;
+        check_answer(&answer, &expected, &["start_date", "end_date", "page_size", "page_token"])?;
         if let Ok(q) = answer {
             prop_assert!((1..=convert::FEED_MAX_PAGE_SIZE).contains(&q.page_size));
             // A token round-trips whatever the ids in it (unicode, controls, huge).

@@ -110,7 +110,7 @@ impl TryFrom<&pb::TrackParticipantRequest> for Track {
 
     fn try_from(req: &pb::TrackParticipantRequest) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::default();
-        let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+        let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
         let course = v.check(course("course", req.course));
         let dfe_participant_id = v.check(dfe_id("dfe_participant_id", &req.dfe_participant_id));
         let trn = v.check(trn("trn", &req.trn));
@@ -169,7 +169,7 @@ impl TryFrom<&pb::ReportStatusChangeRequest> for Report {
 
     fn try_from(req: &pb::ReportStatusChangeRequest) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::default();
-        let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+        let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
         // The DfE's status calls carry no date (`mapping::status_change_request`);
         // a malformed one is still reported rather than silently dropped.
         v.check(date::required("effective_date", req.effective_date.as_ref()));
@@ -192,7 +192,7 @@ impl TryFrom<&pb::DeclareMilestoneRequest> for Declare {
 
     fn try_from(req: &pb::DeclareMilestoneRequest) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::default();
-        let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+        let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
         let declaration_type = v.check(declaration_type("declaration_type", &req.declaration_type));
         let declaration_date = v.check(date::required("declaration_date", req.declaration_date.as_ref()));
         let evidence_held = v.check(evidence_held("evidence_held", &req.evidence_held));
@@ -219,7 +219,7 @@ impl TryFrom<&pb::VoidMilestoneRequest> for Void {
 
     fn try_from(req: &pb::VoidMilestoneRequest) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::default();
-        let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+        let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
         let declaration_type = v.check(declaration_type("declaration_type", &req.declaration_type));
         v.finish(|| Some(Void { envelope: envelope?, declaration_type: declaration_type? }))
     }
@@ -299,7 +299,7 @@ mod tests {
     #[test]
     fn x1_every_malformed_field_of_a_track_is_reported_at_once() {
         let req = pb::TrackParticipantRequest {
-            command_id: String::new(),
+            idempotency_key: String::new(),
             participant_id: "p1".into(),
             course: 0,
             dfe_participant_id: "not-a-uuid".into(),
@@ -309,14 +309,22 @@ mod tests {
         };
         assert_eq!(
             fields(Track::try_from(&req).expect_err("invalid")),
-            ["command_id", "participant_id", "course", "dfe_participant_id", "trn", "cohort", "schedule_identifier"]
+            [
+                "idempotency_key",
+                "participant_id",
+                "course",
+                "dfe_participant_id",
+                "trn",
+                "cohort",
+                "schedule_identifier"
+            ]
         );
     }
 
     #[test]
     fn x4_a_status_change_needs_a_kind_and_a_date() {
         let req = pb::ReportStatusChangeRequest {
-            command_id: "c1".into(),
+            idempotency_key: "c1".into(),
             participant_id: ParticipantId::generate().into_string(),
             kind: 0,
             ..Default::default()
@@ -327,7 +335,7 @@ mod tests {
     #[test]
     fn x5_evidence_held_is_optional_but_one_of_the_dfes_words() {
         let req = |evidence_held: &str| pb::DeclareMilestoneRequest {
-            command_id: "c1".into(),
+            idempotency_key: "c1".into(),
             participant_id: ParticipantId::generate().into_string(),
             declaration_type: "started".into(),
             declaration_date: Some(steplab_platform::date::to_proto(NaiveDate::from_ymd_opt(2026, 9, 1).expect("d"))),

@@ -252,7 +252,7 @@ fn declaration_answered(
     store::save_declaration(conn, &DeclarationRow { ..declaration })?;
     let command_id = steplab_platform::ids::new_id();
     let request = payments::RecordDeclarationStateRequest {
-        command_id: command_id.clone(),
+        idempotency_key: command_id.clone(),
         participant_id: call.participant_id.clone(),
         declaration_type: declaration_type.clone(),
         dfe_declaration_id: dfe_id,

@@ -44,7 +44,7 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
                 Programme::Mentor => common::Programme::Mentor,
             } as i32;
             let request = content::EnrolLearnerRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 programme,
                 release_start: Some(to_proto(release_start)),
@@ -63,12 +63,12 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
             funding_eligible,
         } => {
             let request = payments::EnrolPayeeRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 delivery_partner_id,
                 schedule,
                 cohort,
-                funding_eligible,
+                funding_eligible: Some(funding_eligible),
                 participant_kind: kind(k),
                 school_id,
             };
@@ -76,18 +76,18 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
         Command::PlaceHold { participant_id, hold_id, kind: k, from, until } => {
             let request = content::PlaceHoldRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 hold_id,
                 kind: hold_kind(k),
-                from: Some(to_proto(from)),
+                start_date: Some(to_proto(from)),
                 until: Some(to_proto(until)),
             };
             (participant_id, CONTENT, "PlaceHold", request.encode_to_vec())
         }
         Command::LiftHold { participant_id, hold_id, on } => {
             let request = content::LiftHoldRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 hold_id,
                 on: Some(to_proto(on)),
@@ -96,17 +96,17 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
         Command::SuspendAccrual { participant_id, suspension_id, from, until } => {
             let request = payments::SuspendAccrualRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 suspension_id,
-                from: Some(to_proto(from)),
+                start_date: Some(to_proto(from)),
                 until: Some(to_proto(until)),
             };
             (participant_id, PAYMENTS, "SuspendAccrual", request.encode_to_vec())
         }
         Command::ResumeAccrual { participant_id, suspension_id, on } => {
             let request = payments::ResumeAccrualRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 suspension_id,
                 on: Some(to_proto(on)),
@@ -115,7 +115,7 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
         Command::RevokeAccess { participant_id, on } => {
             let request = content::RevokeAccessRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 effective_date: Some(to_proto(on)),
             };
@@ -123,7 +123,7 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
         Command::RestoreAccess { participant_id, on } => {
             let request = content::RestoreAccessRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 effective_date: Some(to_proto(on)),
             };
@@ -131,7 +131,7 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
         Command::EndAccrual { participant_id, on } => {
             let request = payments::EndAccrualRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 effective_date: Some(to_proto(on)),
             };
@@ -139,7 +139,7 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
         Command::ReopenAccrual { participant_id, on } => {
             let request = payments::ReopenAccrualRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 effective_date: Some(to_proto(on)),
             };
@@ -147,7 +147,7 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
         Command::SetReleaseStart { participant_id, release_start } => {
             let request = content::SetReleaseStartRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 release_start: Some(to_proto(release_start)),
             };
@@ -155,30 +155,30 @@ pub fn to_outbox(command: Command, command_id: String) -> NewCommand {
         }
         Command::SetAreaCovered { participant_id, covered, from } => {
             let request = payments::SetAreaCoveredRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
-                covered,
-                from: Some(to_proto(from)),
+                covered: Some(covered),
+                start_date: Some(to_proto(from)),
             };
             (participant_id, PAYMENTS, "SetAreaCovered", request.encode_to_vec())
         }
         Command::ContentScope { participant_id, school_id, delivery_partner_id, from } => {
             let request = content::SetParticipantScopeRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 school_id,
                 delivery_partner_id,
-                from: Some(to_proto(from)),
+                start_date: Some(to_proto(from)),
             };
             (participant_id, CONTENT, "SetParticipantScope", request.encode_to_vec())
         }
         Command::PaymentsScope { participant_id, school_id, delivery_partner_id, from } => {
             let request = payments::SetParticipantScopeRequest {
-                command_id: id,
+                idempotency_key: id,
                 participant_id: participant_id.clone(),
                 school_id,
                 delivery_partner_id,
-                from: Some(to_proto(from)),
+                start_date: Some(to_proto(from)),
             };
             (participant_id, PAYMENTS, "SetParticipantScope", request.encode_to_vec())
         }
@@ -204,7 +204,7 @@ pub fn gateway_to_outbox(command: crate::domain::dfe::GatewayCommand, command_id
         GatewayCommand::Track { participant_id, mentor, trn, cohort, schedule, dfe_participant_id } => {
             let course = if mentor { dfe::Course::EcfMentor } else { dfe::Course::EcfInduction } as i32;
             let request = dfe::TrackParticipantRequest {
-                command_id: command_id.clone(),
+                idempotency_key: command_id.clone(),
                 participant_id: participant_id.clone(),
                 course,
                 dfe_participant_id: dfe_participant_id.unwrap_or_default(),
@@ -222,7 +222,7 @@ pub fn gateway_to_outbox(command: crate::domain::dfe::GatewayCommand, command_id
                 StatusChange::ChangeSchedule => dfe::StatusChangeKind::ChangeSchedule,
             } as i32;
             let request = dfe::ReportStatusChangeRequest {
-                command_id: command_id.clone(),
+                idempotency_key: command_id.clone(),
                 participant_id: participant_id.clone(),
                 kind,
                 reason,

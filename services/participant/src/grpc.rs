@@ -6,7 +6,6 @@
 use crate::service::Registry;
 use std::pin::Pin;
 use steplab_platform::{Caller, audit};
-use steplab_proto::steplab::common::v1 as common;
 use steplab_proto::steplab::participant::v1 as pb;
 use steplab_proto::steplab::participant::v1::participant_service_server::ParticipantService;
 use tonic::{Request, Response, Status};
@@ -106,10 +105,10 @@ steplab_platform::delegating_grpc_service! {
 
         async fn list_audit_entries(
             &self,
-            request: Request<common::ListAuditEntriesRequest>,
-        ) -> Answer<common::ListAuditEntriesResponse> {
+            request: Request<pb::ListAuditEntriesRequest>,
+        ) -> Answer<pb::ListAuditEntriesResponse> {
             let caller = Caller::from_request(&request)?;
-            Ok(Response::new(audit::list_entries(self.registry.database(), &caller, request.into_inner()).await?))
+            Ok(Response::new(audit::list_entries(self.registry.database(), &caller, request.into_inner()).await?.into()))
         }
     }
 }

@@ -274,26 +274,35 @@ fn check_single<T: std::fmt::Debug>(
 }
 
 const REGISTER_FIELDS: &[&str] =
-    &["school_id", "kind", "full_name", "trn", "registered_on", "previous_pilot_mentor", "request_id"];
-const SCHOOL_FIELDS: &[&str] = &["urn", "name", "delivery_partner_id", "area_covered", "request_id"];
-const MENTOR_FIELDS: &[&str] = &["ect_id", "mentor_id", "interim", "effective_date", "request_id"];
+    &["school_id", "kind", "full_name", "trn", "registered_on", "previous_pilot_mentor", "idempotency_key"];
+const SCHOOL_FIELDS: &[&str] = &["urn", "name", "delivery_partner_id", "area_covered", "idempotency_key"];
+const MENTOR_FIELDS: &[&str] = &["ect_id", "mentor_id", "interim", "effective_date", "idempotency_key"];
 const LIST_FIELDS: &[&str] = &["school_id", "delivery_partner_id", "status", "kind", "page_size", "page_token"];
-const PAUSE_FIELDS: &[&str] = &["participant_id", "start_date", "expected_end_date", "note", "request_id"];
+const PAUSE_FIELDS: &[&str] = &["participant_id", "start_date", "expected_end_date", "note", "idempotency_key"];
 const DEFER_FIELDS: &[&str] =
-    &["participant_id", "reason", "deferral_date", "expected_return_date", "note", "request_id"];
-const WITHDRAW_FIELDS: &[&str] = &["participant_id", "reason", "withdrawal_date", "note", "request_id"];
+    &["participant_id", "reason", "deferral_date", "expected_return_date", "note", "idempotency_key"];
+const WITHDRAW_FIELDS: &[&str] = &["participant_id", "reason", "withdrawal_date", "note", "idempotency_key"];
 
 fn register_request() -> impl Strategy<Value = pb::RegisterParticipantRequest> {
-    (good_id(), good_enum(1..=3), good_name(), mostly("[0-9]{7}", digit_text()), good_date(), any::<bool>(), text())
-        .prop_map(|(school_id, kind, full_name, trn, registered_on, previous_pilot_mentor, request_id)| {
+    (
+        good_id(),
+        good_enum(1..=3),
+        good_name(),
+        mostly("[0-9]{7}", digit_text()),
+        good_date(),
+        any::<Option<bool>>(),
+        text(),
+    )
+        .prop_map(|(school_id, kind, full_name, trn, registered_on, previous_pilot_mentor, idempotency_key)| {
             pb::RegisterParticipantRequest {
+                validate_only: false,
                 school_id,
                 kind,
                 full_name,
                 trn,
                 registered_on,
                 previous_pilot_mentor,
-                request_id,
+                idempotency_key,
                 dfe_participant_id: String::new(),
             }
         })
@@ -301,39 +310,44 @@ fn register_request() -> impl Strategy<Value = pb::RegisterParticipantRequest> {
 
 fn pause_request() -> impl Strategy<Value = pb::PauseParticipantRequest> {
     (good_id(), good_date(), good_date(), good_note(), text()).prop_map(
-        |(participant_id, start_date, expected_end_date, note, request_id)| pb::PauseParticipantRequest {
+        |(participant_id, start_date, expected_end_date, note, idempotency_key)| pb::PauseParticipantRequest {
+            validate_only: false,
             alongside_ect_id: String::new(),
             participant_id,
             start_date,
             expected_end_date,
             note,
-            request_id,
+            idempotency_key,
         },
     )
 }
 
 fn defer_request() -> impl Strategy<Value = pb::DeferParticipantRequest> {
     (good_id(), good_enum(1..=5), good_date(), good_date(), good_note(), text()).prop_map(
-        |(participant_id, reason, deferral_date, expected_return_date, note, request_id)| pb::DeferParticipantRequest {
-            participant_id,
-            reason,
-            deferral_date,
-            expected_return_date,
-            note,
-            request_id,
+        |(participant_id, reason, deferral_date, expected_return_date, note, idempotency_key)| {
+            pb::DeferParticipantRequest {
+                validate_only: false,
+                participant_id,
+                reason,
+                deferral_date,
+                expected_return_date,
+                note,
+                idempotency_key,
+            }
         },
     )
 }
 
 fn withdraw_request() -> impl Strategy<Value = pb::WithdrawParticipantRequest> {
     (good_id(), good_enum(1..=7), good_date(), good_note(), text()).prop_map(
-        |(participant_id, reason, withdrawal_date, note, request_id)| pb::WithdrawParticipantRequest {
+        |(participant_id, reason, withdrawal_date, note, idempotency_key)| pb::WithdrawParticipantRequest {
+            validate_only: false,
             replacement_induction_coordinator_id: String::new(),
             participant_id,
             reason,
             withdrawal_date,
             note,
-            request_id,
+            idempotency_key,
         },
     )
 }
@@ -368,8 +382,13 @@ proptest! {
         if registered_on.is_err() {
             expected.push("registered_on");
         }
-        // M4: only a mentor can be a previous pilot mentor.
-        if req.previous_pilot_mentor && kind_ok && req.kind != 2 {
+        // M4: only a mentor can be a previous pilot mentor, and a mentor must say.
+        let pilot_refused = match req.previous_pilot_mentor {
+            None => req.kind == 2,
+            Some(true) => kind_ok && req.kind != 2,
+            Some(false) => false,
+        };
+        if pilot_refused {
             expected.push("previous_pilot_mentor");
         }
         check_answer(&answer, &expected, REGISTER_FIELDS)?;
@@ -377,7 +396,7 @@ proptest! {
             prop_assert_eq!(r.full_name.as_str(), req.full_name.trim());
             prop_assert_eq!(Some(r.school_id), uuid_model(&req.school_id).map(|n| format_uuid(n, 0)));
             prop_assert_eq!(r.registered_on.map(ymd), registered_on.ok().flatten());
-            prop_assert_eq!(r.previous_pilot_mentor, req.previous_pilot_mentor);
+            prop_assert_eq!(r.previous_pilot_mentor, req.previous_pilot_mentor.unwrap_or(false));
         }
     }
 
@@ -386,10 +405,10 @@ proptest! {
         urn in mostly("[0-9]{6}", digit_text()),
         name in good_name(),
         dp in good_id(),
-        area_covered in any::<bool>(),
+        area_covered in any::<Option<bool>>(),
     ) {
         let req =
-            pb::CreateSchoolRequest { urn, name, delivery_partner_id: dp, area_covered, request_id: String::new() };
+            pb::CreateSchoolRequest { validate_only: false, urn, name, delivery_partner_id: dp, area_covered, idempotency_key: String::new() };
         let mut expected = Vec::new();
         if !digits_ok(&req.urn, 6) {
             expected.push("urn");
@@ -400,11 +419,15 @@ proptest! {
         if uuid_model(&req.delivery_partner_id).is_none() {
             expected.push("delivery_partner_id");
         }
+        // S2, explicit presence: an omitted area_covered is refused.
+        if req.area_covered.is_none() {
+            expected.push("area_covered");
+        }
         let answer = convert::create_school(&req);
         check_answer(&answer, &expected, SCHOOL_FIELDS)?;
         if let Ok(s) = answer {
             prop_assert_eq!(s.urn.as_str(), req.urn.trim());
-            prop_assert_eq!(s.area_covered, req.area_covered);
+            prop_assert_eq!(Some(s.area_covered), req.area_covered);
         }
     }
 
@@ -416,7 +439,7 @@ proptest! {
         effective_date in opt_date(),
     ) {
         let req =
-            pb::AssignMentorRequest { ect_id, mentor_id, interim, effective_date, request_id: String::new(), until: None };
+            pb::AssignMentorRequest { validate_only: false, ect_id, mentor_id, interim, effective_date, idempotency_key: String::new(), until: None };
         let (ect, mentor) = (uuid_model(&req.ect_id), uuid_model(&req.mentor_id));
         let mut expected = Vec::new();
         if ect.is_none() {

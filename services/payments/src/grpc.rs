@@ -5,7 +5,6 @@
 
 use crate::service::Payments;
 use steplab_platform::{Caller, audit};
-use steplab_proto::steplab::common::v1 as common;
 use steplab_proto::steplab::payments::v1 as pb;
 use steplab_proto::steplab::payments::v1::payments_service_server::PaymentsService;
 use tonic::{Request, Response, Status};
@@ -37,12 +36,18 @@ steplab_platform::delegating_grpc_service! {
     rpc list_schedules(pb::ListSchedulesRequest) -> pb::ListSchedulesResponse => list_schedules;
     rpc record_declaration_state(pb::RecordDeclarationStateRequest) -> pb::RecordDeclarationStateResponse => record_declaration_state, noting participant_id;
     handwritten {
+        async fn preview_commands(
+            &self,
+            _request: Request<pb::PreviewCommandsRequest>,
+        ) -> Answer<pb::PreviewCommandsResponse> {
+            Err(Status::unimplemented("PreviewCommands is not built yet (issue 16)"))
+        }
         async fn list_audit_entries(
             &self,
-            request: Request<common::ListAuditEntriesRequest>,
-        ) -> Answer<common::ListAuditEntriesResponse> {
+            request: Request<pb::ListAuditEntriesRequest>,
+        ) -> Answer<pb::ListAuditEntriesResponse> {
             let caller = Caller::from_request(&request)?;
-            Ok(Response::new(audit::list_entries(self.payments.database(), &caller, request.into_inner()).await?))
+            Ok(Response::new(audit::list_entries(self.payments.database(), &caller, request.into_inner()).await?.into()))
         }
     }
 }

@@ -164,21 +164,21 @@ proptest! {
 
     #[test]
     fn enrol_accepts_exactly_the_valid_commands(
-        command_id in token_text(),
+        idempotency_key in token_text(),
         participant_id in uuid_text(),
         delivery_partner_id in uuid_text(),
         schedule in prop_oneof![4 => Just("ecf-standard-september".to_owned()), 1 => text()],
         cohort in prop_oneof![4 => 2021..=2030i32, 1 => any::<i32>(), 1 => -1..=1i32],
-        funding_eligible in proptest::bool::weighted(0.8),
+        funding_eligible in proptest::option::weighted(0.9, proptest::bool::weighted(0.8)),
         participant_kind in enum_value(1..=2),
         school_id in uuid_text(),
     ) {
         let req = pb::EnrolPayeeRequest {
-            command_id, participant_id, delivery_partner_id, schedule, cohort, funding_eligible, participant_kind,
+            idempotency_key, participant_id, delivery_partner_id, schedule, cohort, funding_eligible, participant_kind,
             school_id,
         };
         let mut expected = Vec::new();
-        flag(&mut expected, !token_ok(&req.command_id), "command_id");
+        flag(&mut expected, !token_ok(&req.idempotency_key), "idempotency_key");
         flag(&mut expected, !uuid_ok(&req.participant_id), "participant_id");
         flag(&mut expected, !uuid_ok(&req.delivery_partner_id), "delivery_partner_id");
         flag(&mut expected, req.schedule.trim().is_empty(), "schedule");
@@ -186,86 +186,91 @@ proptest! {
         // Induction coordinators are no payees; only ECTs and mentors enrol.
         flag(&mut expected, !(1..=2).contains(&req.participant_kind), "participant_kind");
         // M4: only a mentor may be enrolled unfunded.
-        flag(&mut expected, req.participant_kind == 1 && !req.funding_eligible, "funding_eligible");
+        flag(
+            &mut expected,
+            req.funding_eligible.is_none() || (req.participant_kind == 1 && req.funding_eligible == Some(false)),
+            "funding_eligible",
+        );
         flag(&mut expected, !uuid_ok(&req.school_id), "school_id");
         check_answer(&convert::enrol(&req), &expected, &[
-            "command_id", "participant_id", "delivery_partner_id", "schedule", "cohort", "funding_eligible",
+            "idempotency_key", "participant_id", "delivery_partner_id", "schedule", "cohort", "funding_eligible",
             "participant_kind", "school_id",
         ])?;
     }
 
     #[test]
     fn suspend_and_resume_accept_exactly_the_valid_commands(
-        command_id in token_text(),
+        idempotency_key in token_text(),
         participant_id in uuid_text(),
         suspension_id in token_text(),
-        from in opt_date(),
+        start_date in opt_date(),
         until in opt_date(),
     ) {
-        let (f, u) = (required_date(from.as_ref()), required_date(until.as_ref()));
+        let (f, u) = (required_date(start_date.as_ref()), required_date(until.as_ref()));
         let mut head = Vec::new();
-        flag(&mut head, !token_ok(&command_id), "command_id");
+        flag(&mut head, !token_ok(&idempotency_key), "idempotency_key");
         flag(&mut head, !uuid_ok(&participant_id), "participant_id");
         flag(&mut head, !token_ok(&suspension_id), "suspension_id");
         let mut expected = head.clone();
-        flag(&mut expected, f.is_none(), "from");
+        flag(&mut expected, f.is_none(), "start_date");
         flag(&mut expected, u.is_none(), "until");
         flag(&mut expected, matches!((f, u), (Some(f), Some(u)) if u <= f), "until");
         let req = pb::SuspendAccrualRequest {
-            command_id: command_id.clone(), participant_id: participant_id.clone(),
-            suspension_id: suspension_id.clone(), from, until,
+            idempotency_key: idempotency_key.clone(), participant_id: participant_id.clone(),
+            suspension_id: suspension_id.clone(), start_date: start_date.clone(), until,
         };
         let answer = convert::suspend(&req);
-        check_answer(&answer, &expected, &["command_id", "participant_id", "suspension_id", "from", "until"])?;
+        check_answer(&answer, &expected, &["idempotency_key", "participant_id", "suspension_id", "start_date", "until"])?;
         if let Ok(s) = answer {
             prop_assert!(s.from < s.until);
         }
         flag(&mut head, f.is_none(), "on");
-        let resume = pb::ResumeAccrualRequest { command_id, participant_id, suspension_id, on: from };
-        check_answer(&convert::resume(&resume), &head, &["command_id", "participant_id", "suspension_id", "on"])?;
+        let resume = pb::ResumeAccrualRequest { idempotency_key, participant_id, suspension_id, on: start_date };
+        check_answer(&convert::resume(&resume), &head, &["idempotency_key", "participant_id", "suspension_id", "on"])?;
     }
 
     #[test]
     fn dated_commands_accept_exactly_the_valid_ones(
-        command_id in token_text(),
+        idempotency_key in token_text(),
         participant_id in uuid_text(),
         school_id in uuid_text(),
         delivery_partner_id in uuid_text(),
         date in opt_date(),
-        covered in any::<bool>(),
+        covered in proptest::option::weighted(0.9, any::<bool>()),
     ) {
         let mut head = Vec::new();
-        flag(&mut head, !token_ok(&command_id), "command_id");
+        flag(&mut head, !token_ok(&idempotency_key), "idempotency_key");
         flag(&mut head, !uuid_ok(&participant_id), "participant_id");
         let bad_date = required_date(date.as_ref()).is_none();
         let mut dated = head.clone();
         flag(&mut dated, bad_date, "effective_date");
-        let fields = ["command_id", "participant_id", "effective_date"];
+        let fields = ["idempotency_key", "participant_id", "effective_date"];
         let end = pb::EndAccrualRequest {
-            command_id: command_id.clone(), participant_id: participant_id.clone(), effective_date: date,
+            idempotency_key: idempotency_key.clone(), participant_id: participant_id.clone(), effective_date: date,
         };
         check_answer(&convert::end(&end), &dated, &fields)?;
         let reopen = pb::ReopenAccrualRequest {
-            command_id: command_id.clone(), participant_id: participant_id.clone(), effective_date: date,
+            idempotency_key: idempotency_key.clone(), participant_id: participant_id.clone(), effective_date: date,
         };
         check_answer(&convert::reopen(&reopen), &dated, &fields)?;
         let mut coverage = head.clone();
-        flag(&mut coverage, bad_date, "from");
+        flag(&mut coverage, covered.is_none(), "covered");
+        flag(&mut coverage, bad_date, "start_date");
         let area = pb::SetAreaCoveredRequest {
-            command_id: command_id.clone(), participant_id: participant_id.clone(), covered, from: date,
+            idempotency_key: idempotency_key.clone(), participant_id: participant_id.clone(), covered, start_date: date,
         };
-        check_answer(&convert::coverage(&area), &coverage, &["command_id", "participant_id", "covered", "from"])?;
+        check_answer(&convert::coverage(&area), &coverage, &["idempotency_key", "participant_id", "covered", "start_date"])?;
         let mut scope = head;
         flag(&mut scope, !uuid_ok(&school_id), "school_id");
         flag(&mut scope, !uuid_ok(&delivery_partner_id), "delivery_partner_id");
-        flag(&mut scope, bad_date, "from");
+        flag(&mut scope, bad_date, "start_date");
         let moved = pb::SetParticipantScopeRequest {
-            command_id, participant_id, school_id, delivery_partner_id, from: date,
+            idempotency_key, participant_id, school_id, delivery_partner_id, start_date: date,
         };
         check_answer(
             &convert::placement(&moved),
             &scope,
-            &["command_id", "participant_id", "school_id", "delivery_partner_id", "from"],
+            &["idempotency_key", "participant_id", "school_id", "delivery_partner_id", "start_date"],
         )?;
     }
 
@@ -274,7 +279,7 @@ proptest! {
         participant_id in uuid_text(),
         occurred_on in opt_date(),
         kind in enum_value(1..=7),
-        request_id in prop_oneof![4 => token_text(), 1 => Just(String::new())],
+        idempotency_key in prop_oneof![4 => token_text(), 1 => Just(String::new())],
         note in note_text(),
         caller in text(),
     ) {
@@ -284,13 +289,13 @@ proptest! {
         flag(&mut expected, required_date(occurred_on.as_ref()).is_none(), "occurred_on");
         flag(&mut expected, !(1..=7).contains(&kind), "kind");
         // Required: engagement earns money, so a retry must not count twice.
-        flag(&mut expected, !token_ok(&request_id), "request_id");
+        flag(&mut expected, !token_ok(&idempotency_key), "idempotency_key");
         flag(&mut expected, !note_ok(&note), "note");
         let req = pb::RecordEngagementRequest {
-            participant_id: participant_id.clone(), occurred_on, kind, request_id, note: note.clone(),
+            participant_id: participant_id.clone(), occurred_on, kind, idempotency_key, note: note.clone(),
         };
         let answer = convert::engagement(&req, &caller);
-        check_answer(&answer, &expected, &["participant_id", "occurred_on", "kind", "request_id", "note"])?;
+        check_answer(&answer, &expected, &["participant_id", "occurred_on", "kind", "idempotency_key", "note"])?;
         if let Ok(e) = answer {
             prop_assert_eq!(e.note.as_str(), note.trim());
         }

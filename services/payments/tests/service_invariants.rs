@@ -86,12 +86,12 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
             .enrol_payee(
                 service.clone(),
                 pb::EnrolPayeeRequest {
-                    command_id: new_id(),
+                    idempotency_key: new_id(),
                     participant_id: id.clone(),
                     delivery_partner_id: dps[n % 3].clone(),
                     schedule: "ecf-standard-september".into(),
                     cohort: 2024,
-                    funding_eligible: n % 7 != 0 || kind == ParticipantKind::Ect,
+                    funding_eligible: Some(n % 7 != 0 || kind == ParticipantKind::Ect),
                     participant_kind: kind as i32,
                     school_id: new_id(),
                 },
@@ -103,7 +103,7 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
     }
     for _ in 0..400 {
         let id = payees[rng.next(payees.len() as u64) as usize].0.clone();
-        let command_id = new_id();
+        let idempotency_key = new_id();
         let on = rng.day().min(today);
         match rng.next(10) {
             0 | 1 => {
@@ -112,10 +112,10 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
                     .suspend_accrual(
                         service.clone(),
                         pb::SuspendAccrualRequest {
-                            command_id,
+                            idempotency_key,
                             participant_id: id,
                             suspension_id: format!("s{}", rng.next(2)),
-                            from: date(on),
+                            start_date: date(on),
                             until: date(until),
                         },
                     )
@@ -125,7 +125,7 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
                 let _ = payments
                     .end_accrual(
                         service.clone(),
-                        pb::EndAccrualRequest { command_id, participant_id: id, effective_date: date(on) },
+                        pb::EndAccrualRequest { idempotency_key, participant_id: id, effective_date: date(on) },
                     )
                     .await;
             }
@@ -134,7 +134,7 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
                 let _ = payments
                     .reopen_accrual(
                         service.clone(),
-                        pb::ReopenAccrualRequest { command_id, participant_id: id, effective_date: date(on) },
+                        pb::ReopenAccrualRequest { idempotency_key, participant_id: id, effective_date: date(on) },
                     )
                     .await;
             }
@@ -143,10 +143,10 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
                     .set_area_covered(
                         service.clone(),
                         pb::SetAreaCoveredRequest {
-                            command_id,
+                            idempotency_key,
                             participant_id: id,
-                            covered: rng.next(2) == 0,
-                            from: date(on),
+                            covered: Some(rng.next(2) == 0),
+                            start_date: date(on),
                         },
                     )
                     .await
@@ -157,11 +157,11 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
                     .set_participant_scope(
                         service.clone(),
                         pb::SetParticipantScopeRequest {
-                            command_id,
+                            idempotency_key,
                             participant_id: id,
                             school_id: new_id(),
                             delivery_partner_id: dps[rng.next(3) as usize].clone(),
-                            from: date(on),
+                            start_date: date(on),
                         },
                     )
                     .await
@@ -175,7 +175,7 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
                             participant_id: id,
                             occurred_on: date(on),
                             kind: pb::EngagementKind::CoachingSession as i32,
-                            request_id: command_id,
+                            idempotency_key,
                             note: String::new(),
                         },
                     )
@@ -232,12 +232,12 @@ async fn a_2025_ect_engaged_in_the_started_window(
         .enrol_payee(
             caller(Scope::Service),
             pb::EnrolPayeeRequest {
-                command_id: new_id(),
+                idempotency_key: new_id(),
                 participant_id: id.clone(),
                 delivery_partner_id: new_id(),
                 schedule: "ecf-standard-september".into(),
                 cohort: 2025,
-                funding_eligible: true,
+                funding_eligible: Some(true),
                 participant_kind: ParticipantKind::Ect as i32,
                 school_id: new_id(),
             },
@@ -251,7 +251,7 @@ async fn a_2025_ect_engaged_in_the_started_window(
                 participant_id: id.clone(),
                 occurred_on: date(NaiveDate::from_ymd_opt(2025, 9, 10).expect("date")),
                 kind: pb::EngagementKind::ModuleCompleted as i32,
-                request_id: new_id(),
+                idempotency_key: new_id(),
                 note: String::new(),
             },
         )

@@ -281,8 +281,45 @@ pub struct Query {
     pub limit: i64,
 }
 
+/// A `ListAuditEntriesRequest` of any service: each service has its own
+/// request message (one request/response pair per RPC), all of this shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListRequest {
+    pub participant_id: String,
+    pub actor_sub: String,
+    pub page_size: i32,
+    pub page_token: String,
+}
+
+/// One page of a `ListAuditEntriesResponse`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub entries: Vec<pb::AuditEntry>,
+    pub next_page_token: String,
+}
+
+/// The audit list request and response of one service.
+macro_rules! audit_list_messages {
+    ($($module:ident),*) => {$(
+        impl From<$module::ListAuditEntriesRequest> for ListRequest {
+            fn from(r: $module::ListAuditEntriesRequest) -> Self {
+                ListRequest { participant_id: r.participant_id, actor_sub: r.actor_sub, page_size: r.page_size, page_token: r.page_token }
+            }
+        }
+        impl From<ListPage> for $module::ListAuditEntriesResponse {
+            fn from(page: ListPage) -> Self {
+                $module::ListAuditEntriesResponse { entries: page.entries, next_page_token: page.next_page_token }
+            }
+        }
+    )*};
+}
+use steplab_proto::steplab::content::v1 as content;
+use steplab_proto::steplab::participant::v1 as participant;
+use steplab_proto::steplab::payments::v1 as payments;
+audit_list_messages!(participant, content, payments);
+
 /// Reads a `ListAuditEntriesRequest`, reporting every malformed field.
-pub fn query(request: &pb::ListAuditEntriesRequest) -> Result<Query, FieldViolations> {
+pub fn query(request: &ListRequest) -> Result<Query, FieldViolations> {
     let mut violations = FieldViolations::default();
     let participant = violations.check(filter("participant_id", &request.participant_id));
     let actor = violations.check(filter("actor_sub", &request.actor_sub));
@@ -351,8 +388,9 @@ pub fn list(conn: &mut DbConn, query: &Query) -> Result<(Vec<Entry>, bool), DbEr
 pub async fn list_entries(
     db: &Database,
     caller: &Caller,
-    request: pb::ListAuditEntriesRequest,
-) -> Result<pb::ListAuditEntriesResponse, ServiceError> {
+    request: impl Into<ListRequest>,
+) -> Result<ListPage, ServiceError> {
+    let request = request.into();
     // A refused read of a participant's audit is itself in that participant's audit.
     call::note_participant(&request.participant_id);
     if caller.role() != Role::Admin {
@@ -364,7 +402,7 @@ pub async fn list_entries(
         Some(last) if more => paging::encode_token(&last.id.to_string()),
         _ => String::new(),
     };
-    Ok(pb::ListAuditEntriesResponse { entries: entries.into_iter().map(entry).collect(), next_page_token })
+    Ok(ListPage { entries: entries.into_iter().map(entry).collect(), next_page_token })
 }
 
 fn entry(e: Entry) -> pb::AuditEntry {
@@ -387,12 +425,8 @@ mod tests {
     use crate::error::{failed_precondition, invalid_argument};
     use std::sync::Arc;
 
-    fn request(participant_id: &str, actor_sub: &str) -> pb::ListAuditEntriesRequest {
-        pb::ListAuditEntriesRequest {
-            participant_id: participant_id.into(),
-            actor_sub: actor_sub.into(),
-            ..Default::default()
-        }
+    fn request(participant_id: &str, actor_sub: &str) -> ListRequest {
+        ListRequest { participant_id: participant_id.into(), actor_sub: actor_sub.into(), ..Default::default() }
     }
 
     fn fields(err: FieldViolations) -> Vec<String> {

@@ -37,7 +37,7 @@ impl<P> CommandEnvelope<P> {
         participant_id: &str,
         parse_participant: impl FnOnce(&str, &str) -> Result<P, FieldViolation>,
     ) -> Option<Self> {
-        let key = violations.check(IdempotencyKey::command("command_id", command_id));
+        let key = violations.check(IdempotencyKey::command("idempotency_key", command_id));
         let participant_id = violations.check(parse_participant("participant_id", participant_id));
         Some(CommandEnvelope { key: key?, participant_id: participant_id? })
     }
@@ -90,7 +90,7 @@ mod tests {
     fn an_envelope_reports_both_malformed_fields_in_request_order() {
         let mut violations = FieldViolations::default();
         assert_eq!(CommandEnvelope::parse(&mut violations, "", "not-an-id"), None);
-        assert_eq!(fields(&violations), ["command_id", "participant_id"]);
+        assert_eq!(fields(&violations), ["idempotency_key", "participant_id"]);
     }
 
     #[test]
@@ -100,7 +100,7 @@ mod tests {
         let envelope = CommandEnvelope::parse(&mut violations, "c-1", &participant.as_str().to_uppercase())
             .expect("a valid envelope");
         assert!(violations.is_empty());
-        assert_eq!(envelope.key, IdempotencyKey::command("command_id", "c-1").expect("key"));
+        assert_eq!(envelope.key, IdempotencyKey::command("idempotency_key", "c-1").expect("key"));
         assert_eq!(envelope.participant_id, participant);
     }
 
@@ -116,6 +116,6 @@ mod tests {
         let err = DatedCommand::parse("c-1", &ParticipantId::generate(), None).expect_err("no date");
         assert_eq!(fields(&err), ["effective_date"]);
         let err = DatedCommand::parse("", "x", Some(&Date { year: 2026, month: 2, day: 30 })).expect_err("all bad");
-        assert_eq!(fields(&err), ["command_id", "participant_id", "effective_date"]);
+        assert_eq!(fields(&err), ["idempotency_key", "participant_id", "effective_date"]);
     }
 }

@@ -157,7 +157,7 @@ impl<T> Ran<T> {
 /// The one idempotent command of every service, run inside the caller's write
 /// transaction: a repeat of `key` with the same request returns the stored
 /// answer and changes nothing; the same key with a different request is
-/// refused (`REQUEST_ID_REUSED`, or `COMMAND_ID_REUSED` for a command, in the
+/// refused (`IDEMPOTENCY_KEY_REUSED`, or `IDEMPOTENCY_KEY_REUSED` for a command, in the
 /// service's ErrorInfo domain `D`); otherwise `apply` runs and its answer is
 /// stored in the same transaction as its effect. Without a key (the caller
 /// did not ask for idempotency) `apply` simply runs.
@@ -189,7 +189,7 @@ pub fn once<D: ErrorDomain, Resp: prost::Message + Default>(
 fn reused<D: ErrorDomain>(key: &IdempotencyKey) -> RuleViolation<D> {
     let field = &key.field;
     RuleViolation::new(
-        if key.command { "COMMAND_ID_REUSED" } else { "REQUEST_ID_REUSED" },
+        "IDEMPOTENCY_KEY_REUSED",
         format!("this {field} was already used for a different request: use a new {field} for a new request"),
     )
 }
@@ -202,24 +202,24 @@ mod tests {
 
     #[test]
     fn keys_are_namespaced_by_caller_and_validated() {
-        let a = IdempotencyKey::parse("request_id", "alice", "r1").expect("ok").expect("some");
-        let b = IdempotencyKey::parse("request_id", "bob", "r1").expect("ok").expect("some");
+        let a = IdempotencyKey::parse("idempotency_key", "alice", "r1").expect("ok").expect("some");
+        let b = IdempotencyKey::parse("idempotency_key", "bob", "r1").expect("ok").expect("some");
         assert_ne!(a, b);
-        assert_eq!(IdempotencyKey::parse("request_id", "alice", ""), Ok(None));
-        assert!(IdempotencyKey::parse("request_id", "alice", "has space").is_err());
-        assert!(IdempotencyKey::parse("request_id", "alice", &"x".repeat(101)).is_err());
-        assert!(IdempotencyKey::command("command_id", "").is_err());
-        assert_eq!(IdempotencyKey::command("command_id", "c1").expect("key").as_str(), "command:c1");
+        assert_eq!(IdempotencyKey::parse("idempotency_key", "alice", ""), Ok(None));
+        assert!(IdempotencyKey::parse("idempotency_key", "alice", "has space").is_err());
+        assert!(IdempotencyKey::parse("idempotency_key", "alice", &"x".repeat(101)).is_err());
+        assert!(IdempotencyKey::command("idempotency_key", "").is_err());
+        assert_eq!(IdempotencyKey::command("idempotency_key", "c1").expect("key").as_str(), "command:c1");
     }
 
     #[test]
     fn callers_whose_sub_and_id_run_together_get_different_keys() {
-        let key = |sub: &str, id: &str| IdempotencyKey::parse("request_id", sub, id).expect("ok").expect("some");
+        let key = |sub: &str, id: &str| IdempotencyKey::parse("idempotency_key", sub, id).expect("ok").expect("some");
         assert_ne!(key("a/b", "c"), key("a", "b/c"));
         assert_ne!(key("1:a", "b"), key("a", "b"));
         assert_eq!(key("a/b", "c").as_str(), "3:a/b/c");
         // A person whose sub is `command` cannot take a command's key.
-        let command = IdempotencyKey::command("command_id", "c1").expect("key");
+        let command = IdempotencyKey::command("idempotency_key", "c1").expect("key");
         assert_ne!(key("command", "c1").as_str(), command.as_str());
     }
 
@@ -248,7 +248,7 @@ mod tests {
     #[test]
     fn once_applies_a_new_command_replays_a_repeat_and_refuses_a_reused_key() {
         let mut conn = keys_db();
-        let key = IdempotencyKey::command("command_id", "c1").expect("key");
+        let key = IdempotencyKey::command("idempotency_key", "c1").expect("key");
         let mut applied = 0;
         let mut run = |conn: &mut DbConn, request: &[u8]| {
             once::<Test, String>(conn, Some(&key), "PlaceHold", request, now(), |_| {
@@ -260,18 +260,18 @@ mod tests {
         assert_eq!(run(&mut conn, b"hold").expect("repeat"), Ran::Replayed("held".to_owned()));
         match run(&mut conn, b"another hold") {
             Err(ServiceError::Rule { domain, reason, .. }) => {
-                assert_eq!((domain, reason), ("steplab.test.v1", "COMMAND_ID_REUSED"))
+                assert_eq!((domain, reason), ("steplab.test.v1", "IDEMPOTENCY_KEY_REUSED"))
             }
             other => panic!("a reused command_id must be refused, got {other:?}"),
         }
         assert_eq!(applied, 1, "only the first command is applied");
-        let request = IdempotencyKey::parse("request_id", "lead", "r1").expect("ok").expect("some");
+        let request = IdempotencyKey::parse("idempotency_key", "lead", "r1").expect("ok").expect("some");
         once::<Test, String>(&mut conn, Some(&request), "PauseParticipant", b"a", now(), |_| Ok(String::new()))
             .expect("first");
         match once::<Test, String>(&mut conn, Some(&request), "PauseParticipant", b"b", now(), |_| Ok(String::new())) {
             Err(ServiceError::Rule { reason, message, .. }) => {
-                assert_eq!(reason, "REQUEST_ID_REUSED");
-                assert!(message.contains("request_id"), "{message}");
+                assert_eq!(reason, "IDEMPOTENCY_KEY_REUSED");
+                assert!(message.contains("idempotency_key"), "{message}");
             }
             other => panic!("a reused request_id must be refused, got {other:?}"),
         }
@@ -289,8 +289,8 @@ mod tests {
     #[test]
     fn a_colliding_pair_does_not_replay_the_other_callers_answer() {
         let mut conn = keys_db();
-        let first = IdempotencyKey::parse("request_id", "lead/x", "r1").expect("ok").expect("some");
-        let second = IdempotencyKey::parse("request_id", "lead", "x/r1").expect("ok").expect("some");
+        let first = IdempotencyKey::parse("idempotency_key", "lead/x", "r1").expect("ok").expect("some");
+        let second = IdempotencyKey::parse("idempotency_key", "lead", "x/r1").expect("ok").expect("some");
         record(&mut conn, &first, "PauseParticipant", b"same", b"first's answer", now()).expect("record");
         assert_eq!(
             lookup(&mut conn, &first, "PauseParticipant", b"same"),
@@ -309,11 +309,11 @@ mod tests {
             )
             .expect("old rows");
         conn.batch_execute(include_str!("../migrations/idempotency_key_form/up.sql")).expect("migration");
-        let alice = IdempotencyKey::parse("request_id", "alice", "r1").expect("ok").expect("some");
+        let alice = IdempotencyKey::parse("idempotency_key", "alice", "r1").expect("ok").expect("some");
         assert_eq!(lookup(&mut conn, &alice, "PauseParticipant", &[1]), Ok(Replay::Answered(vec![0x0a])));
         // Under the old form this might be another caller's row: not held against this one.
         assert_eq!(lookup(&mut conn, &alice, "PauseParticipant", &[9]), Ok(Replay::New));
-        let command = IdempotencyKey::command("command_id", "c1").expect("key");
+        let command = IdempotencyKey::command("idempotency_key", "c1").expect("key");
         assert_eq!(lookup(&mut conn, &command, "PlaceHold", &[2]), Ok(Replay::Answered(vec![0x0b])));
         // Once recorded in the new form, the new row decides.
         record(&mut conn, &alice, "PauseParticipant", &[9], &[0x0c], now()).expect("record");

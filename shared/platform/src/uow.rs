@@ -27,6 +27,25 @@ impl Database {
         })
         .await
     }
+
+    /// Runs `f` as [`Database::write`] would, then rolls everything back:
+    /// the dry run of a change (AIP-163 `validate_only`). `f` sees its own
+    /// writes (the rows a real call would add, the outbox commands it would
+    /// send), so a dry run and the real call share one code path. No audit
+    /// entry is written: nothing changed.
+    pub async fn dry_run<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let turn = self.write_turn().await;
+        self.read(move |conn| {
+            let answer = db::rolled_back(conn, f);
+            drop(turn);
+            answer
+        })
+        .await
+    }
 }
 
 /// A write transaction on either backend (see [`Database::write`]) that
@@ -92,6 +111,28 @@ mod tests {
             (found[0].rpc.as_str(), found[0].outcome.as_str(), found[0].participant_id.as_deref()),
             ("PauseParticipant", "OK", Some("p-1"))
         );
+    }
+
+    #[test]
+    fn a_dry_run_sees_its_own_writes_and_keeps_none_of_them() {
+        let mut conn = audited_db();
+        let count = |c: &mut DbConn| -> Result<i64, DbError> {
+            Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM changes)"))
+                .get_result(c)?)
+        };
+        let call = Arc::new(CallContext::new("r-1".into(), "PauseParticipant".into()));
+        let seen = in_call(Some(call.clone()), || {
+            db::rolled_back(&mut conn, |c| {
+                change(c)?;
+                change(c)?;
+                count(c)
+            })
+        })
+        .expect("dry run");
+        assert_eq!(seen, 2, "the dry run saw its own writes");
+        assert_eq!(count(&mut conn).expect("count"), 0, "and none stayed");
+        assert!(!call.is_audited());
+        assert_eq!(entries(&mut conn), []);
     }
 
     #[test]

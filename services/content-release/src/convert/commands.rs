@@ -29,7 +29,7 @@ pub struct Enrol {
 
 pub fn enrol(req: &pb::EnrolLearnerRequest) -> Result<Enrol, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = envelope(&mut v, &req.command_id, &req.participant_id);
+    let envelope = envelope(&mut v, &req.idempotency_key, &req.participant_id);
     let programme = v.check(programme("programme", req.programme));
     let release_start = v.check(date::PROGRAMME_DATES.required("release_start", req.release_start.as_ref()));
     let school_id = v.check(id("school_id", &req.school_id));
@@ -58,10 +58,10 @@ pub struct PlaceHold {
 
 pub fn place_hold(req: &pb::PlaceHoldRequest) -> Result<PlaceHold, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = envelope(&mut v, &req.command_id, &req.participant_id);
+    let envelope = envelope(&mut v, &req.idempotency_key, &req.participant_id);
     let hold_id = v.check(id("hold_id", &req.hold_id));
     let kind = v.check(hold_kind("kind", req.kind));
-    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("start_date", req.start_date.as_ref()));
     let until = v.check(date::PROGRAMME_DATES.required("until", req.until.as_ref()));
     if let (Some(from), Some(until)) = (from, until)
         && until <= from
@@ -89,7 +89,7 @@ pub struct LiftHold {
 
 pub fn lift_hold(req: &pb::LiftHoldRequest) -> Result<LiftHold, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = envelope(&mut v, &req.command_id, &req.participant_id);
+    let envelope = envelope(&mut v, &req.idempotency_key, &req.participant_id);
     let hold_id = v.check(id("hold_id", &req.hold_id));
     let on = v.check(date::PROGRAMME_DATES.required("on", req.on.as_ref()));
     v.finish(|| Some(LiftHold { envelope: envelope?, hold_id: hold_id?, on: on? }))
@@ -99,11 +99,11 @@ pub fn lift_hold(req: &pb::LiftHoldRequest) -> Result<LiftHold, FieldViolations>
 pub type AccessChange = DatedCommand<String>;
 
 pub fn revoke_access(req: &pb::RevokeAccessRequest) -> Result<AccessChange, FieldViolations> {
-    DatedCommand::parse_with(&req.command_id, &req.participant_id, req.effective_date.as_ref(), id)
+    DatedCommand::parse_with(&req.idempotency_key, &req.participant_id, req.effective_date.as_ref(), id)
 }
 
 pub fn restore_access(req: &pb::RestoreAccessRequest) -> Result<AccessChange, FieldViolations> {
-    DatedCommand::parse_with(&req.command_id, &req.participant_id, req.effective_date.as_ref(), id)
+    DatedCommand::parse_with(&req.idempotency_key, &req.participant_id, req.effective_date.as_ref(), id)
 }
 
 /// A validated SetReleaseStart.
@@ -115,7 +115,7 @@ pub struct ReleaseStartChange {
 
 pub fn set_release_start(req: &pb::SetReleaseStartRequest) -> Result<ReleaseStartChange, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = envelope(&mut v, &req.command_id, &req.participant_id);
+    let envelope = envelope(&mut v, &req.idempotency_key, &req.participant_id);
     let release_start = v.check(date::PROGRAMME_DATES.required("release_start", req.release_start.as_ref()));
     v.finish(|| Some(ReleaseStartChange { envelope: envelope?, release_start: release_start? }))
 }
@@ -131,10 +131,10 @@ pub struct ScopeMove {
 
 pub fn set_participant_scope(req: &pb::SetParticipantScopeRequest) -> Result<ScopeMove, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = envelope(&mut v, &req.command_id, &req.participant_id);
+    let envelope = envelope(&mut v, &req.idempotency_key, &req.participant_id);
     let school_id = v.check(id("school_id", &req.school_id));
     let delivery_partner_id = v.check(id("delivery_partner_id", &req.delivery_partner_id));
-    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("start_date", req.start_date.as_ref()));
     v.finish(|| {
         Some(ScopeMove {
             envelope: envelope?,
@@ -153,27 +153,27 @@ mod tests {
     #[test]
     fn every_malformed_field_of_a_command_is_reported_at_once() {
         let req = pb::PlaceHoldRequest {
-            command_id: String::new(),
+            idempotency_key: String::new(),
             participant_id: "has space".into(),
             hold_id: String::new(),
             kind: 0,
-            from: date(2026, 2, 30),
+            start_date: date(2026, 2, 30),
             until: None,
         };
         assert_eq!(
             fields(place_hold(&req).expect_err("invalid")),
-            ["command_id", "participant_id", "hold_id", "kind", "from", "until"]
+            ["idempotency_key", "participant_id", "hold_id", "kind", "start_date", "until"]
         );
     }
 
     #[test]
     fn a_hold_ends_after_it_starts() {
         let req = pb::PlaceHoldRequest {
-            command_id: "c1".into(),
+            idempotency_key: "c1".into(),
             participant_id: "p1".into(),
             hold_id: "h1".into(),
             kind: pb::HoldKind::Pause as i32,
-            from: date(2026, 10, 5),
+            start_date: date(2026, 10, 5),
             until: date(2026, 10, 5),
         };
         assert_eq!(fields(place_hold(&req).expect_err("empty hold")), ["until"]);
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn an_enrolment_needs_a_programme_and_a_place() {
         let req = pb::EnrolLearnerRequest {
-            command_id: "c1".into(),
+            idempotency_key: "c1".into(),
             participant_id: "p1".into(),
             programme: 0,
             release_start: None,

@@ -13,7 +13,7 @@ use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::content::v1 as pb;
 
 fn request_key(caller_sub: &str, request_id: &str) -> Result<Option<IdempotencyKey>, steplab_platform::FieldViolation> {
-    IdempotencyKey::parse("request_id", caller_sub, request_id)
+    IdempotencyKey::parse("idempotency_key", caller_sub, request_id)
 }
 
 /// A validated RecordModuleAccess or RecordAttendance: a learner used one
@@ -50,7 +50,13 @@ pub fn record_module_access(
     caller_sub: &str,
 ) -> Result<ProgressRecord, FieldViolations> {
     let module = ("module_id", req.module_id.as_str());
-    progress_record(caller_sub, &req.participant_id, module, ("accessed_on", req.accessed_on.as_ref()), &req.request_id)
+    progress_record(
+        caller_sub,
+        &req.participant_id,
+        module,
+        ("accessed_on", req.accessed_on.as_ref()),
+        &req.idempotency_key,
+    )
 }
 
 pub fn record_attendance(
@@ -58,7 +64,13 @@ pub fn record_attendance(
     caller_sub: &str,
 ) -> Result<ProgressRecord, FieldViolations> {
     let event = ("event_id", req.event_id.as_str());
-    progress_record(caller_sub, &req.participant_id, event, ("attended_on", req.attended_on.as_ref()), &req.request_id)
+    progress_record(
+        caller_sub,
+        &req.participant_id,
+        event,
+        ("attended_on", req.attended_on.as_ref()),
+        &req.idempotency_key,
+    )
 }
 
 pub fn module_ref(module: &Module) -> pb::ModuleRef {

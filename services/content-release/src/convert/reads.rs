@@ -110,13 +110,13 @@ fn feed_position(
 
 pub fn list_releases(req: &pb::ListReleasesRequest) -> Result<FeedQuery, FieldViolations> {
     let mut v = FieldViolations::default();
-    let from = v.check(date::required("from", req.from.as_ref()));
-    let to = v.check(date::required("to", req.to.as_ref()));
+    let from = v.check(date::required("start_date", req.start_date.as_ref()));
+    let to = v.check(date::required("end_date", req.end_date.as_ref()));
     if let (Some(from), Some(to)) = (from, to)
         && to < from
     {
         v.push(FieldViolation::new(
-            "to",
+            "end_date",
             format!("{to} is before from ({from}): the range is [from, to], both included"),
         ));
     }
@@ -139,7 +139,7 @@ fn released_module(m: &ScheduledModule<'_>) -> pb::ReleasedModule {
         title: m.module.title.clone(),
         strand: m.module.strand.clone(),
         release_date: date::to_proto_opt(m.release_date),
-        optional: m.optional,
+        optional_module: m.optional,
     }
 }
 
@@ -163,7 +163,7 @@ pub fn release_state(
             .map(|h| pb::Hold {
                 hold_id: h.hold_id.clone(),
                 kind: hold_kind_to_proto(h.kind) as i32,
-                from: Some(date::to_proto(h.from)),
+                start_date: Some(date::to_proto(h.from)),
                 until: Some(date::to_proto(h.until)),
             })
             .collect(),
@@ -172,7 +172,7 @@ pub fn release_state(
             title: m.module.title.clone(),
             strand: m.module.strand.clone(),
             release_date: date::to_proto_opt(m.release_date),
-            optional: m.optional,
+            optional_module: m.optional,
         }),
         resume_module: state.resume.map(module_ref),
         last_accessed_module_id: state.last_accessed_module_id.clone().unwrap_or_default(),
@@ -219,7 +219,7 @@ pub fn release(release: Release) -> pb::Release {
         participant_id: release.participant_id,
         module_id: release.module_id,
         release_date: Some(date::to_proto(release.release_date)),
-        optional: release.optional,
+        optional_module: release.optional,
     }
 }
 
@@ -241,8 +241,8 @@ mod tests {
     fn r4_a_feed_token_round_trips_for_its_own_range_only() {
         let last = row("2026-09-15", "p:1", "ect-02");
         let list = |token: String, to_day: i32| pb::ListReleasesRequest {
-            from: date(2026, 9, 1),
-            to: date(2026, 9, to_day),
+            start_date: date(2026, 9, 1),
+            end_date: date(2026, 9, to_day),
             page_size: 0,
             page_token: token,
         };
@@ -266,8 +266,8 @@ mod tests {
     #[test]
     fn r4_page_sizes_default_to_500_cap_at_1000_and_refuse_negatives() {
         let req = |page_size| pb::ListReleasesRequest {
-            from: date(2026, 9, 1),
-            to: date(2026, 9, 1),
+            start_date: date(2026, 9, 1),
+            end_date: date(2026, 9, 1),
             page_size,
             page_token: String::new(),
         };
@@ -279,11 +279,11 @@ mod tests {
     #[test]
     fn r4_a_range_ending_before_it_starts_is_refused() {
         let req = pb::ListReleasesRequest {
-            from: date(2026, 9, 2),
-            to: date(2026, 9, 1),
+            start_date: date(2026, 9, 2),
+            end_date: date(2026, 9, 1),
             page_size: 0,
             page_token: String::new(),
         };
-        assert_eq!(fields(list_releases(&req).expect_err("backwards")), ["to"]);
+        assert_eq!(fields(list_releases(&req).expect_err("backwards")), ["end_date"]);
     }
 }

@@ -27,7 +27,7 @@ impl ContentRelease {
         let cmd = convert::enrol(&req)?;
         let now = self.clock.now();
         let learner = cmd.learner;
-        let mut received = Received::new("EnrolLearner", cmd.key, &req.command_id, &req, &learner.participant_id);
+        let mut received = Received::new("EnrolLearner", cmd.key, &req.idempotency_key, &req, &learner.participant_id);
         received.lock = false;
         self.command(received, move |conn, _| {
             let existing = store::load_learner(conn, &learner.participant_id)?;
@@ -50,7 +50,7 @@ impl ContentRelease {
         let now = self.clock.now();
         let (envelope, from) = (cmd.envelope, cmd.effective_date);
         let participant_id = envelope.participant_id.clone();
-        let received = Received::new("RevokeAccess", envelope.key, &req.command_id, &req, &participant_id);
+        let received = Received::new("RevokeAccess", envelope.key, &req.idempotency_key, &req, &participant_id);
         self.command(received, move |conn, _| {
             if store::open_revocation(conn, &participant_id)?.is_some() {
                 return Ok(Effect::Unchanged);
@@ -70,7 +70,7 @@ impl ContentRelease {
         let cmd = convert::restore_access(&req)?;
         let (envelope, on) = (cmd.envelope, cmd.effective_date);
         let participant_id = envelope.participant_id.clone();
-        let received = Received::new("RestoreAccess", envelope.key, &req.command_id, &req, &participant_id);
+        let received = Received::new("RestoreAccess", envelope.key, &req.idempotency_key, &req, &participant_id);
         self.command(received, move |conn, _| {
             let Some((revocation, revoked_from)) = store::open_revocation(conn, &participant_id)? else {
                 return Ok(Effect::Unchanged);
@@ -92,7 +92,7 @@ impl ContentRelease {
         let today = self.clock.today();
         let (envelope, start) = (cmd.envelope, cmd.release_start);
         let participant_id = envelope.participant_id.clone();
-        let received = Received::new("SetReleaseStart", envelope.key, &req.command_id, &req, &participant_id);
+        let received = Received::new("SetReleaseStart", envelope.key, &req.idempotency_key, &req, &participant_id);
         self.command(received, move |conn, curriculum| {
             let learner = load(conn, &participant_id)?;
             let schedule = release::schedule(curriculum.programme(learner.programme), learner.facts());
@@ -115,7 +115,7 @@ impl ContentRelease {
         let now = self.clock.now();
         let participant_id = cmd.envelope.participant_id.clone();
         let received =
-            Received::new("SetParticipantScope", cmd.envelope.key.clone(), &req.command_id, &req, &participant_id);
+            Received::new("SetParticipantScope", cmd.envelope.key.clone(), &req.idempotency_key, &req, &participant_id);
         self.command(received, move |conn, _| {
             store::insert_scope_change(conn, &participant_id, &cmd.school_id, &cmd.delivery_partner_id, cmd.from, now)?;
             // Scope decides who reads, not what is released (S1).

@@ -18,7 +18,7 @@ impl ContentRelease {
         let now = self.clock.now();
         let (envelope, hold) = (cmd.envelope, cmd.hold);
         let participant_id = envelope.participant_id.clone();
-        let received = Received::new("PlaceHold", envelope.key, &req.command_id, &req, &participant_id);
+        let received = Received::new("PlaceHold", envelope.key, &req.idempotency_key, &req, &participant_id);
         self.command(received, move |conn, _| {
             let learner = load(conn, &participant_id)?;
             match holds::place(&learner.holds, &hold)? {
@@ -36,7 +36,7 @@ impl ContentRelease {
         let now = self.clock.now();
         let (envelope, hold_id, on) = (cmd.envelope, cmd.hold_id, cmd.on);
         let participant_id = envelope.participant_id.clone();
-        let received = Received::new("LiftHold", envelope.key, &req.command_id, &req, &participant_id);
+        let received = Received::new("LiftHold", envelope.key, &req.idempotency_key, &req, &participant_id);
         self.command(received, move |conn, _| {
             let learner = load(conn, &participant_id)?;
             let Some(lifted) = holds::lift(&participant_id, learner.holds, &hold_id, on)? else {

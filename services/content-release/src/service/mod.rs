@@ -164,7 +164,7 @@ impl ContentRelease {
                         Effect::Changed => refresh_feed(conn, &curriculum, &participant_id)?,
                         Effect::Unchanged => {}
                     }
-                    Ok(CommandAck { command_id, duplicate: false })
+                    Ok(CommandAck { idempotency_key: command_id, duplicate: false })
                 })?;
                 Ok(match ran {
                     Ran::Applied(ack) => ack,

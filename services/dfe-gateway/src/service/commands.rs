@@ -30,7 +30,7 @@ impl Gateway {
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let Track { envelope, course, dfe_participant_id, trn, cohort, schedule_identifier } = Track::try_from(&req)?;
         let participant_id = envelope.participant_id;
-        let received = Received::new(RPC, envelope.key, &req.command_id, &req);
+        let received = Received::new(RPC, envelope.key, &req.idempotency_key, &req);
         self.command(received, move |conn, now| {
             match store::tracked(conn, &participant_id)? {
                 None => store::insert_tracked(
@@ -80,7 +80,7 @@ impl Gateway {
         const RPC: &str = "ReportStatusChange";
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let Report { envelope, change } = Report::try_from(&req)?;
-        let received = Received::new(RPC, envelope.key, &req.command_id, &req);
+        let received = Received::new(RPC, envelope.key, &req.idempotency_key, &req);
         self.tracked_command(received, envelope.participant_id, move |conn, now, mut tracked, command_id| {
             let request = mapping::status_change_request(stored_course(&tracked)?, &change);
             store::insert_call(conn, &new_call(&tracked, command_id, None, request, now))?;
@@ -105,7 +105,7 @@ impl Gateway {
         const RPC: &str = "DeclareMilestone";
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let Declare { envelope, declaration_type, declaration_date, evidence_held } = Declare::try_from(&req)?;
-        let received = Received::new(RPC, envelope.key, &req.command_id, &req);
+        let received = Received::new(RPC, envelope.key, &req.idempotency_key, &req);
         self.tracked_command(received, envelope.participant_id, move |conn, now, tracked, command_id| {
             let participant_id = tracked.participant_id.as_str();
             let course = stored_course(&tracked)?;
@@ -138,7 +138,7 @@ impl Gateway {
         const RPC: &str = "VoidMilestone";
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let Void { envelope, declaration_type } = Void::try_from(&req)?;
-        let received = Received::new(RPC, envelope.key, &req.command_id, &req);
+        let received = Received::new(RPC, envelope.key, &req.idempotency_key, &req);
         self.tracked_command(received, envelope.participant_id, move |conn, now, tracked, command_id| {
             let Some(mut declaration) = store::declaration(conn, &tracked.participant_id, &declaration_type)?
                 .filter(|d| rules::stands(&d.state))

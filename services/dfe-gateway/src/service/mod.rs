@@ -118,7 +118,7 @@ impl Gateway {
             .write(move |conn| {
                 let ran = idempotency::once::<DfeGatewayRules, _>(conn, Some(&key), rpc, &request, now, |conn| {
                     apply(conn, now)?;
-                    Ok(Resp::acked(CommandAck { command_id, duplicate: false }))
+                    Ok(Resp::acked(CommandAck { idempotency_key: command_id, duplicate: false }))
                 })?;
                 Ok::<_, ServiceError>(acked(ran))
             })

@@ -139,7 +139,7 @@ pub fn approval_request(request: ApprovalRequest) -> pb::ApprovalRequest {
         None => (String::new(), String::new(), None),
     };
     pb::ApprovalRequest {
-        request_id: request.id,
+        approval_request_id: request.id,
         kind: kind as i32,
         status: status as i32,
         participant_id: request.participant_id,
@@ -273,7 +273,7 @@ pub fn event(event: Event) -> pb::ParticipantEvent {
             (pb::EventType::ReleaseStartChanged, String::new(), String::new())
         }
     };
-    out.r#type = event_type as i32;
+    out.event_type = event_type as i32;
     out.school_id = school;
     out.related_participant_id = related;
     out

@@ -3,9 +3,9 @@
 
 use super::note;
 use crate::domain::records::RequestedChange;
-use steplab_platform::FieldViolations;
 use steplab_platform::date::PROGRAMME_DATES;
 use steplab_platform::ids::{ApprovalRequestId, ParticipantId};
+use steplab_platform::{FieldViolation, FieldViolations};
 use steplab_proto::steplab::participant::v1 as pb;
 
 /// A participant id and a note, the fields every approval request has.
@@ -70,7 +70,12 @@ pub struct DecideCommand {
 
 pub fn decide_request(req: &pb::DecideRequestRequest) -> Result<DecideCommand, FieldViolations> {
     let mut v = FieldViolations::default();
-    let id = v.check(ApprovalRequestId::parse("request_id", &req.request_id));
+    let id = v.check(ApprovalRequestId::parse("approval_request_id", &req.approval_request_id));
     let note = v.check(note("note", &req.note));
-    v.finish(|| Some(DecideCommand { request_id: id?, approve: req.approve, note: note? }))
+    // Explicit presence: an omitted `approve` must not read as a refusal.
+    let approve =
+        v.check(req.approve.ok_or_else(|| {
+            FieldViolation::new("approve", "is required: true to approve the request, false to refuse it")
+        }));
+    v.finish(|| Some(DecideCommand { request_id: id?, approve: approve?, note: note? }))
 }

@@ -29,7 +29,15 @@ pub fn create_school(req: &pb::CreateSchoolRequest) -> Result<NewSchool, FieldVi
     let urn = v.check(digits("urn", &req.urn, 6, "URN"));
     let name = v.check(name("name", &req.name));
     let dp = v.check(DeliveryPartnerId::parse("delivery_partner_id", &req.delivery_partner_id));
-    v.finish(|| Some(NewSchool { urn: urn?, name: name?, delivery_partner_id: dp?, area_covered: req.area_covered }))
+    // Explicit presence (S2): an omitted area_covered must not silently make
+    // a school uncovered, which stops its output payments.
+    let area_covered = v.check(req.area_covered.ok_or_else(|| {
+        FieldViolation::new(
+            "area_covered",
+            "is required: true when the lead provider covers the school's area, false when not (S2)",
+        )
+    }));
+    v.finish(|| Some(NewSchool { urn: urn?, name: name?, delivery_partner_id: dp?, area_covered: area_covered? }))
 }
 
 pub fn register(req: &pb::RegisterParticipantRequest) -> Result<Registration, FieldViolations> {
@@ -42,9 +50,18 @@ pub fn register(req: &pb::RegisterParticipantRequest) -> Result<Registration, Fi
         _ => v.check(digits("trn", &req.trn, 7, "teacher reference number").map(Some)),
     };
     let registered_on = v.check(date::REGISTRATION_DATES.optional("registered_on", req.registered_on.as_ref()));
-    if req.previous_pilot_mentor && kind.is_some_and(|k| k != ParticipantKind::Mentor) {
-        v.push(FieldViolation::new("previous_pilot_mentor", "applies to mentors only (M4)"));
-    }
+    // Explicit presence (M4): a mentor's funding depends on it, so a mentor
+    // must say; for anyone else it must be unset or false.
+    let previous_pilot_mentor = v.check(match (req.previous_pilot_mentor, kind) {
+        (None, Some(ParticipantKind::Mentor)) => Err(FieldViolation::new(
+            "previous_pilot_mentor",
+            "is required for a mentor: true for a mentor from the earlier pilot (never funded, M4), false otherwise",
+        )),
+        (Some(true), Some(k)) if k != ParticipantKind::Mentor => {
+            Err(FieldViolation::new("previous_pilot_mentor", "applies to mentors only (M4)"))
+        }
+        (flag, _) => Ok(flag.unwrap_or(false)),
+    });
     v.finish(|| {
         Some(Registration {
             school_id: school_id?.into_string(),
@@ -52,7 +69,7 @@ pub fn register(req: &pb::RegisterParticipantRequest) -> Result<Registration, Fi
             full_name: full_name?,
             trn: trn?,
             registered_on: registered_on?,
-            previous_pilot_mentor: req.previous_pilot_mentor,
+            previous_pilot_mentor: previous_pilot_mentor?,
         })
     })
 }

@@ -135,13 +135,14 @@ mod tests {
 
     fn registration() -> pb::RegisterParticipantRequest {
         pb::RegisterParticipantRequest {
+            validate_only: false,
             school_id: new_id(),
             kind: common::ParticipantKind::Ect as i32,
             full_name: "  Ada Lovelace ".into(),
             trn: "1234567".into(),
             registered_on: Some(Date { year: 2026, month: 9, day: 1 }),
-            previous_pilot_mentor: false,
-            request_id: String::new(),
+            previous_pilot_mentor: None,
+            idempotency_key: String::new(),
             dfe_participant_id: String::new(),
         }
     }
@@ -182,7 +183,7 @@ mod tests {
     #[test]
     fn m4_previous_pilot_mentor_is_refused_on_an_ect() {
         let mut req = registration();
-        req.previous_pilot_mentor = true;
+        req.previous_pilot_mentor = Some(true);
         assert_eq!(fields(register(&req).expect_err("ect pilot")), ["previous_pilot_mentor"]);
     }
 
@@ -196,11 +197,12 @@ mod tests {
     #[test]
     fn a_school_needs_a_six_digit_urn() {
         let req = pb::CreateSchoolRequest {
+            validate_only: false,
             urn: "12a456".into(),
             name: "Hill School".into(),
             delivery_partner_id: new_id(),
-            area_covered: true,
-            request_id: String::new(),
+            area_covered: Some(true),
+            idempotency_key: String::new(),
         };
         assert_eq!(fields(create_school(&req).expect_err("bad urn")), ["urn"]);
     }

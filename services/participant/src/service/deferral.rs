@@ -20,7 +20,7 @@ impl Registry {
         let command = convert::defer(&req)?;
         let deferral = command.deferral;
         self.act(
-            Call { caller, rpc: "DeferParticipant", request: &req, request_id: &req.request_id },
+            Call { caller, rpc: "DeferParticipant", request: &req, request_id: &req.idempotency_key },
             command.participant_id,
             |c, p| policy::may_manage_lifecycle(c, p, "defer participants"),
             move |conn, ect, today| {
@@ -28,6 +28,7 @@ impl Registry {
                 Ok((lifecycle::defer_within(ect, deferral, approved, convert::new_id, today)?, vec![]))
             },
             |participant, cascaded| pb::DeferParticipantResponse {
+                effects: None,
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
             },
@@ -43,7 +44,7 @@ impl Registry {
         let change = convert::change_return_date(&req)?;
         let expected_return = change.date;
         self.act(
-            Call { caller, rpc: "ChangeReturnDate", request: &req, request_id: &req.request_id },
+            Call { caller, rpc: "ChangeReturnDate", request: &req, request_id: &req.idempotency_key },
             change.participant_id,
             |c, p| policy::may_manage_lifecycle(c, p, "change return dates"),
             move |conn, p, today| {
@@ -51,6 +52,7 @@ impl Registry {
                 Ok((lifecycle::change_return_date_within(p, expected_return, approved, today)?, vec![]))
             },
             |participant, cascaded| pb::ChangeReturnDateResponse {
+                effects: None,
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
             },
@@ -66,11 +68,12 @@ impl Registry {
         let change = convert::record_return(&req)?;
         let returned_on = change.date;
         self.act(
-            Call { caller, rpc: "RecordReturn", request: &req, request_id: &req.request_id },
+            Call { caller, rpc: "RecordReturn", request: &req, request_id: &req.idempotency_key },
             change.participant_id,
             |c, p| policy::may_manage_lifecycle(c, p, "record returns"),
             move |_, p, today| Ok((lifecycle::record_return(p, returned_on.unwrap_or(today), today)?, vec![])),
             |participant, cascaded| pb::RecordReturnResponse {
+                effects: None,
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
             },

@@ -36,7 +36,7 @@ impl Registry {
         req: pb::AssignMentorRequest,
     ) -> Result<pb::AssignMentorResponse, ServiceError> {
         let change = convert::assign_mentor(&req)?;
-        let key = idempotency_key(&caller, &req.request_id)?;
+        let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "AssignMentor", &req, move |conn| {
             let (ect, ect_now) = load_in_reach(conn, &caller, &change.ect_id, today)?;
@@ -61,7 +61,7 @@ impl Registry {
             }
             apply(conn, &caller, &touched, decision, now, today)?;
             let ect = load(conn, &ect.id)?;
-            Ok(pb::AssignMentorResponse { ect: Some(shown(conn, current(&ect, today)?)?) })
+            Ok(pb::AssignMentorResponse { effects: None, ect: Some(shown(conn, current(&ect, today)?)?) })
         })
         .await
     }
@@ -72,7 +72,7 @@ impl Registry {
         req: pb::EndMentorCoverRequest,
     ) -> Result<pb::EndMentorCoverResponse, ServiceError> {
         let change = convert::end_mentor_cover(&req)?;
-        let key = idempotency_key(&caller, &req.request_id)?;
+        let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "EndMentorCover", &req, move |conn| {
             let (ect, ect_now) = load_in_reach(conn, &caller, &change.participant_id, today)?;
@@ -82,7 +82,7 @@ impl Registry {
             touch_all(conn, &mut touched, &events)?;
             apply(conn, &caller, &touched, Decision { events, ..Decision::default() }, now, today)?;
             let ect = load(conn, &ect.id)?;
-            Ok(pb::EndMentorCoverResponse { ect: Some(shown(conn, current(&ect, today)?)?) })
+            Ok(pb::EndMentorCoverResponse { effects: None, ect: Some(shown(conn, current(&ect, today)?)?) })
         })
         .await
     }
@@ -93,7 +93,7 @@ impl Registry {
         req: pb::MoveSchoolRequest,
     ) -> Result<pb::MoveSchoolResponse, ServiceError> {
         let command = convert::move_school(&req)?;
-        let key = idempotency_key(&caller, &req.request_id)?;
+        let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "MoveSchool", &req, move |conn| {
             let (p, p_now) = load_in_reach(conn, &caller, &command.participant_id, today)?;
@@ -120,7 +120,7 @@ impl Registry {
             }
             apply(conn, &caller, &touched, decision, now, today)?;
             let (participant, _) = changed(conn, &command.participant_id, vec![], today)?;
-            Ok(pb::MoveSchoolResponse { participant: Some(participant) })
+            Ok(pb::MoveSchoolResponse { effects: None, participant: Some(participant) })
         })
         .await
     }

@@ -72,7 +72,8 @@ fn school_place(school: &School) -> Place<'_> {
 }
 
 fn idempotency_key(caller: &Caller, request_id: &str) -> Result<Option<IdempotencyKey>, ServiceError> {
-    IdempotencyKey::parse("request_id", &caller.sub, request_id).map_err(|v| ServiceError::InvalidArgument(v.into()))
+    IdempotencyKey::parse("idempotency_key", &caller.sub, request_id)
+        .map_err(|v| ServiceError::InvalidArgument(v.into()))
 }
 
 fn load(conn: &mut DbConn, id: &str) -> Result<ParticipantRecord, ServiceError> {

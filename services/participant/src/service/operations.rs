@@ -32,7 +32,7 @@ impl Registry {
                 let (_, view_today) = load_in_reach(conn, &caller, &id, today)?;
                 policy::may_read(&caller, place(&view_today))?;
                 let events = store::history(conn, &id)?.into_iter().map(convert::event).collect();
-                Ok(pb::GetParticipantHistoryResponse { events })
+                Ok(pb::GetParticipantHistoryResponse { next_page_token: String::new(), events })
             })
             .await
     }
@@ -85,7 +85,7 @@ impl Registry {
                     .filter(|r| !parked_only || (r.parked_at.is_some() && r.delivered_at.is_none()))
                     .map(convert::outbox_command)
                     .collect();
-                Ok(pb::GetSyncStatusResponse { pending, parked, commands })
+                Ok(pb::GetSyncStatusResponse { next_page_token: String::new(), pending, parked, commands })
             })
             .await
     }
@@ -98,7 +98,7 @@ impl Registry {
         policy::may_operate_relay(&caller)?;
         let mut v = FieldViolations::default();
         let participant_id = v.check(ParticipantId::parse_optional("participant_id", &req.participant_id));
-        let command_id = v.check(convert::optional_id("command_id", &req.command_id));
+        let command_id = v.check(convert::optional_id("idempotency_key", &req.command_id));
         let (participant_id, command_id) = v.finish(|| Some((participant_id?, command_id?)))?;
         let now = self.clock.now();
         let retried = self
@@ -174,7 +174,7 @@ impl Registry {
             .try_collect()
             .await?;
         let mut answer = pb::CheckConsistencyResponse {
-            checked: page.len() as i64,
+            checked_count: page.len() as i64,
             next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
             ..Default::default()
         };

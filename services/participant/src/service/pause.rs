@@ -18,7 +18,7 @@ impl Registry {
         let pause_id = convert::new_id();
         let who = caller.clone();
         self.act(
-            Call { caller, rpc: "PauseParticipant", request: &req, request_id: &req.request_id },
+            Call { caller, rpc: "PauseParticipant", request: &req, request_id: &req.idempotency_key },
             p.participant_id,
             policy::may_manage_pause,
             move |conn, participant, today| {
@@ -37,7 +37,7 @@ impl Registry {
                     handover::MentorPause { pause_id, start: p.start, expected_end: p.expected_end, note: p.note };
                 Ok((handover::pause_alongside(participant, &ect, &others, request, today)?, vec![]))
             },
-            |participant, _| pb::PauseParticipantResponse { participant: Some(participant) },
+            |participant, _| pb::PauseParticipantResponse { effects: None, participant: Some(participant) },
         )
         .await
     }
@@ -50,7 +50,7 @@ impl Registry {
         let change = convert::extend_pause(&req)?;
         let end = change.date;
         self.act(
-            Call { caller, rpc: "ExtendPause", request: &req, request_id: &req.request_id },
+            Call { caller, rpc: "ExtendPause", request: &req, request_id: &req.idempotency_key },
             change.participant_id,
             policy::may_manage_pause,
             move |conn, p, today| {
@@ -63,7 +63,7 @@ impl Registry {
                 let others = load_all(conn, ever_mentored.iter().filter(|id| **id != ect_id))?;
                 Ok((handover::extend_pause_alongside(p, &ect, &others, end, today)?, vec![]))
             },
-            |participant, _| pb::ExtendPauseResponse { participant: Some(participant) },
+            |participant, _| pb::ExtendPauseResponse { effects: None, participant: Some(participant) },
         )
         .await
     }
@@ -76,11 +76,11 @@ impl Registry {
         let change = convert::end_pause(&req)?;
         let end = change.date;
         self.act(
-            Call { caller, rpc: "EndPause", request: &req, request_id: &req.request_id },
+            Call { caller, rpc: "EndPause", request: &req, request_id: &req.idempotency_key },
             change.participant_id,
             policy::may_manage_pause,
             move |_, ect, today| Ok((lifecycle::end_pause(ect, end.unwrap_or(today), today)?, vec![])),
-            |participant, _| pb::EndPauseResponse { participant: Some(participant) },
+            |participant, _| pb::EndPauseResponse { effects: None, participant: Some(participant) },
         )
         .await
     }

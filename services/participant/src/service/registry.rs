@@ -66,11 +66,14 @@ impl Registry {
     ) -> Result<pb::CreateDeliveryPartnerResponse, ServiceError> {
         policy::may_create_delivery_partner(&caller)?;
         let name = convert::name("name", &req.name).map_err(FieldViolations::from)?;
-        let key = idempotency_key(&caller, &req.request_id)?;
+        let key = idempotency_key(&caller, &req.idempotency_key)?;
         let partner = DeliveryPartner { id: convert::new_id(), name, created_at: self.clock.now() };
         self.mutate(key, "CreateDeliveryPartner", &req, move |conn| {
             store::insert_delivery_partner(conn, &partner)?;
-            Ok(pb::CreateDeliveryPartnerResponse { delivery_partner: Some(convert::delivery_partner(partner)) })
+            Ok(pb::CreateDeliveryPartnerResponse {
+                effects: None,
+                delivery_partner: Some(convert::delivery_partner(partner)),
+            })
         })
         .await
     }
@@ -82,7 +85,7 @@ impl Registry {
     ) -> Result<pb::CreateSchoolResponse, ServiceError> {
         policy::may_create_school(&caller)?;
         let new = convert::create_school(&req)?;
-        let key = idempotency_key(&caller, &req.request_id)?;
+        let key = idempotency_key(&caller, &req.idempotency_key)?;
         let school = School {
             id: convert::new_id(),
             urn: new.urn,
@@ -99,7 +102,7 @@ impl Registry {
                 )));
             }
             store::insert_school(conn, &school)?;
-            Ok(pb::CreateSchoolResponse { school: Some(convert::school(school)) })
+            Ok(pb::CreateSchoolResponse { effects: None, school: Some(convert::school(school)) })
         })
         .await
     }
@@ -113,7 +116,7 @@ impl Registry {
         let registration = convert::register(&req)?;
         let dfe_id = convert::optional_dfe_participant_id("dfe_participant_id", &req.dfe_participant_id)
             .map_err(FieldViolations::from)?;
-        let key = idempotency_key(&caller, &req.request_id)?;
+        let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         self.mutate(key, "RegisterParticipant", &req, move |conn| {
             let school = school_in_reach(conn, &caller, &registration.school_id)?;
@@ -138,7 +141,7 @@ impl Registry {
                 set_dfe_id(conn, &record, dfe_id, now)?;
             }
             let participant = convert::participant(current(&record, today)?);
-            Ok(pb::RegisterParticipantResponse { participant: Some(with_dfe_id(conn, participant)?) })
+            Ok(pb::RegisterParticipantResponse { effects: None, participant: Some(with_dfe_id(conn, participant)?) })
         })
         .await
     }
@@ -161,7 +164,10 @@ impl Registry {
                 store::lock_participants(conn, std::slice::from_ref(&record.id))?;
                 set_dfe_id(conn, &record, &dfe_id, now)?;
                 let participant = convert::participant(current(&record, today)?);
-                Ok(pb::SetDfeParticipantIdResponse { participant: Some(with_dfe_id(conn, participant)?) })
+                Ok(pb::SetDfeParticipantIdResponse {
+                    effects: None,
+                    participant: Some(with_dfe_id(conn, participant)?),
+                })
             })
             .await
             .inspect(|_| self.relay.notify_one())

@@ -68,8 +68,8 @@ impl Registry {
         req: pb::RequestReinstatementRequest,
     ) -> Result<pb::RequestReinstatementResponse, ServiceError> {
         let new = convert::request_reinstatement(&req)?;
-        let call = Call { caller, rpc: "RequestReinstatement", request: &req, request_id: &req.request_id };
-        self.request(call, new, |r| pb::RequestReinstatementResponse { request: Some(r) }).await
+        let call = Call { caller, rpc: "RequestReinstatement", request: &req, request_id: &req.idempotency_key };
+        self.request(call, new, |r| pb::RequestReinstatementResponse { effects: None, request: Some(r) }).await
     }
 
     pub async fn request_release_start_change(
@@ -78,8 +78,8 @@ impl Registry {
         req: pb::RequestReleaseStartChangeRequest,
     ) -> Result<pb::RequestReleaseStartChangeResponse, ServiceError> {
         let new = convert::request_release_start_change(&req)?;
-        let call = Call { caller, rpc: "RequestReleaseStartChange", request: &req, request_id: &req.request_id };
-        self.request(call, new, |r| pb::RequestReleaseStartChangeResponse { request: Some(r) }).await
+        let call = Call { caller, rpc: "RequestReleaseStartChange", request: &req, request_id: &req.idempotency_key };
+        self.request(call, new, |r| pb::RequestReleaseStartChangeResponse { effects: None, request: Some(r) }).await
     }
 
     pub async fn request_keep_mentor(
@@ -88,8 +88,8 @@ impl Registry {
         req: pb::RequestKeepMentorRequest,
     ) -> Result<pb::RequestKeepMentorResponse, ServiceError> {
         let new = convert::request_keep_mentor(&req)?;
-        let call = Call { caller, rpc: "RequestKeepMentor", request: &req, request_id: &req.request_id };
-        self.request(call, new, |r| pb::RequestKeepMentorResponse { request: Some(r) }).await
+        let call = Call { caller, rpc: "RequestKeepMentor", request: &req, request_id: &req.idempotency_key };
+        self.request(call, new, |r| pb::RequestKeepMentorResponse { effects: None, request: Some(r) }).await
     }
 
     pub async fn request_long_deferral(
@@ -98,8 +98,8 @@ impl Registry {
         req: pb::RequestLongDeferralRequest,
     ) -> Result<pb::RequestLongDeferralResponse, ServiceError> {
         let new = convert::request_long_deferral(&req)?;
-        let call = Call { caller, rpc: "RequestLongDeferral", request: &req, request_id: &req.request_id };
-        self.request(call, new, |r| pb::RequestLongDeferralResponse { request: Some(r) }).await
+        let call = Call { caller, rpc: "RequestLongDeferral", request: &req, request_id: &req.idempotency_key };
+        self.request(call, new, |r| pb::RequestLongDeferralResponse { effects: None, request: Some(r) }).await
     }
 
     pub async fn decide_request(
@@ -142,6 +142,7 @@ impl Registry {
                 .ok_or_else(|| ServiceError::Internal(format!("request {id} vanished")))?;
             let (participant, _) = changed(conn, &p.id, vec![], today)?;
             Ok(pb::DecideRequestResponse {
+                effects: None,
                 request: Some(convert::approval_request(decided)),
                 participant: Some(participant),
             })

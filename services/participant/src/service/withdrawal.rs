@@ -69,7 +69,7 @@ impl Registry {
         let replacement_id = command.replacement_induction_coordinator_id;
         let who = caller.clone();
         self.act(
-            Call { caller, rpc: "WithdrawParticipant", request: &req, request_id: &req.request_id },
+            Call { caller, rpc: "WithdrawParticipant", request: &req, request_id: &req.idempotency_key },
             command.participant_id,
             |c, p| policy::may_manage_lifecycle(c, p, "withdraw participants"),
             move |conn, p, today| {
@@ -113,6 +113,7 @@ impl Registry {
                 Ok((decision, touched))
             },
             |participant, cascaded| pb::WithdrawParticipantResponse {
+                effects: None,
                 participant: Some(participant),
                 cascaded_participant_ids: cascaded,
             },

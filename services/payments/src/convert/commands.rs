@@ -53,7 +53,7 @@ pub struct Enrol {
 
 pub fn enrol(req: &pb::EnrolPayeeRequest) -> Result<Enrol, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+    let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
     let delivery_partner_id = v.check(DeliveryPartnerId::parse("delivery_partner_id", &req.delivery_partner_id));
     let schedule_id = v.check(if req.schedule.trim().is_empty() {
         Err(FieldViolation::new("schedule", "is required, e.g. ecf-standard-september (see ListSchedules)"))
@@ -67,12 +67,17 @@ pub fn enrol(req: &pb::EnrolPayeeRequest) -> Result<Enrol, FieldViolations> {
     });
     let kind = v.check(kind(req.participant_kind));
     // M4: only a mentor from the earlier pilot is enrolled unfunded.
-    if kind == Some(PayeeKind::Ect) && !req.funding_eligible {
-        v.push(FieldViolation::new(
+    let funding_eligible = v.check(match (req.funding_eligible, kind) {
+        (None, _) => Err(FieldViolation::new(
+            "funding_eligible",
+            "is required: true, or false for a mentor from the earlier pilot (M4)",
+        )),
+        (Some(false), Some(PayeeKind::Ect)) => Err(FieldViolation::new(
             "funding_eligible",
             "must be true for an ECT: only a mentor from the earlier pilot is not funding eligible (M4)",
-        ));
-    }
+        )),
+        (Some(eligible), _) => Ok(eligible),
+    });
     let school_id = v.check(SchoolId::parse("school_id", &req.school_id));
     v.finish(|| {
         let CommandEnvelope { key, participant_id } = envelope?;
@@ -84,7 +89,7 @@ pub fn enrol(req: &pb::EnrolPayeeRequest) -> Result<Enrol, FieldViolations> {
             schedule_id: schedule_id?,
             cohort: cohort?,
             kind: kind?,
-            funding_eligible: req.funding_eligible,
+            funding_eligible: funding_eligible?,
         })
     })
 }
@@ -101,9 +106,9 @@ pub struct Suspend {
 
 pub fn suspend(req: &pb::SuspendAccrualRequest) -> Result<Suspend, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+    let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
     let suspension_id = v.check(token("suspension_id", &req.suspension_id));
-    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("start_date", req.start_date.as_ref()));
     let until = v.check(date::PROGRAMME_DATES.required("until", req.until.as_ref()));
     if let (Some(f), Some(u)) = (from, until)
         && u <= f
@@ -130,7 +135,7 @@ pub struct Resume {
 
 pub fn resume(req: &pb::ResumeAccrualRequest) -> Result<Resume, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+    let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
     let suspension_id = v.check(token("suspension_id", &req.suspension_id));
     let on = v.check(date::PROGRAMME_DATES.required("on", req.on.as_ref()));
     v.finish(|| {
@@ -158,11 +163,11 @@ fn dated(
 }
 
 pub fn end(req: &pb::EndAccrualRequest) -> Result<Dated, FieldViolations> {
-    dated(&req.command_id, &req.participant_id, req.effective_date.as_ref())
+    dated(&req.idempotency_key, &req.participant_id, req.effective_date.as_ref())
 }
 
 pub fn reopen(req: &pb::ReopenAccrualRequest) -> Result<Dated, FieldViolations> {
-    dated(&req.command_id, &req.participant_id, req.effective_date.as_ref())
+    dated(&req.idempotency_key, &req.participant_id, req.effective_date.as_ref())
 }
 
 /// A validated SetAreaCovered.
@@ -176,11 +181,14 @@ pub struct Coverage {
 
 pub fn coverage(req: &pb::SetAreaCoveredRequest) -> Result<Coverage, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
-    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
+    let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
+    let covered = v.check(req.covered.ok_or_else(|| {
+        FieldViolation::new("covered", "is required: true when the lead provider covers the area, false when not (S2)")
+    }));
+    let from = v.check(date::PROGRAMME_DATES.required("start_date", req.start_date.as_ref()));
     v.finish(|| {
         let CommandEnvelope { key, participant_id } = envelope?;
-        Some(Coverage { key, participant_id, covered: req.covered, from: from? })
+        Some(Coverage { key, participant_id, covered: covered?, from: from? })
     })
 }
 
@@ -196,10 +204,10 @@ pub struct Move {
 
 pub fn placement(req: &pb::SetParticipantScopeRequest) -> Result<Move, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+    let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
     let school_id = v.check(SchoolId::parse("school_id", &req.school_id));
     let delivery_partner_id = v.check(DeliveryPartnerId::parse("delivery_partner_id", &req.delivery_partner_id));
-    let from = v.check(date::PROGRAMME_DATES.required("from", req.from.as_ref()));
+    let from = v.check(date::PROGRAMME_DATES.required("start_date", req.start_date.as_ref()));
     v.finish(|| {
         let CommandEnvelope { key, participant_id } = envelope?;
         Some(Move {
@@ -249,10 +257,10 @@ pub fn engagement(req: &pb::RecordEngagementRequest, caller_sub: &str) -> Result
     let participant_id = v.check(ParticipantId::parse("participant_id", &req.participant_id));
     let occurred_on = v.check(date::PROGRAMME_DATES.required("occurred_on", req.occurred_on.as_ref()));
     let kind = v.check(engagement_kind(req.kind));
-    let key = v.check(IdempotencyKey::parse("request_id", caller_sub, &req.request_id).and_then(|k| {
+    let key = v.check(IdempotencyKey::parse("idempotency_key", caller_sub, &req.idempotency_key).and_then(|k| {
         k.ok_or_else(|| {
             FieldViolation::new(
-                "request_id",
+                "idempotency_key",
                 "is required: engagement earns money, so a retried call must not count twice (use a UUID)",
             )
         })
@@ -281,7 +289,7 @@ pub struct DeclarationState {
 
 pub fn declaration_state(req: &pb::RecordDeclarationStateRequest) -> Result<DeclarationState, FieldViolations> {
     let mut v = FieldViolations::default();
-    let envelope = CommandEnvelope::parse(&mut v, &req.command_id, &req.participant_id);
+    let envelope = CommandEnvelope::parse(&mut v, &req.idempotency_key, &req.participant_id);
     let declaration_type = v.check(if declarations::is_declaration_type(&req.declaration_type) {
         Ok(req.declaration_type.clone())
     } else {
@@ -331,12 +339,12 @@ mod tests {
 
     fn enrolment() -> pb::EnrolPayeeRequest {
         pb::EnrolPayeeRequest {
-            command_id: "c1".into(),
+            idempotency_key: "c1".into(),
             participant_id: uuid(),
             delivery_partner_id: uuid(),
             schedule: "ecf-standard-september".into(),
             cohort: 2025,
-            funding_eligible: true,
+            funding_eligible: Some(true),
             participant_kind: common::ParticipantKind::Ect as i32,
             school_id: uuid(),
         }
@@ -345,19 +353,19 @@ mod tests {
     #[test]
     fn every_malformed_enrolment_field_is_reported_at_once() {
         let req = pb::EnrolPayeeRequest {
-            command_id: String::new(),
+            idempotency_key: String::new(),
             participant_id: "nope".into(),
             delivery_partner_id: String::new(),
             schedule: " ".into(),
             cohort: 0,
-            funding_eligible: true,
+            funding_eligible: Some(true),
             participant_kind: 0,
             school_id: "x".into(),
         };
         assert_eq!(
             fields(enrol(&req).expect_err("invalid")),
             [
-                "command_id",
+                "idempotency_key",
                 "participant_id",
                 "delivery_partner_id",
                 "schedule",
@@ -372,7 +380,7 @@ mod tests {
     #[test]
     fn m4_an_unfunded_ect_and_an_induction_coordinator_are_not_payees() {
         let mut req = enrolment();
-        req.funding_eligible = false;
+        req.funding_eligible = Some(false);
         assert_eq!(fields(enrol(&req).expect_err("ect")), ["funding_eligible"]);
         req.participant_kind = common::ParticipantKind::Mentor as i32;
         assert!(enrol(&req).is_ok(), "a pilot mentor is enrolled unfunded");
@@ -383,20 +391,20 @@ mod tests {
     #[test]
     fn d4_a_suspension_ends_after_it_starts() {
         let req = pb::SuspendAccrualRequest {
-            command_id: "c".into(),
+            idempotency_key: "c".into(),
             participant_id: uuid(),
             suspension_id: "s1".into(),
-            from: Some(Date { year: 2026, month: 3, day: 1 }),
+            start_date: Some(Date { year: 2026, month: 3, day: 1 }),
             until: Some(Date { year: 2026, month: 3, day: 1 }),
         };
         assert_eq!(fields(suspend(&req).expect_err("empty")), ["until"]);
         let req = pb::SuspendAccrualRequest {
-            from: Some(Date { year: 2026, month: 2, day: 30 }),
+            start_date: Some(Date { year: 2026, month: 2, day: 30 }),
             until: None,
             suspension_id: "has space".into(),
             ..req
         };
-        assert_eq!(fields(suspend(&req).expect_err("bad")), ["suspension_id", "from", "until"]);
+        assert_eq!(fields(suspend(&req).expect_err("bad")), ["suspension_id", "start_date", "until"]);
     }
 
     #[test]
@@ -405,9 +413,12 @@ mod tests {
             participant_id: uuid(),
             occurred_on: None,
             kind: 0,
-            request_id: String::new(),
+            idempotency_key: String::new(),
             note: "x\u{0}".into(),
         };
-        assert_eq!(fields(engagement(&req, "sub").expect_err("bad")), ["occurred_on", "kind", "request_id", "note"]);
+        assert_eq!(
+            fields(engagement(&req, "sub").expect_err("bad")),
+            ["occurred_on", "kind", "idempotency_key", "note"]
+        );
     }
 }

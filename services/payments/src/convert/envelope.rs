@@ -4,5 +4,5 @@
 use steplab_proto::steplab::common::v1 as common;
 
 pub fn ack(command_id: &str, duplicate: bool) -> common::CommandAck {
-    common::CommandAck { command_id: command_id.to_owned(), duplicate }
+    common::CommandAck { idempotency_key: command_id.to_owned(), duplicate }
 }

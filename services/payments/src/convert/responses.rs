@@ -27,8 +27,8 @@ fn milestone_window(w: &Window) -> pb::MilestoneWindow {
     pb::MilestoneWindow {
         window_id: w.id.clone(),
         milestone: w.milestone.clone(),
-        start: Some(date::to_proto(w.start)),
-        end: Some(date::to_proto(w.end)),
+        start_date: Some(date::to_proto(w.start)),
+        end_date: Some(date::to_proto(w.end)),
         share_percent: i32::try_from(w.share_percent).unwrap_or_default(),
     }
 }
@@ -90,7 +90,7 @@ pub fn accrual(
         state: state(facts.state_on(as_of)) as i32,
         suspension: facts.suspension_on(as_of).map(|s| pb::Suspension {
             suspension_id: s.id.clone(),
-            from: Some(date::to_proto(s.from)),
+            start_date: Some(date::to_proto(s.from)),
             until: Some(date::to_proto(s.until)),
         }),
         total_pence: milestones.iter().map(|m| m.amount_pence).sum(),

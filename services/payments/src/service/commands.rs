@@ -46,7 +46,7 @@ impl Payments {
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let cmd = convert::suspend(&req)?;
         let participant_id = cmd.participant_id.clone();
-        self.command(RPC, cmd.key, req.command_id.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
+        self.command(RPC, cmd.key, req.idempotency_key.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
             let rows = store::suspensions_of(conn, &participant_id)?;
             let known: Vec<_> = rows.iter().map(|r| r.domain()).collect();
             match commands::suspend(&known, &cmd.suspension_id, cmd.from, cmd.until) {
@@ -70,7 +70,7 @@ impl Payments {
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let cmd = convert::resume(&req)?;
         let participant_id = cmd.participant_id.clone();
-        self.command(RPC, cmd.key, req.command_id.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
+        self.command(RPC, cmd.key, req.idempotency_key.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
             let rows = store::suspensions_of(conn, &participant_id)?;
             let row = rows.iter().find(|r| r.suspension_id == cmd.suspension_id).ok_or_else(|| {
                 ServiceError::NotFound(format!(
@@ -95,7 +95,7 @@ impl Payments {
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let cmd = convert::end(&req)?;
         let participant_id = cmd.participant_id.clone();
-        self.command(RPC, cmd.key, req.command_id.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
+        self.command(RPC, cmd.key, req.idempotency_key.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
             change_closures(conn, &participant_id, now, |known| commands::end(known, cmd.effective_date))
         })
         .await
@@ -110,7 +110,7 @@ impl Payments {
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
         let cmd = convert::reopen(&req)?;
         let participant_id = cmd.participant_id.clone();
-        self.command(RPC, cmd.key, req.command_id.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
+        self.command(RPC, cmd.key, req.idempotency_key.clone(), cmd.participant_id.clone(), &req, move |conn, now| {
             change_closures(conn, &participant_id, now, |known| commands::reopen(known, cmd.effective_date))
         })
         .await
@@ -126,7 +126,7 @@ impl Payments {
         let cmd = convert::coverage(&req)?;
         let participant_id = cmd.participant_id.clone();
         let change = accrual::CoverageChange { from: cmd.from, covered: cmd.covered };
-        self.command(RPC, cmd.key, req.command_id.clone(), cmd.participant_id, &req, move |conn, now| {
+        self.command(RPC, cmd.key, req.idempotency_key.clone(), cmd.participant_id, &req, move |conn, now| {
             store::set_coverage(conn, &participant_id, &change, now)
         })
         .await
@@ -148,7 +148,7 @@ impl Payments {
                 delivery_partner_id: cmd.delivery_partner_id.into(),
             },
         };
-        self.command(RPC, cmd.key, req.command_id.clone(), cmd.participant_id, &req, move |conn, now| {
+        self.command(RPC, cmd.key, req.idempotency_key.clone(), cmd.participant_id, &req, move |conn, now| {
             store::set_placement(conn, &participant_id, &change, now)
         })
         .await

@@ -40,7 +40,8 @@ impl Payments {
                             now,
                         )?;
                         commands::declaration_made(known, &cmd.declaration_type, &cmd.participant_id)?;
-                        let response = pb::RecordDeclarationStateResponse::acked(convert::ack(&req.command_id, false));
+                        let response =
+                            pb::RecordDeclarationStateResponse::acked(convert::ack(&req.idempotency_key, false));
                         Ok(response)
                     })?;
                 Ok(acked(ran))

@@ -78,7 +78,7 @@ impl Payments {
                         recompute(conn, &book, &row, &declaring)?;
                     }
                 }
-                let response = pb::EnrolPayeeResponse::acked(convert::ack(&req.command_id, false));
+                let response = pb::EnrolPayeeResponse::acked(convert::ack(&req.idempotency_key, false));
                 Ok(response)
             })?;
             Ok(acked(ran))

@@ -95,7 +95,7 @@ fn sync_declarations(
             Step::Declare(d) => {
                 store::declare(conn, id, d, declaring.now)?;
                 let request = dfe::DeclareMilestoneRequest {
-                    command_id: command_id.clone(),
+                    idempotency_key: command_id.clone(),
                     participant_id: id.to_owned(),
                     declaration_type: d.declaration_type.clone(),
                     declaration_date: Some(steplab_platform::date::to_proto(d.declaration_date)),
@@ -107,7 +107,7 @@ fn sync_declarations(
             Step::Void { declaration_type } => {
                 store::void(conn, id, declaration_type, declaring.now)?;
                 let request = dfe::VoidMilestoneRequest {
-                    command_id: command_id.clone(),
+                    idempotency_key: command_id.clone(),
                     participant_id: id.to_owned(),
                     declaration_type: declaration_type.clone(),
                 };

@@ -297,6 +297,23 @@ where
     }
 }
 
+/// A write transaction that is always rolled back: `f` sees and makes every
+/// change a real one would, and none of it stays (AIP-163 `validate_only`).
+pub(crate) fn rolled_back<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<DbError>,
+{
+    let begun = match conn {
+        DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
+        DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
+    };
+    begun.map_err(|e| E::from(noted(DbError::Query(e))))?;
+    let done = f(conn);
+    <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
+        .map_err(|e| E::from(noted(DbError::Query(e))))?;
+    done
+}
+
 /// Raises the readiness alarm when `error` is a storage fault (SQLite in WAL
 /// mode often finds a full disk only at COMMIT).
 fn noted(error: DbError) -> DbError {
