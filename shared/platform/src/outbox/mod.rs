@@ -110,6 +110,19 @@ pub fn enqueue(conn: &mut DbConn, command: &NewCommand, now: NaiveDateTime) -> Q
         .map(|_| ())
 }
 
+/// The newest command's row id, 0 before the first: a unit of work notes it
+/// before writing, to read back the commands it enqueued.
+pub fn last_id(conn: &mut DbConn) -> QueryResult<i64> {
+    let newest: Option<i64> = outbox::table.select(diesel::dsl::max(outbox::id)).first(conn)?;
+    Ok(newest.unwrap_or(0))
+}
+
+/// Every command after row `id`, oldest first: inside a unit of work that
+/// noted `id` first, the commands it enqueued.
+pub fn enqueued_after(conn: &mut DbConn, id: i64) -> QueryResult<Vec<OutboxRow>> {
+    outbox::table.filter(outbox::id.gt(id)).order(outbox::id).select(OutboxRow::as_select()).load(conn)
+}
+
 /// Every command sent for one participant, oldest first.
 pub fn for_participant(conn: &mut DbConn, participant_id: &str) -> QueryResult<Vec<OutboxRow>> {
     outbox::table
