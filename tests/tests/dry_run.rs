@@ -83,6 +83,26 @@ async fn snapshot(stack: &Stack, ids: &[&str]) -> Snapshot {
     Snapshot { outbox: (sync.pending, sync.parked, sync.commands.len()), participants }
 }
 
+/// How many audit entries name each of `ids`: a dry run adds none.
+async fn audited(stack: &Stack, ids: &[&str]) -> Vec<usize> {
+    let mut client = admin(stack).await;
+    let mut counts = Vec::new();
+    for id in ids {
+        let entries = client
+            .list_audit_entries(pb::ListAuditEntriesRequest {
+                participant_id: (*id).into(),
+                page_size: 500,
+                ..Default::default()
+            })
+            .await
+            .expect("audit entries")
+            .into_inner()
+            .entries;
+        counts.push(entries.len());
+    }
+    counts
+}
+
 /// `text` with every UUID outside `known` replaced by its order of first
 /// appearance: the ids a change mints (command ids, hold, suspension and
 /// pause ids, a new participant's id) differ between a dry run and the
@@ -161,12 +181,17 @@ macro_rules! dry_then_real {
         let ids: &[&str] = $ids;
         wait_until_delivered($stack, DELIVERY).await;
         let before = snapshot($stack, ids).await;
+        let audited_before = audited($stack, ids).await;
         let mut request = $request;
         request.validate_only = true;
         let mut dry = $client.$method(request.clone()).await.expect("dry run").into_inner();
         assert_eq!(snapshot($stack, ids).await, before, "{}: the dry run changed nothing", stringify!($method));
+        assert_eq!(audited($stack, ids).await, audited_before, "{}: a dry run is not audited", stringify!($method));
         request.validate_only = false;
         let real = $client.$method(request).await.expect("real call").into_inner();
+        if let (Some(first), Some(before)) = (ids.first(), audited_before.first()) {
+            assert!(audited($stack, &[first]).await[0] > *before, "{}: the real call is audited", stringify!($method));
+        }
         let dry_effects = dry.effects.take().expect("dry run effects");
         let real_effects = real.effects.clone().expect("real call effects");
         assert!(dry_effects.validate_only && !real_effects.validate_only);
