@@ -99,7 +99,7 @@ impl Registry {
         policy::may_operate_relay(&caller)?;
         let mut v = FieldViolations::default();
         let participant_id = v.check(ParticipantId::parse_optional("participant_id", &req.participant_id));
-        let command_id = v.check(convert::optional_id("idempotency_key", &req.command_id));
+        let command_id = v.check(convert::optional_id("command_id", &req.command_id));
         let (participant_id, command_id) = v.finish(|| Some((participant_id?, command_id?)))?;
         let now = self.clock.now();
         let retry = move |conn: &mut DbConn| {
