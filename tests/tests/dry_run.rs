@@ -7,12 +7,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 use steplab_platform::auth::Role;
+use steplab_platform::config::ServiceName;
 use steplab_proto::steplab::common::v1::{DeferralReason, ParticipantKind, TrainingStatus, WithdrawalReason};
 use steplab_proto::steplab::content::v1 as content;
 use steplab_proto::steplab::participant::v1 as pb;
 use steplab_proto::steplab::payments::v1 as payments;
 use steplab_tests::fixtures::{World, create_school, date, register, registration, world};
-use steplab_tests::{Participants, Stack, on_both_backends, wait_until_delivered};
+use steplab_tests::{Participants, Stack, on_both_backends, on_both_backends_mut, wait_until_delivered};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -553,8 +554,45 @@ async fn d13_a_dry_run_breaking_a_rule_is_refused_as_the_real_call(stack: &Stack
     assert_eq!(retried.retried, 0);
 }
 
+/// A peer that cannot be reached is named in `unavailable_services`; the
+/// dry run still answers everything else, as the real call would.
+async fn a_dry_run_names_a_peer_that_cannot_give_its_outlook(stack: &mut Stack) {
+    let w = world(stack).await;
+    let ect = enrolled(stack, &w, ParticipantKind::Ect, "1604001").await;
+    wait_until_delivered(stack, DELIVERY).await;
+    stack.stop_service(ServiceName::ContentRelease).await;
+    let mut client = lead(stack, &w).await;
+    let request = pb::PauseParticipantRequest {
+        participant_id: ect.clone(),
+        start_date: date(2026, 11, 23),
+        expected_end_date: date(2026, 12, 14),
+        validate_only: true,
+        ..Default::default()
+    };
+    let dry = client.pause_participant(request).await.expect("answered without content release").into_inner();
+    let effects = dry.effects.expect("effects");
+    assert!(effects.validate_only);
+    assert!(effects.unavailable_services.iter().any(|s| s == "content-release"), "{effects:#?}");
+    assert!(effects.release_outlooks.is_empty());
+    assert!(commands(&effects).contains(&(ect.clone(), "content-release".into(), "PlaceHold".into())), "{effects:#?}");
+    assert_eq!(dry.participant.expect("participant").status(), TrainingStatus::Paused);
+    assert_eq!(
+        status_changes(&effects),
+        BTreeSet::from([(
+            ect.clone(),
+            "2026-11-23".into(),
+            TrainingStatus::Active,
+            TrainingStatus::Paused,
+            String::new()
+        )])
+    );
+    stack.restart_service(ServiceName::ContentRelease).await;
+}
+
 on_both_backends!(
     d9_a_dry_run_deferral_lists_the_ect_and_mentor_and_changes_nothing,
     every_lifecycle_dry_run_answers_what_the_real_call_does,
     d13_a_dry_run_breaking_a_rule_is_refused_as_the_real_call,
 );
+
+on_both_backends_mut!(a_dry_run_names_a_peer_that_cannot_give_its_outlook);
