@@ -173,11 +173,14 @@ pub fn last_event_cursor(conn: &mut DbConn) -> Result<i64, ServiceError> {
     Ok(newest.unwrap_or(0))
 }
 
-/// Every event after `cursor`, in cursor order: inside a unit of work that
-/// noted `cursor` first, the events it appended.
+/// The events this transaction appended after `cursor` (noted by it
+/// first), in cursor order. On PostgreSQL another replica's events may
+/// commit meanwhile: only rows this transaction wrote (its `xmin`) count.
 pub fn events_after(conn: &mut DbConn, cursor: i64) -> Result<Vec<Event>, ServiceError> {
+    let own_rows = if matches!(conn, DbConn::Pg(_)) { "xmin = pg_current_xact_id()::xid" } else { "1 = 1" };
     participant_events::table
         .filter(participant_events::id.gt(cursor))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(own_rows))
         .order(participant_events::id)
         .select(EventRow::as_select())
         .load(conn)?

@@ -117,10 +117,17 @@ pub fn last_id(conn: &mut DbConn) -> QueryResult<i64> {
     Ok(newest.unwrap_or(0))
 }
 
-/// Every command after row `id`, oldest first: inside a unit of work that
-/// noted `id` first, the commands it enqueued.
+/// The commands this transaction enqueued after row `id` (noted by it
+/// first), oldest first. On PostgreSQL another replica's commands may
+/// commit meanwhile: only rows this transaction wrote (its `xmin`) count.
 pub fn enqueued_after(conn: &mut DbConn, id: i64) -> QueryResult<Vec<OutboxRow>> {
-    outbox::table.filter(outbox::id.gt(id)).order(outbox::id).select(OutboxRow::as_select()).load(conn)
+    let own_rows = if matches!(conn, DbConn::Pg(_)) { "xmin = pg_current_xact_id()::xid" } else { "1 = 1" };
+    outbox::table
+        .filter(outbox::id.gt(id))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(own_rows))
+        .order(outbox::id)
+        .select(OutboxRow::as_select())
+        .load(conn)
 }
 
 /// Every command sent for one participant, oldest first.
