@@ -288,17 +288,23 @@ async fn d9_a_dry_run_deferral_lists_the_ect_and_mentor_and_changes_nothing(stac
         }
     }
     assert!(dry.commands.iter().all(|c| c.command.is_some()), "every command decoded: {dry:#?}");
-    // The outlook: content release's for both learners; payments' for both
-    // payees, or payments named while its PreviewCommands is not built yet.
+    // The outlook: content release's for both learners, payments' for both payees.
+    assert_eq!(dry.unavailable_services, Vec::<String>::new(), "{dry:#?}");
     let learners: BTreeSet<String> = dry.release_outlooks.iter().map(|o| o.participant_id.clone()).collect();
     assert_eq!(learners, BTreeSet::from([ect.clone(), mentor.clone()]), "{dry:#?}");
     assert!(dry.release_outlooks.iter().all(|o| o.enrolled_before), "{dry:#?}");
-    assert!(!dry.unavailable_services.iter().any(|s| s == "content-release"), "{dry:#?}");
     let payees: BTreeSet<String> = dry.accrual_outlooks.iter().map(|o| o.participant_id.clone()).collect();
-    assert!(
-        payees == BTreeSet::from([ect.clone(), mentor.clone()]) || dry.unavailable_services == ["payments"],
-        "payments: an outlook for both or named unavailable: {dry:#?}"
-    );
+    assert_eq!(payees, BTreeSet::from([ect.clone(), mentor.clone()]), "{dry:#?}");
+    assert!(dry.accrual_outlooks.iter().all(|o| o.enrolled_before), "{dry:#?}");
+    // The consequences an ECF Lead weighs: the next module comes later for
+    // both, and milestone windows are touched by the suspensions.
+    let release_date =
+        |m: &Option<content::UpcomingModule>| m.as_ref().and_then(|m| m.release_date).map(|d| (d.year, d.month, d.day));
+    for outlook in &dry.release_outlooks {
+        let (before, after) = (release_date(&outlook.next_module_before), release_date(&outlook.next_module_after));
+        assert!(before.is_some() && after > before, "the next module comes later: {outlook:#?}");
+    }
+    assert!(dry.accrual_outlooks.iter().all(|o| !o.affected_window_ids.is_empty()), "{dry:#?}");
 }
 
 /// Each lifecycle RPC: a dry run, then the real call with the same request,
