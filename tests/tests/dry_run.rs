@@ -504,6 +504,24 @@ async fn every_lifecycle_dry_run_answers_what_the_real_call_does(stack: &Stack) 
             && *to == TrainingStatus::Active),
         "{reinstated:#?}"
     );
+    // X1: an admin records the ECT's DfE id; the gateway hears of it.
+    let mut admin_client = admin(stack).await;
+    let (tracked, _) = dry_then_real!(
+        stack,
+        &w,
+        &[&ect],
+        admin_client,
+        set_dfe_participant_id,
+        pb::SetDfeParticipantIdRequest {
+            participant_id: ect.clone(),
+            dfe_participant_id: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
+        }
+    );
+    assert!(
+        commands(&tracked).contains(&(ect.clone(), "dfe-gateway".into(), "TrackParticipant".into())),
+        "{tracked:#?}"
+    );
 }
 
 fn refusal(status: &tonic::Status) -> (Code, String, String) {
