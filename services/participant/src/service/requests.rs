@@ -132,9 +132,10 @@ impl Registry {
         req: pb::DecideRequestRequest,
     ) -> Result<pb::DecideRequestResponse, ServiceError> {
         let decision = convert::decide_request(&req)?;
+        let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         policy::may_decide_somewhere(&caller)?;
-        self.mutate(None, req.validate_only, "DecideRequest", &req, move |conn| {
+        self.mutate(key, req.validate_only, "DecideRequest", &req, move |conn| {
             let id = decision.request_id.as_str();
             let found = store::find_request(conn, id)?;
             let reaches = |r: &ApprovalRequest| policy::reaches_delivery_partner(&caller, &r.delivery_partner_id);
