@@ -131,10 +131,12 @@ def main() -> int:
     done = lead(participants.DeferParticipant, defer)
     print(f"deferred; cascaded to {list(done.cascaded_participant_ids)}")
 
-    # Content release applies the hold when the participant service's relay delivers it.
+    # Content release applies the hold when the participant service's relay
+    # delivers it; read as of the deferral date, when the hold is in force.
     deadline = time.monotonic() + 30
     while True:
-        state = lead(content.GetReleaseState, content_pb2.GetReleaseStateRequest(participant_id=ect.participant_id))
+        state = lead(content.GetReleaseState, content_pb2.GetReleaseStateRequest(
+            participant_id=ect.participant_id, as_of=defer.deferral_date))
         holds = [h for h in state.active_holds if h.kind == content_pb2.HOLD_KIND_DEFERRAL]
         if holds or time.monotonic() > deadline:
             break
