@@ -78,7 +78,7 @@ const FOREIGN_TOKEN: &str = "does not belong to this request: start again withou
 /// Bytes of the MAC kept in a token: 128 bits is beyond guessing.
 const TAG_LEN: usize = 16;
 /// The longest key a token may carry, and so the longest token accepted.
-const MAX_KEY_LEN: usize = 200;
+const MAX_KEY_LEN: usize = 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 
