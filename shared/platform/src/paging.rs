@@ -8,9 +8,13 @@
 //! the caller's `sub` and the key. A token replayed with another filter, by
 //! another caller, on another RPC, or edited, is refused.
 //!
-//! The MAC key is random per process: no secret to configure or leak, at the
-//! price that a token does not survive a restart of the service (the caller
-//! starts the list again, as it would after any refused token).
+//! The MAC key is derived from the deployment's HS256 auth secret when it has
+//! one ([`derive_key_from`], called where the service loads it to verify
+//! tokens), so tokens survive restarts and are good on every replica; a
+//! deployment verifying only an identity provider's tokens has no shared
+//! secret, and its key is random per process: a token is then good only on
+//! the process that issued it and until it restarts (the caller starts the
+//! list again, as after any refused token). No new secret to configure.
 
 use crate::error::FieldViolation;
 use base64::Engine as _;
@@ -82,9 +86,19 @@ const MAX_KEY_LEN: usize = 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// This process's token key (see the module comment for why per process).
+static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Keys page tokens from the deployment's auth `secret` (a key of its own,
+/// derived, so a page token never helps against the auth secret). Only the
+/// first key set in a process counts.
+pub fn derive_key_from(secret: &[u8]) {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(b"steplab page tokens v1");
+    let _ = KEY.set(mac.finalize().into_bytes().into());
+}
+
+/// This process's token key (see the module comment).
 fn process_key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
     KEY.get_or_init(rand::random)
 }
 
