@@ -52,7 +52,10 @@ macro_rules! paged_requests {
         impl PagedRequest for $ty {
             const RPC: &'static str = $rpc;
             fn without_paging(&self) -> Self {
-                Self { page_size: 0, page_token: String::new(), ..self.clone() }
+                let mut filter = self.clone();
+                filter.page_size = 0;
+                filter.page_token.clear();
+                filter
             }
         }
     )*};
