@@ -503,7 +503,7 @@ async fn d12_the_reporting_feed_resumes_from_a_cursor_without_gaps_or_repeats(st
         .await
         .expect("watch")
         .into_inner();
-    let seen = feed.message().await.expect("stream").expect("event").event.expect("event");
+    let seen = feed.message().await.expect("stream").expect("event").participant_event.expect("event");
     assert_eq!(
         (seen.participant_id.as_str(), seen.event_type),
         (first.participant_id.as_str(), pb::EventType::Deferred as i32)
@@ -520,7 +520,7 @@ async fn d12_the_reporting_feed_resumes_from_a_cursor_without_gaps_or_repeats(st
         .await
         .expect("watch")
         .into_inner();
-    let next = resumed.message().await.expect("stream").expect("event").event.expect("event");
+    let next = resumed.message().await.expect("stream").expect("event").participant_event.expect("event");
     assert_eq!(next.participant_id, second.participant_id, "resumes after the cursor: nothing missed, nothing twice");
     assert!(next.cursor > seen.cursor);
     let err = stack
