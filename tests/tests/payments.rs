@@ -192,8 +192,24 @@ async fn f1_list_schedules_serves_each_cohorts_dated_windows_prices_and_shares(s
     );
     assert_eq!(standard.windows[0].window_id, "ecf-standard-september/2024/started");
     assert_eq!((standard.per_participant_price_pence, standard.output_share_percent), (120_000, 60));
-    let every = client.list_schedules(pb::ListSchedulesRequest::default()).await.expect("all").into_inner();
-    assert_eq!(every.schedules.len(), 120, "cohorts 2021..=2030, twelve schedules each");
+    // AIP-158: pages of 50 by default, through all of them once.
+    let (mut every, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let page = client
+            .list_schedules(pb::ListSchedulesRequest { cohort: 0, page_size: 0, page_token: token })
+            .await
+            .expect("a page of every cohort")
+            .into_inner();
+        assert!(page.schedules.len() <= 50);
+        pages += 1;
+        every.extend(page.schedules.into_iter().map(|s| (s.schedule_id, s.cohort)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!((every.len(), pages), (120, 3), "cohorts 2021..=2030, twelve schedules each");
+    assert_eq!(every.iter().collect::<std::collections::BTreeSet<_>>().len(), 120, "each once");
     let err = client
         .list_schedules(pb::ListSchedulesRequest { cohort: -1, page_size: -1, page_token: String::new() })
         .await

@@ -25,6 +25,7 @@ use steplab_content_release::domain::period::{self, Period};
 use steplab_content_release::domain::release::{ReleaseFacts, Schedule, schedule};
 use steplab_content_release::domain::term;
 use steplab_content_release::domain::{Curriculum, Hold, HoldKind, Module, Programme, ProgrammeCurriculum, Revocation};
+use steplab_platform::paging::{self, Pages};
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::content::v1 as pb;
 use steplab_testkit::{calendar, check_answer, flag, opt_date, optional_date_ok, shift};
@@ -281,31 +282,32 @@ proptest! {
             release_date: naive(last_day),
             optional: false,
         };
-        let anchor = naive((2026, 9, 1));
-        let page_token = match (token_kind, f, t) {
-            (0, _, _) => String::new(),
-            (1, Some(f), Some(t)) => convert::feed_token(naive(f), naive(t), &last),
-            (1 | 2, _, _) => convert::feed_token(anchor, anchor, &last),
+        let anchor = Some(Date { year: 2026, month: 9, day: 1 });
+        let mut req = pb::ListReleasesRequest { start_date, end_date, page_size, page_token: String::new() };
+        let pages = Pages::of("svc", &req);
+        let anchored = pb::ListReleasesRequest { start_date: anchor, end_date: anchor, ..req.clone() };
+        req.page_token = match token_kind {
+            0 => String::new(),
+            1 => pages.token(Some(&convert::feed_key(&last))),
+            2 => Pages::of("svc", &anchored).token(Some(&convert::feed_key(&last))),
             _ => forged,
         };
-        let req = pb::ListReleasesRequest { start_date, end_date, page_size, page_token };
         let mut expected = Vec::new();
         flag(&mut expected, f.is_none(), "start_date");
         flag(&mut expected, t.is_none(), "end_date");
         flag(&mut expected, matches!((f, t), (Some(f), Some(t)) if t < f), "end_date");
         flag(&mut expected, req.page_size < 0, "page_size");
-        // A token is only read when both ends of the range are dates; then it
-        // must be one made for exactly that range.
-        let token_ok = match (token_kind, f, t) {
-            (_, None, _) | (_, _, None) | (0 | 1, _, _) => true,
-            (2, Some(f), Some(t)) => (f, t) == (ymd(anchor), ymd(anchor)),
+        // A token must be one made for exactly this request's range (AIP-158).
+        let token_ok = match token_kind {
+            0 | 1 => true,
+            2 => req.start_date == anchor && req.end_date == anchor,
             _ => req.page_token.is_empty(),
         };
         flag(&mut expected, !token_ok, "page_token");
-        let answer = convert::list_releases(&req);
+        let answer = convert::list_releases(&req, &pages);
         check_answer(&answer, &expected, &["start_date", "end_date", "page_size", "page_token"])?;
         if let Ok(q) = answer {
-            prop_assert!((1..=convert::FEED_MAX_PAGE_SIZE).contains(&q.page_size));
+            prop_assert!((1..=paging::MAX_PAGE_SIZE).contains(&q.page_size));
             // A token round-trips whatever the ids in it (unicode, controls, huge).
             if !req.page_token.is_empty() {
                 prop_assert_eq!(q.after, Some(FeedPosition {

@@ -8,6 +8,7 @@ use crate::domain::mapping::{self, Course, StatusChange};
 use chrono::NaiveDate;
 use steplab_platform::envelope::CommandEnvelope;
 use steplab_platform::ids::{self, ParticipantId};
+use steplab_platform::paging::Pages;
 use steplab_platform::{FieldViolation, FieldViolations, date, paging};
 use steplab_proto::steplab::dfe::v1 as pb;
 
@@ -246,25 +247,24 @@ fn call_state(field: &str, value: i32) -> Result<Option<CallState>, FieldViolati
     }
 }
 
-fn call_position(field: &str, token: &str) -> Result<Option<i64>, FieldViolation> {
-    match paging::decode_token(token)? {
-        Some(key) => key
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| FieldViolation::new(field, "is not a token from a previous response")),
-        None => Ok(None),
-    }
+/// The call id a page token names. The token's MAC held, so a key that is
+/// not an id is a token of an older build.
+fn call_position(key: Option<String>) -> Result<Option<i64>, FieldViolation> {
+    key.map(|key| {
+        key.parse::<i64>()
+            .map_err(|_| FieldViolation::new("page_token", "is from an older version: start again without page_token"))
+    })
+    .transpose()
 }
 
-impl TryFrom<&pb::ListDfeCallsRequest> for CallsQuery {
-    type Error = FieldViolations;
-
-    fn try_from(req: &pb::ListDfeCallsRequest) -> Result<Self, FieldViolations> {
+impl CallsQuery {
+    /// `pages` are the request's page tokens (bound to its filter and caller).
+    pub fn read(req: &pb::ListDfeCallsRequest, pages: &Pages) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::default();
         let participant_id = v.check(ParticipantId::parse_optional("participant_id", &req.participant_id));
         let state = v.check(call_state("state", req.state));
         let limit = v.check(paging::page_size(req.page_size));
-        let after = v.check(call_position("page_token", &req.page_token));
+        let after = v.check(pages.after(&req.page_token).and_then(call_position));
         v.finish(|| Some(CallsQuery { participant_id: participant_id?, state: state?, limit: limit?, after: after? }))
     }
 }
@@ -277,13 +277,12 @@ pub struct UnreportableQuery {
     pub after: Option<String>,
 }
 
-impl TryFrom<&pb::ListUnreportableRequest> for UnreportableQuery {
-    type Error = FieldViolations;
-
-    fn try_from(req: &pb::ListUnreportableRequest) -> Result<Self, FieldViolations> {
+impl UnreportableQuery {
+    /// `pages` are the request's page tokens (bound to its caller).
+    pub fn read(req: &pb::ListUnreportableRequest, pages: &Pages) -> Result<Self, FieldViolations> {
         let mut v = FieldViolations::default();
         let limit = v.check(paging::page_size(req.page_size));
-        let after = v.check(paging::decode_token(&req.page_token));
+        let after = v.check(pages.after(&req.page_token));
         v.finish(|| Some(UnreportableQuery { limit: limit?, after: after? }))
     }
 }

@@ -28,6 +28,7 @@ use steplab_participant::domain::lifecycle::{
 use steplab_participant::domain::view::ParticipantRecord;
 use steplab_participant::domain::{Enrolment, ParticipantKind, RuleViolation, TrainingStatus};
 use steplab_platform::FieldViolation;
+use steplab_platform::paging::Pages;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::participant::v1 as pb;
 use steplab_testkit::{calendar, check_answer, shift};
@@ -464,15 +465,16 @@ proptest! {
         dp in prop_oneof![Just(String::new()), good_id()],
         status in good_enum(0..=4),
         kind in good_enum(0..=3),
-        page_size in prop_oneof![2 => 0..=500i32, 1 => -2..=502i32, 1 => any::<i32>()],
+        page_size in prop_oneof![2 => 0..=1000i32, 1 => -2..=1002i32, 1 => any::<i32>()],
         page_token in prop_oneof![
             3 => Just(String::new()),
+            2 => Just("issued".to_owned()),
             2 => words().prop_map(|t| format!("after:{t}")),
             1 => (95..=105usize).prop_map(|n| format!("after:{}", "k".repeat(n))),
             1 => text(),
         ],
     ) {
-        let req = pb::ListParticipantsRequest {
+        let mut req = pb::ListParticipantsRequest {
             school_id,
             delivery_partner_id: dp,
             status,
@@ -493,18 +495,22 @@ proptest! {
         if !(0..=3).contains(&req.kind) {
             expected.push("kind");
         }
-        if !(0..=500).contains(&req.page_size) {
+        if req.page_size < 0 {
             expected.push("page_size");
         }
-        let token_ok = req.page_token.is_empty()
-            || req.page_token.strip_prefix("after:").is_some_and(|k| !k.is_empty() && k.len() <= 100);
-        if !token_ok {
+        // Only a token this request was issued is accepted (AIP-158).
+        let pages = Pages::of("ada", &req);
+        let issued = req.page_token == "issued";
+        if issued {
+            req.page_token = pages.token(Some("p-1"));
+        } else if !req.page_token.is_empty() {
             expected.push("page_token");
         }
-        let answer = convert::list(&req);
+        let answer = convert::list(&req, &pages);
         check_answer(&answer, &expected, LIST_FIELDS)?;
         if let Ok(q) = answer {
-            prop_assert!((1..=500).contains(&q.page_size));
+            prop_assert!((1..=1000).contains(&q.page_size));
+            prop_assert_eq!(q.after.as_deref(), issued.then_some("p-1"));
         }
     }
 

@@ -30,6 +30,7 @@ use steplab_payments::domain::commands::{self, Change};
 use steplab_payments::domain::schedule::{Schedule, ScheduleBook};
 use steplab_payments::store::OutcomeRow;
 use steplab_platform::ids::DeliveryPartnerId;
+use steplab_platform::paging::{self, Pages};
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::payments::v1 as pb;
 use steplab_testkit::{calendar, check_answer, flag, opt_date, optional_date_ok, shift};
@@ -322,17 +323,18 @@ proptest! {
         schedules_page_size in prop_oneof![0..=10i32, any::<i32>()],
         schedules_token in prop_oneof![3 => Just(String::new()), 1 => text()],
     ) {
-        let dp = uuid_ok(&delivery_partner_id)
-            .then(|| uuid::Uuid::parse_str(&delivery_partner_id).map(|u| u.hyphenated().to_string()).ok())
-            .flatten();
-        let page_token = match token_kind {
-            0 => String::new(),
-            1 => convert::statement_token(&window, dp.as_deref(), &last),
-            2 => convert::statement_token("ecf-standard-april/2021/completed", Some("elsewhere"), &last),
-            _ => forged,
+        let mut req = pb::GetStatementRequest {
+            window: window.clone(), delivery_partner_id: delivery_partner_id.clone(), page_size, page_token: String::new(),
         };
-        let req = pb::GetStatementRequest {
-            window: window.clone(), delivery_partner_id: delivery_partner_id.clone(), page_size, page_token,
+        let pages = Pages::of("dpl", &req);
+        let elsewhere = pb::GetStatementRequest {
+            window: "ecf-standard-april/2021/completed".into(), delivery_partner_id: "elsewhere".into(), ..req.clone()
+        };
+        req.page_token = match token_kind {
+            0 => String::new(),
+            1 => pages.token(Some(&last)),
+            2 => Pages::of("dpl", &elsewhere).token(Some(&last)),
+            _ => forged,
         };
         let mut expected = Vec::new();
         flag(&mut expected, !window_ok(&window), "window");
@@ -341,10 +343,10 @@ proptest! {
         // A token is one made for this window and delivery partner.
         let good_token = req.page_token.is_empty() || token_kind == 1;
         flag(&mut expected, !good_token, "page_token");
-        let answer = convert::statement_query(&req);
+        let answer = convert::statement_query(&req, &pages);
         check_answer(&answer, &expected, &["window", "delivery_partner_id", "page_size", "page_token"])?;
         if let Ok(q) = answer {
-            prop_assert!((1..=convert::MAX_STATEMENT_PAGE).contains(&q.page_size));
+            prop_assert!((1..=paging::MAX_PAGE_SIZE).contains(&q.page_size));
             prop_assert_eq!(q.after, (token_kind == 1).then_some(last));
         }
 
@@ -355,10 +357,10 @@ proptest! {
         flag(&mut expected, cohort < 0, "cohort");
         flag(&mut expected, schedules_page_size < 0, "page_size");
         flag(&mut expected, !schedules_token.is_empty(), "page_token");
-        let answer = convert::schedules_query(&list);
+        let answer = convert::schedules_query(&list, &Pages::of("dpl", &list));
         check_answer(&answer, &expected, &["cohort", "page_size", "page_token"])?;
-        if let Ok(c) = answer {
-            prop_assert_eq!(c, (cohort > 0).then_some(cohort));
+        if let Ok(q) = answer {
+            prop_assert_eq!(q.cohort, (cohort > 0).then_some(cohort));
         }
     }
 }

@@ -285,6 +285,8 @@ pub struct Query {
 /// request message (one request/response pair per RPC), all of this shape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListRequest {
+    /// The RPC's full name, which its page tokens are bound to.
+    pub rpc: &'static str,
     pub participant_id: String,
     pub actor_sub: String,
     pub page_size: i32,
@@ -300,10 +302,10 @@ pub struct ListPage {
 
 /// The audit list request and response of one service.
 macro_rules! audit_list_messages {
-    ($($module:ident),*) => {$(
+    ($($module:ident => $rpc:literal),*) => {$(
         impl From<$module::ListAuditEntriesRequest> for ListRequest {
             fn from(r: $module::ListAuditEntriesRequest) -> Self {
-                ListRequest { participant_id: r.participant_id, actor_sub: r.actor_sub, page_size: r.page_size, page_token: r.page_token }
+                ListRequest { rpc: $rpc, participant_id: r.participant_id, actor_sub: r.actor_sub, page_size: r.page_size, page_token: r.page_token }
             }
         }
         impl From<ListPage> for $module::ListAuditEntriesResponse {
@@ -316,10 +318,28 @@ macro_rules! audit_list_messages {
 use steplab_proto::steplab::content::v1 as content;
 use steplab_proto::steplab::participant::v1 as participant;
 use steplab_proto::steplab::payments::v1 as payments;
-audit_list_messages!(participant, content, payments);
+audit_list_messages!(
+    participant => "steplab.participant.v1.ParticipantService/ListAuditEntries",
+    content => "steplab.content.v1.ContentReleaseService/ListAuditEntries",
+    payments => "steplab.payments.v1.PaymentsService/ListAuditEntries"
+);
 
-/// Reads a `ListAuditEntriesRequest`, reporting every malformed field.
-pub fn query(request: &ListRequest) -> Result<Query, FieldViolations> {
+impl ListRequest {
+    /// The page tokens of this request by `caller_sub`: bound to the RPC and
+    /// both filters.
+    pub fn pages(&self, caller_sub: &str) -> paging::Pages {
+        let mut filter = Vec::new();
+        for value in [&self.participant_id, &self.actor_sub] {
+            filter.extend_from_slice(&(value.len() as u64).to_be_bytes());
+            filter.extend_from_slice(value.as_bytes());
+        }
+        paging::Pages::new(self.rpc, &filter, caller_sub)
+    }
+}
+
+/// Reads a `ListAuditEntriesRequest`, reporting every malformed field;
+/// `pages` are the request's page tokens.
+pub fn query(request: &ListRequest, pages: &paging::Pages) -> Result<Query, FieldViolations> {
     let mut violations = FieldViolations::default();
     let participant = violations.check(filter("participant_id", &request.participant_id));
     let actor = violations.check(filter("actor_sub", &request.actor_sub));
@@ -338,17 +358,15 @@ pub fn query(request: &ListRequest) -> Result<Query, FieldViolations> {
         _ => None,
     };
     let limit = violations.check(paging::page_size(request.page_size));
-    let after = violations.check(paging::decode_token(&request.page_token).and_then(|key| {
-        match key {
+    // The key is ours (the token's MAC held): a key that is not an id is a
+    // token of an older build.
+    let after =
+        violations.check(pages.after(&request.page_token).and_then(|key| match key {
             None => Ok(None),
-            Some(key) => key
-                .parse::<i64>()
-                .ok()
-                .filter(|id| *id >= 0)
-                .map(Some)
-                .ok_or_else(|| FieldViolation::new("page_token", "is not a token from a previous response")),
-        }
-    }));
+            Some(key) => key.parse::<i64>().map(Some).map_err(|_| {
+                FieldViolation::new("page_token", "is from an older version: start again without page_token")
+            }),
+        }));
     violations.finish(|| Some(Query { subject: subject?, after: after?, limit: limit? }))
 }
 
@@ -396,12 +414,11 @@ pub async fn list_entries(
     if caller.role() != Role::Admin {
         return Err(ServiceError::PermissionDenied("only an admin may read the audit log".into()));
     }
-    let query = query(&request)?;
+    let pages = request.pages(&caller.sub);
+    let query = query(&request, &pages)?;
     let (entries, more) = db.read(move |conn| list(conn, &query)).await?;
-    let next_page_token = match entries.last() {
-        Some(last) if more => paging::encode_token(&last.id.to_string()),
-        _ => String::new(),
-    };
+    let last = entries.last().filter(|_| more).map(|last| last.id.to_string());
+    let next_page_token = pages.token(last.as_deref());
     Ok(ListPage { entries: entries.into_iter().map(entry).collect(), next_page_token })
 }
 
@@ -426,36 +443,48 @@ mod tests {
     use std::sync::Arc;
 
     fn request(participant_id: &str, actor_sub: &str) -> ListRequest {
-        ListRequest { participant_id: participant_id.into(), actor_sub: actor_sub.into(), ..Default::default() }
+        ListRequest {
+            rpc: "steplab.participant.v1.ParticipantService/ListAuditEntries",
+            participant_id: participant_id.into(),
+            actor_sub: actor_sub.into(),
+            ..Default::default()
+        }
     }
 
     fn fields(err: FieldViolations) -> Vec<String> {
         err.0.into_iter().map(|v| v.field).collect()
     }
 
+    fn read(request: &ListRequest) -> Result<Query, FieldViolations> {
+        query(request, &request.pages("admin"))
+    }
+
     #[test]
     fn exactly_one_of_participant_and_actor_is_given() {
-        let by_participant = query(&request("p-1", "")).expect("valid");
+        let by_participant = read(&request("p-1", "")).expect("valid");
         assert_eq!(by_participant.subject, Subject::Participant("p-1".into()));
         assert_eq!((by_participant.after, by_participant.limit), (None, paging::DEFAULT_PAGE_SIZE));
-        assert_eq!(query(&request("", "ada")).expect("valid").subject, Subject::Actor("ada".into()));
-        assert_eq!(fields(query(&request("", "")).expect_err("neither")), ["participant_id"]);
-        assert_eq!(fields(query(&request("p-1", "ada")).expect_err("both")), ["actor_sub"]);
+        assert_eq!(read(&request("", "ada")).expect("valid").subject, Subject::Actor("ada".into()));
+        assert_eq!(fields(read(&request("", "")).expect_err("neither")), ["participant_id"]);
+        assert_eq!(fields(read(&request("p-1", "ada")).expect_err("both")), ["actor_sub"]);
     }
 
     #[test]
     fn over_long_or_control_filters_bad_pages_and_forged_tokens_are_field_violations() {
         let long = "x".repeat(MAX_FILTER_CHARS + 1);
-        assert_eq!(fields(query(&request(&long, "")).expect_err("long")), ["participant_id"]);
-        assert_eq!(fields(query(&request("", "a\nb")).expect_err("control")), ["actor_sub"]);
-        assert!(query(&request(&"x".repeat(MAX_FILTER_CHARS), "")).is_ok());
+        assert_eq!(fields(read(&request(&long, "")).expect_err("long")), ["participant_id"]);
+        assert_eq!(fields(read(&request("", "a\nb")).expect_err("control")), ["actor_sub"]);
+        assert!(read(&request(&"x".repeat(MAX_FILTER_CHARS), "")).is_ok());
         let mut bad = request("p-1", "");
         bad.page_size = -1;
-        bad.page_token = "after:not-a-number".into();
-        assert_eq!(fields(query(&bad).expect_err("bad page")), ["page_size", "page_token"]);
+        bad.page_token = "after:41".into();
+        assert_eq!(fields(read(&bad).expect_err("bad page")), ["page_size", "page_token"]);
         let mut next = request("p-1", "");
-        next.page_token = paging::encode_token("42");
-        assert_eq!(query(&next).expect("valid").after, Some(42));
+        next.page_token = next.pages("admin").token(Some("42"));
+        assert_eq!(read(&next).expect("valid").after, Some(42));
+        let mut other_participant = request("p-2", "");
+        other_participant.page_token = next.page_token.clone();
+        assert_eq!(fields(read(&other_participant).expect_err("other filter")), ["page_token"]);
     }
 
     /// What the layer stack does with the status a call is answered with.

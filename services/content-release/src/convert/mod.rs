@@ -15,8 +15,7 @@ pub use commands::{
 pub use preview::{MAX_PREVIEW_COMMANDS, PreviewQuery, missing_command, preview_commands, within_command};
 pub use progress::{ProgressRecord, attendance, module_ref, record_attendance, record_module_access};
 pub use reads::{
-    FEED_DEFAULT_PAGE_SIZE, FEED_MAX_PAGE_SIZE, FeedQuery, StateQuery, curriculum, feed_token, get_release_state,
-    list_releases, release, release_state,
+    FeedQuery, StateQuery, curriculum, feed_key, get_release_state, list_releases, release, release_state,
 };
 
 use crate::domain::{HoldKind, Programme};

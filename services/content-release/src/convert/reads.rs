@@ -9,6 +9,7 @@ use crate::domain::state::ReleaseState;
 use crate::domain::{Event, EventKind, Programme, ProgrammeCurriculum};
 use chrono::NaiveDate;
 use steplab_platform::date;
+use steplab_platform::paging::{self, Pages};
 use steplab_platform::{FieldViolation, FieldViolations};
 use steplab_proto::steplab::content::v1 as pb;
 
@@ -27,10 +28,6 @@ pub fn get_release_state(req: &pb::GetReleaseStateRequest) -> Result<StateQuery,
     v.finish(|| Some(StateQuery { participant_id: participant_id?, as_of: as_of? }))
 }
 
-/// ListReleases page sizes (content.proto): 0 means 500, above 1000 is 1000.
-pub const FEED_DEFAULT_PAGE_SIZE: i64 = 500;
-pub const FEED_MAX_PAGE_SIZE: i64 = 1000;
-
 /// A validated ListReleases.
 #[derive(Debug, Clone)]
 pub struct FeedQuery {
@@ -40,75 +37,26 @@ pub struct FeedQuery {
     pub after: Option<FeedPosition>,
 }
 
-fn feed_page_size(requested: i32) -> Result<i64, FieldViolation> {
-    match i64::from(requested) {
-        n if n < 0 => Err(FieldViolation::new(
-            "page_size",
-            format!("{n} is negative: use 0 for the default of {FEED_DEFAULT_PAGE_SIZE}, at most {FEED_MAX_PAGE_SIZE}"),
-        )),
-        0 => Ok(FEED_DEFAULT_PAGE_SIZE),
-        n => Ok(n.min(FEED_MAX_PAGE_SIZE)),
-    }
+/// The position after `last`, for a page token (which binds it to the range
+/// and the caller and hides it: see `steplab_platform::paging`).
+pub fn feed_key(last: &Release) -> String {
+    let parts = [last.release_date.to_string(), last.participant_id.clone(), last.module_id.clone()];
+    // Serialising three strings cannot fail; an empty key is refused when it
+    // comes back, never read as another position.
+    serde_json::to_string(&parts).unwrap_or_default()
 }
 
-const TOKEN_PREFIX: &str = "r1.";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn feed_position(key: &str) -> Result<FeedPosition, FieldViolation> {
+    // The token's MAC held: a key this build cannot read is an older build's.
+    let older = || FieldViolation::new("page_token", "is from an older version: start again without page_token");
+    let parts: Vec<String> = serde_json::from_str(key).map_err(|_| older())?;
+    let [release_date, participant_id, module_id] = <[String; 3]>::try_from(parts).map_err(|_| older())?;
+    let release_date = NaiveDate::parse_from_str(&release_date, "%Y-%m-%d").map_err(|_| older())?;
+    Ok(FeedPosition { release_date, participant_id, module_id })
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
-}
-
-/// The page token after `last`, bound to the range it was made for so that
-/// it cannot be replayed against another one.
-pub fn feed_token(from: NaiveDate, to: NaiveDate, last: &Release) -> String {
-    let parts = [
-        from.to_string(),
-        to.to_string(),
-        last.release_date.to_string(),
-        last.participant_id.clone(),
-        last.module_id.clone(),
-    ];
-    // Serialising five strings cannot fail; an empty token would only end
-    // the listing early, never skip rows.
-    let json = serde_json::to_vec(&parts).unwrap_or_default();
-    format!("{TOKEN_PREFIX}{}", hex(&json))
-}
-
-fn feed_position(
-    token: &str,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-) -> Result<Option<FeedPosition>, FieldViolation> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let not_ours = || {
-        FieldViolation::new(
-            "page_token",
-            "is not a next_page_token of ListReleases: pass it back unchanged, or leave it empty for the first page",
-        )
-    };
-    let json = token.strip_prefix(TOKEN_PREFIX).and_then(unhex).ok_or_else(not_ours)?;
-    let parts: Vec<String> = serde_json::from_slice(&json).map_err(|_| not_ours())?;
-    let [token_from, token_to, release_date, participant_id, module_id] =
-        <[String; 5]>::try_from(parts).map_err(|_| not_ours())?;
-    let parse = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| not_ours());
-    if Some(parse(&token_from)?) != from || Some(parse(&token_to)?) != to {
-        return Err(FieldViolation::new(
-            "page_token",
-            "was made for another from/to range: repeat the request with the same from and to, or start again without a token",
-        ));
-    }
-    Ok(Some(FeedPosition { release_date: parse(&release_date)?, participant_id, module_id }))
-}
-
-pub fn list_releases(req: &pb::ListReleasesRequest) -> Result<FeedQuery, FieldViolations> {
+/// `pages` are the request's page tokens (bound to its range and caller).
+pub fn list_releases(req: &pb::ListReleasesRequest, pages: &Pages) -> Result<FeedQuery, FieldViolations> {
     let mut v = FieldViolations::default();
     let from = v.check(date::required("start_date", req.start_date.as_ref()));
     let to = v.check(date::required("end_date", req.end_date.as_ref()));
@@ -120,9 +68,8 @@ pub fn list_releases(req: &pb::ListReleasesRequest) -> Result<FeedQuery, FieldVi
             format!("{to} is before from ({from}): the range is [from, to], both included"),
         ));
     }
-    let page_size = v.check(feed_page_size(req.page_size));
-    let after =
-        if from.is_some() && to.is_some() { v.check(feed_position(&req.page_token, from, to)) } else { Some(None) };
+    let page_size = v.check(paging::page_size(req.page_size));
+    let after = v.check(pages.after(&req.page_token).and_then(|key| key.as_deref().map(feed_position).transpose()));
     v.finish(|| Some(FeedQuery { from: from?, to: to?, page_size: page_size?, after: after? }))
 }
 
@@ -246,10 +193,9 @@ mod tests {
             page_size: 0,
             page_token: token,
         };
-        let from = NaiveDate::from_ymd_opt(2026, 9, 1).expect("date");
-        let to = NaiveDate::from_ymd_opt(2026, 9, 30).expect("date");
-        let token = feed_token(from, to, &last);
-        let query = list_releases(&list(token.clone(), 30)).expect("same range");
+        let read = |req: &pb::ListReleasesRequest| list_releases(req, &Pages::of("svc", req));
+        let token = Pages::of("svc", &list(String::new(), 30)).token(Some(&feed_key(&last)));
+        let query = read(&list(token.clone(), 30)).expect("same range");
         assert_eq!(
             query.after,
             Some(FeedPosition {
@@ -258,22 +204,23 @@ mod tests {
                 module_id: "ect-02".into(),
             })
         );
-        assert_eq!(query.page_size, FEED_DEFAULT_PAGE_SIZE);
-        assert_eq!(fields(list_releases(&list(token, 29)).expect_err("other range")), ["page_token"]);
-        assert_eq!(fields(list_releases(&list("r1.zz".into(), 30)).expect_err("forged")), ["page_token"]);
+        assert_eq!(query.page_size, paging::DEFAULT_PAGE_SIZE);
+        assert_eq!(fields(read(&list(token, 29)).expect_err("other range")), ["page_token"]);
+        assert_eq!(fields(read(&list("r1.zz".into(), 30)).expect_err("forged")), ["page_token"]);
     }
 
     #[test]
-    fn r4_page_sizes_default_to_500_cap_at_1000_and_refuse_negatives() {
+    fn r4_page_sizes_default_to_50_clamp_at_1000_and_refuse_negatives() {
         let req = |page_size| pb::ListReleasesRequest {
             start_date: date(2026, 9, 1),
             end_date: date(2026, 9, 1),
             page_size,
             page_token: String::new(),
         };
-        assert_eq!(list_releases(&req(0)).expect("ok").page_size, 500);
-        assert_eq!(list_releases(&req(5000)).expect("ok").page_size, 1000);
-        assert_eq!(fields(list_releases(&req(-1)).expect_err("negative")), ["page_size"]);
+        let read = |req: &pb::ListReleasesRequest| list_releases(req, &Pages::of("svc", req));
+        assert_eq!(read(&req(0)).expect("ok").page_size, 50);
+        assert_eq!(read(&req(5000)).expect("ok").page_size, 1000);
+        assert_eq!(fields(read(&req(-1)).expect_err("negative")), ["page_size"]);
     }
 
     #[test]
@@ -284,6 +231,6 @@ mod tests {
             page_size: 0,
             page_token: String::new(),
         };
-        assert_eq!(fields(list_releases(&req).expect_err("backwards")), ["end_date"]);
+        assert_eq!(fields(list_releases(&req, &Pages::of("svc", &req)).expect_err("backwards")), ["end_date"]);
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use steplab_platform::Caller;
 use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
+use steplab_platform::paging::{self, Pages};
 use steplab_proto::steplab::content::v1 as pb;
 
 /// A learner's release state on `as_of` (GetReleaseState's answer), read
@@ -70,21 +71,17 @@ impl ContentRelease {
         req: pb::ListReleasesRequest,
     ) -> Result<pb::ListReleasesResponse, ServiceError> {
         permit(&caller, "ListReleases", policy::may_list_releases(&caller))?;
-        let query = convert::list_releases(&req)?;
+        let pages = Pages::of(&caller.sub, &req);
+        let query = convert::list_releases(&req, &pages)?;
         self.db
             .read(move |conn| {
                 // One row more than asked says whether another page follows.
                 let mut rows =
                     store::list_releases(conn, query.from, query.to, query.after.as_ref(), query.page_size + 1)?;
-                let more = rows.len() as i64 > query.page_size;
-                rows.truncate(usize::try_from(query.page_size).unwrap_or(usize::MAX));
-                let next_page_token = match rows.last() {
-                    Some(last) if more => convert::feed_token(query.from, query.to, last),
-                    _ => String::new(),
-                };
+                let next = paging::take_page(&mut rows, query.page_size, convert::feed_key);
                 Ok(pb::ListReleasesResponse {
                     releases: rows.into_iter().map(convert::release).collect(),
-                    next_page_token,
+                    next_page_token: pages.token(next.as_deref()),
                 })
             })
             .await

@@ -11,6 +11,7 @@ use prost::Message;
 use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
 use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
+use steplab_platform::paging::Pages;
 use steplab_platform::{Caller, ids, observability, paging};
 use steplab_proto::steplab::dfe::v1 as pb;
 
@@ -50,12 +51,13 @@ impl Gateway {
         req: pb::ListDfeCallsRequest,
     ) -> Result<pb::ListDfeCallsResponse, ServiceError> {
         policy::may_administer(&caller).map_err(|d| denied(&caller, "ListDfeCalls", d))?;
-        let CallsQuery { participant_id, state, limit, after } = CallsQuery::try_from(&req)?;
+        let pages = Pages::of(&caller.sub, &req);
+        let CallsQuery { participant_id, state, limit, after } = CallsQuery::read(&req, &pages)?;
         self.db
             .read(move |conn| {
                 let mut rows = store::list_calls(conn, participant_id.as_deref(), state, after, limit + 1)?;
-                let next_page_token = paging::take_page(&mut rows, limit, |r| paging::encode_token(&r.id.to_string()))
-                    .unwrap_or_default();
+                let next = paging::take_page(&mut rows, limit, |r| r.id.to_string());
+                let next_page_token = pages.token(next.as_deref());
                 let mut calls = Vec::with_capacity(rows.len());
                 for row in rows {
                     let dfe_id = store::tracked(conn, &row.participant_id)?.and_then(|t| t.dfe_participant_id);
@@ -98,13 +100,13 @@ impl Gateway {
         req: pb::ListUnreportableRequest,
     ) -> Result<pb::ListUnreportableResponse, ServiceError> {
         policy::may_administer(&caller).map_err(|d| denied(&caller, "ListUnreportable", d))?;
-        let UnreportableQuery { limit, after } = UnreportableQuery::try_from(&req)?;
+        let pages = Pages::of(&caller.sub, &req);
+        let UnreportableQuery { limit, after } = UnreportableQuery::read(&req, &pages)?;
         self.db
             .read(move |conn| {
                 let mut rows = store::unreportable(conn, after.as_deref(), limit + 1)?;
-                let next_page_token =
-                    paging::take_page(&mut rows, limit, |(r, _)| paging::encode_token(&r.participant_id))
-                        .unwrap_or_default();
+                let next = paging::take_page(&mut rows, limit, |(r, _)| r.participant_id.clone());
+                let next_page_token = pages.token(next.as_deref());
                 let participants = rows
                     .into_iter()
                     .map(|(row, waiting)| pb::UnreportableParticipant {

@@ -11,6 +11,7 @@ use crate::domain::{ParticipantKind, TrainingStatus};
 use chrono::NaiveDate;
 use steplab_platform::date::{self, PROGRAMME_DATES};
 use steplab_platform::ids::{DeliveryPartnerId, ParticipantId, SchoolId};
+use steplab_platform::paging::Pages;
 use steplab_platform::{FieldViolation, FieldViolations};
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::participant::v1 as pb;
@@ -121,7 +122,8 @@ pub struct ListQuery {
     pub after: Option<String>,
 }
 
-pub fn list(req: &pb::ListParticipantsRequest) -> Result<ListQuery, FieldViolations> {
+/// `pages` are the request's page tokens (bound to its filter and caller).
+pub fn list(req: &pb::ListParticipantsRequest, pages: &Pages) -> Result<ListQuery, FieldViolations> {
     let mut v = FieldViolations::default();
     let school_id = v.check(SchoolId::parse_optional("school_id", &req.school_id));
     let delivery_partner_id =
@@ -129,7 +131,7 @@ pub fn list(req: &pb::ListParticipantsRequest) -> Result<ListQuery, FieldViolati
     let status = v.check(optional_status("status", req.status));
     let kind = v.check(optional_kind("kind", req.kind));
     let page_size = v.check(steplab_platform::paging::page_size(req.page_size));
-    let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
+    let after = v.check(pages.after(&req.page_token));
     v.finish(|| {
         Some(ListQuery {
             school_id: school_id?,

@@ -213,6 +213,7 @@ mod tests {
     fn list_filters_and_paging_are_validated() {
         let req =
             pb::ListParticipantsRequest { status: 42, page_size: -3, page_token: "x".into(), ..Default::default() };
-        assert_eq!(fields(list(&req).expect_err("bad list")), ["status", "page_size", "page_token"]);
+        let pages = steplab_platform::paging::Pages::of("ada", &req);
+        assert_eq!(fields(list(&req, &pages).expect_err("bad list")), ["status", "page_size", "page_token"]);
     }
 }

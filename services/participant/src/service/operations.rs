@@ -13,12 +13,24 @@ use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
 use steplab_platform::ids::ParticipantId;
 use steplab_platform::outbox;
-use steplab_platform::{Caller, FieldViolations, date};
+use steplab_platform::paging::Pages;
+use steplab_platform::{Caller, FieldViolation, FieldViolations, date};
 use steplab_proto::steplab::participant::v1 as pb;
 
 /// Participants the consistency check reads from the peers at once (two
 /// calls each, one per peer).
 const PARTICIPANTS_CHECKED_AT_ONCE: usize = 8;
+
+/// The position a page token of history or sync status names: a sequence
+/// number or command id. The token's MAC held, so a key that is not a number
+/// is a token of an older build.
+fn sequence_key(key: Option<&str>) -> Result<Option<i64>, FieldViolation> {
+    key.map(|key| {
+        key.parse::<i64>()
+            .map_err(|_| FieldViolation::new("page_token", "is from an older version: start again without page_token"))
+    })
+    .transpose()
+}
 
 impl Registry {
     pub async fn history(
@@ -26,14 +38,22 @@ impl Registry {
         caller: Caller,
         req: pb::GetParticipantHistoryRequest,
     ) -> Result<pb::GetParticipantHistoryResponse, ServiceError> {
-        let id = ParticipantId::parse("participant_id", &req.participant_id).map_err(FieldViolations::from)?;
+        let pages = Pages::of(&caller.sub, &req);
+        let mut v = FieldViolations::default();
+        let id = v.check(ParticipantId::parse("participant_id", &req.participant_id));
+        let size = v.check(steplab_platform::paging::page_size(req.page_size));
+        let after = v.check(pages.after(&req.page_token).and_then(|key| sequence_key(key.as_deref())));
+        let (id, size, after) = v.finish(|| Some((id?, size?, after?)))?;
         let today = self.clock.today();
         self.db
             .read(move |conn| {
                 let (_, view_today) = load_in_reach(conn, &caller, &id, today)?;
                 policy::may_read(&caller, place(&view_today))?;
-                let events = store::history(conn, &id)?.into_iter().map(convert::event).collect();
-                Ok(pb::GetParticipantHistoryResponse { next_page_token: String::new(), events })
+                let (events, next) = store::history(conn, &id, after, size)?;
+                Ok(pb::GetParticipantHistoryResponse {
+                    next_page_token: pages.token(next.as_deref()),
+                    events: events.into_iter().map(convert::event).collect(),
+                })
             })
             .await
     }
@@ -58,35 +78,41 @@ impl Registry {
         caller: Caller,
         req: pb::GetSyncStatusRequest,
     ) -> Result<pb::GetSyncStatusResponse, ServiceError> {
-        let id = ParticipantId::parse_optional("participant_id", &req.participant_id).map_err(FieldViolations::from)?;
+        let pages = Pages::of(&caller.sub, &req);
+        let mut v = FieldViolations::default();
+        let id = v.check(ParticipantId::parse_optional("participant_id", &req.participant_id));
+        let size = v.check(steplab_platform::paging::page_size(req.page_size));
+        let after = v.check(pages.after(&req.page_token).and_then(|key| sequence_key(key.as_deref())));
+        let (id, size, after) = v.finish(|| Some((id?, size?, after?)))?;
         let parked_only = req.parked_only;
         let today = self.clock.today();
         self.db
             .read(move |conn| {
-                let rows = match &id {
+                let (listed, (pending, parked)) = match &id {
                     None => {
                         policy::may_operate_relay(&caller)?;
-                        if parked_only { outbox::parked(conn, 100)? } else { outbox::undelivered(conn, 100)? }
+                        let listed = if parked_only { outbox::Listed::Parked } else { outbox::Listed::Undelivered };
+                        (listed, outbox::undelivered_counts(conn)?)
                     }
                     Some(id) => {
                         let (_, view_today) = load_in_reach(conn, &caller, id, today)?;
                         policy::may_read(&caller, place(&view_today))?;
-                        outbox::for_participant(conn, id)?
+                        let listed = if parked_only {
+                            outbox::Listed::ParticipantParked(id)
+                        } else {
+                            outbox::Listed::Participant(id)
+                        };
+                        (listed, outbox::participant_counts(conn, id)?)
                     }
                 };
-                let (pending, parked) = match &id {
-                    None => outbox::undelivered_counts(conn)?,
-                    Some(_) => (
-                        rows.iter().filter(|r| r.delivered_at.is_none() && r.parked_at.is_none()).count() as i64,
-                        rows.iter().filter(|r| r.delivered_at.is_none() && r.parked_at.is_some()).count() as i64,
-                    ),
-                };
-                let commands = rows
-                    .into_iter()
-                    .filter(|r| !parked_only || (r.parked_at.is_some() && r.delivered_at.is_none()))
-                    .map(convert::outbox_command)
-                    .collect();
-                Ok(pb::GetSyncStatusResponse { next_page_token: String::new(), pending, parked, commands })
+                let mut rows = outbox::page(conn, listed, after, size + 1)?;
+                let next = steplab_platform::paging::take_page(&mut rows, size, |r| r.id.to_string());
+                Ok(pb::GetSyncStatusResponse {
+                    next_page_token: pages.token(next.as_deref()),
+                    pending,
+                    parked,
+                    commands: rows.into_iter().map(convert::outbox_command).collect(),
+                })
             })
             .await
     }
@@ -125,8 +151,9 @@ impl Registry {
         policy::may_operate_relay(&caller).map_err(ServiceError::from)?;
         let mut v = FieldViolations::default();
         let as_of = v.check(date::optional("as_of", req.as_of.as_ref()));
+        let pages = Pages::of(&caller.sub, &req);
         let size = v.check(steplab_platform::paging::page_size(req.page_size));
-        let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
+        let after = v.check(pages.after(&req.page_token));
         let (as_of, size, after) = v.finish(|| Some((as_of?, size?, after?))).map_err(ServiceError::from)?;
         let peers =
             self.peers.clone().ok_or_else(|| ServiceError::Internal("this process has no peers configured".into()))?;
@@ -179,7 +206,7 @@ impl Registry {
             .await?;
         let mut answer = pb::CheckConsistencyResponse {
             checked_count: page.len() as i64,
-            next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
+            next_page_token: pages.token(next.as_deref()),
             ..Default::default()
         };
         for ((participant, pending), differences) in page.into_iter().zip(results) {

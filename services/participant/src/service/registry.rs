@@ -16,6 +16,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
 use steplab_platform::ids::ParticipantId;
+use steplab_platform::paging::Pages;
 use steplab_platform::{Caller, FieldViolation, FieldViolations, observability};
 use steplab_proto::steplab::participant::v1 as pb;
 
@@ -190,7 +191,8 @@ impl Registry {
         caller: Caller,
         req: pb::ListParticipantsRequest,
     ) -> Result<pb::ListParticipantsResponse, ServiceError> {
-        let query = convert::list(&req)?;
+        let pages = Pages::of(&caller.sub, &req);
+        let query = convert::list(&req, &pages)?;
         let today = self.clock.today();
         self.db
             .read(move |conn| {
@@ -224,10 +226,7 @@ impl Registry {
                         Ok(shown)
                     })
                     .collect::<Result<_, ServiceError>>()?;
-                Ok(pb::ListParticipantsResponse {
-                    participants,
-                    next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
-                })
+                Ok(pb::ListParticipantsResponse { participants, next_page_token: pages.token(next.as_deref()) })
             })
             .await
     }

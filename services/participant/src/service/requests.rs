@@ -16,6 +16,7 @@ use crate::domain::requests::RequestStatus;
 use crate::store;
 use steplab_platform::error::ServiceError;
 use steplab_platform::ids::DeliveryPartnerId;
+use steplab_platform::paging::Pages;
 use steplab_platform::{Caller, FieldViolations};
 use steplab_proto::steplab::participant::v1 as pb;
 
@@ -182,8 +183,9 @@ impl Registry {
     ) -> Result<pb::ListRequestsResponse, ServiceError> {
         let mut v = FieldViolations::default();
         let status = v.check(convert::request_status("status", req.status));
+        let pages = Pages::of(&caller.sub, &req);
         let size = v.check(steplab_platform::paging::page_size(req.page_size));
-        let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
+        let after = v.check(pages.after(&req.page_token));
         let (status, size, after) = v.finish(|| Some((status?, size?, after?)))?;
         let scope = policy::delivery_partner_scope(&caller, None)?;
         self.db
@@ -191,7 +193,7 @@ impl Registry {
                 let (requests, next) = store::list_requests(conn, &scope, status, after, size)?;
                 Ok(pb::ListRequestsResponse {
                     requests: requests.into_iter().map(convert::approval_request).collect(),
-                    next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
+                    next_page_token: pages.token(next.as_deref()),
                 })
             })
             .await
@@ -204,8 +206,9 @@ impl Registry {
     ) -> Result<pb::ListNotificationsResponse, ServiceError> {
         let mut v = FieldViolations::default();
         let dp = v.check(DeliveryPartnerId::parse_optional("delivery_partner_id", &req.delivery_partner_id));
+        let pages = Pages::of(&caller.sub, &req);
         let size = v.check(steplab_platform::paging::page_size(req.page_size));
-        let after = v.check(steplab_platform::paging::decode_token(&req.page_token));
+        let after = v.check(pages.after(&req.page_token));
         let (dp, size, after) = v.finish(|| Some((dp?, size?, after?)))?;
         let scope = policy::delivery_partner_scope(&caller, dp.as_deref())?;
         self.db
@@ -213,7 +216,7 @@ impl Registry {
                 let (notifications, next) = store::list_notifications(conn, &scope, after, size)?;
                 Ok(pb::ListNotificationsResponse {
                     notifications: notifications.into_iter().map(convert::notification).collect(),
-                    next_page_token: next.map(|k| steplab_platform::paging::encode_token(&k)).unwrap_or_default(),
+                    next_page_token: pages.token(next.as_deref()),
                 })
             })
             .await

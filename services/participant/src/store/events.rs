@@ -155,15 +155,21 @@ pub fn ever_deferred(conn: &mut DbConn) -> Result<Vec<String>, ServiceError> {
         .load(conn)?)
 }
 
-pub fn history(conn: &mut DbConn, id: &str) -> Result<Vec<Event>, ServiceError> {
-    participant_events::table
+pub fn history(
+    conn: &mut DbConn,
+    id: &str,
+    after_sequence: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<Event>, Option<String>), ServiceError> {
+    let mut rows = participant_events::table
         .filter(participant_events::participant_id.eq(id))
+        .filter(participant_events::sequence.gt(after_sequence.unwrap_or(i64::MIN)))
         .order(participant_events::sequence)
+        .limit(limit + 1)
         .select(EventRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(event_from_row)
-        .collect()
+        .load(conn)?;
+    let next = steplab_platform::paging::take_page(&mut rows, limit, |r| r.sequence.to_string());
+    Ok((rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?, next))
 }
 
 /// The newest event's cursor, 0 before the first: a unit of work notes it

@@ -16,12 +16,9 @@ pub use commands::{
 };
 pub use envelope::ack;
 pub use preview::{MAX_PREVIEW_COMMANDS, PreviewQuery, missing_command, preview_commands, within_command};
-pub use queries::{AccrualQuery, StatementQuery, accrual_query, schedules_query, statement_query, statement_token};
+pub use queries::{AccrualQuery, SchedulesQuery, StatementQuery, accrual_query, schedules_query, statement_query};
 pub use responses::{accrual, reason, schedule, statement_page};
 
-/// Statement pages: 0 means this many; more than [`MAX_STATEMENT_PAGE`] is capped.
-pub const DEFAULT_STATEMENT_PAGE: i64 = 500;
-pub const MAX_STATEMENT_PAGE: i64 = 1000;
 pub const MAX_NOTE_CHARS: usize = 2000;
 
 /// A required id: the participant service issues UUIDs, so anything else

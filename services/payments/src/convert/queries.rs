@@ -1,9 +1,9 @@
 //! Reads: GetAccrual, GetStatement (with its page tokens) and ListSchedules.
 
-use crate::convert::{DEFAULT_STATEMENT_PAGE, MAX_STATEMENT_PAGE};
 use crate::domain::schedule;
 use chrono::NaiveDate;
 use steplab_platform::ids::{DeliveryPartnerId, ParticipantId, excerpt as truncate};
+use steplab_platform::paging::Pages;
 use steplab_platform::{FieldViolation, FieldViolations, date, paging};
 use steplab_proto::steplab::payments::v1 as pb;
 
@@ -30,17 +30,10 @@ pub struct StatementQuery {
     pub after: Option<String>,
 }
 
-/// Binds a page token to its window and delivery partner, so a token from
-/// another statement is refused rather than silently skipping payees.
-fn statement_binding(window_id: &str, delivery_partner_id: Option<&str>) -> String {
-    format!("{:016x}", schedule::fnv1a64(&format!("{window_id}|{}", delivery_partner_id.unwrap_or(""))))
-}
-
-pub fn statement_token(window_id: &str, delivery_partner_id: Option<&str>, last_participant: &str) -> String {
-    paging::encode_token(&format!("{last_participant}.{}", statement_binding(window_id, delivery_partner_id)))
-}
-
-pub fn statement_query(req: &pb::GetStatementRequest) -> Result<StatementQuery, FieldViolations> {
+/// `pages` are the request's page tokens (bound to its window, delivery
+/// partner and caller, so a token of another statement is refused rather than
+/// silently skipping payees).
+pub fn statement_query(req: &pb::GetStatementRequest, pages: &Pages) -> Result<StatementQuery, FieldViolations> {
     let mut v = FieldViolations::default();
     let window_id = v.check(if schedule::parse_window_id(&req.window).is_some() {
         Ok(req.window.clone())
@@ -60,27 +53,8 @@ pub fn statement_query(req: &pb::GetStatementRequest) -> Result<StatementQuery, 
     });
     let delivery_partner_id =
         v.check(DeliveryPartnerId::parse_optional("delivery_partner_id", &req.delivery_partner_id));
-    let page_size = v.check(match i64::from(req.page_size) {
-        0 => Ok(DEFAULT_STATEMENT_PAGE),
-        n if n < 0 => Err(FieldViolation::new(
-            "page_size",
-            format!("{n} is negative: use 0 for {DEFAULT_STATEMENT_PAGE}, at most {MAX_STATEMENT_PAGE}"),
-        )),
-        n => Ok(n.min(MAX_STATEMENT_PAGE)),
-    });
-    let after = v.check(paging::decode_token(&req.page_token).and_then(|key| match key {
-        None => Ok(None),
-        Some(key) => {
-            let expected = statement_binding(&req.window, delivery_partner_id.clone().flatten().as_deref());
-            match key.rsplit_once('.') {
-                Some((last, binding)) if binding == expected && !last.is_empty() => Ok(Some(last.to_owned())),
-                _ => Err(FieldViolation::new(
-                    "page_token",
-                    "is not from a previous call with the same window and delivery_partner_id",
-                )),
-            }
-        }
-    }));
+    let page_size = v.check(paging::page_size(req.page_size));
+    let after = v.check(pages.after(&req.page_token));
     v.finish(|| {
         Some(StatementQuery {
             window_id: window_id?,
@@ -91,8 +65,20 @@ pub fn statement_query(req: &pb::GetStatementRequest) -> Result<StatementQuery, 
     })
 }
 
-/// A validated ListSchedules: the cohort, or `None` for every cohort.
-pub fn schedules_query(req: &pb::ListSchedulesRequest) -> Result<Option<i32>, FieldViolations> {
+/// A validated ListSchedules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulesQuery {
+    /// `None`: every cohort.
+    pub cohort: Option<i32>,
+    pub page_size: i64,
+    /// How many schedules of this listing earlier pages returned. The book
+    /// is fixed for the life of the process, and so is a token's key (see
+    /// `steplab_platform::paging`), so an ordinal is a stable position.
+    pub skip: usize,
+}
+
+/// `pages` are the request's page tokens (bound to its cohort and caller).
+pub fn schedules_query(req: &pb::ListSchedulesRequest, pages: &Pages) -> Result<SchedulesQuery, FieldViolations> {
     let mut v = FieldViolations::default();
     let cohort = v.check(match req.cohort {
         0 => Ok(None),
@@ -102,14 +88,15 @@ pub fn schedules_query(req: &pb::ListSchedulesRequest) -> Result<Option<i32>, Fi
             format!("{c} is negative: use a year such as 2025, or 0 for every cohort"),
         )),
     });
-    if req.page_size < 0 {
-        v.push(FieldViolation::new("page_size", format!("{} is negative: use 0 for all", req.page_size)));
-    }
-    // Every schedule comes in one page, so no token is ever issued.
-    if !req.page_token.is_empty() {
-        v.push(FieldViolation::new("page_token", "is not from a previous call with the same cohort: leave it empty"));
-    }
-    v.finish(|| cohort)
+    let page_size = v.check(paging::page_size(req.page_size));
+    let skip = v.check(pages.after(&req.page_token).and_then(|key| {
+        key.map_or(Ok(0), |key| {
+            key.parse::<usize>().map_err(|_| {
+                FieldViolation::new("page_token", "is from an older version: start again without page_token")
+            })
+        })
+    }));
+    v.finish(|| Some(SchedulesQuery { cohort: cohort?, page_size: page_size?, skip: skip? }))
 }
 
 #[cfg(test)]
@@ -119,33 +106,37 @@ mod tests {
 
     #[test]
     fn f6_statement_windows_page_sizes_and_tokens_are_validated() {
+        let read = |req: &pb::GetStatementRequest| statement_query(req, &Pages::of("dpl", req));
         let req = pb::GetStatementRequest {
             window: "ecf-standard-september/2025".into(),
             delivery_partner_id: "dp".into(),
             page_size: -1,
             page_token: "forged".into(),
         };
-        assert_eq!(
-            fields(statement_query(&req).expect_err("bad")),
-            ["window", "delivery_partner_id", "page_size", "page_token"]
-        );
-        let good = pb::GetStatementRequest {
+        assert_eq!(fields(read(&req).expect_err("bad")), ["window", "delivery_partner_id", "page_size", "page_token"]);
+        let mut good = pb::GetStatementRequest {
             window: "ecf-standard-september/2025/started".into(),
             delivery_partner_id: String::new(),
             page_size: 5000,
-            page_token: statement_token("ecf-standard-september/2025/started", None, "p-1"),
+            page_token: String::new(),
         };
-        let q = statement_query(&good).expect("valid");
-        assert_eq!(q.page_size, MAX_STATEMENT_PAGE);
+        good.page_token = Pages::of("dpl", &good).token(Some("p-1"));
+        let q = read(&good).expect("valid");
+        assert_eq!(q.page_size, paging::MAX_PAGE_SIZE);
         assert_eq!(q.after.as_deref(), Some("p-1"));
         let other_window = pb::GetStatementRequest { window: "ecf-standard-september/2025/retained-1".into(), ..good };
-        assert_eq!(fields(statement_query(&other_window).expect_err("foreign token")), ["page_token"]);
+        assert_eq!(fields(read(&other_window).expect_err("foreign token")), ["page_token"]);
     }
 
     #[test]
     fn f1_list_schedules_refuses_negatives_and_tokens_it_never_issued() {
+        let read = |req: &pb::ListSchedulesRequest| schedules_query(req, &Pages::of("dpl", req));
         let req = pb::ListSchedulesRequest { cohort: -1, page_size: -1, page_token: "x".into() };
-        assert_eq!(fields(schedules_query(&req).expect_err("bad")), ["cohort", "page_size", "page_token"]);
-        assert_eq!(schedules_query(&pb::ListSchedulesRequest::default()), Ok(None));
+        assert_eq!(fields(read(&req).expect_err("bad")), ["cohort", "page_size", "page_token"]);
+        let all = SchedulesQuery { cohort: None, page_size: paging::DEFAULT_PAGE_SIZE, skip: 0 };
+        assert_eq!(read(&pb::ListSchedulesRequest::default()), Ok(all));
+        let mut next = pb::ListSchedulesRequest { cohort: 2025, ..Default::default() };
+        next.page_token = Pages::of("dpl", &next).token(Some("3"));
+        assert_eq!(read(&next).map(|q| q.skip), Ok(3));
     }
 }

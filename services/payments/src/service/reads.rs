@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use steplab_platform::Caller;
 use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
+use steplab_platform::paging::{self, Pages};
 use steplab_proto::steplab::payments::v1 as pb;
 
 /// A payee's accrual on `as_of` (GetAccrual's answer), with the facts and
@@ -70,7 +71,8 @@ impl Payments {
         caller: Caller,
         req: pb::GetStatementRequest,
     ) -> Result<pb::GetStatementResponse, ServiceError> {
-        let query = convert::statement_query(&req)?;
+        let pages = Pages::of(&caller.sub, &req);
+        let query = convert::statement_query(&req, &pages)?;
         policy::may_read_statement(&caller, query.delivery_partner_id.as_deref())
             .map_err(|d| denied(&caller, "GetStatement", d))?;
         if self.book.window(&query.window_id).is_none() {
@@ -99,30 +101,25 @@ impl Payments {
                     Ok(((rows, declared), total))
                 })?;
                 let (mut rows, declared) = rows;
-                let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > query.page_size;
-                rows.truncate(usize::try_from(query.page_size).unwrap_or(usize::MAX));
-                let next = match rows.last() {
-                    Some(last) if more => convert::statement_token(
-                        &query.window_id,
-                        query.delivery_partner_id.as_deref(),
-                        last.participant_id(),
-                    ),
-                    _ => String::new(),
-                };
-                Ok(convert::statement_page(&query, rows, &declared, total, next))
+                let next = paging::take_page(&mut rows, query.page_size, |r| r.participant_id().to_owned());
+                Ok(convert::statement_page(&query, rows, &declared, total, pages.token(next.as_deref())))
             })
             .await
     }
 
     pub async fn list_schedules(
         &self,
-        _caller: Caller,
+        caller: Caller,
         req: pb::ListSchedulesRequest,
     ) -> Result<pb::ListSchedulesResponse, ServiceError> {
-        let cohort = convert::schedules_query(&req)?;
+        let pages = Pages::of(&caller.sub, &req);
+        let query = convert::schedules_query(&req, &pages)?;
+        let limit = usize::try_from(query.page_size).unwrap_or(usize::MAX);
+        let mut schedules: Vec<_> = self.book.schedules(query.cohort).skip(query.skip).take(limit + 1).collect();
+        let next = paging::take_page(&mut schedules, query.page_size, |_| (query.skip + limit).to_string());
         Ok(pb::ListSchedulesResponse {
-            schedules: self.book.schedules(cohort).map(|s| convert::schedule(&self.book, s)).collect(),
-            next_page_token: String::new(),
+            schedules: schedules.into_iter().map(|s| convert::schedule(&self.book, s)).collect(),
+            next_page_token: pages.token(next.as_deref()),
         })
     }
 }

@@ -306,6 +306,9 @@ impl JwtVerifier {
 /// [`AuthSettings::hs256_secret`]).
 pub fn verifier(config: &AuthSettings) -> anyhow::Result<JwtVerifier> {
     let secret = config.hs256_secret().map(load_secret).transpose().map_err(anyhow::Error::msg)?;
+    if let Some(secret) = &secret {
+        crate::paging::derive_key_from(secret);
+    }
     let verifier = match (&config.identity_provider, secret) {
         (Some(idp), secret) => {
             if secret.is_some() {

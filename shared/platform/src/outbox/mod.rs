@@ -139,6 +139,52 @@ pub fn for_participant(conn: &mut DbConn, participant_id: &str) -> QueryResult<V
         .load(conn)
 }
 
+/// Which commands a page of [`page`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed<'a> {
+    /// Every command not yet delivered.
+    Undelivered,
+    /// Parked commands only.
+    Parked,
+    /// One participant's commands, delivered ones included.
+    Participant(&'a str),
+    /// One participant's parked commands.
+    ParticipantParked(&'a str),
+}
+
+/// A page of commands in id order after the command `after`, with at most
+/// `limit` rows (callers read one more to learn whether a page follows).
+pub fn page(conn: &mut DbConn, listed: Listed<'_>, after: Option<i64>, limit: i64) -> QueryResult<Vec<OutboxRow>> {
+    let mut query = outbox::table.filter(outbox::id.gt(after.unwrap_or(i64::MIN))).into_boxed();
+    query = match listed {
+        Listed::Undelivered => query.filter(outbox::delivered_at.is_null()),
+        Listed::Parked => query.filter(outbox::delivered_at.is_null()).filter(outbox::parked_at.is_not_null()),
+        Listed::Participant(id) => query.filter(outbox::participant_id.eq(id.to_owned())),
+        Listed::ParticipantParked(id) => query
+            .filter(outbox::participant_id.eq(id.to_owned()))
+            .filter(outbox::delivered_at.is_null())
+            .filter(outbox::parked_at.is_not_null()),
+    };
+    query.order(outbox::id).limit(limit).select(OutboxRow::as_select()).load(conn)
+}
+
+/// One participant's commands not yet delivered: (waiting or being retried, parked).
+pub fn participant_counts(conn: &mut DbConn, participant_id: &str) -> QueryResult<(i64, i64)> {
+    let pending = outbox::table
+        .filter(outbox::participant_id.eq(participant_id))
+        .filter(outbox::delivered_at.is_null())
+        .filter(outbox::parked_at.is_null())
+        .count()
+        .get_result(conn)?;
+    let parked = outbox::table
+        .filter(outbox::participant_id.eq(participant_id))
+        .filter(outbox::parked_at.is_not_null())
+        .filter(outbox::delivered_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok((pending, parked))
+}
+
 /// Commands not yet delivered: (waiting or being retried, parked).
 pub fn undelivered_counts(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
     let pending = outbox::table
