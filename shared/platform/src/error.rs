@@ -1,8 +1,16 @@
-//! The one place gRPC statuses with rich details are made: INVALID_ARGUMENT
-//! carries `google.rpc.BadRequest` field violations, FAILED_PRECONDITION
-//! carries `google.rpc.ErrorInfo` with an UPPER_SNAKE reason. Each service
-//! maps its own error enum to these with one exhaustive `match`.
+//! The one place gRPC statuses with rich details are made. Every non-OK
+//! status carries a `google.rpc.ErrorInfo` (`domain` = the service's proto
+//! package, `reason` = an UPPER_SNAKE id a client can switch on), plus:
+//! INVALID_ARGUMENT a `google.rpc.BadRequest` with each field,
+//! FAILED_PRECONDITION the facts that made the rule refuse as ErrorInfo
+//! metadata, NOT_FOUND a `google.rpc.ResourceInfo`, and RESOURCE_EXHAUSTED,
+//! UNAVAILABLE and ABORTED a `google.rpc.RetryInfo`. docs/api.md (Errors)
+//! lists the reasons. Each service maps its own error enum to these with one
+//! exhaustive `match`; statuses built by the layers (auth, limits) leave the
+//! domain empty and [`crate::observability::Observed`] names it.
 
+use crate::rules::{Denied, DeniedReason, Metadata};
+use std::collections::HashMap;
 use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -68,23 +76,164 @@ impl std::fmt::Display for FieldViolations {
     }
 }
 
-/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing each field. The
-/// call's audit entry names the fields (never the descriptions, which quote
-/// the caller's values): see [`crate::call::refusal_of`].
+/// The ErrorInfo domain a layer leaves for [`crate::observability::Observed`]
+/// to fill in with the service's proto package: the auth interceptor and the
+/// limits serve every service alike and do not know which one they guard.
+pub const DOMAIN_OF_THE_SERVICE: &str = "";
+
+/// The ErrorInfo reasons of the statuses the platform builds (rule refusals
+/// name their own, e.g. `PAUSE_TOO_LONG`). docs/api.md lists them per code.
+pub mod reason {
+    pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+    pub const TOKEN_MISSING: &str = "TOKEN_MISSING";
+    pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
+    pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
+    pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
+    pub const OUTSIDE_SCOPE: &str = "OUTSIDE_SCOPE";
+    pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
+    pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const OVERLOADED: &str = "OVERLOADED";
+    pub const CONCURRENT_CHANGE: &str = "CONCURRENT_CHANGE";
+    pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
+    pub const STORAGE_FULL: &str = "STORAGE_FULL";
+    pub const PEER_UNAVAILABLE: &str = "PEER_UNAVAILABLE";
+    pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// How long a caller is told to wait before retrying when nothing better is known.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// A status of `code` with an ErrorInfo (`reason`, `domain`, `metadata`) and
+/// any further details.
+pub fn status_with_info<'a>(
+    code: Code,
+    message: impl Into<String>,
+    domain: &str,
+    reason: &str,
+    metadata: impl IntoIterator<Item = (&'a str, String)>,
+    more: impl FnOnce(&mut ErrorDetails),
+) -> Status {
+    let metadata: HashMap<String, String> = metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut details = ErrorDetails::with_error_info(reason, domain, metadata);
+    more(&mut details);
+    Status::with_error_details(code, message, details)
+}
+
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing each field and an
+/// ErrorInfo `INVALID_ARGUMENT`. The call's audit entry names the fields
+/// (never the descriptions, which quote the caller's values): see
+/// [`crate::call::refusal_of`].
 pub fn invalid_argument(violations: &FieldViolations) -> Status {
-    let mut details = ErrorDetails::new();
-    for v in &violations.0 {
-        details.add_bad_request_violation(v.field.clone(), v.description.clone());
-    }
-    Status::with_error_details(Code::InvalidArgument, format!("invalid request: {violations}"), details)
+    status_with_info(
+        Code::InvalidArgument,
+        format!("invalid request: {violations}"),
+        DOMAIN_OF_THE_SERVICE,
+        reason::INVALID_ARGUMENT,
+        [],
+        |details| {
+            for v in &violations.0 {
+                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+            }
+        },
+    )
 }
 
 /// FAILED_PRECONDITION for a rule that refuses, with `google.rpc.ErrorInfo`
-/// (`domain` = the proto package, `reason` = an UPPER_SNAKE id).
+/// (`domain` = the proto package, `reason` = an UPPER_SNAKE id, no metadata).
 /// The call's audit entry keeps the reason (never the message).
 pub fn failed_precondition(domain: &str, reason: &str, message: impl Into<String>) -> Status {
-    let details = ErrorDetails::with_error_info(reason, domain, std::collections::HashMap::<String, String>::new());
-    Status::with_error_details(Code::FailedPrecondition, message, details)
+    rule_refused(domain, reason, message, &Metadata::new())
+}
+
+/// FAILED_PRECONDITION for a rule that refuses, its ErrorInfo metadata
+/// carrying the facts that made it refuse (see [`crate::rules::RuleViolation::with`]).
+pub fn rule_refused(domain: &str, reason: &str, message: impl Into<String>, metadata: &Metadata) -> Status {
+    let metadata = metadata.iter().map(|(k, v)| (k.as_str(), v.clone()));
+    status_with_info(Code::FailedPrecondition, message, domain, reason, metadata, |_| {})
+}
+
+/// UNAUTHENTICATED: `reason` is [`reason::TOKEN_MISSING`],
+/// [`reason::TOKEN_INVALID`] or [`reason::TOKEN_EXPIRED`].
+pub fn unauthenticated(reason: &'static str, message: impl Into<String>) -> Status {
+    status_with_info(Code::Unauthenticated, message, DOMAIN_OF_THE_SERVICE, reason, [], |_| {})
+}
+
+/// PERMISSION_DENIED with the refusal's reason and its role (and RPC, when known).
+pub fn permission_denied(denied: &Denied) -> Status {
+    let rpc = crate::call::current().map(|call| call.rpc.clone());
+    let mut metadata = vec![("role", denied.role.to_owned())];
+    if denied.reason == DeniedReason::RoleNotAllowed
+        && let Some(rpc) = rpc
+    {
+        metadata.push(("rpc", rpc));
+    }
+    status_with_info(
+        Code::PermissionDenied,
+        denied.message.clone(),
+        DOMAIN_OF_THE_SERVICE,
+        denied.reason.as_str(),
+        metadata,
+        |_| {},
+    )
+}
+
+/// NOT_FOUND with ErrorInfo `RESOURCE_NOT_FOUND` and a `google.rpc.ResourceInfo`.
+pub fn not_found(missing: &Missing) -> Status {
+    status_with_info(
+        Code::NotFound,
+        missing.message.clone(),
+        DOMAIN_OF_THE_SERVICE,
+        reason::RESOURCE_NOT_FOUND,
+        [("resource_type", missing.resource_type.clone())],
+        |details| {
+            details.set_resource_info(&missing.resource_type, &missing.resource_name, "", missing.message.clone());
+        },
+    )
+}
+
+/// RESOURCE_EXHAUSTED, UNAVAILABLE or ABORTED: worth retrying after `delay`
+/// (`google.rpc.RetryInfo`).
+pub fn retry_after(code: Code, reason: &str, message: impl Into<String>, delay: Duration) -> Status {
+    status_with_info(code, message, DOMAIN_OF_THE_SERVICE, reason, [], |details| {
+        details.set_retry_info(Some(delay));
+    })
+}
+
+/// Something named does not exist: NOT_FOUND with a `google.rpc.ResourceInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// lower_snake_case, e.g. `participant`, `hold`, `delivery_partner`.
+    pub resource_type: String,
+    /// The id the caller named.
+    pub resource_name: String,
+    /// What the caller should do, e.g. which RPC lists the ids.
+    pub message: String,
+}
+
+impl Missing {
+    pub fn new(resource_type: &str, resource_name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { resource_type: resource_type.to_owned(), resource_name: resource_name.into(), message: message.into() }
+    }
+
+    /// From a message worded `<resource type> <id> does not exist...`, the
+    /// wording of the NOT_FOUND refusals still built from a bare message
+    /// ([`ServiceError::NotFound`]); any other wording names no resource.
+    fn from_message(message: String) -> Self {
+        let named = message.split_once(" does not exist").and_then(|(head, _)| head.rsplit_once(' '));
+        let (resource_type, resource_name) = match named {
+            Some((what, id)) => (what.trim().replace(' ', "_"), id.to_owned()),
+            None => (String::new(), String::new()),
+        };
+        Self { resource_type, resource_name, message }
+    }
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// The one error type every service's use cases return, and its one
@@ -96,20 +245,30 @@ pub enum ServiceError {
     #[error("invalid request: {0}")]
     InvalidArgument(FieldViolations),
     #[error("permission denied: {0}")]
-    PermissionDenied(String),
+    PermissionDenied(Denied),
+    /// NOT_FOUND from a bare message; prefer [`ServiceError::Missing`],
+    /// which names the resource. A message worded `<type> <id> does not
+    /// exist` still gets its ResourceInfo.
     #[error("not found: {0}")]
     NotFound(String),
+    /// NOT_FOUND naming the resource (`google.rpc.ResourceInfo`).
+    #[error("not found: {0}")]
+    Missing(Missing),
     #[error("already exists: {0}")]
     AlreadyExists(String),
     /// FAILED_PRECONDITION with `google.rpc.ErrorInfo` (`domain`, `reason`).
     #[error("refused by rule {reason}: {message}")]
-    Rule { domain: &'static str, reason: &'static str, message: String },
+    Rule { domain: &'static str, reason: &'static str, message: String, metadata: Metadata },
     /// A concurrent change to the same record won: retry.
     #[error("aborted: {0}")]
     Aborted(String),
     /// The database could not be reached in time; worth retrying.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A system this service depends on (another service, the DfE) could
+    /// not answer; worth retrying. The message is the caller's to read.
+    #[error("peer unavailable: {0}")]
+    PeerUnavailable(String),
     /// The database has no room to write (disk full): the change was not
     /// made; worth retrying once the operator has made room.
     #[error("storage full: {0}")]
@@ -133,22 +292,36 @@ impl From<FieldViolation> for ServiceError {
 
 impl<D: crate::rules::ErrorDomain> From<crate::rules::RuleViolation<D>> for ServiceError {
     fn from(rule: crate::rules::RuleViolation<D>) -> Self {
-        ServiceError::Rule { domain: D::DOMAIN, reason: rule.reason, message: rule.message }
+        ServiceError::Rule { domain: D::DOMAIN, reason: rule.reason, message: rule.message, metadata: rule.metadata }
     }
 }
 
 impl From<crate::rules::Denied> for ServiceError {
     fn from(denied: crate::rules::Denied) -> Self {
-        ServiceError::PermissionDenied(denied.0)
+        ServiceError::PermissionDenied(denied)
     }
 }
 
 impl<D: crate::rules::ErrorDomain> From<crate::rules::Refusal<D>> for ServiceError {
     fn from(refusal: crate::rules::Refusal<D>) -> Self {
         match refusal {
-            crate::rules::Refusal::NotFound(message) => ServiceError::NotFound(message),
+            crate::rules::Refusal::NotFound(missing) => ServiceError::Missing(missing),
             crate::rules::Refusal::Rule(rule) => rule.into(),
         }
+    }
+}
+
+impl From<Missing> for ServiceError {
+    fn from(missing: Missing) -> Self {
+        ServiceError::Missing(missing)
+    }
+}
+
+impl ServiceError {
+    /// NOT_FOUND naming the resource: `resource_type` in lower_snake_case,
+    /// `resource_name` the id the caller named.
+    pub fn not_found(resource_type: &str, resource_name: impl Into<String>, message: impl Into<String>) -> Self {
+        ServiceError::Missing(Missing::new(resource_type, resource_name, message))
     }
 }
 
@@ -156,14 +329,27 @@ impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::InvalidArgument(v) => invalid_argument(&v),
-            ServiceError::PermissionDenied(msg) => Status::permission_denied(msg),
-            ServiceError::NotFound(msg) => Status::not_found(msg),
-            ServiceError::AlreadyExists(msg) => Status::already_exists(msg),
-            ServiceError::Rule { domain, reason, message } => failed_precondition(domain, reason, message),
-            ServiceError::Aborted(msg) => Status::aborted(msg),
+            ServiceError::PermissionDenied(denied) => permission_denied(&denied),
+            ServiceError::NotFound(msg) => not_found(&Missing::from_message(msg)),
+            ServiceError::Missing(missing) => not_found(&missing),
+            ServiceError::AlreadyExists(msg) => {
+                status_with_info(Code::AlreadyExists, msg, DOMAIN_OF_THE_SERVICE, reason::ALREADY_EXISTS, [], |_| {})
+            }
+            ServiceError::Rule { domain, reason, message, metadata } => {
+                rule_refused(domain, reason, message, &metadata)
+            }
+            // A lost race: the same call again sees the winner's change.
+            ServiceError::Aborted(msg) => {
+                retry_after(Code::Aborted, reason::CONCURRENT_CHANGE, msg, Duration::from_millis(100))
+            }
             ServiceError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "database unavailable");
-                retry_later("the service's database is unavailable: retry shortly", Duration::from_secs(1))
+                retry_after(
+                    Code::Unavailable,
+                    reason::STORAGE_UNAVAILABLE,
+                    "the service's database is unavailable: retry shortly",
+                    DEFAULT_RETRY_DELAY,
+                )
             }
             // UNAVAILABLE, not RESOURCE_EXHAUSTED: nothing the caller sent was
             // too much (RESOURCE_EXHAUSTED here means "slow down": rate,
@@ -171,21 +357,32 @@ impl From<ServiceError> for Status {
             // policies retry UNAVAILABLE, which readiness (NOT_SERVING) sends
             // to a replica that can write. Logged as an error: an operator
             // must make room.
+            ServiceError::PeerUnavailable(msg) => {
+                tracing::warn!(error = %msg, "a peer is unavailable");
+                retry_after(Code::Unavailable, reason::PEER_UNAVAILABLE, msg, DEFAULT_RETRY_DELAY)
+            }
             ServiceError::StorageFull(msg) => {
                 tracing::error!(error = %msg, "the database's storage is full");
-                retry_later("the service's storage is full: nothing was changed; retry later", Duration::from_secs(30))
+                retry_after(
+                    Code::Unavailable,
+                    reason::STORAGE_FULL,
+                    "the service's storage is full: nothing was changed; retry later",
+                    Duration::from_secs(30),
+                )
             }
             ServiceError::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");
-                Status::internal("internal error: the service logged the details")
+                status_with_info(
+                    Code::Internal,
+                    "internal error: the service logged the details",
+                    DOMAIN_OF_THE_SERVICE,
+                    reason::INTERNAL,
+                    [],
+                    |_| {},
+                )
             }
         }
     }
-}
-
-/// UNAVAILABLE with `google.rpc.RetryInfo` saying when to try again.
-fn retry_later(message: &str, delay: Duration) -> Status {
-    Status::with_error_details(Code::Unavailable, message, ErrorDetails::with_retry_info(Some(delay)))
 }
 
 #[cfg(test)]

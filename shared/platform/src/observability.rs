@@ -265,12 +265,99 @@ fn refused_with(code: tonic::Code, headers: &http::HeaderMap) -> Option<Refusal>
     crate::call::refusal_of(&tonic::Status::from_header_map(headers)?)
 }
 
+/// The ErrorInfo domain of a gRPC service: its proto package, e.g.
+/// `steplab.participant.v1` for `steplab.participant.v1.ParticipantService`.
+pub fn error_domain(service_name: &'static str) -> &'static str {
+    service_name.rsplit_once('.').map_or(service_name, |(package, _)| package)
+}
+
+/// How much earlier than the caller's deadline a call is cut here. tonic's
+/// own `grpc-timeout` handling, outside this layer, answers a deadline it
+/// cuts with CANCELLED (tonic maps its `TimeoutExpired` so); cutting first,
+/// by more than the timer's 1 ms resolution, makes the answer
+/// DEADLINE_EXCEEDED every time (issue 16).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+
+/// The caller's `grpc-timeout` (gRPC over HTTP/2: up to 8 digits and a unit
+/// H, M, S, m, u or n); `None` when absent or unreadable, as tonic reads it.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// The answer to a call whose deadline passed before it was answered.
+fn deadline_exceeded<B: Default>(domain: &str) -> http::Response<B> {
+    crate::error::status_with_info(
+        tonic::Code::DeadlineExceeded,
+        "the call's deadline (grpc-timeout) passed before it was answered; a change it asked for may still be made: retry with the same idempotency_key",
+        domain,
+        crate::error::reason::DEADLINE_EXCEEDED,
+        [],
+        |_| {},
+    )
+    .into_http()
+}
+
+/// Makes every error answer (trailers-only) carry what docs/api.md promises
+/// whichever layer refused: an ErrorInfo in the service's domain (reason
+/// the code's name when the refusing layer named none, e.g. UNIMPLEMENTED),
+/// a RetryInfo on RESOURCE_EXHAUSTED, UNAVAILABLE and ABORTED, and a
+/// RequestInfo with the call's request id.
+fn complete_details(headers: &mut http::HeaderMap, domain: &str, request_id: &str) {
+    use tonic_types::{ErrorDetail, ErrorInfo, RequestInfo, RetryInfo, StatusExt};
+    let code = response_code(headers);
+    if code == tonic::Code::Ok {
+        return;
+    }
+    let Some(status) = tonic::Status::from_header_map(headers) else { return };
+    // Details we cannot read are left as they are rather than replaced.
+    let Ok(mut details) = status.check_error_details_vec() else { return };
+    let info = details.iter_mut().find_map(|d| match d {
+        ErrorDetail::ErrorInfo(info) => Some(info),
+        _ => None,
+    });
+    match info {
+        Some(info) if info.domain.is_empty() => info.domain = domain.to_owned(),
+        Some(_) => {}
+        None => details.push(ErrorInfo::new(code_name(code), domain, std::collections::HashMap::new()).into()),
+    }
+    let retryable = matches!(code, tonic::Code::ResourceExhausted | tonic::Code::Unavailable | tonic::Code::Aborted);
+    if retryable && !details.iter().any(|d| matches!(d, ErrorDetail::RetryInfo(_))) {
+        details.push(RetryInfo::new(Some(crate::error::DEFAULT_RETRY_DELAY)).into());
+    }
+    if !details.iter().any(|d| matches!(d, ErrorDetail::RequestInfo(_))) {
+        details.push(RequestInfo::new(request_id, "").into());
+    }
+    let completed = tonic::Status::with_error_details_vec(code, status.message(), details);
+    let mut encoded = http::HeaderMap::new();
+    if completed.add_header(&mut encoded).is_ok()
+        && let Some(value) = encoded.remove(tonic::Status::GRPC_STATUS_DETAILS)
+    {
+        headers.insert(tonic::Status::GRPC_STATUS_DETAILS, value);
+    }
+}
+
 /// Wraps one business service: metrics, request id, span, call log and
 /// audit entry.
 #[derive(Debug, Clone)]
 pub struct Observed<S> {
     inner: S,
     service: &'static str,
+    /// The ErrorInfo domain of every refusal: the service's proto package.
+    domain: &'static str,
     rpcs: Arc<Rpcs>,
     /// Decides which unauthenticated refusals get a row of their own.
     unauthenticated: Arc<audit::Unauthenticated>,
@@ -295,6 +382,7 @@ impl<S: NamedService> Observed<S> {
         Self {
             inner,
             service: observing.service.as_str(),
+            domain: error_domain(S::NAME),
             rpcs: Arc::new(Rpcs::of(S::NAME)),
             unauthenticated: Arc::clone(&observing.unauthenticated),
             db: observing.db.clone(),
@@ -314,7 +402,8 @@ where
     // Held across the audit write.
     S::Error: Send,
     ReqBody: Send + 'static,
-    ResBody: Send,
+    // A deadline cut here answers with an empty (trailers-only) body.
+    ResBody: Send + Default,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -329,6 +418,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let service = self.service;
+        let domain = self.domain;
         let db = self.db.clone();
         let audit_writers = Arc::clone(&self.audit_writers);
         let unauthenticated = Arc::clone(&self.unauthenticated);
@@ -342,8 +432,19 @@ where
         request.extensions_mut().insert(Arc::clone(&call));
         let span = tracing::info_span!("grpc", service, rpc = %rpc, request_id = %request_id);
         let started = Instant::now();
+        let deadline = grpc_timeout(request.headers()).map(|timeout| started + timeout.saturating_sub(DEADLINE_MARGIN));
         Box::pin(crate::call::scope(Arc::clone(&call), async move {
-            let result = inner.call(request).instrument(span.clone()).await;
+            let answer = inner.call(request).instrument(span.clone());
+            let mut result = match deadline {
+                None => answer.await,
+                Some(deadline) => match tokio::time::timeout_at(deadline.into(), answer).await {
+                    Ok(result) => result,
+                    Err(_) => Ok(deadline_exceeded(domain)),
+                },
+            };
+            if let Ok(response) = &mut result {
+                complete_details(response.headers_mut(), domain, &request_id);
+            }
             let status = match &result {
                 Ok(response) => response_code(response.headers()),
                 Err(_) => tonic::Code::Unknown,

@@ -4,6 +4,7 @@
 
 use super::{Refusal, RuleViolation};
 use chrono::NaiveDate;
+use steplab_platform::error::Missing;
 
 /// Why new module release is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,8 +99,10 @@ pub fn place(holds: &[Hold], hold: &Hold) -> Result<Placement, RuleViolation> {
 /// ends by then and nothing changes.
 pub fn lift(participant_id: &str, holds: Vec<Hold>, hold_id: &str, on: NaiveDate) -> Result<Option<Hold>, Refusal> {
     let mut hold = holds.into_iter().find(|h| h.hold_id == hold_id).ok_or_else(|| {
-        Refusal::NotFound(format!(
-            "participant {participant_id} has no hold {hold_id}: lift a hold_id given to PlaceHold"
+        Refusal::NotFound(Missing::new(
+            "hold",
+            hold_id,
+            format!("participant {participant_id} has no hold {hold_id}: lift a hold_id given to PlaceHold"),
         ))
     })?;
     let until = hold.until_after_lift(on);

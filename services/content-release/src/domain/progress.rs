@@ -6,6 +6,7 @@
 use super::release::{Schedule, has_access_on};
 use super::{Event, EventKind, Module, ProgrammeCurriculum, Refusal, Revocation, RuleViolation};
 use chrono::NaiveDate;
+use steplab_platform::error::Missing;
 
 /// One recorded opening of a module; `seq` orders records made the same day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +65,13 @@ pub fn check_module_access<'c>(
         .into());
     }
     let module = curriculum.module(module_id).ok_or_else(|| {
-        Refusal::NotFound(format!(
-            "module {module_id} is not in {}: use a module_id from GetCurriculum",
-            curriculum.programme.describe()
+        Refusal::NotFound(Missing::new(
+            "module",
+            module_id,
+            format!(
+                "module {module_id} is not in {}: use a module_id from GetCurriculum",
+                curriculum.programme.describe()
+            ),
         ))
     })?;
     if !has_access_on(revocations, accessed_on) {
@@ -121,9 +126,13 @@ pub fn check_attendance(
         .into());
     }
     let event: &Event = curriculum.event(event_id).ok_or_else(|| {
-        Refusal::NotFound(format!(
-            "event {event_id} is not a clinic or conference of {}: use an event_id from GetCurriculum",
-            curriculum.programme.describe()
+        Refusal::NotFound(Missing::new(
+            "event",
+            event_id,
+            format!(
+                "event {event_id} is not a clinic or conference of {}: use an event_id from GetCurriculum",
+                curriculum.programme.describe()
+            ),
         ))
     })?;
     if let Some(first) = attended.iter().find(|a| a.event_id == event_id) {

@@ -76,7 +76,11 @@ impl Gateway {
             .db
             .write(move |conn| {
                 let call = store::call(conn, &call_id)?.ok_or_else(|| {
-                    ServiceError::NotFound(format!("there is no DfE call {call_id}: ListDfeCalls lists them"))
+                    ServiceError::not_found(
+                        "dfe_call",
+                        call_id.clone(),
+                        format!("there is no DfE call {call_id}: ListDfeCalls lists them"),
+                    )
                 })?;
                 observability::note_participant(&call.participant_id);
                 rules::may_retry(&call_id, &call.state)?;

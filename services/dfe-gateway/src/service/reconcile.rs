@@ -31,7 +31,7 @@ impl Gateway {
         };
         let since_text = since.map(mapping::declaration_date_time);
         let unavailable =
-            |e: String| ServiceError::Unavailable(format!("the DfE cannot be read now, retry later: {e}"));
+            |e: String| ServiceError::PeerUnavailable(format!("the DfE cannot be read now, retry later: {e}"));
         let participants =
             dfe.read_all("/api/v3/participants/ecf", since_text.as_deref()).await.map_err(unavailable)?;
         let declarations =
