@@ -335,7 +335,15 @@ impl From<ServiceError> for Status {
             ServiceError::AlreadyExists(msg) => {
                 status_with_info(Code::AlreadyExists, msg, DOMAIN_OF_THE_SERVICE, reason::ALREADY_EXISTS, [], |_| {})
             }
-            ServiceError::Rule { domain, reason, message, metadata } => {
+            ServiceError::Rule { domain, reason, message, mut metadata } => {
+                // A refusal a domain rule made without naming the participant
+                // (a date or length check) is about the call's participant.
+                if !metadata.contains_key("participant_id")
+                    && let Some(participant_id) =
+                        crate::call::current().and_then(|c| c.participant_id().map(str::to_owned))
+                {
+                    metadata.insert("participant_id".to_owned(), participant_id);
+                }
                 rule_refused(domain, reason, message, &metadata)
             }
             // A lost race: the same call again sees the winner's change.

@@ -168,6 +168,98 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_carries_the_facts_that_made_it_refuse() {
+        let rule = RuleViolation::<Example>::new("PAUSE_TOO_LONG", "defer instead")
+            .with("requested_days", 56)
+            .with("max_days", 42)
+            .with_some("return_date", chrono::NaiveDate::from_ymd_opt(2027, 1, 31))
+            .with_some("mentor_id", None::<&str>);
+        let facts: Vec<(&str, &str)> = rule.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(facts, [("max_days", "42"), ("requested_days", "56"), ("return_date", "2027-01-31")]);
+        assert_ne!(rule, RuleViolation::<Example>::new("PAUSE_TOO_LONG", "defer instead"), "metadata counts");
+    }
+
+    /// Every `RuleViolation::new(...)` in the services' code, with where it is
+    /// and whether a `.with(` follows its closing parenthesis.
+    fn refusal_sites(source: &str) -> Vec<(usize, bool)> {
+        let mut sites = Vec::new();
+        let mut from = 0;
+        while let Some(found) = source[from..].find("RuleViolation::new(") {
+            let start = from + found;
+            let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+            from = start + "RuleViolation::new(".len();
+            if source[line_start..start].trim_start().starts_with("//") {
+                continue;
+            }
+            // The matching parenthesis, skipping string literals.
+            let (mut depth, mut in_string, mut escaped, mut end) = (1, false, false, from);
+            for (i, c) in source[from..].char_indices() {
+                match (in_string, escaped, c) {
+                    (true, true, _) => escaped = false,
+                    (true, false, '\\') => escaped = true,
+                    (true, false, '"') => in_string = false,
+                    (true, false, _) => {}
+                    (false, _, '"') => in_string = true,
+                    (false, _, '(') => depth += 1,
+                    (false, _, ')') => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 {
+                    end = from + i + 1;
+                    break;
+                }
+            }
+            let line = source[..start].matches('\n').count() + 1;
+            sites.push((line, source[end..].trim_start().starts_with(".with(")));
+        }
+        sites
+    }
+
+    fn rust_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable source directory").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    /// Issue 16: ErrorInfo.metadata on every rule refusal. A refusal with
+    /// no `.with(` chained names neither what it refused nor its numbers.
+    #[test]
+    fn every_rule_refusal_in_the_services_carries_metadata() {
+        let services = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../services");
+        let mut files = Vec::new();
+        for service in std::fs::read_dir(&services).expect("services directory").flatten() {
+            let src = service.path().join("src");
+            if src.is_dir() {
+                rust_files(&src, &mut files);
+            }
+        }
+        let mut sites = 0;
+        let mut bare = Vec::new();
+        for file in &files {
+            let source = std::fs::read_to_string(file).expect("readable source");
+            for (line, with_metadata) in refusal_sites(&source) {
+                sites += 1;
+                if !with_metadata {
+                    bare.push(format!("{}:{line}", file.display()));
+                }
+            }
+        }
+        assert!(sites > 50, "the scan found only {sites} refusals: is it reading the services?");
+        assert!(bare.is_empty(), "rule refusals without ErrorInfo metadata (chain `.with(key, value)`): {bare:#?}");
+    }
+
+    #[test]
+    fn the_scan_sees_a_refusal_without_metadata() {
+        let source = "let a = RuleViolation::new(\"A\", format!(\"x (y) {z}\")).with(\"k\", 1);\n// RuleViolation::new(\n  RuleViolation::new(\"B\", \")\")\n;";
+        assert_eq!(refusal_sites(source), [(1, true), (3, false)]);
+    }
+
+    #[test]
     fn a_refusal_carries_its_services_domain_and_shows_its_message() {
         let rule = RuleViolation::<Example>::new("PAUSE_TOO_LONG", "defer instead");
         assert_eq!(rule.domain(), "steplab.example.v1");

@@ -89,7 +89,10 @@ pub fn place(holds: &[Hold], hold: &Hold) -> Result<Placement, RuleViolation> {
                 existing.kind.as_str(),
                 hold.kind.as_str()
             ),
-        )),
+        )
+        .with("hold_id", &hold.hold_id)
+        .with("kind", existing.kind.as_str())
+        .with("requested_kind", hold.kind.as_str())),
         Some(_) => Ok(Placement::NewDates),
         None => Ok(Placement::New),
     }
@@ -121,7 +124,7 @@ pub fn restore(revoked_from: NaiveDate, on: NaiveDate) -> Result<(), RuleViolati
             format!(
                 "access was revoked from {revoked_from}, so it cannot come back on {on}: restore on or after the revocation date"
             ),
-        ));
+        ).with("revoked_from", revoked_from).with("restore_on", on));
     }
     Ok(())
 }

@@ -47,7 +47,7 @@ fn not_tracked(participant_id: &str) -> ServiceError {
         format!(
             "participant {participant_id} is not tracked: the participant service sends TrackParticipant when it registers an ECT or mentor"
         ),
-    )
+    ).with("participant_id", participant_id)
     .into()
 }
 

@@ -27,6 +27,7 @@ impl Gateway {
                 "DFE_NOT_CONFIGURED",
                 "the DfE sync is off: set STEPLAB_DFE_API_URL and STEPLAB_DFE_TOKEN_FILE to reconcile with the DfE",
             )
+            .with("setting", "STEPLAB_DFE_API_URL")
             .into());
         };
         let since_text = since.map(mapping::declaration_date_time);
