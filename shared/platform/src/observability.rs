@@ -298,6 +298,41 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     })
 }
 
+/// The caller's deadline, and when this layer cuts the call to answer first.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    cut_at: Instant,
+    passes_at: Instant,
+}
+
+/// `answer`, or `past_deadline()` once the deadline has passed without it.
+/// The clock is read on every poll rather than only when the timer fires:
+/// tonic's timer for the same deadline may fire in the same wake-up (a timer
+/// wheel fires late, a thread may be busy), and tonic polls it only after
+/// this future, so this one answers first. An answer ready only after the
+/// deadline passed is not given either: the caller has stopped waiting, and
+/// every late call gets the one answer (a change it asked for may have been
+/// made; the idempotency key makes the retry safe).
+async fn within<T>(deadline: Deadline, answer: impl Future<Output = T>, past_deadline: impl FnOnce() -> T) -> T {
+    let mut answer = std::pin::pin!(answer);
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline.cut_at.into()));
+    let mut past_deadline = Some(past_deadline);
+    std::future::poll_fn(move |cx| {
+        let answered = answer.as_mut().poll(cx);
+        let now = Instant::now();
+        let late = match answered {
+            Poll::Ready(_) => now >= deadline.passes_at,
+            Poll::Pending => now >= deadline.cut_at || timer.as_mut().poll(cx).is_ready(),
+        };
+        match (answered, late.then(|| past_deadline.take()).flatten()) {
+            (_, Some(past_deadline)) => Poll::Ready(past_deadline()),
+            (Poll::Ready(answered), None) => Poll::Ready(answered),
+            (Poll::Pending, None) => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// The answer to a call whose deadline passed before it was answered.
 fn deadline_exceeded<B: Default>(domain: &str) -> http::Response<B> {
     crate::error::status_with_info(
@@ -432,15 +467,15 @@ where
         request.extensions_mut().insert(Arc::clone(&call));
         let span = tracing::info_span!("grpc", service, rpc = %rpc, request_id = %request_id);
         let started = Instant::now();
-        let deadline = grpc_timeout(request.headers()).map(|timeout| started + timeout.saturating_sub(DEADLINE_MARGIN));
+        let deadline = grpc_timeout(request.headers()).map(|timeout| Deadline {
+            cut_at: started + timeout.saturating_sub(DEADLINE_MARGIN),
+            passes_at: started + timeout,
+        });
         Box::pin(crate::call::scope(Arc::clone(&call), async move {
             let answer = inner.call(request).instrument(span.clone());
             let mut result = match deadline {
                 None => answer.await,
-                Some(deadline) => match tokio::time::timeout_at(deadline.into(), answer).await {
-                    Ok(result) => result,
-                    Err(_) => Ok(deadline_exceeded(domain)),
-                },
+                Some(deadline) => within(deadline, answer, || Ok(deadline_exceeded(domain))).await,
             };
             if let Ok(response) = &mut result {
                 complete_details(response.headers_mut(), domain, &request_id);
@@ -482,10 +517,19 @@ where
             }
             if crate::audit::is_audited(&rpc, status) && !call.is_audited() && own_row {
                 let entry = crate::audit::NewEntry::for_call(&call, status, chrono::Utc::now().naive_utc());
-                // The semaphore is never closed; without a permit the write goes ahead.
-                let _permit = audit_writers.acquire().await.ok();
-                if let Err(e) = db.read(move |conn| crate::audit::record(conn, &entry)).await {
-                    tracing::error!(parent: &span, error = %e, rpc = %rpc, outcome = %code, "could not record the audit entry");
+                let record = async move {
+                    // The semaphore is never closed; without a permit the write goes ahead.
+                    let _permit = audit_writers.acquire().await.ok();
+                    if let Err(e) = db.read(move |conn| crate::audit::record(conn, &entry)).await {
+                        tracing::error!(parent: &span, error = %e, rpc = %rpc, outcome = %code, "could not record the audit entry");
+                    }
+                };
+                // Past the caller's deadline the answer cannot wait for the
+                // write: tonic would drop it and answer CANCELLED.
+                if deadline.is_some_and(|d| Instant::now() >= d.cut_at) {
+                    tokio::spawn(record);
+                } else {
+                    record.await;
                 }
             }
             result.map(|mut response| {
