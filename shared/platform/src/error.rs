@@ -415,6 +415,55 @@ mod tests {
         assert_eq!(fields, ["name", "urn"]);
     }
 
+    fn reason_of(status: &Status) -> String {
+        status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn retryable_errors_say_why_and_when_to_retry() {
+        for (err, code, reason) in [
+            (ServiceError::Aborted("lost".into()), Code::Aborted, reason::CONCURRENT_CHANGE),
+            (ServiceError::Unavailable("db".into()), Code::Unavailable, reason::STORAGE_UNAVAILABLE),
+            (ServiceError::StorageFull("disk".into()), Code::Unavailable, reason::STORAGE_FULL),
+            (ServiceError::PeerUnavailable("dfe".into()), Code::Unavailable, reason::PEER_UNAVAILABLE),
+        ] {
+            let status = Status::from(err);
+            assert_eq!((status.code(), reason_of(&status).as_str()), (code, reason));
+            let delay = status.get_error_details().retry_info().and_then(|r| r.retry_delay).expect("RetryInfo");
+            assert!(delay > Duration::ZERO, "{status:?}");
+        }
+        let status = Status::from(ServiceError::Internal("secret detail".into()));
+        assert_eq!((status.code(), reason_of(&status).as_str()), (Code::Internal, reason::INTERNAL));
+        assert!(!status.message().contains("secret"), "{status:?}");
+    }
+
+    #[test]
+    fn not_found_names_the_resource() {
+        let status = Status::from(ServiceError::not_found("hold", "h-1", "no hold h-1"));
+        let resource = status.get_error_details().resource_info().cloned().expect("ResourceInfo");
+        assert_eq!((resource.resource_type.as_str(), resource.resource_name.as_str()), ("hold", "h-1"));
+        assert_eq!(reason_of(&status), reason::RESOURCE_NOT_FOUND);
+        // A bare message worded `<type> <id> does not exist` still names it.
+        let status = Status::from(ServiceError::NotFound("delivery partner dp-9 does not exist: create it".into()));
+        let resource = status.get_error_details().resource_info().cloned().expect("ResourceInfo");
+        assert_eq!((resource.resource_type.as_str(), resource.resource_name.as_str()), ("delivery_partner", "dp-9"));
+    }
+
+    #[test]
+    fn a_rule_refusal_keeps_its_metadata() {
+        let mut metadata = Metadata::new();
+        metadata.insert("max_days".into(), "42".into());
+        let status = Status::from(ServiceError::Rule {
+            domain: "steplab.participant.v1",
+            reason: "PAUSE_TOO_LONG",
+            message: "defer instead".into(),
+            metadata,
+        });
+        let info = status.get_error_details().error_info().cloned().expect("ErrorInfo");
+        assert_eq!(info.metadata.get("max_days").map(String::as_str), Some("42"));
+        assert_eq!(info.domain, "steplab.participant.v1");
+    }
+
     #[test]
     fn failed_precondition_carries_reason_and_domain() {
         let status = failed_precondition("steplab.participant.v1", "PAUSE_TOO_LONG", "defer instead");

@@ -349,10 +349,11 @@ fn deadline_exceeded<B: Default>(domain: &str) -> http::Response<B> {
 /// Makes every error answer (trailers-only) carry what docs/api.md promises
 /// whichever layer refused: an ErrorInfo in the service's domain (reason
 /// the code's name when the refusing layer named none, e.g. UNIMPLEMENTED),
-/// a RetryInfo on RESOURCE_EXHAUSTED, UNAVAILABLE and ABORTED, and a
-/// RequestInfo with the call's request id.
-fn complete_details(headers: &mut http::HeaderMap, domain: &str, request_id: &str) {
-    use tonic_types::{ErrorDetail, ErrorInfo, RequestInfo, RetryInfo, StatusExt};
+/// and a RetryInfo on RESOURCE_EXHAUSTED, UNAVAILABLE and ABORTED. The
+/// request id is in the `x-request-id` header, not in the details: AIP-211
+/// answers must be the same byte for byte whatever the call.
+fn complete_details(headers: &mut http::HeaderMap, domain: &str) {
+    use tonic_types::{ErrorDetail, ErrorInfo, RetryInfo, StatusExt};
     let code = response_code(headers);
     if code == tonic::Code::Ok {
         return;
@@ -372,9 +373,6 @@ fn complete_details(headers: &mut http::HeaderMap, domain: &str, request_id: &st
     let retryable = matches!(code, tonic::Code::ResourceExhausted | tonic::Code::Unavailable | tonic::Code::Aborted);
     if retryable && !details.iter().any(|d| matches!(d, ErrorDetail::RetryInfo(_))) {
         details.push(RetryInfo::new(Some(crate::error::DEFAULT_RETRY_DELAY)).into());
-    }
-    if !details.iter().any(|d| matches!(d, ErrorDetail::RequestInfo(_))) {
-        details.push(RequestInfo::new(request_id, "").into());
     }
     let completed = tonic::Status::with_error_details_vec(code, status.message(), details);
     let mut encoded = http::HeaderMap::new();
@@ -478,7 +476,7 @@ where
                 Some(deadline) => within(deadline, answer, || Ok(deadline_exceeded(domain))).await,
             };
             if let Ok(response) = &mut result {
-                complete_details(response.headers_mut(), domain, &request_id);
+                complete_details(response.headers_mut(), domain);
             }
             let status = match &result {
                 Ok(response) => response_code(response.headers()),
@@ -570,6 +568,56 @@ mod tests {
         assert_eq!(response_code(&headers), tonic::Code::Ok);
         headers.insert("grpc-status", http::HeaderValue::from_static("9"));
         assert_eq!(response_code(&headers), tonic::Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn grpc_timeout_is_read_as_grpc_over_http2_writes_it() {
+        let timeout = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", http::HeaderValue::from_str(value).expect("ascii"));
+            grpc_timeout(&headers)
+        };
+        assert_eq!(timeout("20m"), Some(Duration::from_millis(20)));
+        assert_eq!(timeout("1S"), Some(Duration::from_secs(1)));
+        assert_eq!(timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(timeout("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(timeout("123456789m"), None, "at most 8 digits");
+        assert_eq!(timeout("m"), None);
+        assert_eq!(timeout("10x"), None);
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn a_call_past_its_deadline_is_cut_even_before_the_timer_fires() {
+        let now = Instant::now();
+        let deadline = Deadline { cut_at: now, passes_at: now + Duration::from_millis(5) };
+        let never = std::future::pending::<&str>();
+        assert_eq!(within(deadline, never, || "cut").await, "cut");
+        let far = Deadline { cut_at: now + Duration::from_secs(60), passes_at: now + Duration::from_secs(61) };
+        assert_eq!(within(far, async { "answered" }, || "cut").await, "answered");
+        // Ready only after the deadline passed: the caller stopped waiting.
+        let past = Deadline { cut_at: now, passes_at: now };
+        assert_eq!(within(past, async { "late" }, || "cut").await, "cut");
+    }
+
+    #[test]
+    fn an_error_answer_gets_error_info_in_the_services_domain_and_retry_info() {
+        use tonic_types::StatusExt;
+        let mut headers = tonic::Status::resource_exhausted("busy").into_http::<()>().into_parts().0.headers;
+        complete_details(&mut headers, "steplab.example.v1");
+        let status = tonic::Status::from_header_map(&headers).expect("status");
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!((info.domain.as_str(), info.reason.as_str()), ("steplab.example.v1", "RESOURCE_EXHAUSTED"));
+        assert!(details.retry_info().is_some());
+        // A reason the refusing layer named is kept; only its empty domain is filled.
+        let mut headers =
+            crate::error::unauthenticated("TOKEN_EXPIRED", "expired").into_http::<()>().into_parts().0.headers;
+        complete_details(&mut headers, "steplab.example.v1");
+        let info = tonic::Status::from_header_map(&headers).expect("status").get_error_details();
+        let info = info.error_info().expect("ErrorInfo");
+        assert_eq!((info.domain.as_str(), info.reason.as_str()), ("steplab.example.v1", "TOKEN_EXPIRED"));
+        assert_eq!(error_domain("steplab.participant.v1.ParticipantService"), "steplab.participant.v1");
     }
 
     #[test]
