@@ -260,7 +260,7 @@ async fn d7_a_return_that_happens_by_itself_is_in_the_history_and_the_feed(stack
             .expect("the feed carries the returns")
             .expect("stream")
             .expect("event")
-            .event
+            .participant_event
             .expect("event");
         if event.event_type == pb::EventType::Returned as i32 {
             returns.push((event.participant_id, event.effective_date));

@@ -371,7 +371,7 @@ async fn w10_every_withdrawal_and_reinstatement_is_in_the_reporting_feed(stack: 
             .expect("the feed carries every withdrawal and reinstatement")
             .expect("stream")
             .expect("an event")
-            .event
+            .participant_event
             .expect("event");
         if reported(event.event_type) {
             seen.insert(Reported::of(&event));

@@ -212,15 +212,21 @@ async fn x8_a_422_is_parked_with_the_dfes_body_and_an_admin_retry_delivers_it(ba
     // Retrying before the fix parks it again; a delivered call is not retried.
     let delivered = calls(&mut admin, &b, pb::DfeCallState::Delivered).await;
     let err = admin
-        .retry_dfe_call(pb::RetryDfeCallRequest { call_id: delivered[0].call_id.clone() })
+        .retry_dfe_call(pb::RetryDfeCallRequest {
+            idempotency_key: String::new(),
+            call_id: delivered[0].call_id.clone(),
+        })
         .await
         .expect_err("not parked");
     assert_eq!(err.code(), Code::FailedPrecondition);
-    let err = admin.retry_dfe_call(pb::RetryDfeCallRequest { call_id: new_id() }).await.expect_err("unknown");
+    let err = admin
+        .retry_dfe_call(pb::RetryDfeCallRequest { idempotency_key: String::new(), call_id: new_id() })
+        .await
+        .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
     fake.with(|s| s.refuse.clear());
     let retried = admin
-        .retry_dfe_call(pb::RetryDfeCallRequest { call_id: call.call_id.clone() })
+        .retry_dfe_call(pb::RetryDfeCallRequest { idempotency_key: String::new(), call_id: call.call_id.clone() })
         .await
         .expect("retried")
         .into_inner()
@@ -544,7 +550,10 @@ async fn roles_commands_are_for_services_and_operations_for_admins() {
         ];
         let operation_codes = [
             g.list_dfe_calls(pb::ListDfeCallsRequest::default()).await.err().map(|e| e.code()),
-            g.retry_dfe_call(pb::RetryDfeCallRequest { call_id: new_id() }).await.err().map(|e| e.code()),
+            g.retry_dfe_call(pb::RetryDfeCallRequest { idempotency_key: String::new(), call_id: new_id() })
+                .await
+                .err()
+                .map(|e| e.code()),
             g.list_unreportable(pb::ListUnreportableRequest::default()).await.err().map(|e| e.code()),
             g.reconcile(pb::ReconcileRequest::default()).await.err().map(|e| e.code()),
         ];

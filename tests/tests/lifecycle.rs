@@ -315,12 +315,23 @@ async fn w9_a_reinstatement_takes_a_dpls_approval(stack: &Stack) {
         stack.participants(Some(&other_dpl)).await.decide_request(decide(true)).await.expect_err("another DP's DPL");
     assert_eq!(err.code(), Code::PermissionDenied);
     let dpl = stack.token(Role::Dpl, None, &[&w.dp1]);
+    // DecideRequest takes an idempotency key like every change: a retry of the
+    // approval answers the first answer, the key reused for a refusal is refused.
+    let keyed = |approve| pb::DecideRequestRequest { idempotency_key: "decide-1".into(), ..decide(approve) };
     let decided =
-        stack.participants(Some(&dpl)).await.decide_request(decide(true)).await.expect("approved").into_inner();
+        stack.participants(Some(&dpl)).await.decide_request(keyed(true)).await.expect("approved").into_inner();
+    let retried = stack.participants(Some(&dpl)).await.decide_request(keyed(true)).await.expect("retried").into_inner();
+    assert_eq!(retried, decided, "a retry with the same idempotency key answers the first answer");
+    let err = stack.participants(Some(&dpl)).await.decide_request(keyed(false)).await.expect_err("key reused");
+    assert_eq!(reason(&err), "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(decided.request.expect("r").status, pb::RequestStatus::Approved as i32);
     assert_eq!(decided.participant.expect("p").status, TrainingStatus::Active as i32);
     let err = stack.participants(Some(&dpl)).await.decide_request(decide(false)).await.expect_err("decided twice");
     assert_eq!(reason(&err), "REQUEST_ALREADY_DECIDED");
+    // An unset `approve` is refused, not read as a refusal (explicit presence).
+    let unset = pb::DecideRequestRequest { approve: None, ..decide(true) };
+    let err = stack.participants(Some(&dpl)).await.decide_request(unset).await.expect_err("approve unset");
+    assert_eq!(err.code(), Code::InvalidArgument);
     let history = client
         .get_participant_history(pb::GetParticipantHistoryRequest {
             page_size: 0,
@@ -489,7 +500,7 @@ async fn next_of_type(
     wanted: pb::EventType,
 ) -> pb::ParticipantEvent {
     loop {
-        let event = feed.message().await.expect("stream").expect("event").event.expect("event");
+        let event = feed.message().await.expect("stream").expect("event").participant_event.expect("event");
         if event.event_type == wanted as i32 {
             return event;
         }

@@ -34,13 +34,8 @@ steplab_platform::delegating_grpc_service! {
     rpc record_module_access(pb::RecordModuleAccessRequest) -> pb::RecordModuleAccessResponse => record_module_access, noting participant_id;
     rpc record_attendance(pb::RecordAttendanceRequest) -> pb::RecordAttendanceResponse => record_attendance, noting participant_id;
     rpc list_releases(pb::ListReleasesRequest) -> pb::ListReleasesResponse => list_releases;
+    rpc preview_commands(pb::PreviewCommandsRequest) -> pb::PreviewCommandsResponse => preview_commands;
     handwritten {
-        async fn preview_commands(
-            &self,
-            _request: Request<pb::PreviewCommandsRequest>,
-        ) -> Answer<pb::PreviewCommandsResponse> {
-            Err(Status::unimplemented("PreviewCommands is not built yet (issue 16)"))
-        }
         async fn get_curriculum(&self, request: Request<pb::GetCurriculumRequest>) -> Answer<pb::GetCurriculumResponse> {
             // Any authenticated caller: the interceptor has already checked the token.
             Caller::from_request(&request)?;

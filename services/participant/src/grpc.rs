@@ -36,7 +36,7 @@ async fn follow_feed(
     loop {
         for event in batch.drain(..) {
             after = event.cursor;
-            if tx.send(Ok(pb::WatchEventsResponse { event: Some(event) })).await.is_err() {
+            if tx.send(Ok(pb::WatchEventsResponse { participant_event: Some(event) })).await.is_err() {
                 return;
             }
         }

@@ -1,5 +1,6 @@
-//! Reads from content release and payments, for the consistency check: the
-//! participant service calls them with its own service token.
+//! Reads from content release and payments, for the consistency check and
+//! the outlook of a dry run (validate_only): the participant service calls
+//! them with its own service token.
 //!
 //! The check has channels (connections) of its own, separate from the outbox
 //! relay's (see `steplab_platform::outbox::Relay`): a caller whose deadline
@@ -137,6 +138,30 @@ impl Peers {
             Ok(answer) => Ok(Some(answer.into_inner())),
             Err(status) if status.code() == Code::NotFound => Ok(None),
             Err(status) => Err(CheckError::Peer { peer: "payments", status }),
+        }
+    }
+
+    /// Content release's outlook after `commands`, changing nothing there.
+    pub async fn preview_release(
+        &self,
+        commands: Vec<content::ReleaseCommand>,
+    ) -> Result<content::PreviewCommandsResponse, CheckError> {
+        let request = self.authorised(content::PreviewCommandsRequest { commands, as_of: None })?;
+        match self.content.clone().preview_commands(request).await {
+            Ok(answer) => Ok(answer.into_inner()),
+            Err(status) => Err(CheckError::Peer { peer: crate::commands::CONTENT, status }),
+        }
+    }
+
+    /// Payments' outlook after `commands`, changing nothing there.
+    pub async fn preview_accrual(
+        &self,
+        commands: Vec<payments::AccrualCommand>,
+    ) -> Result<payments::PreviewCommandsResponse, CheckError> {
+        let request = self.authorised(payments::PreviewCommandsRequest { commands, as_of: None })?;
+        match self.payments.clone().preview_commands(request).await {
+            Ok(answer) => Ok(answer.into_inner()),
+            Err(status) => Err(CheckError::Peer { peer: crate::commands::PAYMENTS, status }),
         }
     }
 }

@@ -35,13 +35,8 @@ steplab_platform::delegating_grpc_service! {
     rpc get_statement(pb::GetStatementRequest) -> pb::GetStatementResponse => get_statement;
     rpc list_schedules(pb::ListSchedulesRequest) -> pb::ListSchedulesResponse => list_schedules;
     rpc record_declaration_state(pb::RecordDeclarationStateRequest) -> pb::RecordDeclarationStateResponse => record_declaration_state, noting participant_id;
+    rpc preview_commands(pb::PreviewCommandsRequest) -> pb::PreviewCommandsResponse => preview_commands;
     handwritten {
-        async fn preview_commands(
-            &self,
-            _request: Request<pb::PreviewCommandsRequest>,
-        ) -> Answer<pb::PreviewCommandsResponse> {
-            Err(Status::unimplemented("PreviewCommands is not built yet (issue 16)"))
-        }
         async fn list_audit_entries(
             &self,
             request: Request<pb::ListAuditEntriesRequest>,

@@ -217,7 +217,7 @@ proptest! {
         flag(&mut expected, matches!((f, u), (Some(f), Some(u)) if u <= f), "until");
         let req = pb::SuspendAccrualRequest {
             idempotency_key: idempotency_key.clone(), participant_id: participant_id.clone(),
-            suspension_id: suspension_id.clone(), start_date: start_date.clone(), until,
+            suspension_id: suspension_id.clone(), start_date, until,
         };
         let answer = convert::suspend(&req);
         check_answer(&answer, &expected, &["idempotency_key", "participant_id", "suspension_id", "start_date", "until"])?;

@@ -78,7 +78,7 @@ fn the_operator_runbook_runs_as_written_against_steplab_up() {
         "ACCESS_GRANTED",
         "ACCRUAL_STATE_ACCRUING",
         "COMMAND_STATE_DELIVERED",
-        r#""checked":"5","drifted":null"#,
+        r#""checkedCount":"5","drifted":null"#,
     ] {
         let at = rest
             .find(expected)

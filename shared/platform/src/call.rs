@@ -147,9 +147,10 @@ pub fn in_call<T>(call: Option<Arc<CallContext>>, f: impl FnOnce() -> T) -> T {
     result
 }
 
-/// Reads change nothing; every other RPC is a mutating call.
+/// Reads and previews (AIP-163 dry runs of commands) change nothing; every
+/// other RPC is a mutating call.
 pub fn is_read(rpc: &str) -> bool {
-    ["Get", "List", "Watch", "Check"].iter().any(|prefix| rpc.starts_with(prefix))
+    ["Get", "List", "Watch", "Check", "Preview"].iter().any(|prefix| rpc.starts_with(prefix))
 }
 
 /// `InvalidArgument` -> `INVALID_ARGUMENT`, as gRPC names its codes.
@@ -216,6 +217,7 @@ mod tests {
     #[test]
     fn reads_are_told_from_mutations() {
         assert!(is_read("GetParticipant") && is_read("ListRequests") && is_read("WatchEvents"));
+        assert!(is_read("PreviewCommands"), "a preview changes nothing, so it is not audited as a change");
         assert!(!is_read("PauseParticipant") && !is_read("RetryParkedCommands") && !is_read("RecordReturn"));
     }
 

@@ -105,6 +105,39 @@ pub mod reason {
 /// How long a caller is told to wait before retrying when nothing better is known.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// `google.rpc.ErrorInfo` with its metadata map in key order: tonic-types
+/// encodes it from a `HashMap`, whose order differs from one answer to the
+/// next, and AIP-211 answers must be the same byte for byte.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OrderedErrorInfo {
+    #[prost(string, tag = "1")]
+    reason: String,
+    #[prost(string, tag = "2")]
+    domain: String,
+    #[prost(btree_map = "string, string", tag = "3")]
+    metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// `status` with its ErrorInfo metadata encoded in key order (see
+/// [`OrderedErrorInfo`]); a status whose details cannot be read is kept.
+pub(crate) fn in_stable_order(status: Status) -> Status {
+    use prost::Message;
+    let Ok(mut proto) = tonic_types::Status::decode(status.details()) else { return status };
+    for detail in &mut proto.details {
+        if detail.type_url.ends_with("/google.rpc.ErrorInfo")
+            && let Ok(info) = OrderedErrorInfo::decode(detail.value.as_slice())
+        {
+            detail.value = info.encode_to_vec();
+        }
+    }
+    Status::with_details_and_metadata(
+        status.code(),
+        status.message().to_owned(),
+        proto.encode_to_vec().into(),
+        status.metadata().clone(),
+    )
+}
+
 /// A status of `code` with an ErrorInfo (`reason`, `domain`, `metadata`) and
 /// any further details.
 pub fn status_with_info<'a>(
@@ -118,7 +151,7 @@ pub fn status_with_info<'a>(
     let metadata: HashMap<String, String> = metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let mut details = ErrorDetails::with_error_info(reason, domain, metadata);
     more(&mut details);
-    Status::with_error_details(code, message, details)
+    in_stable_order(Status::with_error_details(code, message, details))
 }
 
 /// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing each field and an
@@ -221,7 +254,11 @@ impl Missing {
     /// wording of the NOT_FOUND refusals still built from a bare message
     /// ([`ServiceError::NotFound`]); any other wording names no resource.
     fn from_message(message: String) -> Self {
-        let named = message.split_once(" does not exist").and_then(|(head, _)| head.rsplit_once(' '));
+        // After any `context: ` prefix (a preview names the command).
+        let named = message
+            .split_once(" does not exist")
+            .map(|(head, _)| head.rsplit_once(": ").map_or(head, |(_, named)| named))
+            .and_then(|head| head.rsplit_once(' '));
         let (resource_type, resource_name) = match named {
             Some((what, id)) => (what.trim().replace(' ', "_"), id.to_owned()),
             None => (String::new(), String::new()),
@@ -444,7 +481,9 @@ mod tests {
         assert_eq!((resource.resource_type.as_str(), resource.resource_name.as_str()), ("hold", "h-1"));
         assert_eq!(reason_of(&status), reason::RESOURCE_NOT_FOUND);
         // A bare message worded `<type> <id> does not exist` still names it.
-        let status = Status::from(ServiceError::NotFound("delivery partner dp-9 does not exist: create it".into()));
+        let status = Status::from(ServiceError::NotFound(
+            "commands[0] (Hold): delivery partner dp-9 does not exist: create it".into(),
+        ));
         let resource = status.get_error_details().resource_info().cloned().expect("ResourceInfo");
         assert_eq!((resource.resource_type.as_str(), resource.resource_name.as_str()), ("delivery_partner", "dp-9"));
     }
@@ -462,6 +501,20 @@ mod tests {
         let info = status.get_error_details().error_info().cloned().expect("ErrorInfo");
         assert_eq!(info.metadata.get("max_days").map(String::as_str), Some("42"));
         assert_eq!(info.domain, "steplab.participant.v1");
+    }
+
+    #[test]
+    fn the_same_refusal_is_the_same_bytes() {
+        let keys = ["role", "rpc", "participant_id", "max_days", "a", "z"];
+        let status = || {
+            status_with_info(Code::PermissionDenied, "no", "d", "R", keys.iter().map(|k| (*k, k.to_string())), |_| {})
+        };
+        let first = status();
+        for _ in 0..20 {
+            assert_eq!(status().details(), first.details());
+        }
+        let info = first.get_error_details().error_info().cloned().expect("ErrorInfo");
+        assert_eq!(info.metadata.len(), keys.len());
     }
 
     #[test]

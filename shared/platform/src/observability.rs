@@ -374,7 +374,8 @@ fn complete_details(headers: &mut http::HeaderMap, domain: &str) {
     if retryable && !details.iter().any(|d| matches!(d, ErrorDetail::RetryInfo(_))) {
         details.push(RetryInfo::new(Some(crate::error::DEFAULT_RETRY_DELAY)).into());
     }
-    let completed = tonic::Status::with_error_details_vec(code, status.message(), details);
+    let completed =
+        crate::error::in_stable_order(tonic::Status::with_error_details_vec(code, status.message(), details));
     let mut encoded = http::HeaderMap::new();
     if completed.add_header(&mut encoded).is_ok()
         && let Some(value) = encoded.remove(tonic::Status::GRPC_STATUS_DETAILS)

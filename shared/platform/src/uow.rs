@@ -42,6 +42,13 @@ impl Database {
         self.read(move |conn| {
             let answer = db::rolled_back(conn, f);
             drop(turn);
+            if answer.is_ok()
+                && let Some(call) = crate::call::current()
+            {
+                // Nothing changed, so nothing to audit: the call's layer
+                // would otherwise record the dry run as a change.
+                call.mark_audited();
+            }
             answer
         })
         .await

@@ -4,6 +4,7 @@
 //! of the participant service, progress and attendance, and the reads.
 
 mod commands;
+mod preview;
 mod progress;
 mod reads;
 
@@ -11,6 +12,7 @@ pub use commands::{
     AccessChange, Enrol, LiftHold, PlaceHold, ReleaseStartChange, ScopeMove, enrol, lift_hold, place_hold,
     restore_access, revoke_access, set_participant_scope, set_release_start,
 };
+pub use preview::{MAX_PREVIEW_COMMANDS, PreviewQuery, missing_command, preview_commands, within_command};
 pub use progress::{ProgressRecord, attendance, module_ref, record_attendance, record_module_access};
 pub use reads::{
     FEED_DEFAULT_PAGE_SIZE, FEED_MAX_PAGE_SIZE, FeedQuery, StateQuery, curriculum, feed_token, get_release_state,

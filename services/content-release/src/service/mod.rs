@@ -10,6 +10,7 @@
 mod commands;
 mod holds;
 mod operations;
+mod preview;
 mod progress;
 mod reads;
 
@@ -134,6 +135,52 @@ impl Effect {
     }
 }
 
+/// How a command changes a learner's facts, run inside the caller's
+/// transaction: the real command's and its preview's one code path.
+type Apply = Box<dyn FnOnce(&mut DbConn, &Curriculum) -> Result<Effect, ServiceError> + Send>;
+
+/// A validated command, ready to run: what it is and what it does.
+struct Prepared {
+    received: Received,
+    apply: Apply,
+}
+
+impl Prepared {
+    fn new(
+        received: Received,
+        apply: impl FnOnce(&mut DbConn, &Curriculum) -> Result<Effect, ServiceError> + Send + 'static,
+    ) -> Self {
+        Prepared { received, apply: Box::new(apply) }
+    }
+}
+
+/// Runs one command in the caller's transaction: takes the learner's lock
+/// (`lock`: the command needs an enrolled learner), answers a repeated
+/// command_id from its stored acknowledgement, applies the command,
+/// refreshes the feed and stores the acknowledgement.
+fn run_command(
+    conn: &mut DbConn,
+    curriculum: &Curriculum,
+    now: chrono::NaiveDateTime,
+    command: Prepared,
+) -> Result<CommandAck, ServiceError> {
+    let Prepared { received: Received { rpc, key, command_id, request, participant_id, lock }, apply } = command;
+    if lock && !store::lock_learner(conn, &participant_id, now)? {
+        return Err(not_enrolled(&participant_id));
+    }
+    let ran = idempotency::once::<ContentReleaseRules, _>(conn, Some(&key), rpc, &request, now, |conn| {
+        match apply(conn, curriculum)? {
+            Effect::Changed => refresh_feed(conn, curriculum, &participant_id)?,
+            Effect::Unchanged => {}
+        }
+        Ok(CommandAck { idempotency_key: command_id, duplicate: false })
+    })?;
+    Ok(match ran {
+        Ran::Applied(ack) => ack,
+        Ran::Replayed(ack) => CommandAck { duplicate: true, ..ack },
+    })
+}
+
 impl ContentRelease {
     pub fn new(db: Database, clock: Clock, curriculum: Arc<Curriculum>) -> Self {
         Self { db, clock, curriculum }
@@ -144,36 +191,12 @@ impl ContentRelease {
         &self.db
     }
 
-    /// Runs one service-to-service command in one write transaction: takes
-    /// the learner's lock (`lock`: the command needs an enrolled learner),
-    /// answers a repeated command_id from its stored acknowledgement, applies
-    /// `apply`, refreshes the feed and stores the acknowledgement.
-    async fn command(
-        &self,
-        received: Received,
-        apply: impl FnOnce(&mut DbConn, &Curriculum) -> Result<Effect, ServiceError> + Send + 'static,
-    ) -> Result<CommandAck, ServiceError> {
+    /// Runs one service-to-service command in one write transaction (see
+    /// [`run_command`]).
+    async fn command(&self, command: Prepared) -> Result<CommandAck, ServiceError> {
         let now = self.clock.now();
         let curriculum = Arc::clone(&self.curriculum);
-        let Received { rpc, key, command_id, request, participant_id, lock } = received;
-        self.db
-            .write(move |conn| {
-                if lock && !store::lock_learner(conn, &participant_id, now)? {
-                    return Err(not_enrolled(&participant_id));
-                }
-                let ran = idempotency::once::<ContentReleaseRules, _>(conn, Some(&key), rpc, &request, now, |conn| {
-                    match apply(conn, &curriculum)? {
-                        Effect::Changed => refresh_feed(conn, &curriculum, &participant_id)?,
-                        Effect::Unchanged => {}
-                    }
-                    Ok(CommandAck { idempotency_key: command_id, duplicate: false })
-                })?;
-                Ok(match ran {
-                    Ran::Applied(ack) => ack,
-                    Ran::Replayed(ack) => CommandAck { duplicate: true, ..ack },
-                })
-            })
-            .await
+        self.db.write(move |conn| run_command(conn, &curriculum, now, command)).await
     }
 
     /// Runs a public mutation in one write transaction, honouring an optional

@@ -3,14 +3,40 @@
 
 use super::{ContentRelease, learner_in_reach, permit};
 use crate::convert;
-use crate::domain::policy;
 use crate::domain::release;
 use crate::domain::state::{self, Known};
+use crate::domain::{Curriculum, Learner, policy};
 use crate::store;
+use chrono::NaiveDate;
 use std::sync::Arc;
 use steplab_platform::Caller;
+use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
 use steplab_proto::steplab::content::v1 as pb;
+
+/// A learner's release state on `as_of` (GetReleaseState's answer), read
+/// in the caller's transaction.
+pub(super) fn release_state_of(
+    conn: &mut DbConn,
+    curriculum: &Curriculum,
+    learner: &Learner,
+    as_of: NaiveDate,
+) -> Result<pb::GetReleaseStateResponse, ServiceError> {
+    let accesses = store::module_accesses(conn, &learner.participant_id)?;
+    let attendances = store::attendances(conn, &learner.participant_id)?;
+    let programme = curriculum.programme(learner.programme);
+    let schedule = release::schedule(programme, learner.facts());
+    let known = Known {
+        curriculum: programme,
+        schedule: &schedule,
+        holds: &learner.holds,
+        revocations: &learner.revocations,
+        accesses: &accesses,
+        attendances: &attendances,
+    };
+    let state = state::release_state(&known, as_of);
+    Ok(convert::release_state(learner.participant_id.clone(), learner.programme, learner.release_start, &state))
+}
 
 impl ContentRelease {
     pub async fn get_release_state(
@@ -33,25 +59,7 @@ impl ContentRelease {
                     today,
                     policy::may_read,
                 )?;
-                let accesses = store::module_accesses(conn, &learner.participant_id)?;
-                let attendances = store::attendances(conn, &learner.participant_id)?;
-                let programme = curriculum.programme(learner.programme);
-                let schedule = release::schedule(programme, learner.facts());
-                let known = Known {
-                    curriculum: programme,
-                    schedule: &schedule,
-                    holds: &learner.holds,
-                    revocations: &learner.revocations,
-                    accesses: &accesses,
-                    attendances: &attendances,
-                };
-                let state = state::release_state(&known, as_of);
-                Ok(convert::release_state(
-                    learner.participant_id.clone(),
-                    learner.programme,
-                    learner.release_start,
-                    &state,
-                ))
+                release_state_of(conn, &curriculum, &learner, as_of)
             })
             .await
     }

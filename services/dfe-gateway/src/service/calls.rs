@@ -4,10 +4,13 @@
 use super::{Gateway, denied};
 use crate::convert::{self, CallsQuery, UnreportableQuery};
 use crate::domain::commands as rules;
-use crate::domain::{CallState, policy};
+use crate::domain::{CallState, DfeGatewayRules, policy};
 use crate::store::{self, CallRow};
 use chrono::NaiveDateTime;
+use prost::Message;
+use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
+use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
 use steplab_platform::{Caller, ids, observability, paging};
 use steplab_proto::steplab::dfe::v1 as pb;
 
@@ -71,33 +74,21 @@ impl Gateway {
     ) -> Result<pb::RetryDfeCallResponse, ServiceError> {
         policy::may_administer(&caller).map_err(|d| denied(&caller, "RetryDfeCall", d))?;
         let call_id = ids::required("call_id", &req.call_id)?;
+        let key = IdempotencyKey::parse("idempotency_key", &caller.sub, &req.idempotency_key)
+            .map_err(|v| ServiceError::InvalidArgument(v.into()))?;
+        let request = req.encode_to_vec();
         let now = self.clock.now();
-        let call = self
+        let answer = self
             .db
             .write(move |conn| {
-                let call = store::call(conn, &call_id)?.ok_or_else(|| {
-                    ServiceError::not_found(
-                        "dfe_call",
-                        call_id.clone(),
-                        format!("there is no DfE call {call_id}: ListDfeCalls lists them"),
-                    )
-                })?;
-                observability::note_participant(&call.participant_id);
-                rules::may_retry(&call_id, &call.state)?;
-                store::unpark(conn, call.id, now)?;
-                // What `unpark` stored, without reading the row back.
-                let call = CallRow {
-                    state: CallState::Pending.as_str().to_owned(),
-                    attempts: 0,
-                    next_attempt_at: now,
-                    ..call
-                };
-                let dfe_id = store::tracked(conn, &call.participant_id)?.and_then(|t| t.dfe_participant_id);
-                Ok::<_, ServiceError>(call_to_proto(call, dfe_id))
+                idempotency::once::<DfeGatewayRules, _>(conn, key.as_ref(), "RetryDfeCall", &request, now, |conn| {
+                    retry(conn, &call_id, now)
+                })
+                .map(Ran::into_inner)
             })
             .await?;
         self.wake.notify_one();
-        Ok(pb::RetryDfeCallResponse { call: Some(call) })
+        Ok(answer)
     }
 
     /// X1: ECTs and mentors without a DfE id (admin).
@@ -126,4 +117,22 @@ impl Gateway {
             })
             .await
     }
+}
+
+/// Sends a parked call again: pending now, its attempts counted afresh.
+fn retry(conn: &mut DbConn, call_id: &str, now: NaiveDateTime) -> Result<pb::RetryDfeCallResponse, ServiceError> {
+    let call = store::call(conn, call_id)?.ok_or_else(|| {
+        ServiceError::not_found(
+            "dfe_call",
+            call_id.to_owned(),
+            format!("there is no DfE call {call_id}: ListDfeCalls lists them"),
+        )
+    })?;
+    observability::note_participant(&call.participant_id);
+    rules::may_retry(call_id, &call.state)?;
+    store::unpark(conn, call.id, now)?;
+    // What `unpark` stored, without reading the row back.
+    let call = CallRow { state: CallState::Pending.as_str().to_owned(), attempts: 0, next_attempt_at: now, ..call };
+    let dfe_id = store::tracked(conn, &call.participant_id)?.and_then(|t| t.dfe_participant_id);
+    Ok(pb::RetryDfeCallResponse { call: Some(call_to_proto(call, dfe_id)) })
 }

@@ -36,7 +36,7 @@ pub fn school(school: School) -> pb::School {
     }
 }
 
-fn kind_to_proto(kind: ParticipantKind) -> common::ParticipantKind {
+pub(super) fn kind_to_proto(kind: ParticipantKind) -> common::ParticipantKind {
     match kind {
         ParticipantKind::Ect => common::ParticipantKind::Ect,
         ParticipantKind::Mentor => common::ParticipantKind::Mentor,
@@ -44,7 +44,7 @@ fn kind_to_proto(kind: ParticipantKind) -> common::ParticipantKind {
     }
 }
 
-fn status_to_proto(status: TrainingStatus) -> common::TrainingStatus {
+pub(super) fn status_to_proto(status: TrainingStatus) -> common::TrainingStatus {
     match status {
         TrainingStatus::Active => common::TrainingStatus::Active,
         TrainingStatus::Paused => common::TrainingStatus::Paused,

@@ -7,10 +7,12 @@
 mod answers;
 mod approvals;
 mod commands;
+mod effects;
 
 pub use answers::*;
 pub use approvals::*;
 pub use commands::*;
+pub use effects::*;
 
 use crate::domain::events::{DeferralReason, WithdrawalReason};
 use crate::domain::requests::RequestStatus;

@@ -20,7 +20,13 @@ impl Registry {
         let command = convert::defer(&req)?;
         let deferral = command.deferral;
         self.act(
-            Call { caller, rpc: "DeferParticipant", request: &req, request_id: &req.idempotency_key },
+            Call {
+                caller,
+                rpc: "DeferParticipant",
+                request: &req,
+                request_id: &req.idempotency_key,
+                validate_only: req.validate_only,
+            },
             command.participant_id,
             |c, p| policy::may_manage_lifecycle(c, p, "defer participants"),
             move |conn, ect, today| {
@@ -44,7 +50,13 @@ impl Registry {
         let change = convert::change_return_date(&req)?;
         let expected_return = change.date;
         self.act(
-            Call { caller, rpc: "ChangeReturnDate", request: &req, request_id: &req.idempotency_key },
+            Call {
+                caller,
+                rpc: "ChangeReturnDate",
+                request: &req,
+                request_id: &req.idempotency_key,
+                validate_only: req.validate_only,
+            },
             change.participant_id,
             |c, p| policy::may_manage_lifecycle(c, p, "change return dates"),
             move |conn, p, today| {
@@ -68,7 +80,13 @@ impl Registry {
         let change = convert::record_return(&req)?;
         let returned_on = change.date;
         self.act(
-            Call { caller, rpc: "RecordReturn", request: &req, request_id: &req.idempotency_key },
+            Call {
+                caller,
+                rpc: "RecordReturn",
+                request: &req,
+                request_id: &req.idempotency_key,
+                validate_only: req.validate_only,
+            },
             change.participant_id,
             |c, p| policy::may_manage_lifecycle(c, p, "record returns"),
             move |_, p, today| Ok((lifecycle::record_return(p, returned_on.unwrap_or(today), today)?, vec![])),

@@ -38,7 +38,7 @@ impl Registry {
         let change = convert::assign_mentor(&req)?;
         let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
-        self.mutate(key, "AssignMentor", &req, move |conn| {
+        self.mutate(key, req.validate_only, "AssignMentor", &req, move |conn| {
             let (ect, ect_now) = load_in_reach(conn, &caller, &change.ect_id, today)?;
             let interim = change.assignment == Assignment::InterimCover;
             policy::may_assign_mentor(&caller, place(&ect_now), interim)?;
@@ -74,7 +74,7 @@ impl Registry {
         let change = convert::end_mentor_cover(&req)?;
         let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
-        self.mutate(key, "EndMentorCover", &req, move |conn| {
+        self.mutate(key, req.validate_only, "EndMentorCover", &req, move |conn| {
             let (ect, ect_now) = load_in_reach(conn, &caller, &change.participant_id, today)?;
             policy::may_assign_mentor(&caller, place(&ect_now), true)?;
             let events = registry::end_mentor_cover(&ect, change.date.unwrap_or(today), today)?;
@@ -95,7 +95,7 @@ impl Registry {
         let command = convert::move_school(&req)?;
         let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
-        self.mutate(key, "MoveSchool", &req, move |conn| {
+        self.mutate(key, req.validate_only, "MoveSchool", &req, move |conn| {
             let (p, p_now) = load_in_reach(conn, &caller, &command.participant_id, today)?;
             policy::may_manage_lifecycle(&caller, place(&p_now), "move participants between schools")?;
             let school = school_in_reach(conn, &caller, &command.school_id)?;

@@ -7,6 +7,7 @@
 
 mod apply;
 mod deferral;
+mod effects;
 mod mentoring;
 mod operations;
 mod pause;
@@ -26,6 +27,7 @@ use crate::domain::{ParticipantRules, ParticipantView};
 use crate::store;
 use apply::apply;
 use chrono::NaiveDate;
+use effects::{Effected, Mark};
 use shown::changed;
 use std::sync::Arc;
 use steplab_platform::Caller;
@@ -57,6 +59,8 @@ struct Call<'a, Req> {
     request: &'a Req,
     /// The caller's optional idempotency key.
     request_id: &'a str,
+    /// AIP-163: answer what the call would do, changing nothing.
+    validate_only: bool,
 }
 
 fn actor(caller: &Caller) -> Actor {
@@ -179,24 +183,43 @@ impl Registry {
         self.feed.clone()
     }
 
-    /// Runs a mutation in one write transaction, honouring `request_id`.
+    /// Runs a mutation in one write transaction, honouring `request_id`,
+    /// and answers with the ChangeEffects read back from what it wrote. With
+    /// `validate_only` the same closure runs in a transaction that is always
+    /// rolled back (AIP-163): the same refusals, the same answer, nothing
+    /// kept (no idempotency record, no delivery, no audit entry); content
+    /// release and payments are asked for their outlook.
     async fn mutate<Req, Resp>(
         &self,
         key: Option<IdempotencyKey>,
+        validate_only: bool,
         rpc: &'static str,
         request: &Req,
         f: impl FnOnce(&mut DbConn) -> Result<Resp, ServiceError> + Send + 'static,
     ) -> Result<Resp, ServiceError>
     where
         Req: prost::Message,
-        Resp: prost::Message + Default + Send + 'static,
+        Resp: prost::Message + Effected + Default + Send + 'static,
     {
+        let described = move |conn: &mut DbConn| {
+            let mark = Mark::take(conn)?;
+            let mut answer = f(conn)?;
+            *answer.effects_mut() = Some(mark.effects(conn, validate_only)?);
+            Ok(answer)
+        };
+        if validate_only {
+            let mut answer = self.db.dry_run(described).await?;
+            if let Some(effects) = answer.effects_mut() {
+                self.add_outlooks(effects).await;
+            }
+            return Ok(answer);
+        }
         let request_bytes = request.encode_to_vec();
         let now = self.clock.now();
         let answer = self
             .db
             .write(move |conn| {
-                idempotency::once::<ParticipantRules, _>(conn, key.as_ref(), rpc, &request_bytes, now, f)
+                idempotency::once::<ParticipantRules, _>(conn, key.as_ref(), rpc, &request_bytes, now, described)
                     .map(Ran::into_inner)
             })
             .await;
@@ -226,12 +249,12 @@ impl Registry {
     ) -> Result<Resp, ServiceError>
     where
         Req: prost::Message,
-        Resp: prost::Message + Default + Send + 'static,
+        Resp: prost::Message + Effected + Default + Send + 'static,
     {
-        let Call { caller, rpc, request, request_id } = call;
+        let Call { caller, rpc, request, request_id, validate_only } = call;
         let key = idempotency_key(&caller, request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
-        self.mutate(key, rpc, request, move |conn| {
+        self.mutate(key, validate_only, rpc, request, move |conn| {
             let (record, view_today) = load_in_reach(conn, &caller, &participant_id, today)?;
             authorize(&caller, place(&view_today))?;
             let (decision, mut touched) = decide(conn, &record, today)?;

@@ -9,6 +9,7 @@ use crate::domain::policy;
 use crate::peers::CheckError;
 use crate::store::{self, ListFilter};
 use futures::{StreamExt, TryStreamExt};
+use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
 use steplab_platform::ids::ParticipantId;
 use steplab_platform::outbox;
@@ -47,7 +48,7 @@ impl Registry {
     ) -> Result<Vec<pb::ParticipantEvent>, ServiceError> {
         policy::may_watch_events(caller)?;
         self.db
-            .read(move |conn| Ok(store::events_after(conn, cursor, limit)?.into_iter().map(convert::event).collect()))
+            .read(move |conn| Ok(store::feed_after(conn, cursor, limit)?.into_iter().map(convert::event).collect()))
             .await
     }
 
@@ -97,16 +98,19 @@ impl Registry {
         policy::may_operate_relay(&caller)?;
         let mut v = FieldViolations::default();
         let participant_id = v.check(ParticipantId::parse_optional("participant_id", &req.participant_id));
-        let command_id = v.check(convert::optional_id("idempotency_key", &req.command_id));
+        let command_id = v.check(convert::optional_id("command_id", &req.command_id));
         let (participant_id, command_id) = v.finish(|| Some((participant_id?, command_id?)))?;
         let now = self.clock.now();
-        let retried = self
-            .db
-            .write(move |conn| {
-                let n = outbox::retry_parked(conn, command_id.as_deref(), participant_id.as_deref(), now)?;
-                Ok::<_, ServiceError>(n as i64)
-            })
-            .await?;
+        let retry = move |conn: &mut DbConn| {
+            let n = outbox::retry_parked(conn, command_id.as_deref(), participant_id.as_deref(), now)?;
+            Ok::<_, ServiceError>(n as i64)
+        };
+        if req.validate_only {
+            // AIP-163: how many would be queued again, queuing none.
+            let retried = self.db.dry_run(retry).await?;
+            return Ok(pb::RetryParkedCommandsResponse { retried });
+        }
+        let retried = self.db.write(retry).await?;
         tracing::info!(target: "audit", actor = %caller.sub, retried, "parked commands queued again");
         self.relay.notify_one();
         Ok(pb::RetryParkedCommandsResponse { retried })

@@ -18,7 +18,13 @@ impl Registry {
         let pause_id = convert::new_id();
         let who = caller.clone();
         self.act(
-            Call { caller, rpc: "PauseParticipant", request: &req, request_id: &req.idempotency_key },
+            Call {
+                caller,
+                rpc: "PauseParticipant",
+                request: &req,
+                request_id: &req.idempotency_key,
+                validate_only: req.validate_only,
+            },
             p.participant_id,
             policy::may_manage_pause,
             move |conn, participant, today| {
@@ -50,7 +56,13 @@ impl Registry {
         let change = convert::extend_pause(&req)?;
         let end = change.date;
         self.act(
-            Call { caller, rpc: "ExtendPause", request: &req, request_id: &req.idempotency_key },
+            Call {
+                caller,
+                rpc: "ExtendPause",
+                request: &req,
+                request_id: &req.idempotency_key,
+                validate_only: req.validate_only,
+            },
             change.participant_id,
             policy::may_manage_pause,
             move |conn, p, today| {
@@ -76,7 +88,13 @@ impl Registry {
         let change = convert::end_pause(&req)?;
         let end = change.date;
         self.act(
-            Call { caller, rpc: "EndPause", request: &req, request_id: &req.idempotency_key },
+            Call {
+                caller,
+                rpc: "EndPause",
+                request: &req,
+                request_id: &req.idempotency_key,
+                validate_only: req.validate_only,
+            },
             change.participant_id,
             policy::may_manage_pause,
             move |_, ect, today| Ok((lifecycle::end_pause(ect, end.unwrap_or(today), today)?, vec![])),

@@ -68,7 +68,7 @@ impl Registry {
         let name = convert::name("name", &req.name).map_err(FieldViolations::from)?;
         let key = idempotency_key(&caller, &req.idempotency_key)?;
         let partner = DeliveryPartner { id: convert::new_id(), name, created_at: self.clock.now() };
-        self.mutate(key, "CreateDeliveryPartner", &req, move |conn| {
+        self.mutate(key, req.validate_only, "CreateDeliveryPartner", &req, move |conn| {
             store::insert_delivery_partner(conn, &partner)?;
             Ok(pb::CreateDeliveryPartnerResponse {
                 effects: None,
@@ -94,7 +94,7 @@ impl Registry {
             area_covered: new.area_covered,
             created_at: self.clock.now(),
         };
-        self.mutate(key, "CreateSchool", &req, move |conn| {
+        self.mutate(key, req.validate_only, "CreateSchool", &req, move |conn| {
             if store::find_delivery_partner(conn, &school.delivery_partner_id)?.is_none() {
                 return Err(ServiceError::NotFound(format!(
                     "delivery partner {} does not exist: create it first",
@@ -118,7 +118,7 @@ impl Registry {
             .map_err(FieldViolations::from)?;
         let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
-        self.mutate(key, "RegisterParticipant", &req, move |conn| {
+        self.mutate(key, req.validate_only, "RegisterParticipant", &req, move |conn| {
             let school = school_in_reach(conn, &caller, &registration.school_id)?;
             policy::may_register(&caller, school_place(&school))?;
             let school = SchoolRef {
@@ -157,20 +157,15 @@ impl Registry {
         let dfe_id = convert::dfe_participant_id("dfe_participant_id", &req.dfe_participant_id)
             .map_err(FieldViolations::from)?;
         let (today, now) = (self.clock.today(), self.clock.now());
-        self.db
-            .write(move |conn| {
-                let record = load(conn, &id)?;
-                preconditions::reported_to_dfe(&record)?;
-                store::lock_participants(conn, std::slice::from_ref(&record.id))?;
-                set_dfe_id(conn, &record, &dfe_id, now)?;
-                let participant = convert::participant(current(&record, today)?);
-                Ok(pb::SetDfeParticipantIdResponse {
-                    effects: None,
-                    participant: Some(with_dfe_id(conn, participant)?),
-                })
-            })
-            .await
-            .inspect(|_| self.relay.notify_one())
+        self.mutate(None, req.validate_only, "SetDfeParticipantId", &req, move |conn| {
+            let record = load(conn, &id)?;
+            preconditions::reported_to_dfe(&record)?;
+            store::lock_participants(conn, std::slice::from_ref(&record.id))?;
+            set_dfe_id(conn, &record, &dfe_id, now)?;
+            let participant = convert::participant(current(&record, today)?);
+            Ok(pb::SetDfeParticipantIdResponse { effects: None, participant: Some(with_dfe_id(conn, participant)?) })
+        })
+        .await
     }
 
     pub async fn get(

@@ -30,12 +30,12 @@ impl Registry {
     ) -> Result<Resp, ServiceError>
     where
         Req: prost::Message,
-        Resp: prost::Message + Default + Send + 'static,
+        Resp: prost::Message + super::Effected + Default + Send + 'static,
     {
-        let Call { caller, rpc, request: req, request_id } = call;
+        let Call { caller, rpc, request: req, request_id, validate_only } = call;
         let key = idempotency_key(&caller, request_id)?;
         let (today, now) = (self.clock.today(), self.clock.now());
-        self.mutate(key, rpc, req, move |conn| {
+        self.mutate(key, validate_only, rpc, req, move |conn| {
             let (p, v) = load_in_reach(conn, &caller, &new.participant_id, today)?;
             policy::may_manage_lifecycle(&caller, place(&v), "ask for this change")?;
             preconditions::may_ask_for(&p, &v, new.change, today)?;
@@ -68,7 +68,13 @@ impl Registry {
         req: pb::RequestReinstatementRequest,
     ) -> Result<pb::RequestReinstatementResponse, ServiceError> {
         let new = convert::request_reinstatement(&req)?;
-        let call = Call { caller, rpc: "RequestReinstatement", request: &req, request_id: &req.idempotency_key };
+        let call = Call {
+            caller,
+            rpc: "RequestReinstatement",
+            request: &req,
+            request_id: &req.idempotency_key,
+            validate_only: req.validate_only,
+        };
         self.request(call, new, |r| pb::RequestReinstatementResponse { effects: None, request: Some(r) }).await
     }
 
@@ -78,7 +84,13 @@ impl Registry {
         req: pb::RequestReleaseStartChangeRequest,
     ) -> Result<pb::RequestReleaseStartChangeResponse, ServiceError> {
         let new = convert::request_release_start_change(&req)?;
-        let call = Call { caller, rpc: "RequestReleaseStartChange", request: &req, request_id: &req.idempotency_key };
+        let call = Call {
+            caller,
+            rpc: "RequestReleaseStartChange",
+            request: &req,
+            request_id: &req.idempotency_key,
+            validate_only: req.validate_only,
+        };
         self.request(call, new, |r| pb::RequestReleaseStartChangeResponse { effects: None, request: Some(r) }).await
     }
 
@@ -88,7 +100,13 @@ impl Registry {
         req: pb::RequestKeepMentorRequest,
     ) -> Result<pb::RequestKeepMentorResponse, ServiceError> {
         let new = convert::request_keep_mentor(&req)?;
-        let call = Call { caller, rpc: "RequestKeepMentor", request: &req, request_id: &req.idempotency_key };
+        let call = Call {
+            caller,
+            rpc: "RequestKeepMentor",
+            request: &req,
+            request_id: &req.idempotency_key,
+            validate_only: req.validate_only,
+        };
         self.request(call, new, |r| pb::RequestKeepMentorResponse { effects: None, request: Some(r) }).await
     }
 
@@ -98,7 +116,13 @@ impl Registry {
         req: pb::RequestLongDeferralRequest,
     ) -> Result<pb::RequestLongDeferralResponse, ServiceError> {
         let new = convert::request_long_deferral(&req)?;
-        let call = Call { caller, rpc: "RequestLongDeferral", request: &req, request_id: &req.idempotency_key };
+        let call = Call {
+            caller,
+            rpc: "RequestLongDeferral",
+            request: &req,
+            request_id: &req.idempotency_key,
+            validate_only: req.validate_only,
+        };
         self.request(call, new, |r| pb::RequestLongDeferralResponse { effects: None, request: Some(r) }).await
     }
 
@@ -108,9 +132,10 @@ impl Registry {
         req: pb::DecideRequestRequest,
     ) -> Result<pb::DecideRequestResponse, ServiceError> {
         let decision = convert::decide_request(&req)?;
+        let key = idempotency_key(&caller, &req.idempotency_key)?;
         let (today, now) = (self.clock.today(), self.clock.now());
         policy::may_decide_somewhere(&caller)?;
-        self.mutate(None, "DecideRequest", &req, move |conn| {
+        self.mutate(key, req.validate_only, "DecideRequest", &req, move |conn| {
             let id = decision.request_id.as_str();
             let found = store::find_request(conn, id)?;
             let reaches = |r: &ApprovalRequest| policy::reaches_delivery_partner(&caller, &r.delivery_partner_id);

@@ -69,7 +69,13 @@ impl Registry {
         let replacement_id = command.replacement_induction_coordinator_id;
         let who = caller.clone();
         self.act(
-            Call { caller, rpc: "WithdrawParticipant", request: &req, request_id: &req.idempotency_key },
+            Call {
+                caller,
+                rpc: "WithdrawParticipant",
+                request: &req,
+                request_id: &req.idempotency_key,
+                validate_only: req.validate_only,
+            },
             command.participant_id,
             |c, p| policy::may_manage_lifecycle(c, p, "withdraw participants"),
             move |conn, p, today| {

@@ -166,10 +166,34 @@ pub fn history(conn: &mut DbConn, id: &str) -> Result<Vec<Event>, ServiceError> 
         .collect()
 }
 
-/// Every event after `cursor`, in cursor order: the feed (WatchEvents)
-/// carries each EventType its enum lists, the DfE's reportable ones (D12,
-/// W10) among them; a consumer picks the types it needs (issue 16).
-pub fn events_after(conn: &mut DbConn, cursor: i64, limit: i64) -> Result<Vec<Event>, ServiceError> {
+/// The newest event's cursor, 0 before the first: a unit of work notes it
+/// before writing, to read back the events it appended (ChangeEffects).
+pub fn last_event_cursor(conn: &mut DbConn) -> Result<i64, ServiceError> {
+    let newest: Option<i64> = participant_events::table.select(diesel::dsl::max(participant_events::id)).first(conn)?;
+    Ok(newest.unwrap_or(0))
+}
+
+/// The events this transaction appended after `cursor` (noted by it
+/// first), in cursor order. On PostgreSQL another replica's events may
+/// commit meanwhile: only rows this transaction wrote (its `xmin`) count.
+pub fn events_after(conn: &mut DbConn, cursor: i64) -> Result<Vec<Event>, ServiceError> {
+    let own_rows = if matches!(conn, DbConn::Pg(_)) { "xmin = pg_current_xact_id()::xid" } else { "1 = 1" };
+    participant_events::table
+        .filter(participant_events::id.gt(cursor))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(own_rows))
+        .order(participant_events::id)
+        .select(EventRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(event_from_row)
+        .collect()
+}
+
+/// The WatchEvents feed: every event after `cursor`, in cursor order, at
+/// most `limit`. It carries each EventType its enum lists, the DfE's
+/// reportable ones (D12, W10) among them; a consumer picks the types it
+/// needs (issue 16).
+pub fn feed_after(conn: &mut DbConn, cursor: i64, limit: i64) -> Result<Vec<Event>, ServiceError> {
     participant_events::table
         .filter(participant_events::id.gt(cursor))
         .order(participant_events::id)

@@ -6,6 +6,7 @@
 
 mod commands;
 pub mod envelope;
+mod preview;
 mod queries;
 mod responses;
 
@@ -14,6 +15,7 @@ pub use commands::{
     engagement, enrol, placement, reopen, resume, suspend,
 };
 pub use envelope::ack;
+pub use preview::{MAX_PREVIEW_COMMANDS, PreviewQuery, missing_command, preview_commands, within_command};
 pub use queries::{AccrualQuery, StatementQuery, accrual_query, schedules_query, statement_query, statement_token};
 pub use responses::{accrual, reason, schedule, statement_page};
 

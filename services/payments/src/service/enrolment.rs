@@ -1,7 +1,7 @@
 //! EnrolPayee: the participant service registers a payee on a schedule.
 
-use super::recompute::{Declaring, recompute};
-use super::{Acked, Payments, acked, denied};
+use super::recompute::recompute;
+use super::{Acked, Payments, Prepared, acked, denied};
 use crate::convert;
 use crate::domain::policy;
 use crate::domain::schedule::Variant;
@@ -19,9 +19,17 @@ impl Payments {
         caller: Caller,
         req: pb::EnrolPayeeRequest,
     ) -> Result<pb::EnrolPayeeResponse, ServiceError> {
+        policy::may_send_commands(&caller).map_err(|d| denied(&caller, "EnrolPayee", d))?;
+        let command = self.prepare_enrol_payee(&req)?;
+        self.run(command).await
+    }
+
+    pub(super) fn prepare_enrol_payee(
+        &self,
+        req: &pb::EnrolPayeeRequest,
+    ) -> Result<Prepared<pb::EnrolPayeeResponse>, ServiceError> {
         const RPC: &str = "EnrolPayee";
-        policy::may_send_commands(&caller).map_err(|d| denied(&caller, RPC, d))?;
-        let cmd = convert::enrol(&req)?;
+        let cmd = convert::enrol(req)?;
         let schedule = self.book.schedule(&cmd.schedule_id, cmd.cohort).ok_or_else(|| {
             ServiceError::not_found(
                 "schedule",
@@ -43,9 +51,10 @@ impl Payments {
             .into());
         }
         let request_bytes = req.encode_to_vec();
-        let declaring = Declaring::new(&self.clock);
-        let (now, book) = (declaring.now, self.book.clone());
-        self.write_then_relay(move |conn| {
+        let book = self.book.clone();
+        let idempotency_key = req.idempotency_key.clone();
+        Ok(Prepared::new(RPC, cmd.participant_id.to_string(), move |conn, declaring| {
+            let now = declaring.now;
             let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&cmd.key), RPC, &request_bytes, now, |conn| {
                 let row = PayeeRow {
                     participant_id: cmd.participant_id.to_string(),
@@ -60,12 +69,7 @@ impl Payments {
                 };
                 match store::lock_payee(conn, &cmd.participant_id)? {
                     // Compared with the enrolment as made, not later moves.
-                    Some(existing)
-                        if PayeeRow {
-                            version: 1,
-                            created_at: now,
-                            ..existing.clone()
-                        } == row => {}
+                    Some(existing) if PayeeRow { version: 1, created_at: now, ..existing.clone() } == row => {}
                     Some(existing) => {
                         return Err(ServiceError::AlreadyExists(format!(
                             "participant {} is already enrolled on {}/{} ({}, delivery partner {}, funding eligible {}): a move is SetParticipantScope, a new schedule needs an operator",
@@ -79,14 +83,13 @@ impl Payments {
                     }
                     None => {
                         store::insert_payee(conn, &row)?;
-                        recompute(conn, &book, &row, &declaring)?;
+                        recompute(conn, &book, &row, declaring)?;
                     }
                 }
-                let response = pb::EnrolPayeeResponse::acked(convert::ack(&req.idempotency_key, false));
+                let response = pb::EnrolPayeeResponse::acked(convert::ack(&idempotency_key, false));
                 Ok(response)
             })?;
             Ok(acked(ran))
-        })
-        .await
+        }))
     }
 }

@@ -15,6 +15,7 @@ mod declarations;
 mod engagement;
 mod enrolment;
 mod operations;
+mod preview;
 mod reads;
 mod recompute;
 
@@ -154,10 +155,17 @@ impl Payments {
         answer
     }
 
-    /// Runs a command for an enrolled payee in one write transaction: takes
-    /// the payee's lock, answers a repeat from the stored first answer,
-    /// applies the change, recomputes the outcomes and stores the answer.
-    pub(super) async fn command<Req, Resp>(
+    /// Runs a prepared command in one write transaction, then wakes the relay.
+    pub(super) async fn run<Resp: Send + 'static>(&self, command: Prepared<Resp>) -> Result<Resp, ServiceError> {
+        let declaring = Declaring::new(&self.clock);
+        self.write_then_relay(move |conn| (command.run)(conn, &declaring)).await
+    }
+
+    /// A command for an enrolled payee, to run in the caller's transaction:
+    /// takes the payee's lock, answers a repeat from the stored first
+    /// answer, applies the change, recomputes the outcomes and stores the
+    /// answer.
+    pub(super) fn command<Req, Resp>(
         &self,
         rpc: &'static str,
         key: IdempotencyKey,
@@ -165,25 +173,56 @@ impl Payments {
         participant_id: ParticipantId,
         request: &Req,
         apply: impl FnOnce(&mut DbConn, NaiveDateTime) -> Result<(), ServiceError> + Send + 'static,
-    ) -> Result<Resp, ServiceError>
+    ) -> Prepared<Resp>
     where
         Req: prost::Message,
         Resp: Acked,
     {
         let request_bytes = request.encode_to_vec();
-        let declaring = Declaring::new(&self.clock);
-        let now = declaring.now;
         let book = self.book.clone();
-        self.write_then_relay(move |conn| {
+        Prepared::new(rpc, participant_id.to_string(), move |conn, declaring| {
+            let now = declaring.now;
             let payee = store::lock_payee(conn, &participant_id)?.ok_or_else(|| not_enrolled(&participant_id))?;
             let ran = idempotency::once::<PaymentsRules, _>(conn, Some(&key), rpc, &request_bytes, now, |conn| {
                 apply(conn, now)?;
-                recompute(conn, &book, &payee, &declaring)?;
+                recompute(conn, &book, &payee, declaring)?;
                 let response = Resp::acked(convert::ack(&command_id, false));
                 Ok(response)
             })?;
             Ok(acked(ran))
         })
-        .await
+    }
+}
+
+/// How a command runs, inside the caller's transaction: the real command's
+/// and its preview's one code path.
+type Run<Resp> = Box<dyn FnOnce(&mut DbConn, &Declaring) -> Result<Resp, ServiceError> + Send>;
+
+/// A validated command, ready to run: what it is, whom it concerns, and
+/// what it does.
+pub(super) struct Prepared<Resp> {
+    rpc: &'static str,
+    participant_id: String,
+    run: Run<Resp>,
+}
+
+impl<Resp: 'static> Prepared<Resp> {
+    fn new(
+        rpc: &'static str,
+        participant_id: String,
+        run: impl FnOnce(&mut DbConn, &Declaring) -> Result<Resp, ServiceError> + Send + 'static,
+    ) -> Self {
+        Prepared { rpc, participant_id, run: Box::new(run) }
+    }
+
+    /// The same command with its answer dropped, so commands of different
+    /// RPCs can run in one list.
+    fn answerless(self) -> Prepared<()> {
+        let run = self.run;
+        Prepared {
+            rpc: self.rpc,
+            participant_id: self.participant_id,
+            run: Box::new(move |conn, d| run(conn, d).map(drop)),
+        }
     }
 }

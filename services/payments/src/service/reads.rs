@@ -3,11 +3,40 @@
 use super::{Payments, denied, payee_in_reach, plan, schedule_of};
 use crate::convert;
 use crate::domain::accrual;
+use crate::domain::accrual::Facts;
 use crate::domain::policy;
-use crate::store;
+use crate::domain::schedule::{ScheduleBook, Window};
+use crate::store::{self, PayeeRow};
+use chrono::NaiveDate;
 use steplab_platform::Caller;
+use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
 use steplab_proto::steplab::payments::v1 as pb;
+
+/// A payee's accrual on `as_of` (GetAccrual's answer), with the facts and
+/// the milestone windows it was computed from.
+pub(super) struct Reading {
+    pub(super) accrual: pb::GetAccrualResponse,
+    pub(super) facts: Facts,
+    pub(super) windows: Vec<Window>,
+}
+
+/// Reads a payee's accrual on `as_of` in the caller's transaction.
+pub(super) fn read_accrual(
+    conn: &mut DbConn,
+    book: &ScheduleBook,
+    payee: &PayeeRow,
+    as_of: NaiveDate,
+) -> Result<Reading, ServiceError> {
+    let facts = store::load_facts(conn, payee)?;
+    let schedule = schedule_of(book, payee)?;
+    let plan = plan(book, schedule, &facts)?;
+    let earned = accrual::earned_by(&plan, &facts, as_of);
+    let declared = store::declarations_of(conn, &payee.participant_id)?;
+    let accrual = convert::accrual(&payee.participant_id, &plan, &facts, &earned, &declared, as_of);
+    let windows = plan.windows.iter().map(|w| (*w).clone()).collect();
+    Ok(Reading { accrual, facts, windows })
+}
 
 impl Payments {
     pub async fn get_accrual(
@@ -31,12 +60,7 @@ impl Payments {
                     today,
                     policy::may_read_accrual,
                 )?;
-                let facts = store::load_facts(conn, &payee)?;
-                let schedule = schedule_of(&book, &payee)?;
-                let plan = plan(&book, schedule, &facts)?;
-                let earned = accrual::earned_by(&plan, &facts, as_of);
-                let declared = store::declarations_of(conn, &payee.participant_id)?;
-                Ok(convert::accrual(&payee.participant_id, &plan, &facts, &earned, &declared, as_of))
+                Ok(read_accrual(conn, &book, &payee, as_of)?.accrual)
             })
             .await
     }

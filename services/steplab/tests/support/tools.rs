@@ -106,3 +106,50 @@ fn make_executable(binary: &Path) {
     std::fs::set_permissions(binary, permissions)
         .unwrap_or_else(|e| panic!("the grpcurl package has no binary at {}: {e}", binary.display()));
 }
+
+/// The Python packages a client generated from `proto/` needs, pinned: the
+/// gRPC runtime, protoc with gRPC's Python generator (grpcio-tools), and
+/// grpcio-status for the rich error details (it brings
+/// googleapis-common-protos, whose google.type.Date the stubs import).
+const PYTHON_GRPC_PACKAGES: [&str; 3] = ["grpcio==1.85.3", "grpcio-tools==1.85.1", "grpcio-status==1.85.3"];
+
+/// A folder to put on `PYTHONPATH` holding the Python gRPC packages,
+/// installed under `target/tmp/tools` with the machine's `python3 -m pip`
+/// unless an earlier run did (the same way as grpcurl, above).
+pub fn python_grpc() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tools = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools");
+        let home = tools.join("python-grpc-1.85");
+        let ready = |dir: &Path| {
+            Command::new("python3")
+                .args(["-c", "import grpc, grpc_tools.protoc, grpc_status"])
+                .env("PYTHONPATH", dir)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if ready(&home) {
+            return home;
+        }
+        std::fs::create_dir_all(&tools).unwrap_or_else(|e| panic!("create {}: {e}", tools.display()));
+        let staging = tools.join(format!("python-grpc-staging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        let out = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--target"])
+            .arg(&staging)
+            .args(PYTHON_GRPC_PACKAGES)
+            .output()
+            .unwrap_or_else(|e| panic!("python3 cannot be run to install {PYTHON_GRPC_PACKAGES:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "`python3 -m pip install {}` failed: {}",
+            PYTHON_GRPC_PACKAGES.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        if std::fs::rename(&staging, &home).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        assert!(ready(&home), "the Python gRPC packages were installed into {} but do not import", home.display());
+        home
+    })
+}

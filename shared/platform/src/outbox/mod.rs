@@ -110,6 +110,26 @@ pub fn enqueue(conn: &mut DbConn, command: &NewCommand, now: NaiveDateTime) -> Q
         .map(|_| ())
 }
 
+/// The newest command's row id, 0 before the first: a unit of work notes it
+/// before writing, to read back the commands it enqueued.
+pub fn last_id(conn: &mut DbConn) -> QueryResult<i64> {
+    let newest: Option<i64> = outbox::table.select(diesel::dsl::max(outbox::id)).first(conn)?;
+    Ok(newest.unwrap_or(0))
+}
+
+/// The commands this transaction enqueued after row `id` (noted by it
+/// first), oldest first. On PostgreSQL another replica's commands may
+/// commit meanwhile: only rows this transaction wrote (its `xmin`) count.
+pub fn enqueued_after(conn: &mut DbConn, id: i64) -> QueryResult<Vec<OutboxRow>> {
+    let own_rows = if matches!(conn, DbConn::Pg(_)) { "xmin = pg_current_xact_id()::xid" } else { "1 = 1" };
+    outbox::table
+        .filter(outbox::id.gt(id))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(own_rows))
+        .order(outbox::id)
+        .select(OutboxRow::as_select())
+        .load(conn)
+}
+
 /// Every command sent for one participant, oldest first.
 pub fn for_participant(conn: &mut DbConn, participant_id: &str) -> QueryResult<Vec<OutboxRow>> {
     outbox::table

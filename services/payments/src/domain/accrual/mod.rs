@@ -32,10 +32,12 @@
 //! simply did not engage in some windows gets no extra windows: their
 //! training did not take longer.
 
+mod affected;
 mod facts;
 mod outcomes;
 mod plan;
 
+pub use affected::affected_windows;
 pub use facts::{AccrualState, Closure, CoverageChange, Facts, Placement, PlacementChange, Suspension};
 pub use outcomes::{ExclusionReason, Outcome, WindowOutcome, earned_by, outcomes};
 pub use plan::Plan;
