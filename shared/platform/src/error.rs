@@ -9,6 +9,7 @@
 //! exhaustive `match`; statuses built by the layers (auth, limits) leave the
 //! domain empty and [`crate::observability::Observed`] names it.
 
+pub use crate::rules::Missing;
 use crate::rules::{Denied, DeniedReason, Metadata};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -88,8 +89,8 @@ pub mod reason {
     pub const TOKEN_MISSING: &str = "TOKEN_MISSING";
     pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
     pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
-    pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
-    pub const OUTSIDE_SCOPE: &str = "OUTSIDE_SCOPE";
+    pub const ROLE_NOT_ALLOWED: &str = crate::rules::DeniedReason::RoleNotAllowed.as_str();
+    pub const OUTSIDE_SCOPE: &str = crate::rules::DeniedReason::OutsideScope.as_str();
     pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
     pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
@@ -193,15 +194,10 @@ pub fn unauthenticated(reason: &'static str, message: impl Into<String>) -> Stat
     status_with_info(Code::Unauthenticated, message, DOMAIN_OF_THE_SERVICE, reason, [], |_| {})
 }
 
-/// PERMISSION_DENIED with the refusal's reason and its role (and RPC, when known).
+/// PERMISSION_DENIED with the refusal's reason and the caller's role;
+/// [`crate::observability::Observed`] adds the RPC to a `ROLE_NOT_ALLOWED`.
 pub fn permission_denied(denied: &Denied) -> Status {
-    let rpc = crate::call::current().map(|call| call.rpc.clone());
-    let mut metadata = vec![("role", denied.role.to_owned())];
-    if denied.reason == DeniedReason::RoleNotAllowed
-        && let Some(rpc) = rpc
-    {
-        metadata.push(("rpc", rpc));
-    }
+    let metadata = [("role", denied.role.to_owned())];
     status_with_info(
         Code::PermissionDenied,
         denied.message.clone(),
@@ -232,45 +228,6 @@ pub fn retry_after(code: Code, reason: &str, message: impl Into<String>, delay: 
     status_with_info(code, message, DOMAIN_OF_THE_SERVICE, reason, [], |details| {
         details.set_retry_info(Some(delay));
     })
-}
-
-/// Something named does not exist: NOT_FOUND with a `google.rpc.ResourceInfo`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Missing {
-    /// lower_snake_case, e.g. `participant`, `hold`, `delivery_partner`.
-    pub resource_type: String,
-    /// The id the caller named.
-    pub resource_name: String,
-    /// What the caller should do, e.g. which RPC lists the ids.
-    pub message: String,
-}
-
-impl Missing {
-    pub fn new(resource_type: &str, resource_name: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { resource_type: resource_type.to_owned(), resource_name: resource_name.into(), message: message.into() }
-    }
-
-    /// From a message worded `<resource type> <id> does not exist...`, the
-    /// wording of the NOT_FOUND refusals still built from a bare message
-    /// ([`ServiceError::NotFound`]); any other wording names no resource.
-    fn from_message(message: String) -> Self {
-        // After any `context: ` prefix (a preview names the command).
-        let named = message
-            .split_once(" does not exist")
-            .map(|(head, _)| head.rsplit_once(": ").map_or(head, |(_, named)| named))
-            .and_then(|head| head.rsplit_once(' '));
-        let (resource_type, resource_name) = match named {
-            Some((what, id)) => (what.trim().replace(' ', "_"), id.to_owned()),
-            None => (String::new(), String::new()),
-        };
-        Self { resource_type, resource_name, message }
-    }
-}
-
-impl std::fmt::Display for Missing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
 }
 
 /// The one error type every service's use cases return, and its one
@@ -372,15 +329,8 @@ impl From<ServiceError> for Status {
             ServiceError::AlreadyExists(msg) => {
                 status_with_info(Code::AlreadyExists, msg, DOMAIN_OF_THE_SERVICE, reason::ALREADY_EXISTS, [], |_| {})
             }
-            ServiceError::Rule { domain, reason, message, mut metadata } => {
-                // A refusal a domain rule made without naming the participant
-                // (a date or length check) is about the call's participant.
-                if !metadata.contains_key("participant_id")
-                    && let Some(participant_id) =
-                        crate::call::current().and_then(|c| c.participant_id().map(str::to_owned))
-                {
-                    metadata.insert("participant_id".to_owned(), participant_id);
-                }
+            // Observed adds the call's participant to a refusal that names none.
+            ServiceError::Rule { domain, reason, message, metadata } => {
                 rule_refused(domain, reason, message, &metadata)
             }
             // A lost race: the same call again sees the winner's change.

@@ -349,10 +349,12 @@ fn deadline_exceeded<B: Default>(domain: &str) -> http::Response<B> {
 /// Makes every error answer (trailers-only) carry what docs/api.md promises
 /// whichever layer refused: an ErrorInfo in the service's domain (reason
 /// the code's name when the refusing layer named none, e.g. UNIMPLEMENTED),
-/// and a RetryInfo on RESOURCE_EXHAUSTED, UNAVAILABLE and ABORTED. The
-/// request id is in the `x-request-id` header, not in the details: AIP-211
-/// answers must be the same byte for byte whatever the call.
-fn complete_details(headers: &mut http::HeaderMap, domain: &str) {
+/// and a RetryInfo on RESOURCE_EXHAUSTED, UNAVAILABLE and ABORTED; with
+/// what the call knows: the RPC a `ROLE_NOT_ALLOWED` refuses, the
+/// participant a rule refusal that names none is about (a date or length
+/// check). The request id is in the `x-request-id` header, not in the
+/// details: AIP-211 answers must be the same byte for byte whatever the call.
+fn complete_details(headers: &mut http::HeaderMap, domain: &str, call: &CallContext) {
     use tonic_types::{ErrorDetail, ErrorInfo, RetryInfo, StatusExt};
     let code = response_code(headers);
     if code == tonic::Code::Ok {
@@ -366,8 +368,22 @@ fn complete_details(headers: &mut http::HeaderMap, domain: &str) {
         _ => None,
     });
     match info {
-        Some(info) if info.domain.is_empty() => info.domain = domain.to_owned(),
-        Some(_) => {}
+        Some(info) => {
+            if info.domain.is_empty() {
+                info.domain = domain.to_owned();
+            }
+            let known = |value: Option<&str>| value.map(str::to_owned);
+            let from_call = match (code, info.reason.as_str()) {
+                (tonic::Code::PermissionDenied, crate::error::reason::ROLE_NOT_ALLOWED) => {
+                    Some(("rpc", known(Some(call.rpc.as_str()))))
+                }
+                (tonic::Code::FailedPrecondition, _) => Some(("participant_id", known(call.participant_id()))),
+                _ => None,
+            };
+            if let Some((key, Some(value))) = from_call {
+                info.metadata.entry(key.to_owned()).or_insert(value);
+            }
+        }
         None => details.push(ErrorInfo::new(code_name(code), domain, std::collections::HashMap::new()).into()),
     }
     let retryable = matches!(code, tonic::Code::ResourceExhausted | tonic::Code::Unavailable | tonic::Code::Aborted);
@@ -477,7 +493,7 @@ where
                 Some(deadline) => within(deadline, answer, || Ok(deadline_exceeded(domain))).await,
             };
             if let Ok(response) = &mut result {
-                complete_details(response.headers_mut(), domain);
+                complete_details(response.headers_mut(), domain, &call);
             }
             let status = match &result {
                 Ok(response) => response_code(response.headers()),
@@ -605,7 +621,8 @@ mod tests {
     fn an_error_answer_gets_error_info_in_the_services_domain_and_retry_info() {
         use tonic_types::StatusExt;
         let mut headers = tonic::Status::resource_exhausted("busy").into_http::<()>().into_parts().0.headers;
-        complete_details(&mut headers, "steplab.example.v1");
+        let call = CallContext::new("r-1".into(), "PauseParticipant".into());
+        complete_details(&mut headers, "steplab.example.v1", &call);
         let status = tonic::Status::from_header_map(&headers).expect("status");
         let details = status.get_error_details();
         let info = details.error_info().expect("ErrorInfo");
@@ -614,7 +631,7 @@ mod tests {
         // A reason the refusing layer named is kept; only its empty domain is filled.
         let mut headers =
             crate::error::unauthenticated("TOKEN_EXPIRED", "expired").into_http::<()>().into_parts().0.headers;
-        complete_details(&mut headers, "steplab.example.v1");
+        complete_details(&mut headers, "steplab.example.v1", &call);
         let info = tonic::Status::from_header_map(&headers).expect("status").get_error_details();
         let info = info.error_info().expect("ErrorInfo");
         assert_eq!((info.domain.as_str(), info.reason.as_str()), ("steplab.example.v1", "TOKEN_EXPIRED"));

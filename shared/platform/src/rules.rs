@@ -128,10 +128,10 @@ pub enum DeniedReason {
 }
 
 impl DeniedReason {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
-            DeniedReason::RoleNotAllowed => crate::error::reason::ROLE_NOT_ALLOWED,
-            DeniedReason::OutsideScope => crate::error::reason::OUTSIDE_SCOPE,
+            DeniedReason::RoleNotAllowed => "ROLE_NOT_ALLOWED",
+            DeniedReason::OutsideScope => "OUTSIDE_SCOPE",
         }
     }
 }
@@ -148,11 +148,50 @@ impl Denied {
     }
 }
 
+/// Something named does not exist: NOT_FOUND with a `google.rpc.ResourceInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// lower_snake_case, e.g. `participant`, `hold`, `delivery_partner`.
+    pub resource_type: String,
+    /// The id the caller named.
+    pub resource_name: String,
+    /// What the caller should do, e.g. which RPC lists the ids.
+    pub message: String,
+}
+
+impl Missing {
+    pub fn new(resource_type: &str, resource_name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { resource_type: resource_type.to_owned(), resource_name: resource_name.into(), message: message.into() }
+    }
+
+    /// From a message worded `<resource type> <id> does not exist...`, the
+    /// wording of the NOT_FOUND refusals still built from a bare message
+    /// ([`ServiceError::NotFound`]); any other wording names no resource.
+    pub(crate) fn from_message(message: String) -> Self {
+        // After any `context: ` prefix (a preview names the command).
+        let named = message
+            .split_once(" does not exist")
+            .map(|(head, _)| head.rsplit_once(": ").map_or(head, |(_, named)| named))
+            .and_then(|head| head.rsplit_once(' '));
+        let (resource_type, resource_name) = match named {
+            Some((what, id)) => (what.trim().replace(' ', "_"), id.to_owned()),
+            None => (String::new(), String::new()),
+        };
+        Self { resource_type, resource_name, message }
+    }
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Why a domain decision refuses: something named does not exist, or a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal<D: ErrorDomain> {
     #[error("{0}")]
-    NotFound(crate::error::Missing),
+    NotFound(Missing),
     #[error(transparent)]
     Rule(#[from] RuleViolation<D>),
 }
