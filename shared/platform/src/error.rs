@@ -10,7 +10,7 @@
 //! domain empty and [`crate::observability::Observed`] names it.
 
 pub use crate::rules::Missing;
-use crate::rules::{Denied, DeniedReason, Metadata};
+use crate::rules::{Denied, Metadata};
 use std::collections::HashMap;
 use std::time::Duration;
 use tonic::{Code, Status};
