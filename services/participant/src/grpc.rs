@@ -22,7 +22,7 @@ impl ParticipantGrpc {
 
 const FEED_BATCH: i64 = 500;
 
-/// Sends reportable events from `after` on, then waits for new ones, until the
+/// Sends every event from `after` on, then waits for new ones, until the
 /// client goes away. Each event carries its cursor, so a client that
 /// reconnects with the last cursor it saw misses nothing and sees nothing twice.
 async fn follow_feed(
@@ -41,7 +41,7 @@ async fn follow_feed(
             }
         }
         let woken = feed.notified();
-        batch = match registry.reportable_events(&caller, after, FEED_BATCH).await {
+        batch = match registry.events_after(&caller, after, FEED_BATCH).await {
             Ok(events) => events,
             Err(e) => {
                 let _ = tx.send(Err(e.into())).await;
@@ -96,7 +96,7 @@ steplab_platform::delegating_grpc_service! {
             let caller = Caller::from_request(&request)?;
             let after = request.into_inner().after_cursor;
             // Refuse up front (permission, database) rather than inside the stream.
-            let first = self.registry.reportable_events(&caller, after, FEED_BATCH).await?;
+            let first = self.registry.events_after(&caller, after, FEED_BATCH).await?;
             let (tx, rx) = tokio::sync::mpsc::channel(FEED_BATCH as usize);
             let registry = self.registry.clone();
             tokio::spawn(follow_feed(registry, caller, after, first, tx));

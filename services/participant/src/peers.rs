@@ -50,7 +50,7 @@ impl From<CheckError> for Status {
                 );
                 if transient {
                     tracing::warn!(peer, ?code, error = status.message(), "consistency check: a peer could not answer");
-                    Status::unavailable(format!(
+                    peer_unavailable(format!(
                         "{peer} answered {code:?} ({}): the check could not complete; retry shortly",
                         status.message()
                     ))
@@ -63,7 +63,9 @@ impl From<CheckError> for Status {
             }
             CheckError::Token(problem) => {
                 tracing::error!(error = %problem, "consistency check: no service token");
-                Status::unavailable("the service token for content release and payments cannot be read: retry shortly")
+                peer_unavailable(
+                    "the service token for content release and payments cannot be read: retry shortly".into(),
+                )
             }
         }
     }
@@ -162,4 +164,14 @@ impl Peers {
             Err(status) => Err(CheckError::Peer { peer: crate::commands::PAYMENTS, status }),
         }
     }
+}
+
+/// UNAVAILABLE with ErrorInfo `PEER_UNAVAILABLE` and a `google.rpc.RetryInfo`.
+fn peer_unavailable(message: String) -> Status {
+    steplab_platform::error::retry_after(
+        tonic::Code::Unavailable,
+        steplab_platform::error::reason::PEER_UNAVAILABLE,
+        message,
+        steplab_platform::error::DEFAULT_RETRY_DELAY,
+    )
 }

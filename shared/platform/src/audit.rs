@@ -412,7 +412,7 @@ pub async fn list_entries(
     // A refused read of a participant's audit is itself in that participant's audit.
     call::note_participant(&request.participant_id);
     if caller.role() != Role::Admin {
-        return Err(ServiceError::PermissionDenied("only an admin may read the audit log".into()));
+        return Err(crate::rules::Denied::role_not_allowed(caller, "only an admin may read the audit log").into());
     }
     let pages = request.pages(&caller.sub);
     let query = query(&request, &pages)?;

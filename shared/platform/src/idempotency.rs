@@ -179,19 +179,21 @@ pub fn once<D: ErrorDomain, Resp: prost::Message + Default>(
                 .map(Ran::Replayed)
                 .map_err(|e| ServiceError::Internal(format!("stored answer unreadable: {e}")));
         }
-        Replay::Conflict => return Err(reused::<D>(key).into()),
+        Replay::Conflict => return Err(reused::<D>(key, rpc).into()),
     }
     let answer = apply(conn)?;
     record(conn, key, rpc, request, &answer.encode_to_vec(), now)?;
     Ok(Ran::Applied(answer))
 }
 
-fn reused<D: ErrorDomain>(key: &IdempotencyKey) -> RuleViolation<D> {
+fn reused<D: ErrorDomain>(key: &IdempotencyKey, rpc: &str) -> RuleViolation<D> {
     let field = &key.field;
     RuleViolation::new(
         "IDEMPOTENCY_KEY_REUSED",
         format!("this {field} was already used for a different request: use a new {field} for a new request"),
     )
+    .with("field", field)
+    .with("rpc", rpc)
 }
 
 #[cfg(test)]
@@ -269,9 +271,11 @@ mod tests {
         once::<Test, String>(&mut conn, Some(&request), "PauseParticipant", b"a", now(), |_| Ok(String::new()))
             .expect("first");
         match once::<Test, String>(&mut conn, Some(&request), "PauseParticipant", b"b", now(), |_| Ok(String::new())) {
-            Err(ServiceError::Rule { reason, message, .. }) => {
+            Err(ServiceError::Rule { reason, message, metadata, .. }) => {
                 assert_eq!(reason, "IDEMPOTENCY_KEY_REUSED");
                 assert!(message.contains("idempotency_key"), "{message}");
+                assert_eq!(metadata.get("field").map(String::as_str), Some("idempotency_key"));
+                assert_eq!(metadata.get("rpc").map(String::as_str), Some("PauseParticipant"));
             }
             other => panic!("a reused request_id must be refused, got {other:?}"),
         }

@@ -16,6 +16,7 @@
 //! service sheds. A client's `grpc-timeout` is honoured by tonic itself.
 
 use crate::call::{CallContext, is_read};
+use crate::error::{reason, retry_after};
 use crate::identity::{Caller, Scope};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,8 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tonic::codegen::http;
 use tonic::server::NamedService;
-use tonic::{Request, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Code, Request, Status};
 use tower::Service;
 
 /// The settings themselves are a configuration block; their enforcement is here.
@@ -57,10 +57,15 @@ impl Limits {
             {
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                 tracing::warn!(sub = %caller.sub, retry_in_secs = secs, "request refused: rate limit");
-                return Err(Status::resource_exhausted(format!(
-                    "rate limit of {} mutating calls per minute reached for this caller; retry in {secs} s",
-                    limiter.per_minute
-                )));
+                return Err(retry_after(
+                    Code::ResourceExhausted,
+                    reason::RATE_LIMITED,
+                    format!(
+                        "rate limit of {} mutating calls per minute reached for this caller; retry in {secs} s",
+                        limiter.per_minute
+                    ),
+                    Duration::from_secs(secs),
+                ));
             }
             Ok(request)
         }
@@ -158,10 +163,11 @@ where
             let rpc =
                 request.extensions().get::<Arc<CallContext>>().map_or(crate::audit::UNKNOWN_RPC, |c| c.rpc.as_str());
             tracing::warn!(limit, rpc, "request shed: too many calls in progress");
-            let status = Status::with_error_details(
-                tonic::Code::ResourceExhausted,
+            let status = retry_after(
+                Code::ResourceExhausted,
+                reason::OVERLOADED,
                 format!("server busy: {limit} calls in progress; retry with backoff"),
-                ErrorDetails::with_retry_info(Some(SHED_RETRY_DELAY)),
+                SHED_RETRY_DELAY,
             );
             return Box::pin(std::future::ready(Ok(status.into_http())));
         };

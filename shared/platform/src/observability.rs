@@ -265,12 +265,149 @@ fn refused_with(code: tonic::Code, headers: &http::HeaderMap) -> Option<Refusal>
     crate::call::refusal_of(&tonic::Status::from_header_map(headers)?)
 }
 
+/// The ErrorInfo domain of a gRPC service: its proto package, e.g.
+/// `steplab.participant.v1` for `steplab.participant.v1.ParticipantService`.
+pub fn error_domain(service_name: &'static str) -> &'static str {
+    service_name.rsplit_once('.').map_or(service_name, |(package, _)| package)
+}
+
+/// How much earlier than the caller's deadline a call is cut here. tonic's
+/// own `grpc-timeout` handling, outside this layer, answers a deadline it
+/// cuts with CANCELLED (tonic maps its `TimeoutExpired` so); cutting first,
+/// by more than the timer's 1 ms resolution, makes the answer
+/// DEADLINE_EXCEEDED every time (issue 16).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
+
+/// The caller's `grpc-timeout` (gRPC over HTTP/2: up to 8 digits and a unit
+/// H, M, S, m, u or n); `None` when absent or unreadable, as tonic reads it.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// The caller's deadline, and when this layer cuts the call to answer first.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    cut_at: Instant,
+    passes_at: Instant,
+}
+
+/// `answer`, or `past_deadline()` once the deadline has passed without it.
+/// The clock is read on every poll rather than only when the timer fires:
+/// tonic's timer for the same deadline may fire in the same wake-up (a timer
+/// wheel fires late, a thread may be busy), and tonic polls it only after
+/// this future, so this one answers first. An answer ready only after the
+/// deadline passed is not given either: the caller has stopped waiting, and
+/// every late call gets the one answer (a change it asked for may have been
+/// made; the idempotency key makes the retry safe).
+async fn within<T>(deadline: Deadline, answer: impl Future<Output = T>, past_deadline: impl FnOnce() -> T) -> T {
+    let mut answer = std::pin::pin!(answer);
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline.cut_at.into()));
+    let mut past_deadline = Some(past_deadline);
+    std::future::poll_fn(move |cx| {
+        let answered = answer.as_mut().poll(cx);
+        let now = Instant::now();
+        let late = match answered {
+            Poll::Ready(_) => now >= deadline.passes_at,
+            Poll::Pending => now >= deadline.cut_at || timer.as_mut().poll(cx).is_ready(),
+        };
+        match (answered, late.then(|| past_deadline.take()).flatten()) {
+            (_, Some(past_deadline)) => Poll::Ready(past_deadline()),
+            (Poll::Ready(answered), None) => Poll::Ready(answered),
+            (Poll::Pending, None) => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// The answer to a call whose deadline passed before it was answered.
+fn deadline_exceeded<B: Default>(domain: &str) -> http::Response<B> {
+    crate::error::status_with_info(
+        tonic::Code::DeadlineExceeded,
+        "the call's deadline (grpc-timeout) passed before it was answered; a change it asked for may still be made: retry with the same idempotency_key",
+        domain,
+        crate::error::reason::DEADLINE_EXCEEDED,
+        [],
+        |_| {},
+    )
+    .into_http()
+}
+
+/// Makes every error answer (trailers-only) carry what docs/api.md promises
+/// whichever layer refused: an ErrorInfo in the service's domain (reason
+/// the code's name when the refusing layer named none, e.g. UNIMPLEMENTED),
+/// and a RetryInfo on RESOURCE_EXHAUSTED, UNAVAILABLE and ABORTED; with
+/// what the call knows: the RPC a `ROLE_NOT_ALLOWED` refuses, the
+/// participant a rule refusal that names none is about (a date or length
+/// check). The request id is in the `x-request-id` header, not in the
+/// details: AIP-211 answers must be the same byte for byte whatever the call.
+fn complete_details(headers: &mut http::HeaderMap, domain: &str, call: &CallContext) {
+    use tonic_types::{ErrorDetail, ErrorInfo, RetryInfo, StatusExt};
+    let code = response_code(headers);
+    if code == tonic::Code::Ok {
+        return;
+    }
+    let Some(status) = tonic::Status::from_header_map(headers) else { return };
+    // Details we cannot read are left as they are rather than replaced.
+    let Ok(mut details) = status.check_error_details_vec() else { return };
+    let info = details.iter_mut().find_map(|d| match d {
+        ErrorDetail::ErrorInfo(info) => Some(info),
+        _ => None,
+    });
+    match info {
+        Some(info) => {
+            if info.domain.is_empty() {
+                info.domain = domain.to_owned();
+            }
+            let known = |value: Option<&str>| value.map(str::to_owned);
+            let from_call = match (code, info.reason.as_str()) {
+                (tonic::Code::PermissionDenied, crate::error::reason::ROLE_NOT_ALLOWED) => {
+                    Some(("rpc", known(Some(call.rpc.as_str()))))
+                }
+                (tonic::Code::FailedPrecondition, _) => Some(("participant_id", known(call.participant_id()))),
+                _ => None,
+            };
+            if let Some((key, Some(value))) = from_call {
+                info.metadata.entry(key.to_owned()).or_insert(value);
+            }
+        }
+        None => details.push(ErrorInfo::new(code_name(code), domain, std::collections::HashMap::new()).into()),
+    }
+    let retryable = matches!(code, tonic::Code::ResourceExhausted | tonic::Code::Unavailable | tonic::Code::Aborted);
+    if retryable && !details.iter().any(|d| matches!(d, ErrorDetail::RetryInfo(_))) {
+        details.push(RetryInfo::new(Some(crate::error::DEFAULT_RETRY_DELAY)).into());
+    }
+    let completed =
+        crate::error::in_stable_order(tonic::Status::with_error_details_vec(code, status.message(), details));
+    let mut encoded = http::HeaderMap::new();
+    if completed.add_header(&mut encoded).is_ok()
+        && let Some(value) = encoded.remove(tonic::Status::GRPC_STATUS_DETAILS)
+    {
+        headers.insert(tonic::Status::GRPC_STATUS_DETAILS, value);
+    }
+}
+
 /// Wraps one business service: metrics, request id, span, call log and
 /// audit entry.
 #[derive(Debug, Clone)]
 pub struct Observed<S> {
     inner: S,
     service: &'static str,
+    /// The ErrorInfo domain of every refusal: the service's proto package.
+    domain: &'static str,
     rpcs: Arc<Rpcs>,
     /// Decides which unauthenticated refusals get a row of their own.
     unauthenticated: Arc<audit::Unauthenticated>,
@@ -295,6 +432,7 @@ impl<S: NamedService> Observed<S> {
         Self {
             inner,
             service: observing.service.as_str(),
+            domain: error_domain(S::NAME),
             rpcs: Arc::new(Rpcs::of(S::NAME)),
             unauthenticated: Arc::clone(&observing.unauthenticated),
             db: observing.db.clone(),
@@ -314,7 +452,8 @@ where
     // Held across the audit write.
     S::Error: Send,
     ReqBody: Send + 'static,
-    ResBody: Send,
+    // A deadline cut here answers with an empty (trailers-only) body.
+    ResBody: Send + Default,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -329,6 +468,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let service = self.service;
+        let domain = self.domain;
         let db = self.db.clone();
         let audit_writers = Arc::clone(&self.audit_writers);
         let unauthenticated = Arc::clone(&self.unauthenticated);
@@ -342,8 +482,19 @@ where
         request.extensions_mut().insert(Arc::clone(&call));
         let span = tracing::info_span!("grpc", service, rpc = %rpc, request_id = %request_id);
         let started = Instant::now();
+        let deadline = grpc_timeout(request.headers()).map(|timeout| Deadline {
+            cut_at: started + timeout.saturating_sub(DEADLINE_MARGIN),
+            passes_at: started + timeout,
+        });
         Box::pin(crate::call::scope(Arc::clone(&call), async move {
-            let result = inner.call(request).instrument(span.clone()).await;
+            let answer = inner.call(request).instrument(span.clone());
+            let mut result = match deadline {
+                None => answer.await,
+                Some(deadline) => within(deadline, answer, || Ok(deadline_exceeded(domain))).await,
+            };
+            if let Ok(response) = &mut result {
+                complete_details(response.headers_mut(), domain, &call);
+            }
             let status = match &result {
                 Ok(response) => response_code(response.headers()),
                 Err(_) => tonic::Code::Unknown,
@@ -381,10 +532,19 @@ where
             }
             if crate::audit::is_audited(&rpc, status) && !call.is_audited() && own_row {
                 let entry = crate::audit::NewEntry::for_call(&call, status, chrono::Utc::now().naive_utc());
-                // The semaphore is never closed; without a permit the write goes ahead.
-                let _permit = audit_writers.acquire().await.ok();
-                if let Err(e) = db.read(move |conn| crate::audit::record(conn, &entry)).await {
-                    tracing::error!(parent: &span, error = %e, rpc = %rpc, outcome = %code, "could not record the audit entry");
+                let record = async move {
+                    // The semaphore is never closed; without a permit the write goes ahead.
+                    let _permit = audit_writers.acquire().await.ok();
+                    if let Err(e) = db.read(move |conn| crate::audit::record(conn, &entry)).await {
+                        tracing::error!(parent: &span, error = %e, rpc = %rpc, outcome = %code, "could not record the audit entry");
+                    }
+                };
+                // Past the caller's deadline the answer cannot wait for the
+                // write: tonic would drop it and answer CANCELLED.
+                if deadline.is_some_and(|d| Instant::now() >= d.cut_at) {
+                    tokio::spawn(record);
+                } else {
+                    record.await;
                 }
             }
             result.map(|mut response| {
@@ -425,6 +585,57 @@ mod tests {
         assert_eq!(response_code(&headers), tonic::Code::Ok);
         headers.insert("grpc-status", http::HeaderValue::from_static("9"));
         assert_eq!(response_code(&headers), tonic::Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn grpc_timeout_is_read_as_grpc_over_http2_writes_it() {
+        let timeout = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", http::HeaderValue::from_str(value).expect("ascii"));
+            grpc_timeout(&headers)
+        };
+        assert_eq!(timeout("20m"), Some(Duration::from_millis(20)));
+        assert_eq!(timeout("1S"), Some(Duration::from_secs(1)));
+        assert_eq!(timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(timeout("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(timeout("123456789m"), None, "at most 8 digits");
+        assert_eq!(timeout("m"), None);
+        assert_eq!(timeout("10x"), None);
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn a_call_past_its_deadline_is_cut_even_before_the_timer_fires() {
+        let now = Instant::now();
+        let deadline = Deadline { cut_at: now, passes_at: now + Duration::from_millis(5) };
+        let never = std::future::pending::<&str>();
+        assert_eq!(within(deadline, never, || "cut").await, "cut");
+        let far = Deadline { cut_at: now + Duration::from_secs(60), passes_at: now + Duration::from_secs(61) };
+        assert_eq!(within(far, async { "answered" }, || "cut").await, "answered");
+        // Ready only after the deadline passed: the caller stopped waiting.
+        let past = Deadline { cut_at: now, passes_at: now };
+        assert_eq!(within(past, async { "late" }, || "cut").await, "cut");
+    }
+
+    #[test]
+    fn an_error_answer_gets_error_info_in_the_services_domain_and_retry_info() {
+        use tonic_types::StatusExt;
+        let mut headers = tonic::Status::resource_exhausted("busy").into_http::<()>().into_parts().0.headers;
+        let call = CallContext::new("r-1".into(), "PauseParticipant".into());
+        complete_details(&mut headers, "steplab.example.v1", &call);
+        let status = tonic::Status::from_header_map(&headers).expect("status");
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!((info.domain.as_str(), info.reason.as_str()), ("steplab.example.v1", "RESOURCE_EXHAUSTED"));
+        assert!(details.retry_info().is_some());
+        // A reason the refusing layer named is kept; only its empty domain is filled.
+        let mut headers =
+            crate::error::unauthenticated("TOKEN_EXPIRED", "expired").into_http::<()>().into_parts().0.headers;
+        complete_details(&mut headers, "steplab.example.v1", &call);
+        let info = tonic::Status::from_header_map(&headers).expect("status").get_error_details();
+        let info = info.error_info().expect("ErrorInfo");
+        assert_eq!((info.domain.as_str(), info.reason.as_str()), ("steplab.example.v1", "TOKEN_EXPIRED"));
+        assert_eq!(error_domain("steplab.participant.v1.ParticipantService"), "steplab.participant.v1");
     }
 
     #[test]

@@ -15,17 +15,20 @@ pub struct Place<'a> {
 
 /// The caller's role may not do `action`; `who` says who does it instead.
 pub fn role_may_not(caller: &Caller, action: &str, who: &str) -> Denied {
-    Denied(format!("the {} role may not {action}: {who}", caller.role().as_str()))
+    Denied::role_not_allowed(caller, format!("the {} role may not {action}: {who}", caller.role().as_str()))
 }
 
 /// AIP-211: to a scoped caller, a participant outside their scope and one
 /// that is not enrolled get this same refusal, word for word, so that asking
 /// reveals nothing about other delivery partners' participants.
 pub fn unreachable(caller: &Caller) -> Denied {
-    Denied(format!(
-        "no participant with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
-        caller.role().as_str()
-    ))
+    Denied::outside_scope(
+        caller,
+        format!(
+            "no participant with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
+            caller.role().as_str()
+        ),
+    )
 }
 
 /// The participant service and admins reach every participant, so only they

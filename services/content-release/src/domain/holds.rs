@@ -4,6 +4,7 @@
 
 use super::{Refusal, RuleViolation};
 use chrono::NaiveDate;
+use steplab_platform::error::Missing;
 
 /// Why new module release is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,7 +89,10 @@ pub fn place(holds: &[Hold], hold: &Hold) -> Result<Placement, RuleViolation> {
                 existing.kind.as_str(),
                 hold.kind.as_str()
             ),
-        )),
+        )
+        .with("hold_id", &hold.hold_id)
+        .with("kind", existing.kind.as_str())
+        .with("requested_kind", hold.kind.as_str())),
         Some(_) => Ok(Placement::NewDates),
         None => Ok(Placement::New),
     }
@@ -98,8 +102,10 @@ pub fn place(holds: &[Hold], hold: &Hold) -> Result<Placement, RuleViolation> {
 /// ends by then and nothing changes.
 pub fn lift(participant_id: &str, holds: Vec<Hold>, hold_id: &str, on: NaiveDate) -> Result<Option<Hold>, Refusal> {
     let mut hold = holds.into_iter().find(|h| h.hold_id == hold_id).ok_or_else(|| {
-        Refusal::NotFound(format!(
-            "participant {participant_id} has no hold {hold_id}: lift a hold_id given to PlaceHold"
+        Refusal::NotFound(Missing::new(
+            "hold",
+            hold_id,
+            format!("participant {participant_id} has no hold {hold_id}: lift a hold_id given to PlaceHold"),
         ))
     })?;
     let until = hold.until_after_lift(on);
@@ -118,7 +124,7 @@ pub fn restore(revoked_from: NaiveDate, on: NaiveDate) -> Result<(), RuleViolati
             format!(
                 "access was revoked from {revoked_from}, so it cannot come back on {on}: restore on or after the revocation date"
             ),
-        ));
+        ).with("revoked_from", revoked_from).with("restore_on", on));
     }
     Ok(())
 }

@@ -98,7 +98,7 @@ pub fn change_release_start(
                 "modules have been released to participant {} since {}: a later start ({start}) would take them away; use a deferral to hold release instead",
                 learner.participant_id, learner.release_start
             ),
-        ));
+        ).with("participant_id", &learner.participant_id).with("release_start", learner.release_start).with("requested_release_start", start));
     }
     Ok(true)
 }

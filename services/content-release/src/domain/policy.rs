@@ -128,7 +128,7 @@ mod tests {
     fn scope_an_out_of_scope_learner_is_refused_with_the_words_for_an_unknown_one() {
         let outside = may_read(&lead("dp-2"), PLACE).expect_err("other dp");
         assert_eq!(outside, unreachable(&lead("dp-2")));
-        assert!(!outside.0.contains("dp-1") && !outside.0.contains("school-a"), "{}", outside.0);
+        assert!(!outside.message.contains("dp-1") && !outside.message.contains("school-a"), "{}", outside.message);
         assert!(sees_everything(&caller(Scope::Service)) && sees_everything(&caller(Scope::Admin)));
         assert!(!sees_everything(&lead("dp-1")) && !sees_everything(&ic("school-a")));
     }

@@ -6,6 +6,7 @@
 use super::release::{Schedule, has_access_on};
 use super::{Event, EventKind, Module, ProgrammeCurriculum, Refusal, Revocation, RuleViolation};
 use chrono::NaiveDate;
+use steplab_platform::error::Missing;
 
 /// One recorded opening of a module; `seq` orders records made the same day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,19 +62,26 @@ pub fn check_module_access<'c>(
             "ACCESSED_ON_IN_FUTURE",
             format!("accessed_on {accessed_on} is after today ({today}): record an access once it has happened"),
         )
+        .with("module_id", module_id)
+        .with("accessed_on", accessed_on)
+        .with("today", today)
         .into());
     }
     let module = curriculum.module(module_id).ok_or_else(|| {
-        Refusal::NotFound(format!(
-            "module {module_id} is not in {}: use a module_id from GetCurriculum",
-            curriculum.programme.describe()
+        Refusal::NotFound(Missing::new(
+            "module",
+            module_id,
+            format!(
+                "module {module_id} is not in {}: use a module_id from GetCurriculum",
+                curriculum.programme.describe()
+            ),
         ))
     })?;
     if !has_access_on(revocations, accessed_on) {
         return Err(RuleViolation::new(
             "ACCESS_REVOKED",
             format!("the participant had no content access on {accessed_on} (withdrawn): nothing can be recorded for that day"),
-        )
+        ).with("module_id", module_id).with("accessed_on", accessed_on)
         .into());
     }
     let released = schedule.find(module_id).and_then(|m| m.release_date).filter(|d| *d <= accessed_on);
@@ -85,7 +93,7 @@ pub fn check_module_access<'c>(
         return Err(RuleViolation::new(
             "MODULE_NOT_RELEASED",
             format!("module {module_id} was not yet released to the participant on {accessed_on}: {when}; check the participant and the date"),
-        )
+        ).with("module_id", module_id).with("accessed_on", accessed_on).with_some("release_date", schedule.find(module_id).and_then(|m| m.release_date))
         .into());
     }
     Ok(module)
@@ -118,12 +126,19 @@ pub fn check_attendance(
                 "attended_on {attended_on} is after today ({today}): record attendance once the event has happened"
             ),
         )
+        .with("event_id", event_id)
+        .with("attended_on", attended_on)
+        .with("today", today)
         .into());
     }
     let event: &Event = curriculum.event(event_id).ok_or_else(|| {
-        Refusal::NotFound(format!(
-            "event {event_id} is not a clinic or conference of {}: use an event_id from GetCurriculum",
-            curriculum.programme.describe()
+        Refusal::NotFound(Missing::new(
+            "event",
+            event_id,
+            format!(
+                "event {event_id} is not a clinic or conference of {}: use an event_id from GetCurriculum",
+                curriculum.programme.describe()
+            ),
         ))
     })?;
     if let Some(first) = attended.iter().find(|a| a.event_id == event_id) {
@@ -136,6 +151,8 @@ pub fn check_attendance(
                 "the participant had no access on {attended_on} (withdrawn): attendance cannot be recorded for that day"
             ),
         )
+        .with("event_id", event_id)
+        .with("attended_on", attended_on)
         .into());
     }
     if event.kind == EventKind::Conference
@@ -149,7 +166,7 @@ pub fn check_attendance(
                     "conference {} ({}) comes after conference {} ({}), which is not recorded on or before {attended_on}: record {} first",
                     event.sequence, event.title, before.sequence, before.title, before.event_id
                 ),
-            )
+            ).with("event_id", &event.event_id).with("attended_on", attended_on).with("sequence", event.sequence).with("missing_event_id", &before.event_id).with("missing_sequence", before.sequence)
             .into());
         }
     }

@@ -72,9 +72,11 @@ fn learner_in_reach(
 }
 
 fn not_enrolled(participant_id: &str) -> ServiceError {
-    ServiceError::NotFound(format!(
-        "participant {participant_id} is not enrolled for content release: EnrolLearner comes first"
-    ))
+    ServiceError::not_found(
+        "participant",
+        participant_id,
+        format!("participant {participant_id} is not enrolled for content release: EnrolLearner comes first"),
+    )
 }
 
 fn load(conn: &mut DbConn, participant_id: &str) -> Result<Learner, ServiceError> {

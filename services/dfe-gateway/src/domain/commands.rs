@@ -13,7 +13,10 @@ pub fn keep_course(participant_id: &str, tracked_on: &str, course: Course) -> Re
     Err(RuleViolation::new(
         "COURSE_CHANGED",
         format!("participant {participant_id} is tracked on {tracked_on}: a participant's course cannot change"),
-    ))
+    )
+    .with("participant_id", participant_id)
+    .with("course", tracked_on)
+    .with("requested_course", course.as_str()))
 }
 
 /// A declaration's state while it stands: neither voided nor on its way to be.
@@ -28,7 +31,9 @@ pub fn may_declare(participant_id: &str, declaration_type: &str, existing: Optio
         return Err(RuleViolation::new(
             "ALREADY_DECLARED",
             format!("{declaration_type} is already declared for {participant_id}: void it first (VoidMilestone)"),
-        ));
+        )
+        .with("participant_id", participant_id)
+        .with("declaration_type", declaration_type));
     }
     Ok(())
 }
@@ -40,6 +45,8 @@ pub fn not_declared(participant_id: &str, declaration_type: &str) -> RuleViolati
         "NOT_DECLARED",
         format!("{declaration_type} is not declared for {participant_id}: there is nothing to void"),
     )
+    .with("participant_id", participant_id)
+    .with("declaration_type", declaration_type)
 }
 
 /// Only a parked call is sent again; `state` is the call's stored state.
@@ -50,7 +57,9 @@ pub fn may_retry(call_id: &str, state: &str) -> Result<(), RuleViolation> {
     Err(RuleViolation::new(
         "NOT_PARKED",
         format!("call {call_id} is {state}, not parked: only a parked call is retried"),
-    ))
+    )
+    .with("call_id", call_id)
+    .with("state", state))
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ fn only(caller: &Caller, scope: &Scope, may_not: &str) -> Result<(), Denied> {
     if caller.scope == *scope {
         Ok(())
     } else {
-        Err(Denied(format!("the {} role may not {may_not}", caller.role().as_str())))
+        Err(Denied::role_not_allowed(caller, format!("the {} role may not {may_not}", caller.role().as_str())))
     }
 }
 

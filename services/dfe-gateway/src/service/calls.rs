@@ -123,8 +123,13 @@ impl Gateway {
 
 /// Sends a parked call again: pending now, its attempts counted afresh.
 fn retry(conn: &mut DbConn, call_id: &str, now: NaiveDateTime) -> Result<pb::RetryDfeCallResponse, ServiceError> {
-    let call = store::call(conn, call_id)?
-        .ok_or_else(|| ServiceError::NotFound(format!("there is no DfE call {call_id}: ListDfeCalls lists them")))?;
+    let call = store::call(conn, call_id)?.ok_or_else(|| {
+        ServiceError::not_found(
+            "dfe_call",
+            call_id.to_owned(),
+            format!("there is no DfE call {call_id}: ListDfeCalls lists them"),
+        )
+    })?;
     observability::note_participant(&call.participant_id);
     rules::may_retry(call_id, &call.state)?;
     store::unpark(conn, call.id, now)?;

@@ -37,7 +37,7 @@ pub struct Gateway {
 
 /// Refusals are audited: who, in which role, tried what.
 fn denied(caller: &Caller, rpc: &str, d: Denied) -> ServiceError {
-    tracing::warn!(target: "audit", sub = %caller.sub, role = caller.role().as_str(), rpc, reason = %d.0, "permission denied");
+    tracing::warn!(target: "audit", sub = %caller.sub, role = caller.role().as_str(), rpc, reason = %d, "permission denied");
     d.into()
 }
 
@@ -47,7 +47,7 @@ fn not_tracked(participant_id: &str) -> ServiceError {
         format!(
             "participant {participant_id} is not tracked: the participant service sends TrackParticipant when it registers an ECT or mentor"
         ),
-    )
+    ).with("participant_id", participant_id)
     .into()
 }
 

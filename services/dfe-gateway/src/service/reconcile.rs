@@ -27,11 +27,12 @@ impl Gateway {
                 "DFE_NOT_CONFIGURED",
                 "the DfE sync is off: set STEPLAB_DFE_API_URL and STEPLAB_DFE_TOKEN_FILE to reconcile with the DfE",
             )
+            .with("setting", "STEPLAB_DFE_API_URL")
             .into());
         };
         let since_text = since.map(mapping::declaration_date_time);
         let unavailable =
-            |e: String| ServiceError::Unavailable(format!("the DfE cannot be read now, retry later: {e}"));
+            |e: String| ServiceError::PeerUnavailable(format!("the DfE cannot be read now, retry later: {e}"));
         let participants =
             dfe.read_all("/api/v3/participants/ecf", since_text.as_deref()).await.map_err(unavailable)?;
         let declarations =

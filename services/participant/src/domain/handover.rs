@@ -49,13 +49,13 @@ pub fn check_replacement_induction_coordinator(
                 leaving.id,
                 leaving.kind.describe()
             ),
-        ));
+        ).with("participant_id", &leaving.id).with("kind", leaving.kind.as_str().to_uppercase()));
     }
     if replacement.id == leaving.id {
         return Err(RuleViolation::new(
             "REPLACEMENT_IS_THE_SAME_PERSON",
             "the replacement induction coordinator is the one being withdrawn: name another induction coordinator of the school",
-        ));
+        ).with("participant_id", &leaving.id).with("replacement_id", &replacement.id));
     }
     if replacement.kind != ParticipantKind::InductionCoordinator {
         return Err(RuleViolation::new(
@@ -65,7 +65,7 @@ pub fn check_replacement_induction_coordinator(
                 replacement.id,
                 replacement.kind.describe()
             ),
-        ));
+        ).with("participant_id", &leaving.id).with("replacement_id", &replacement.id).with("replacement_kind", replacement.kind.as_str().to_uppercase()));
     }
     let Some(then) = replacement.as_of(withdrawal_date) else {
         return Err(RuleViolation::new(
@@ -74,14 +74,17 @@ pub fn check_replacement_induction_coordinator(
                 "induction coordinator {} was registered on {}, after the withdrawal date {withdrawal_date}: register the replacement beforehand (W8)",
                 replacement.id, replacement.registered_on
             ),
-        ));
+        ).with("participant_id", &leaving.id).with("replacement_id", &replacement.id).with("replacement_registered_on", replacement.registered_on).with("withdrawal_date", withdrawal_date));
     };
     let now = replacement.as_of(today.max(withdrawal_date)).unwrap_or_else(|| then.clone());
     if then.status == TrainingStatus::Withdrawn || now.status == TrainingStatus::Withdrawn {
         return Err(RuleViolation::new(
             "REPLACEMENT_WITHDRAWN",
             format!("induction coordinator {} is withdrawn: name one who is still in post (W8)", replacement.id),
-        ));
+        )
+        .with("participant_id", &leaving.id)
+        .with("replacement_id", &replacement.id)
+        .with("status", TrainingStatus::Withdrawn.name()));
     }
     let school = leaving.as_of(withdrawal_date).map(|v| v.school_id).unwrap_or_default();
     if then.school_id != school || now.school_id != school {
@@ -91,7 +94,7 @@ pub fn check_replacement_induction_coordinator(
                 "induction coordinator {} is not at school {school}: the replacement must be an induction coordinator of the same school (W8)",
                 replacement.id
             ),
-        ));
+        ).with("participant_id", &leaving.id).with("replacement_id", &replacement.id).with("school_id", &school));
     }
     Ok(())
 }
@@ -146,7 +149,9 @@ pub fn check_reinstate_with_mentor(
                 ect.id,
                 ect.kind.describe()
             ),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("kind", ect.kind.as_str().to_uppercase()));
     }
     if mentor.is_some_and(|m| withdrawn_with(ect, m, today)) {
         return Ok(());
@@ -157,7 +162,7 @@ pub fn check_reinstate_with_mentor(
             "no mentor of ECT {} is withdrawn because of their withdrawal (W6): request the reinstatement without with_mentor",
             ect.id
         ),
-    ))
+    ).with("participant_id", &ect.id).with_some("mentor_id", mentor.map(|m| &m.id)))
 }
 
 /// W9, on approval of an ECT's reinstatement on `on`: the mentor the W6
@@ -221,7 +226,10 @@ pub fn mentoring_after_move(
             return Err(RuleViolation::new(
                 "KEEP_MENTOR_ONLY_FOR_ECTS",
                 format!("participant {} is {}: only an ECT keeps a mentor across a move (S1)", p.id, p.kind.describe()),
-            ));
+            )
+            .with("participant_id", &p.id)
+            .with("kind", p.kind.as_str().to_uppercase())
+            .with("moved_on", moved_on));
         }
         return Ok((Vec::new(), None));
     }

@@ -39,10 +39,13 @@ pub fn sees_everything(caller: &Caller) -> bool {
 /// does not exist get this same refusal, word for word, so that asking
 /// reveals nothing about other delivery partners.
 pub fn unreachable(caller: &Caller, what: &str) -> Denied {
-    Denied(format!(
-        "no {what} with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
-        caller.role().as_str()
-    ))
+    Denied::outside_scope(
+        caller,
+        format!(
+            "no {what} with this id is within the reach of a {} token: check the id, or ask someone whose scope covers it",
+            caller.role().as_str()
+        ),
+    )
 }
 
 fn in_scope(caller: &Caller, place: Place<'_>) -> bool {
@@ -56,11 +59,11 @@ fn in_scope(caller: &Caller, place: Place<'_>) -> bool {
 }
 
 fn out_of_scope(caller: &Caller, what: &str) -> Denied {
-    Denied(format!("a {} token does not reach {what}", caller.role().as_str()))
+    Denied::outside_scope(caller, format!("a {} token does not reach {what}", caller.role().as_str()))
 }
 
 fn role_may_not(caller: &Caller, action: &str, who: &str) -> Denied {
-    Denied(format!("the {} role may not {action}: ask {who}", caller.role().as_str()))
+    Denied::role_not_allowed(caller, format!("the {} role may not {action}: ask {who}", caller.role().as_str()))
 }
 
 /// Reading a participant or school: its IC, its DP's ECF Lead, a DPL of its DP, admin.
@@ -110,8 +113,9 @@ pub fn may_assign_mentor(caller: &Caller, ect: Place<'_>, interim: bool) -> Resu
     match caller.scope {
         Scope::EcfLead { .. } | Scope::Admin if in_scope(caller, ect) => Ok(()),
         Scope::InductionCoordinator { .. } if in_scope(caller, ect) && interim => Ok(()),
-        Scope::InductionCoordinator { .. } if in_scope(caller, ect) => Err(Denied(
-            "an induction coordinator may only assign themselves as interim mentor (interim = true); the ECF Lead assigns or replaces mentors".into(),
+        Scope::InductionCoordinator { .. } if in_scope(caller, ect) => Err(Denied::role_not_allowed(
+            caller,
+            "an induction coordinator may only assign themselves as interim mentor (interim = true); the ECF Lead assigns or replaces mentors",
         )),
         Scope::EcfLead { .. } | Scope::InductionCoordinator { .. } => Err(out_of_scope(caller, "this ECT's school")),
         _ => Err(role_may_not(caller, "assign mentors", "the delivery partner's ECF Lead")),
@@ -133,9 +137,10 @@ pub fn may_manage_lifecycle(caller: &Caller, place: Place<'_>, action: &str) -> 
     match caller.scope {
         Scope::EcfLead { .. } | Scope::Admin if in_scope(caller, place) => Ok(()),
         Scope::EcfLead { .. } => Err(out_of_scope(caller, "this participant's delivery partner")),
-        Scope::InductionCoordinator { .. } => Err(Denied(format!(
-            "an induction coordinator may not {action}: ask the delivery partner's ECF Lead, who can"
-        ))),
+        Scope::InductionCoordinator { .. } => Err(Denied::role_not_allowed(
+            caller,
+            format!("an induction coordinator may not {action}: ask the delivery partner's ECF Lead, who can"),
+        )),
         _ => Err(role_may_not(caller, action, "the delivery partner's ECF Lead")),
     }
 }
@@ -317,7 +322,7 @@ mod tests {
     #[test]
     fn d1_only_the_ecf_lead_defers_and_an_ic_is_pointed_to_them() {
         let err = may_manage_lifecycle(&ic("school-a"), A, "defer participants").expect_err("ic");
-        assert!(err.0.contains("ECF Lead"), "{}", err.0);
+        assert!(err.message.contains("ECF Lead"), "{}", err.message);
         assert!(may_manage_lifecycle(&lead("dp-1"), A, "defer").is_ok());
         assert!(may_manage_lifecycle(&lead("dp-2"), A, "defer").is_err());
         assert!(may_manage_lifecycle(&dpl(&["dp-1"]), A, "defer").is_err());
@@ -356,7 +361,7 @@ mod tests {
         assert!(sees_everything(&caller(Scope::Admin)));
         for scoped in [ic("school-a"), lead("dp-1"), dpl(&["dp-1"]), caller(Scope::Service)] {
             assert!(!sees_everything(&scoped), "{scoped:?}");
-            let refusal = unreachable(&scoped, "participant").0;
+            let refusal = unreachable(&scoped, "participant").message;
             assert!(!refusal.contains("school-") && !refusal.contains("dp-"), "{refusal}");
         }
         assert!(reaches_delivery_partner(&dpl(&["dp-1", "dp-2"]), "dp-2"));

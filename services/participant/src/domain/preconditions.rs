@@ -16,7 +16,9 @@ pub fn reported_to_dfe(record: &ParticipantRecord) -> Result<(), RuleViolation> 
         return Err(RuleViolation::new(
             "NOT_REPORTED_TO_DFE",
             "induction coordinators are not reported to the DfE: only ECTs and mentors have a DfE id",
-        ));
+        )
+        .with("participant_id", &record.id)
+        .with("kind", record.kind.as_str().to_uppercase()));
     }
     Ok(())
 }
@@ -31,6 +33,9 @@ pub fn view_on(record: &ParticipantRecord, as_of: NaiveDate) -> Result<Participa
                 record.id, record.registered_on
             ),
         )
+        .with("participant_id", &record.id)
+        .with("date", as_of)
+        .with("registered_on", record.registered_on)
     })
 }
 
@@ -44,7 +49,9 @@ pub fn may_ask_for(
 ) -> Result<(), RuleViolation> {
     match change {
         RequestedChange::Reinstatement { .. } if today_view.status != TrainingStatus::Withdrawn => {
-            Err(RuleViolation::new("NOT_WITHDRAWN", "the participant is not withdrawn: nothing to reinstate"))
+            Err(RuleViolation::new("NOT_WITHDRAWN", "the participant is not withdrawn: nothing to reinstate")
+                .with("participant_id", &participant.id)
+                .with("status", today_view.status.name()))
         }
         RequestedChange::Reinstatement { .. } => Ok(()),
         RequestedChange::ReleaseStartChange { release_start } => {
@@ -60,7 +67,9 @@ pub fn may_ask_for(
                 participant.id,
                 participant.kind.describe()
             ),
-        )),
+        )
+        .with("participant_id", &participant.id)
+        .with("kind", participant.kind.as_str().to_uppercase())),
         RequestedChange::KeepMentor => Ok(()),
     }
 }
@@ -71,7 +80,8 @@ pub fn none_pending(already_pending: bool) -> Result<(), RuleViolation> {
         return Err(RuleViolation::new(
             "REQUEST_ALREADY_PENDING",
             "the same request for this participant is already waiting for a DPL: see ListRequests",
-        ));
+        )
+        .with("status", "PENDING"));
     }
     Ok(())
 }
@@ -82,7 +92,10 @@ pub fn still_pending(request: &ApprovalRequest) -> Result<(), RuleViolation> {
         return Err(RuleViolation::new(
             "REQUEST_ALREADY_DECIDED",
             format!("request {} was already {}", request.id, request.status.as_str()),
-        ));
+        )
+        .with("participant_id", &request.participant_id)
+        .with("approval_request_id", &request.id)
+        .with("status", request.status.as_str()));
     }
     Ok(())
 }

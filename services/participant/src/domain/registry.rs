@@ -54,7 +54,7 @@ pub fn register(
             format!(
                 "registered_on {registered_on} is after today ({today}): register on the day the participant joins, and use a deferral (D8) for someone whose programme starts later"
             ),
-        ));
+        ).with("participant_id", &id).with("registered_on", registered_on).with("today", today));
     }
     // A date sent is checked as a field; today is checked here, so a
     // deployment whose clock has passed the last cohort the schedules cover
@@ -67,7 +67,7 @@ pub fn register(
                 "registered_on {registered_on} is outside the registration periods of the cohorts the payment schedules cover ({} to {}): the programme's cohorts need extending first",
                 window.first, window.last
             ),
-        ));
+        ).with("participant_id", &id).with("registered_on", registered_on).with("earliest_registration_date", window.first).with("latest_registration_date", window.last));
     }
     let enrolment = match registration.kind {
         ParticipantKind::Ect | ParticipantKind::Mentor => Some(Enrolment::default_for(registered_on)),
@@ -124,7 +124,9 @@ pub fn assign_mentor(
         return Err(RuleViolation::new(
             "NOT_AN_ECT",
             format!("participant {} is {}: only ECTs are given a mentor", ect.id, ect.kind.describe()),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("kind", ect.kind.as_str().to_uppercase()));
     }
     let interim = assignment == Assignment::InterimCover;
     match (interim, mentor.kind) {
@@ -136,7 +138,7 @@ pub fn assign_mentor(
                     "participant {} is an induction coordinator: set interim = true to make them the interim mentor (M3)",
                     mentor.id
                 ),
-            ));
+            ).with("participant_id", &ect.id).with("mentor_id", &mentor.id).with("mentor_kind", mentor.kind.as_str().to_uppercase()));
         }
         (true, ParticipantKind::Mentor) => {
             return Err(RuleViolation::new(
@@ -145,7 +147,7 @@ pub fn assign_mentor(
                     "participant {} is a registered mentor: assign them with interim = false; interim is for an induction coordinator standing in (M3)",
                     mentor.id
                 ),
-            ));
+            ).with("participant_id", &ect.id).with("mentor_id", &mentor.id).with("mentor_kind", mentor.kind.as_str().to_uppercase()));
         }
         (_, kind) => {
             return Err(RuleViolation::new(
@@ -155,7 +157,7 @@ pub fn assign_mentor(
                     mentor.id,
                     kind.describe()
                 ),
-            ));
+            ).with("participant_id", &ect.id).with("mentor_id", &mentor.id).with("mentor_kind", mentor.kind.as_str().to_uppercase()));
         }
     }
     if effective_date > today {
@@ -164,7 +166,11 @@ pub fn assign_mentor(
             format!(
                 "effective_date {effective_date} is after today ({today}): assign the mentor on the day it happens"
             ),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("mentor_id", &mentor.id)
+        .with("effective_date", effective_date)
+        .with("today", today));
     }
     let ect_then = ect.as_of(effective_date).ok_or_else(|| before_registration(&ect.id, effective_date))?;
     let mentor_then = mentor.as_of(effective_date).ok_or_else(|| before_registration(&mentor.id, effective_date))?;
@@ -175,7 +181,7 @@ pub fn assign_mentor(
                 format!(
                     "participant {who} is withdrawn on {effective_date}: a withdrawn participant neither has nor is a mentor"
                 ),
-            ));
+            ).with("participant_id", &ect.id).with("mentor_id", &mentor.id).with("withdrawn_participant_id", who).with("status", TrainingStatus::Withdrawn.name()).with("effective_date", effective_date));
         }
     }
     if mentor_then.school_id != ect_then.school_id {
@@ -185,7 +191,11 @@ pub fn assign_mentor(
                 "mentor {} is not at the ECT's school on {effective_date}: choose a mentor at school {}",
                 mentor.id, ect_then.school_id
             ),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("mentor_id", &mentor.id)
+        .with("school_id", &ect_then.school_id)
+        .with("effective_date", effective_date));
     }
     let last_change = last_mentor_change(ect);
     if let Some(last) = last_change.filter(|last| effective_date < *last) {
@@ -194,7 +204,11 @@ pub fn assign_mentor(
             format!(
                 "the ECT's mentor last changed on {last}: a new assignment must be effective on or after that date"
             ),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("mentor_id", &mentor.id)
+        .with("effective_date", effective_date)
+        .with("last_mentor_change", last));
     }
     let now = ect.as_of(today).unwrap_or(ect_then);
     let acting = now.mentor.map(|(id, _)| id);
@@ -203,7 +217,9 @@ pub fn assign_mentor(
         return Err(RuleViolation::new(
             "MENTOR_ALREADY_ASSIGNED",
             format!("{} already mentors this ECT: nothing to change", mentor.id),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("mentor_id", &mentor.id));
     }
     let event = |participant_id: &str, kind: EventKind| NewEvent {
         participant_id: participant_id.to_owned(),
@@ -227,13 +243,19 @@ pub fn assign_mentor(
                 return Err(RuleViolation::new(
                     "COVER_END_NOT_AFTER_START",
                     format!("a temporary replacement from {effective_date} must end after it, not on {until}"),
-                ));
+                )
+                .with("participant_id", &ect.id)
+                .with("mentor_id", &mentor.id)
+                .with("effective_date", effective_date)
+                .with("until", until));
             }
             if of_record.is_none() {
                 return Err(RuleViolation::new(
                     "NO_MENTOR_OF_RECORD",
                     "the ECT has no mentor of record to go back to: assign the mentor without an end date",
-                ));
+                )
+                .with("participant_id", &ect.id)
+                .with("mentor_id", &mentor.id));
             }
             EventKind::TemporaryMentorAssigned {
                 mentor_id: mentor.id.clone(),
@@ -291,7 +313,10 @@ pub fn end_mentor_cover(
         return Err(RuleViolation::new(
             "DATE_IN_FUTURE",
             format!("end_date {end_date} is after today ({today}): end the cover on the day it ends"),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("end_date", end_date)
+        .with("today", today));
     }
     let now = ect.as_of(today).ok_or_else(|| before_registration(&ect.id, today))?;
     let Some((cover, _)) = now.mentor.filter(|(acting, _)| Some(acting) != now.mentor_of_record.as_ref()) else {
@@ -301,13 +326,17 @@ pub fn end_mentor_cover(
                 "ECT {} is coached by their mentor of record: there is no interim or temporary cover to end",
                 ect.id
             ),
-        ));
+        )
+        .with("participant_id", &ect.id));
     };
     if let Some(last) = last_mentor_change(ect).filter(|last| end_date < *last) {
         return Err(RuleViolation::new(
             "BEFORE_LAST_MENTOR_CHANGE",
             format!("the ECT's mentor last changed on {last}: the cover ends on or after that date"),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("end_date", end_date)
+        .with("last_mentor_change", last));
     }
     let event = |participant_id: &str, kind: EventKind| NewEvent {
         participant_id: participant_id.to_owned(),
@@ -326,6 +355,8 @@ fn before_registration(id: &str, date: NaiveDate) -> RuleViolation {
         "BEFORE_REGISTRATION",
         format!("participant {id} was not yet registered on {date}: use a date on or after their registration"),
     )
+    .with("participant_id", id)
+    .with("date", date)
 }
 
 #[cfg(test)]

@@ -12,6 +12,19 @@ pub enum TrainingStatus {
     Withdrawn,
 }
 
+impl TrainingStatus {
+    /// The status as the proto's enum names it (without its prefix), for
+    /// the ErrorInfo metadata of a refusal: `"status": "WITHDRAWN"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainingStatus::Active => "ACTIVE",
+            TrainingStatus::Paused => "PAUSED",
+            TrainingStatus::Deferred => "DEFERRED",
+            TrainingStatus::Withdrawn => "WITHDRAWN",
+        }
+    }
+}
+
 /// The stored participant: who they are and their whole history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParticipantRecord {

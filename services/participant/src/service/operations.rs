@@ -58,8 +58,9 @@ impl Registry {
             .await
     }
 
-    /// D12, W10: reportable events after `cursor`, at most `limit`.
-    pub async fn reportable_events(
+    /// WatchEvents: every event after `cursor` (the reportable ones of D12
+    /// and W10 among them), at most `limit`.
+    pub async fn events_after(
         &self,
         caller: &Caller,
         cursor: i64,
@@ -67,9 +68,7 @@ impl Registry {
     ) -> Result<Vec<pb::ParticipantEvent>, ServiceError> {
         policy::may_watch_events(caller)?;
         self.db
-            .read(move |conn| {
-                Ok(store::reportable_events_after(conn, cursor, limit)?.into_iter().map(convert::event).collect())
-            })
+            .read(move |conn| Ok(store::feed_after(conn, cursor, limit)?.into_iter().map(convert::event).collect()))
             .await
     }
 

@@ -195,17 +195,13 @@ pub fn events_after(conn: &mut DbConn, cursor: i64) -> Result<Vec<Event>, Servic
         .collect()
 }
 
-/// Reportable events (D12, W10) after `cursor`, in cursor order.
-pub fn reportable_events_after(conn: &mut DbConn, cursor: i64, limit: i64) -> Result<Vec<Event>, ServiceError> {
+/// The WatchEvents feed: every event after `cursor`, in cursor order, at
+/// most `limit`. It carries each EventType its enum lists, the DfE's
+/// reportable ones (D12, W10) among them; a consumer picks the types it
+/// needs (issue 16).
+pub fn feed_after(conn: &mut DbConn, cursor: i64, limit: i64) -> Result<Vec<Event>, ServiceError> {
     participant_events::table
         .filter(participant_events::id.gt(cursor))
-        .filter(participant_events::event_type.eq_any([
-            "deferred",
-            "return_date_changed",
-            "returned",
-            "withdrawn",
-            "reinstated",
-        ]))
         .order(participant_events::id)
         .limit(limit)
         .select(EventRow::as_select())

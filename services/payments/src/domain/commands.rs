@@ -48,7 +48,7 @@ pub fn end(closures: &[Closure], on: NaiveDate) -> Result<Change<Closure>, RuleV
             format!(
                 "accrual was reopened on {reopened}; an end dated {on}, before that, contradicts the reinstatement: check the participant's history before sending it again"
             ),
-        )),
+        ).with("end_date", on).with("reopened_on", reopened)),
         _ => Ok(Change::Insert(Closure { ended_on: on, reopened_on: None })),
     }
 }
@@ -65,7 +65,7 @@ pub fn reopen(closures: &[Closure], on: NaiveDate) -> Result<Change<Closure>, Ru
                         "accrual ended on {}; it can reopen on that date or later, not on {on}: send the reinstatement's approval date",
                         c.ended_on
                     ),
-                ))
+                ).with("reopen_date", on).with("ended_on", c.ended_on))
             } else {
                 Ok(Change::Update(i, Closure { ended_on: c.ended_on, reopened_on: Some(on) }))
             }
@@ -82,7 +82,9 @@ pub fn engagement_happened(occurred_on: NaiveDate, today: NaiveDate) -> Result<(
         return Err(RuleViolation::new(
             "OCCURRED_ON_IN_FUTURE",
             format!("occurred_on {occurred_on} is after today ({today}): record engagement once it has happened"),
-        ));
+        )
+        .with("occurred_on", occurred_on)
+        .with("today", today));
     }
     Ok(())
 }
@@ -99,7 +101,7 @@ pub fn declaration_made(made: bool, declaration_type: &str, participant_id: &str
         format!(
             "payments never declared `{declaration_type}` for participant {participant_id}: the DfE gateway and payments disagree; an operator compares the gateway's calls (ListDfeCalls) with GetAccrual"
         ),
-    ))
+    ).with("participant_id", participant_id).with("declaration_type", declaration_type))
 }
 
 #[cfg(test)]

@@ -28,7 +28,10 @@ pub use steplab_platform::reach::{Place, sees_everything, unreachable};
 pub use steplab_platform::reach::may_read as may_read_accrual;
 
 fn out_of_scope(caller: &Caller, what: &str) -> Denied {
-    Denied(format!("a {} token does not reach {what}: use a token whose scope covers it", caller.role().as_str()))
+    Denied::outside_scope(
+        caller,
+        format!("a {} token does not reach {what}: use a token whose scope covers it", caller.role().as_str()),
+    )
 }
 
 /// The participant service's commands (D4, W5, W9, S1, S2).
@@ -80,21 +83,13 @@ pub fn may_record_engagement(caller: &Caller, place: Place<'_>) -> Result<(), De
 pub fn may_read_statement(caller: &Caller, delivery_partner_id: Option<&str>) -> Result<(), Denied> {
     match (&caller.scope, delivery_partner_id) {
         (Scope::Admin, _) => Ok(()),
-        (
-            Scope::Dpl {
-                delivery_partner_ids,
-            },
-            Some(dp),
-        ) if delivery_partner_ids.iter().any(|d| d == dp) => Ok(()),
+        (Scope::Dpl { delivery_partner_ids }, Some(dp)) if delivery_partner_ids.iter().any(|d| d == dp) => Ok(()),
         (Scope::Dpl { .. }, Some(_)) => Err(out_of_scope(caller, "that delivery partner")),
-        (Scope::Dpl { .. }, None) => Err(Denied(
-            "a dpl reads statements one delivery partner at a time: name one of yours in delivery_partner_id (the whole lead provider is for admins)".into(),
-        )),
-        _ => Err(role_may_not(
+        (Scope::Dpl { .. }, None) => Err(Denied::role_not_allowed(
             caller,
-            "read statements",
-            "statements are for admins and the delivery partner's DPL",
+            "a dpl reads statements one delivery partner at a time: name one of yours in delivery_partner_id (the whole lead provider is for admins)",
         )),
+        _ => Err(role_may_not(caller, "read statements", "statements are for admins and the delivery partner's DPL")),
     }
 }
 
@@ -118,7 +113,7 @@ mod tests {
         assert!(may_record_declaration_state(&caller(Scope::Service)).is_ok());
         for c in [caller(Scope::Admin), lead("dp-1"), dpl(&["dp-1"]), ic("school-a")] {
             let refused = may_record_declaration_state(&c).expect_err("refused");
-            assert!(refused.0.contains("DfE gateway"), "{c:?}: {}", refused.0);
+            assert!(refused.message.contains("DfE gateway"), "{c:?}: {}", refused.message);
         }
     }
 
@@ -160,7 +155,7 @@ mod tests {
     fn scope_an_out_of_scope_learner_is_refused_with_the_words_for_an_unknown_one() {
         let outside = may_read_accrual(&lead("dp-2"), PLACE).expect_err("other dp");
         assert_eq!(outside, unreachable(&lead("dp-2")));
-        assert!(!outside.0.contains("dp-1") && !outside.0.contains("school-a"), "{}", outside.0);
+        assert!(!outside.message.contains("dp-1") && !outside.message.contains("school-a"), "{}", outside.message);
         assert!(sees_everything(&caller(Scope::Service)) && sees_everything(&caller(Scope::Admin)));
         assert!(!sees_everything(&lead("dp-1")) && !sees_everything(&ic("school-a")));
     }

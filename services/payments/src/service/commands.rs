@@ -101,10 +101,14 @@ impl Payments {
             move |conn, now| {
                 let rows = store::suspensions_of(conn, &participant_id)?;
                 let row = rows.iter().find(|r| r.suspension_id == cmd.suspension_id).ok_or_else(|| {
-                    ServiceError::NotFound(format!(
-                        "participant {participant_id} has no suspension {}: send SuspendAccrual for it first",
-                        cmd.suspension_id
-                    ))
+                    ServiceError::not_found(
+                        "suspension",
+                        cmd.suspension_id.clone(),
+                        format!(
+                            "participant {participant_id} has no suspension {}: send SuspendAccrual for it first",
+                            cmd.suspension_id
+                        ),
+                    )
                 })?;
                 match commands::resume(&row.domain(), cmd.on) {
                     Some(s) => store::update_suspension(conn, row.id, &s, now),

@@ -31,10 +31,14 @@ impl Payments {
         const RPC: &str = "EnrolPayee";
         let cmd = convert::enrol(req)?;
         let schedule = self.book.schedule(&cmd.schedule_id, cmd.cohort).ok_or_else(|| {
-            ServiceError::NotFound(format!(
-                "there is no schedule {} for cohort {}: ListSchedules lists the schedules of each cohort",
-                cmd.schedule_id, cmd.cohort
-            ))
+            ServiceError::not_found(
+                "schedule",
+                cmd.schedule_id.clone(),
+                format!(
+                    "there is no schedule {} for cohort {}: ListSchedules lists the schedules of each cohort",
+                    cmd.schedule_id, cmd.cohort
+                ),
+            )
         })?;
         if schedule.variant == Variant::Replacement && cmd.kind != PayeeKind::Mentor {
             return Err(FieldViolations::from(FieldViolation::new(

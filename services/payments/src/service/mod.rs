@@ -60,16 +60,20 @@ pub(super) fn denied(caller: &Caller, rpc: &str, d: Denied) -> ServiceError {
         sub = %caller.sub,
         role = caller.role().as_str(),
         rpc,
-        reason = %d.0,
+        reason = %d,
         "permission denied"
     );
     d.into()
 }
 
 pub(super) fn not_enrolled(id: &str) -> ServiceError {
-    ServiceError::NotFound(format!(
-        "participant {id} is not enrolled as a payee: the participant service sends EnrolPayee when it registers them"
-    ))
+    ServiceError::not_found(
+        "participant",
+        id,
+        format!(
+            "participant {id} is not enrolled as a payee: the participant service sends EnrolPayee when it registers them"
+        ),
+    )
 }
 
 /// AIP-211: the payee, when `check` lets the caller reach them where they

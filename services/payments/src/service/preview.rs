@@ -162,14 +162,22 @@ fn at_command(index: usize, rpc: &str, error: ServiceError) -> ServiceError {
         ServiceError::InvalidArgument(v) => ServiceError::InvalidArgument(FieldViolations(
             v.0.into_iter().map(|v| FieldViolation { field: format!("commands[{index}].{}", v.field), ..v }).collect(),
         )),
-        ServiceError::PermissionDenied(m) => ServiceError::PermissionDenied(named(m)),
+        ServiceError::PermissionDenied(d) => {
+            ServiceError::PermissionDenied(steplab_platform::rules::Denied { message: named(d.message), ..d })
+        }
         ServiceError::NotFound(m) => ServiceError::NotFound(named(m)),
+        ServiceError::Missing(m) => {
+            ServiceError::Missing(steplab_platform::error::Missing { message: named(m.message), ..m })
+        }
         ServiceError::AlreadyExists(m) => ServiceError::AlreadyExists(named(m)),
-        ServiceError::Rule { domain, reason, message } => {
-            ServiceError::Rule { domain, reason, message: named(message) }
+        ServiceError::Rule { domain, reason, message, metadata } => {
+            ServiceError::Rule { domain, reason, message: named(message), metadata }
         }
         ServiceError::Aborted(m) => ServiceError::Aborted(named(m)),
         // Faults of the service, not of a command: answered as they are.
-        e @ (ServiceError::Unavailable(_) | ServiceError::StorageFull(_) | ServiceError::Internal(_)) => e,
+        e @ (ServiceError::Unavailable(_)
+        | ServiceError::PeerUnavailable(_)
+        | ServiceError::StorageFull(_)
+        | ServiceError::Internal(_)) => e,
     }
 }

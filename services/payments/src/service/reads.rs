@@ -76,10 +76,11 @@ impl Payments {
         policy::may_read_statement(&caller, query.delivery_partner_id.as_deref())
             .map_err(|d| denied(&caller, "GetStatement", d))?;
         if self.book.window(&query.window_id).is_none() {
-            return Err(ServiceError::NotFound(format!(
-                "no schedule has the window {}: ListSchedules lists every window id",
-                query.window_id
-            )));
+            return Err(ServiceError::not_found(
+                "window",
+                query.window_id.clone(),
+                format!("no schedule has the window {}: ListSchedules lists every window id", query.window_id),
+            ));
         }
         self.db
             .read(move |conn| {

@@ -46,7 +46,7 @@ impl TrustedKey {
         use jsonwebtoken::errors::ErrorKind;
         match error.kind() {
             ErrorKind::InvalidSignature => "the signature does not match any trusted key".into(),
-            ErrorKind::ExpiredSignature => "the token has expired: get a new one".into(),
+            ErrorKind::ExpiredSignature => super::verify::TOKEN_EXPIRED.into(),
             ErrorKind::ImmatureSignature => "the token is not valid yet (`nbf` is in the future)".into(),
             ErrorKind::InvalidIssuer => format!("the token's issuer (`iss`) is not `{}`", self.issuer),
             ErrorKind::InvalidAudience => format!("the token's audience (`aud`) does not include `{}`", self.audience),

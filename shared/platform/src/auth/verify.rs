@@ -7,6 +7,7 @@ use super::mint::{DEV_AUDIENCE, DEV_ISSUER};
 use super::secret::load_secret;
 pub use crate::config::TokenTimeLimits;
 use crate::config::{AuthSettings, ConfigError, IdentityProvider};
+use crate::error::{reason, unauthenticated};
 use crate::identity::{Caller, Role, Scope};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
@@ -43,6 +44,11 @@ pub(super) struct TimeClaims {
     pub(super) nbf: Option<serde_json::Value>,
 }
 
+/// Why an authentic but expired token is refused; the interceptor answers it
+/// with the ErrorInfo reason `TOKEN_EXPIRED` (any other refusal of a token
+/// is `TOKEN_INVALID`), so a client knows to get a new token.
+pub(super) const TOKEN_EXPIRED: &str = "the token has expired: get a new one";
+
 impl TokenTimeLimits {
     /// Checks a signed token's time claims at `now` (seconds since 1970):
     /// `exp` is required, a whole number of seconds, not past (give or take
@@ -60,7 +66,7 @@ impl TokenTimeLimits {
         let iat = times.iat.as_ref().filter(|v| !v.is_null()).map(|v| seconds_since_1970("iat", v)).transpose()?;
         let nbf = times.nbf.as_ref().filter(|v| !v.is_null()).map(|v| seconds_since_1970("nbf", v)).transpose()?;
         if exp.saturating_add(skew) < now {
-            return Err("the token has expired: get a new one".into());
+            return Err(TOKEN_EXPIRED.into());
         }
         if let Some(nbf) = nbf
             && nbf > now.saturating_add(skew)
@@ -121,7 +127,7 @@ impl Caller {
             .extensions()
             .get::<Caller>()
             .cloned()
-            .ok_or_else(|| Status::unauthenticated("no authenticated caller on this request"))
+            .ok_or_else(|| unauthenticated(reason::TOKEN_MISSING, "no authenticated caller on this request"))
     }
 
     pub(super) fn from_claims(claims: VerifiedClaims) -> Result<Caller, String> {
@@ -277,20 +283,23 @@ impl JwtVerifier {
     pub fn interceptor(&self) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + use<> {
         let verifier = self.clone();
         move |mut request: Request<()>| {
-            let refuse = |reason: String| {
-                tracing::warn!(reason = %reason, "request refused: UNAUTHENTICATED");
-                Status::unauthenticated(reason)
+            let refuse = |code: &'static str, why: String| {
+                tracing::warn!(reason = %why, code, "request refused: UNAUTHENTICATED");
+                unauthenticated(code, why)
             };
-            let header = request
-                .metadata()
-                .get("authorization")
-                .ok_or_else(|| refuse("missing `authorization: Bearer <token>` metadata".into()))?;
-            let value = header.to_str().map_err(|_| refuse("the authorization header is not text".into()))?;
-            let token = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-                .ok_or_else(|| refuse("the authorization header must be `Bearer <token>`".into()))?;
-            let caller = verifier.verify(token.trim()).map_err(refuse)?;
+            let header = request.metadata().get("authorization").ok_or_else(|| {
+                refuse(reason::TOKEN_MISSING, "missing `authorization: Bearer <token>` metadata".into())
+            })?;
+            let value = header
+                .to_str()
+                .map_err(|_| refuse(reason::TOKEN_INVALID, "the authorization header is not text".into()))?;
+            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or_else(|| {
+                refuse(reason::TOKEN_INVALID, "the authorization header must be `Bearer <token>`".into())
+            })?;
+            let caller = verifier.verify(token.trim()).map_err(|why| {
+                let code = if why == TOKEN_EXPIRED { reason::TOKEN_EXPIRED } else { reason::TOKEN_INVALID };
+                refuse(code, why)
+            })?;
             if let Some(call) = request.extensions().get::<std::sync::Arc<crate::call::CallContext>>() {
                 call.set_actor(&caller);
             }

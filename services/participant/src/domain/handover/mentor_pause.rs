@@ -36,7 +36,7 @@ fn check_their_ect(
                 "mentor {} is not ECT {}'s mentor of record on {day}: a mentor is paused only alongside an ECT they mentor (P1)",
                 mentor.id, ect.id
             ),
-        ));
+        ).with("participant_id", &mentor.id).with("ect_id", &ect.id).with("date", day));
     }
     Ok(())
 }
@@ -59,7 +59,7 @@ fn check_within_ect_pause(ect: &ParticipantRecord, from: NaiveDate, until: Naive
         format!(
             "a mentor's pause from {from} to {until} must lie within their ECT's pause{theirs}: a mentor's pause never outlasts the ECT's (P1)"
         ),
-    ))
+    ).with("participant_id", &ect.id).with("start_date", from).with("expected_end", until))
 }
 
 /// P1: on no day of `[from, until)` does the mentor have another ECT of
@@ -85,7 +85,7 @@ fn check_no_other_ect(
                     "mentor {} also mentors ECT {} on {day}, who is in training: a mentor is paused only while they mentor no other ECT in training (P1); cover the absence with a replacement mentor (M2) instead",
                     mentor.id, other.id
                 ),
-            ));
+            ).with("participant_id", &mentor.id).with("ect_id", ect_id).with("other_ect_id", &other.id).with("date", day));
         }
     }
     Ok(())
@@ -110,7 +110,9 @@ pub fn pause_alongside(
                     "participant {} is an ECT: an ECT is paused on their own, leave alongside_ect_id empty",
                     mentor.id
                 ),
-            ));
+            )
+            .with("participant_id", &mentor.id)
+            .with("kind", mentor.kind.as_str().to_uppercase()));
         }
         ParticipantKind::InductionCoordinator => return Err(induction_coordinator_never_paused(&mentor.id)),
     }
@@ -122,7 +124,10 @@ pub fn pause_alongside(
                 ect.id,
                 ect.kind.describe()
             ),
-        ));
+        )
+        .with("participant_id", &mentor.id)
+        .with("ect_id", &ect.id)
+        .with("ect_kind", ect.kind.as_str().to_uppercase()));
     }
     let MentorPause { pause_id, start, expected_end, note } = request;
     let days_long = (expected_end - start).num_days();
@@ -130,14 +135,22 @@ pub fn pause_alongside(
         return Err(RuleViolation::new(
             "PAUSE_TOO_LONG",
             format!("a pause covers absences of up to 6 weeks (42 days) and this one is {days_long} days"),
-        ));
+        )
+        .with("participant_id", &mentor.id)
+        .with("ect_id", &ect.id)
+        .with("requested_days", days_long)
+        .with("max_days", lifecycle::MAX_PAUSE_DAYS));
     }
     let earliest = today - chrono::Duration::days(lifecycle::MAX_PAUSE_DAYS);
     if start < earliest {
         return Err(RuleViolation::new(
             "PAUSE_START_TOO_EARLY",
             format!("a pause may start at most 42 days back (on or after {earliest})"),
-        ));
+        )
+        .with("participant_id", &mentor.id)
+        .with("start_date", start)
+        .with("earliest_start", earliest)
+        .with("max_days_back", lifecycle::MAX_PAUSE_DAYS));
     }
     check_their_ect(mentor, ect, start, expected_end)?;
     check_within_ect_pause(ect, start, expected_end)?;
@@ -149,7 +162,10 @@ pub fn pause_alongside(
             return Err(RuleViolation::new(
                 "NOT_ACTIVE",
                 format!("mentor {} is not active on {date}: only an active mentor can be paused", mentor.id),
-            ));
+            )
+            .with("participant_id", &mentor.id)
+            .with("status", status.name())
+            .with("date", date));
         }
     }
     if timeline.busy_between(start, expected_end) {
@@ -159,7 +175,10 @@ pub fn pause_alongside(
                 "another pause, deferral or withdrawal of mentor {} already falls between {start} and {expected_end}",
                 mentor.id
             ),
-        ));
+        )
+        .with("participant_id", &mentor.id)
+        .with("from", start)
+        .with("until", expected_end));
     }
     let mut d = Decision::default();
     d.events.push(NewEvent {
@@ -190,7 +209,7 @@ fn induction_coordinator_never_paused(id: &str) -> RuleViolation {
         format!(
             "participant {id} is an induction coordinator: induction coordinators are never paused (P1); only ECTs, and mentors alongside their ECT, are"
         ),
-    )
+    ).with("participant_id", id).with("kind", "INDUCTION_COORDINATOR")
 }
 
 /// The ECT a mentor's open pause goes alongside (P1), if it does.

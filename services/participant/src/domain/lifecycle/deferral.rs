@@ -49,13 +49,15 @@ pub fn defer_within(
             return Err(RuleViolation::new(
                 "MENTOR_CANNOT_BE_DEFERRED",
                 "a mentor is not deferred directly (D10): cover their absence with a replacement mentor (AssignMentor) or an interim mentor; a mentor follows their ECT's deferral automatically",
-            ));
+            ).with("participant_id", &ect.id).with("kind", ect.kind.as_str().to_uppercase()));
         }
         ParticipantKind::InductionCoordinator => {
             return Err(RuleViolation::new(
                 "DEFERRAL_ONLY_FOR_ECTS",
                 "an induction coordinator has no programme to defer",
-            ));
+            )
+            .with("participant_id", &ect.id)
+            .with("kind", ect.kind.as_str().to_uppercase()));
         }
     }
     check_return_within(request.deferral_date, request.expected_return, approved_latest_return)?;
@@ -101,7 +103,12 @@ pub(super) fn check_return_within(
             "a return date is normally at most 12 months after the deferral date {deferral_date}, so on or before {latest}: for a longer absence the ECF Lead asks a DPL to approve an extended deferral (RequestLongDeferral, D3), or agrees an earlier return date and changes it later (ChangeReturnDate)"
         )
     };
-    Err(RuleViolation::new("RETURN_DATE_TOO_FAR", message))
+    Err(RuleViolation::new("RETURN_DATE_TOO_FAR", message)
+        .with("deferral_date", deferral_date)
+        .with("return_date", expected_return)
+        .with("latest_return_date", latest)
+        .with("max_months", MAX_DEFERRAL_MONTHS)
+        .with_some("approved_latest_return_date", approved_latest_return))
 }
 
 /// D13: a deferral is for an absence of more than 6 weeks; a shorter one is a
@@ -129,7 +136,7 @@ fn check_long_enough(ect: &ParticipantRecord, request: &Deferral) -> Result<(), 
                 .checked_add_days(chrono::Days::new(MIN_DEFERRAL_DAYS.unsigned_abs()))
                 .unwrap_or(NaiveDate::MAX),
         ),
-    ))
+    ).with("participant_id", &ect.id).with("deferral_date", request.deferral_date).with("return_date", request.expected_return).with("days", days).with("min_days", MIN_DEFERRAL_DAYS + 1))
 }
 
 fn check_can_defer(
@@ -147,7 +154,7 @@ fn check_can_defer(
                     format!(
                         "the participant is already deferred on {date}: change that deferral's return date instead (ChangeReturnDate)"
                     ),
-                ));
+                ).with("status", TrainingStatus::Deferred.name()).with("date", date).with("requested_deferral_date", from).with("requested_return_date", until));
             }
             TrainingStatus::Withdrawn => return Err(withdrawn(date)),
         }
@@ -210,13 +217,15 @@ pub fn check_long_deferral_request(
                     "participant {} is a mentor: a mentor is not deferred directly (D10) and follows their ECTs' deferrals, so ask for the ECT's extended deferral",
                     p.id
                 ),
-            ));
+            ).with("participant_id", &p.id).with("kind", p.kind.as_str().to_uppercase()));
         }
         ParticipantKind::InductionCoordinator => {
             return Err(RuleViolation::new(
                 "DEFERRAL_ONLY_FOR_ECTS",
                 "an induction coordinator has no programme to defer",
-            ));
+            )
+            .with("participant_id", &p.id)
+            .with("kind", p.kind.as_str().to_uppercase()));
         }
     }
     let on = today.max(p.registered_on);
@@ -228,7 +237,10 @@ pub fn check_long_deferral_request(
         return Err(RuleViolation::new(
             "RETURN_DATE_IN_PAST",
             format!("the latest return date {latest_return} must be after today ({today})"),
-        ));
+        )
+        .with("participant_id", &p.id)
+        .with("latest_return_date", latest_return)
+        .with("today", today));
     }
     if let Some(deferral) = timeline.open_deferral(on) {
         let normal = add_months(deferral.from, MAX_DEFERRAL_MONTHS);
@@ -239,7 +251,7 @@ pub fn check_long_deferral_request(
                     "the deferral from {} may run to {normal} without an approval (D3): change its return date instead (ChangeReturnDate)",
                     deferral.from
                 ),
-            ));
+            ).with("participant_id", &p.id).with("deferral_date", deferral.from).with("latest_return_date", latest_return).with("normal_latest_return_date", normal).with("max_months", MAX_DEFERRAL_MONTHS));
         }
     }
     Ok(())

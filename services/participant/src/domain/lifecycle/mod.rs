@@ -31,7 +31,7 @@ pub use school_move::{Destination, move_school};
 pub use withdrawal::{SchoolCircle, Withdrawal, withdraw};
 
 use crate::domain::view::{ParticipantRecord, ParticipantView};
-use crate::domain::{ParticipantKind, RuleViolation};
+use crate::domain::{ParticipantKind, RuleViolation, TrainingStatus};
 use chrono::NaiveDate;
 
 fn has_programme(kind: ParticipantKind) -> bool {
@@ -43,6 +43,9 @@ fn not_yet_registered(p: &ParticipantRecord, date: NaiveDate) -> RuleViolation {
         "BEFORE_REGISTRATION",
         format!("participant {} was registered on {}: {date} is before that", p.id, p.registered_on),
     )
+    .with("participant_id", &p.id)
+    .with("date", date)
+    .with("registered_on", p.registered_on)
 }
 
 fn view(p: &ParticipantRecord, date: NaiveDate) -> Result<ParticipantView, RuleViolation> {
@@ -56,6 +59,8 @@ fn overlap(from: NaiveDate, until: NaiveDate) -> RuleViolation {
             "another pause, deferral or withdrawal already falls between {from} and {until}: change that one instead"
         ),
     )
+    .with("from", from)
+    .with("until", until)
 }
 
 fn withdrawn(date: NaiveDate) -> RuleViolation {
@@ -64,5 +69,5 @@ fn withdrawn(date: NaiveDate) -> RuleViolation {
         format!(
             "the participant is withdrawn on {date}: the ECF Lead can request a reinstatement (RequestReinstatement) for a DPL to approve"
         ),
-    )
+    ).with("status", TrainingStatus::Withdrawn.name()).with("date", date)
 }

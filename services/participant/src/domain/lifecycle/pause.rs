@@ -40,11 +40,11 @@ pub fn pause(
                 ect.id,
                 ect.kind.describe()
             ),
-        ));
+        ).with("participant_id", &ect.id).with("kind", ect.kind.as_str().to_uppercase()));
     }
     let days = (expected_end - start).num_days();
     if days > MAX_PAUSE_DAYS {
-        return Err(pause_too_long(days));
+        return Err(pause_too_long(&ect.id, days));
     }
     if start < today - chrono::Duration::days(MAX_PAUSE_DAYS) {
         return Err(RuleViolation::new(
@@ -53,7 +53,7 @@ pub fn pause(
                 "a pause may start at most {MAX_PAUSE_DAYS} days back (on or after {}): for a longer absence already under way ask the ECF Lead to defer the ECT",
                 today - chrono::Duration::days(MAX_PAUSE_DAYS)
             ),
-        ));
+        ).with("participant_id", &ect.id).with("start_date", start).with("earliest_start", today - chrono::Duration::days(MAX_PAUSE_DAYS)).with("max_days_back", MAX_PAUSE_DAYS));
     }
     let timeline = ect.timeline();
     for date in [start, today.max(ect.registered_on)] {
@@ -62,7 +62,10 @@ pub fn pause(
             return Err(RuleViolation::new(
                 "NOT_ACTIVE",
                 format!("the ECT is {} on {date}: only an active ECT can be paused", status_word(status)),
-            ));
+            )
+            .with("participant_id", &ect.id)
+            .with("status", status.name())
+            .with("date", date));
         }
     }
     if timeline.busy_between(start, expected_end) {
@@ -80,20 +83,22 @@ pub fn pause(
     Ok(d)
 }
 
-fn pause_too_long(days: i64) -> RuleViolation {
+fn pause_too_long(participant_id: &str, days: i64) -> RuleViolation {
     RuleViolation::new(
         "PAUSE_TOO_LONG",
         format!(
             "a pause covers absences of up to 6 weeks ({MAX_PAUSE_DAYS} days) and this one is {days} days: for a longer absence the ECF Lead defers the ECT instead (DeferParticipant)"
         ),
-    )
+    ).with("participant_id", participant_id).with("requested_days", days).with("max_days", MAX_PAUSE_DAYS)
 }
 
-fn no_open_pause(today: NaiveDate) -> RuleViolation {
+fn no_open_pause(participant_id: &str, today: NaiveDate) -> RuleViolation {
     RuleViolation::new(
         "NO_OPEN_PAUSE",
         format!("the ECT has no pause in force or planned on {today}: pause them first"),
     )
+    .with("participant_id", participant_id)
+    .with("date", today)
 }
 
 /// P4: a later expected end, within 42 days in total.
@@ -103,16 +108,20 @@ pub fn extend_pause(
     today: NaiveDate,
 ) -> Result<Decision, RuleViolation> {
     let timeline = ect.timeline();
-    let pause = timeline.open_pause(today).ok_or_else(|| no_open_pause(today))?.clone();
+    let pause = timeline.open_pause(today).ok_or_else(|| no_open_pause(&ect.id, today))?.clone();
     if expected_end <= pause.end() {
         return Err(RuleViolation::new(
             "PAUSE_NOT_EXTENDED",
             format!("the pause already ends on {}: give a later date, or end it early with EndPause", pause.end()),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("pause_id", &pause.id)
+        .with("expected_end", expected_end)
+        .with("current_end", pause.end()));
     }
     let days = (expected_end - pause.start).num_days();
     if days > MAX_PAUSE_DAYS {
-        return Err(pause_too_long(days));
+        return Err(pause_too_long(&ect.id, days));
     }
     let mut others = timeline.clone();
     others.pauses.retain(|p| p.id != pause.id);
@@ -134,18 +143,26 @@ pub fn extend_pause(
 /// P4, P6: end a pause early; `end_date` is the first day back.
 pub fn end_pause(ect: &ParticipantRecord, end_date: NaiveDate, today: NaiveDate) -> Result<Decision, RuleViolation> {
     let timeline = ect.timeline();
-    let pause = timeline.open_pause(today.min(end_date)).ok_or_else(|| no_open_pause(today))?.clone();
+    let pause = timeline.open_pause(today.min(end_date)).ok_or_else(|| no_open_pause(&ect.id, today))?.clone();
     if end_date < pause.start {
         return Err(RuleViolation::new(
             "PAUSE_END_BEFORE_START",
             format!("the pause starts on {}: end it on or after that date", pause.start),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("pause_id", &pause.id)
+        .with("end_date", end_date)
+        .with("pause_start", pause.start));
     }
     if end_date >= pause.end() {
         return Err(RuleViolation::new(
             "PAUSE_ALREADY_ENDS",
             format!("the pause already ends by itself on {}: nothing to end early", pause.end()),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("pause_id", &pause.id)
+        .with("end_date", end_date)
+        .with("pause_end", pause.end()));
     }
     let mut d = Decision::default();
     d.event(&ect.id, end_date, EventKind::PauseEnded { pause_id: pause.id.clone(), end: end_date }, None);

@@ -51,7 +51,9 @@ pub fn change_release_start(
 ) -> Result<Decision, RuleViolation> {
     let v = view(p, today.max(p.registered_on))?;
     let Some(enrolment) = v.enrolment.filter(|_| has_programme(p.kind)) else {
-        return Err(RuleViolation::new("NO_PROGRAMME", "an induction coordinator has no release schedule"));
+        return Err(RuleViolation::new("NO_PROGRAMME", "an induction coordinator has no release schedule")
+            .with("participant_id", &p.id)
+            .with("kind", p.kind.as_str().to_uppercase()));
     };
     if v.status == TrainingStatus::Withdrawn {
         return Err(withdrawn(today));
@@ -60,7 +62,9 @@ pub fn change_release_start(
         return Err(RuleViolation::new(
             "RELEASE_START_UNCHANGED",
             format!("the release already starts on {release_start}"),
-        ));
+        )
+        .with("participant_id", &p.id)
+        .with("release_start", release_start));
     }
     let mut d = Decision::default();
     d.event(

@@ -19,7 +19,10 @@ pub fn reinstate(
         return Err(RuleViolation::new(
             "NOT_WITHDRAWN",
             format!("participant {} is not withdrawn on {on}: nothing to reinstate", p.id),
-        ));
+        )
+        .with("participant_id", &p.id)
+        .with("date", on)
+        .with("status", timeline.status_on(on).name()));
     }
     let mut d = Decision::default();
     d.event(&p.id, on, EventKind::Reinstated { reinstated_on: on, request_id: request_id.to_owned() }, caused_by);

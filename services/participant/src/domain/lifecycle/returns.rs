@@ -5,14 +5,16 @@ use super::deferral::check_return_within;
 use super::{Command, Decision, HoldKind, overlap};
 use crate::domain::events::{EventKind, NewEvent};
 use crate::domain::view::ParticipantRecord;
-use crate::domain::{ParticipantKind, RuleViolation};
+use crate::domain::{ParticipantKind, RuleViolation, TrainingStatus};
 use chrono::NaiveDate;
 
-fn not_deferred(today: NaiveDate) -> RuleViolation {
+fn not_deferred(participant_id: &str, today: NaiveDate) -> RuleViolation {
     RuleViolation::new(
         "NOT_DEFERRED",
         format!("the participant has no deferral in force or planned on {today}: defer them first"),
     )
+    .with("participant_id", participant_id)
+    .with("date", today)
 }
 
 /// D6: a mentor's deferral that follows their ECTs' (D9) is changed or
@@ -31,7 +33,7 @@ fn refuse_derived(p: &ParticipantRecord, today: NaiveDate) -> Result<(), RuleVio
             "mentor {}'s deferral follows their ECT {ect}'s (D9): change the return date of, or record the return of, ECT {ect} and the mentor follows",
             p.id
         ),
-    ))
+    ).with("participant_id", &p.id).with("ect_id", &ect).with("status", TrainingStatus::Deferred.name()))
 }
 
 /// D6: a new expected return date, within 12 months of the original deferral
@@ -55,12 +57,15 @@ pub fn change_return_date_within(
 ) -> Result<Decision, RuleViolation> {
     refuse_derived(ect, today)?;
     let timeline = ect.timeline();
-    let deferral = timeline.open_deferral(today).ok_or_else(|| not_deferred(today))?.clone();
+    let deferral = timeline.open_deferral(today).ok_or_else(|| not_deferred(&ect.id, today))?.clone();
     if expected_return <= deferral.from {
         return Err(RuleViolation::new(
             "RETURN_NOT_AFTER_DEFERRAL",
             format!("the deferral starts on {}: the return date must be after it", deferral.from),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("return_date", expected_return)
+        .with("deferral_date", deferral.from));
     }
     check_return_within(deferral.from, expected_return, approved_latest_return)?;
     if expected_return < today {
@@ -69,13 +74,18 @@ pub fn change_return_date_within(
             format!(
                 "{expected_return} is before today ({today}): to record a return that has happened use RecordReturn"
             ),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("return_date", expected_return)
+        .with("today", today));
     }
     if expected_return == deferral.end() {
         return Err(RuleViolation::new(
             "RETURN_DATE_UNCHANGED",
             format!("the expected return date is already {expected_return}"),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("return_date", expected_return));
     }
     // Pauses count too: a later return date must not swallow a planned pause.
     let mut others = timeline.clone();
@@ -113,26 +123,32 @@ pub fn record_return(
 ) -> Result<Decision, RuleViolation> {
     refuse_derived(ect, today.min(return_date))?;
     let timeline = ect.timeline();
-    let deferral = timeline.open_deferral(today.min(return_date)).ok_or_else(|| not_deferred(today))?.clone();
+    let deferral = timeline.open_deferral(today.min(return_date)).ok_or_else(|| not_deferred(&ect.id, today))?.clone();
     if return_date > today {
         return Err(RuleViolation::new(
             "RETURN_DATE_IN_FUTURE",
             format!(
                 "{return_date} is after today ({today}): for a planned return change the expected return date (ChangeReturnDate)"
             ),
-        ));
+        ).with("participant_id", &ect.id).with("return_date", return_date).with("today", today));
     }
     if return_date < deferral.from {
         return Err(RuleViolation::new(
             "RETURN_BEFORE_DEFERRAL",
             format!("the deferral starts on {}: a return cannot be before it", deferral.from),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("return_date", return_date)
+        .with("deferral_date", deferral.from));
     }
     if return_date >= deferral.end() {
         return Err(RuleViolation::new(
             "RETURN_NOT_EARLIER",
             format!("the participant returns by themselves on {} (D7): nothing to record", deferral.end()),
-        ));
+        )
+        .with("participant_id", &ect.id)
+        .with("return_date", return_date)
+        .with("expected_return_date", deferral.end()));
     }
     let mut d = Decision::default();
     let mut record = |p: &ParticipantRecord, id: String, caused_by: Option<&str>| {

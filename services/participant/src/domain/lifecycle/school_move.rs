@@ -26,7 +26,10 @@ pub fn move_school(
         return Err(RuleViolation::new(
             "MOVE_DATE_IN_FUTURE",
             format!("{moved_on} is after today ({today}): record the move on or after the day it happens"),
-        ));
+        )
+        .with("participant_id", &p.id)
+        .with("moved_on", moved_on)
+        .with("today", today));
     }
     let before = view(p, moved_on)?;
     if before.status == TrainingStatus::Withdrawn || p.timeline().status_on(today) == TrainingStatus::Withdrawn {
@@ -36,7 +39,10 @@ pub fn move_school(
         return Err(RuleViolation::new(
             "SAME_SCHOOL",
             format!("the participant is already at school {} on {moved_on}", to.school_id),
-        ));
+        )
+        .with("participant_id", &p.id)
+        .with("school_id", &to.school_id)
+        .with("moved_on", moved_on));
     }
     let last_move = p
         .events
@@ -48,7 +54,10 @@ pub fn move_school(
         return Err(RuleViolation::new(
             "BEFORE_LAST_MOVE",
             format!("the participant's school last changed on {last}: a move must be on or after it"),
-        ));
+        )
+        .with("participant_id", &p.id)
+        .with("moved_on", moved_on)
+        .with("last_move", last));
     }
     let mut d = Decision::default();
     d.event(

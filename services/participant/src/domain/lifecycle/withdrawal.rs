@@ -44,7 +44,7 @@ pub fn withdraw(
             format!(
                 "a withdrawal removes all Steplab access from its date, so it cannot be scheduled ahead: withdraw on or after the day the participant leaves (today is {today})"
             ),
-        ));
+        ).with("participant_id", &p.id).with("withdrawal_date", request.withdrawal_date).with("today", today));
     }
     if request.reason == WithdrawalReason::MentorNoLongerBeingMentor && p.kind != ParticipantKind::Mentor {
         return Err(RuleViolation::new(
@@ -53,7 +53,7 @@ pub fn withdraw(
                 "`mentor-no-longer-being-mentor` applies to mentors only and this participant is {}: choose another reason",
                 p.kind.describe()
             ),
-        ));
+        ).with("participant_id", &p.id).with("kind", p.kind.as_str().to_uppercase()));
     }
     if request.withdrawal_date < p.registered_on {
         return Err(not_yet_registered(p, request.withdrawal_date));
@@ -64,14 +64,17 @@ pub fn withdraw(
             return Err(RuleViolation::new(
                 "ALREADY_WITHDRAWN",
                 format!("the participant is already withdrawn on {date}"),
-            ));
+            )
+            .with("participant_id", &p.id)
+            .with("status", TrainingStatus::Withdrawn.name())
+            .with("date", date));
         }
     }
     if timeline.withdrawals.iter().any(|w| w.date > request.withdrawal_date) {
         return Err(RuleViolation::new(
             "WITHDRAWN_LATER",
             "the participant has a later withdrawal on record: a reinstated participant cannot be withdrawn again before their reinstatement",
-        ));
+        ).with("participant_id", &p.id).with("withdrawal_date", request.withdrawal_date));
     }
     let mut d = Decision::default();
     withdraw_one(&mut d, p, &timeline, request.clone(), None);
