@@ -83,7 +83,8 @@ fn idempotency_key(caller: &Caller, request_id: &str) -> Result<Option<Idempoten
 fn load(conn: &mut DbConn, id: &str) -> Result<ParticipantRecord, ServiceError> {
     // The first participant a call loads is the one its log line names.
     observability::note_participant(id);
-    store::load_participant(conn, id)?.ok_or_else(|| ServiceError::NotFound(format!("participant {id} does not exist")))
+    store::load_participant(conn, id)?
+        .ok_or_else(|| ServiceError::not_found("participant", id, format!("participant {id} does not exist")))
 }
 
 /// The participants named by `ids`, each read in this unit of work.
@@ -116,7 +117,9 @@ fn within_reach<T>(
 ) -> Result<T, ServiceError> {
     match found {
         Some(thing) if reaches(&thing) => Ok(thing),
-        None if policy::sees_everything(caller) => Err(ServiceError::NotFound(format!("{what} {id} does not exist"))),
+        None if policy::sees_everything(caller) => {
+            Err(ServiceError::not_found(&what.replace(' ', "_"), id, format!("{what} {id} does not exist")))
+        }
         _ => Err(policy::unreachable(caller, what).into()),
     }
 }

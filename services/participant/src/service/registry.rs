@@ -97,10 +97,12 @@ impl Registry {
         };
         self.mutate(key, req.validate_only, "CreateSchool", &req, move |conn| {
             if store::find_delivery_partner(conn, &school.delivery_partner_id)?.is_none() {
-                return Err(ServiceError::NotFound(format!(
-                    "delivery partner {} does not exist: create it first",
-                    school.delivery_partner_id
-                )));
+                let id = &school.delivery_partner_id;
+                return Err(ServiceError::not_found(
+                    "delivery_partner",
+                    id.as_str(),
+                    format!("delivery partner {id} does not exist: create it first"),
+                ));
             }
             store::insert_school(conn, &school)?;
             Ok(pb::CreateSchoolResponse { effects: None, school: Some(convert::school(school)) })
