@@ -15,6 +15,7 @@ use prost::Message;
 use steplab_content_release::convert as content;
 use steplab_payments::convert as payments;
 use steplab_platform::FieldViolations;
+use steplab_platform::paging::Pages;
 use steplab_proto::steplab::content::v1 as cpb;
 use steplab_proto::steplab::payments::v1 as ppb;
 
@@ -48,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         cpb::SetReleaseStartRequest => content::set_release_start,
         cpb::SetParticipantScopeRequest => content::set_participant_scope,
         cpb::GetReleaseStateRequest => content::get_release_state,
-        cpb::ListReleasesRequest => content::list_releases,
+        cpb::ListReleasesRequest => |r| content::list_releases(r, &Pages::of("fuzz", r)),
         cpb::RecordModuleAccessRequest => |r| content::record_module_access(r, "fuzz"),
         cpb::RecordAttendanceRequest => |r| content::record_attendance(r, "fuzz"),
         ppb::EnrolPayeeRequest => payments::enrol,
@@ -60,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
         ppb::SetParticipantScopeRequest => payments::placement,
         ppb::RecordEngagementRequest => |r| payments::engagement(r, "fuzz"),
         ppb::GetAccrualRequest => payments::accrual_query,
-        ppb::GetStatementRequest => payments::statement_query,
-        ppb::ListSchedulesRequest => payments::schedules_query,
+        ppb::GetStatementRequest => |r| payments::statement_query(r, &Pages::of("fuzz", r)),
+        ppb::ListSchedulesRequest => |r| payments::schedules_query(r, &Pages::of("fuzz", r)),
     );
 });
