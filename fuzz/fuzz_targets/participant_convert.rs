@@ -102,7 +102,10 @@ fn pause(bytes: &[u8]) {
 fn defer(bytes: &[u8]) {
     let Ok(req) = pb::DeferParticipantRequest::decode(bytes) else { return };
     let answer = convert::defer(&req);
-    names_fields(&answer, &["participant_id", "reason", "deferral_date", "expected_return_date", "note", "idempotency_key"]);
+    names_fields(
+        &answer,
+        &["participant_id", "reason", "deferral_date", "expected_return_date", "note", "idempotency_key"],
+    );
     if let Ok(command) = answer {
         canonical_id(&command.participant_id);
         let d = command.deferral;
