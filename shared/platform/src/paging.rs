@@ -8,13 +8,13 @@
 //! the caller's `sub` and the key. A token replayed with another filter, by
 //! another caller, on another RPC, or edited, is refused.
 //!
-//! The MAC key is derived from the deployment's HS256 auth secret when it has
-//! one ([`derive_key_from`], called where the service loads it to verify
-//! tokens), so tokens survive restarts and are good on every replica; a
-//! deployment verifying only an identity provider's tokens has no shared
-//! secret, and its key is random per process: a token is then good only on
-//! the process that issued it and until it restarts (the caller starts the
-//! list again, as after any refused token). No new secret to configure.
+//! The MAC key is derived ([`derive_key_from`], called where the service loads
+//! its auth settings) from `STEPLAB_PAGE_TOKEN_SECRET_FILE` when set, else from
+//! the deployment's HS256 auth secret, so tokens survive restarts and are good
+//! on every replica; a deployment with neither (an identity provider only) has
+//! a key random per process: a token is then good only on the process that
+//! issued it and until it restarts (the caller starts the list again, as after
+//! any refused token), and the service warns of it at start-up.
 
 use crate::error::FieldViolation;
 use base64::Engine as _;

@@ -315,8 +315,17 @@ impl JwtVerifier {
 /// [`AuthSettings::hs256_secret`]).
 pub fn verifier(config: &AuthSettings) -> anyhow::Result<JwtVerifier> {
     let secret = config.hs256_secret().map(load_secret).transpose().map_err(anyhow::Error::msg)?;
-    if let Some(secret) = &secret {
+    // Page tokens: the deployment's own page-token secret first (the first key
+    // a process sets counts), else one derived from the HS256 secret.
+    if let Some(path) = &config.page_token_secret_file {
+        crate::paging::derive_key_from(&load_page_token_secret(path).map_err(anyhow::Error::msg)?);
+    } else if let Some(secret) = &secret {
         crate::paging::derive_key_from(secret);
+    } else {
+        tracing::warn!(
+            "no STEPLAB_PAGE_TOKEN_SECRET_FILE and no HS256 secret: page tokens are keyed for this process only, so a \
+             client's next page is refused by another replica or after a restart; mount one secret file on every replica"
+        );
     }
     let verifier = match (&config.identity_provider, secret) {
         (Some(idp), secret) => {
@@ -331,4 +340,40 @@ pub fn verifier(config: &AuthSettings) -> anyhow::Result<JwtVerifier> {
         (None, None) => anyhow::bail!("no way to verify tokens: set STEPLAB_JWT_SECRET or STEPLAB_JWKS_FILE"),
     };
     Ok(verifier.with_time_limits(config.token_time_limits))
+}
+
+/// The page-token secret from its file: at least 32 characters, trimmed.
+fn load_page_token_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "STEPLAB_PAGE_TOKEN_SECRET_FILE {} cannot be read ({e}): mount the page-token secret there",
+            path.display()
+        )
+    })?;
+    let secret = text.trim();
+    if secret.len() < 32 {
+        return Err(format!(
+            "STEPLAB_PAGE_TOKEN_SECRET_FILE {} holds fewer than 32 characters: use a long random secret (e.g. `openssl rand -hex 32`)",
+            path.display()
+        ));
+    }
+    Ok(secret.as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod page_token_secret_tests {
+    use super::load_page_token_secret;
+
+    #[test]
+    fn a_page_token_secret_is_read_trimmed_and_must_be_long_enough() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, format!("{}\n", "s".repeat(40))).expect("write");
+        assert_eq!(load_page_token_secret(&path).expect("read"), "s".repeat(40).into_bytes());
+        std::fs::write(&path, "short").expect("write");
+        let err = load_page_token_secret(&path).expect_err("short");
+        assert!(err.contains("STEPLAB_PAGE_TOKEN_SECRET_FILE") && err.contains("32"), "{err}");
+        let err = load_page_token_secret(&dir.path().join("missing")).expect_err("missing");
+        assert!(err.contains("cannot be read"), "{err}");
+    }
 }

@@ -71,6 +71,11 @@ pub struct AuthSettings {
     /// operator can rotate it in place. Without it the relay mints its own
     /// HS256 `service` token.
     pub service_token_file: Option<PathBuf>,
+    /// `STEPLAB_PAGE_TOKEN_SECRET_FILE`: the secret page tokens are signed
+    /// with (see `paging`), the same file on every replica so a client's next
+    /// page may be served by any of them. Without it the key is derived from
+    /// the HS256 secret, or (identity provider only) is random per process.
+    pub page_token_secret_file: Option<PathBuf>,
 }
 
 impl AuthSettings {
@@ -110,6 +115,8 @@ pub(super) struct AuthArgs {
     token_clock_skew_seconds: Option<String>,
     #[arg(long, env = "STEPLAB_SERVICE_TOKEN_FILE")]
     service_token_file: Option<String>,
+    #[arg(long, env = "STEPLAB_PAGE_TOKEN_SECRET_FILE")]
+    page_token_secret_file: Option<String>,
 }
 
 impl AuthArgs {
@@ -132,6 +139,7 @@ impl AuthArgs {
             text(&self.jwt_audience),
         )?;
         let service_token_file = path(&self.service_token_file);
+        let page_token_secret_file = path(&self.page_token_secret_file);
         let defaults = TokenTimeLimits::default();
         let token_time_limits = TokenTimeLimits {
             max_lifetime: Duration::from_secs(parse::positive(
@@ -152,7 +160,13 @@ impl AuthArgs {
                 }
             },
         };
-        Ok(AuthSettings { jwt_secret, identity_provider, token_time_limits, service_token_file })
+        Ok(AuthSettings {
+            jwt_secret,
+            identity_provider,
+            token_time_limits,
+            service_token_file,
+            page_token_secret_file,
+        })
     }
 }
 

@@ -231,8 +231,16 @@ fn identity_provider_variables_come_together_or_name_the_missing_one() {
     assert_eq!(config(&[iss, aud]).expect_err("no keys").variable, "STEPLAB_JWT_ISSUER");
     assert_eq!(config(&[aud]).expect_err("no keys").variable, "STEPLAB_JWT_AUDIENCE");
 
-    let c =
-        config(&[jwks, iss, aud, ("STEPLAB_SERVICE_TOKEN_FILE", "/etc/steplab/service-token/token")]).expect("valid");
+    let c = config(&[
+        jwks,
+        iss,
+        aud,
+        ("STEPLAB_SERVICE_TOKEN_FILE", "/etc/steplab/service-token/token"),
+        ("STEPLAB_PAGE_TOKEN_SECRET_FILE", "/etc/steplab/page-tokens/secret"),
+    ])
+    .expect("valid");
+    // Every replica signs page tokens with the same mounted secret.
+    assert_eq!(c.auth.page_token_secret_file, Some(PathBuf::from("/etc/steplab/page-tokens/secret")));
     let idp = c.auth.identity_provider.clone().expect("idp");
     assert_eq!(idp.jwks_file, Some(PathBuf::from("/etc/steplab/jwt/jwks.json")));
     assert_eq!(idp.audience, "steplab-api");
