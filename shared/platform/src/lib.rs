@@ -26,6 +26,7 @@ pub mod migrations;
 pub mod observability;
 pub mod outbox;
 pub mod paging;
+pub mod preview;
 pub mod reach;
 pub mod readiness;
 pub mod rules;

@@ -1,16 +1,15 @@
-//! PreviewCommands: the list's limits and the date the outlook is read on.
-//! Each command in the list is read by the converter its own RPC uses (see
-//! `service::preview`); here its violations get the path of the command in
-//! the list, so `until` of the fourth command is `commands[3].suspend_accrual.until`.
+//! PreviewCommands: the list's limits and the date the outlook is read on
+//! (`steplab_platform::preview`, shared with the other service that previews
+//! its commands). Each command in the list is read by the converter its own
+//! RPC uses (see `service::preview`), its violations named by its place in the
+//! list, so `until` of the fourth command is `commands[3].suspend_accrual.until`.
 
 use chrono::NaiveDate;
-use steplab_platform::date;
+use steplab_platform::preview;
 use steplab_platform::{FieldViolation, FieldViolations};
 use steplab_proto::steplab::payments::v1 as pb;
 
-/// The most commands one preview takes: enough for any participant
-/// service change with its cascades (the same limit as content release), few enough for one transaction.
-pub const MAX_PREVIEW_COMMANDS: usize = 100;
+pub use steplab_platform::preview::{MAX_PREVIEW_COMMANDS, within_command};
 
 /// A validated PreviewCommands, apart from its commands.
 #[derive(Debug, Clone)]
@@ -20,37 +19,14 @@ pub struct PreviewQuery {
 }
 
 pub fn preview_commands(req: &pb::PreviewCommandsRequest) -> Result<PreviewQuery, FieldViolations> {
-    let mut v = FieldViolations::default();
-    match req.commands.len() {
-        0 => v.push(FieldViolation::new("commands", "is empty: name at least one command to preview")),
-        n if n > MAX_PREVIEW_COMMANDS => v.push(FieldViolation::new(
-            "commands",
-            format!("has {n} commands: at most {MAX_PREVIEW_COMMANDS} are previewed at once"),
-        )),
-        _ => {}
-    }
-    let as_of = v.check(date::optional("as_of", req.as_of.as_ref()));
-    v.finish(|| Some(PreviewQuery { as_of: as_of? }))
-}
-
-/// The violations of one command's request, as paths from the preview's
-/// request: `commands[<index>].<oneof_field>.<field>`.
-pub fn within_command(index: usize, oneof_field: &str, violations: FieldViolations) -> FieldViolations {
-    FieldViolations(
-        violations
-            .0
-            .into_iter()
-            .map(|v| FieldViolation { field: format!("commands[{index}].{oneof_field}.{}", v.field), ..v })
-            .collect(),
-    )
+    Ok(PreviewQuery { as_of: preview::read_list(req.commands.len(), req.as_of.as_ref())? })
 }
 
 /// A command with none of the oneof set.
 pub fn missing_command(index: usize) -> FieldViolation {
-    FieldViolation::new(
-        format!("commands[{index}].command"),
-        "is empty: set one of enrol_payee, suspend_accrual, resume_accrual, end_accrual, reopen_accrual, \
-         set_area_covered, set_participant_scope, record_declaration_state",
+    preview::missing_command(
+        index,
+        "enrol_payee, suspend_accrual, resume_accrual, end_accrual, reopen_accrual, set_area_covered, set_participant_scope, record_declaration_state",
     )
 }
 

@@ -19,7 +19,8 @@ use crate::store;
 use chrono::NaiveDate;
 use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
-use steplab_platform::{Caller, FieldViolation, FieldViolations};
+use steplab_platform::preview::at_command;
+use steplab_platform::{Caller, FieldViolations};
 use steplab_proto::steplab::payments::v1 as pb;
 use steplab_proto::steplab::payments::v1::accrual_command::Command;
 
@@ -151,33 +152,5 @@ fn outlook(participant_id: String, before: Option<Reading>, after: Option<Readin
         affected_window_ids,
         total_pence_before: before.total_pence,
         total_pence_after: after.total_pence,
-    }
-}
-
-/// A command's refusal, as the preview's: the same code and ErrorInfo,
-/// its message naming the command's place in the list.
-fn at_command(index: usize, rpc: &str, error: ServiceError) -> ServiceError {
-    let named = |message: String| format!("commands[{index}] ({rpc}): {message}");
-    match error {
-        ServiceError::InvalidArgument(v) => ServiceError::InvalidArgument(FieldViolations(
-            v.0.into_iter().map(|v| FieldViolation { field: format!("commands[{index}].{}", v.field), ..v }).collect(),
-        )),
-        ServiceError::PermissionDenied(d) => {
-            ServiceError::PermissionDenied(steplab_platform::rules::Denied { message: named(d.message), ..d })
-        }
-        ServiceError::NotFound(m) => ServiceError::NotFound(named(m)),
-        ServiceError::Missing(m) => {
-            ServiceError::Missing(steplab_platform::error::Missing { message: named(m.message), ..m })
-        }
-        ServiceError::AlreadyExists(m) => ServiceError::AlreadyExists(named(m)),
-        ServiceError::Rule { domain, reason, message, metadata } => {
-            ServiceError::Rule { domain, reason, message: named(message), metadata }
-        }
-        ServiceError::Aborted(m) => ServiceError::Aborted(named(m)),
-        // Faults of the service, not of a command: answered as they are.
-        e @ (ServiceError::Unavailable(_)
-        | ServiceError::PeerUnavailable(_)
-        | ServiceError::StorageFull(_)
-        | ServiceError::Internal(_)) => e,
     }
 }
