@@ -22,9 +22,11 @@
 //! gRPC path, so the relay needs no knowledge of the RPCs it carries.
 
 mod codec;
+mod pressure;
 mod relay;
 
 pub use codec::{RawCodec, RawDecoder, RawEncoder};
+pub use pressure::Pressure;
 pub use relay::{REFUSED_ATTEMPTS, Relay, RelaySettings, TokenSource, backoff};
 
 use crate::db::DbConn;
@@ -280,8 +282,8 @@ const IS_GROUP_HEAD: &str = "outbox.id = (SELECT MIN(earlier.id) FROM outbox AS 
      AND earlier.target = outbox.target \
      AND earlier.delivered_at IS NULL)";
 
-/// The ids of at most `limit` commands of `lane` that may be sent at `now`,
-/// most overdue first: each is the head of its group, not parked, and due.
+/// The ids (and due times) of at most `limit` commands of `lane` that may be
+/// sent at `now`, most overdue first: each is the head of its group, not parked, and due.
 ///
 /// The scan walks the `outbox_due` index (target, due time) over commands
 /// that are neither delivered nor parked, from the most overdue, and stops
@@ -290,7 +292,12 @@ const IS_GROUP_HEAD: &str = "outbox.id = (SELECT MIN(earlier.id) FROM outbox AS 
 /// and one target's backlog is outside another target's range. Commands
 /// waiting behind their group's head are due, so they are read, one index
 /// probe each: 15,000 of them cost 48 ms a claim on PostgreSQL.
-pub fn due_heads(conn: &mut DbConn, lane: &Lane, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
+pub fn due_heads(
+    conn: &mut DbConn,
+    lane: &Lane,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<(i64, NaiveDateTime)>> {
     let query = outbox::table.into_boxed();
     let query = match lane {
         Lane::Target(target) => query.filter(outbox::target.eq(target.clone())),
@@ -303,7 +310,7 @@ pub fn due_heads(conn: &mut DbConn, lane: &Lane, now: NaiveDateTime, limit: i64)
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(IS_GROUP_HEAD))
         .order((outbox::next_attempt_at, outbox::id))
         .limit(limit)
-        .select(outbox::id)
+        .select((outbox::id, outbox::next_attempt_at))
         .load(conn)
 }
 

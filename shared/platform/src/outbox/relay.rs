@@ -31,6 +31,9 @@ pub struct RelaySettings {
     /// gauges: `steplab up` runs several relays in one process, whose gauges
     /// would otherwise overwrite each other. Empty: no label.
     pub service: &'static str,
+    /// Where each claim reports how overdue its lane is (backpressure): the
+    /// service's admission check reads it. Cloning shares it.
+    pub pressure: super::Pressure,
 }
 
 impl Default for RelaySettings {
@@ -45,6 +48,7 @@ impl Default for RelaySettings {
             batch: 64,
             tls: crate::tls::ClientTls::default(),
             service: "",
+            pressure: super::Pressure::new(),
         }
     }
 }
@@ -205,9 +209,15 @@ impl Relay {
         // command only if it is still undelivered, unparked and due, so a
         // replica that took it meanwhile wins.
         let heads = self.db.read(move |conn| Ok::<_, DbError>(due_heads(conn, &scanned, now, limit)?)).await?;
+        if let Lane::Target(target) = lane {
+            // Heads come most overdue first: the first says how far behind this lane is.
+            let overdue = heads.first().and_then(|(_, due)| (now - *due).to_std().ok()).unwrap_or_default();
+            self.settings.pressure.observe(target, overdue);
+        }
         if heads.is_empty() {
             return Ok(Vec::new());
         }
+        let heads: Vec<i64> = heads.into_iter().map(|(id, _)| id).collect();
         let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(30));
         self.db
             .write(move |conn| {
