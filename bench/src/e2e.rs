@@ -78,15 +78,16 @@ pub async fn register_pool(
     connections: usize,
     budget: Duration,
     max: usize,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Registered> {
     let ids = Arc::new(Mutex::new(Vec::new()));
+    let refusals = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + budget;
     let mut tasks = Vec::new();
     let count = Arc::new(AtomicUsize::new(0));
     let shared = callers(stack, &w.lead, connections).await?;
     for c in 0..clients {
-        let mut client = shared[c % shared.len()].clone();
-        let (ids, count, school) = (ids.clone(), count.clone(), w.school.clone());
+        let client = shared[c % shared.len()].clone();
+        let (ids, count, school, refusals) = (ids.clone(), count.clone(), w.school.clone(), refusals.clone());
         tasks.push(tokio::spawn(async move {
             let mut errors = 0u32;
             while Instant::now() < deadline {
@@ -94,22 +95,27 @@ pub async fn register_pool(
                 if n >= max {
                     break;
                 }
-                let answer = client
-                    .register_participant(pb::RegisterParticipantRequest {
-                        validate_only: false,
-                        school_id: school.clone(),
-                        kind: ParticipantKind::Ect as i32,
-                        full_name: format!("Bench Teacher {n}"),
-                        // Unique within the stack (each stack is fresh).
-                        trn: format!("{:07}", 1_000_000 + n),
-                        registered_on: date(2026, 9, 1),
-                        previous_pilot_mentor: Some(false),
-                        idempotency_key: String::new(),
-                        dfe_participant_id: String::new(),
-                    })
-                    .await;
+                let request = pb::RegisterParticipantRequest {
+                    validate_only: false,
+                    school_id: school.clone(),
+                    kind: ParticipantKind::Ect as i32,
+                    full_name: format!("Bench Teacher {n}"),
+                    // Unique within the stack (each stack is fresh).
+                    trn: format!("{:07}", 1_000_000 + n),
+                    registered_on: date(2026, 9, 1),
+                    previous_pilot_mentor: Some(false),
+                    // Keyed, so a retry after a lost answer registers no one twice.
+                    idempotency_key: format!("bench-register-{n}"),
+                    dfe_participant_id: String::new(),
+                };
+                let answer = load::admitted(&refusals, deadline, || {
+                    let (mut client, request) = (client.clone(), request.clone());
+                    async move { client.register_participant(request).await }
+                })
+                .await;
                 match answer {
                     Ok(r) => {
+                        let r: tonic::Response<pb::RegisterParticipantResponse> = r;
                         if let Some(p) = r.into_inner().participant {
                             ids.lock().await.push(p.participant_id);
                         }
@@ -129,7 +135,14 @@ pub async fn register_pool(
         t.await??;
     }
     let ids = std::mem::take(&mut *ids.lock().await);
-    Ok(ids)
+    Ok(Registered { ids, refusals: refusals.load(Ordering::Relaxed) })
+}
+
+/// The participants a `register_pool` registered, and how often the
+/// participant service asked it to slow down (RESOURCE_EXHAUSTED) meanwhile.
+pub struct Registered {
+    pub ids: Vec<String>,
+    pub refusals: u64,
 }
 
 /// `connections` HTTP/2 connections to each participant replica, as the
@@ -250,6 +263,7 @@ pub async fn deferrals(
     let payments = stack.payments(&service).await?;
     let lags = Arc::new(std::sync::Mutex::new(Latencies::new()));
     let lag_timeouts = Arc::new(AtomicU64::new(0));
+    let refusals = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let last_sample = Arc::new(AtomicU64::new(0));
     let exhausted = Arc::new(AtomicBool::new(false));
@@ -279,8 +293,10 @@ pub async fn deferrals(
         let (lags, lag_timeouts, accepted, last_sample) =
             (lags.clone(), lag_timeouts.clone(), accepted.clone(), last_sample.clone());
         let (exhausted, exhausted_notify, watchers) = (exhausted.clone(), exhausted_notify.clone(), watchers.clone());
+        let refusals = refusals.clone();
         move |_n: u64| {
-            let mut caller = caller.clone();
+            let caller = caller.clone();
+            let refusals = refusals.clone();
             let (pool, content, payments) = (pool.clone(), content.clone(), payments.clone());
             let (lags, lag_timeouts, accepted, last_sample) =
                 (lags.clone(), lag_timeouts.clone(), accepted.clone(), last_sample.clone());
@@ -294,15 +310,7 @@ pub async fn deferrals(
                     return Outcome::Stop;
                 };
                 let t0 = Instant::now();
-                let answer = caller
-                    .defer_participant(pb::DeferParticipantRequest {
-                        participant_id: id.clone(),
-                        reason: DeferralReason::ParentalLeave as i32,
-                        deferral_date: date(2026, 11, 28),
-                        expected_return_date: date(2027, 3, 28),
-                        ..Default::default()
-                    })
-                    .await;
+                let answer = defer(&caller, &id, &refusals, t_end).await;
                 let t1 = Instant::now();
                 if let Err(e) = answer {
                     return Outcome::Error(format!("DeferParticipant: {e:?}"));
@@ -354,6 +362,7 @@ pub async fn deferrals(
     f.per_s = applied / secs;
     let lags = lags.lock().map(|l| l.clone()).unwrap_or_default();
     f.set("accepted_per_s", round(accepted as f64 / secs, 1));
+    f.set("backpressure_refusals", refusals.load(Ordering::Relaxed));
     f.set("lag_p50_ms", round(lags.ms(0.5), 2));
     f.set("lag_p99_ms", round(lags.ms(0.99), 2));
     f.set("lag_samples", lags.len());
@@ -414,4 +423,198 @@ pub async fn reads(
     })
     .await;
     Ok(result.figure(rpc, stack.backend.as_str(), clients as u64))
+}
+
+/// Defers `id` (parental leave, back in March), retrying while the
+/// participant service asks to slow down, until `give_up`. Keyed, so a
+/// retried call never defers twice.
+async fn defer(caller: &Participants, id: &str, refusals: &AtomicU64, give_up: Instant) -> Result<(), tonic::Status> {
+    let request = pb::DeferParticipantRequest {
+        participant_id: id.to_owned(),
+        reason: DeferralReason::ParentalLeave as i32,
+        deferral_date: date(2026, 11, 28),
+        expected_return_date: date(2027, 3, 28),
+        idempotency_key: format!("bench-defer-{id}"),
+        ..Default::default()
+    };
+    load::admitted(refusals, give_up, || {
+        let (mut caller, request) = (caller.clone(), request.clone());
+        async move { caller.defer_participant(request).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// The cohort intake: `n` ECTs registered by `clients` callers (each
+/// enrolled in content release and payments by the relay), timed from the
+/// first call to the last command applied.
+pub async fn cohort(
+    stack: &Stack,
+    w: &World,
+    n: usize,
+    clients: usize,
+    connections: usize,
+) -> anyhow::Result<(Figure, Vec<String>)> {
+    let started = Instant::now();
+    let registered = register_pool(stack, w, clients, connections, Duration::from_secs(600), n).await?;
+    let accepted_in = started.elapsed();
+    if registered.ids.len() < n {
+        anyhow::bail!("only {} of {n} registrations were accepted in 600 s", registered.ids.len());
+    }
+    wait_drained(stack, Duration::from_secs(600)).await?;
+    let applied_in = started.elapsed();
+    let mut f = Figure::new("cohort_intake", stack.backend.as_str(), clients as u64);
+    f.n = n as u64;
+    f.per_s = n as f64 / applied_in.as_secs_f64().max(1e-3);
+    f.set("registrations", n);
+    f.set("accepted_s", round(accepted_in.as_secs_f64(), 2));
+    f.set("applied_s", round(applied_in.as_secs_f64(), 2));
+    f.set("backpressure_refusals", registered.refusals);
+    f.set(
+        "note",
+        "per_s: registrations applied in content release and payments per second, first call to last command",
+    );
+    Ok((f, registered.ids))
+}
+
+/// Deferrals offered at a fixed `rate` per second (an open loop: one call
+/// starts every 1/rate s whatever the answers), for a warm-up and a measured
+/// window. A call refused for load is retried after its RetryInfo delay, as
+/// clients do. Reports what was accepted and applied in the window, the
+/// refusals, and the propagation lag of a sample (as `deferrals`).
+pub async fn offered(
+    stack: &Stack,
+    w: &World,
+    pool: &Arc<Pool>,
+    rate: u32,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Figure> {
+    let admin = stack.token(Role::Admin, &[]);
+    let service = stack.token(Role::Service, &[]);
+    let callers = callers(stack, &w.lead, connections).await?;
+    let content = stack.content(&service).await?;
+    let payments = stack.payments(&service).await?;
+    let lags = Arc::new(std::sync::Mutex::new(Latencies::new()));
+    let answers = Arc::new(std::sync::Mutex::new(Latencies::new()));
+    let (lag_timeouts, refusals, accepted, errors, offered) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+    let origin = Instant::now();
+    let (t_measure, t_end) = (origin + warmup, origin + warmup + duration);
+    let mut sync = stack.participants(0, &admin).await?;
+    let mut calls = Vec::new();
+    let mut watchers = Vec::new();
+    let mut last_sample = None::<Instant>;
+    let mut pending_start = None;
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let cpu = crate::procs::CpuWindow::start(stack.cpu_pids());
+    let mut n = 0usize;
+    loop {
+        let at = ticks.tick().await;
+        if at >= t_end {
+            break;
+        }
+        if pending_start.is_none() && at >= t_measure {
+            pending_start = Some(backlog(&mut sync).await?.0);
+        }
+        let Some(id) = pool.take().map(str::to_owned) else {
+            anyhow::bail!("the pool of fresh participants ran out at {rate}/s: register more");
+        };
+        let in_window = at >= t_measure;
+        if in_window {
+            offered.fetch_add(1, Ordering::Relaxed);
+        }
+        let sample = in_window && last_sample.is_none_or(|t: Instant| at >= t + Duration::from_millis(50));
+        if sample {
+            last_sample = Some(at);
+        }
+        let caller = callers[n % callers.len()].clone();
+        n += 1;
+        let (refusals, accepted, errors, answers, first_error) =
+            (refusals.clone(), accepted.clone(), errors.clone(), answers.clone(), first_error.clone());
+        let (lags, lag_timeouts, mut content, mut payments) =
+            (lags.clone(), lag_timeouts.clone(), content.clone(), payments.clone());
+        calls.push(tokio::spawn(async move {
+            let answer = defer(&caller, &id, &refusals, t_end).await;
+            let t1 = Instant::now();
+            match answer {
+                Ok(()) if in_window && t1 <= t_end => {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut a) = answers.lock() {
+                        a.record(t1 - at);
+                    }
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    if in_window {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Ok(mut first) = first_error.lock() {
+                        first.get_or_insert(format!("DeferParticipant: {e:?}"));
+                    }
+                    return None;
+                }
+            }
+            if !sample {
+                return None;
+            }
+            Some(tokio::spawn(async move {
+                match visible(&mut content, &mut payments, &id).await {
+                    Some(seen) => {
+                        if let Ok(mut l) = lags.lock() {
+                            l.record(seen - t1);
+                        }
+                    }
+                    None => {
+                        lag_timeouts.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }))
+        }));
+    }
+    let pending_end = backlog(&mut sync).await?.0;
+    let cpu = cpu.finish(crate::procs::clock_ticks());
+    for call in calls {
+        if let Ok(Some(watcher)) = call.await {
+            watchers.push(watcher);
+        }
+    }
+    for watcher in watchers {
+        let _ = watcher.await;
+    }
+    let drain_from = Instant::now();
+    wait_drained(stack, Duration::from_secs(600)).await?;
+    let secs = duration.as_secs_f64().max(1e-3);
+    let accepted = accepted.load(Ordering::Relaxed);
+    let growth = (pending_end - pending_start.unwrap_or(pending_end)).max(0) as f64 / 2.0;
+    let lags = lags.lock().map(|l| l.clone()).unwrap_or_default();
+    let answers = answers.lock().map(|a| a.clone()).unwrap_or_default();
+    let mut f = Figure::new("deferrals_offered", stack.backend.as_str(), 0);
+    f.n = accepted;
+    f.per_s = (accepted as f64 - growth).max(0.0) / secs;
+    f.p50_ms = answers.ms(0.5);
+    f.p99_ms = answers.ms(0.99);
+    f.set("offered_per_s", rate);
+    f.set("accepted_per_s", round(accepted as f64 / secs, 1));
+    f.set("backpressure_refusals", refusals.load(Ordering::Relaxed));
+    f.set("errors", errors.load(Ordering::Relaxed));
+    if let Ok(Some(e)) = first_error.lock().map(|e| e.clone()) {
+        f.set("first_error", e.chars().take(300).collect::<String>());
+    }
+    f.set("lag_p50_ms", round(lags.ms(0.5), 2));
+    f.set("lag_p99_ms", round(lags.ms(0.99), 2));
+    f.set("lag_samples", lags.len());
+    f.set("lag_timeouts", lag_timeouts.load(Ordering::Relaxed));
+    f.set("backlog_growth_commands", pending_end - pending_start.unwrap_or(pending_end));
+    f.set("drained_after_s", round(drain_from.elapsed().as_secs_f64(), 2));
+    f.set("cpu_pct", serde_json::Value::Object(cpu));
+    f.set("rpc_latency", "p50_ms/p99_ms: DeferParticipant from its scheduled start, retries included");
+    Ok(f)
 }

@@ -5,8 +5,10 @@
 use crate::procs::{CpuWindow, clock_ticks};
 use crate::stats::{Figure, Latencies};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
+use tonic_types::StatusExt;
 
 pub enum Outcome {
     Ok,
@@ -135,4 +137,29 @@ where
     };
     result.secs = end.saturating_duration_since(measuring_from).as_secs_f64();
     result
+}
+
+/// Makes a call until it is admitted: a RESOURCE_EXHAUSTED answer (the
+/// service's backpressure, or its load shedding) is counted in `refusals`
+/// and the call is made again after the google.rpc.RetryInfo delay (50 ms
+/// when none), as a well-behaved client does, until `give_up`.
+pub async fn admitted<T, F, Fut>(refusals: &AtomicU64, give_up: Instant, mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    loop {
+        match call().await {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted && Instant::now() < give_up => {
+                refusals.fetch_add(1, Ordering::Relaxed);
+                let wait = status
+                    .get_details_retry_info()
+                    .and_then(|info| info.retry_delay)
+                    .unwrap_or(Duration::from_millis(50))
+                    .min(Duration::from_secs(1));
+                tokio::time::sleep(wait).await;
+            }
+            answer => return answer,
+        }
+    }
 }

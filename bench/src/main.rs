@@ -32,9 +32,13 @@ use std::time::{Duration, Instant};
 struct Cli {
     #[command(subcommand)]
     command: Option<Sub>,
-    /// Parts to run, comma-separated: echo, e2e, reads, lists, replicas, floods.
+    /// Parts to run, comma-separated: echo, e2e, reads, cohort, offered, lists, replicas, floods.
     /// Throughput parts run the echo baseline too (for the ratios) unless --no-echo.
-    #[arg(long, value_delimiter = ',', default_values = ["echo", "e2e", "reads", "lists", "replicas", "floods"])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values = ["echo", "e2e", "reads", "cohort", "offered", "lists", "replicas", "floods"]
+    )]
     only: Vec<Part>,
     #[arg(long, value_enum, default_value = "both")]
     backend: BackendChoice,
@@ -53,6 +57,15 @@ struct Cli {
     /// Concurrent callers for the replicas step (split across the replicas).
     #[arg(long, value_delimiter = ',', default_values_t = [16usize, 64])]
     replica_clients: Vec<usize>,
+    /// Registrations of the cohort intake (timed from the first call to the last command applied).
+    #[arg(long, default_value_t = 20_000)]
+    cohort_size: usize,
+    /// Concurrent callers registering the cohort.
+    #[arg(long, default_value_t = 64)]
+    cohort_clients: usize,
+    /// Deferrals per second offered in the open-loop lag figures, whatever the answers.
+    #[arg(long, value_delimiter = ',', default_values_t = [200u32, 500, 1000])]
+    offered_rates: Vec<u32>,
     /// HTTP/2 connections the callers share (per target, per replica), for echo and services alike.
     #[arg(long, default_value_t = 1)]
     connections: usize,
@@ -101,6 +114,8 @@ enum Part {
     Echo,
     E2e,
     Reads,
+    Cohort,
+    Offered,
     Lists,
     Replicas,
     Floods,
@@ -162,6 +177,8 @@ impl Bench {
             cli.pg_sizes = vec![10_000, 50_000];
             cli.memory_at = 50_000;
             cli.flood_calls = cli.flood_calls.min(4_000);
+            cli.cohort_size = cli.cohort_size.min(2_000);
+            cli.offered_rates = vec![200];
         }
         let parts = cli.only.iter().copied().collect();
         Bench {
@@ -211,8 +228,9 @@ impl Bench {
     async fn run(mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         eprintln!("placement: {}", self.placement.description);
-        let wants_throughput =
-            [Part::E2e, Part::Reads, Part::Replicas, Part::Lists].iter().any(|p| self.parts.contains(p));
+        let wants_throughput = [Part::E2e, Part::Reads, Part::Cohort, Part::Offered, Part::Replicas, Part::Lists]
+            .iter()
+            .any(|p| self.parts.contains(p));
         let needs_stack = wants_throughput || self.parts.contains(&Part::Floods);
         if needs_stack {
             procs::steplab_binary()?;
@@ -244,6 +262,12 @@ impl Bench {
                 let t = Instant::now();
                 let r = self.e2e_part(backend).await;
                 self.elapsed.push((format!("{} e2e+reads", backend.as_str()), t.elapsed()));
+                r?;
+            }
+            if self.parts.contains(&Part::Cohort) || self.parts.contains(&Part::Offered) {
+                let t = Instant::now();
+                let r = self.intake_part(backend).await;
+                self.elapsed.push((format!("{} cohort+offered", backend.as_str()), t.elapsed()));
                 r?;
             }
             if self.parts.contains(&Part::Lists) {
@@ -317,11 +341,13 @@ impl Bench {
         let levels = if self.parts.contains(&Part::E2e) { self.cli.clients.clone() } else { Vec::new() };
         let budget = if levels.is_empty() { Duration::from_secs(3) } else { self.pool_budget(&levels) };
         let t = Instant::now();
-        let ids = e2e::register_pool(&stack, &w, 64, self.cli.connections, budget, 500_000).await?;
+        let registered = e2e::register_pool(&stack, &w, 64, self.cli.connections, budget, 500_000).await?;
+        let (ids, refusals) = (registered.ids, registered.refusals);
         let registered_in = t.elapsed();
         let drained = e2e::wait_drained(&stack, Duration::from_secs(600)).await?;
         self.note(format!(
-            "{b}: registered {} ECTs in {:.1} s ({:.0}/s at 64 callers), their enrolments delivered {:.1} s later",
+            "{b}: registered {} ECTs in {:.1} s ({:.0}/s at 64 callers, {refusals} asked to slow down), their \
+             enrolments delivered {:.1} s later",
             ids.len(),
             registered_in.as_secs_f64(),
             ids.len() as f64 / registered_in.as_secs_f64(),
@@ -358,6 +384,51 @@ impl Bench {
                         .await?;
                     self.emit(f);
                 }
+            }
+        }
+        stack.stop().await;
+        Ok(())
+    }
+
+    /// The cohort intake on a fresh stack, then deferrals of that cohort
+    /// offered at fixed rates (the open-loop lag figures).
+    async fn intake_part(&mut self, backend: Backend) -> anyhow::Result<()> {
+        let b = backend.as_str();
+        let stack = Stack::start(&self.placement, &self.stack_options(backend, 1)).await?;
+        eprintln!("{b}: stack up for the cohort intake (logs in {})", stack.log_dir().display());
+        let w = e2e::world(&stack).await?;
+        let (size, clients, connections) = (self.cli.cohort_size, self.cli.cohort_clients, self.cli.connections);
+        let mut ids = Vec::new();
+        if self.parts.contains(&Part::Cohort) {
+            let (f, registered) = self
+                .timed(
+                    format!("{b} cohort intake, {size} registrations"),
+                    e2e::cohort(&stack, &w, size, clients, connections),
+                )
+                .await?;
+            self.emit(f);
+            ids = registered;
+        }
+        if self.parts.contains(&Part::Offered) {
+            let window = self.cli.warmup_s + self.cli.duration_s;
+            let needed: usize =
+                self.cli.offered_rates.iter().map(|r| (f64::from(*r) * window * 1.1) as usize + 10).sum();
+            if ids.len() < needed {
+                let more =
+                    e2e::register_pool(&stack, &w, clients, connections, Duration::from_secs(600), needed - ids.len())
+                        .await?;
+                ids.extend(more.ids);
+                e2e::wait_drained(&stack, Duration::from_secs(600)).await?;
+            }
+            let pool = e2e::Pool::new(ids);
+            for rate in self.cli.offered_rates.clone() {
+                let f = self
+                    .timed(
+                        format!("{b} deferrals offered at {rate}/s"),
+                        e2e::offered(&stack, &w, &pool, rate, connections, self.warmup, self.duration),
+                    )
+                    .await?;
+                self.emit(f);
             }
         }
         stack.stop().await;
@@ -425,9 +496,9 @@ impl Bench {
             let w = e2e::world(&stack).await?;
             let levels = self.cli.replica_clients.clone();
             let budget = self.pool_budget(&levels);
-            let ids = e2e::register_pool(&stack, &w, 64, self.cli.connections, budget, 500_000).await?;
+            let registered = e2e::register_pool(&stack, &w, 64, self.cli.connections, budget, 500_000).await?;
             e2e::wait_drained(&stack, Duration::from_secs(600)).await?;
-            let pool = e2e::Pool::new(ids);
+            let pool = e2e::Pool::new(registered.ids);
             for clients in levels {
                 let mut f = self
                     .timed(
