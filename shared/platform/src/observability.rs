@@ -77,7 +77,9 @@ pub fn install_exporter(addr: SocketAddr) -> anyhow::Result<()> {
     let builder = PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), DURATION_BUCKETS)
-        .and_then(|builder| builder.set_buckets_for_metric(Matcher::Full(RELAY_BATCH_COMMANDS.to_owned()), BATCH_BUCKETS))
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(Matcher::Full(RELAY_BATCH_COMMANDS.to_owned()), BATCH_BUCKETS)
+        })
         .map_err(|e| anyhow::anyhow!("STEPLAB_METRICS_LISTEN: {e}"))?;
     match builder.install() {
         Ok(()) => tracing::info!(%addr, "serving Prometheus metrics on http://{addr}/metrics"),

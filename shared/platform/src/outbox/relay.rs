@@ -170,9 +170,11 @@ impl Relay {
                 }
             }
         };
-        let deliveries = futures::future::join_all(lanes.iter().flat_map(|(lane, wake, loops)| {
-            (0..*loops).map(|_| self.run_lane(lane, wake, shutdown.clone()))
-        }));
+        let deliveries = futures::future::join_all(
+            lanes
+                .iter()
+                .flat_map(|(lane, wake, loops)| (0..*loops).map(|_| self.run_lane(lane, wake, shutdown.clone()))),
+        );
         tokio::join!(wake_target_lanes, gauges, deliveries);
         tracing::info!(relay = %instance, "outbox relay stopped");
     }
@@ -389,7 +391,8 @@ impl Relay {
                 request_id: row.request_id.clone().unwrap_or_default(),
             })
             .collect();
-        let mut request = self.authorised(ApplyCommandsRequest { commands }.encode_to_vec()).map_err(CallError::Setup)?;
+        let mut request =
+            self.authorised(ApplyCommandsRequest { commands }.encode_to_vec()).map_err(CallError::Setup)?;
         // The batch is its own call, with its own x-request-id made by the
         // receiver; each command carries the id of the call that caused it.
         request.set_timeout(self.settings.call_timeout);
@@ -429,13 +432,10 @@ impl Relay {
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         grpc.ready().await.map_err(|e| Failure::transient(format!("{} unreachable: {e}", row.target)))?;
         metrics::histogram!(crate::observability::RELAY_BATCH_COMMANDS, "target" => row.target.clone()).record(1.0);
-        grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec)
-            .await
-            .map(|_| ())
-            .map_err(|status| {
-                let reason = status.get_error_details().error_info().map(|info| info.reason.clone()).unwrap_or_default();
-                Failure { message: describe(&row.target, row.rpc(), &status, &reason), refused: is_refusal(status.code()) }
-            })
+        grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec).await.map(|_| ()).map_err(|status| {
+            let reason = status.get_error_details().error_info().map(|info| info.reason.clone()).unwrap_or_default();
+            Failure { message: describe(&row.target, row.rpc(), &status, &reason), refused: is_refusal(status.code()) }
+        })
     }
 
     /// A request carrying the service token.
@@ -459,7 +459,11 @@ impl Relay {
         // Logged once per target; a recheck that still finds no
         // ApplyCommands only renews the date.
         if unbatched.insert(target.to_owned(), Instant::now()).is_none() {
-            tracing::info!(target, message = status.message(), "target has no ApplyCommands; sending it one call per command");
+            tracing::info!(
+                target,
+                message = status.message(),
+                "target has no ApplyCommands; sending it one call per command"
+            );
         }
     }
 
@@ -607,7 +611,10 @@ fn outcome_of(row: &OutboxRow, result: CommandResult) -> Result<(), Failure> {
         return Ok(());
     }
     let status = Status::new(Code::from_i32(result.code), result.message);
-    Err(Failure { message: describe(&row.target, row.rpc(), &status, &result.reason), refused: is_refusal(status.code()) })
+    Err(Failure {
+        message: describe(&row.target, row.rpc(), &status, &result.reason),
+        refused: is_refusal(status.code()),
+    })
 }
 
 /// Why an `ApplyCommands` call failed as a whole.
