@@ -176,8 +176,7 @@ fn answer(peer: &Mutex<Peer>, path: &str, body: Vec<u8>) -> Result<Vec<u8>, Stat
         "PlaceHold" => {
             let hold = hold(&body);
             peer.calls.push((path.to_owned(), vec![(hold.participant_id.clone(), hold.idempotency_key.clone())]));
-            peer.apply(&hold)
-                .map(|ack| content::PlaceHoldResponse { ack: Some(ack), ..Default::default() }.encode_to_vec())
+            peer.apply(&hold).map(|ack| content::PlaceHoldResponse { ack: Some(ack) }.encode_to_vec())
         }
         other => Err(Status::unimplemented(format!("no {other} here"))),
     }
