@@ -8,6 +8,7 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic, clippy::unwrap_used)]
 
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -190,21 +191,86 @@ impl TokenSource for AnyToken {
     }
 }
 
-/// A relay on a fresh SQLite outbox delivering to a fresh peer.
+/// A fresh PostgreSQL database on the test server, dropped with it; `None`
+/// when no server answers and none is required (`STEPLAB_REQUIRE_POSTGRES`).
+struct FreshPostgres {
+    admin_url: String,
+    name: String,
+}
+
+impl FreshPostgres {
+    fn create() -> Option<(FreshPostgres, DatabaseUrl)> {
+        let admin_url = std::env::var("STEPLAB_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut conn = match PgConnection::establish(&admin_url) {
+            Ok(conn) => conn,
+            Err(e) if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+                panic!("PostgreSQL is required: {e}")
+            }
+            Err(_) => return None,
+        };
+        let name = format!("steplab_relay_batches_{}", uuid_like());
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).unwrap();
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+        let url = DatabaseUrl::Postgres(format!("{base}/{name}"));
+        Some((FreshPostgres { admin_url, name }, url))
+    }
+}
+
+impl Drop for FreshPostgres {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
+            let _ =
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut conn);
+        }
+    }
+}
+
+/// A name part unique to this process and call.
+fn uuid_like() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}_{nanos}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Where the outbox lives (a temporary directory or a fresh PostgreSQL
+/// database), kept until the rig is dropped.
+type Store = Box<dyn std::any::Any + Send>;
+
+/// Relays (replicas) on a fresh outbox delivering to a fresh peer.
 struct Rig {
     db: Database,
     receiver: Receiver,
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
-    relay: tokio::task::JoinHandle<()>,
+    relays: Vec<tokio::task::JoinHandle<()>>,
     server: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    _store: Store,
 }
 
 impl Rig {
+    /// One relay on a SQLite outbox.
     async fn start(peer: Peer, batch: usize, in_flight: usize) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&DatabaseUrl::Sqlite(dir.path().join("participant.sqlite3")), &OUTBOX).await.unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("participant.sqlite3"));
+        Rig::start_on(Box::new(dir), &url, peer, batch, in_flight, 1).await
+    }
+
+    /// `replicas` relays on one fresh PostgreSQL outbox; `None` without a server.
+    async fn start_on_postgres(peer: Peer, batch: usize, in_flight: usize, replicas: usize) -> Option<Rig> {
+        let (database, url) = FreshPostgres::create()?;
+        Some(Rig::start_on(Box::new(database), &url, peer, batch, in_flight, replicas).await)
+    }
+
+    async fn start_on(
+        store: Store,
+        url: &DatabaseUrl,
+        peer: Peer,
+        batch: usize,
+        in_flight: usize,
+        replicas: usize,
+    ) -> Rig {
+        let db = Database::open(url, &OUTBOX).await.unwrap();
         let receiver =
             Receiver { peer: Arc::new(Mutex::new(peer)), in_flight: Arc::default(), most_in_flight: Arc::default() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -226,13 +292,24 @@ impl Rig {
             in_flight,
             ..RelaySettings::default()
         };
+        // One wake-up for every replica, as if each saw the commit.
         let wake = Arc::new(Notify::new());
-        let url = format!("http://{addr}");
-        let relay =
-            Relay::new(db.clone(), &[(TARGET, url.as_str())], Arc::new(AnyToken), wake.clone(), settings).unwrap();
+        let peer_url = format!("http://{addr}");
         let (stop, shutdown) = watch::channel(false);
-        let relay = tokio::spawn(relay.run(shutdown));
-        Rig { db, receiver, wake, stop, relay, server, _dir: dir }
+        let relays = (0..replicas)
+            .map(|_| {
+                let relay = Relay::new(
+                    Database::clone(&db),
+                    &[(TARGET, peer_url.as_str())],
+                    Arc::new(AnyToken),
+                    wake.clone(),
+                    settings.clone(),
+                )
+                .unwrap();
+                tokio::spawn(relay.run(shutdown.clone()))
+            })
+            .collect();
+        Rig { db, receiver, wake, stop, relays, server, _store: store }
     }
 
     fn peer<T>(&self, f: impl FnOnce(&Peer) -> T) -> T {
@@ -278,7 +355,7 @@ impl Rig {
             })
             .await
             .unwrap();
-        self.wake.notify_one();
+        self.wake.notify_waiters();
         ids
     }
 
@@ -312,7 +389,9 @@ impl Rig {
 
     async fn stop(self) {
         self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.relay).await.unwrap().unwrap();
+        for relay in self.relays {
+            tokio::time::timeout(Duration::from_secs(10), relay).await.unwrap().unwrap();
+        }
         self.server.abort();
     }
 }
@@ -449,4 +528,19 @@ async fn a_backlog_of_many_participants_drains_whole_and_in_order_batched_and_un
     // One call per command, 64 claimed at a time by one loop: the old relay's shape.
     let unary_rate = drain(Peer::default(), 64, 1, 1_000, 4).await;
     eprintln!("4,000 commands of 1,000 participants: {batched_rate:.0}/s in batches, {unary_rate:.0}/s one call each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_batching_from_one_postgres_outbox_deliver_each_command_once_in_order() {
+    let Some(rig) = Rig::start_on_postgres(batched(), 16, 4, 2).await else { return };
+    let sent = rig.enqueue(100, 4).await;
+    let rows = rig.all_delivered().await;
+    assert!(rows.iter().all(|r| r.attempts == 1), "no command was sent twice: {rows:#?}");
+    rig.peer(|peer| {
+        assert_eq!(applied_per_participant(peer), sent, "each participant's commands once, in order");
+        let sends: usize = apply_calls(peer).iter().map(|c| c.len()).sum();
+        assert_eq!(sends, 400, "no command sent twice by racing loops or replicas");
+        assert!(apply_calls(peer).iter().any(|c| c.len() > 1));
+    });
+    rig.stop().await;
 }
