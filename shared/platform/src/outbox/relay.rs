@@ -305,7 +305,7 @@ impl Relay {
             });
             calls[call].push(row);
         }
-        let batch = self.settings.batch.max(1);
+        let batch = self.settings.batch.clamp(1, MAX_APPLY_COMMANDS);
         let mut batches = Vec::new();
         for mut call in calls {
             while call.len() > batch {
@@ -362,8 +362,9 @@ impl Relay {
             }
             Err(CallError::Setup(failure)) => rows.into_iter().map(|row| (row, Err(failure.clone()))).collect(),
             Err(CallError::Status(status)) => {
-                // The whole call failed, so nothing in it was applied: every
-                // command fails alike, transient unless the target refused.
+                // The call failed as a whole: every command fails alike,
+                // transient unless the target refused. One applied before an
+                // acknowledgement was lost is de-duplicated when sent again.
                 let count = rows.len();
                 let failure = Failure {
                     message: format!("{} (a batch of {count})", describe(&target, "ApplyCommands", &status, "")),
@@ -537,6 +538,10 @@ impl Relay {
 
 /// Attempts before a command its target refuses is parked.
 pub const REFUSED_ATTEMPTS: i32 = 5;
+
+/// The most commands `ApplyCommands` takes in one call (the receivers
+/// refuse a larger batch whole).
+const MAX_APPLY_COMMANDS: usize = 1_000;
 
 /// How long a target that answered UNIMPLEMENTED to `ApplyCommands` gets
 /// unary calls before `ApplyCommands` is tried again: a rolling upgrade ends
