@@ -152,6 +152,9 @@ async fn metrics_count_calls_by_rpc_and_code_and_request_ids_reach_the_outbox() 
     );
     positive(&body, "steplab_relay_attempts_total", &[("target", "content-release"), ("outcome", "delivered")]);
     positive(&body, "steplab_relay_attempts_total", &[("target", "payments"), ("outcome", "delivered")]);
+    // A histogram (buckets, not a summary) of commands per delivery call.
+    positive(&body, "steplab_relay_batch_commands_count", &[("target", "content-release")]);
+    positive(&body, "steplab_relay_batch_commands_bucket", &[("target", "content-release"), ("le", "+Inf")]);
     assert_eq!(sample(&body, "steplab_outbox_pending", &[]), Some(0.0), "{body}");
     assert_eq!(sample(&body, "steplab_outbox_parked", &[]), Some(0.0), "{body}");
     assert_eq!(sample(&body, "steplab_outbox_oldest_pending_age_seconds", &[]), Some(0.0), "{body}");

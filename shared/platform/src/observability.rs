@@ -50,11 +50,16 @@ pub const OUTBOX_PENDING: &str = "steplab_outbox_pending";
 pub const OUTBOX_OLDEST_PENDING_AGE: &str = "steplab_outbox_oldest_pending_age_seconds";
 pub const OUTBOX_PARKED: &str = "steplab_outbox_parked";
 pub const RELAY_ATTEMPTS_TOTAL: &str = "steplab_relay_attempts_total";
+pub const RELAY_BATCH_COMMANDS: &str = "steplab_relay_batch_commands";
 pub const DB_POOL_CONNECTIONS: &str = "steplab_db_pool_connections";
 pub const AUDIT_SUMMARISED_CALLS_TOTAL: &str = "steplab_audit_summarised_calls_total";
 
 /// Latency buckets in seconds: 1 ms to 10 s.
 const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Commands per relay delivery call: powers of two up to the batch limit, so
+/// the histogram shows whether delivery is batching (1 is a unary call).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1000.0];
 
 static EXPORTER: Mutex<Option<SocketAddr>> = Mutex::new(None);
 
@@ -72,6 +77,9 @@ pub fn install_exporter(addr: SocketAddr) -> anyhow::Result<()> {
     let builder = PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), DURATION_BUCKETS)
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(Matcher::Full(RELAY_BATCH_COMMANDS.to_owned()), BATCH_BUCKETS)
+        })
         .map_err(|e| anyhow::anyhow!("STEPLAB_METRICS_LISTEN: {e}"))?;
     match builder.install() {
         Ok(()) => tracing::info!(%addr, "serving Prometheus metrics on http://{addr}/metrics"),
@@ -94,6 +102,7 @@ fn describe() {
     describe_gauge!(OUTBOX_OLDEST_PENDING_AGE, Unit::Seconds, "Age of the oldest pending outbox command");
     describe_gauge!(OUTBOX_PARKED, "Outbox commands parked for an operator");
     describe_counter!(RELAY_ATTEMPTS_TOTAL, "Outbox delivery attempts by target and outcome");
+    describe_histogram!(RELAY_BATCH_COMMANDS, "Outbox commands per delivery call by target (1: a unary call)");
     describe_gauge!(DB_POOL_CONNECTIONS, "Database pool connections by state (idle, in_use)");
     describe_counter!(
         AUDIT_SUMMARISED_CALLS_TOTAL,

@@ -34,7 +34,7 @@ pub use auth::{AuthSettings, IdentityProvider, JwtSecretSource, TokenTimeLimits,
 pub use database::DatabaseUrl;
 pub use dfe::DfeSettings;
 pub use limits::Limits;
-pub use relay::{RelayRetry, Targets};
+pub use relay::{DEFAULT_RELAY_BATCH_SIZE, DEFAULT_RELAY_IN_FLIGHT, RelayRetry, Targets};
 pub use runtime::{
     AuditSettings, ClockSettings, DEFAULT_RETENTION_DAYS, DeploymentFiles, LogFormat, MetricsSettings, ProcessSettings,
     ReadinessSettings,

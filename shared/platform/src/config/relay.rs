@@ -1,5 +1,6 @@
-//! The relay block: where the relays deliver (the other services' URLs) and
-//! how hard they try before parking a command.
+//! The relay block: where the relays deliver (the other services' URLs), how
+//! many commands they send at once, and how hard they try before parking a
+//! command.
 
 use super::{ConfigError, parse};
 use std::net::SocketAddr;
@@ -19,13 +20,19 @@ pub struct Targets {
     pub dfe_gateway_url: String,
 }
 
-/// How long a relay keeps trying one command.
+/// How a relay delivers: how many commands at once, and how long it keeps
+/// trying one command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayRetry {
     /// `STEPLAB_RELAY_MAX_ATTEMPTS`: deliveries tried before a command is parked.
     pub max_attempts: i32,
     /// `STEPLAB_RELAY_MAX_BACKOFF_MS`: the longest wait between two deliveries.
     pub max_backoff: Duration,
+    /// `STEPLAB_RELAY_BATCH_SIZE`: commands a lane claims at once and sends
+    /// in one `ApplyCommands` call (at most 1,000, the receivers' limit).
+    pub batch_size: usize,
+    /// `STEPLAB_RELAY_IN_FLIGHT`: batches a lane has in flight at once.
+    pub in_flight: usize,
 }
 
 /// The listeners the default targets point at.
@@ -48,7 +55,23 @@ pub(super) struct RelayArgs {
     relay_max_attempts: Option<String>,
     #[arg(long, env = "STEPLAB_RELAY_MAX_BACKOFF_MS")]
     relay_max_backoff_ms: Option<String>,
+    #[arg(long, env = "STEPLAB_RELAY_BATCH_SIZE")]
+    relay_batch_size: Option<String>,
+    #[arg(long, env = "STEPLAB_RELAY_IN_FLIGHT")]
+    relay_in_flight: Option<String>,
 }
+
+/// Commands per `ApplyCommands` call by default. Large enough that the
+/// per-call costs (claim, lease, record, the receiver's transaction and
+/// de-duplication look-up) are shared by many commands even under a flood;
+/// small enough that one call stays well inside the 5 s delivery deadline on
+/// a debug-built receiver (a few ms per command) and a failed call retries
+/// little. The receivers take up to 1,000.
+pub const DEFAULT_RELAY_BATCH_SIZE: u64 = 256;
+/// Batches in flight per lane by default: enough to overlap one batch's
+/// claim and record with the others' delivery, few enough that the lanes of
+/// one relay do not take all of a small database pool (SQLite: 4).
+pub const DEFAULT_RELAY_IN_FLIGHT: u64 = 4;
 
 impl RelayArgs {
     /// The targets as set, else this deployment's own listeners: https when
@@ -71,10 +94,16 @@ impl RelayArgs {
         let max_attempts = parse::positive("STEPLAB_RELAY_MAX_ATTEMPTS", &self.relay_max_attempts, 50, 10_000)?;
         let max_backoff_ms =
             parse::positive("STEPLAB_RELAY_MAX_BACKOFF_MS", &self.relay_max_backoff_ms, 30_000, 3_600_000)?;
+        let batch_size =
+            parse::positive("STEPLAB_RELAY_BATCH_SIZE", &self.relay_batch_size, DEFAULT_RELAY_BATCH_SIZE, 1_000)?;
+        let in_flight = parse::positive("STEPLAB_RELAY_IN_FLIGHT", &self.relay_in_flight, DEFAULT_RELAY_IN_FLIGHT, 64)?;
         Ok(RelayRetry {
             // At most 10 000, so it fits.
             max_attempts: max_attempts as i32,
             max_backoff: Duration::from_millis(max_backoff_ms),
+            // At most 1,000 and 64, so they fit.
+            batch_size: batch_size as usize,
+            in_flight: in_flight as usize,
         })
     }
 }

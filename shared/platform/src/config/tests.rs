@@ -86,6 +86,11 @@ fn bad_values_name_their_variable() {
         ("STEPLAB_DRAIN_SECONDS", "soon"),
         ("STEPLAB_RELAY_MAX_ATTEMPTS", "0"),
         ("STEPLAB_RELAY_MAX_BACKOFF_MS", "fast"),
+        ("STEPLAB_RELAY_BATCH_SIZE", "0"),
+        ("STEPLAB_RELAY_BATCH_SIZE", "1001"),
+        ("STEPLAB_RELAY_IN_FLIGHT", "0"),
+        ("STEPLAB_RELAY_IN_FLIGHT", "65"),
+        ("STEPLAB_RELAY_IN_FLIGHT", "many"),
         ("STEPLAB_METRICS_LISTEN", "9090"),
         ("STEPLAB_MAX_MESSAGE_BYTES", "0"),
         ("STEPLAB_MAX_MESSAGE_BYTES", "4MB"),
@@ -114,6 +119,16 @@ fn audit_retention_defaults_to_400_days_zero_keeps_forever_and_nonsense_is_refus
         let err = config(&[("STEPLAB_AUDIT_RETENTION_DAYS", bad)]).expect_err(bad);
         assert_eq!(err.variable, "STEPLAB_AUDIT_RETENTION_DAYS");
     }
+}
+
+#[test]
+fn relay_batches_default_to_256_commands_4_in_flight_and_can_be_set_within_bounds() {
+    let defaults = config(&[]).expect("defaults").relay;
+    assert_eq!((defaults.batch_size, defaults.in_flight), (256, 4));
+    let set = config(&[("STEPLAB_RELAY_BATCH_SIZE", " 1000 "), ("STEPLAB_RELAY_IN_FLIGHT", "1")]).expect("set").relay;
+    assert_eq!((set.batch_size, set.in_flight), (1000, 1));
+    let small = config(&[("STEPLAB_RELAY_BATCH_SIZE", "1"), ("STEPLAB_RELAY_IN_FLIGHT", "64")]).expect("set").relay;
+    assert_eq!((small.batch_size, small.in_flight), (1, 64));
 }
 
 #[test]

@@ -4,7 +4,10 @@
 //! A change writes its commands to the `outbox` table in the same transaction
 //! as the change itself. The relay delivers them over gRPC with a service
 //! token and a deadline, in order per (participant, target): a group's next
-//! command waits until the one before it is delivered. Failures are retried
+//! command waits until the one before it is delivered. Commands of many
+//! groups travel together in one `ApplyCommands` call (one result each),
+//! several calls in flight per target; a target without `ApplyCommands`
+//! gets one call per command. Failures are retried
 //! with exponential backoff and jitter; after `max_attempts` a command is
 //! parked (and its group waits) until an operator retries it. Receivers
 //! de-duplicate by `command_id` (see `idempotency`), so a command delivered

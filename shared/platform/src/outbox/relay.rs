@@ -3,12 +3,15 @@
 
 use super::*;
 use crate::db::{Database, DbError};
+use prost::Message;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use steplab_proto::steplab::common::v1::{CommandResult, EncodedCommand};
 use tokio::sync::{Notify, watch};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
 
 /// How the relay behaves.
 #[derive(Debug, Clone)]
@@ -23,8 +26,12 @@ pub struct RelaySettings {
     pub max_backoff: Duration,
     /// Attempts before a command is parked for an operator.
     pub max_attempts: i32,
-    /// Commands in flight at once per target (each from a different group).
+    /// Commands a lane claims at once (each from a different group), sent
+    /// in one `ApplyCommands` call per target service (at most 1,000).
     pub batch: usize,
+    /// Claims a lane has in flight at once: while one batch is delivered,
+    /// the next is claimed and another recorded.
+    pub in_flight: usize,
     /// How `https://` targets are reached (roots, client certificate).
     pub tls: crate::tls::ClientTls,
     /// The service whose outbox this is, the `service` label of the outbox
@@ -45,7 +52,8 @@ impl Default for RelaySettings {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             max_attempts: 50,
-            batch: 64,
+            batch: crate::config::DEFAULT_RELAY_BATCH_SIZE as usize,
+            in_flight: crate::config::DEFAULT_RELAY_IN_FLIGHT as usize,
             tls: crate::tls::ClientTls::default(),
             service: "",
             pressure: super::Pressure::new(),
@@ -54,10 +62,17 @@ impl Default for RelaySettings {
 }
 
 impl RelaySettings {
-    /// The defaults with a deployment's retry limits and its client `tls`,
-    /// as every service's own relay runs.
+    /// The defaults with a deployment's retry limits, batch size, batches in
+    /// flight and its client `tls`, as every service's own relay runs.
     pub fn from_retry(retry: &crate::config::RelayRetry, tls: crate::tls::ClientTls) -> Self {
-        Self { max_attempts: retry.max_attempts, max_backoff: retry.max_backoff, tls, ..Self::default() }
+        Self {
+            max_attempts: retry.max_attempts,
+            max_backoff: retry.max_backoff,
+            batch: retry.batch_size,
+            in_flight: retry.in_flight,
+            tls,
+            ..Self::default()
+        }
     }
 }
 
@@ -82,7 +97,16 @@ pub struct Relay {
     tokens: Arc<dyn TokenSource>,
     wake: Arc<Notify>,
     settings: RelaySettings,
+    /// Targets that answered UNIMPLEMENTED to `ApplyCommands` (the DfE
+    /// gateway, or an older release mid-upgrade), and when: they get one
+    /// unary call per command until [`UNBATCHED_RECHECK`] has passed, then
+    /// `ApplyCommands` is tried again, so a rolling upgrade ends batched
+    /// without a restart.
+    unbatched: Mutex<HashMap<String, Instant>>,
 }
+
+/// One delivery's outcome for one claimed command.
+type Outcome = (OutboxRow, Result<(), Failure>);
 
 impl Relay {
     /// `targets` maps a target name to its base URL (`http://host:port`, or
@@ -101,7 +125,7 @@ impl Relay {
                 settings.tls.endpoint(url, None)?.connect_timeout(settings.call_timeout).timeout(settings.call_timeout);
             channels.insert(name.to_string(), endpoint.connect_lazy());
         }
-        Ok(Self { db, targets: channels, tokens, wake, settings })
+        Ok(Self { db, targets: channels, tokens, wake, settings, unbatched: Mutex::default() })
     }
 
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
@@ -113,18 +137,20 @@ impl Relay {
         // own; each has its own wake-up so one commit wakes every target's
         // lane. The lane for unknown targets only polls: its scan cannot use
         // the per-target index, and commands for it are a configuration
-        // mistake that waiting a poll interval does not make worse.
-        let lanes: Vec<(Lane, Notify)> = known
+        // mistake that waiting a poll interval does not make worse; one loop
+        // is enough for it.
+        let in_flight = self.settings.in_flight.max(1);
+        let lanes: Vec<(Lane, Notify, usize)> = known
             .iter()
-            .map(|target| (Lane::Target(target.clone()), Notify::new()))
-            .chain(std::iter::once((Lane::Unroutable(known.clone()), Notify::new())))
+            .map(|target| (Lane::Target(target.clone()), Notify::new(), in_flight))
+            .chain(std::iter::once((Lane::Unroutable(known.clone()), Notify::new(), 1)))
             .collect();
         let wake_target_lanes = async {
             let mut shutdown = shutdown.clone();
             while !stopping(&shutdown) {
                 tokio::select! {
                     () = self.wake.notified() => {
-                        for (lane, wake) in &lanes {
+                        for (lane, wake, _) in &lanes {
                             if matches!(lane, Lane::Target(_)) {
                                 wake.notify_one();
                             }
@@ -144,13 +170,27 @@ impl Relay {
                 }
             }
         };
-        let deliveries =
-            futures::future::join_all(lanes.iter().map(|(lane, wake)| self.run_lane(lane, wake, shutdown.clone())));
+        let deliveries = futures::future::join_all(
+            lanes
+                .iter()
+                .flat_map(|(lane, wake, loops)| (0..*loops).map(|_| self.run_lane(lane, wake, shutdown.clone()))),
+        );
         tokio::join!(wake_target_lanes, gauges, deliveries);
         tracing::info!(relay = %instance, "outbox relay stopped");
     }
 
-    /// Claims, delivers and records one lane's commands until shut down.
+    /// One of a lane's `in_flight` loops: claims, delivers and records the
+    /// lane's commands until shut down.
+    ///
+    /// The loops share the lane's wake-up. A commit wakes one idle loop
+    /// (`notify_one`), or, when all are busy, leaves a permit the next loop
+    /// to finish takes, so a commit is never missed and an idle lane runs
+    /// one claim per commit, not one per loop. A loop that claimed a full
+    /// batch wakes the next, since more is likely due: under a flood every
+    /// loop is busy, at rest one claim answers one commit. Two loops never
+    /// take one command (the lease is a compare-and-set), and only group
+    /// heads are claimed, so a group's next command waits until this one is
+    /// recorded delivered whichever loop carries it.
     async fn run_lane(&self, lane: &Lane, wake: &Notify, mut shutdown: watch::Receiver<bool>) {
         while !stopping(&shutdown) {
             let claimed = match self.claim(lane).await {
@@ -168,11 +208,10 @@ impl Relay {
                 }
                 continue;
             }
-            let deliveries = claimed.into_iter().map(|row| async move {
-                let outcome = self.deliver(&row).await;
-                (row, outcome)
-            });
-            let results = futures::future::join_all(deliveries).await;
+            if claimed.len() >= self.settings.batch {
+                wake.notify_one();
+            }
+            let results = self.deliver_claimed(claimed).await;
             if let Err(e) = self.record(results).await {
                 tracing::warn!(error = %e, ?lane, "outbox relay cannot record deliveries; they will be retried");
             }
@@ -199,7 +238,9 @@ impl Relay {
         }
     }
 
-    /// Takes the due group heads of one lane, leasing them.
+    /// Takes the due group heads of one lane, leasing them: one read to find
+    /// them, then one UPDATE and its RETURNING in one write transaction,
+    /// however many there are.
     async fn claim(&self, lane: &Lane) -> Result<Vec<OutboxRow>, DbError> {
         let now = chrono::Utc::now().naive_utc();
         let (scanned, limit) = (lane.clone(), i64::try_from(self.settings.batch).unwrap_or(i64::MAX));
@@ -207,7 +248,7 @@ impl Relay {
         // held only for the leases. A head found stays a head (earlier
         // commands only ever become delivered), and the lease below takes a
         // command only if it is still undelivered, unparked and due, so a
-        // replica that took it meanwhile wins.
+        // replica (or another loop of this lane) that took it meanwhile wins.
         let heads = self.db.read(move |conn| Ok::<_, DbError>(due_heads(conn, &scanned, now, limit)?)).await?;
         if let Lane::Target(target) = lane {
             // Heads come most overdue first: the first says how far behind this lane is.
@@ -222,29 +263,159 @@ impl Relay {
         self.db
             .write(move |conn| {
                 let lease_until = chrono::Utc::now().naive_utc() + lease;
-                let mut taken_ids = Vec::with_capacity(heads.len());
-                for id in heads {
-                    let taken = diesel::update(
-                        outbox::table
-                            .filter(outbox::id.eq(id))
-                            .filter(outbox::delivered_at.is_null())
-                            .filter(outbox::parked_at.is_null())
-                            .filter(outbox::next_attempt_at.le(now)),
-                    )
-                    .set(outbox::next_attempt_at.eq(lease_until))
-                    .execute(conn)?;
-                    if taken == 1 {
-                        taken_ids.push(id);
-                    }
+                // RETURNING names exactly the rows this update changed: on
+                // PostgreSQL a racing replica's update waits for this one to
+                // commit, then finds them no longer due and changes nothing.
+                // (Ids only: diesel's MultiConnection cannot return a whole
+                // `Selectable`, so the rows are read by id next.)
+                let taken: Vec<i64> = diesel::update(
+                    outbox::table
+                        .filter(outbox::id.eq_any(&heads))
+                        .filter(outbox::delivered_at.is_null())
+                        .filter(outbox::parked_at.is_null())
+                        .filter(outbox::next_attempt_at.le(now)),
+                )
+                .set(outbox::next_attempt_at.eq(lease_until))
+                .returning(outbox::id)
+                .get_results(conn)?;
+                if taken.is_empty() {
+                    return Ok(Vec::new());
                 }
                 let claimed: Vec<OutboxRow> = outbox::table
-                    .filter(outbox::id.eq_any(&taken_ids))
+                    .filter(outbox::id.eq_any(&taken))
                     .order(outbox::id)
                     .select(OutboxRow::as_select())
                     .load(conn)?;
                 Ok::<_, DbError>(claimed)
             })
             .await
+    }
+
+    /// Sends claimed commands: one `ApplyCommands` call per target service
+    /// and `batch` commands, all at once; one unary call per command to a
+    /// target without `ApplyCommands`.
+    async fn deliver_claimed(&self, rows: Vec<OutboxRow>) -> Vec<Outcome> {
+        let mut calls: Vec<Vec<OutboxRow>> = Vec::new();
+        let mut call_of: HashMap<(String, String), usize> = HashMap::new();
+        for row in rows {
+            let key = (row.target.clone(), row.method.rsplit_once('/').map_or("", |(service, _)| service).to_owned());
+            let call = *call_of.entry(key).or_insert_with(|| {
+                calls.push(Vec::new());
+                calls.len() - 1
+            });
+            calls[call].push(row);
+        }
+        let batch = self.settings.batch.clamp(1, MAX_APPLY_COMMANDS);
+        let mut batches = Vec::new();
+        for mut call in calls {
+            while call.len() > batch {
+                let rest = call.split_off(batch);
+                batches.push(std::mem::replace(&mut call, rest));
+            }
+            batches.push(call);
+        }
+        futures::future::join_all(batches.into_iter().map(|rows| self.deliver_batch(rows))).await.concat()
+    }
+
+    /// Sends commands of one target service (at most `batch`) as one
+    /// `ApplyCommands` call, falling back to unary calls when the target has
+    /// no `ApplyCommands`.
+    async fn deliver_batch(&self, rows: Vec<OutboxRow>) -> Vec<Outcome> {
+        let Some(first) = rows.first() else { return Vec::new() };
+        let target = first.target.clone();
+        let Some(channel) = self.targets.get(&target) else {
+            let failure = Failure::refused(format!("no address configured for target {target}"));
+            return rows.into_iter().map(|row| (row, Err(failure.clone()))).collect();
+        };
+        // A method path without a service cannot be batched; its unary call
+        // refuses it with the reason.
+        let Some(service) = first.method.rsplit_once('/').map(|(service, _)| service).filter(|s| s.len() > 1) else {
+            return self.deliver_each(rows).await;
+        };
+        if self.is_unbatched(&target) {
+            return self.deliver_each(rows).await;
+        }
+        let path = format!("{service}/ApplyCommands");
+        match self.apply_commands(channel, &path, &rows).await {
+            Ok(results) => {
+                self.forget_unbatched(&target);
+                let answered = results.len();
+                let count = rows.len();
+                let mut results = results.into_iter();
+                rows.into_iter()
+                    .map(|row| {
+                        let outcome = if answered == count {
+                            outcome_of(&row, results.next().unwrap_or_default())
+                        } else {
+                            Err(Failure::transient(format!(
+                                "{target} ApplyCommands answered {answered} results for {count} commands"
+                            )))
+                        };
+                        (row, outcome)
+                    })
+                    .collect()
+            }
+            Err(CallError::Status(status)) if status.code() == Code::Unimplemented => {
+                // Not a failed attempt: the target is older or never batches.
+                self.remember_unbatched(&target, &status);
+                self.deliver_each(rows).await
+            }
+            Err(CallError::Setup(failure)) => rows.into_iter().map(|row| (row, Err(failure.clone()))).collect(),
+            Err(CallError::Status(status)) => {
+                // The call failed as a whole: every command fails alike,
+                // transient unless the target refused. One applied before an
+                // acknowledgement was lost is de-duplicated when sent again.
+                let count = rows.len();
+                let failure = Failure {
+                    message: format!("{} (a batch of {count})", describe(&target, "ApplyCommands", &status, "")),
+                    refused: is_refusal(status.code()),
+                };
+                rows.into_iter().map(|row| (row, Err(failure.clone()))).collect()
+            }
+        }
+    }
+
+    /// One `ApplyCommands` call carrying `rows`, in their order.
+    async fn apply_commands(
+        &self,
+        channel: &Channel,
+        path: &str,
+        rows: &[OutboxRow],
+    ) -> Result<Vec<CommandResult>, CallError> {
+        let path = tonic::codegen::http::uri::PathAndQuery::try_from(path)
+            .map_err(|e| CallError::Setup(Failure::refused(format!("bad method path {path}: {e}"))))?;
+        let commands = rows
+            .iter()
+            .map(|row| EncodedCommand {
+                rpc: row.rpc().to_owned(),
+                request: row.payload.clone(),
+                request_id: row.request_id.clone().unwrap_or_default(),
+            })
+            .collect();
+        let mut request =
+            self.authorised(ApplyCommandsRequest { commands }.encode_to_vec()).map_err(CallError::Setup)?;
+        // The batch is its own call, with its own x-request-id made by the
+        // receiver; each command carries the id of the call that caused it.
+        request.set_timeout(self.settings.call_timeout);
+        let target = &rows[0].target;
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.map_err(|e| CallError::Setup(Failure::transient(format!("{target} unreachable: {e}"))))?;
+        metrics::histogram!(crate::observability::RELAY_BATCH_COMMANDS, "target" => target.clone())
+            .record(rows.len() as f64);
+        let response =
+            grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec).await.map_err(CallError::Status)?;
+        ApplyCommandsResponse::decode(response.into_inner().as_slice())
+            .map(|decoded| decoded.results)
+            .map_err(|e| CallError::Setup(Failure::transient(format!("{target} ApplyCommands answered garbage: {e}"))))
+    }
+
+    /// One unary call per command, all at once.
+    async fn deliver_each(&self, rows: Vec<OutboxRow>) -> Vec<Outcome> {
+        futures::future::join_all(rows.into_iter().map(|row| async move {
+            let outcome = self.deliver(&row).await;
+            (row, outcome)
+        }))
+        .await
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Result<(), Failure> {
@@ -254,29 +425,65 @@ impl Relay {
             .ok_or_else(|| Failure::refused(format!("no address configured for target {}", row.target)))?;
         let path = tonic::codegen::http::uri::PathAndQuery::try_from(row.method.as_str())
             .map_err(|e| Failure::refused(format!("bad method path {}: {e}", row.method)))?;
-        let bearer = self.tokens.bearer().map_err(Failure::transient)?;
-        let mut request = Request::new(row.payload.clone());
+        let mut request = self.authorised(row.payload.clone())?;
         request.set_timeout(self.settings.call_timeout);
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {bearer}").parse().map_err(|_| Failure::refused("service token is not ASCII".into()))?,
-        );
         if let Some(value) = row.request_id.as_deref().and_then(|id| id.parse().ok()) {
             request.metadata_mut().insert(crate::observability::REQUEST_ID_HEADER, value);
         }
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         grpc.ready().await.map_err(|e| Failure::transient(format!("{} unreachable: {e}", row.target)))?;
-        grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec)
-            .await
-            .map(|_| ())
-            .map_err(|status| Failure { message: describe(row, &status), refused: is_refusal(status.code()) })
+        metrics::histogram!(crate::observability::RELAY_BATCH_COMMANDS, "target" => row.target.clone()).record(1.0);
+        grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(request, path, RawCodec).await.map(|_| ()).map_err(|status| {
+            let reason = status.get_error_details().error_info().map(|info| info.reason.clone()).unwrap_or_default();
+            Failure { message: describe(&row.target, row.rpc(), &status, &reason), refused: is_refusal(status.code()) }
+        })
     }
 
-    async fn record(&self, results: Vec<(OutboxRow, Result<(), Failure>)>) -> Result<(), DbError> {
+    /// A request carrying the service token.
+    fn authorised(&self, body: Vec<u8>) -> Result<Request<Vec<u8>>, Failure> {
+        let bearer = self.tokens.bearer().map_err(Failure::transient)?;
+        let mut request = Request::new(body);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {bearer}").parse().map_err(|_| Failure::refused("service token is not ASCII".into()))?,
+        );
+        Ok(request)
+    }
+
+    fn is_unbatched(&self, target: &str) -> bool {
+        let unbatched = self.unbatched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        unbatched.get(target).is_some_and(|since| since.elapsed() < UNBATCHED_RECHECK)
+    }
+
+    fn remember_unbatched(&self, target: &str, status: &Status) {
+        let mut unbatched = self.unbatched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Logged once per target; a recheck that still finds no
+        // ApplyCommands only renews the date.
+        if unbatched.insert(target.to_owned(), Instant::now()).is_none() {
+            tracing::info!(
+                target,
+                message = status.message(),
+                "target has no ApplyCommands; sending it one call per command"
+            );
+        }
+    }
+
+    fn forget_unbatched(&self, target: &str) {
+        let mut unbatched = self.unbatched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if unbatched.remove(target).is_some() {
+            tracing::info!(target, "target now takes ApplyCommands; sending it batches");
+        }
+    }
+
+    /// Records the outcomes in one write transaction: the delivered commands
+    /// with one UPDATE, each failure (rare) with its own.
+    async fn record(&self, results: Vec<Outcome>) -> Result<(), DbError> {
         let settings = self.settings.clone();
         self.db
             .write(move |conn| {
                 let now = chrono::Utc::now().naive_utc();
+                let mut delivered: Vec<i64> = Vec::new();
+                let mut delivered_per_target: HashMap<&str, u64> = HashMap::new();
                 for (row, outcome) in &results {
                     let attempt = |outcome: &'static str| {
                         metrics::counter!(crate::observability::RELAY_ATTEMPTS_TOTAL, "target" => row.target.clone(), "outcome" => outcome)
@@ -284,10 +491,8 @@ impl Relay {
                     };
                     match outcome {
                         Ok(()) => {
-                            attempt("delivered");
-                            diesel::update(outbox::table.find(row.id))
-                                .set((outbox::delivered_at.eq(now), outbox::attempts.eq(row.attempts + 1)))
-                                .execute(conn)?;
+                            delivered.push(row.id);
+                            *delivered_per_target.entry(row.target.as_str()).or_default() += 1;
                         }
                         Err(Failure { message: error, refused }) => {
                             let attempts = row.attempts + 1;
@@ -316,6 +521,15 @@ impl Relay {
                         }
                     }
                 }
+                if !delivered.is_empty() {
+                    diesel::update(outbox::table.filter(outbox::id.eq_any(&delivered)))
+                        .set((outbox::delivered_at.eq(now), outbox::attempts.eq(outbox::attempts + 1)))
+                        .execute(conn)?;
+                }
+                for (target, count) in delivered_per_target {
+                    metrics::counter!(crate::observability::RELAY_ATTEMPTS_TOTAL, "target" => target.to_owned(), "outcome" => "delivered")
+                        .increment(count);
+                }
                 Ok::<_, DbError>(())
             })
             .await
@@ -324,6 +538,16 @@ impl Relay {
 
 /// Attempts before a command its target refuses is parked.
 pub const REFUSED_ATTEMPTS: i32 = 5;
+
+/// The most commands `ApplyCommands` takes in one call (the receivers
+/// refuse a larger batch whole).
+const MAX_APPLY_COMMANDS: usize = 1_000;
+
+/// How long a target that answered UNIMPLEMENTED to `ApplyCommands` gets
+/// unary calls before `ApplyCommands` is tried again: a rolling upgrade ends
+/// batched within a minute, at the cost of one extra call a minute to a
+/// target that never batches (the DfE gateway).
+const UNBATCHED_RECHECK: Duration = Duration::from_secs(60);
 
 /// How often the relay refreshes the outbox gauges.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -366,13 +590,60 @@ fn is_refusal(code: Code) -> bool {
     )
 }
 
-fn describe(row: &OutboxRow, status: &Status) -> String {
+/// What a failed call of `rpc` on `target` said, with the ErrorInfo reason
+/// when there is one.
+fn describe(target: &str, rpc: &str, status: &Status, reason: &str) -> String {
     let kind = match status.code() {
         Code::Unimplemented => "not implemented by the target yet",
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => "target unavailable",
         _ => "refused by the target",
     };
-    format!("{} {}: {kind}: {:?}: {}", row.target, row.rpc(), status.code(), status.message())
+    let reason = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
+    format!("{target} {rpc}: {kind}: {:?}: {}{reason}", status.code(), status.message())
+}
+
+/// A command's outcome from its result in an `ApplyCommands` answer.
+fn outcome_of(row: &OutboxRow, result: CommandResult) -> Result<(), Failure> {
+    // Results answer by index; one naming another command means the answer
+    // is not in the request's order, and nothing in it can be trusted.
+    if !result.idempotency_key.is_empty() && result.idempotency_key != row.command_id {
+        return Err(Failure::transient(format!(
+            "{} ApplyCommands answered for {} in the place of {}",
+            row.target, result.idempotency_key, row.command_id
+        )));
+    }
+    if result.code == 0 {
+        return Ok(());
+    }
+    let status = Status::new(Code::from_i32(result.code), result.message);
+    Err(Failure {
+        message: describe(&row.target, row.rpc(), &status, &result.reason),
+        refused: is_refusal(status.code()),
+    })
+}
+
+/// Why an `ApplyCommands` call failed as a whole.
+#[derive(Debug)]
+enum CallError {
+    /// The call could not be made or its answer not read.
+    Setup(Failure),
+    /// The target answered with this status.
+    Status(Status),
+}
+
+/// `ApplyCommands`' request on every target service that has it (content
+/// release, payments): one repeated field, the same wire form on each.
+#[derive(Clone, PartialEq, Message)]
+struct ApplyCommandsRequest {
+    #[prost(message, repeated, tag = "1")]
+    commands: Vec<EncodedCommand>,
+}
+
+/// `ApplyCommands`' response on every target service that has it.
+#[derive(Clone, PartialEq, Message)]
+struct ApplyCommandsResponse {
+    #[prost(message, repeated, tag = "1")]
+    results: Vec<CommandResult>,
 }
 
 #[cfg(test)]
