@@ -16,7 +16,7 @@ use steplab_platform::Caller;
 use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
 use steplab_platform::observability;
-use steplab_platform::outbox::{self, NewCommand};
+use steplab_platform::outbox::NewCommand;
 
 /// Writes the commands of a decision to the outbox, each with a fresh id and
 /// the request id of the call that caused it (sent on as `x-request-id`).
@@ -26,12 +26,15 @@ pub(super) fn enqueue(
     now: NaiveDateTime,
 ) -> Result<(), ServiceError> {
     let request_id = observability::current_request_id();
-    for command in commands {
-        let mut row: NewCommand = crate::commands::to_outbox(command, convert::new_id());
-        row.request_id.clone_from(&request_id);
-        outbox::enqueue(conn, &row, now)?;
-    }
-    Ok(())
+    let rows = commands
+        .into_iter()
+        .map(|command| {
+            let mut row: NewCommand = crate::commands::to_outbox(command, convert::new_id());
+            row.request_id.clone_from(&request_id);
+            row
+        })
+        .collect();
+    store::journal::enqueue(conn, rows, now)
 }
 
 /// Stores everything one decision made, in the caller's transaction: the

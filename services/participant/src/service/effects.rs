@@ -1,6 +1,7 @@
 //! ChangeEffects (AIP-163): what a change records, built inside its unit of
-//! work from the rows it wrote, so a dry run (validate_only, rolled back)
-//! and the real call describe the same change by construction. A dry run
+//! work from its journal (the rows it wrote, as stored), so a dry run
+//! (validate_only, rolled back) and the real call describe the same change
+//! by construction. A dry run
 //! also asks content release and payments what the commands would do.
 
 use super::Registry;
@@ -8,11 +9,8 @@ use crate::commands::{CONTENT, PAYMENTS};
 use crate::convert::{self, StatusOnDate};
 use crate::domain::events::Event;
 use crate::peers::CheckError;
-use crate::store;
+use crate::store::journal::{Journal, Written};
 use chrono::NaiveDate;
-use steplab_platform::db::DbConn;
-use steplab_platform::error::ServiceError;
-use steplab_platform::outbox;
 use steplab_proto::steplab::participant::v1 as pb;
 
 /// A response that carries ChangeEffects.
@@ -52,88 +50,79 @@ effected!(
     SetDfeParticipantIdResponse,
 );
 
-/// Where the event log and the outbox ended before a unit of work wrote:
-/// every row after it is the unit of work's own (writes take turns).
-pub(super) struct Mark {
-    event_cursor: i64,
-    outbox_id: i64,
+/// What a unit of work wrote, from its journal: its events (cascades
+/// included), its commands, and the status changes they make.
+pub(super) fn described(journal: &Journal, validate_only: bool) -> pb::ChangeEffects {
+    let mut events = journal.events.clone();
+    events.sort_by_key(|e| e.cursor);
+    let commands = journal
+        .commands
+        .iter()
+        .map(|row| {
+            convert::downstream_command(row).unwrap_or_else(|problem| {
+                // Never fails the change it describes: the relay sends the row as stored.
+                tracing::error!(error = %problem, command_id = %row.command_id, "a command cannot be shown in the change's effects");
+                pb::DownstreamCommand {
+                    target: row.target.clone(),
+                    rpc: row.rpc().to_owned(),
+                    participant_id: row.participant_id.clone(),
+                    command: None,
+                }
+            })
+        })
+        .collect();
+    let status_changes = status_changes(journal, &events);
+    pb::ChangeEffects {
+        validate_only,
+        events: events.into_iter().map(convert::event).collect(),
+        status_changes,
+        commands,
+        ..pb::ChangeEffects::default()
+    }
 }
 
-impl Mark {
-    pub(super) fn take(conn: &mut DbConn) -> Result<Self, ServiceError> {
-        Ok(Self { event_cursor: store::last_event_cursor(conn)?, outbox_id: outbox::last_id(conn)? })
+/// One StatusChange per participant and event date whose status on that
+/// date differs before (their history before the change) and after.
+fn status_changes(journal: &Journal, events: &[Event]) -> Vec<pb::StatusChange> {
+    let mut participant_ids: Vec<&str> = Vec::new();
+    for event in events {
+        if !participant_ids.contains(&event.participant_id.as_str()) {
+            participant_ids.push(&event.participant_id);
+        }
     }
-
-    /// What the unit of work wrote since the mark: its events (cascades
-    /// included), its commands, and the status changes they make.
-    pub(super) fn effects(&self, conn: &mut DbConn, validate_only: bool) -> Result<pb::ChangeEffects, ServiceError> {
-        let events = store::events_after(conn, self.event_cursor)?;
-        let commands = outbox::enqueued_after(conn, self.outbox_id)?
-            .iter()
-            .map(|row| {
-                convert::downstream_command(row).unwrap_or_else(|problem| {
-                    // Never fails the change it describes: the relay sends the row as stored.
-                    tracing::error!(error = %problem, command_id = %row.command_id, "a command cannot be shown in the change's effects");
-                    pb::DownstreamCommand {
-                        target: row.target.clone(),
-                        rpc: row.rpc().to_owned(),
-                        participant_id: row.participant_id.clone(),
-                        command: None,
-                    }
-                })
-            })
-            .collect();
-        let status_changes = self.status_changes(conn, &events)?;
-        Ok(pb::ChangeEffects {
-            validate_only,
-            events: events.into_iter().map(convert::event).collect(),
-            status_changes,
-            commands,
-            ..pb::ChangeEffects::default()
-        })
-    }
-
-    /// One StatusChange per participant and event date whose status on that
-    /// date differs before (their history up to the mark) and after.
-    fn status_changes(&self, conn: &mut DbConn, events: &[Event]) -> Result<Vec<pb::StatusChange>, ServiceError> {
-        let mut participant_ids: Vec<&str> = Vec::new();
-        for event in events {
-            if !participant_ids.contains(&event.participant_id.as_str()) {
-                participant_ids.push(&event.participant_id);
+    let mut changes = Vec::new();
+    for id in participant_ids {
+        let Some(Written { version_before, after }) = journal.written.iter().find(|w| w.after.id == id) else {
+            // Every event is appended to a participant written with it.
+            tracing::error!(participant_id = id, "an event of the change has no participant in its journal");
+            continue;
+        };
+        let mut before = after.clone();
+        before.events.retain(|e| e.sequence <= *version_before);
+        let mut dates: Vec<(NaiveDate, Option<&str>)> = Vec::new();
+        for event in events.iter().filter(|e| e.participant_id == id) {
+            if !dates.iter().any(|(date, _)| *date == event.effective_date) {
+                dates.push((event.effective_date, event.caused_by.as_deref()));
             }
         }
-        let mut changes = Vec::new();
-        for id in participant_ids {
-            let after = store::load_participant(conn, id)?
-                .ok_or_else(|| ServiceError::Internal(format!("participant {id} vanished inside its own change")))?;
-            let mut before = after.clone();
-            before.events.retain(|e| e.cursor <= self.event_cursor);
-            let mut dates: Vec<(NaiveDate, Option<&str>)> = Vec::new();
-            for event in events.iter().filter(|e| e.participant_id == id) {
-                if !dates.iter().any(|(date, _)| *date == event.effective_date) {
-                    dates.push((event.effective_date, event.caused_by.as_deref()));
-                }
-            }
-            dates.sort_by_key(|(date, _)| *date);
-            for (effective_date, caused_by) in dates {
-                // No history before the mark: the change registered them.
-                let previous =
-                    if before.events.is_empty() { None } else { before.as_of(effective_date).map(|v| v.status) };
-                let Some(new) = after.as_of(effective_date).map(|v| v.status) else { continue };
-                if previous != Some(new) {
-                    changes.push(convert::status_change(StatusOnDate {
-                        participant_id: id,
-                        kind: after.kind,
-                        effective_date,
-                        previous,
-                        new,
-                        caused_by,
-                    }));
-                }
+        dates.sort_by_key(|(date, _)| *date);
+        for (effective_date, caused_by) in dates {
+            // No history before the change: the change registered them.
+            let previous = if before.events.is_empty() { None } else { before.as_of(effective_date).map(|v| v.status) };
+            let Some(new) = after.as_of(effective_date).map(|v| v.status) else { continue };
+            if previous != Some(new) {
+                changes.push(convert::status_change(StatusOnDate {
+                    participant_id: id,
+                    kind: after.kind,
+                    effective_date,
+                    previous,
+                    new,
+                    caused_by,
+                }));
             }
         }
-        Ok(changes)
     }
+    changes
 }
 
 impl Registry {

@@ -27,7 +27,7 @@ use crate::domain::{ParticipantRules, ParticipantView};
 use crate::store;
 use apply::apply;
 use chrono::NaiveDate;
-use effects::{Effected, Mark};
+use effects::Effected;
 use shown::changed;
 use std::sync::Arc;
 use steplab_platform::Caller;
@@ -187,7 +187,7 @@ impl Registry {
     }
 
     /// Runs a mutation in one write transaction, honouring `request_id`,
-    /// and answers with the ChangeEffects read back from what it wrote. With
+    /// and answers with the ChangeEffects of what it wrote (its journal). With
     /// `validate_only` the same closure runs in a transaction that is always
     /// rolled back (AIP-163): the same refusals, the same answer, nothing
     /// kept (no idempotency record, no delivery, no audit entry); content
@@ -205,9 +205,11 @@ impl Registry {
         Resp: prost::Message + Effected + Default + Send + 'static,
     {
         let described = move |conn: &mut DbConn| {
-            let mark = Mark::take(conn)?;
-            let mut answer = f(conn)?;
-            *answer.effects_mut() = Some(mark.effects(conn, validate_only)?);
+            let (answer, mut journal) = store::journal::kept(|| f(conn));
+            let mut answer = answer?;
+            // The change's commands reach the outbox in one statement.
+            store::journal::flush(conn, &mut journal)?;
+            *answer.effects_mut() = Some(effects::described(&journal, validate_only));
             Ok(answer)
         };
         if validate_only {

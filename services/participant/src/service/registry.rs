@@ -143,8 +143,10 @@ impl Registry {
             if let Some(dfe_id) = &dfe_id {
                 set_dfe_id(conn, &record, dfe_id, now)?;
             }
-            let participant = convert::participant(current(&record, today)?);
-            Ok(pb::RegisterParticipantResponse { effects: None, participant: Some(with_dfe_id(conn, participant)?) })
+            let mut participant = convert::participant(current(&record, today)?);
+            // X1: a new participant's DfE id is the one just given, if any.
+            participant.dfe_participant_id = dfe_id.unwrap_or_default();
+            Ok(pb::RegisterParticipantResponse { effects: None, participant: Some(participant) })
         })
         .await
     }

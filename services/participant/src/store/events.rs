@@ -1,8 +1,9 @@
 //! Participants' histories: events appended under a version check, read
 //! back in order, and the reporting feed's cursor over them.
 
-use super::participants::refresh_current_values;
-use super::schema::{participant_events, participants};
+use super::journal::Written;
+use super::participants::advance;
+use super::schema::participant_events;
 use crate::domain::events::{Actor, Event, EventKind, NewEvent};
 use crate::domain::view::ParticipantRecord;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -27,6 +28,8 @@ pub(super) struct EventRow {
 
 #[derive(Insertable)]
 #[diesel(table_name = participant_events)]
+// NULL, not DEFAULT, for no cause: SQLite takes no DEFAULT in a multi-row INSERT.
+#[diesel(treat_none_as_default_value = false)]
 struct NewEventRow<'a> {
     participant_id: &'a str,
     sequence: i64,
@@ -58,7 +61,9 @@ pub(super) fn event_from_row(row: EventRow) -> Result<Event, ServiceError> {
 /// Appends `events` to the participants they name, each of whom must be in
 /// `records` as read in this unit of work. The version check makes a
 /// concurrent change to any of them lose with ABORTED instead of
-/// interleaving. The current-value columns are refreshed from the fold.
+/// interleaving. The current-value columns are refreshed from the fold in
+/// the same statement. Answers the participants written, as they now stand
+/// (what reading them back would give), and notes them in the journal.
 pub fn append_events(
     conn: &mut DbConn,
     records: &[&ParticipantRecord],
@@ -66,7 +71,7 @@ pub fn append_events(
     actor: &Actor,
     now: NaiveDateTime,
     today: NaiveDate,
-) -> Result<(), ServiceError> {
+) -> Result<Vec<ParticipantRecord>, ServiceError> {
     if let Some(stray) = events.iter().find(|e| !records.iter().any(|r| r.id == e.participant_id)) {
         return Err(ServiceError::Internal(format!(
             "event for participant {} that was not read first",
@@ -74,6 +79,7 @@ pub fn append_events(
         )));
     }
     let mut rows: Vec<NewEventRow<'_>> = Vec::with_capacity(events.len());
+    let mut written: Vec<(i64, ParticipantRecord)> = Vec::new();
     for record in records {
         let mine: Vec<&NewEvent> = events.iter().filter(|e| e.participant_id == record.id).collect();
         if mine.is_empty() {
@@ -83,19 +89,6 @@ pub fn append_events(
         // them as the reporting feed is, in the same transaction.
         enqueue_for_dfe(conn, crate::domain::dfe::commands_for(record, &mine), now)?;
         let new_version = record.version + mine.len() as i64;
-        let updated = diesel::update(
-            participants::table
-                .filter(participants::id.eq(&record.id))
-                .filter(participants::version.eq(record.version)),
-        )
-        .set((participants::version.eq(new_version), participants::updated_at.eq(now)))
-        .execute(conn)?;
-        if updated == 0 {
-            return Err(ServiceError::Aborted(format!(
-                "participant {} was changed by another request at the same time: read it again and retry",
-                record.id
-            )));
-        }
         let mut after = (*record).clone();
         for (offset, event) in mine.iter().enumerate() {
             let sequence = record.version + offset as i64 + 1;
@@ -113,7 +106,7 @@ pub fn append_events(
                 caused_by_participant_id: event.caused_by.as_deref(),
             });
             after.events.push(Event {
-                // Not known until inserted; the fold does not read it.
+                // Replaced by the stored event once inserted; the fold does not read it.
                 cursor: 0,
                 participant_id: record.id.clone(),
                 sequence,
@@ -125,10 +118,16 @@ pub fn append_events(
             });
         }
         after.version = new_version;
-        refresh_current_values(conn, &after, today)?;
+        if !advance(conn, record.version, &after, now, today)? {
+            return Err(ServiceError::Aborted(format!(
+                "participant {} was changed by another request at the same time: read it again and retry",
+                record.id
+            )));
+        }
+        written.push((record.version, after));
     }
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     if matches!(conn, DbConn::Pg(_)) {
         // Event ids are the WatchEvents cursor: taking this lock before
@@ -138,10 +137,41 @@ pub fn append_events(
         // row updates, because it serialises every writer until commit.
         diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)").execute(conn)?;
     }
-    for row in &rows {
-        diesel::insert_into(participant_events::table).values(row).execute(conn)?;
+    let stored = insert_all(conn, &rows)?;
+    // The stored events (cursor and stored time included) replace the ones
+    // the fold was given, so each record is exactly what a read would give.
+    for (_, after) in &mut written {
+        for event in after.events.iter_mut().filter(|e| e.cursor == 0) {
+            if let Some(s) =
+                stored.iter().find(|s| s.participant_id == event.participant_id && s.sequence == event.sequence)
+            {
+                *event = s.clone();
+            }
+        }
     }
-    Ok(())
+    super::journal::note_written(
+        &stored,
+        written
+            .iter()
+            .map(|(version_before, after)| Written { version_before: *version_before, after: after.clone() })
+            .collect(),
+    );
+    Ok(written.into_iter().map(|(_, after)| after).collect())
+}
+
+/// Inserts event rows in one statement and answers them as stored, in
+/// cursor order.
+fn insert_all(conn: &mut DbConn, rows: &[NewEventRow<'_>]) -> Result<Vec<Event>, ServiceError> {
+    let insert = diesel::insert_into(participant_events::table).values(rows);
+    // On the backend's own connection: diesel's MultiConnection builds
+    // neither a multi-row INSERT nor its RETURNING clause.
+    let mut stored: Vec<EventRow> = match conn {
+        DbConn::Pg(pg) => insert.returning(EventRow::as_returning()).get_results(pg)?,
+        DbConn::Sqlite(sqlite) => insert.returning(EventRow::as_returning()).get_results(sqlite)?,
+    };
+    // RETURNING's order is unspecified; the cursor is the order.
+    stored.sort_by_key(|row| row.id);
+    stored.into_iter().map(event_from_row).collect()
 }
 
 /// A participant's events in the order they were recorded.
@@ -172,29 +202,6 @@ pub fn history(
     Ok((rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?, next))
 }
 
-/// The newest event's cursor, 0 before the first: a unit of work notes it
-/// before writing, to read back the events it appended (ChangeEffects).
-pub fn last_event_cursor(conn: &mut DbConn) -> Result<i64, ServiceError> {
-    let newest: Option<i64> = participant_events::table.select(diesel::dsl::max(participant_events::id)).first(conn)?;
-    Ok(newest.unwrap_or(0))
-}
-
-/// The events this transaction appended after `cursor` (noted by it
-/// first), in cursor order. On PostgreSQL another replica's events may
-/// commit meanwhile: only rows this transaction wrote (its `xmin`) count.
-pub fn events_after(conn: &mut DbConn, cursor: i64) -> Result<Vec<Event>, ServiceError> {
-    let own_rows = if matches!(conn, DbConn::Pg(_)) { "xmin = pg_current_xact_id()::xid" } else { "1 = 1" };
-    participant_events::table
-        .filter(participant_events::id.gt(cursor))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(own_rows))
-        .order(participant_events::id)
-        .select(EventRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(event_from_row)
-        .collect()
-}
-
 /// The WatchEvents feed: every event after `cursor`, in cursor order, at
 /// most `limit`. It carries each EventType its enum lists, the DfE's
 /// reportable ones (D12, W10) among them; a consumer picks the types it
@@ -219,10 +226,13 @@ pub fn enqueue_for_dfe(
     now: NaiveDateTime,
 ) -> Result<(), ServiceError> {
     let request_id = steplab_platform::observability::current_request_id();
-    for command in commands {
-        let mut row = crate::commands::gateway_to_outbox(command, steplab_platform::ids::new_id());
-        row.request_id.clone_from(&request_id);
-        steplab_platform::outbox::enqueue(conn, &row, now)?;
-    }
-    Ok(())
+    let rows = commands
+        .into_iter()
+        .map(|command| {
+            let mut row = crate::commands::gateway_to_outbox(command, steplab_platform::ids::new_id());
+            row.request_id.clone_from(&request_id);
+            row
+        })
+        .collect();
+    super::journal::enqueue(conn, rows, now)
 }

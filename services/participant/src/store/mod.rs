@@ -6,6 +6,7 @@
 mod approvals;
 mod directory;
 mod events;
+pub mod journal;
 mod participants;
 
 pub use approvals::*;

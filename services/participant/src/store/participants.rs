@@ -41,7 +41,8 @@ pub fn trn_holder(conn: &mut DbConn, trn: &str, kind: ParticipantKind) -> Result
         .optional()?)
 }
 
-/// Stores a new participant with its registration event.
+/// Stores a new participant with its registration event. The caller has
+/// checked the TRN is free (it names the holder when its caller may see them).
 pub fn insert_participant(
     conn: &mut DbConn,
     new: &NewParticipant,
@@ -49,42 +50,42 @@ pub fn insert_participant(
     now: NaiveDateTime,
     today: NaiveDate,
 ) -> Result<ParticipantRecord, ServiceError> {
-    if let Some(trn) = &new.trn
-        && trn_holder(conn, trn, new.kind)?.is_some()
-    {
-        // The holder may be another delivery partner's: never named here.
-        return Err(ServiceError::AlreadyExists(format!(
-            "{} with TRN {trn} is already registered",
-            new.kind.describe()
-        )));
-    }
     let EventKind::Registered { school_id, delivery_partner_id, .. } = &new.registered.kind else {
         return Err(ServiceError::Internal("a new participant's first event must be its registration".into()));
     };
-    diesel::insert_into(participants::table)
-        .values(&ParticipantRow {
-            id: new.id.clone(),
-            kind: new.kind.as_str().to_owned(),
-            full_name: new.full_name.clone(),
-            trn: new.trn.clone(),
-            school_id: school_id.clone(),
-            delivery_partner_id: delivery_partner_id.clone(),
-            mentor_id: None,
-            registered_on: new.registered_on,
-            previous_pilot_mentor: new.previous_pilot_mentor,
-            version: 0,
-            created_at: now,
-            updated_at: now,
-        })
-        .execute(conn)?;
-    let record = load_participant(conn, &new.id)?
-        .ok_or_else(|| ServiceError::Internal("participant vanished inside its own transaction".into()))?;
-    append_events(conn, &[&record], std::slice::from_ref(&new.registered), actor, now, today)?;
-    load_participant(conn, &new.id)?
-        .ok_or_else(|| ServiceError::Internal("participant vanished inside its own transaction".into()))
+    let insert = diesel::insert_into(participants::table).values(ParticipantRow {
+        id: new.id.clone(),
+        kind: new.kind.as_str().to_owned(),
+        full_name: new.full_name.clone(),
+        trn: new.trn.clone(),
+        school_id: school_id.clone(),
+        delivery_partner_id: delivery_partner_id.clone(),
+        mentor_id: None,
+        registered_on: new.registered_on,
+        previous_pilot_mentor: new.previous_pilot_mentor,
+        version: 0,
+        created_at: now,
+        updated_at: now,
+    });
+    // As stored (the timestamps at the database's precision), so the record
+    // is what a read would give. On the backend's own connection: diesel's
+    // MultiConnection builds no RETURNING clause.
+    let row: ParticipantRow = match conn {
+        DbConn::Pg(pg) => insert.returning(ParticipantRow::as_returning()).get_result(pg)?,
+        DbConn::Sqlite(sqlite) => insert.returning(ParticipantRow::as_returning()).get_result(sqlite)?,
+    };
+    let record = record_from_row(row, Vec::new())?;
+    append_events(conn, &[&record], std::slice::from_ref(&new.registered), actor, now, today)?
+        .pop()
+        .ok_or_else(|| ServiceError::Internal("a new participant's registration was not stored".into()))
 }
 
+/// A participant and their history. One this unit of work wrote comes from
+/// its journal: the same record, without reading back what it just wrote.
 pub fn load_participant(conn: &mut DbConn, id: &str) -> Result<Option<ParticipantRecord>, ServiceError> {
+    if let Some(record) = super::journal::written(id) {
+        return Ok(Some(record));
+    }
     let row: Option<ParticipantRow> =
         participants::table.find(id).select(ParticipantRow::as_select()).first(conn).optional()?;
     match row {
@@ -110,22 +111,26 @@ pub(super) fn records_from_rows(
     }
     rows.into_iter()
         .map(|row| {
-            let kind = ParticipantKind::parse(&row.kind).ok_or_else(|| {
-                ServiceError::Internal(format!("participant {} has unknown kind {}", row.id, row.kind))
-            })?;
-            Ok(ParticipantRecord {
-                events: by_participant.remove(&row.id).unwrap_or_default(),
-                id: row.id,
-                kind,
-                full_name: row.full_name,
-                trn: row.trn,
-                registered_on: row.registered_on,
-                previous_pilot_mentor: row.previous_pilot_mentor,
-                version: row.version,
-                created_at: row.created_at,
-            })
+            let events = by_participant.remove(&row.id).unwrap_or_default();
+            record_from_row(row, events)
         })
         .collect()
+}
+
+fn record_from_row(row: ParticipantRow, events: Vec<Event>) -> Result<ParticipantRecord, ServiceError> {
+    let kind = ParticipantKind::parse(&row.kind)
+        .ok_or_else(|| ServiceError::Internal(format!("participant {} has unknown kind {}", row.id, row.kind)))?;
+    Ok(ParticipantRecord {
+        events,
+        id: row.id,
+        kind,
+        full_name: row.full_name,
+        trn: row.trn,
+        registered_on: row.registered_on,
+        previous_pilot_mentor: row.previous_pilot_mentor,
+        version: row.version,
+        created_at: row.created_at,
+    })
 }
 
 /// Locks the participants' rows in one order (PostgreSQL; SQLite has a single
@@ -141,6 +146,12 @@ pub fn lock_participants(conn: &mut DbConn, ids: &[String]) -> Result<(), Servic
     let mut ids = ids.to_vec();
     ids.sort();
     ids.dedup();
+    if ids.len() < 2 {
+        // One row cannot be locked out of order: the UPDATE that writes it
+        // takes the same lock, and nothing is locked before it (a change's
+        // outbox rows are written at its end).
+        return Ok(());
+    }
     participants::table
         .filter(participants::id.eq_any(&ids))
         .order(participants::id)
@@ -255,25 +266,33 @@ pub fn set_dfe_participant_id(conn: &mut DbConn, id: &str, dfe_participant_id: &
     Ok(())
 }
 
-/// Writes the columns that lists filter on (school, delivery partner,
-/// mentor) from `record`'s fold, `record` holding its new events.
-pub(super) fn refresh_current_values(
+/// Moves a participant from `version_before` to `after`'s version, writing
+/// the columns lists filter on (school, delivery partner, mentor) from
+/// `after`'s fold, `after` holding its new events: one statement. False when
+/// another change moved the participant first.
+pub(super) fn advance(
     conn: &mut DbConn,
-    record: &ParticipantRecord,
+    version_before: i64,
+    after: &ParticipantRecord,
+    now: NaiveDateTime,
     today: NaiveDate,
-) -> Result<(), ServiceError> {
-    let id = &record.id;
+) -> Result<bool, ServiceError> {
+    let id = &after.id;
     // "Current" is today, or the registration date for a participant
     // registered today with a future-dated nothing: as_of never precedes it.
-    let view = record
-        .as_of(today.max(record.registered_on))
+    let view = after
+        .as_of(today.max(after.registered_on))
         .ok_or_else(|| ServiceError::Internal(format!("participant {id} has no view")))?;
-    diesel::update(participants::table.find(id))
-        .set((
-            participants::school_id.eq(&view.school_id),
-            participants::delivery_partner_id.eq(&view.delivery_partner_id),
-            participants::mentor_id.eq(view.mentor.as_ref().map(|(m, _)| m.as_str())),
-        ))
-        .execute(conn)?;
-    Ok(())
+    let updated = diesel::update(
+        participants::table.filter(participants::id.eq(id)).filter(participants::version.eq(version_before)),
+    )
+    .set((
+        participants::version.eq(after.version),
+        participants::updated_at.eq(now),
+        participants::school_id.eq(&view.school_id),
+        participants::delivery_partner_id.eq(&view.delivery_partner_id),
+        participants::mentor_id.eq(view.mentor.as_ref().map(|(m, _)| m.as_str())),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
 }

@@ -115,24 +115,40 @@ pub fn enqueue(conn: &mut DbConn, command: &NewCommand, now: NaiveDateTime) -> Q
         .map(|_| ())
 }
 
-/// The newest command's row id, 0 before the first: a unit of work notes it
-/// before writing, to read back the commands it enqueued.
-pub fn last_id(conn: &mut DbConn) -> QueryResult<i64> {
-    let newest: Option<i64> = outbox::table.select(diesel::dsl::max(outbox::id)).first(conn)?;
-    Ok(newest.unwrap_or(0))
-}
-
-/// The commands this transaction enqueued after row `id` (noted by it
-/// first), oldest first. On PostgreSQL another replica's commands may
-/// commit meanwhile: only rows this transaction wrote (its `xmin`) count.
-pub fn enqueued_after(conn: &mut DbConn, id: i64) -> QueryResult<Vec<OutboxRow>> {
-    let own_rows = if matches!(conn, DbConn::Pg(_)) { "xmin = pg_current_xact_id()::xid" } else { "1 = 1" };
-    outbox::table
-        .filter(outbox::id.gt(id))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(own_rows))
-        .order(outbox::id)
-        .select(OutboxRow::as_select())
-        .load(conn)
+/// Adds several commands to the outbox in one statement, in their order;
+/// call inside the change's transaction. Answers the rows as stored, oldest
+/// first, so the change can describe what it enqueued without reading the
+/// outbox back.
+pub fn enqueue_all(conn: &mut DbConn, commands: &[NewCommand], now: NaiveDateTime) -> QueryResult<Vec<OutboxRow>> {
+    if commands.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<_> = commands
+        .iter()
+        .map(|command| {
+            (
+                outbox::command_id.eq(&command.command_id),
+                outbox::participant_id.eq(&command.participant_id),
+                outbox::target.eq(&command.target),
+                outbox::method.eq(&command.method),
+                outbox::payload.eq(&command.payload),
+                outbox::created_at.eq(now),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(now),
+                outbox::request_id.eq(&command.request_id),
+            )
+        })
+        .collect();
+    let insert = diesel::insert_into(outbox::table).values(&rows);
+    // On the backend's own connection: diesel's MultiConnection builds
+    // neither a multi-row INSERT nor its RETURNING clause.
+    let mut stored: Vec<OutboxRow> = match conn {
+        DbConn::Pg(pg) => insert.returning(OutboxRow::as_returning()).get_results(pg)?,
+        DbConn::Sqlite(sqlite) => insert.returning(OutboxRow::as_returning()).get_results(sqlite)?,
+    };
+    // Ids follow the order of the rows; RETURNING's own order is unspecified.
+    stored.sort_by_key(|row| row.id);
+    Ok(stored)
 }
 
 /// Every command sent for one participant, oldest first.
