@@ -35,12 +35,9 @@ steplab_platform::delegating_grpc_service! {
     rpc record_attendance(pb::RecordAttendanceRequest) -> pb::RecordAttendanceResponse => record_attendance, noting participant_id;
     rpc list_releases(pb::ListReleasesRequest) -> pb::ListReleasesResponse => list_releases;
     rpc preview_commands(pb::PreviewCommandsRequest) -> pb::PreviewCommandsResponse => preview_commands;
+    // Each command is audited as its own RPC, with its own participant.
+    rpc apply_commands(pb::ApplyCommandsRequest) -> pb::ApplyCommandsResponse => apply_commands;
     handwritten {
-        async fn apply_commands(&self, request: Request<pb::ApplyCommandsRequest>) -> Answer<pb::ApplyCommandsResponse> {
-            // Issue 18: not built yet; the relay sends each command on its own RPC.
-            Caller::from_request(&request)?;
-            Err(Status::unimplemented("ApplyCommands is not built yet (issue 18): send each command on its own RPC"))
-        }
 
         async fn get_curriculum(&self, request: Request<pb::GetCurriculumRequest>) -> Answer<pb::GetCurriculumResponse> {
             // Any authenticated caller: the interceptor has already checked the token.

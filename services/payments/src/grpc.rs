@@ -36,12 +36,9 @@ steplab_platform::delegating_grpc_service! {
     rpc list_schedules(pb::ListSchedulesRequest) -> pb::ListSchedulesResponse => list_schedules;
     rpc record_declaration_state(pb::RecordDeclarationStateRequest) -> pb::RecordDeclarationStateResponse => record_declaration_state, noting participant_id;
     rpc preview_commands(pb::PreviewCommandsRequest) -> pb::PreviewCommandsResponse => preview_commands;
+    // Each command is audited as its own RPC, with its own participant.
+    rpc apply_commands(pb::ApplyCommandsRequest) -> pb::ApplyCommandsResponse => apply_commands;
     handwritten {
-        async fn apply_commands(&self, request: Request<pb::ApplyCommandsRequest>) -> Answer<pb::ApplyCommandsResponse> {
-            // Issue 18: not built yet; the relay sends each command on its own RPC.
-            Caller::from_request(&request)?;
-            Err(Status::unimplemented("ApplyCommands is not built yet (issue 18): send each command on its own RPC"))
-        }
 
         async fn list_audit_entries(
             &self,

@@ -71,6 +71,20 @@ pub use crate::call::UNKNOWN_RPC;
 /// The request id of a summary row of unauthenticated refusals.
 pub const SUMMARY_REQUEST_ID: &str = "summary";
 
+/// One command of a batch, as its audit entry names it (see
+/// [`NewEntry::for_command`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandCall<'a> {
+    /// The RPC the command stands for (one of the service's own names, or
+    /// [`UNKNOWN_RPC`]).
+    pub rpc: &'static str,
+    /// As the request gave it; kept only when it can be an id.
+    pub participant_id: &'a str,
+    /// The command's own request id, when the batch carried one.
+    pub request_id: Option<&'a str>,
+    pub refusal: Option<Refusal>,
+}
+
 /// Unauthenticated refusals recorded one row each per window, per service.
 pub const UNAUTHENTICATED_ROWS_PER_WINDOW: u32 = 20;
 
@@ -86,6 +100,9 @@ pub const MAX_FILTER_CHARS: usize = 200;
 /// An entry about to be recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Insertable)]
 #[diesel(table_name = audit_log)]
+// `None` is NULL (no column has another default), so many entries go in
+// one multi-row INSERT on SQLite too, which has no DEFAULT keyword.
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewEntry {
     pub recorded_at: NaiveDateTime,
     pub request_id: String,
@@ -117,6 +134,36 @@ impl NewEntry {
             actor_role: actor.map(|(_, role)| role.as_str().to_owned()),
             rpc: call.rpc.clone(),
             participant_id: call.participant_id().map(str::to_owned),
+            outcome: call::code_name(code),
+            reason,
+            calls: 1,
+        }
+    }
+
+    /// The entry of one command of a batch (ApplyCommands), as its unary
+    /// RPC would have left it: that RPC, its participant, its outcome and
+    /// refusal, its own request id (else the batch call's), and the batch
+    /// caller as the actor.
+    pub fn for_command(
+        call: Option<&CallContext>,
+        command: CommandCall<'_>,
+        code: Code,
+        recorded_at: NaiveDateTime,
+    ) -> Self {
+        let actor = call.and_then(CallContext::actor);
+        let reason = match (code, command.refusal) {
+            (Code::FailedPrecondition, Some(Refusal::Rule(reason))) => Some(reason),
+            (Code::InvalidArgument, Some(Refusal::Fields(fields))) => Some(fields),
+            _ => None,
+        };
+        let request_id = command.request_id.map(str::to_owned).or_else(|| call.map(|c| c.request_id.clone()));
+        NewEntry {
+            recorded_at,
+            request_id: request_id.unwrap_or_default(),
+            actor_sub: actor.map(|(sub, _)| sub.to_owned()),
+            actor_role: actor.map(|(_, role)| role.as_str().to_owned()),
+            rpc: command.rpc.to_owned(),
+            participant_id: call::usable_participant_id(command.participant_id),
             outcome: call::code_name(code),
             reason,
             calls: 1,
@@ -209,10 +256,18 @@ pub fn record(conn: &mut DbConn, entry: &NewEntry) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Records several entries (a few: one per RPC name at most).
+/// Records several entries (the summaries of a window, a batch's commands)
+/// in one statement per [`ENTRIES_PER_INSERT`].
 pub fn record_all(conn: &mut DbConn, entries: &[NewEntry]) -> Result<(), DbError> {
-    entries.iter().try_for_each(|entry| record(conn, entry))
+    for chunk in entries.chunks(ENTRIES_PER_INSERT) {
+        crate::insert_rows!(conn, audit_log::table, chunk)?;
+    }
+    Ok(())
 }
+
+/// Entries per multi-row INSERT: 9 values each stays under SQLite's and
+/// PostgreSQL's limits on bound parameters.
+const ENTRIES_PER_INSERT: usize = 500;
 
 /// Deletes at most `batch` entries recorded before `cutoff`; how many went.
 /// Run it in a write transaction: the ids are read, then deleted.

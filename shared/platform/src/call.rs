@@ -97,12 +97,7 @@ impl CallContext {
     /// unprintable cannot be an id and is not kept, so the audit log never
     /// stores arbitrary text from a request.
     pub fn set_participant(&self, participant_id: &str) {
-        let id = match uuid::Uuid::parse_str(participant_id) {
-            Ok(uuid) => uuid.hyphenated().to_string(),
-            Err(_) => participant_id.to_owned(),
-        };
-        let usable = !id.is_empty() && id.len() <= MAX_PARTICIPANT_ID && id.bytes().all(|b| b.is_ascii_graphic());
-        if usable {
+        if let Some(id) = usable_participant_id(participant_id) {
             let _ = self.participant_id.set(id);
         }
     }
@@ -111,6 +106,18 @@ impl CallContext {
     pub fn set_refusal(&self, refusal: Refusal) {
         *self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refusal);
     }
+}
+
+/// A participant id as an audit entry may keep it (see
+/// [`CallContext::set_participant`]): a UUID in canonical form, `None` for
+/// anything that cannot be an id.
+pub fn usable_participant_id(participant_id: &str) -> Option<String> {
+    let id = match uuid::Uuid::parse_str(participant_id) {
+        Ok(uuid) => uuid.hyphenated().to_string(),
+        Err(_) => participant_id.to_owned(),
+    };
+    let usable = !id.is_empty() && id.len() <= MAX_PARTICIPANT_ID && id.bytes().all(|b| b.is_ascii_graphic());
+    usable.then_some(id)
 }
 
 tokio::task_local! {

@@ -8,6 +8,7 @@
 pub mod ack;
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod call;
 pub mod clock;
 pub mod config;

@@ -28,6 +28,38 @@ impl Database {
         .await
     }
 
+    /// Runs a batch of commands (ApplyCommands) in one write transaction:
+    /// `f` answers the value and one audit entry per command, which commit
+    /// with it in place of the call's own entry (each command is audited as
+    /// a call of the RPC it stands for, the batch is not). When `f` or the
+    /// commit fails nothing is recorded here, and the call is left to be
+    /// audited as refused.
+    pub async fn write_commands<T, E>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<(T, Vec<audit::NewEntry>), E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let turn = self.write_turn().await;
+        self.read(move |conn| {
+            let with_entries = |conn: &mut DbConn| -> Result<T, E> {
+                let (value, entries) = f(conn)?;
+                audit::record_all(conn, &entries).map_err(E::from)?;
+                Ok(value)
+            };
+            let written = db::transaction(conn, with_entries, |_| Ok(()));
+            drop(turn);
+            let (value, ()) = written?;
+            if let Some(call) = crate::call::current() {
+                call.mark_audited();
+            }
+            Ok(value)
+        })
+        .await
+    }
+
     /// Runs `f` as [`Database::write`] would, then rolls everything back:
     /// the dry run of a change (AIP-163 `validate_only`). `f` sees its own
     /// writes (the rows a real call would add, the outbox commands it would

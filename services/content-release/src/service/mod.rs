@@ -7,6 +7,7 @@
 //! participant service's commands, holds, progress and attendance, the
 //! reads, and the operations run at start-up.
 
+mod batch;
 mod commands;
 mod holds;
 mod operations;

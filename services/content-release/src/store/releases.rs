@@ -12,6 +12,9 @@ use steplab_platform::error::ServiceError;
 /// One row of the release feed (R4).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = releases)]
+// No DEFAULT in the row, so many rows go in one multi-row INSERT on SQLite
+// (diesel otherwise inserts them one statement each there).
+#[diesel(treat_none_as_default_value = false)]
 struct ReleaseRow {
     participant_id: String,
     module_id: String,
@@ -41,29 +44,40 @@ impl From<ReleaseRow> for Release {
     }
 }
 
-/// Makes the stored feed rows of one learner equal `wanted`, touching only
-/// the rows that differ (most commands change a handful of dates).
+/// Makes the stored feed rows of one learner equal `wanted` in at most
+/// three statements whatever the curriculum's length (issue 18): one
+/// SELECT, one DELETE of the rows that differ or are gone, one multi-row
+/// INSERT of the wanted rows that differ or are new. Rows that already
+/// match are left alone (most commands change a handful of dates).
 pub fn replace_releases(conn: &mut DbConn, participant_id: &str, wanted: &[Release]) -> Result<(), ServiceError> {
     let stored: Vec<ReleaseRow> = releases::table
         .filter(releases::participant_id.eq(participant_id))
         .select(ReleaseRow::as_select())
         .load(conn)?;
     let mut stored: HashMap<String, ReleaseRow> = stored.into_iter().map(|r| (r.module_id.clone(), r)).collect();
+    let mut to_insert = Vec::new();
+    let mut to_delete = Vec::new();
     for row in wanted.iter().map(ReleaseRow::from) {
         match stored.remove(&row.module_id) {
             Some(existing) if existing == row => {}
             Some(_) => {
-                diesel::update(releases::table.find((participant_id, &row.module_id)))
-                    .set((releases::release_date.eq(row.release_date), releases::is_optional.eq(row.is_optional)))
-                    .execute(conn)?;
+                to_delete.push(row.module_id.clone());
+                to_insert.push(row);
             }
-            None => {
-                diesel::insert_into(releases::table).values(&row).execute(conn)?;
-            }
+            None => to_insert.push(row),
         }
     }
-    for gone in stored.keys() {
-        diesel::delete(releases::table.find((participant_id, gone))).execute(conn)?;
+    to_delete.extend(stored.into_keys());
+    if !to_delete.is_empty() {
+        diesel::delete(
+            releases::table
+                .filter(releases::participant_id.eq(participant_id))
+                .filter(releases::module_id.eq_any(&to_delete)),
+        )
+        .execute(conn)?;
+    }
+    if !to_insert.is_empty() {
+        steplab_platform::insert_rows!(conn, releases::table, &to_insert)?;
     }
     Ok(())
 }

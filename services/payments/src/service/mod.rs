@@ -10,6 +10,7 @@
 //! schedules) and start-up `operations`; `recompute` keeps the stored
 //! outcomes and DfE declarations in line after each change.
 
+mod batch;
 mod commands;
 mod declarations;
 mod engagement;
@@ -34,6 +35,7 @@ use steplab_platform::error::ServiceError;
 use steplab_platform::idempotency::{self, IdempotencyKey};
 use steplab_platform::ids::ParticipantId;
 use steplab_platform::{Caller, Clock};
+use steplab_proto::steplab::common::v1::CommandAck;
 use tokio::sync::Notify;
 
 /// The outbox target of the DfE gateway (its URL is `STEPLAB_DFE_GATEWAY_URL`).
@@ -213,6 +215,20 @@ impl<Resp: 'static> Prepared<Resp> {
         run: impl FnOnce(&mut DbConn, &Declaring) -> Result<Resp, ServiceError> + Send + 'static,
     ) -> Self {
         Prepared { rpc, participant_id, run: Box::new(run) }
+    }
+
+    /// The same command answering only its acknowledgement, so commands of
+    /// different RPCs can run in one batch with a result each.
+    fn into_ack(self) -> Prepared<CommandAck>
+    where
+        Resp: Acked,
+    {
+        let run = self.run;
+        Prepared {
+            rpc: self.rpc,
+            participant_id: self.participant_id,
+            run: Box::new(move |conn, d| Ok(run(conn, d)?.ack_mut().take().unwrap_or_default())),
+        }
     }
 
     /// The same command with its answer dropped, so commands of different

@@ -14,6 +14,9 @@ use steplab_platform::error::ServiceError;
 /// What one window pays one payee, as statements read it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = window_outcomes)]
+// `None` is NULL (no column has another default), so a payee's outcomes go
+// in one multi-row INSERT on SQLite too.
+#[diesel(treat_none_as_default_value = false)]
 pub struct OutcomeRow {
     pub participant_id: String,
     pub window_id: String,
@@ -76,9 +79,11 @@ impl TotalsDelta {
     }
 }
 
-/// Makes one payee's stored outcomes (`stored`) equal `rows`, touching only
-/// the windows whose outcome changed (most engagement changes nothing), and
-/// notes what the totals must change by.
+/// Makes one payee's stored outcomes (`stored`) equal `rows` in at most two
+/// statements whatever the schedule (issue 18): one DELETE of the windows
+/// whose outcome changed or is gone, one multi-row INSERT of the changed
+/// and new ones; windows whose outcome is unchanged (most engagement
+/// changes nothing) are left alone. Notes what the totals must change by.
 pub fn write_outcomes(
     conn: &mut DbConn,
     participant_id: &str,
@@ -87,32 +92,37 @@ pub fn write_outcomes(
     totals: &mut TotalsDelta,
 ) -> Result<(), ServiceError> {
     let mut stored: HashMap<String, OutcomeRow> = stored.into_iter().map(|r| (r.window_id.clone(), r)).collect();
+    let mut to_delete = Vec::new();
+    let mut to_insert = Vec::new();
     for row in rows {
         match stored.remove(&row.window_id) {
             Some(old) if old == row => {}
             Some(old) => {
-                diesel::update(window_outcomes::table.find((&row.window_id, participant_id)))
-                    .set((
-                        window_outcomes::delivery_partner_id.eq(&row.delivery_partner_id),
-                        window_outcomes::milestone.eq(&row.milestone),
-                        window_outcomes::amount_pence.eq(row.amount_pence),
-                        window_outcomes::earned_on.eq(row.earned_on),
-                        window_outcomes::exclusion_reason.eq(&row.exclusion_reason),
-                        window_outcomes::detail.eq(&row.detail),
-                    ))
-                    .execute(conn)?;
                 totals.add(&old, -1);
                 totals.add(&row, 1);
+                to_delete.push(row.window_id.clone());
+                to_insert.push(row);
             }
             None => {
-                diesel::insert_into(window_outcomes::table).values(&row).execute(conn)?;
                 totals.add(&row, 1);
+                to_insert.push(row);
             }
         }
     }
     for (window_id, old) in stored {
-        diesel::delete(window_outcomes::table.find((&window_id, participant_id))).execute(conn)?;
         totals.add(&old, -1);
+        to_delete.push(window_id);
+    }
+    if !to_delete.is_empty() {
+        diesel::delete(
+            window_outcomes::table
+                .filter(window_outcomes::participant_id.eq(participant_id))
+                .filter(window_outcomes::window_id.eq_any(&to_delete)),
+        )
+        .execute(conn)?;
+    }
+    if !to_insert.is_empty() {
+        steplab_platform::insert_rows!(conn, window_outcomes::table, &to_insert)?;
     }
     Ok(())
 }

@@ -27,6 +27,23 @@ pub enum DbConn {
     Sqlite(diesel::SqliteConnection),
 }
 
+/// Inserts many rows in one multi-row `INSERT` on either backend:
+/// `$crate::insert_rows!(conn, table, &rows)` answers the rows inserted
+/// (`QueryResult<usize>`). Diesel's `MultiConnection` has no batch insert
+/// for SQLite (it would need the DEFAULT keyword SQLite lacks), so the
+/// statement goes to the backend's own connection; the rows must insert no
+/// DEFAULT (`treat_none_as_default_value = false` for `Option` fields).
+#[macro_export]
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        use ::diesel::RunQueryDsl as _;
+        match $conn {
+            $crate::db::DbConn::Sqlite(inner) => ::diesel::insert_into($table).values($rows).execute(inner),
+            $crate::db::DbConn::Pg(inner) => ::diesel::insert_into($table).values($rows).execute(inner),
+        }
+    }};
+}
+
 /// Why a unit of work could not run or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -1,0 +1,201 @@
+//! Issue 18, item 2: a hold, a lift or an enrolment costs a bounded number of
+//! SQL statements per learner, whatever the curriculum's length. Every
+//! statement the service's connections run is counted through diesel's
+//! instrumentation (`InstrumentationEvent::StartQuery`), on SQLite and, when
+//! `STEPLAB_TEST_POSTGRES_URL` names a server, on PostgreSQL.
+//!
+//! One test in this binary: the instrumentation is process-wide.
+
+use diesel::connection::{Instrumentation, InstrumentationEvent, set_default_instrumentation};
+use diesel::prelude::*;
+use prost::Message;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use steplab_content_release::MIGRATIONS;
+use steplab_content_release::domain::Curriculum;
+use steplab_content_release::domain::curriculum::DEFAULT_JSON;
+use steplab_content_release::service::ContentRelease;
+use steplab_platform::config::DatabaseUrl;
+use steplab_platform::db::Database;
+use steplab_platform::{Caller, Clock, Scope};
+use steplab_proto::google::r#type::Date;
+use steplab_proto::steplab::common::v1::{EncodedCommand, Programme};
+use steplab_proto::steplab::content::v1 as pb;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static STATEMENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Counter;
+
+impl Instrumentation for Counter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { query, .. } = event
+            && COUNTING.load(Ordering::SeqCst)
+        {
+            STATEMENTS.lock().expect("log").push(query.to_string());
+        }
+    }
+}
+
+/// The statements `work` runs on the database.
+async fn statements_of<T>(work: impl Future<Output = T>) -> (T, Vec<String>) {
+    STATEMENTS.lock().expect("log").clear();
+    COUNTING.store(true, Ordering::SeqCst);
+    let answer = work.await;
+    COUNTING.store(false, Ordering::SeqCst);
+    (answer, std::mem::take(&mut *STATEMENTS.lock().expect("log")))
+}
+
+fn service_caller() -> Caller {
+    Caller { sub: "participant-service".into(), scope: Scope::Service }
+}
+
+fn day(year: i32, month: i32, day: i32) -> Option<Date> {
+    Some(Date { year, month, day })
+}
+
+/// The built-in curriculum cut to its first `modules` modules per programme.
+fn curriculum_of(modules: usize) -> Curriculum {
+    let mut doc: serde_json::Value = serde_json::from_str(DEFAULT_JSON).expect("json");
+    for programme in doc["programmes"].as_array_mut().expect("programmes") {
+        programme["modules"].as_array_mut().expect("modules").truncate(modules);
+    }
+    Curriculum::parse("short.json", &doc.to_string()).expect("a valid short curriculum")
+}
+
+fn enrolment(participant: &str) -> pb::EnrolLearnerRequest {
+    pb::EnrolLearnerRequest {
+        idempotency_key: format!("enrol-{participant}"),
+        participant_id: participant.into(),
+        programme: Programme::Ect as i32,
+        release_start: day(2026, 9, 1),
+        school_id: "school".into(),
+        delivery_partner_id: "dp".into(),
+    }
+}
+
+fn deferral(participant: &str) -> pb::PlaceHoldRequest {
+    pb::PlaceHoldRequest {
+        idempotency_key: format!("defer-{participant}"),
+        participant_id: participant.into(),
+        hold_id: format!("hold-{participant}"),
+        kind: pb::HoldKind::Deferral as i32,
+        start_date: day(2026, 11, 28),
+        until: day(2027, 4, 12),
+    }
+}
+
+fn lift(participant: &str) -> pb::LiftHoldRequest {
+    pb::LiftHoldRequest {
+        idempotency_key: format!("lift-{participant}"),
+        participant_id: participant.into(),
+        hold_id: format!("hold-{participant}"),
+        on: day(2027, 1, 4),
+    }
+}
+
+/// Statements per command for one curriculum on one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Costs {
+    enrol: usize,
+    hold: usize,
+    lift: usize,
+    /// Per command of a batch of ten enrolments and ten deferrals.
+    batched: usize,
+}
+
+async fn costs(db: Database, curriculum: Curriculum) -> Costs {
+    let clock = Clock::Pinned(chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("day"));
+    let service = ContentRelease::new(db, clock, Arc::new(curriculum));
+    // Warm the pool, so connection set-up is not counted.
+    service.enrol_learner(service_caller(), enrolment("warm-up")).await.expect("warm up");
+    let (enrolled, enrol) = statements_of(service.enrol_learner(service_caller(), enrolment("ada"))).await;
+    enrolled.expect("enrol");
+    let (held, hold) = statements_of(service.place_hold(service_caller(), deferral("ada"))).await;
+    held.expect("hold");
+    let (lifted, lifted_statements) = statements_of(service.lift_hold(service_caller(), lift("ada"))).await;
+    lifted.expect("lift");
+    let mut commands = Vec::new();
+    for i in 0..10 {
+        let participant = format!("batch-{i}");
+        commands.push(EncodedCommand {
+            rpc: "EnrolLearner".into(),
+            request: enrolment(&participant).encode_to_vec(),
+            request_id: String::new(),
+        });
+        commands.push(EncodedCommand {
+            rpc: "PlaceHold".into(),
+            request: deferral(&participant).encode_to_vec(),
+            request_id: String::new(),
+        });
+    }
+    let count = commands.len();
+    let (applied, batched) =
+        statements_of(service.apply_commands(service_caller(), pb::ApplyCommandsRequest { commands })).await;
+    assert!(applied.expect("batch").results.iter().all(|r| r.code == 0));
+    eprintln!("PlaceHold statements:\n  {}", hold.join("\n  "));
+    Costs {
+        enrol: enrol.len(),
+        hold: hold.len(),
+        lift: lifted_statements.len(),
+        batched: batched.len().div_ceil(count),
+    }
+}
+
+fn sqlite_url(dir: &tempfile::TempDir, name: &str) -> DatabaseUrl {
+    DatabaseUrl::Sqlite(dir.path().join(format!("{name}.sqlite3")))
+}
+
+/// A fresh PostgreSQL database, when a server is configured.
+fn postgres_url(name: &str) -> Option<(DatabaseUrl, String)> {
+    let admin = std::env::var("STEPLAB_TEST_POSTGRES_URL").ok()?;
+    let database = format!("steplab_statements_{name}_{}", std::process::id());
+    let mut conn = diesel::PgConnection::establish(&admin).expect("postgres admin connection");
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\"")).execute(&mut conn).expect("drop");
+    diesel::sql_query(format!("CREATE DATABASE \"{database}\"")).execute(&mut conn).expect("create");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    Some((DatabaseUrl::Postgres(format!("{base}/{database}")), admin))
+}
+
+fn drop_postgres(admin: &str, url: &DatabaseUrl) {
+    if let DatabaseUrl::Postgres(url) = url
+        && let Some((_, database)) = url.rsplit_once('/')
+        && let Ok(mut conn) = diesel::PgConnection::establish(admin)
+    {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut conn);
+    }
+}
+
+/// The most statements one command may cost, whatever the curriculum.
+const MOST_STATEMENTS_PER_COMMAND: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_costs_the_same_few_statements_on_a_long_and_a_short_curriculum() {
+    set_default_instrumentation(|| Some(Box::new(Counter))).expect("instrumentation");
+    let dir = tempfile::tempdir().expect("dir");
+    let full = Curriculum::built_in().expect("built-in");
+    let modules = full.programme(steplab_content_release::domain::Programme::Ect).modules.len();
+    assert!(modules >= 40, "the built-in curriculum is the long one: {modules} modules");
+
+    let mut backends = vec![("sqlite", sqlite_url(&dir, "long"), sqlite_url(&dir, "short"), None)];
+    if let (Some((long, admin)), Some((short, _))) = (postgres_url("long"), postgres_url("short")) {
+        backends.push(("postgres", long, short, Some(admin)));
+    } else if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        panic!("STEPLAB_REQUIRE_POSTGRES=1 but STEPLAB_TEST_POSTGRES_URL is not set");
+    }
+    for (backend, long_url, short_url, admin) in backends {
+        let long_db = Database::open(&long_url, &MIGRATIONS).await.expect("long database");
+        let short_db = Database::open(&short_url, &MIGRATIONS).await.expect("short database");
+        let long = costs(long_db, Curriculum::built_in().expect("built-in")).await;
+        let short = costs(short_db, curriculum_of(12)).await;
+        eprintln!("{backend}: {modules} modules {long:?}; 12 modules {short:?}");
+        assert_eq!(long, short, "{backend}: the statements do not depend on the curriculum's length");
+        for cost in [long.enrol, long.hold, long.lift, long.batched] {
+            assert!(cost <= MOST_STATEMENTS_PER_COMMAND, "{backend}: {long:?}");
+        }
+        if let Some(admin) = admin {
+            drop_postgres(&admin, &long_url);
+            drop_postgres(&admin, &short_url);
+        }
+    }
+}
