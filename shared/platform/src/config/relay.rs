@@ -1,5 +1,6 @@
-//! The relay block: where the relays deliver (the other services' URLs) and
-//! how hard they try before parking a command.
+//! The relay block: where the relays deliver (the other services' URLs),
+//! how hard they try before parking a command, and how far behind they may
+//! fall before the service refuses changes (backpressure).
 
 use super::{ConfigError, parse};
 use std::net::SocketAddr;
@@ -28,6 +29,28 @@ pub struct RelayRetry {
     pub max_backoff: Duration,
 }
 
+/// Backpressure: how far behind its relay a service accepts changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backpressure {
+    /// `STEPLAB_BACKPRESSURE_MAX_LAG_MS`: past this lag (how long the relay's
+    /// most overdue command has been due) mutating calls are refused with
+    /// RESOURCE_EXHAUSTED until it catches up; `None` (set to 0): never.
+    pub max_lag: Option<Duration>,
+}
+
+impl Default for Backpressure {
+    fn default() -> Self {
+        Self { max_lag: Some(Duration::from_millis(DEFAULT_MAX_LAG_MS)) }
+    }
+}
+
+/// A quarter of a second: well above a healthy relay's lag (it claims a
+/// commit's commands at once) and well below what a person waiting for a
+/// change to show in content release would notice.
+const DEFAULT_MAX_LAG_MS: u64 = 250;
+/// Ten minutes: past that a bound no longer bounds anything a user sees.
+const MAX_MAX_LAG_MS: u64 = 600_000;
+
 /// The listeners the default targets point at.
 pub(super) struct OwnListeners {
     pub content: SocketAddr,
@@ -48,6 +71,8 @@ pub(super) struct RelayArgs {
     relay_max_attempts: Option<String>,
     #[arg(long, env = "STEPLAB_RELAY_MAX_BACKOFF_MS")]
     relay_max_backoff_ms: Option<String>,
+    #[arg(long, env = "STEPLAB_BACKPRESSURE_MAX_LAG_MS")]
+    backpressure_max_lag_ms: Option<String>,
 }
 
 impl RelayArgs {
@@ -76,5 +101,17 @@ impl RelayArgs {
             max_attempts: max_attempts as i32,
             max_backoff: Duration::from_millis(max_backoff_ms),
         })
+    }
+
+    pub(super) fn backpressure(&self) -> Result<Backpressure, ConfigError> {
+        const VARIABLE: &str = "STEPLAB_BACKPRESSURE_MAX_LAG_MS";
+        let Some(raw) = parse::given(&self.backpressure_max_lag_ms) else { return Ok(Backpressure::default()) };
+        let ms = raw.trim().parse::<u64>().ok().filter(|ms| *ms <= MAX_MAX_LAG_MS).ok_or_else(|| {
+            ConfigError::new(
+                VARIABLE,
+                format!("`{raw}` is not a whole number of milliseconds from 0 (backpressure off) to {MAX_MAX_LAG_MS}"),
+            )
+        })?;
+        Ok(Backpressure { max_lag: (ms > 0).then(|| Duration::from_millis(ms)) })
     }
 }
