@@ -14,6 +14,7 @@ pub mod chaos;
 pub mod fake_dfe;
 pub mod fixtures;
 pub mod prism;
+pub mod slow_target;
 pub mod statements;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -38,6 +39,14 @@ use tonic::transport::Channel;
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 /// "Today" in every harness stack unless a test pins another date.
 pub const TODAY: &str = "2026-11-28";
+
+/// Backpressure is off in harness stacks unless a test sets
+/// `STEPLAB_BACKPRESSURE_MAX_LAG_MS`: the suite's other tests check other
+/// rules while the relay is behind on purpose (backlogs, outages, floods) or
+/// by accident (a debug build on a shared machine), and a refusal for the
+/// lag would fail them for a reason that is not theirs. tests/backpressure.rs
+/// checks the refusals.
+pub const NO_BACKPRESSURE: &str = "0";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -197,6 +206,7 @@ impl Stack {
         // Retries every few hundred milliseconds at most, so fault tests see
         // a target's recovery quickly.
         vars.entry("STEPLAB_RELAY_MAX_BACKOFF_MS".into()).or_insert_with(|| "300".into());
+        vars.entry("STEPLAB_BACKPRESSURE_MAX_LAG_MS".into()).or_insert_with(|| NO_BACKPRESSURE.into());
         let postgres = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => match PostgresDatabases::create("test") {
@@ -233,6 +243,7 @@ impl Stack {
         vars.insert("STEPLAB_TODAY".into(), TODAY.into());
         vars.insert("STEPLAB_DRAIN_SECONDS".into(), "5".into());
         vars.insert("STEPLAB_RELAY_MAX_BACKOFF_MS".into(), "300".into());
+        vars.insert("STEPLAB_BACKPRESSURE_MAX_LAG_MS".into(), NO_BACKPRESSURE.into());
         Self::launch(Backend::Sqlite, vars, Some(data_dir), None).await
     }
 

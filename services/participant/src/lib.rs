@@ -19,7 +19,7 @@ use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{ParticipantConfig, ServiceName};
 use steplab_platform::db::Migrations;
 use steplab_platform::migrations::PlatformMigration;
-use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
+use steplab_platform::outbox::{Admission, Pressure, Relay, RelaySettings, TokenSource};
 use steplab_platform::startup::Foundation;
 use steplab_proto::steplab::participant::v1::participant_service_server::{ParticipantServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
@@ -62,13 +62,17 @@ pub async fn run(
     let client_tls = steplab_platform::tls::ClientTls::from_files(&serving.tls)?;
     let peers =
         peers::Peers::new(&config.targets.content_url, &config.targets.payments_url, &client_tls, tokens.clone())?;
+    // One pressure: the relay reports into it, the registry's admission
+    // check reads it.
+    let admission = Admission::new(Pressure::new(), config.backpressure.max_lag, ServiceName::Participant.as_str());
     let registry = service::Registry::new(
         db.clone(),
         Clock::from_settings(serving.clock),
         wake_relay.clone(),
         Arc::new(Notify::new()),
     )
-    .with_peers(peers);
+    .with_peers(peers)
+    .with_admission(admission.clone());
 
     // The relay runs beside the server and stops with it; commands it has
     // not delivered stay in the outbox for the next start.
@@ -83,6 +87,7 @@ pub async fn run(
         wake_relay,
         RelaySettings {
             service: ServiceName::Participant.as_str(),
+            pressure: admission.pressure().clone(),
             ..RelaySettings::from_retry(&config.relay, client_tls)
         },
     )?;

@@ -21,7 +21,7 @@ use steplab_platform::auth::ServiceTokens;
 use steplab_platform::config::{PaymentsConfig, ServiceName};
 use steplab_platform::db::Migrations;
 use steplab_platform::migrations::PlatformMigration;
-use steplab_platform::outbox::{Relay, RelaySettings, TokenSource};
+use steplab_platform::outbox::{Admission, Pressure, Relay, RelaySettings, TokenSource};
 use steplab_platform::startup::Foundation;
 use steplab_proto::steplab::payments::v1::payments_service_server::{PaymentsServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
@@ -64,6 +64,7 @@ pub async fn run(
     let wake_relay = Arc::new(Notify::new());
     // Read and checked now, so a bad TLS file fails start-up, not a delivery.
     let client_tls = steplab_platform::tls::ClientTls::from_files(&serving.tls)?;
+    let admission = Admission::new(Pressure::new(), config.backpressure.max_lag, ServiceName::Payments.as_str());
     let relay = Relay::new(
         db.clone(),
         &[(service::DFE_GATEWAY, &config.dfe_gateway_url)],
@@ -71,11 +72,13 @@ pub async fn run(
         wake_relay.clone(),
         RelaySettings {
             service: ServiceName::Payments.as_str(),
+            pressure: admission.pressure().clone(),
             ..RelaySettings::from_retry(&config.relay, client_tls)
         },
     )?;
-    let payments =
-        service::Payments::new(db.clone(), Clock::from_settings(serving.clock), book).with_relay_wake(wake_relay);
+    let payments = service::Payments::new(db.clone(), Clock::from_settings(serving.clock), book)
+        .with_relay_wake(wake_relay)
+        .with_admission(admission);
     // Before the relay starts: the start-up recompute may enqueue
     // declarations, which the relay's first pass then finds.
     payments.prepare().await?;

@@ -220,6 +220,7 @@ fn is_fault(error: &ServiceError) -> bool {
         | ServiceError::Unavailable(_)
         | ServiceError::PeerUnavailable(_)
         | ServiceError::StorageFull(_)
+        | ServiceError::DeliveryBacklog { .. }
         | ServiceError::Internal(_) => true,
     }
 }

@@ -95,6 +95,9 @@ pub mod reason {
     pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const OVERLOADED: &str = "OVERLOADED";
+    /// The relay is further behind than `STEPLAB_BACKPRESSURE_MAX_LAG_MS`:
+    /// mutating calls wait until it catches up (see `outbox::Admission`).
+    pub const DELIVERY_BACKLOG: &str = "DELIVERY_BACKLOG";
     pub const CONCURRENT_CHANGE: &str = "CONCURRENT_CHANGE";
     pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
     pub const STORAGE_FULL: &str = "STORAGE_FULL";
@@ -230,6 +233,19 @@ pub fn retry_after(code: Code, reason: &str, message: impl Into<String>, delay: 
     })
 }
 
+/// How long a call refused for a delivery backlog of `lag` is told to wait:
+/// about the lag itself (the relay needs roughly that long to work through
+/// what is overdue), at least [`BACKLOG_RETRY_MIN`] so clients do not spin,
+/// at most [`BACKLOG_RETRY_MAX`] so they come back soon after a long stall.
+pub fn backlog_retry_delay(lag: Duration) -> Duration {
+    lag.clamp(BACKLOG_RETRY_MIN, BACKLOG_RETRY_MAX)
+}
+
+/// The shortest retry delay of a DELIVERY_BACKLOG refusal.
+pub const BACKLOG_RETRY_MIN: Duration = Duration::from_millis(100);
+/// The longest retry delay of a DELIVERY_BACKLOG refusal.
+pub const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// The one error type every service's use cases return, and its one
 /// exhaustive mapping to gRPC status codes (CONTRACT.md, Errors). Each
 /// service converts its own rule and permission refusals into it, naming its
@@ -267,6 +283,11 @@ pub enum ServiceError {
     /// made; worth retrying once the operator has made room.
     #[error("storage full: {0}")]
     StorageFull(String),
+    /// Backpressure: the relay is `lag` behind, more than the `max_lag`
+    /// the deployment allows, so the change was refused before anything was
+    /// read or written; worth retrying once the relay has caught up.
+    #[error("delivery backlog: the relay is {lag:?} behind (allowed {max_lag:?})")]
+    DeliveryBacklog { lag: Duration, max_lag: Duration },
     /// A fault on our side: logged in full, reported without detail.
     #[error("internal: {0}")]
     Internal(String),
@@ -365,6 +386,22 @@ impl From<ServiceError> for Status {
                     Duration::from_secs(30),
                 )
             }
+            ServiceError::DeliveryBacklog { lag, max_lag } => {
+                let delay = backlog_retry_delay(lag);
+                retry_after(
+                    Code::ResourceExhausted,
+                    reason::DELIVERY_BACKLOG,
+                    format!(
+                        "the service is about {} ms behind in passing accepted changes on to the other services \
+                         (at most {} ms allowed), so it is not accepting changes for now: nothing was changed; \
+                         retry in {} ms",
+                        lag.as_millis(),
+                        max_lag.as_millis(),
+                        delay.as_millis()
+                    ),
+                    delay,
+                )
+            }
             ServiceError::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");
                 status_with_info(
@@ -413,6 +450,11 @@ mod tests {
             (ServiceError::Unavailable("db".into()), Code::Unavailable, reason::STORAGE_UNAVAILABLE),
             (ServiceError::StorageFull("disk".into()), Code::Unavailable, reason::STORAGE_FULL),
             (ServiceError::PeerUnavailable("dfe".into()), Code::Unavailable, reason::PEER_UNAVAILABLE),
+            (
+                ServiceError::DeliveryBacklog { lag: Duration::from_secs(2), max_lag: Duration::from_millis(250) },
+                Code::ResourceExhausted,
+                reason::DELIVERY_BACKLOG,
+            ),
         ] {
             let status = Status::from(err);
             assert_eq!((status.code(), reason_of(&status).as_str()), (code, reason));
@@ -422,6 +464,21 @@ mod tests {
         let status = Status::from(ServiceError::Internal("secret detail".into()));
         assert_eq!((status.code(), reason_of(&status).as_str()), (Code::Internal, reason::INTERNAL));
         assert!(!status.message().contains("secret"), "{status:?}");
+    }
+
+    #[test]
+    fn a_delivery_backlog_says_nothing_changed_and_to_retry_after_about_the_lag() {
+        let status = Status::from(ServiceError::DeliveryBacklog {
+            lag: Duration::from_millis(1_200),
+            max_lag: Duration::from_millis(250),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let delay = status.get_error_details().retry_info().and_then(|r| r.retry_delay).expect("RetryInfo");
+        assert_eq!(delay, Duration::from_millis(1_200));
+        assert!(status.message().contains("nothing was changed"), "{}", status.message());
+        assert!(status.message().contains("retry in 1200 ms"), "{}", status.message());
+        assert_eq!(backlog_retry_delay(Duration::from_millis(3)), BACKLOG_RETRY_MIN);
+        assert_eq!(backlog_retry_delay(Duration::from_secs(600)), BACKLOG_RETRY_MAX);
     }
 
     #[test]

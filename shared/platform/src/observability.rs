@@ -53,6 +53,8 @@ pub const RELAY_ATTEMPTS_TOTAL: &str = "steplab_relay_attempts_total";
 pub const RELAY_BATCH_COMMANDS: &str = "steplab_relay_batch_commands";
 pub const DB_POOL_CONNECTIONS: &str = "steplab_db_pool_connections";
 pub const AUDIT_SUMMARISED_CALLS_TOTAL: &str = "steplab_audit_summarised_calls_total";
+pub const RELAY_LAG: &str = "steplab_relay_lag_seconds";
+pub const BACKPRESSURE_REFUSALS_TOTAL: &str = "steplab_backpressure_refusals_total";
 
 /// Latency buckets in seconds: 1 ms to 10 s.
 const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -103,6 +105,15 @@ fn describe() {
     describe_gauge!(OUTBOX_PARKED, "Outbox commands parked for an operator");
     describe_counter!(RELAY_ATTEMPTS_TOTAL, "Outbox delivery attempts by target and outcome");
     describe_histogram!(RELAY_BATCH_COMMANDS, "Outbox commands per delivery call by target (1: a unary call)");
+    describe_gauge!(
+        RELAY_LAG,
+        Unit::Seconds,
+        "How long the relay's most overdue command had been due at its last claim (backpressure's signal)"
+    );
+    describe_counter!(
+        BACKPRESSURE_REFUSALS_TOTAL,
+        "Mutating calls refused with RESOURCE_EXHAUSTED DELIVERY_BACKLOG because the relay was too far behind, by RPC"
+    );
     describe_gauge!(DB_POOL_CONNECTIONS, "Database pool connections by state (idle, in_use)");
     describe_counter!(
         AUDIT_SUMMARISED_CALLS_TOTAL,

@@ -68,6 +68,7 @@ pub fn at_command(index: usize, rpc: &str, error: ServiceError) -> ServiceError 
         e @ (ServiceError::Unavailable(_)
         | ServiceError::PeerUnavailable(_)
         | ServiceError::StorageFull(_)
+        | ServiceError::DeliveryBacklog { .. }
         | ServiceError::Internal(_)) => e,
     }
 }

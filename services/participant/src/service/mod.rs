@@ -37,6 +37,7 @@ use steplab_platform::error::ServiceError;
 use steplab_platform::idempotency::{self, IdempotencyKey, Ran};
 use steplab_platform::ids::ParticipantId;
 use steplab_platform::observability;
+use steplab_platform::outbox::Admission;
 use steplab_proto::steplab::participant::v1 as pb;
 use tokio::sync::Notify;
 
@@ -50,6 +51,8 @@ pub struct Registry {
     feed: Arc<Notify>,
     /// Content release and payments, for the consistency check.
     peers: Option<crate::peers::Peers>,
+    /// Backpressure: refuses changes while the relay is too far behind.
+    admission: Admission,
 }
 
 /// Who calls which RPC with what, for the shared paths of the use cases.
@@ -169,7 +172,14 @@ fn mentor_circle(conn: &mut DbConn, mentor: ParticipantRecord) -> Result<MentorC
 
 impl Registry {
     pub fn new(db: Database, clock: Clock, relay: Arc<Notify>, feed: Arc<Notify>) -> Self {
-        Self { db, clock, relay, feed, peers: None }
+        Self { db, clock, relay, feed, peers: None, admission: Admission::always() }
+    }
+
+    /// Refuses changes while the relay reporting into `admission`'s
+    /// pressure is further behind than its bound (issue 18).
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// Lets the consistency check read content release and payments.
@@ -192,6 +202,12 @@ impl Registry {
     /// rolled back (AIP-163): the same refusals, the same answer, nothing
     /// kept (no idempotency record, no delivery, no audit entry); content
     /// release and payments are asked for their outlook.
+    ///
+    /// Every participant change comes through here, so this is where
+    /// backpressure refuses one while the relay is too far behind, before
+    /// any database work. A dry run is never refused: it sends nothing.
+    /// RetryParkedCommands does not come through here: it exists to drain
+    /// the backlog, so it is never refused for it.
     async fn mutate<Req, Resp>(
         &self,
         key: Option<IdempotencyKey>,
@@ -204,6 +220,9 @@ impl Registry {
         Req: prost::Message,
         Resp: prost::Message + Effected + Default + Send + 'static,
     {
+        if !validate_only {
+            self.admission.admit(rpc)?;
+        }
         let described = move |conn: &mut DbConn| {
             let (answer, mut journal) = store::journal::kept(|| f(conn));
             let mut answer = answer?;

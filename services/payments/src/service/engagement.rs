@@ -24,6 +24,9 @@ impl Payments {
         let cmd = convert::engagement(&req, &caller.sub)?;
         let today = self.clock.today();
         commands::engagement_happened(cmd.occurred_on, today)?;
+        // Only engagement is held back: the participant service's commands
+        // must keep arriving, or its own backlog could never drain.
+        self.admission.admit(RPC)?;
         let request_bytes = req.encode_to_vec();
         let declaring = Declaring { today, ..Declaring::new(&self.clock) };
         let (now, book) = (declaring.now, self.book.clone());

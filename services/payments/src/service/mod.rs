@@ -34,6 +34,7 @@ use steplab_platform::db::{Database, DbConn};
 use steplab_platform::error::ServiceError;
 use steplab_platform::idempotency::{self, IdempotencyKey};
 use steplab_platform::ids::ParticipantId;
+use steplab_platform::outbox::Admission;
 use steplab_platform::{Caller, Clock};
 use steplab_proto::steplab::common::v1::CommandAck;
 use tokio::sync::Notify;
@@ -53,6 +54,9 @@ pub struct Payments {
     /// Wakes the outbox relay after a change that may have enqueued
     /// declarations commits.
     relay: Arc<Notify>,
+    /// Backpressure on RecordEngagement, the one change that comes from
+    /// people rather than from the participant service's relay.
+    admission: Admission,
 }
 
 /// Refusals are audited: who, in which role, tried what.
@@ -130,7 +134,13 @@ pub(super) fn plan<'a>(
 
 impl Payments {
     pub fn new(db: Database, clock: Clock, book: ScheduleBook) -> Self {
-        Self { db, clock, book: Arc::new(book), relay: Arc::new(Notify::new()) }
+        Self { db, clock, book: Arc::new(book), relay: Arc::new(Notify::new()), admission: Admission::always() }
+    }
+
+    /// Refuses RecordEngagement while the relay reporting into
+    /// `admission`'s pressure (the DfE declarations) is too far behind.
+    pub fn with_admission(self, admission: Admission) -> Self {
+        Self { admission, ..self }
     }
 
     /// Wakes `relay` after every change that may have enqueued commands.

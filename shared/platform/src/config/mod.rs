@@ -34,7 +34,7 @@ pub use auth::{AuthSettings, IdentityProvider, JwtSecretSource, TokenTimeLimits,
 pub use database::DatabaseUrl;
 pub use dfe::DfeSettings;
 pub use limits::Limits;
-pub use relay::{DEFAULT_RELAY_BATCH_SIZE, DEFAULT_RELAY_IN_FLIGHT, RelayRetry, Targets};
+pub use relay::{Backpressure, DEFAULT_RELAY_BATCH_SIZE, DEFAULT_RELAY_IN_FLIGHT, RelayRetry, Targets};
 pub use runtime::{
     AuditSettings, ClockSettings, DEFAULT_RETENTION_DAYS, DeploymentFiles, LogFormat, MetricsSettings, ProcessSettings,
     ReadinessSettings,
@@ -128,6 +128,8 @@ pub struct Config {
     pub dfe_gateway: ServiceSettings,
     pub targets: Targets,
     pub relay: RelayRetry,
+    /// How far behind its relay a service accepts changes.
+    pub backpressure: Backpressure,
     /// The DfE's Lead Provider API (X9): off unless `STEPLAB_DFE_API_URL` is set.
     pub dfe: DfeSettings,
     pub auth: AuthSettings,
@@ -172,6 +174,7 @@ impl Config {
         let clock = env.runtime.clock()?;
         let process = env.runtime.process()?;
         let relay = env.relay.retry()?;
+        let backpressure = env.relay.backpressure()?;
         let metrics = env.runtime.metrics()?;
         let audit = env.runtime.audit()?;
         let limits = env.limits.parse()?;
@@ -185,6 +188,7 @@ impl Config {
             dfe_gateway,
             targets,
             relay,
+            backpressure,
             dfe,
             auth,
             limits,

@@ -1,6 +1,7 @@
 //! The relay block: where the relays deliver (the other services' URLs), how
-//! many commands they send at once, and how hard they try before parking a
-//! command.
+//! many commands they send at once, how hard they try before parking a
+//! command, and how far behind they may fall before the service refuses
+//! changes (backpressure).
 
 use super::{ConfigError, parse};
 use std::net::SocketAddr;
@@ -35,6 +36,28 @@ pub struct RelayRetry {
     pub in_flight: usize,
 }
 
+/// Backpressure: how far behind its relay a service accepts changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backpressure {
+    /// `STEPLAB_BACKPRESSURE_MAX_LAG_MS`: past this lag (how long the relay's
+    /// most overdue command has been due) mutating calls are refused with
+    /// RESOURCE_EXHAUSTED until it catches up; `None` (set to 0): never.
+    pub max_lag: Option<Duration>,
+}
+
+impl Default for Backpressure {
+    fn default() -> Self {
+        Self { max_lag: Some(Duration::from_millis(DEFAULT_MAX_LAG_MS)) }
+    }
+}
+
+/// A quarter of a second: well above a healthy relay's lag (it claims a
+/// commit's commands at once) and well below what a person waiting for a
+/// change to show in content release would notice.
+const DEFAULT_MAX_LAG_MS: u64 = 250;
+/// Ten minutes: past that a bound no longer bounds anything a user sees.
+const MAX_MAX_LAG_MS: u64 = 600_000;
+
 /// The listeners the default targets point at.
 pub(super) struct OwnListeners {
     pub content: SocketAddr,
@@ -59,6 +82,8 @@ pub(super) struct RelayArgs {
     relay_batch_size: Option<String>,
     #[arg(long, env = "STEPLAB_RELAY_IN_FLIGHT")]
     relay_in_flight: Option<String>,
+    #[arg(long, env = "STEPLAB_BACKPRESSURE_MAX_LAG_MS")]
+    backpressure_max_lag_ms: Option<String>,
 }
 
 /// Commands per `ApplyCommands` call by default. Large enough that the
@@ -105,5 +130,17 @@ impl RelayArgs {
             batch_size: batch_size as usize,
             in_flight: in_flight as usize,
         })
+    }
+
+    pub(super) fn backpressure(&self) -> Result<Backpressure, ConfigError> {
+        const VARIABLE: &str = "STEPLAB_BACKPRESSURE_MAX_LAG_MS";
+        let Some(raw) = parse::given(&self.backpressure_max_lag_ms) else { return Ok(Backpressure::default()) };
+        let ms = raw.trim().parse::<u64>().ok().filter(|ms| *ms <= MAX_MAX_LAG_MS).ok_or_else(|| {
+            ConfigError::new(
+                VARIABLE,
+                format!("`{raw}` is not a whole number of milliseconds from 0 (backpressure off) to {MAX_MAX_LAG_MS}"),
+            )
+        })?;
+        Ok(Backpressure { max_lag: (ms > 0).then(|| Duration::from_millis(ms)) })
     }
 }

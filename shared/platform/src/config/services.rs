@@ -2,8 +2,8 @@
 //! other (the participant service never sees payments' database).
 
 use super::{
-    AuditSettings, AuthSettings, ClockSettings, Config, DfeSettings, Limits, MetricsSettings, ReadinessSettings,
-    RelayRetry, ServiceName, ServiceSettings, Targets, TlsFiles,
+    AuditSettings, AuthSettings, Backpressure, ClockSettings, Config, DfeSettings, Limits, MetricsSettings,
+    ReadinessSettings, RelayRetry, ServiceName, ServiceSettings, Targets, TlsFiles,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +30,7 @@ pub struct ParticipantConfig {
     pub serving: Serving,
     pub targets: Targets,
     pub relay: RelayRetry,
+    pub backpressure: Backpressure,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +45,7 @@ pub struct ContentReleaseConfig {
 pub struct PaymentsConfig {
     pub serving: Serving,
     pub relay: RelayRetry,
+    pub backpressure: Backpressure,
     pub dfe_gateway_url: String,
     /// `STEPLAB_SCHEDULES_FILE`: a deployment's own payment schedules (F1).
     pub schedules_file: Option<PathBuf>,
@@ -79,6 +81,7 @@ impl Config {
             serving: self.serving(ServiceName::Participant),
             targets: self.targets.clone(),
             relay: self.relay,
+            backpressure: self.backpressure,
         }
     }
 
@@ -93,6 +96,7 @@ impl Config {
         PaymentsConfig {
             serving: self.serving(ServiceName::Payments),
             relay: self.relay,
+            backpressure: self.backpressure,
             dfe_gateway_url: self.targets.dfe_gateway_url.clone(),
             schedules_file: self.files.schedules_file.clone(),
         }

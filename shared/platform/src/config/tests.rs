@@ -111,6 +111,23 @@ fn bad_values_name_their_variable() {
 }
 
 #[test]
+fn backpressure_defaults_to_a_quarter_second_zero_turns_it_off_and_nonsense_is_refused() {
+    let bound = |value: &str| config(&[("STEPLAB_BACKPRESSURE_MAX_LAG_MS", value)]).map(|c| c.backpressure.max_lag);
+    assert_eq!(config(&[]).expect("defaults").backpressure.max_lag, Some(Duration::from_millis(250)));
+    assert_eq!(bound("0"), Ok(None));
+    assert_eq!(bound(" 1500 "), Ok(Some(Duration::from_millis(1_500))));
+    assert_eq!(bound("600000"), Ok(Some(Duration::from_secs(600))));
+    for nonsense in ["600001", "-1", "250ms", "fast"] {
+        let err = bound(nonsense).expect_err(nonsense);
+        assert_eq!(err.variable, "STEPLAB_BACKPRESSURE_MAX_LAG_MS");
+        assert!(err.problem.contains("0 (backpressure off) to 600000"), "{}", err.problem);
+    }
+    let config = config(&[("STEPLAB_BACKPRESSURE_MAX_LAG_MS", "400")]).expect("valid");
+    assert_eq!(config.participant_config().backpressure.max_lag, Some(Duration::from_millis(400)));
+    assert_eq!(config.payments_config().backpressure.max_lag, Some(Duration::from_millis(400)));
+}
+
+#[test]
 fn audit_retention_defaults_to_400_days_zero_keeps_forever_and_nonsense_is_refused() {
     assert_eq!(config(&[]).expect("defaults").audit.retention_days, 400);
     assert_eq!(config(&[("STEPLAB_AUDIT_RETENTION_DAYS", "0")]).expect("forever").audit.retention_days, 0);

@@ -29,7 +29,7 @@ mod pressure;
 mod relay;
 
 pub use codec::{RawCodec, RawDecoder, RawEncoder};
-pub use pressure::Pressure;
+pub use pressure::{Admission, Pressure};
 pub use relay::{REFUSED_ATTEMPTS, Relay, RelaySettings, TokenSource, backoff};
 
 use crate::db::DbConn;
@@ -301,8 +301,18 @@ const IS_GROUP_HEAD: &str = "outbox.id = (SELECT MIN(earlier.id) FROM outbox AS 
      AND earlier.target = outbox.target \
      AND earlier.delivered_at IS NULL)";
 
-/// The ids (and due times) of at most `limit` commands of `lane` that may be
-/// sent at `now`, most overdue first: each is the head of its group, not parked, and due.
+/// A command's due time while it has not been tried yet (see [`due_heads`]).
+fn first_attempt_due() -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>> {
+    diesel::dsl::sql("CASE WHEN outbox.attempts = 0 THEN outbox.next_attempt_at END")
+}
+
+/// The ids of at most `limit` commands of `lane` that may be sent at `now`,
+/// most overdue first: each is the head of its group, not parked, and due.
+/// With each id, its due time if this is its first attempt, the lag
+/// backpressure reads ([`Pressure`]); `None` for a retry: a head whose
+/// backoff has passed waits for the relay's next wake-up or poll (up to a
+/// second), which says nothing about delivery capacity, and counting it
+/// would let a target that is down refuse changes.
 ///
 /// The scan walks the `outbox_due` index (target, due time) over commands
 /// that are neither delivered nor parked, from the most overdue, and stops
@@ -316,7 +326,7 @@ pub fn due_heads(
     lane: &Lane,
     now: NaiveDateTime,
     limit: i64,
-) -> QueryResult<Vec<(i64, NaiveDateTime)>> {
+) -> QueryResult<Vec<(i64, Option<NaiveDateTime>)>> {
     let query = outbox::table.into_boxed();
     let query = match lane {
         Lane::Target(target) => query.filter(outbox::target.eq(target.clone())),
@@ -329,7 +339,7 @@ pub fn due_heads(
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(IS_GROUP_HEAD))
         .order((outbox::next_attempt_at, outbox::id))
         .limit(limit)
-        .select((outbox::id, outbox::next_attempt_at))
+        .select((outbox::id, first_attempt_due()))
         .load(conn)
 }
 

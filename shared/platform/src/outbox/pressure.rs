@@ -2,14 +2,27 @@
 //!
 //! The signal is the relay's own: after each claim, how long the most
 //! overdue command it found had been due (`now - next_attempt_at` of the
-//! first due group head; zero when nothing was due). That measures delivery
-//! capacity only. A target that is down does not count: its group heads back
-//! off (not due), and the commands behind them are never heads. So an outage
+//! due group heads on their first attempt; zero when none was due). That
+//! measures delivery capacity only. A target that is down does not count:
+//! its group heads back off (not due), the commands behind them are never
+//! heads, and a head due again after its backoff is a retry, not counted
+//! (the relay notices it at its next wake-up or poll, up to a second later,
+//! which is its timer, not its capacity: counting it made a target that was
+//! down refuse changes in tests/backpressure.rs). So an outage
 //! fills the outbox, as it must (nothing is lost, everything is delivered
 //! later), without refusing new changes; a flood the relay cannot keep up
 //! with makes the overdue time grow, and the service refuses mutating calls
-//! (see the participant service) until the relay catches up.
+//! ([`Admission`], checked first thing by the participant service's and
+//! payments' changes) until the relay catches up.
+//!
+//! Refusing rather than queuing: a refused call costs the service nothing
+//! (no database work, no audit row, like the other RESOURCE_EXHAUSTED
+//! sheds), and the caller's retry after the RetryInfo delay is the queue,
+//! held where it costs this service no memory. Accepting everything and
+//! letting the outbox grow would keep the lag unbounded under a flood, which
+//! is what issue 18 asks to bound.
 
+use crate::error::ServiceError;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -47,6 +60,70 @@ impl Pressure {
     }
 }
 
+impl Pressure {
+    /// Sets the `steplab_relay_lag_seconds` gauge of `service` (no label
+    /// when empty, as the outbox gauges) to the current lag.
+    pub fn record_gauge(&self, service: &'static str) {
+        let lag = self.lag().as_secs_f64();
+        if service.is_empty() {
+            metrics::gauge!(crate::observability::RELAY_LAG).set(lag);
+        } else {
+            metrics::gauge!(crate::observability::RELAY_LAG, "service" => service).set(lag);
+        }
+    }
+}
+
+/// The admission check of backpressure: refuses a change while the relay
+/// reporting into `pressure` is further behind than `max_lag`. Checked
+/// before any database work, so a refusal costs one read lock. Reads, dry
+/// runs and the operator's recovery RPCs (which exist to drain the backlog)
+/// do not call it. Cloning shares the pressure.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pressure: Pressure,
+    /// `None`: backpressure is off (`STEPLAB_BACKPRESSURE_MAX_LAG_MS=0`).
+    max_lag: Option<Duration>,
+    /// The `service` label of the metrics; empty: none.
+    service: &'static str,
+}
+
+impl Admission {
+    /// Refuses changes while `pressure.lag()` exceeds `max_lag` (`None`: never).
+    pub fn new(pressure: Pressure, max_lag: Option<Duration>, service: &'static str) -> Self {
+        Self { pressure, max_lag, service }
+    }
+
+    /// Admits every change: for a service run without a relay to watch.
+    pub fn always() -> Self {
+        Self::new(Pressure::new(), None, "")
+    }
+
+    /// The pressure this admission reads, to hand to the relay that reports it.
+    pub fn pressure(&self) -> &Pressure {
+        &self.pressure
+    }
+
+    /// `Ok` when a change of `rpc` may go ahead now; otherwise
+    /// RESOURCE_EXHAUSTED `DELIVERY_BACKLOG` with a RetryInfo of about the
+    /// lag, counted in `steplab_backpressure_refusals_total`.
+    pub fn admit(&self, rpc: &'static str) -> Result<(), ServiceError> {
+        let Some(max_lag) = self.max_lag else { return Ok(()) };
+        let lag = self.pressure.lag();
+        if lag <= max_lag {
+            return Ok(());
+        }
+        use crate::observability::BACKPRESSURE_REFUSALS_TOTAL;
+        if self.service.is_empty() {
+            metrics::counter!(BACKPRESSURE_REFUSALS_TOTAL, "rpc" => rpc).increment(1);
+        } else {
+            metrics::counter!(BACKPRESSURE_REFUSALS_TOTAL, "service" => self.service, "rpc" => rpc).increment(1);
+        }
+        // Fresh while refusing, whatever the relay's gauge interval.
+        self.pressure.record_gauge(self.service);
+        Err(ServiceError::DeliveryBacklog { lag, max_lag })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +137,31 @@ mod tests {
         assert_eq!(pressure.lag(), Duration::from_millis(300));
         pressure.observe("content-release", Duration::ZERO);
         assert_eq!(pressure.lag(), Duration::from_millis(40));
+    }
+
+    #[test]
+    fn a_change_is_refused_only_while_the_lag_exceeds_the_bound() {
+        let pressure = Pressure::new();
+        let admission = Admission::new(pressure.clone(), Some(Duration::from_millis(250)), "participant");
+        assert!(admission.admit("DeferParticipant").is_ok(), "nothing reported yet");
+        pressure.observe("content-release", Duration::from_millis(250));
+        assert!(admission.admit("DeferParticipant").is_ok(), "at the bound");
+        pressure.observe("content-release", Duration::from_millis(900));
+        match admission.admit("DeferParticipant") {
+            Err(ServiceError::DeliveryBacklog { lag, max_lag }) => {
+                assert_eq!((lag, max_lag), (Duration::from_millis(900), Duration::from_millis(250)));
+            }
+            other => panic!("expected a delivery backlog refusal, got {other:?}"),
+        }
+        pressure.observe("content-release", Duration::ZERO);
+        assert!(admission.admit("DeferParticipant").is_ok(), "caught up");
+    }
+
+    #[test]
+    fn without_a_bound_nothing_is_refused() {
+        let pressure = Pressure::new();
+        pressure.observe("payments", Duration::from_secs(3_600));
+        assert!(Admission::new(pressure, None, "").admit("RegisterParticipant").is_ok());
+        assert!(Admission::always().admit("RegisterParticipant").is_ok());
     }
 }

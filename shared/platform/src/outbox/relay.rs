@@ -236,6 +236,7 @@ impl Relay {
             }
             Err(e) => tracing::warn!(error = %e, "outbox relay cannot count its backlog"),
         }
+        self.settings.pressure.record_gauge(self.settings.service);
     }
 
     /// Takes the due group heads of one lane, leasing them: one read to find
@@ -251,8 +252,12 @@ impl Relay {
         // replica (or another loop of this lane) that took it meanwhile wins.
         let heads = self.db.read(move |conn| Ok::<_, DbError>(due_heads(conn, &scanned, now, limit)?)).await?;
         if let Lane::Target(target) = lane {
-            // Heads come most overdue first: the first says how far behind this lane is.
-            let overdue = heads.first().and_then(|(_, due)| (now - *due).to_std().ok()).unwrap_or_default();
+            // The most overdue first attempt says how far behind this lane is (retries do not count).
+            let overdue = heads
+                .iter()
+                .filter_map(|(_, due)| due.and_then(|due| (now - due).to_std().ok()))
+                .max()
+                .unwrap_or_default();
             self.settings.pressure.observe(target, overdue);
         }
         if heads.is_empty() {

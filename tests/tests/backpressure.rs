@@ -1,0 +1,197 @@
+//! Issue 18, item 3: backpressure bounds the lag. While the participant
+//! service's relay is further behind than `STEPLAB_BACKPRESSURE_MAX_LAG_MS`
+//! (a flood it cannot keep up with), changes are refused with
+//! RESOURCE_EXHAUSTED DELIVERY_BACKLOG and a RetryInfo, and accepted again
+//! once it has caught up; dry runs, reads and the operator's
+//! RetryParkedCommands are never refused for it. A target that is down does
+//! not count: the outbox absorbs the outage and changes go on. SQLite: the
+//! signal is the relay's own and the same on both backends.
+
+// Test helpers fail the test that called them.
+#![allow(clippy::panic)]
+
+use std::time::{Duration, Instant};
+use steplab_platform::auth::Role;
+use steplab_proto::steplab::common::v1::ParticipantKind;
+use steplab_proto::steplab::participant::v1 as pb;
+use steplab_tests::fixtures::{World, registration, world};
+use steplab_tests::slow_target::SlowTarget;
+use steplab_tests::{Backend, Stack, TODAY};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// Each delivery to the slow content release takes this long, so a second
+/// registration's command waits that long behind the first's.
+const SLOW_DELIVERY: Duration = Duration::from_secs(2);
+/// Far below [`SLOW_DELIVERY`], far above a healthy relay's lag.
+const TINY_BOUND_MS: &str = "100";
+/// Generous for a debug build on a shared machine.
+const WITHIN: Duration = Duration::from_secs(20);
+
+async fn start(settings: &[(&str, &str)]) -> (Stack, World) {
+    let mut settings = settings.to_vec();
+    // Only backpressure may refuse here, not the per-caller rate limit.
+    settings.push(("STEPLAB_RATE_LIMIT_PER_MINUTE", "0"));
+    let stack = Stack::start_with(Backend::Sqlite, TODAY, &settings).await.expect("SQLite stack");
+    let w = world(&stack).await;
+    (stack, w)
+}
+
+fn ect(w: &World, trn: u32) -> pb::RegisterParticipantRequest {
+    registration(&w.school_a, ParticipantKind::Ect, &trn.to_string(), None)
+}
+
+async fn try_register(stack: &Stack, w: &World, request: pb::RegisterParticipantRequest) -> Result<(), tonic::Status> {
+    let lead = stack.token(Role::EcfLead, None, &[&w.dp1]);
+    stack.participants(Some(&lead)).await.register_participant(request).await.map(|_| ())
+}
+
+async fn registered(stack: &Stack, w: &World) -> usize {
+    let admin = stack.admin_token();
+    let list = pb::ListParticipantsRequest { school_id: w.school_a.clone(), page_size: 500, ..Default::default() };
+    stack.participants(Some(&admin)).await.list_participants(list).await.expect("list").into_inner().participants.len()
+}
+
+fn reason(status: &tonic::Status) -> String {
+    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+}
+
+fn retry_delay(status: &tonic::Status) -> Duration {
+    status.get_error_details().retry_info().and_then(|r| r.retry_delay).expect("a RetryInfo")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_wait_while_the_relay_is_behind_and_are_accepted_once_it_catches_up() {
+    let content = SlowTarget::start(SLOW_DELIVERY).await;
+    let (stack, w) =
+        start(&[("STEPLAB_CONTENT_URL", &content.url()), ("STEPLAB_BACKPRESSURE_MAX_LAG_MS", TINY_BOUND_MS)]).await;
+    // The first registration's EnrolLearner is on its way (2 s); those
+    // after it wait and are overdue when the relay next claims, which is
+    // when it reports being behind. Until then changes are accepted.
+    let started = Instant::now();
+    let mut trn = 1_000_001;
+    let refused = loop {
+        match try_register(&stack, &w, ect(&w, trn)).await {
+            Ok(()) => trn += 1,
+            Err(status) => break status,
+        }
+        assert!(started.elapsed() < WITHIN, "never refused within {WITHIN:?}: the relay was never seen behind");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let accepted = (trn - 1_000_001) as usize;
+    assert!(accepted >= 1, "the first change went through while the relay was not behind");
+    let refused_one = ect(&w, trn);
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(reason(&refused), "DELIVERY_BACKLOG", "{refused:?}");
+    let delay = retry_delay(&refused);
+    assert!(
+        (Duration::from_millis(100)..=Duration::from_secs(5)).contains(&delay),
+        "retry after about the lag, 100 ms to 5 s: {delay:?}"
+    );
+    assert!(refused.message().contains("nothing was changed"), "{}", refused.message());
+    assert_eq!(registered(&stack, &w).await, accepted, "the refused registration changed nothing");
+
+    // While it is refused: reads, the operator's recovery RPC and a dry run
+    // of the same change all answer.
+    let admin = stack.admin_token();
+    let mut operator = stack.participants(Some(&admin)).await;
+    let status = operator.get_sync_status(pb::GetSyncStatusRequest::default()).await.expect("a read").into_inner();
+    assert!(status.pending >= 1, "the backlog is there to see: {status:?}");
+    operator
+        .retry_parked_commands(pb::RetryParkedCommandsRequest::default())
+        .await
+        .expect("RetryParkedCommands exists to drain the backlog: never refused for it");
+    let still = try_register(&stack, &w, refused_one.clone()).await.expect_err("still behind");
+    assert_eq!(reason(&still), "DELIVERY_BACKLOG", "the checks above ran inside the window: {still:?}");
+    // Last: it asks the slow content release for its outlook, which takes
+    // as long as a delivery.
+    let mut dry_run = refused_one.clone();
+    dry_run.validate_only = true;
+    try_register(&stack, &w, dry_run).await.expect("a dry run is never refused: it sends nothing");
+
+    // Retrying after the delay it was given, the change goes through once
+    // the relay has caught up.
+    let mut retry_after = delay;
+    loop {
+        tokio::time::sleep(retry_after).await;
+        match try_register(&stack, &w, refused_one.clone()).await {
+            Ok(()) => break,
+            Err(status) if reason(&status) == "DELIVERY_BACKLOG" => retry_after = retry_delay(&status),
+            Err(status) => panic!("unexpected {status:?}"),
+        }
+        assert!(started.elapsed() < WITHIN, "still refused after {WITHIN:?}: the relay never caught up");
+    }
+    assert_eq!(registered(&stack, &w).await, accepted + 1);
+    // Shed like the other RESOURCE_EXHAUSTED answers: a write per refusal
+    // would add to the load that caused it.
+    let audit = pb::ListAuditEntriesRequest {
+        actor_sub: format!("test-{}", Role::EcfLead.as_str()),
+        page_size: 1000,
+        ..Default::default()
+    };
+    let entries = operator.list_audit_entries(audit).await.expect("audit").into_inner().entries;
+    assert!(
+        entries.iter().all(|e| e.outcome != "RESOURCE_EXHAUSTED"),
+        "refusals for the backlog are not audited: {entries:?}"
+    );
+    assert!(
+        entries.iter().filter(|e| e.rpc == "RegisterParticipant" && e.outcome == "OK").count() > accepted,
+        "{entries:?}"
+    );
+    assert!(
+        content.answered() >= accepted,
+        "the backlog drained before the change was accepted: {} of {accepted} delivered",
+        content.answered()
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_backpressure_off_a_relay_that_falls_behind_refuses_nothing() {
+    let content = SlowTarget::start(SLOW_DELIVERY).await;
+    let (stack, w) = start(&[("STEPLAB_CONTENT_URL", &content.url()), ("STEPLAB_BACKPRESSURE_MAX_LAG_MS", "0")]).await;
+    let started = Instant::now();
+    let mut trn = 1_000_001;
+    // Past the point where, with a bound, calls were refused.
+    while started.elapsed() < SLOW_DELIVERY * 2 {
+        try_register(&stack, &w, ect(&w, trn)).await.expect("backpressure is off");
+        trn += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = (trn - 1_000_001) as usize;
+    assert!(content.answered() + 2 < sent, "the relay did fall behind: {} of {sent} delivered", content.answered());
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_that_is_down_fills_the_outbox_without_refusing_changes() {
+    // Nothing listens there: every delivery fails at once and backs off.
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    let url = format!("http://{down}");
+    // The default bound, as a deployment runs.
+    let (stack, w) = start(&[("STEPLAB_CONTENT_URL", &url), ("STEPLAB_BACKPRESSURE_MAX_LAG_MS", "250")]).await;
+    let started = Instant::now();
+    let mut trn = 1_000_001;
+    // Several backoff rounds of the failing heads (the harness caps backoff at 300 ms).
+    while started.elapsed() < Duration::from_secs(3) {
+        if let Err(status) = try_register(&stack, &w, ect(&w, trn)).await {
+            panic!("a registration was refused while content release was down: {status:?}");
+        }
+        trn += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = (trn - 1_000_001) as i64;
+    let admin = stack.admin_token();
+    let status = stack
+        .participants(Some(&admin))
+        .await
+        .get_sync_status(pb::GetSyncStatusRequest::default())
+        .await
+        .expect("sync status")
+        .into_inner();
+    assert!(status.pending >= sent, "every EnrolLearner waits in the outbox: {} pending of {sent}", status.pending);
+    stack.stop().await;
+}
