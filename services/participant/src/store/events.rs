@@ -233,7 +233,8 @@ pub fn events_after(conn: &mut DbConn, cursor: i64) -> Result<Vec<Event>, Servic
 /// Every transaction below it has ended, and every one still to commit is
 /// above it: what the feed hands out is final, in cursor order. The price
 /// is latency: an event waits for the transactions that began writing
-/// before it to end (they are short: one unit of work).
+/// before it to end, those of other databases on the server included
+/// (transaction ids are server-wide); here each is one short unit of work.
 pub fn feed_after(conn: &mut DbConn, cursor: i64, limit: i64) -> Result<Vec<Event>, ServiceError> {
     let position = coalesce(participant_events::feed_position, participant_events::id);
     let rows = match conn {
