@@ -4,6 +4,9 @@
 //! first to write commits last); a reader that resumes from the last cursor
 //! it saw, once in between and once after, sees both events, each once.
 
+// Test code: an unexpected state fails the test that met it.
+#![allow(clippy::panic)]
+
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use std::time::Duration;
