@@ -37,6 +37,7 @@ pub static MIGRATIONS: Migrations = Migrations::new(
         steplab_platform::migration!("2026-11-30-100001_long_deferral"),
         steplab_platform::migration!("2026-11-30-200001_reinstate_with_mentor"),
         steplab_platform::migration!("2026-11-30-300002_dfe_participant_id"),
+        steplab_platform::migration!("2026-11-30-400001_feed_position"),
     ],
     &[
         (PlatformMigration::AuditLog, "2026-11-28-000004_audit"),

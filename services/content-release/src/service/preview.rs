@@ -97,9 +97,9 @@ fn outlooks_on(
 ) -> Result<Vec<Option<pb::GetReleaseStateResponse>>, ServiceError> {
     participant_ids
         .iter()
-        .map(|id| match store::load_learner(conn, id)? {
-            Some(learner) => release_state_of(conn, curriculum, &learner, as_of).map(Some),
-            None => Ok(None),
+        .map(|id| {
+            Ok(store::load_learner_with_progress(conn, id)?
+                .map(|(learner, progress)| release_state_of(curriculum, &learner, &progress, as_of)))
         })
         .collect()
 }

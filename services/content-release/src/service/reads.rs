@@ -6,25 +6,22 @@ use crate::convert;
 use crate::domain::release;
 use crate::domain::state::{self, Known};
 use crate::domain::{Curriculum, Learner, policy};
-use crate::store;
+use crate::store::{self, Progress};
 use chrono::NaiveDate;
 use std::sync::Arc;
 use steplab_platform::Caller;
-use steplab_platform::db::DbConn;
 use steplab_platform::error::ServiceError;
 use steplab_platform::paging::{self, Pages};
 use steplab_proto::steplab::content::v1 as pb;
 
-/// A learner's release state on `as_of` (GetReleaseState's answer), read
-/// in the caller's transaction.
+/// A learner's release state on `as_of` (GetReleaseState's answer), from
+/// what [`store::load_learner_with_progress`] read.
 pub(super) fn release_state_of(
-    conn: &mut DbConn,
     curriculum: &Curriculum,
     learner: &Learner,
+    progress: &Progress,
     as_of: NaiveDate,
-) -> Result<pb::GetReleaseStateResponse, ServiceError> {
-    let accesses = store::module_accesses(conn, &learner.participant_id)?;
-    let attendances = store::attendances(conn, &learner.participant_id)?;
+) -> pb::GetReleaseStateResponse {
     let programme = curriculum.programme(learner.programme);
     let schedule = release::schedule(programme, learner.facts());
     let known = Known {
@@ -32,11 +29,11 @@ pub(super) fn release_state_of(
         schedule: &schedule,
         holds: &learner.holds,
         revocations: &learner.revocations,
-        accesses: &accesses,
-        attendances: &attendances,
+        accesses: &progress.accesses,
+        attendances: &progress.attendances,
     };
     let state = state::release_state(&known, as_of);
-    Ok(convert::release_state(learner.participant_id.clone(), learner.programme, learner.release_start, &state))
+    convert::release_state(learner.participant_id.clone(), learner.programme, learner.release_start, &state)
 }
 
 impl ContentRelease {
@@ -51,16 +48,21 @@ impl ContentRelease {
         let curriculum = Arc::clone(&self.curriculum);
         self.db
             .read(move |conn| {
-                let found = store::load_learner(conn, &query.participant_id)?;
+                // One statement: the learner, their facts and their progress.
+                let found = store::load_learner_with_progress(conn, &query.participant_id)?;
+                let (learner, progress) = match found {
+                    Some((learner, progress)) => (Some(learner), progress),
+                    None => (None, Progress::default()),
+                };
                 let learner = learner_in_reach(
                     &caller,
                     "GetReleaseState",
-                    found,
+                    learner,
                     &query.participant_id,
                     today,
                     policy::may_read,
                 )?;
-                release_state_of(conn, &curriculum, &learner, as_of)
+                Ok(release_state_of(&curriculum, &learner, &progress, as_of))
             })
             .await
     }

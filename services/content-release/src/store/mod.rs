@@ -11,7 +11,8 @@ mod releases;
 
 pub use holds::{insert_hold, insert_revocation, open_revocation, restore, update_hold_dates};
 pub use learners::{
-    insert_learner, insert_scope_change, learner_ids_after, load_learner, lock_learner, set_release_start,
+    Progress, insert_learner, insert_scope_change, learner_ids_after, load_learner, load_learner_with_progress,
+    lock_learner, set_release_start,
 };
 pub use progress::{attendances, insert_attendance, insert_module_access, module_accesses};
 pub use releases::{list_releases, replace_releases, save_curriculum, stored_curriculum};

@@ -134,15 +134,25 @@ fn load_in_reach(
     id: &str,
     today: NaiveDate,
 ) -> Result<(ParticipantRecord, ParticipantView), ServiceError> {
+    load_in_reach_with_dfe_id(conn, caller, id, today).map(|(record, view, _)| (record, view))
+}
+
+/// [`load_in_reach`] with the participant's DfE id (X1), read in the same statement.
+fn load_in_reach_with_dfe_id(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    today: NaiveDate,
+) -> Result<(ParticipantRecord, ParticipantView, Option<String>), ServiceError> {
     observability::note_participant(id);
-    let found = match store::load_participant(conn, id)? {
-        Some(record) => {
+    let found = match store::load_participant_with_dfe_id(conn, id)? {
+        Some((record, dfe_id)) => {
             let view = current(&record, today)?;
-            Some((record, view))
+            Some((record, view, dfe_id))
         }
         None => None,
     };
-    within_reach(caller, found, |(_, view)| policy::reaches(caller, place(view)), "participant", id)
+    within_reach(caller, found, |(_, view, _)| policy::reaches(caller, place(view)), "participant", id)
 }
 
 /// A school the caller's scope covers.

@@ -2,8 +2,10 @@
 //! participants back.
 
 use super::apply::enqueue;
-use super::shown::{WithdrawnMentors, shown, shown_with, with_dfe_id};
-use super::{Registry, actor, current, idempotency_key, load, load_in_reach, place, school_in_reach, school_place};
+use super::shown::{WithdrawnMentors, shown_with, with_dfe_id};
+use super::{
+    Registry, actor, current, idempotency_key, load, load_in_reach_with_dfe_id, place, school_in_reach, school_place,
+};
 use crate::convert;
 use crate::domain::lifecycle;
 use crate::domain::policy;
@@ -182,10 +184,15 @@ impl Registry {
         let today = self.clock.today();
         self.db
             .read(move |conn| {
-                let (record, view_today) = load_in_reach(conn, &caller, &query.participant_id, today)?;
+                // At most two statements: the participant with history and
+                // DfE id, then an ECT's named mentors (W9).
+                let (record, view_today, dfe_id) =
+                    load_in_reach_with_dfe_id(conn, &caller, &query.participant_id, today)?;
                 policy::may_read(&caller, place(&view_today))?;
                 let view = preconditions::view_on(&record, query.as_of.unwrap_or(today))?;
-                Ok(pb::GetParticipantResponse { participant: Some(shown(conn, view)?) })
+                let mut participant = shown_with(conn, view, &mut WithdrawnMentors::new())?;
+                participant.dfe_participant_id = dfe_id.unwrap_or_default();
+                Ok(pb::GetParticipantResponse { participant: Some(participant) })
             })
             .await
     }

@@ -33,11 +33,18 @@ pub(super) fn shown_with(
         let as_of = view.as_of;
         let named: Vec<String> =
             view.mentor.iter().map(|(id, _)| id.clone()).chain(view.mentor_of_record.clone()).collect();
-        for id in named {
-            if let std::collections::hash_map::Entry::Vacant(slot) = withdrawn.entry((id, as_of)) {
-                let gone = store::load_participant(conn, &slot.key().0)?
-                    .is_some_and(|m| m.timeline().status_on(as_of) == TrainingStatus::Withdrawn);
-                slot.insert(gone);
+        let mut unknown: Vec<String> =
+            named.into_iter().filter(|id| !withdrawn.contains_key(&(id.clone(), as_of))).collect();
+        unknown.sort();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            // The mentors named, all in one statement (GetParticipant stays at two).
+            for (mentor, _) in store::load_participants_joined(conn, &unknown)? {
+                let gone = mentor.timeline().status_on(as_of) == TrainingStatus::Withdrawn;
+                withdrawn.insert((mentor.id, as_of), gone);
+            }
+            for id in unknown {
+                withdrawn.entry((id, as_of)).or_insert(false);
             }
         }
         handover::hide_withdrawn_mentors(&mut view, |id| {

@@ -24,6 +24,7 @@ pub(super) struct EventRow {
     actor_role: String,
     payload: String,
     caused_by_participant_id: Option<String>,
+    feed_position: Option<i64>,
 }
 
 #[derive(Insertable)]
@@ -47,7 +48,7 @@ pub(super) fn event_from_row(row: EventRow) -> Result<Event, ServiceError> {
         ServiceError::Internal(format!("event {} ({}) has an unreadable payload: {e}", row.id, row.event_type))
     })?;
     Ok(Event {
-        cursor: row.id,
+        cursor: row.feed_position.unwrap_or(row.id),
         participant_id: row.participant_id,
         sequence: row.sequence,
         effective_date: row.effective_date,
@@ -129,14 +130,8 @@ pub fn append_events(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    if matches!(conn, DbConn::Pg(_)) {
-        // Event ids are the WatchEvents cursor: taking this lock before
-        // inserting (held to commit) makes ids visible in increasing order,
-        // so a reader resuming after a cursor never skips a late commit.
-        // It is taken as late as possible, after the version checks and
-        // row updates, because it serialises every writer until commit.
-        diesel::sql_query("SELECT pg_advisory_xact_lock(7355608)").execute(conn)?;
-    }
+    // No lock: on PostgreSQL the feed orders events by transaction, not by
+    // id (see `feed_after`), so writers never wait for each other here.
     let stored = insert_all(conn, &rows)?;
     // The stored events (cursor and stored time included) replace the ones
     // the fold was given, so each record is exactly what a read would give.
@@ -202,20 +197,54 @@ pub fn history(
     Ok((rows.into_iter().map(event_from_row).collect::<Result<_, _>>()?, next))
 }
 
+diesel::define_sql_function! {
+    /// SQL's COALESCE for the feed position: the event's own position, or
+    /// its id where it has none (SQLite; rows older than positions).
+    fn coalesce(position: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, id: diesel::sql_types::BigInt) -> diesel::sql_types::BigInt;
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL only (the feed-position migration): the lowest cursor a
+    /// transaction still running, or yet to start, may commit.
+    fn steplab_feed_horizon() -> diesel::sql_types::BigInt;
+}
+
 /// The WatchEvents feed: every event after `cursor`, in cursor order, at
 /// most `limit`. It carries each EventType its enum lists, the DfE's
 /// reportable ones (D12, W10) among them; a consumer picks the types it
 /// needs (issue 16).
+///
+/// A reader resuming after a cursor must never skip an event that commits
+/// later with a lower cursor. SQLite has one writer at a time, so ids
+/// commit in order and the id is the cursor. PostgreSQL's writers commit
+/// in any order, and they no longer queue for a lock to keep ids in commit
+/// order: an event's cursor there is its transaction id times 2^20 plus its
+/// rank in the transaction (set by a trigger, see the feed-position
+/// migration), and the feed stops below `steplab_feed_horizon()`, the
+/// cursor of the oldest transaction the reader's snapshot sees running.
+/// Every transaction below it has ended, and every one still to commit is
+/// above it: what the feed hands out is final, in cursor order. The price
+/// is latency: an event waits for the transactions that began writing
+/// before it to end, those of other databases on the server included
+/// (transaction ids are server-wide); here each is one short unit of work.
 pub fn feed_after(conn: &mut DbConn, cursor: i64, limit: i64) -> Result<Vec<Event>, ServiceError> {
-    participant_events::table
-        .filter(participant_events::id.gt(cursor))
-        .order(participant_events::id)
-        .limit(limit)
-        .select(EventRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(event_from_row)
-        .collect()
+    let position = coalesce(participant_events::feed_position, participant_events::id);
+    let rows = match conn {
+        DbConn::Pg(_) => participant_events::table
+            .filter(position.gt(cursor))
+            .filter(position.lt(steplab_feed_horizon()))
+            .order(position)
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(conn)?,
+        DbConn::Sqlite(_) => participant_events::table
+            .filter(participant_events::id.gt(cursor))
+            .order(participant_events::id)
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(conn)?,
+    };
+    rows.into_iter().map(event_from_row).collect()
 }
 
 /// Writes DfE gateway commands to the outbox, each with a fresh id and the

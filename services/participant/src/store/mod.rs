@@ -64,6 +64,9 @@ pub mod schema {
             actor_role -> Text,
             payload -> Text,
             caused_by_participant_id -> Nullable<Text>,
+            /// PostgreSQL's WatchEvents cursor (see `store::events`); NULL
+            /// where the id is the cursor.
+            feed_position -> Nullable<BigInt>,
         }
     }
 

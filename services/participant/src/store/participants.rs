@@ -80,18 +80,67 @@ pub fn insert_participant(
         .ok_or_else(|| ServiceError::Internal("a new participant's registration was not stored".into()))
 }
 
+/// Participants matching `$filter`, each row joined to its events (the
+/// row repeats on each) with the DfE id (X1): one statement instead of one
+/// for the rows, one for the events and one for the DfE ids.
+macro_rules! joined_query {
+    ($filter:expr) => {
+        participants::table
+            .left_join(participant_events::table.on(participant_events::participant_id.eq(participants::id)))
+            .filter($filter)
+            .order((participants::id, participant_events::sequence))
+            .select((ParticipantRow::as_select(), participants::dfe_participant_id, Option::<EventRow>::as_select()))
+    };
+}
+
 /// A participant and their history. One this unit of work wrote comes from
 /// its journal: the same record, without reading back what it just wrote.
 pub fn load_participant(conn: &mut DbConn, id: &str) -> Result<Option<ParticipantRecord>, ServiceError> {
     if let Some(record) = super::journal::written(id) {
         return Ok(Some(record));
     }
-    let row: Option<ParticipantRow> =
-        participants::table.find(id).select(ParticipantRow::as_select()).first(conn).optional()?;
-    match row {
-        None => Ok(None),
-        Some(row) => Ok(records_from_rows(conn, vec![row])?.pop()),
+    Ok(load_participant_with_dfe_id(conn, id)?.map(|(record, _)| record))
+}
+
+/// A participant with their history and DfE id (X1), in one statement.
+pub fn load_participant_with_dfe_id(
+    conn: &mut DbConn,
+    id: &str,
+) -> Result<Option<(ParticipantRecord, Option<String>)>, ServiceError> {
+    // `eq`, not `eq_any` of one: SQLite keeps only statements of fixed text
+    // prepared, and a list is bound there as `IN (?, ?, ...)`.
+    let joined = joined_query!(participants::id.eq(id)).load(conn)?;
+    Ok(records_from_joined(joined)?.pop())
+}
+
+/// Participants with their histories and DfE ids, in one statement, in id
+/// order; those of `ids` not registered are left out.
+pub fn load_participants_joined(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> Result<Vec<(ParticipantRecord, Option<String>)>, ServiceError> {
+    let joined = match ids {
+        // The usual case (an ECT's one mentor), kept prepared as above.
+        [id] => joined_query!(participants::id.eq(id)).load(conn)?,
+        _ => joined_query!(participants::id.eq_any(ids)).load(conn)?,
+    };
+    records_from_joined(joined)
+}
+
+type JoinedRow = (ParticipantRow, Option<String>, Option<EventRow>);
+
+fn records_from_joined(joined: Vec<JoinedRow>) -> Result<Vec<(ParticipantRecord, Option<String>)>, ServiceError> {
+    let mut rows: Vec<(ParticipantRow, Option<String>)> = Vec::new();
+    let mut events: Vec<EventRow> = Vec::new();
+    for (row, dfe_id, event) in joined {
+        if rows.last().is_none_or(|(last, _)| last.id != row.id) {
+            rows.push((row, dfe_id));
+        }
+        events.extend(event);
     }
+    let dfe_ids: Vec<Option<String>> = rows.iter().map(|(_, dfe)| dfe.clone()).collect();
+    let records = records_with_events(rows.into_iter().map(|(row, _)| row).collect(), events)?;
+    Ok(records.into_iter().zip(dfe_ids).collect())
 }
 
 pub(super) fn records_from_rows(
@@ -104,6 +153,14 @@ pub(super) fn records_from_rows(
         .order((participant_events::participant_id, participant_events::sequence))
         .select(EventRow::as_select())
         .load(conn)?;
+    records_with_events(rows, event_rows)
+}
+
+/// Records from participant rows and their events (in sequence order per participant).
+fn records_with_events(
+    rows: Vec<ParticipantRow>,
+    event_rows: Vec<EventRow>,
+) -> Result<Vec<ParticipantRecord>, ServiceError> {
     let mut by_participant: HashMap<String, Vec<Event>> = HashMap::new();
     for row in event_rows {
         let event = event_from_row(row)?;
@@ -135,10 +192,9 @@ fn record_from_row(row: ParticipantRow, events: Vec<Event>) -> Result<Participan
 
 /// Locks the participants' rows in one order (PostgreSQL; SQLite has a single
 /// writer), before a unit of work writes any of them. The D9 re-derivation
-/// writes mentors after the first `append_events` has taken the event-order
-/// lock, while a mentor's own change locks the mentor's row first: without
-/// this, two such changes deadlocked (PostgreSQL aborted one as INTERNAL
-/// "deadlock detected").
+/// writes mentors after the ECT's own rows, while a mentor's own change locks
+/// the mentor's row first: without this, two such changes deadlocked
+/// (PostgreSQL aborted one as INTERNAL "deadlock detected").
 pub fn lock_participants(conn: &mut DbConn, ids: &[String]) -> Result<(), ServiceError> {
     let DbConn::Pg(pg) = conn else {
         return Ok(());
