@@ -52,6 +52,12 @@ impl Service<http::Request<tonic::body::Body>> for Slow {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        // A receiver without batches (as a release before issue 18): the
+        // relay falls back to one call per command, each answered slowly.
+        if request.uri().path().ends_with("/ApplyCommands") {
+            let status = tonic::Status::unimplemented("no batches here");
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         let this = self.clone();
         Box::pin(async move { Ok(tonic::server::Grpc::new(RawCodec).unary(this, request).await) })
     }

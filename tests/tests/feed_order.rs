@@ -16,9 +16,11 @@ use steplab_proto::steplab::participant::v1 as pb;
 use steplab_tests::fixtures::{date, register, registration, world};
 use steplab_tests::{Backend, Stack};
 
-/// Every event the feed sends after `after` until it has been quiet for a
-/// moment (it polls twice a second).
-async fn feed_after(stack: &Stack, after: i64) -> Vec<pb::ParticipantEvent> {
+/// Every event the feed sends after `after`: at least `want` (waiting up to
+/// 30 s for them: transaction ids are the whole PostgreSQL server's, so
+/// other tests' open transactions hold the feed's horizon back for a while),
+/// then until it has been quiet for a moment (it polls twice a second).
+async fn feed_after(stack: &Stack, after: i64, want: usize) -> Vec<pb::ParticipantEvent> {
     let admin = stack.admin_token();
     let mut stream = stack
         .participants(Some(&admin))
@@ -28,10 +30,18 @@ async fn feed_after(stack: &Stack, after: i64) -> Vec<pb::ParticipantEvent> {
         .expect("watch")
         .into_inner();
     let mut seen = Vec::new();
-    while let Ok(Ok(Some(message))) = tokio::time::timeout(Duration::from_millis(1500), stream.message()).await {
-        seen.push(message.participant_event.expect("event"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let quiet = if seen.len() < want && tokio::time::Instant::now() < deadline {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        } else {
+            Duration::from_millis(1500)
+        };
+        match tokio::time::timeout(quiet, stream.message()).await {
+            Ok(Ok(Some(message))) => seen.push(message.participant_event.expect("event")),
+            _ => return seen,
+        }
     }
-    seen
 }
 
 /// Appends a copy of the participant's registration event as event `sequence`,
@@ -57,7 +67,7 @@ async fn watch_events_never_skips_a_late_commit_on_postgres() {
     let ect = register(&stack, &w.dp1, registration(&w.school_a, ParticipantKind::Ect, "2000001", date(2026, 9, 1)))
         .await
         .participant_id;
-    let before = feed_after(&stack, 0).await;
+    let before = feed_after(&stack, 0, 1).await;
     let mut cursor = before.last().expect("the registration is in the feed").cursor;
 
     let DatabaseUrl::Postgres(url) = &stack.config.participant.database else { panic!("a PostgreSQL stack") };
@@ -71,12 +81,12 @@ async fn watch_events_never_skips_a_late_commit_on_postgres() {
     append_copy(&mut late, &ect, 1002);
     late.batch_execute("COMMIT").expect("commit late");
 
-    let in_between = feed_after(&stack, cursor).await;
+    let in_between = feed_after(&stack, cursor, 0).await;
     if let Some(last) = in_between.last() {
         cursor = last.cursor;
     }
     early.batch_execute("COMMIT").expect("commit early");
-    let after = feed_after(&stack, cursor).await;
+    let after = feed_after(&stack, cursor, 2usize.saturating_sub(in_between.len())).await;
 
     let sequences: Vec<i64> = in_between.iter().chain(&after).map(|e| e.sequence).collect();
     let mut sorted = sequences.clone();

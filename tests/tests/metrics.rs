@@ -135,13 +135,18 @@ async fn metrics_count_calls_by_rpc_and_code_and_request_ids_reach_the_outbox() 
         "steplab_grpc_requests_total",
         &[participant, ("rpc", "ListParticipants"), ("code", "UNAUTHENTICATED")],
     );
-    // The relay's deliveries are calls to the other two services.
+    // The relay's deliveries are calls to the other two services: batches
+    // (issue 18), each command audited as its own RPC there.
     positive(
         &body,
         "steplab_grpc_requests_total",
-        &[("service", "content-release"), ("rpc", "EnrolLearner"), ("code", "OK")],
+        &[("service", "content-release"), ("rpc", "ApplyCommands"), ("code", "OK")],
     );
-    positive(&body, "steplab_grpc_requests_total", &[("service", "payments"), ("rpc", "EnrolPayee"), ("code", "OK")]);
+    positive(
+        &body,
+        "steplab_grpc_requests_total",
+        &[("service", "payments"), ("rpc", "ApplyCommands"), ("code", "OK")],
+    );
     assert!(!body.contains("rpc=\"Check\""), "health checks are not counted:\n{body}");
 
     positive(&body, "steplab_grpc_request_duration_seconds_count", &[participant, ("rpc", "RegisterParticipant")]);
