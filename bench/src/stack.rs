@@ -65,7 +65,7 @@ impl PgDatabases {
         let run = uuid::Uuid::now_v7().simple().to_string();
         let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
         let mut dbs = PgDatabases { admin_url: admin_url.into(), names: Vec::new(), urls: Vec::new() };
-        for service in ["participant", "content", "payments"] {
+        for service in ["participant", "content", "payments", "dfe"] {
             let name = format!("steplab_bench_{service}_{run}");
             diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut conn)?;
             dbs.urls.push(format!("{base}/{name}"));
@@ -105,6 +105,10 @@ pub struct Stack {
     pub participants: Vec<Server>,
     pub content: Server,
     pub payments: Server,
+    /// The DfE gateway, with the DfE sync off: it takes the participant
+    /// service's DfE commands (TrackParticipant, ReportStatusChange) and keeps
+    /// them, so the participant outbox drains as in production.
+    pub dfe_gateway: Server,
     secret: String,
     pub content_db: String,
     pub payments_db: String,
@@ -135,6 +139,9 @@ impl Stack {
         set("STEPLAB_PAYMENTS_LISTEN", payments_addr.to_string());
         set("STEPLAB_CONTENT_URL", format!("http://{content_addr}"));
         set("STEPLAB_PAYMENTS_URL", format!("http://{payments_addr}"));
+        let dfe_addr = procs::free_addr()?;
+        set("STEPLAB_DFE_GATEWAY_LISTEN", dfe_addr.to_string());
+        set("STEPLAB_DFE_GATEWAY_URL", format!("http://{dfe_addr}"));
         let pg = match opts.backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabases::create(&opts.postgres_admin_url)?),
@@ -144,6 +151,7 @@ impl Stack {
                 set("STEPLAB_PARTICIPANT_DATABASE_URL", dbs.urls[0].clone());
                 set("STEPLAB_CONTENT_DATABASE_URL", dbs.urls[1].clone());
                 set("STEPLAB_PAYMENTS_DATABASE_URL", dbs.urls[2].clone());
+                set("STEPLAB_DFE_GATEWAY_DATABASE_URL", dbs.urls[3].clone());
                 (dbs.urls[1].clone(), dbs.urls[2].clone())
             }
             None => (
@@ -154,6 +162,7 @@ impl Stack {
         let logs = dir.path().to_path_buf();
         let content = procs::start_service(placement, "content-release", "content", content_addr, &env, &logs).await?;
         let payments = procs::start_service(placement, "payments", "payments", payments_addr, &env, &logs).await?;
+        let dfe_gateway = procs::start_service(placement, "dfe-gateway", "dfe-gateway", dfe_addr, &env, &logs).await?;
         let mut participants = Vec::new();
         for i in 0..opts.participant_replicas.max(1) {
             let addr = procs::free_addr()?;
@@ -161,7 +170,18 @@ impl Stack {
             let name = if i == 0 { "participant".to_owned() } else { format!("participant{}", i + 1) };
             participants.push(procs::start_service(placement, "participant", &name, addr, &env, &logs).await?);
         }
-        Ok(Stack { backend: opts.backend, dir, participants, content, payments, secret, content_db, payments_db, pg })
+        Ok(Stack {
+            backend: opts.backend,
+            dir,
+            participants,
+            content,
+            payments,
+            dfe_gateway,
+            secret,
+            content_db,
+            payments_db,
+            pg,
+        })
     }
 
     pub fn token(&self, role: Role, delivery_partners: &[&str]) -> String {
@@ -195,7 +215,7 @@ impl Stack {
     /// (name, pid) of every service process, for CPU and memory figures.
     pub fn pids(&self) -> Vec<(String, u32)> {
         let mut out = Vec::new();
-        for s in self.participants.iter().chain([&self.content, &self.payments]) {
+        for s in self.participants.iter().chain([&self.content, &self.payments, &self.dfe_gateway]) {
             if let Some(pid) = s.pid() {
                 out.push((s.name.clone(), pid));
             }
@@ -239,12 +259,13 @@ impl Stack {
 
     /// Stops every process (SIGTERM, then SIGKILL), then drops the databases.
     pub async fn stop(self) {
-        let Stack { participants, content, payments, pg, dir, .. } = self;
+        let Stack { participants, content, payments, dfe_gateway, pg, dir, .. } = self;
         for p in participants {
             p.stop(Duration::from_secs(5)).await;
         }
         content.stop(Duration::from_secs(5)).await;
         payments.stop(Duration::from_secs(5)).await;
+        dfe_gateway.stop(Duration::from_secs(5)).await;
         drop(pg);
         drop(dir);
     }
