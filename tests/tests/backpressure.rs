@@ -101,8 +101,9 @@ async fn changes_wait_while_the_relay_is_behind_and_are_accepted_once_it_catches
         .retry_parked_commands(pb::RetryParkedCommandsRequest::default())
         .await
         .expect("RetryParkedCommands exists to drain the backlog: never refused for it");
-    let still = try_register(&stack, &w, refused_one.clone()).await.expect_err("still behind");
-    assert_eq!(reason(&still), "DELIVERY_BACKLOG", "the checks above ran inside the window: {still:?}");
+    // (Whether the relay is still behind by now depends on the machine's
+    // speed: it catches up as soon as a claim loop is free to take every
+    // waiting command, so the refusal window is not asserted again here.)
     // Last: it asks the slow content release for its outlook, which takes
     // as long as a delivery.
     let mut dry_run = refused_one.clone();
