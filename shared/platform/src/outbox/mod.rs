@@ -99,20 +99,7 @@ impl OutboxRow {
 
 /// Adds a command to the outbox; call inside the change's transaction.
 pub fn enqueue(conn: &mut DbConn, command: &NewCommand, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::command_id.eq(&command.command_id),
-            outbox::participant_id.eq(&command.participant_id),
-            outbox::target.eq(&command.target),
-            outbox::method.eq(&command.method),
-            outbox::payload.eq(&command.payload),
-            outbox::created_at.eq(now),
-            outbox::attempts.eq(0),
-            outbox::next_attempt_at.eq(now),
-            outbox::request_id.eq(&command.request_id),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    enqueue_all(conn, std::slice::from_ref(command), now).map(|_| ())
 }
 
 /// Adds several commands to the outbox in one statement, in their order;
