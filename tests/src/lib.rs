@@ -48,6 +48,9 @@ pub const TODAY: &str = "2026-11-28";
 /// checks the refusals.
 pub const NO_BACKPRESSURE: &str = "0";
 
+/// Each service's pool in a PostgreSQL harness stack (see `Stack::start_with`).
+pub const TEST_POSTGRES_POOL_SIZE: &str = "4";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -214,6 +217,11 @@ impl Stack {
                     for (name, url) in ServiceName::ALL.into_iter().zip(urls) {
                         vars.insert(name.database_variable(), url);
                     }
+                    // Four tests run at once, each with four services on one
+                    // PostgreSQL server of 100 connections: at the production
+                    // default (10 each) busy stacks could take 160 and be
+                    // refused ("too many clients already", seen in CI).
+                    vars.entry("STEPLAB_DATABASE_POOL_SIZE".into()).or_insert_with(|| TEST_POSTGRES_POOL_SIZE.into());
                     Some(dbs)
                 }
                 Err(e) if postgres_required() => {

@@ -33,7 +33,7 @@ impl Foundation {
         service: ServiceName,
         migrations: &'static Migrations,
     ) -> anyhow::Result<Self> {
-        let db = Database::open(&serving.service.database, migrations).await?;
+        let db = Database::open_sized(&serving.service.database, migrations, serving.service.pool_size).await?;
         let readiness = Readiness::new(&db, serving.readiness.interval);
         let verifier = crate::auth::verifier(&serving.auth)?;
         let observing = observability::start(&serving.metrics, &serving.audit, service, &db)?;

@@ -39,7 +39,9 @@ pub use runtime::{
     AuditSettings, ClockSettings, DEFAULT_RETENTION_DAYS, DeploymentFiles, LogFormat, MetricsSettings, ProcessSettings,
     ReadinessSettings,
 };
-pub use service::{DFE_GATEWAY_DEFAULT_PORT, ServiceName, ServiceSettings};
+pub use service::{
+    DEFAULT_POSTGRES_POOL_SIZE, DEFAULT_SQLITE_POOL_SIZE, DFE_GATEWAY_DEFAULT_PORT, ServiceName, ServiceSettings,
+};
 pub use services::{ContentReleaseConfig, DfeGatewayConfig, ParticipantConfig, PaymentsConfig, Serving};
 pub use tls::TlsFiles;
 
@@ -156,7 +158,8 @@ impl Config {
         let service = |name: ServiceName| -> Result<ServiceSettings, ConfigError> {
             let listen = env.listen.listen(name)?;
             let database = env.database.database(name)?;
-            Ok(ServiceSettings { listen, database })
+            let pool_size = env.database.pool_size(&database)?;
+            Ok(ServiceSettings { listen, database, pool_size })
         };
         let participant = service(ServiceName::Participant)?;
         let content = service(ServiceName::ContentRelease)?;

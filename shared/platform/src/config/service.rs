@@ -84,7 +84,18 @@ impl std::str::FromStr for ServiceName {
 pub struct ServiceSettings {
     pub listen: SocketAddr,
     pub database: DatabaseUrl,
+    /// The most connections the service's pool opens.
+    pub pool_size: u32,
 }
+
+/// Pool connections per service by default. PostgreSQL serves many
+/// connections at once, so the relay's claim loops and the handlers need not
+/// queue for one; SQLite has one writer at a time, so more would only wait.
+pub const DEFAULT_POSTGRES_POOL_SIZE: u32 = 10;
+pub const DEFAULT_SQLITE_POOL_SIZE: u32 = 4;
+/// The largest pool a service may ask for: PostgreSQL's default
+/// `max_connections` is 100 for the whole server.
+const MAX_POOL_SIZE: u64 = 1_000;
 
 /// `STEPLAB_DATA_DIR` and each service's database URL.
 #[derive(Debug, clap::Args)]
@@ -99,6 +110,8 @@ pub(super) struct DatabaseArgs {
     payments_database_url: Option<String>,
     #[arg(long, env = "STEPLAB_DFE_GATEWAY_DATABASE_URL")]
     dfe_gateway_database_url: Option<String>,
+    #[arg(long, env = "STEPLAB_DATABASE_POOL_SIZE")]
+    database_pool_size: Option<String>,
 }
 
 impl DatabaseArgs {
@@ -118,6 +131,15 @@ impl DatabaseArgs {
             Some(raw) => DatabaseUrl::parse(&name.database_variable(), raw),
             None => Ok(DatabaseUrl::Sqlite(self.data_dir().join(name.sqlite_file()))),
         }
+    }
+
+    /// The pool size for a service on `database`: `STEPLAB_DATABASE_POOL_SIZE`
+    /// when set (every service's pool), else the backend's default.
+    pub(super) fn pool_size(&self, database: &DatabaseUrl) -> Result<u32, ConfigError> {
+        let default = if database.is_postgres() { DEFAULT_POSTGRES_POOL_SIZE } else { DEFAULT_SQLITE_POOL_SIZE };
+        let size =
+            parse::positive("STEPLAB_DATABASE_POOL_SIZE", &self.database_pool_size, default.into(), MAX_POOL_SIZE)?;
+        Ok(u32::try_from(size).unwrap_or(default))
     }
 }
 

@@ -91,6 +91,9 @@ fn bad_values_name_their_variable() {
         ("STEPLAB_RELAY_IN_FLIGHT", "0"),
         ("STEPLAB_RELAY_IN_FLIGHT", "65"),
         ("STEPLAB_RELAY_IN_FLIGHT", "many"),
+        ("STEPLAB_DATABASE_POOL_SIZE", "0"),
+        ("STEPLAB_DATABASE_POOL_SIZE", "1001"),
+        ("STEPLAB_DATABASE_POOL_SIZE", "ten"),
         ("STEPLAB_METRICS_LISTEN", "9090"),
         ("STEPLAB_MAX_MESSAGE_BYTES", "0"),
         ("STEPLAB_MAX_MESSAGE_BYTES", "4MB"),
@@ -136,6 +139,16 @@ fn audit_retention_defaults_to_400_days_zero_keeps_forever_and_nonsense_is_refus
         let err = config(&[("STEPLAB_AUDIT_RETENTION_DAYS", bad)]).expect_err(bad);
         assert_eq!(err.variable, "STEPLAB_AUDIT_RETENTION_DAYS");
     }
+}
+
+#[test]
+fn database_pools_default_to_10_on_postgres_and_4_on_sqlite_and_one_setting_sizes_every_pool() {
+    let pg = ("STEPLAB_PAYMENTS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/payments");
+    let defaults = config(&[pg]).expect("defaults");
+    assert_eq!(defaults.payments.pool_size, 10);
+    assert_eq!(defaults.participant.pool_size, 4);
+    let set = config(&[pg, ("STEPLAB_DATABASE_POOL_SIZE", " 3 ")]).expect("set");
+    assert_eq!((set.participant.pool_size, set.payments.pool_size), (3, 3));
 }
 
 #[test]

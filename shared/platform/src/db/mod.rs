@@ -202,12 +202,28 @@ const MIGRATION_LOCK_KEY: i64 = 0x0053_5445_504c_4142; // "STEPLAB"
 impl Database {
     /// Opens the pool (failing fast with the database's own error) and runs
     /// pending migrations.
+    /// The pool holds the backend's default number of connections (see
+    /// [`Database::open_sized`]).
     pub async fn open(url: &DatabaseUrl, migrations: &'static Migrations) -> anyhow::Result<Self> {
-        let url = url.clone();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&url, migrations)).await?
+        let pool_size = if url.is_postgres() {
+            crate::config::DEFAULT_POSTGRES_POOL_SIZE
+        } else {
+            crate::config::DEFAULT_SQLITE_POOL_SIZE
+        };
+        Self::open_sized(url, migrations, pool_size).await
     }
 
-    fn open_blocking(url: &DatabaseUrl, migrations: &'static Migrations) -> anyhow::Result<Self> {
+    /// Opens the pool with at most `pool_size` connections (at least one).
+    pub async fn open_sized(
+        url: &DatabaseUrl,
+        migrations: &'static Migrations,
+        pool_size: u32,
+    ) -> anyhow::Result<Self> {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&url, migrations, pool_size.max(1))).await?
+    }
+
+    fn open_blocking(url: &DatabaseUrl, migrations: &'static Migrations, pool_size: u32) -> anyhow::Result<Self> {
         if let DatabaseUrl::Sqlite(path) = url
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
@@ -222,7 +238,7 @@ impl Database {
         drop(first);
         let postgres = url.is_postgres();
         let pool = r2d2::Pool::builder()
-            .max_size(if postgres { 10 } else { 4 })
+            .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
