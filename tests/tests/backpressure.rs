@@ -3,8 +3,10 @@
 //! (a flood it cannot keep up with), changes are refused with
 //! RESOURCE_EXHAUSTED DELIVERY_BACKLOG and a RetryInfo, and accepted again
 //! once it has caught up; dry runs, reads and the operator's
-//! RetryParkedCommands are never refused for it. A target that is down does
-//! not count: the outbox absorbs the outage and changes go on. SQLite: the
+//! RetryParkedCommands are never refused for it. The lag counts commands
+//! waiting for the relay and commands on their way to a slow receiver. A
+//! target that is down does not count: the outbox absorbs the outage and
+//! changes go on. SQLite: the
 //! signal is the relay's own and the same on both backends.
 
 // Test helpers fail the test that called them.
@@ -65,9 +67,9 @@ async fn changes_wait_while_the_relay_is_behind_and_are_accepted_once_it_catches
     let content = SlowTarget::start(SLOW_DELIVERY).await;
     let (stack, w) =
         start(&[("STEPLAB_CONTENT_URL", &content.url()), ("STEPLAB_BACKPRESSURE_MAX_LAG_MS", TINY_BOUND_MS)]).await;
-    // The first registration's EnrolLearner is on its way (2 s); those
-    // after it wait and are overdue when the relay next claims, which is
-    // when it reports being behind. Until then changes are accepted.
+    // The first registration's EnrolLearner is on its way (2 s): once it is
+    // older than the bound, the relay is behind. Until then changes are
+    // accepted.
     let started = Instant::now();
     let mut trn = 1_000_001;
     let refused = loop {
@@ -101,9 +103,6 @@ async fn changes_wait_while_the_relay_is_behind_and_are_accepted_once_it_catches
         .retry_parked_commands(pb::RetryParkedCommandsRequest::default())
         .await
         .expect("RetryParkedCommands exists to drain the backlog: never refused for it");
-    // (Whether the relay is still behind by now depends on the machine's
-    // speed: it catches up as soon as a claim loop is free to take every
-    // waiting command, so the refusal window is not asserted again here.)
     // Last: it asks the slow content release for its outlook, which takes
     // as long as a delivery.
     let mut dry_run = refused_one.clone();
@@ -139,11 +138,37 @@ async fn changes_wait_while_the_relay_is_behind_and_are_accepted_once_it_catches
         entries.iter().filter(|e| e.rpc == "RegisterParticipant" && e.outcome == "OK").count() > accepted,
         "{entries:?}"
     );
-    // Changes are admitted again once the relay has taken every waiting
-    // command (in flight counts as caught up: the lag is time spent waiting
-    // for the relay, bounded by the call timeout once claimed), so delivery
-    // has begun but need not have finished.
-    assert!(content.answered() >= 1, "the relay caught up by delivering, not by giving up");
+    // Changes are admitted again once every late command has arrived (a
+    // command on its way counts with its age until it is recorded).
+    assert!(content.answered() >= accepted, "the relay caught up by delivering, not by giving up");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_slower_than_the_bound_refuses_changes_while_it_is_on_its_way() {
+    // One command at a time: nothing ever waits to be claimed (a free claim
+    // loop takes each at once), but each takes 2 s to arrive. The lag is
+    // the time from acceptance to arrival, so the second change, made while
+    // the first's command is on its way and older than the bound, is refused.
+    let content = SlowTarget::start(SLOW_DELIVERY).await;
+    let (stack, w) =
+        start(&[("STEPLAB_CONTENT_URL", &content.url()), ("STEPLAB_BACKPRESSURE_MAX_LAG_MS", TINY_BOUND_MS)]).await;
+    try_register(&stack, &w, ect(&w, 1_000_001)).await.expect("nothing is behind yet");
+    // Past the bound, well inside the first delivery.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(content.answered(), 0, "the first EnrolLearner is still on its way");
+    let refused = try_register(&stack, &w, ect(&w, 1_000_002)).await.expect_err("refused while a command is late");
+    assert_eq!((refused.code(), reason(&refused)), (Code::ResourceExhausted, "DELIVERY_BACKLOG".to_owned()));
+    assert!(retry_delay(&refused) >= Duration::from_millis(100), "{refused:?}");
+    assert_eq!(registered(&stack, &w).await, 1, "the refused registration changed nothing");
+    // Once it has arrived and is recorded, changes are accepted again.
+    let started = Instant::now();
+    while let Err(status) = try_register(&stack, &w, ect(&w, 1_000_002)).await {
+        assert_eq!(reason(&status), "DELIVERY_BACKLOG", "{status:?}");
+        assert!(started.elapsed() < WITHIN, "still refused after {WITHIN:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(content.answered() >= 1, "accepted again because the first command arrived");
     stack.stop().await;
 }
 

@@ -29,7 +29,7 @@ mod pressure;
 mod relay;
 
 pub use codec::{RawCodec, RawDecoder, RawEncoder};
-pub use pressure::{Admission, Pressure};
+pub use pressure::{Admission, OnItsWay, Pressure};
 pub use relay::{REFUSED_ATTEMPTS, Relay, RelaySettings, TokenSource, backoff};
 
 use crate::db::DbConn;

@@ -1,9 +1,16 @@
 //! How far the relay is behind, for backpressure (issue 18).
 //!
-//! The signal is the relay's own: after each claim, how long the most
-//! overdue command it found had been due (`now - next_attempt_at` of the
-//! due group heads on their first attempt; zero when none was due). That
-//! measures delivery capacity only. A target that is down does not count:
+//! The signal is the relay's own, the older of two ages:
+//! - after each claim, how long the most overdue command it found had been
+//!   due (`now - next_attempt_at` of the due group heads on their first
+//!   attempt; zero when none was due): commands waiting for the relay;
+//! - for as long as a claimed batch is being delivered and recorded, how long
+//!   its oldest first-attempt command has been due, growing in real time:
+//!   commands on their way. Without it a receiver slower than the bound
+//!   (a batch of hundreds on a busy PostgreSQL) kept the claims finding
+//!   nothing overdue while the lag grew to seconds, and nothing was refused.
+//!
+//! That measures delivery capacity only. A target that is down does not count:
 //! its group heads back off (not due), the commands behind them are never
 //! heads, and a head due again after its backoff is a retry, not counted
 //! (the relay notices it at its next wake-up or poll, up to a second later,
@@ -24,8 +31,8 @@
 
 use crate::error::ServiceError;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// The relay's latest overdue time per lane, shared between the relay (which
 /// writes it after every claim) and the admission check (which reads it on
@@ -33,6 +40,31 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default)]
 pub struct Pressure {
     lanes: Arc<RwLock<HashMap<String, Duration>>>,
+    /// The batches being delivered: since when each one's oldest
+    /// first-attempt command has been due.
+    delivering: Arc<Mutex<Delivering>>,
+}
+
+#[derive(Debug, Default)]
+struct Delivering {
+    next: u64,
+    due_since: HashMap<u64, Instant>,
+}
+
+/// A batch on its way, counted in [`Pressure::lag`] until dropped (after its
+/// outcomes are recorded).
+#[derive(Debug)]
+#[must_use = "the batch counts only while this is held"]
+pub struct OnItsWay {
+    delivering: Arc<Mutex<Delivering>>,
+    key: u64,
+}
+
+impl Drop for OnItsWay {
+    fn drop(&mut self) {
+        let mut delivering = self.delivering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        delivering.due_since.remove(&self.key);
+    }
 }
 
 impl Pressure {
@@ -52,11 +84,32 @@ impl Pressure {
         }
     }
 
-    /// The largest overdue time any lane last reported: how far delivery is
-    /// behind acceptance right now.
+    /// A claimed batch whose oldest first-attempt command had been due for
+    /// `overdue` when claimed: its age counts in the lag until the returned
+    /// guard is dropped.
+    pub fn on_its_way(&self, overdue: Duration) -> OnItsWay {
+        let now = Instant::now();
+        let since = now.checked_sub(overdue).unwrap_or(now);
+        let mut delivering = self.delivering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = delivering.next;
+        delivering.next = delivering.next.wrapping_add(1);
+        delivering.due_since.insert(key, since);
+        OnItsWay { delivering: Arc::clone(&self.delivering), key }
+    }
+
+    /// How far delivery is behind acceptance right now: the largest overdue
+    /// time any lane last reported, or the age of the oldest first-attempt
+    /// command on its way, whichever is larger.
     pub fn lag(&self) -> Duration {
-        let lanes = self.lanes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        lanes.values().copied().max().unwrap_or_default()
+        let waiting = {
+            let lanes = self.lanes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            lanes.values().copied().max().unwrap_or_default()
+        };
+        let on_its_way = {
+            let delivering = self.delivering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            delivering.due_since.values().min().map(Instant::elapsed).unwrap_or_default()
+        };
+        waiting.max(on_its_way)
     }
 }
 
@@ -137,6 +190,21 @@ mod tests {
         assert_eq!(pressure.lag(), Duration::from_millis(300));
         pressure.observe("content-release", Duration::ZERO);
         assert_eq!(pressure.lag(), Duration::from_millis(40));
+    }
+
+    #[test]
+    fn a_batch_on_its_way_counts_with_its_age_until_it_is_recorded() {
+        let pressure = Pressure::new();
+        pressure.observe("content-release", Duration::ZERO);
+        let batch = pressure.on_its_way(Duration::from_millis(300));
+        let young = pressure.on_its_way(Duration::ZERO);
+        assert!(pressure.lag() >= Duration::from_millis(300), "the oldest batch's age: {:?}", pressure.lag());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(pressure.lag() >= Duration::from_millis(320), "it grows while on its way: {:?}", pressure.lag());
+        drop(batch);
+        assert!(pressure.lag() < Duration::from_millis(300), "recorded: only the young one counts");
+        drop(young);
+        assert_eq!(pressure.lag(), Duration::ZERO, "nothing waits and nothing is on its way");
     }
 
     #[test]

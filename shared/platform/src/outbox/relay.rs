@@ -193,11 +193,11 @@ impl Relay {
     /// recorded delivered whichever loop carries it.
     async fn run_lane(&self, lane: &Lane, wake: &Notify, mut shutdown: watch::Receiver<bool>) {
         while !stopping(&shutdown) {
-            let claimed = match self.claim(lane).await {
-                Ok(rows) => rows,
+            let (claimed, _on_its_way) = match self.claim(lane).await {
+                Ok(claim) => claim,
                 Err(e) => {
                     tracing::warn!(error = %e, ?lane, "outbox relay cannot claim commands; retrying");
-                    Vec::new()
+                    (Vec::new(), None)
                 }
             };
             if claimed.is_empty() {
@@ -241,8 +241,10 @@ impl Relay {
 
     /// Takes the due group heads of one lane, leasing them: one read to find
     /// them, then one UPDATE and its RETURNING in one write transaction,
-    /// however many there are.
-    async fn claim(&self, lane: &Lane) -> Result<Vec<OutboxRow>, DbError> {
+    /// however many there are. With them, for a target's lane, the batch's
+    /// place in the backpressure lag while it is delivered and recorded
+    /// (held by the caller until then).
+    async fn claim(&self, lane: &Lane) -> Result<(Vec<OutboxRow>, Option<OnItsWay>), DbError> {
         let now = chrono::Utc::now().naive_utc();
         let (scanned, limit) = (lane.clone(), i64::try_from(self.settings.batch).unwrap_or(i64::MAX));
         // Found outside the write transaction, so SQLite's single writer is
@@ -261,11 +263,14 @@ impl Relay {
             self.settings.pressure.observe(target, overdue);
         }
         if heads.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
+        let first_attempts_due: HashMap<i64, NaiveDateTime> =
+            heads.iter().filter_map(|(id, due)| due.map(|due| (*id, due))).collect();
         let heads: Vec<i64> = heads.into_iter().map(|(id, _)| id).collect();
         let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(30));
-        self.db
+        let claimed = self
+            .db
             .write(move |conn| {
                 let lease_until = chrono::Utc::now().naive_utc() + lease;
                 // RETURNING names exactly the rows this update changed: on
@@ -293,7 +298,16 @@ impl Relay {
                     .load(conn)?;
                 Ok::<_, DbError>(claimed)
             })
-            .await
+            .await?;
+        // Retries do not count, as in the claim's own report above.
+        let oldest_first_attempt = claimed.iter().filter_map(|row| first_attempts_due.get(&row.id)).min();
+        let on_its_way = match (lane, oldest_first_attempt) {
+            (Lane::Target(_), Some(due)) => {
+                Some(self.settings.pressure.on_its_way((now - *due).to_std().unwrap_or_default()))
+            }
+            _ => None,
+        };
+        Ok((claimed, on_its_way))
     }
 
     /// Sends claimed commands: one `ApplyCommands` call per target service
