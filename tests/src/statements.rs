@@ -21,6 +21,12 @@ fn watched() -> MutexGuard<'static, HashMap<String, Vec<String>>> {
 
 fn attribute(event: InstrumentationEvent<'_>) {
     let InstrumentationEvent::StartQuery { query, .. } = event else { return };
+    // The pool's check-out validation, not the call's work: whether it is
+    // attributed depends on the thread that checks the connection out (a
+    // SQLite read checks out on the call's own task).
+    if query.to_string() == "SELECT 1" {
+        return;
+    }
     let Some(request_id) = steplab_platform::call::current_request_id() else { return };
     if let Some(statements) = watched().get_mut(&request_id) {
         statements.push(query.to_string());

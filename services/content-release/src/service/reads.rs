@@ -47,7 +47,7 @@ impl ContentRelease {
         let as_of = query.as_of.unwrap_or(today);
         let curriculum = Arc::clone(&self.curriculum);
         self.db
-            .read(move |conn| {
+            .read_point(move |conn| {
                 // One statement: the learner, their facts and their progress.
                 let found = store::load_learner_with_progress(conn, &query.participant_id)?;
                 let (learner, progress) = match found {

@@ -183,7 +183,7 @@ impl Registry {
         let query = convert::get(&req)?;
         let today = self.clock.today();
         self.db
-            .read(move |conn| {
+            .read_point(move |conn| {
                 // At most two statements: the participant with history and
                 // DfE id, then an ECT's named mentors (W9).
                 let (record, view_today, dfe_id) =

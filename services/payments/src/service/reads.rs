@@ -50,7 +50,7 @@ impl Payments {
         let as_of = query.as_of.unwrap_or(today);
         let book = self.book.clone();
         self.db
-            .read(move |conn| {
+            .read_point(move |conn| {
                 let found = store::find_payee(conn, &query.participant_id)?;
                 let payee = payee_in_reach(
                     conn,
