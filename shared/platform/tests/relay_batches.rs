@@ -251,25 +251,23 @@ struct Rig {
 impl Rig {
     /// One relay on a SQLite outbox.
     async fn start(peer: Peer, batch: usize, in_flight: usize) -> Rig {
+        Rig::start_tuned(peer, settings(batch, in_flight)).await
+    }
+
+    /// One relay on a SQLite outbox, with these settings.
+    async fn start_tuned(peer: Peer, settings: RelaySettings) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::Sqlite(dir.path().join("participant.sqlite3"));
-        Rig::start_on(Box::new(dir), &url, peer, batch, in_flight, 1).await
+        Rig::start_on(Box::new(dir), &url, peer, settings, 1).await
     }
 
     /// `replicas` relays on one fresh PostgreSQL outbox; `None` without a server.
     async fn start_on_postgres(peer: Peer, batch: usize, in_flight: usize, replicas: usize) -> Option<Rig> {
         let (database, url) = FreshPostgres::create()?;
-        Some(Rig::start_on(Box::new(database), &url, peer, batch, in_flight, replicas).await)
+        Some(Rig::start_on(Box::new(database), &url, peer, settings(batch, in_flight), replicas).await)
     }
 
-    async fn start_on(
-        store: Store,
-        url: &DatabaseUrl,
-        peer: Peer,
-        batch: usize,
-        in_flight: usize,
-        replicas: usize,
-    ) -> Rig {
+    async fn start_on(store: Store, url: &DatabaseUrl, peer: Peer, settings: RelaySettings, replicas: usize) -> Rig {
         let db = Database::open(url, &OUTBOX).await.unwrap();
         let receiver =
             Receiver { peer: Arc::new(Mutex::new(peer)), in_flight: Arc::default(), most_in_flight: Arc::default() };
@@ -283,15 +281,6 @@ impl Rig {
                 .await
                 .unwrap();
         });
-        let settings = RelaySettings {
-            poll_interval: Duration::from_millis(50),
-            call_timeout: Duration::from_secs(5),
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-            batch,
-            in_flight,
-            ..RelaySettings::default()
-        };
         // One wake-up for every replica, as if each saw the commit.
         let wake = Arc::new(Notify::new());
         let peer_url = format!("http://{addr}");
@@ -359,6 +348,35 @@ impl Rig {
         ids
     }
 
+    /// Enqueues one hold of `participant_id` and wakes the relay, as one
+    /// commit would (`notify_one`, as the services do).
+    async fn enqueue_for(&self, participant_id: &str) -> HashMap<String, Vec<String>> {
+        let command_id = format!("{participant_id}-c0");
+        let hold = content::PlaceHoldRequest {
+            idempotency_key: command_id.clone(),
+            participant_id: participant_id.to_owned(),
+            hold_id: "h0".into(),
+            ..Default::default()
+        };
+        let command = NewCommand {
+            command_id: command_id.clone(),
+            participant_id: participant_id.to_owned(),
+            target: TARGET.into(),
+            method: format!("/{SERVICE}/PlaceHold"),
+            payload: hold.encode_to_vec(),
+            request_id: None,
+        };
+        self.db
+            .write(move |conn| {
+                outbox::enqueue(conn, &command, chrono::Utc::now().naive_utc())?;
+                Ok::<_, DbError>(())
+            })
+            .await
+            .unwrap();
+        self.wake.notify_one();
+        HashMap::from([(participant_id.to_owned(), vec![command_id])])
+    }
+
     async fn rows(&self) -> Vec<OutboxRow> {
         self.db
             .read(|conn| {
@@ -393,6 +411,19 @@ impl Rig {
             tokio::time::timeout(Duration::from_secs(10), relay).await.unwrap().unwrap();
         }
         self.server.abort();
+    }
+}
+
+/// The rig's relay: quick polls and retries.
+fn settings(batch: usize, in_flight: usize) -> RelaySettings {
+    RelaySettings {
+        poll_interval: Duration::from_millis(50),
+        call_timeout: Duration::from_secs(5),
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        batch,
+        in_flight,
+        ..RelaySettings::default()
     }
 }
 
@@ -432,6 +463,29 @@ async fn many_participants_share_a_call_and_each_ones_commands_arrive_in_order_a
         // 200 commands of 40 participants: 5 rounds of 40 heads at best, and
         // fewer calls than commands by far.
         assert!(calls.len() < 50, "{} calls for 200 commands", calls.len());
+    });
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_within_the_linger_share_one_call() {
+    // No polling in the way: only the commit's wake-up starts a claim.
+    let lingering =
+        RelaySettings { linger: Duration::from_millis(400), poll_interval: Duration::from_secs(60), ..settings(64, 4) };
+    let rig = Rig::start_tuned(batched(), lingering).await;
+    // A trickle: three participants' commits, 50 ms apart, each waking the relay.
+    let mut sent = HashMap::new();
+    for p in 0..3 {
+        let mut one = rig.enqueue_for(&format!("t{p}")).await;
+        sent.extend(one.drain());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.all_delivered().await;
+    rig.peer(|peer| {
+        assert_eq!(applied_per_participant(peer), sent);
+        let calls = apply_calls(peer);
+        assert_eq!(calls.len(), 1, "the trickle shares one call: {calls:?}");
+        assert_eq!(calls[0].len(), 3);
     });
     rig.stop().await;
 }

@@ -34,7 +34,9 @@ pub use auth::{AuthSettings, IdentityProvider, JwtSecretSource, TokenTimeLimits,
 pub use database::DatabaseUrl;
 pub use dfe::DfeSettings;
 pub use limits::Limits;
-pub use relay::{Backpressure, DEFAULT_RELAY_BATCH_SIZE, DEFAULT_RELAY_IN_FLIGHT, RelayRetry, Targets};
+pub use relay::{
+    Backpressure, DEFAULT_RELAY_BATCH_SIZE, DEFAULT_RELAY_IN_FLIGHT, DEFAULT_RELAY_LINGER_MS, RelayRetry, Targets,
+};
 pub use runtime::{
     AuditSettings, ClockSettings, DEFAULT_RETENTION_DAYS, DeploymentFiles, LogFormat, MetricsSettings, ProcessSettings,
     ReadinessSettings,

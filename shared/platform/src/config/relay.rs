@@ -34,6 +34,9 @@ pub struct RelayRetry {
     pub batch_size: usize,
     /// `STEPLAB_RELAY_IN_FLIGHT`: batches a lane has in flight at once.
     pub in_flight: usize,
+    /// `STEPLAB_RELAY_LINGER_MS`: how long the relay lets commits gather
+    /// after one wakes it, before its lanes claim.
+    pub linger: Duration,
 }
 
 /// Backpressure: how far behind its relay a service accepts changes.
@@ -82,6 +85,8 @@ pub(super) struct RelayArgs {
     relay_batch_size: Option<String>,
     #[arg(long, env = "STEPLAB_RELAY_IN_FLIGHT")]
     relay_in_flight: Option<String>,
+    #[arg(long, env = "STEPLAB_RELAY_LINGER_MS")]
+    relay_linger_ms: Option<String>,
     #[arg(long, env = "STEPLAB_BACKPRESSURE_MAX_LAG_MS")]
     backpressure_max_lag_ms: Option<String>,
 }
@@ -97,6 +102,13 @@ pub const DEFAULT_RELAY_BATCH_SIZE: u64 = 256;
 /// claim and record with the others' delivery, few enough that the lanes of
 /// one relay do not take all of a small database pool (SQLite: 4).
 pub const DEFAULT_RELAY_IN_FLIGHT: u64 = 4;
+/// How long the relay lets commits gather by default. A commit wakes the
+/// relay at once; without a pause each commit of a steady trickle (one
+/// caller after another) got its own claim, call, receiver transaction and
+/// record per target, most of the work of a deferral. A few milliseconds
+/// gather several commits into one batch at any rate, far below the lag
+/// backpressure bounds (250 ms).
+pub const DEFAULT_RELAY_LINGER_MS: u64 = 5;
 
 impl RelayArgs {
     /// The targets as set, else this deployment's own listeners: https when
@@ -122,6 +134,7 @@ impl RelayArgs {
         let batch_size =
             parse::positive("STEPLAB_RELAY_BATCH_SIZE", &self.relay_batch_size, DEFAULT_RELAY_BATCH_SIZE, 1_000)?;
         let in_flight = parse::positive("STEPLAB_RELAY_IN_FLIGHT", &self.relay_in_flight, DEFAULT_RELAY_IN_FLIGHT, 64)?;
+        let linger_ms = parse::whole("STEPLAB_RELAY_LINGER_MS", &self.relay_linger_ms, DEFAULT_RELAY_LINGER_MS, 1_000)?;
         Ok(RelayRetry {
             // At most 10 000, so it fits.
             max_attempts: max_attempts as i32,
@@ -129,6 +142,7 @@ impl RelayArgs {
             // At most 1,000 and 64, so they fit.
             batch_size: batch_size as usize,
             in_flight: in_flight as usize,
+            linger: Duration::from_millis(linger_ms),
         })
     }
 

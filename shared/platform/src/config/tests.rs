@@ -91,6 +91,8 @@ fn bad_values_name_their_variable() {
         ("STEPLAB_RELAY_IN_FLIGHT", "0"),
         ("STEPLAB_RELAY_IN_FLIGHT", "65"),
         ("STEPLAB_RELAY_IN_FLIGHT", "many"),
+        ("STEPLAB_RELAY_LINGER_MS", "1001"),
+        ("STEPLAB_RELAY_LINGER_MS", "5ms"),
         ("STEPLAB_DATABASE_POOL_SIZE", "0"),
         ("STEPLAB_DATABASE_POOL_SIZE", "1001"),
         ("STEPLAB_DATABASE_POOL_SIZE", "ten"),
@@ -159,6 +161,14 @@ fn relay_batches_default_to_256_commands_4_in_flight_and_can_be_set_within_bound
     assert_eq!((set.batch_size, set.in_flight), (1000, 1));
     let small = config(&[("STEPLAB_RELAY_BATCH_SIZE", "1"), ("STEPLAB_RELAY_IN_FLIGHT", "64")]).expect("set").relay;
     assert_eq!((small.batch_size, small.in_flight), (1, 64));
+}
+
+#[test]
+fn the_relay_lingers_5_ms_by_default_and_0_claims_at_once() {
+    assert_eq!(config(&[]).expect("defaults").relay.linger, Duration::from_millis(5));
+    let at_once = config(&[("STEPLAB_RELAY_LINGER_MS", "0")]).expect("0 is allowed").relay;
+    assert_eq!(at_once.linger, Duration::ZERO);
+    assert_eq!(config(&[("STEPLAB_RELAY_LINGER_MS", "1000")]).expect("max").relay.linger, Duration::from_secs(1));
 }
 
 #[test]

@@ -32,6 +32,9 @@ pub struct RelaySettings {
     /// Claims a lane has in flight at once: while one batch is delivered,
     /// the next is claimed and another recorded.
     pub in_flight: usize,
+    /// After a commit wakes the relay, how long it lets more commits gather
+    /// before its lanes claim (zero: claim at once).
+    pub linger: Duration,
     /// How `https://` targets are reached (roots, client certificate).
     pub tls: crate::tls::ClientTls,
     /// The service whose outbox this is, the `service` label of the outbox
@@ -54,6 +57,7 @@ impl Default for RelaySettings {
             max_attempts: 50,
             batch: crate::config::DEFAULT_RELAY_BATCH_SIZE as usize,
             in_flight: crate::config::DEFAULT_RELAY_IN_FLIGHT as usize,
+            linger: Duration::from_millis(crate::config::DEFAULT_RELAY_LINGER_MS),
             tls: crate::tls::ClientTls::default(),
             service: "",
             pressure: super::Pressure::new(),
@@ -70,6 +74,7 @@ impl RelaySettings {
             max_backoff: retry.max_backoff,
             batch: retry.batch_size,
             in_flight: retry.in_flight,
+            linger: retry.linger,
             tls,
             ..Self::default()
         }
@@ -150,6 +155,11 @@ impl Relay {
             while !stopping(&shutdown) {
                 tokio::select! {
                     () = self.wake.notified() => {
+                        // Commits during the pause leave one permit, so they
+                        // share the claims this wake-up makes.
+                        if !self.settings.linger.is_zero() {
+                            tokio::time::sleep(self.settings.linger).await;
+                        }
                         for (lane, wake, _) in &lanes {
                             if matches!(lane, Lane::Target(_)) {
                                 wake.notify_one();
