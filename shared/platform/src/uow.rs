@@ -17,15 +17,46 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let turn = self.write_turn().await;
+        self.write_in_turn(turn, f).await
+    }
+
+    async fn write_in_turn<T, E>(
+        &self,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         // The turn is held by the closure on the blocking pool, so a caller
         // that goes away mid-write does not let the next writer in early.
-        let turn = self.write_turn().await;
         self.read(move |conn| {
             let written = write_transaction(conn, f);
             drop(turn);
             written
         })
         .await
+    }
+
+    /// [`Database::write`], with `admit` asked again when this call's turn
+    /// to write comes, before a connection is taken: a refusal then costs
+    /// the one writer nothing. (Backpressure: on SQLite changes queue for
+    /// the one writer, and changes admitted while the relay looked current
+    /// were accepted seconds later, after it had fallen behind.)
+    pub async fn write_admitted<T, E>(
+        &self,
+        admit: impl FnOnce() -> Result<(), E>,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let turn = self.write_turn().await;
+        admit()?;
+        self.write_in_turn(turn, f).await
     }
 
     /// Runs a batch of commands (ApplyCommands) in one write transaction:
@@ -196,5 +227,47 @@ mod tests {
                 .get_result(&mut conn)
                 .expect("count");
         assert_eq!(changes, 2, "the failed write rolled back");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_admitted_asks_at_the_writers_turn_not_before_it() {
+        use crate::migrations::{Migrations, PlatformMigration};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+        static MIGRATIONS: Migrations =
+            Migrations::platform_only(&[(PlatformMigration::Heartbeat, "2026-11-29-000001_heartbeat")]);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("turn.sqlite3"));
+        let db = Database::open(&url, &MIGRATIONS).await.expect("database");
+        // Whether changes may go ahead: yes when the second one is called,
+        // no by the time the first one, ahead of it, has finished.
+        let open = Arc::new(AtomicBool::new(true));
+        let first = {
+            let (db, open) = (db.clone(), open.clone());
+            tokio::spawn(async move {
+                db.write(move |_conn| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    open.store(false, Ordering::SeqCst);
+                    Ok::<_, DbError>(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(open.load(Ordering::SeqCst), "the second change is called while changes are admitted");
+        let ran = Arc::new(AtomicBool::new(false));
+        let ran_inside = ran.clone();
+        let second = db
+            .write_admitted(
+                || if open.load(Ordering::SeqCst) { Ok(()) } else { Err(DbError::Unavailable("refused".into())) },
+                move |_conn| {
+                    ran_inside.store(true, Ordering::SeqCst);
+                    Ok::<_, DbError>(())
+                },
+            )
+            .await;
+        first.await.expect("first task").expect("first write");
+        assert!(second.is_err(), "refused at its turn, after the first write closed the door");
+        assert!(!ran.load(Ordering::SeqCst), "a refused change never runs");
     }
 }

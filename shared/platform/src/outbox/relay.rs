@@ -252,8 +252,8 @@ impl Relay {
     /// Takes the due group heads of one lane, leasing them: one read to find
     /// them, then one UPDATE and its RETURNING in one write transaction,
     /// however many there are. With them, for a target's lane, the batch's
-    /// place in the backpressure lag while it is delivered and recorded
-    /// (held by the caller until then).
+    /// place in the backpressure lag from the moment they are found until
+    /// they are delivered and recorded (held by the caller until then).
     async fn claim(&self, lane: &Lane) -> Result<(Vec<OutboxRow>, Option<OnItsWay>), DbError> {
         let now = chrono::Utc::now().naive_utc();
         let (scanned, limit) = (lane.clone(), i64::try_from(self.settings.batch).unwrap_or(i64::MAX));
@@ -275,8 +275,19 @@ impl Relay {
         if heads.is_empty() {
             return Ok((Vec::new(), None));
         }
-        let first_attempts_due: HashMap<i64, NaiveDateTime> =
-            heads.iter().filter_map(|(id, due)| due.map(|due| (*id, due))).collect();
+        // Counted from now, not from the lease: the lease waits for this
+        // process's turn to write, behind every change being accepted, and
+        // a signal that stood still meanwhile let ever more changes in ahead
+        // of the relay (offered 1,000/s on SQLite: 1,900 commands due for
+        // 3.5 s with 14 leased, and nothing refused). Retries do not count,
+        // as in the report above.
+        let oldest_first_attempt = heads.iter().filter_map(|(_, due)| *due).min();
+        let on_its_way = match (lane, oldest_first_attempt) {
+            (Lane::Target(_), Some(due)) => {
+                Some(self.settings.pressure.on_its_way((now - due).to_std().unwrap_or_default()))
+            }
+            _ => None,
+        };
         let heads: Vec<i64> = heads.into_iter().map(|(id, _)| id).collect();
         let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(30));
         let claimed = self
@@ -309,14 +320,6 @@ impl Relay {
                 Ok::<_, DbError>(claimed)
             })
             .await?;
-        // Retries do not count, as in the claim's own report above.
-        let oldest_first_attempt = claimed.iter().filter_map(|row| first_attempts_due.get(&row.id)).min();
-        let on_its_way = match (lane, oldest_first_attempt) {
-            (Lane::Target(_), Some(due)) => {
-                Some(self.settings.pressure.on_its_way((now - *due).to_std().unwrap_or_default()))
-            }
-            _ => None,
-        };
         Ok((claimed, on_its_way))
     }
 
