@@ -14,6 +14,7 @@ pub mod chaos;
 pub mod fake_dfe;
 pub mod fixtures;
 pub mod prism;
+pub mod receivers;
 pub mod slow_target;
 pub mod statements;
 

@@ -8,34 +8,15 @@
 
 use prost::Message;
 use steplab_platform::auth::Role;
-use steplab_proto::google::r#type::Date;
-use steplab_proto::steplab::common::v1::{AuditEntry, CommandResult, EncodedCommand, ParticipantKind, Programme};
+use steplab_proto::steplab::common::v1::{AuditEntry, CommandResult, EncodedCommand};
 use steplab_proto::steplab::content::v1 as content;
 use steplab_proto::steplab::payments::v1 as payments;
-use steplab_tests::{Content, Payments, Stack, on_both_backends};
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
-
-fn on(s: &str) -> Option<Date> {
-    let mut parts = s.split('-').map(|p| p.parse::<i32>().expect("number"));
-    Some(Date {
-        year: parts.next().expect("year"),
-        month: parts.next().expect("month"),
-        day: parts.next().expect("day"),
-    })
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
+use steplab_tests::receivers::{
+    accrual, content_client, enrol_learner, enrol_payee, fields, hold, new_id, on, payments_client, release_state,
+    suspension,
+};
+use steplab_tests::{Stack, on_both_backends};
+use tonic::Code;
 
 fn encoded(rpc: &str, request: &impl Message, request_id: &str) -> EncodedCommand {
     EncodedCommand { rpc: rpc.into(), request: request.encode_to_vec(), request_id: request_id.into() }
@@ -52,41 +33,8 @@ const DUPLICATE: (i32, &str, Option<bool>) = (OK, "", Some(true));
 
 // ---- content release ----
 
-async fn content_client(stack: &Stack, role: Role) -> Content {
-    stack.content(Some(&stack.token(role, None, &[]))).await
-}
-
-fn enrol_learner(participant: &str) -> content::EnrolLearnerRequest {
-    content::EnrolLearnerRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        programme: Programme::Ect as i32,
-        release_start: on("2026-09-01"),
-        school_id: new_id(),
-        delivery_partner_id: new_id(),
-    }
-}
-
-fn hold(participant: &str, kind: content::HoldKind, from: &str, until: &str) -> content::PlaceHoldRequest {
-    content::PlaceHoldRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        hold_id: new_id(),
-        kind: kind as i32,
-        start_date: on(from),
-        until: on(until),
-    }
-}
-
 fn batch(commands: Vec<EncodedCommand>) -> content::ApplyCommandsRequest {
     content::ApplyCommandsRequest { commands }
-}
-
-async fn release_state(client: &mut Content, participant: &str) -> Result<content::GetReleaseStateResponse, Status> {
-    client
-        .get_release_state(content::GetReleaseStateRequest { participant_id: participant.into(), as_of: None })
-        .await
-        .map(tonic::Response::into_inner)
 }
 
 async fn content_a_batch_applies_in_order_with_a_result_per_command(stack: &Stack) {
@@ -280,42 +228,8 @@ async fn content_each_command_of_a_batch_is_audited_as_its_own_rpc(stack: &Stack
 
 // ---- payments ----
 
-async fn payments_client(stack: &Stack, role: Role) -> Payments {
-    stack.payments(Some(&stack.token(role, None, &[]))).await
-}
-
-fn enrol_payee(participant: &str) -> payments::EnrolPayeeRequest {
-    payments::EnrolPayeeRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        delivery_partner_id: new_id(),
-        schedule: "ecf-standard-september".into(),
-        cohort: 2025,
-        funding_eligible: Some(true),
-        participant_kind: ParticipantKind::Ect as i32,
-        school_id: new_id(),
-    }
-}
-
-fn suspension(participant: &str, from: &str, until: &str) -> payments::SuspendAccrualRequest {
-    payments::SuspendAccrualRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        suspension_id: new_id(),
-        start_date: on(from),
-        until: on(until),
-    }
-}
-
 fn payments_batch(commands: Vec<EncodedCommand>) -> payments::ApplyCommandsRequest {
     payments::ApplyCommandsRequest { commands }
-}
-
-async fn accrual(client: &mut Payments, participant: &str) -> Result<payments::GetAccrualResponse, Status> {
-    client
-        .get_accrual(payments::GetAccrualRequest { participant_id: participant.into(), as_of: on("2026-11-28") })
-        .await
-        .map(tonic::Response::into_inner)
 }
 
 async fn payments_a_batch_applies_in_order_and_refusals_stay_with_their_command(stack: &Stack) {
@@ -348,9 +262,9 @@ async fn payments_a_batch_applies_in_order_and_refusals_stay_with_their_command(
         codes,
         [OK, OK, Code::NotFound as i32, Code::NotFound as i32, Code::NotFound as i32, Code::InvalidArgument as i32]
     );
-    let state = accrual(&mut client, &ada).await.expect("enrolled");
+    let state = accrual(&mut client, &ada, "2026-11-28").await.expect("enrolled");
     assert_eq!(state.state, payments::AccrualState::Suspended as i32, "{state:?}");
-    assert_eq!(accrual(&mut client, &stranger).await.expect_err("not enrolled").code(), Code::NotFound);
+    assert_eq!(accrual(&mut client, &stranger, "2026-11-28").await.expect_err("not enrolled").code(), Code::NotFound);
 
     let again = client
         .apply_commands(payments_batch(vec![
@@ -361,7 +275,7 @@ async fn payments_a_batch_applies_in_order_and_refusals_stay_with_their_command(
         .expect("repeat")
         .into_inner();
     assert_eq!(outcomes(&again.results), [DUPLICATE, DUPLICATE]);
-    assert_eq!(accrual(&mut client, &ada).await.expect("same"), state);
+    assert_eq!(accrual(&mut client, &ada, "2026-11-28").await.expect("same"), state);
 
     let entries = audit_of(stack, &ada, "payments").await;
     let rpcs: Vec<(&str, &str, &str)> =
@@ -385,7 +299,10 @@ async fn payments_a_batch_holds_one_to_a_thousand_commands_from_a_service(stack:
     let too_many = payees.iter().map(|p| encoded("EnrolPayee", &enrol_payee(p), "")).collect();
     let status = client.apply_commands(payments_batch(too_many)).await.expect_err("too many");
     assert_eq!((status.code(), fields(&status)), (Code::InvalidArgument, vec!["commands".to_string()]));
-    assert_eq!(accrual(&mut client, &payees[0]).await.expect_err("nothing applied").code(), Code::NotFound);
+    assert_eq!(
+        accrual(&mut client, &payees[0], "2026-11-28").await.expect_err("nothing applied").code(),
+        Code::NotFound
+    );
 
     let dp = new_id();
     let mut lead = stack.payments(Some(&stack.token(Role::EcfLead, None, &[&dp]))).await;
@@ -394,7 +311,7 @@ async fn payments_a_batch_holds_one_to_a_thousand_commands_from_a_service(stack:
         .await
         .expect_err("lead");
     assert_eq!(status.code(), Code::PermissionDenied);
-    assert_eq!(accrual(&mut client, &payees[0]).await.expect_err("not enrolled").code(), Code::NotFound);
+    assert_eq!(accrual(&mut client, &payees[0], "2026-11-28").await.expect_err("not enrolled").code(), Code::NotFound);
 }
 
 on_both_backends!(

@@ -17,24 +17,13 @@ use steplab_proto::steplab::dfe::v1 as dfe;
 use steplab_proto::steplab::participant::v1 as participant;
 use steplab_proto::steplab::payments::v1 as pb;
 use steplab_tests::fixtures::{register, registration, world};
+use steplab_tests::receivers::{fields, new_id};
 use steplab_tests::{Payments, Stack, on_both_backends};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 fn date(year: i32, month: i32, day: i32) -> Option<Date> {
     Some(Date { year, month, day })
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
 }
 
 fn reason(status: &Status) -> String {

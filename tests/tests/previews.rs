@@ -7,62 +7,21 @@
 use std::time::Instant;
 use steplab_platform::auth::Role;
 use steplab_proto::google::r#type::Date;
-use steplab_proto::steplab::common::v1::{ParticipantKind, Programme};
 use steplab_proto::steplab::content::v1 as content;
 use steplab_proto::steplab::content::v1::release_command::Command as ReleaseCommand;
 use steplab_proto::steplab::payments::v1 as payments;
 use steplab_proto::steplab::payments::v1::accrual_command::Command as AccrualCommand;
+use steplab_tests::receivers::{
+    accrual, content_client, enrol_learner, enrol_payee, fields, hold, new_id, on, payments_client, release_state,
+    suspension,
+};
 use steplab_tests::{Content, Payments, Stack, on_both_backends};
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
-
-fn on(s: &str) -> Option<Date> {
-    let mut parts = s.split('-').map(|p| p.parse::<i32>().expect("number"));
-    Some(Date {
-        year: parts.next().expect("year"),
-        month: parts.next().expect("month"),
-        day: parts.next().expect("day"),
-    })
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn fields(status: &Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
+use tonic::Code;
 
 // ---- content release ----
 
-async fn content_client(stack: &Stack, role: Role) -> Content {
-    stack.content(Some(&stack.token(role, None, &[]))).await
-}
-
-fn enrol_learner(participant: &str) -> content::EnrolLearnerRequest {
-    content::EnrolLearnerRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        programme: Programme::Ect as i32,
-        release_start: on("2026-09-01"),
-        school_id: new_id(),
-        delivery_partner_id: new_id(),
-    }
-}
-
 fn deferral(participant: &str, from: &str, until: &str) -> content::PlaceHoldRequest {
-    content::PlaceHoldRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        hold_id: new_id(),
-        kind: content::HoldKind::Deferral as i32,
-        start_date: on(from),
-        until: on(until),
-    }
+    hold(participant, content::HoldKind::Deferral, from, until)
 }
 
 fn release_commands(commands: Vec<ReleaseCommand>) -> content::PreviewCommandsRequest {
@@ -70,13 +29,6 @@ fn release_commands(commands: Vec<ReleaseCommand>) -> content::PreviewCommandsRe
         commands: commands.into_iter().map(|c| content::ReleaseCommand { command: Some(c) }).collect(),
         as_of: None,
     }
-}
-
-async fn release_state(client: &mut Content, participant: &str) -> Result<content::GetReleaseStateResponse, Status> {
-    client
-        .get_release_state(content::GetReleaseStateRequest { participant_id: participant.into(), as_of: None })
-        .await
-        .map(tonic::Response::into_inner)
 }
 
 async fn enrolled_learner(client: &mut Content) -> String {
@@ -271,49 +223,11 @@ async fn content_a_ten_command_preview_takes(stack: &Stack) {
 
 // ---- payments ----
 
-async fn payments_client(stack: &Stack, role: Role) -> Payments {
-    stack.payments(Some(&stack.token(role, None, &[]))).await
-}
-
-fn enrol_payee(participant: &str) -> payments::EnrolPayeeRequest {
-    payments::EnrolPayeeRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        delivery_partner_id: new_id(),
-        schedule: "ecf-standard-september".into(),
-        cohort: 2025,
-        funding_eligible: Some(true),
-        participant_kind: ParticipantKind::Ect as i32,
-        school_id: new_id(),
-    }
-}
-
-fn suspension(participant: &str, from: &str, until: &str) -> payments::SuspendAccrualRequest {
-    payments::SuspendAccrualRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        suspension_id: new_id(),
-        start_date: on(from),
-        until: on(until),
-    }
-}
-
 fn accrual_commands(commands: Vec<AccrualCommand>, as_of: &str) -> payments::PreviewCommandsRequest {
     payments::PreviewCommandsRequest {
         commands: commands.into_iter().map(|c| payments::AccrualCommand { command: Some(c) }).collect(),
         as_of: on(as_of),
     }
-}
-
-async fn accrual(
-    client: &mut Payments,
-    participant: &str,
-    as_of: &str,
-) -> Result<payments::GetAccrualResponse, Status> {
-    client
-        .get_accrual(payments::GetAccrualRequest { participant_id: participant.into(), as_of: on(as_of) })
-        .await
-        .map(tonic::Response::into_inner)
 }
 
 /// An ECT enrolled in 2025 who started (engaged in the started window).
