@@ -41,9 +41,7 @@ pub use runtime::{
     AuditSettings, ClockSettings, DEFAULT_RETENTION_DAYS, DeploymentFiles, LogFormat, MetricsSettings, ProcessSettings,
     ReadinessSettings,
 };
-pub use service::{
-    DEFAULT_POSTGRES_POOL_SIZE, DEFAULT_SQLITE_POOL_SIZE, DFE_GATEWAY_DEFAULT_PORT, ServiceName, ServiceSettings,
-};
+pub use service::{DFE_GATEWAY_DEFAULT_PORT, ServiceName, ServiceSettings, default_pool_size};
 pub use services::{ContentReleaseConfig, DfeGatewayConfig, ParticipantConfig, PaymentsConfig, Serving};
 pub use tls::TlsFiles;
 

@@ -29,26 +29,22 @@ pub(super) fn url(variable: &str, raw: &str) -> Result<String, ConfigError> {
 
 /// A whole number from 0 to `max`, `default` when unset.
 pub(super) fn whole(variable: &str, raw: &Option<String>, default: u64, max: u64) -> Result<u64, ConfigError> {
-    match given(raw) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n <= max)
-            .ok_or_else(|| ConfigError::new(variable, format!("`{raw}` is not a whole number from 0 to {max}"))),
-    }
+    within(variable, raw, default, 0, max)
 }
 
 /// A whole number from 1 to `max`, `default` when unset.
 pub(super) fn positive(variable: &str, raw: &Option<String>, default: u64, max: u64) -> Result<u64, ConfigError> {
+    within(variable, raw, default, 1, max)
+}
+
+fn within(variable: &str, raw: &Option<String>, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
     match given(raw) {
         None => Ok(default),
         Some(raw) => raw
             .trim()
             .parse::<u64>()
             .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ConfigError::new(variable, format!("`{raw}` is not a whole number from 1 to {max}"))),
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| ConfigError::new(variable, format!("`{raw}` is not a whole number from {min} to {max}"))),
     }
 }

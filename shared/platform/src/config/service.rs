@@ -91,8 +91,13 @@ pub struct ServiceSettings {
 /// Pool connections per service by default. PostgreSQL serves many
 /// connections at once, so the relay's claim loops and the handlers need not
 /// queue for one; SQLite has one writer at a time, so more would only wait.
-pub const DEFAULT_POSTGRES_POOL_SIZE: u32 = 10;
-pub const DEFAULT_SQLITE_POOL_SIZE: u32 = 4;
+const DEFAULT_POSTGRES_POOL_SIZE: u32 = 10;
+const DEFAULT_SQLITE_POOL_SIZE: u32 = 4;
+/// The pool size of a service on `database` when none is set.
+pub fn default_pool_size(database: &DatabaseUrl) -> u32 {
+    if database.is_postgres() { DEFAULT_POSTGRES_POOL_SIZE } else { DEFAULT_SQLITE_POOL_SIZE }
+}
+
 /// The largest pool a service may ask for: PostgreSQL's default
 /// `max_connections` is 100 for the whole server.
 const MAX_POOL_SIZE: u64 = 1_000;
@@ -136,7 +141,7 @@ impl DatabaseArgs {
     /// The pool size for a service on `database`: `STEPLAB_DATABASE_POOL_SIZE`
     /// when set (every service's pool), else the backend's default.
     pub(super) fn pool_size(&self, database: &DatabaseUrl) -> Result<u32, ConfigError> {
-        let default = if database.is_postgres() { DEFAULT_POSTGRES_POOL_SIZE } else { DEFAULT_SQLITE_POOL_SIZE };
+        let default = default_pool_size(database);
         let size =
             parse::positive("STEPLAB_DATABASE_POOL_SIZE", &self.database_pool_size, default.into(), MAX_POOL_SIZE)?;
         Ok(u32::try_from(size).unwrap_or(default))

@@ -205,12 +205,7 @@ impl Database {
     /// The pool holds the backend's default number of connections (see
     /// [`Database::open_sized`]).
     pub async fn open(url: &DatabaseUrl, migrations: &'static Migrations) -> anyhow::Result<Self> {
-        let pool_size = if url.is_postgres() {
-            crate::config::DEFAULT_POSTGRES_POOL_SIZE
-        } else {
-            crate::config::DEFAULT_SQLITE_POOL_SIZE
-        };
-        Self::open_sized(url, migrations, pool_size).await
+        Self::open_sized(url, migrations, crate::config::default_pool_size(url)).await
     }
 
     /// Opens the pool with at most `pool_size` connections (at least one).
