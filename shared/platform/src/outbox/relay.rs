@@ -263,31 +263,25 @@ impl Relay {
         // command only if it is still undelivered, unparked and due, so a
         // replica (or another loop of this lane) that took it meanwhile wins.
         let heads = self.db.read(move |conn| Ok::<_, DbError>(due_heads(conn, &scanned, now, limit)?)).await?;
-        if let Lane::Target(target) = lane {
-            // The most overdue first attempt says how far behind this lane is (retries do not count).
-            let overdue = heads
-                .iter()
-                .filter_map(|(_, due)| due.and_then(|due| (now - due).to_std().ok()))
-                .max()
-                .unwrap_or_default();
-            self.settings.pressure.observe(target, overdue);
+        // The most overdue first attempt says how far behind this lane is
+        // (retries do not count).
+        let overdue = heads.iter().filter_map(|(_, due)| due.and_then(|due| (now - due).to_std().ok())).max();
+        let target = match lane {
+            Lane::Target(target) => Some(target),
+            Lane::Unroutable(_) => None,
+        };
+        if let Some(target) = target {
+            self.settings.pressure.observe(target, overdue.unwrap_or_default());
         }
         if heads.is_empty() {
             return Ok((Vec::new(), None));
         }
-        // Counted from now, not from the lease: the lease waits for this
-        // process's turn to write, behind every change being accepted, and
-        // a signal that stood still meanwhile let ever more changes in ahead
-        // of the relay (offered 1,000/s on SQLite: 1,900 commands due for
-        // 3.5 s with 14 leased, and nothing refused). Retries do not count,
-        // as in the report above.
-        let oldest_first_attempt = heads.iter().filter_map(|(_, due)| *due).min();
-        let on_its_way = match (lane, oldest_first_attempt) {
-            (Lane::Target(_), Some(due)) => {
-                Some(self.settings.pressure.on_its_way((now - due).to_std().unwrap_or_default()))
-            }
-            _ => None,
-        };
+        // The claimed batch counts from now, not from the lease: the lease
+        // waits for this process's turn to write, behind every change being
+        // accepted, and a signal that stood still meanwhile let ever more
+        // changes in ahead of the relay (offered 1,000/s on SQLite: 1,900
+        // commands due for 3.5 s with 14 leased, and nothing refused).
+        let on_its_way = target.and(overdue).map(|overdue| self.settings.pressure.on_its_way(overdue));
         let heads: Vec<i64> = heads.into_iter().map(|(id, _)| id).collect();
         let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(30));
         let claimed = self
