@@ -1,4 +1,5 @@
-//! ApplyCommands on content release and payments over real gRPC, on SQLite
+//! ApplyCommands on content release, payments and the DfE gateway over real
+//! gRPC, on SQLite
 //! and on PostgreSQL (issue 18, item 1, the receivers' side): a batch
 //! applies its commands in order in one transaction and answers one result
 //! per command, each as its unary RPC would have answered; a refused or
@@ -10,6 +11,7 @@ use prost::Message;
 use steplab_platform::auth::Role;
 use steplab_proto::steplab::common::v1::{AuditEntry, CommandResult, EncodedCommand};
 use steplab_proto::steplab::content::v1 as content;
+use steplab_proto::steplab::dfe::v1 as dfe;
 use steplab_proto::steplab::payments::v1 as payments;
 use steplab_tests::receivers::{
     accrual, content_client, enrol_learner, enrol_payee, fields, hold, new_id, on, payments_client, release_state,
@@ -314,6 +316,142 @@ async fn payments_a_batch_holds_one_to_a_thousand_commands_from_a_service(stack:
     assert_eq!(accrual(&mut client, &payees[0], "2026-11-28").await.expect_err("not enrolled").code(), Code::NotFound);
 }
 
+// ---- the DfE gateway ----
+
+fn dfe_batch(commands: Vec<EncodedCommand>) -> dfe::ApplyCommandsRequest {
+    dfe::ApplyCommandsRequest { commands }
+}
+
+fn track(participant: &str, dfe_id: &str) -> dfe::TrackParticipantRequest {
+    dfe::TrackParticipantRequest {
+        idempotency_key: new_id(),
+        participant_id: participant.into(),
+        course: dfe::Course::EcfInduction as i32,
+        dfe_participant_id: dfe_id.into(),
+        trn: "1234567".into(),
+        cohort: 2026,
+        schedule_identifier: "ecf-standard-september".into(),
+    }
+}
+
+fn defer(participant: &str) -> dfe::ReportStatusChangeRequest {
+    dfe::ReportStatusChangeRequest {
+        idempotency_key: new_id(),
+        participant_id: participant.into(),
+        kind: dfe::StatusChangeKind::Defer as i32,
+        reason: "parental-leave".into(),
+        effective_date: on("2026-11-02"),
+        ..Default::default()
+    }
+}
+
+/// (method, path) of the participant's DfE calls, oldest first.
+async fn dfe_calls(stack: &Stack, participant: &str) -> Vec<(String, String)> {
+    let mut admin = stack.dfe_gateway(Some(&stack.admin_token())).await;
+    let calls = admin
+        .list_dfe_calls(dfe::ListDfeCallsRequest {
+            participant_id: participant.into(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list calls")
+        .into_inner()
+        .calls;
+    calls.into_iter().map(|c| (c.http_method, c.path)).collect()
+}
+
+async fn dfe_gateway_a_batch_applies_in_order_and_refusals_stay_with_their_command(stack: &Stack) {
+    let mut gateway = stack.dfe_gateway(Some(&stack.token(Role::Service, None, &[]))).await;
+    let (ada, stranger) = (new_id(), new_id());
+    let dfe_id = new_id();
+    let track_ada = track(&ada, &dfe_id);
+    let defer_ada = defer(&ada);
+    let declare_ada = dfe::DeclareMilestoneRequest {
+        idempotency_key: new_id(),
+        participant_id: ada.clone(),
+        declaration_type: "started".into(),
+        declaration_date: on("2026-10-01"),
+        evidence_held: String::new(),
+        milestone_id: String::new(),
+    };
+    let answer = gateway
+        .apply_commands(dfe_batch(vec![
+            encoded("TrackParticipant", &track_ada, "r-1"),
+            // In order: Ada is tracked by the command before.
+            encoded("ReportStatusChange", &defer_ada, "r-2"),
+            // X1: nobody tracked Stranger.
+            encoded("ReportStatusChange", &defer(&stranger), "r-3"),
+            encoded("DeclareMilestone", &declare_ada, "r-4"),
+            // X5: declared already, in this batch.
+            encoded(
+                "DeclareMilestone",
+                &dfe::DeclareMilestoneRequest { idempotency_key: new_id(), ..declare_ada.clone() },
+                "",
+            ),
+            // Not a gateway command.
+            encoded("PlaceHold", &defer_ada, ""),
+        ]))
+        .await
+        .expect("batch")
+        .into_inner();
+    let failed = Code::FailedPrecondition as i32;
+    assert_eq!(
+        outcomes(&answer.results),
+        [
+            APPLIED,
+            APPLIED,
+            (failed, "PARTICIPANT_NOT_TRACKED", None),
+            APPLIED,
+            (failed, "ALREADY_DECLARED", None),
+            (Code::InvalidArgument as i32, "INVALID_ARGUMENT", None)
+        ]
+    );
+    let defer_path = format!("/api/v3/participants/ecf/{dfe_id}/defer");
+    let expected =
+        vec![("PUT".to_string(), defer_path), ("POST".to_string(), "/api/v3/participant-declarations".to_string())];
+    assert_eq!(dfe_calls(stack, &ada).await, expected);
+    assert_eq!(dfe_calls(stack, &stranger).await, []);
+
+    // Sent again (a lost acknowledgement): duplicates, nothing decided twice.
+    let again = gateway
+        .apply_commands(dfe_batch(vec![
+            encoded("TrackParticipant", &track_ada, ""),
+            encoded("ReportStatusChange", &defer_ada, ""),
+            encoded("DeclareMilestone", &declare_ada, ""),
+        ]))
+        .await
+        .expect("repeat")
+        .into_inner();
+    assert_eq!(outcomes(&again.results), [DUPLICATE, DUPLICATE, DUPLICATE]);
+    assert_eq!(dfe_calls(stack, &ada).await, expected);
+}
+
+async fn dfe_gateway_a_batch_holds_one_to_a_thousand_commands_from_a_service(stack: &Stack) {
+    let mut gateway = stack.dfe_gateway(Some(&stack.token(Role::Service, None, &[]))).await;
+    let status = gateway.apply_commands(dfe_batch(vec![])).await.expect_err("empty");
+    assert_eq!((status.code(), fields(&status)), (Code::InvalidArgument, vec!["commands".to_string()]));
+    let people: Vec<String> = (0..1001).map(|_| new_id()).collect();
+    let too_many = people.iter().map(|p| encoded("TrackParticipant", &track(p, ""), "")).collect();
+    let status = gateway.apply_commands(dfe_batch(too_many)).await.expect_err("too many");
+    assert_eq!((status.code(), fields(&status)), (Code::InvalidArgument, vec!["commands".to_string()]));
+
+    // Only the services send commands, batched or not.
+    let mut admin = stack.dfe_gateway(Some(&stack.admin_token())).await;
+    let status = admin
+        .apply_commands(dfe_batch(vec![encoded("TrackParticipant", &track(&people[0], ""), "")]))
+        .await
+        .expect_err("admin");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    // Nothing was tracked by the refused batches: a report is refused.
+    let answer = gateway
+        .apply_commands(dfe_batch(vec![encoded("ReportStatusChange", &defer(&people[0]), "")]))
+        .await
+        .expect("batch")
+        .into_inner();
+    assert_eq!(outcomes(&answer.results), [(Code::FailedPrecondition as i32, "PARTICIPANT_NOT_TRACKED", None)]);
+}
+
 on_both_backends!(
     content_a_batch_applies_in_order_with_a_result_per_command,
     content_a_refused_command_changes_nothing_and_does_not_stop_the_others,
@@ -321,4 +459,6 @@ on_both_backends!(
     content_each_command_of_a_batch_is_audited_as_its_own_rpc,
     payments_a_batch_applies_in_order_and_refusals_stay_with_their_command,
     payments_a_batch_holds_one_to_a_thousand_commands_from_a_service,
+    dfe_gateway_a_batch_applies_in_order_and_refusals_stay_with_their_command,
+    dfe_gateway_a_batch_holds_one_to_a_thousand_commands_from_a_service,
 );

@@ -147,6 +147,18 @@ async fn metrics_count_calls_by_rpc_and_code_and_request_ids_reach_the_outbox() 
         "steplab_grpc_requests_total",
         &[("service", "payments"), ("rpc", "ApplyCommands"), ("code", "OK")],
     );
+    // The DfE gateway takes batches too: the ECT's TrackParticipant went in
+    // one, not as a unary call after an UNIMPLEMENTED probe.
+    positive(
+        &body,
+        "steplab_grpc_requests_total",
+        &[("service", "dfe-gateway"), ("rpc", "ApplyCommands"), ("code", "OK")],
+    );
+    assert_eq!(
+        sample(&body, "steplab_grpc_requests_total", &[("service", "dfe-gateway"), ("rpc", "TrackParticipant")]),
+        None,
+        "{body}"
+    );
     assert!(!body.contains("rpc=\"Check\""), "health checks are not counted:\n{body}");
 
     positive(&body, "steplab_grpc_request_duration_seconds_count", &[participant, ("rpc", "RegisterParticipant")]);

@@ -23,6 +23,7 @@ steplab_platform::delegating_grpc_service! {
     rpc report_status_change(pb::ReportStatusChangeRequest) -> pb::ReportStatusChangeResponse => report_status_change, noting participant_id;
     rpc declare_milestone(pb::DeclareMilestoneRequest) -> pb::DeclareMilestoneResponse => declare_milestone, noting participant_id;
     rpc void_milestone(pb::VoidMilestoneRequest) -> pb::VoidMilestoneResponse => void_milestone, noting participant_id;
+    rpc apply_commands(pb::ApplyCommandsRequest) -> pb::ApplyCommandsResponse => apply_commands;
     rpc list_dfe_calls(pb::ListDfeCallsRequest) -> pb::ListDfeCallsResponse => list_dfe_calls, noting participant_id;
     rpc retry_dfe_call(pb::RetryDfeCallRequest) -> pb::RetryDfeCallResponse => retry_dfe_call;
     rpc list_unreportable(pb::ListUnreportableRequest) -> pb::ListUnreportableResponse => list_unreportable;

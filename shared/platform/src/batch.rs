@@ -1,4 +1,5 @@
-//! What content release's and payments' `ApplyCommands` share (issue 18):
+//! What the receivers' `ApplyCommands` share (content release, payments and
+//! the DfE gateway; issue 18):
 //! a batch of encoded commands, each decoded as the RPC it names, read and
 //! run by that RPC's own code, in order, in one write transaction, each in
 //! its own savepoint. A command refused (or undecodable) rolls back only its
@@ -17,7 +18,7 @@ use diesel::Connection;
 use prost::Message;
 pub use steplab_proto::steplab::common::v1::EncodedCommand;
 use steplab_proto::steplab::common::v1::{CommandAck, CommandResult};
-use steplab_proto::steplab::{content::v1 as content, payments::v1 as payments};
+use steplab_proto::steplab::{content::v1 as content, dfe::v1 as dfe, payments::v1 as payments};
 use tonic_types::StatusExt;
 
 /// The most commands one batch takes: enough to keep the relay's pipe
@@ -76,6 +77,10 @@ batched_requests!(
     payments::SetAreaCoveredRequest,
     payments::SetParticipantScopeRequest,
     payments::RecordDeclarationStateRequest,
+    dfe::TrackParticipantRequest,
+    dfe::ReportStatusChangeRequest,
+    dfe::DeclareMilestoneRequest,
+    dfe::VoidMilestoneRequest,
 );
 
 /// One command of a batch as read: the RPC it stands for, what its result

@@ -6,6 +6,7 @@
 //! participant service and payments, the operator's calls and reads, and
 //! reconciliation with the DfE.
 
+mod batch;
 mod calls;
 mod commands;
 mod reconcile;
@@ -51,19 +52,27 @@ fn not_tracked(participant_id: &str) -> ServiceError {
     .into()
 }
 
+/// Where a command's calls come from: when it was applied, its command id
+/// and the request that caused it (the command's own in a batch), stored
+/// with each call for tracing.
+struct Origin<'a> {
+    now: NaiveDateTime,
+    command_id: &'a str,
+    request_id: Option<&'a str>,
+}
+
 /// A call decided now: pending when the participant's DfE id is known (put
 /// in place), else waiting for it (X1).
 fn new_call(
     tracked: &TrackedRow,
-    command_id: &str,
+    origin: &Origin,
     declaration_type: Option<String>,
     request: mapping::DfeRequest,
-    now: NaiveDateTime,
 ) -> NewCall {
     let known = tracked.dfe_participant_id.as_deref();
     NewCall {
         call_id: ids::new_id(),
-        command_id: command_id.to_owned(),
+        command_id: origin.command_id.to_owned(),
         participant_id: tracked.participant_id.clone(),
         declaration_type,
         http_method: request.method.to_owned(),
@@ -71,10 +80,10 @@ fn new_call(
         body: mapping::resolve(&request.body, known, None),
         state: if known.is_some() { CallState::Pending } else { CallState::WaitingForDfeId }.as_str().to_owned(),
         attempts: 0,
-        next_attempt_at: now,
+        next_attempt_at: origin.now,
         last_http_status: 0,
-        created_at: now,
-        request_id: observability::current_request_id(),
+        created_at: origin.now,
+        request_id: origin.request_id.map(str::to_owned),
     }
 }
 
@@ -93,6 +102,34 @@ impl Received {
     }
 }
 
+/// How a command runs inside the caller's write transaction, at `now`, for
+/// the request `request_id`.
+type Run<Resp> = Box<dyn FnOnce(&mut DbConn, NaiveDateTime, Option<&str>) -> Result<Resp, ServiceError> + Send>;
+
+/// A validated command, ready to run alone (its unary RPC) or in a batch
+/// (ApplyCommands): one code path for both.
+struct Prepared<Resp> {
+    /// The request that caused it: the call's for a unary RPC, the
+    /// command's own in a batch.
+    request_id: Option<String>,
+    run: Run<Resp>,
+}
+
+impl<Resp: Acked> Prepared<Resp> {
+    /// The same command answering only its acknowledgement, so commands of
+    /// different RPCs can run in one batch with a result each. The stored
+    /// first answer stays the RPC's own response.
+    fn into_ack(self) -> Prepared<CommandAck> {
+        let run = self.run;
+        Prepared {
+            request_id: self.request_id,
+            run: Box::new(move |conn, now, request_id| {
+                Ok(run(conn, now, request_id)?.ack_mut().take().unwrap_or_default())
+            }),
+        }
+    }
+}
+
 impl Gateway {
     pub fn new(db: Database, clock: Clock, wake: Arc<Notify>, dfe: Option<crate::dfe::DfeClient>) -> Self {
         Self { db, clock, wake, dfe }
@@ -103,44 +140,46 @@ impl Gateway {
         &self.db
     }
 
-    /// Runs a command in one write transaction: answers a repeat from the
-    /// stored first answer, applies the change, stores the answer; wakes the
-    /// delivery worker after the commit.
-    async fn command<Resp: Acked>(
-        &self,
-        received: Received,
-        apply: impl FnOnce(&mut DbConn, NaiveDateTime) -> Result<(), ServiceError> + Send + 'static,
-    ) -> Result<Resp, ServiceError> {
-        let Received { rpc, key, command_id, request } = received;
+    /// Runs a prepared command in one write transaction; wakes the delivery
+    /// worker after the commit.
+    async fn run<Resp: Acked>(&self, command: Prepared<Resp>) -> Result<Resp, ServiceError> {
         let now = self.clock.now();
-        let response = self
-            .db
-            .write(move |conn| {
-                let ran = idempotency::once::<DfeGatewayRules, _>(conn, Some(&key), rpc, &request, now, |conn| {
-                    apply(conn, now)?;
-                    Ok(Resp::acked(CommandAck { idempotency_key: command_id, duplicate: false }))
-                })?;
-                Ok::<_, ServiceError>(acked(ran))
-            })
-            .await?;
+        let Prepared { request_id, run } = command;
+        let response = self.db.write(move |conn| run(conn, now, request_id.as_deref())).await?;
         self.wake.notify_one();
         Ok(response)
     }
-    /// Runs a command about one participant, refused unless the gateway
-    /// tracks them: every call about a participant needs what
-    /// TrackParticipant stored (course, DfE id). `apply` gets the tracked
-    /// row and the command id, for the calls it decides.
-    async fn tracked_command<Resp: Acked>(
-        &self,
+
+    /// A command, to run in the caller's transaction: answers a repeat from
+    /// the stored first answer, applies the change, stores the answer.
+    fn command<Resp: Acked>(
+        received: Received,
+        apply: impl FnOnce(&mut DbConn, &Origin) -> Result<(), ServiceError> + Send + 'static,
+    ) -> Prepared<Resp> {
+        let Received { rpc, key, command_id, request } = received;
+        Prepared {
+            request_id: observability::current_request_id(),
+            run: Box::new(move |conn, now, request_id| {
+                let ran = idempotency::once::<DfeGatewayRules, _>(conn, Some(&key), rpc, &request, now, |conn| {
+                    apply(conn, &Origin { now, command_id: &command_id, request_id })?;
+                    Ok(Resp::acked(CommandAck { idempotency_key: command_id.clone(), duplicate: false }))
+                })?;
+                Ok(acked(ran))
+            }),
+        }
+    }
+
+    /// A command about one participant, refused unless the gateway tracks
+    /// them: every call about a participant needs what TrackParticipant
+    /// stored (course, DfE id). `apply` gets the tracked row.
+    fn tracked_command<Resp: Acked>(
         received: Received,
         participant_id: ParticipantId,
-        apply: impl FnOnce(&mut DbConn, NaiveDateTime, TrackedRow, &str) -> Result<(), ServiceError> + Send + 'static,
-    ) -> Result<Resp, ServiceError> {
-        let command_id = received.command_id.clone();
-        self.command(received, move |conn, now| {
+        apply: impl FnOnce(&mut DbConn, &Origin, TrackedRow) -> Result<(), ServiceError> + Send + 'static,
+    ) -> Prepared<Resp> {
+        Self::command(received, move |conn, origin| {
             let tracked = store::tracked(conn, &participant_id)?.ok_or_else(|| not_tracked(&participant_id))?;
-            apply(conn, now, tracked, &command_id)
+            apply(conn, origin, tracked)
         })
-        .await
     }
 }

@@ -102,8 +102,8 @@ pub struct Relay {
     tokens: Arc<dyn TokenSource>,
     wake: Arc<Notify>,
     settings: RelaySettings,
-    /// Targets that answered UNIMPLEMENTED to `ApplyCommands` (the DfE
-    /// gateway, or an older release mid-upgrade), and when: they get one
+    /// Targets that answered UNIMPLEMENTED to `ApplyCommands` (an older
+    /// release mid-upgrade), and when: they get one
     /// unary call per command until [`UNBATCHED_RECHECK`] has passed, then
     /// `ApplyCommands` is tried again, so a rolling upgrade ends batched
     /// without a restart.
