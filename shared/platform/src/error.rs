@@ -235,14 +235,17 @@ pub fn retry_after(code: Code, reason: &str, message: impl Into<String>, delay: 
 
 /// How long a call refused for a delivery backlog of `lag` is told to wait:
 /// about the lag itself (the relay needs roughly that long to work through
-/// what is overdue), at least [`BACKLOG_RETRY_MIN`] so clients do not spin,
-/// at most [`BACKLOG_RETRY_MAX`] so they come back soon after a long stall.
-pub fn backlog_retry_delay(lag: Duration) -> Duration {
-    lag.clamp(BACKLOG_RETRY_MIN, BACKLOG_RETRY_MAX)
+/// what is overdue) times `spread`, a random factor the admission check
+/// draws (half to one and a half), so callers refused together do not all
+/// come back together and find the relay behind again; at least
+/// [`BACKLOG_RETRY_MIN`] so clients do not spin, at most
+/// [`BACKLOG_RETRY_MAX`] so they come back soon after a long stall.
+pub fn backlog_retry_delay(lag: Duration, spread: f64) -> Duration {
+    lag.mul_f64(spread.clamp(0.0, 2.0)).clamp(BACKLOG_RETRY_MIN, BACKLOG_RETRY_MAX)
 }
 
 /// The shortest retry delay of a DELIVERY_BACKLOG refusal.
-pub const BACKLOG_RETRY_MIN: Duration = Duration::from_millis(100);
+pub const BACKLOG_RETRY_MIN: Duration = Duration::from_millis(50);
 /// The longest retry delay of a DELIVERY_BACKLOG refusal.
 pub const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -283,11 +286,12 @@ pub enum ServiceError {
     /// made; worth retrying once the operator has made room.
     #[error("storage full: {0}")]
     StorageFull(String),
-    /// Backpressure: the relay is `lag` behind, more than the `max_lag`
-    /// the deployment allows, so the change was refused before anything was
-    /// read or written; worth retrying once the relay has caught up.
+    /// Backpressure: the relay is `lag` behind, close to or past the
+    /// `max_lag` the deployment allows, so the change was refused before
+    /// anything was read or written; worth retrying after `retry_after`
+    /// (see [`backlog_retry_delay`]).
     #[error("delivery backlog: the relay is {lag:?} behind (allowed {max_lag:?})")]
-    DeliveryBacklog { lag: Duration, max_lag: Duration },
+    DeliveryBacklog { lag: Duration, max_lag: Duration, retry_after: Duration },
     /// A fault on our side: logged in full, reported without detail.
     #[error("internal: {0}")]
     Internal(String),
@@ -386,14 +390,14 @@ impl From<ServiceError> for Status {
                     Duration::from_secs(30),
                 )
             }
-            ServiceError::DeliveryBacklog { lag, max_lag } => {
-                let delay = backlog_retry_delay(lag);
+            ServiceError::DeliveryBacklog { lag, max_lag, retry_after: delay } => {
                 retry_after(
                     Code::ResourceExhausted,
                     reason::DELIVERY_BACKLOG,
                     format!(
                         "the service is about {} ms behind in passing accepted changes on to the other services \
-                         (at most {} ms allowed), so it is not accepting changes for now: nothing was changed; \
+                         (at most {} ms allowed), so it is accepting fewer changes for now: this one was refused and \
+                         nothing was changed; \
                          retry in {} ms",
                         lag.as_millis(),
                         max_lag.as_millis(),
@@ -451,7 +455,11 @@ mod tests {
             (ServiceError::StorageFull("disk".into()), Code::Unavailable, reason::STORAGE_FULL),
             (ServiceError::PeerUnavailable("dfe".into()), Code::Unavailable, reason::PEER_UNAVAILABLE),
             (
-                ServiceError::DeliveryBacklog { lag: Duration::from_secs(2), max_lag: Duration::from_millis(250) },
+                ServiceError::DeliveryBacklog {
+                    lag: Duration::from_secs(2),
+                    max_lag: Duration::from_millis(250),
+                    retry_after: Duration::from_secs(2),
+                },
                 Code::ResourceExhausted,
                 reason::DELIVERY_BACKLOG,
             ),
@@ -468,17 +476,19 @@ mod tests {
 
     #[test]
     fn a_delivery_backlog_says_nothing_changed_and_to_retry_after_about_the_lag() {
-        let status = Status::from(ServiceError::DeliveryBacklog {
-            lag: Duration::from_millis(1_200),
-            max_lag: Duration::from_millis(250),
-        });
+        let lag = Duration::from_millis(1_200);
+        let delay = backlog_retry_delay(lag, 0.75);
+        assert_eq!(delay, Duration::from_millis(900));
+        let status =
+            Status::from(ServiceError::DeliveryBacklog { lag, max_lag: Duration::from_millis(250), retry_after: delay });
         assert_eq!(status.code(), Code::ResourceExhausted);
-        let delay = status.get_error_details().retry_info().and_then(|r| r.retry_delay).expect("RetryInfo");
-        assert_eq!(delay, Duration::from_millis(1_200));
+        let told = status.get_error_details().retry_info().and_then(|r| r.retry_delay).expect("RetryInfo");
+        assert_eq!(told, Duration::from_millis(900));
         assert!(status.message().contains("nothing was changed"), "{}", status.message());
-        assert!(status.message().contains("retry in 1200 ms"), "{}", status.message());
-        assert_eq!(backlog_retry_delay(Duration::from_millis(3)), BACKLOG_RETRY_MIN);
-        assert_eq!(backlog_retry_delay(Duration::from_secs(600)), BACKLOG_RETRY_MAX);
+        assert!(status.message().contains("about 1200 ms behind"), "{}", status.message());
+        assert!(status.message().contains("retry in 900 ms"), "{}", status.message());
+        assert_eq!(backlog_retry_delay(Duration::from_millis(3), 1.0), BACKLOG_RETRY_MIN);
+        assert_eq!(backlog_retry_delay(Duration::from_secs(600), 0.5), BACKLOG_RETRY_MAX);
     }
 
     #[test]

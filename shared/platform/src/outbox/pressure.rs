@@ -126,11 +126,12 @@ impl Pressure {
     }
 }
 
-/// The admission check of backpressure: refuses a change while the relay
-/// reporting into `pressure` is further behind than `max_lag`. Checked
-/// before any database work, so a refusal costs one read lock. Reads, dry
-/// runs and the operator's recovery RPCs (which exist to drain the backlog)
-/// do not call it. Cloning shares the pressure.
+/// The admission check of backpressure: turns changes away as the relay
+/// reporting into `pressure` falls behind, a growing share of them from half
+/// of `max_lag` on and every one of them at `max_lag` and beyond (see
+/// [`refusal_chance`]). Checked before any database work, so a refusal costs
+/// one read lock. Reads, dry runs and the operator's recovery RPCs (which
+/// exist to drain the backlog) do not call it. Cloning shares the pressure.
 #[derive(Debug, Clone)]
 pub struct Admission {
     pressure: Pressure,
@@ -140,8 +141,31 @@ pub struct Admission {
     service: &'static str,
 }
 
+/// The share of changes refused while the relay is `lag` behind, under a
+/// bound of `max_lag`: none up to half the bound, then rising in proportion
+/// to all of them at the bound.
+///
+/// Why not all-or-nothing at the bound: every caller was then refused at
+/// once and told to wait about the lag, so the relay caught up and sat idle
+/// while they all waited, then they all came back together and pushed it
+/// past the bound again. Below capacity that turned 60% of one core into
+/// refusals and idle time (`steplab-bench` at 16 and 64 callers, issue 18).
+/// Refusing a share that grows with the lag slows acceptance down before
+/// the bound, as far as the relay needs and no further, and keeps the lag
+/// at or under the bound.
+pub fn refusal_chance(lag: Duration, max_lag: Duration) -> f64 {
+    let soft = max_lag / 2;
+    if lag <= soft {
+        0.0
+    } else if lag >= max_lag {
+        1.0
+    } else {
+        (lag - soft).as_secs_f64() / (max_lag - soft).as_secs_f64()
+    }
+}
+
 impl Admission {
-    /// Refuses changes while `pressure.lag()` exceeds `max_lag` (`None`: never).
+    /// Turns changes away as `pressure.lag()` nears `max_lag` (`None`: never).
     pub fn new(pressure: Pressure, max_lag: Option<Duration>, service: &'static str) -> Self {
         Self { pressure, max_lag, service }
     }
@@ -158,11 +182,23 @@ impl Admission {
 
     /// `Ok` when a change of `rpc` may go ahead now; otherwise
     /// RESOURCE_EXHAUSTED `DELIVERY_BACKLOG` with a RetryInfo of about the
-    /// lag, counted in `steplab_backpressure_refusals_total`.
+    /// lag, spread at random, counted in `steplab_backpressure_refusals_total`.
     pub fn admit(&self, rpc: &'static str) -> Result<(), ServiceError> {
+        self.admit_drawing(rpc, rand::random::<f64>, || rand::random_range(0.5..1.5))
+    }
+
+    /// [`Admission::admit`] with its two random draws given: `draw` (in
+    /// 0..1) against the refusal chance, and `spread` for the retry delay.
+    fn admit_drawing(
+        &self,
+        rpc: &'static str,
+        draw: impl FnOnce() -> f64,
+        spread: impl FnOnce() -> f64,
+    ) -> Result<(), ServiceError> {
         let Some(max_lag) = self.max_lag else { return Ok(()) };
         let lag = self.pressure.lag();
-        if lag <= max_lag {
+        let chance = refusal_chance(lag, max_lag);
+        if chance <= 0.0 || (chance < 1.0 && draw() >= chance) {
             return Ok(());
         }
         use crate::observability::BACKPRESSURE_REFUSALS_TOTAL;
@@ -173,7 +209,8 @@ impl Admission {
         }
         // Fresh while refusing, whatever the relay's gauge interval.
         self.pressure.record_gauge(self.service);
-        Err(ServiceError::DeliveryBacklog { lag, max_lag })
+        let retry_after = crate::error::backlog_retry_delay(lag, spread());
+        Err(ServiceError::DeliveryBacklog { lag, max_lag, retry_after })
     }
 }
 
@@ -208,21 +245,63 @@ mod tests {
     }
 
     #[test]
-    fn a_change_is_refused_only_while_the_lag_exceeds_the_bound() {
+    fn a_growing_share_of_changes_is_refused_from_half_the_bound_and_all_at_it() {
+        let ms = Duration::from_millis;
+        let max = ms(250);
+        assert_eq!(refusal_chance(Duration::ZERO, max), 0.0);
+        assert_eq!(refusal_chance(ms(125), max), 0.0, "half the bound: none");
+        assert!((refusal_chance(ms(150), max) - 0.2).abs() < 1e-9);
+        assert!((refusal_chance(ms(200), max) - 0.6).abs() < 1e-9);
+        assert_eq!(refusal_chance(ms(250), max), 1.0, "at the bound: all");
+        assert_eq!(refusal_chance(ms(9_000), max), 1.0);
+    }
+
+    #[test]
+    fn a_change_is_refused_by_its_draw_with_a_retry_spread_around_the_lag() {
         let pressure = Pressure::new();
         let admission = Admission::new(pressure.clone(), Some(Duration::from_millis(250)), "participant");
-        assert!(admission.admit("DeferParticipant").is_ok(), "nothing reported yet");
-        pressure.observe("content-release", Duration::from_millis(250));
-        assert!(admission.admit("DeferParticipant").is_ok(), "at the bound");
+        let never = || -> f64 { panic!("no draw is needed") };
+        assert!(admission.admit_drawing("DeferParticipant", never, never).is_ok(), "nothing reported yet");
+        pressure.observe("content-release", Duration::from_millis(100));
+        assert!(admission.admit_drawing("DeferParticipant", never, never).is_ok(), "under half the bound");
+
+        // 200 ms: a chance of 0.6, so a draw under 0.6 is refused.
+        pressure.observe("content-release", Duration::from_millis(200));
+        assert!(admission.admit_drawing("DeferParticipant", || 0.7, never).is_ok());
+        match admission.admit_drawing("DeferParticipant", || 0.5, || 1.5) {
+            Err(ServiceError::DeliveryBacklog { lag, max_lag, retry_after }) => {
+                assert_eq!((lag, max_lag), (Duration::from_millis(200), Duration::from_millis(250)));
+                assert_eq!(retry_after, Duration::from_millis(300), "the lag times the spread");
+            }
+            other => panic!("expected a delivery backlog refusal, got {other:?}"),
+        }
+
+        // At or past the bound every change is refused, whatever the draw.
         pressure.observe("content-release", Duration::from_millis(900));
-        match admission.admit("DeferParticipant") {
-            Err(ServiceError::DeliveryBacklog { lag, max_lag }) => {
-                assert_eq!((lag, max_lag), (Duration::from_millis(900), Duration::from_millis(250)));
+        match admission.admit_drawing("DeferParticipant", never, || 0.5) {
+            Err(ServiceError::DeliveryBacklog { lag, retry_after, .. }) => {
+                assert_eq!((lag, retry_after), (Duration::from_millis(900), Duration::from_millis(450)));
             }
             other => panic!("expected a delivery backlog refusal, got {other:?}"),
         }
         pressure.observe("content-release", Duration::ZERO);
         assert!(admission.admit("DeferParticipant").is_ok(), "caught up");
+    }
+
+    #[test]
+    fn the_random_draws_stay_in_their_ranges() {
+        let pressure = Pressure::new();
+        let admission = Admission::new(pressure.clone(), Some(Duration::from_millis(250)), "");
+        pressure.observe("payments", Duration::from_secs(1));
+        for _ in 0..1_000 {
+            let Err(ServiceError::DeliveryBacklog { retry_after, .. }) = admission.admit("RecordEngagement") else {
+                panic!("past the bound every change is refused");
+            };
+            assert!(
+                (Duration::from_millis(500)..=Duration::from_millis(1_500)).contains(&retry_after),
+                "{retry_after:?}"
+            );
+        }
     }
 
     #[test]
