@@ -4,7 +4,7 @@
 //! (see [`crate::readiness`]).
 
 use super::{DbError, StorageFault};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
@@ -43,11 +43,28 @@ impl StorageAlarm {
 thread_local! {
     /// The alarm of the database whose unit of work runs on this thread.
     static WATCHING: RefCell<Option<StorageAlarm>> = const { RefCell::new(None) };
+    /// Whether the unit of work on this thread met a database error, so its
+    /// connection is tested before it goes back to the pool.
+    static ERRED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Notes that the unit of work on this thread met a database error.
+pub(crate) fn note_error() {
+    ERRED.with(|e| e.set(true));
+}
+
+/// Whether the unit of work on this thread met a database error since the
+/// last time this was asked.
+pub(crate) fn take_error() -> bool {
+    ERRED.with(|e| e.replace(false))
 }
 
 /// Runs blocking `f` (a unit of work on `alarm`'s database) so that
 /// [`raise_for`] inside it reaches `alarm`.
 pub(crate) fn watching<T>(alarm: &StorageAlarm, f: impl FnOnce() -> T) -> T {
+    // Each unit of work starts clean: what an earlier one met on this
+    // thread was asked when its connection went back.
+    ERRED.with(|e| e.set(false));
     let previous = WATCHING.with(|w| w.replace(Some(alarm.clone())));
     let result = f();
     WATCHING.with(|w| *w.borrow_mut() = previous);
@@ -59,6 +76,9 @@ pub(crate) fn watching<T>(alarm: &StorageAlarm, f: impl FnOnce() -> T) -> T {
 /// transaction boundaries); outside a unit of work it does nothing, and the
 /// next probe finds the fault instead.
 pub(crate) fn raise_for(error: &DbError) {
+    if let DbError::Query(_) = error {
+        note_error();
+    }
     if let Some(fault) = error.storage_fault() {
         WATCHING.with(|w| {
             if let Some(alarm) = &*w.borrow() {

@@ -1,0 +1,119 @@
+//! The pool does not test a connection when it is taken (issue 18: that
+//! `SELECT 1` was a round trip before every unit of work), yet a connection
+//! that died is not reused: the unit of work that meets the dead connection
+//! fails (UNAVAILABLE, worth a retry), and the connection is tested and
+//! dropped as it goes back, so the next unit of work gets a live one. On a
+//! real SQLite file and a real PostgreSQL database.
+
+#![allow(clippy::panic, clippy::unwrap_used)]
+
+use diesel::connection::{Instrumentation, InstrumentationEvent, set_default_instrumentation};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use steplab_platform::config::DatabaseUrl;
+use steplab_platform::db::{Database, DbError, Migrations};
+use steplab_platform::error::ServiceError;
+
+static NOTHING: Migrations = Migrations::new(&[], &[]);
+
+/// `SELECT 1` statements run by any connection opened after
+/// [`count_probes`] (nextest runs each test in its own process).
+static PROBES: AtomicUsize = AtomicUsize::new(0);
+
+fn count_probes() {
+    fn instrumentation() -> Option<Box<dyn Instrumentation>> {
+        Some(Box::new(|event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event
+                && query.to_string() == "SELECT 1"
+            {
+                PROBES.fetch_add(1, Ordering::SeqCst);
+            }
+        }))
+    }
+    set_default_instrumentation(instrumentation).unwrap();
+}
+
+async fn answer(db: &Database) -> Result<i32, ServiceError> {
+    db.read(|conn| {
+        Ok::<_, ServiceError>(diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("2")).get_result(conn)?)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn no_connection_is_probed_when_taken_from_the_pool_on_sqlite() {
+    count_probes();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open_sized(&DatabaseUrl::Sqlite(dir.path().join("probe.sqlite3")), &NOTHING, 2).await.unwrap();
+    for _ in 0..50 {
+        assert_eq!(answer(&db).await.unwrap(), 2);
+        db.read_point(|conn| {
+            Ok::<_, DbError>(diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("3")).get_result::<i32>(conn)?)
+        })
+        .await
+        .unwrap();
+        db.write(|conn| Ok::<_, DbError>(diesel::sql_query("CREATE TABLE IF NOT EXISTS t (x INTEGER)").execute(conn)?))
+            .await
+            .unwrap();
+    }
+    assert_eq!(PROBES.load(Ordering::SeqCst), 0, "a SELECT 1 ran before a unit of work");
+}
+
+#[tokio::test]
+async fn a_postgres_connection_that_died_fails_one_unit_of_work_and_is_not_reused() {
+    count_probes();
+    let admin_url = std::env::var("STEPLAB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut admin = match PgConnection::establish(&admin_url) {
+        Ok(conn) => conn,
+        Err(e) if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("PostgreSQL is required (STEPLAB_REQUIRE_POSTGRES=1): {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no PostgreSQL at {admin_url} ({e}); set STEPLAB_REQUIRE_POSTGRES=1 to fail instead");
+            return;
+        }
+    };
+    let name = format!(
+        "steplab_pool_checkout_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).unwrap();
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+    let url = DatabaseUrl::Postgres(format!("{base}/{name}"));
+
+    // One connection, so the unit of work after the kill gets the dead one.
+    let db = Database::open_sized(&url, &NOTHING, 1).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(answer(&db).await.unwrap(), 2);
+    }
+    assert_eq!(PROBES.load(Ordering::SeqCst), 0, "a SELECT 1 ran before a unit of work");
+
+    let killed: Vec<bool> = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .load::<Killed>(&mut admin)
+    .unwrap()
+    .into_iter()
+    .map(|k| k.killed)
+    .collect();
+    assert_eq!(killed, [true], "the pool's one connection");
+
+    // The dead connection fails the next unit of work, as a fault to retry...
+    let failed = answer(&db).await.expect_err("the connection is gone");
+    assert!(matches!(failed, ServiceError::Unavailable(_)), "{failed:?}");
+    // ...and is not handed out again.
+    for _ in 0..5 {
+        assert_eq!(answer(&db).await.unwrap(), 2);
+    }
+    drop(db);
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin).unwrap();
+}
+
+#[derive(QueryableByName)]
+struct Killed {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    killed: bool,
+}
