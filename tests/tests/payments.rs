@@ -1433,6 +1433,14 @@ impl dfe::dfe_gateway_service_server::DfeGatewayService for FakeGateway {
         self.note(request.metadata(), format!("void {} {}", r.participant_id, r.declaration_type));
         ack(&r.idempotency_key, |ack| dfe::VoidMilestoneResponse { ack: Some(ack) })
     }
+    /// As a gateway from before batches: the relay falls back to one unary
+    /// call per command, so that path stays exercised here.
+    async fn apply_commands(
+        &self,
+        _: tonic::Request<dfe::ApplyCommandsRequest>,
+    ) -> Answer<dfe::ApplyCommandsResponse> {
+        Err(Status::unimplemented("this gateway takes one command per call"))
+    }
     async fn list_dfe_calls(&self, _: tonic::Request<dfe::ListDfeCallsRequest>) -> Answer<dfe::ListDfeCallsResponse> {
         Err(Status::unimplemented("not here"))
     }
