@@ -1435,10 +1435,7 @@ impl dfe::dfe_gateway_service_server::DfeGatewayService for FakeGateway {
     }
     /// As a gateway from before batches: the relay falls back to one unary
     /// call per command, so that path stays exercised here.
-    async fn apply_commands(
-        &self,
-        _: tonic::Request<dfe::ApplyCommandsRequest>,
-    ) -> Answer<dfe::ApplyCommandsResponse> {
+    async fn apply_commands(&self, _: tonic::Request<dfe::ApplyCommandsRequest>) -> Answer<dfe::ApplyCommandsResponse> {
         Err(Status::unimplemented("this gateway takes one command per call"))
     }
     async fn list_dfe_calls(&self, _: tonic::Request<dfe::ListDfeCallsRequest>) -> Answer<dfe::ListDfeCallsResponse> {

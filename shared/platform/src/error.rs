@@ -390,22 +390,20 @@ impl From<ServiceError> for Status {
                     Duration::from_secs(30),
                 )
             }
-            ServiceError::DeliveryBacklog { lag, max_lag, retry_after: delay } => {
-                retry_after(
-                    Code::ResourceExhausted,
-                    reason::DELIVERY_BACKLOG,
-                    format!(
-                        "the service is about {} ms behind in passing accepted changes on to the other services \
+            ServiceError::DeliveryBacklog { lag, max_lag, retry_after: delay } => retry_after(
+                Code::ResourceExhausted,
+                reason::DELIVERY_BACKLOG,
+                format!(
+                    "the service is about {} ms behind in passing accepted changes on to the other services \
                          (at most {} ms allowed), so it is accepting fewer changes for now: this one was refused and \
                          nothing was changed; \
                          retry in {} ms",
-                        lag.as_millis(),
-                        max_lag.as_millis(),
-                        delay.as_millis()
-                    ),
-                    delay,
-                )
-            }
+                    lag.as_millis(),
+                    max_lag.as_millis(),
+                    delay.as_millis()
+                ),
+                delay,
+            ),
             ServiceError::Internal(msg) => {
                 tracing::error!(error = %msg, "internal error");
                 status_with_info(
@@ -479,8 +477,11 @@ mod tests {
         let lag = Duration::from_millis(1_200);
         let delay = backlog_retry_delay(lag, 0.75);
         assert_eq!(delay, Duration::from_millis(900));
-        let status =
-            Status::from(ServiceError::DeliveryBacklog { lag, max_lag: Duration::from_millis(250), retry_after: delay });
+        let status = Status::from(ServiceError::DeliveryBacklog {
+            lag,
+            max_lag: Duration::from_millis(250),
+            retry_after: delay,
+        });
         assert_eq!(status.code(), Code::ResourceExhausted);
         let told = status.get_error_details().retry_info().and_then(|r| r.retry_delay).expect("RetryInfo");
         assert_eq!(told, Duration::from_millis(900));

@@ -49,7 +49,9 @@ async fn no_connection_is_probed_when_taken_from_the_pool_on_sqlite() {
     for _ in 0..50 {
         assert_eq!(answer(&db).await.unwrap(), 2);
         db.read_point(|conn| {
-            Ok::<_, DbError>(diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("3")).get_result::<i32>(conn)?)
+            Ok::<_, DbError>(
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("3")).get_result::<i32>(conn)?,
+            )
         })
         .await
         .unwrap();
