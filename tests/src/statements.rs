@@ -21,9 +21,8 @@ fn watched() -> MutexGuard<'static, HashMap<String, Vec<String>>> {
 
 fn attribute(event: InstrumentationEvent<'_>) {
     let InstrumentationEvent::StartQuery { query, .. } = event else { return };
-    // The pool's check-out validation, not the call's work: whether it is
-    // attributed depends on the thread that checks the connection out (a
-    // SQLite read checks out on the call's own task).
+    // The pool's test of a connection that met an error, as it goes back:
+    // not the call's work.
     if query.to_string() == "SELECT 1" {
         return;
     }

@@ -12,9 +12,9 @@ use steplab_tests::{Backend, Stack, statements};
 
 /// The statements of a deferral: BEGIN; the participant and their history;
 /// approved long deferrals; the version-checked update; the events; the DfE
-/// id shown; the outbox; the audit entry; COMMIT. The pool's check-out
-/// `SELECT 1` is not counted. (Before issue 18's work: 25 on SQLite, 27 on
-/// PostgreSQL, with it.)
+/// id shown; the outbox; the audit entry; COMMIT. (Before issue 18's work:
+/// 25 on SQLite, 27 on PostgreSQL, with the pool's check-out `SELECT 1`,
+/// which is no longer run.)
 const DEFERRAL_SQLITE: usize = 9;
 /// The same on PostgreSQL: the event order no longer takes a lock.
 const DEFERRAL_POSTGRES: usize = 9;
