@@ -87,8 +87,8 @@ async fn changes_wait_while_the_relay_is_behind_and_are_accepted_once_it_catches
     assert_eq!(reason(&refused), "DELIVERY_BACKLOG", "{refused:?}");
     let delay = retry_delay(&refused);
     assert!(
-        (Duration::from_millis(100)..=Duration::from_secs(5)).contains(&delay),
-        "retry after about the lag, 100 ms to 5 s: {delay:?}"
+        (steplab_platform::error::BACKLOG_RETRY_MIN..=steplab_platform::error::BACKLOG_RETRY_MAX).contains(&delay),
+        "retry after about the lag, spread at random, 50 ms to 5 s: {delay:?}"
     );
     assert!(refused.message().contains("nothing was changed"), "{}", refused.message());
     assert_eq!(registered(&stack, &w).await, accepted, "the refused registration changed nothing");
@@ -197,8 +197,10 @@ async fn a_target_that_is_down_fills_the_outbox_without_refusing_changes() {
         listener.local_addr().expect("addr")
     };
     let url = format!("http://{down}");
-    // The default bound, as a deployment runs.
-    let (stack, w) = start(&[("STEPLAB_CONTENT_URL", &url), ("STEPLAB_BACKPRESSURE_MAX_LAG_MS", "250")]).await;
+    // A bound far below what the backlog's age reaches here (3 s) if a
+    // target that is down counted, and far above a loaded test machine's
+    // scheduling noise: refusals start at half of it.
+    let (stack, w) = start(&[("STEPLAB_CONTENT_URL", &url), ("STEPLAB_BACKPRESSURE_MAX_LAG_MS", "1000")]).await;
     let started = Instant::now();
     let mut trn = 1_000_001;
     // Several backoff rounds of the failing heads (the harness caps backoff at 300 ms).

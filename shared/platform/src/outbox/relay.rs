@@ -4,7 +4,7 @@
 use super::*;
 use crate::db::{Database, DbError};
 use prost::Message;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use steplab_proto::steplab::common::v1::{CommandResult, EncodedCommand};
@@ -282,20 +282,20 @@ impl Relay {
         // changes in ahead of the relay (offered 1,000/s on SQLite: 1,900
         // commands due for 3.5 s with 14 leased, and nothing refused).
         let on_its_way = target.and(overdue).map(|overdue| self.settings.pressure.on_its_way(overdue));
-        let heads: Vec<i64> = heads.into_iter().map(|(id, _)| id).collect();
+        let ids: Vec<i64> = heads.iter().map(|(row, _)| row.id).collect();
         let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(30));
-        let claimed = self
+        // One statement, so it needs no transaction around it (see
+        // `Database::write_statement`). RETURNING names exactly the rows
+        // this update changed: on PostgreSQL a racing replica's update waits
+        // for this one to commit, then finds them no longer due and changes
+        // nothing.
+        let taken: HashSet<i64> = self
             .db
-            .write(move |conn| {
+            .write_statement(move |conn| {
                 let lease_until = chrono::Utc::now().naive_utc() + lease;
-                // RETURNING names exactly the rows this update changed: on
-                // PostgreSQL a racing replica's update waits for this one to
-                // commit, then finds them no longer due and changes nothing.
-                // (Ids only: diesel's MultiConnection cannot return a whole
-                // `Selectable`, so the rows are read by id next.)
                 let taken: Vec<i64> = diesel::update(
                     outbox::table
-                        .filter(outbox::id.eq_any(&heads))
+                        .filter(outbox::id.eq_any(&ids))
                         .filter(outbox::delivered_at.is_null())
                         .filter(outbox::parked_at.is_null())
                         .filter(outbox::next_attempt_at.le(now)),
@@ -303,17 +303,16 @@ impl Relay {
                 .set(outbox::next_attempt_at.eq(lease_until))
                 .returning(outbox::id)
                 .get_results(conn)?;
-                if taken.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let claimed: Vec<OutboxRow> = outbox::table
-                    .filter(outbox::id.eq_any(&taken))
-                    .order(outbox::id)
-                    .select(OutboxRow::as_select())
-                    .load(conn)?;
-                Ok::<_, DbError>(claimed)
+                Ok::<_, DbError>(taken)
             })
-            .await?;
+            .await?
+            .into_iter()
+            .collect();
+        // The rows as found: the lease changed only their due time, which
+        // delivery does not read.
+        let mut claimed: Vec<OutboxRow> =
+            heads.into_iter().map(|(row, _)| row).filter(|row| taken.contains(&row.id)).collect();
+        claimed.sort_by_key(|row| row.id);
         Ok((claimed, on_its_way))
     }
 
@@ -502,11 +501,13 @@ impl Relay {
     }
 
     /// Records the outcomes in one write transaction: the delivered commands
-    /// with one UPDATE, each failure (rare) with its own.
+    /// with one UPDATE, each failure (rare) with its own. When every command
+    /// was delivered that UPDATE is the only statement, run without a
+    /// transaction around it (see `Database::write_statement`).
     async fn record(&self, results: Vec<Outcome>) -> Result<(), DbError> {
         let settings = self.settings.clone();
-        self.db
-            .write(move |conn| {
+        let all_delivered = results.iter().all(|(_, outcome)| outcome.is_ok());
+        let work = move |conn: &mut DbConn| {
                 let now = chrono::Utc::now().naive_utc();
                 let mut delivered: Vec<i64> = Vec::new();
                 let mut delivered_per_target: HashMap<&str, u64> = HashMap::new();
@@ -557,8 +558,8 @@ impl Relay {
                         .increment(count);
                 }
                 Ok::<_, DbError>(())
-            })
-            .await
+            };
+        if all_delivered { self.db.write_statement(work).await } else { self.db.write(work).await }
     }
 }
 
