@@ -508,57 +508,59 @@ impl Relay {
         let settings = self.settings.clone();
         let all_delivered = results.iter().all(|(_, outcome)| outcome.is_ok());
         let work = move |conn: &mut DbConn| {
-                let now = chrono::Utc::now().naive_utc();
-                let mut delivered: Vec<i64> = Vec::new();
-                let mut delivered_per_target: HashMap<&str, u64> = HashMap::new();
-                for (row, outcome) in &results {
-                    let attempt = |outcome: &'static str| {
-                        metrics::counter!(crate::observability::RELAY_ATTEMPTS_TOTAL, "target" => row.target.clone(), "outcome" => outcome)
+            let now = chrono::Utc::now().naive_utc();
+            let mut delivered: Vec<i64> = Vec::new();
+            let mut delivered_per_target: HashMap<&str, u64> = HashMap::new();
+            for (row, outcome) in &results {
+                let attempt = |outcome: &'static str| {
+                    metrics::counter!(crate::observability::RELAY_ATTEMPTS_TOTAL, "target" => row.target.clone(), "outcome" => outcome)
                             .increment(1);
-                    };
-                    match outcome {
-                        Ok(()) => {
-                            delivered.push(row.id);
-                            *delivered_per_target.entry(row.target.as_str()).or_default() += 1;
+                };
+                match outcome {
+                    Ok(()) => {
+                        delivered.push(row.id);
+                        *delivered_per_target.entry(row.target.as_str()).or_default() += 1;
+                    }
+                    Err(Failure { message: error, refused }) => {
+                        let attempts = row.attempts + 1;
+                        // A refusal will not pass by waiting: park it soon for an operator.
+                        let limit =
+                            if *refused { settings.max_attempts.min(REFUSED_ATTEMPTS) } else { settings.max_attempts };
+                        let parked = (attempts >= limit).then_some(now);
+                        let wait = chrono::Duration::from_std(backoff(&settings, attempts))
+                            .unwrap_or(chrono::Duration::seconds(1));
+                        attempt(match (parked.is_some(), *refused) {
+                            (true, _) => "parked",
+                            (false, true) => "refused",
+                            (false, false) => "failed",
+                        });
+                        if parked.is_some() {
+                            tracing::error!(command_id = %row.command_id, rpc = row.rpc(), request_id = row.request_id.as_deref(), %error, attempts, "command parked after too many attempts");
+                        } else {
+                            tracing::warn!(command_id = %row.command_id, rpc = row.rpc(), request_id = row.request_id.as_deref(), %error, attempts, "command delivery failed; will retry");
                         }
-                        Err(Failure { message: error, refused }) => {
-                            let attempts = row.attempts + 1;
-                            // A refusal will not pass by waiting: park it soon for an operator.
-                            let limit = if *refused { settings.max_attempts.min(REFUSED_ATTEMPTS) } else { settings.max_attempts };
-                            let parked = (attempts >= limit).then_some(now);
-                            let wait = chrono::Duration::from_std(backoff(&settings, attempts)).unwrap_or(chrono::Duration::seconds(1));
-                            attempt(match (parked.is_some(), *refused) {
-                                (true, _) => "parked",
-                                (false, true) => "refused",
-                                (false, false) => "failed",
-                            });
-                            if parked.is_some() {
-                                tracing::error!(command_id = %row.command_id, rpc = row.rpc(), request_id = row.request_id.as_deref(), %error, attempts, "command parked after too many attempts");
-                            } else {
-                                tracing::warn!(command_id = %row.command_id, rpc = row.rpc(), request_id = row.request_id.as_deref(), %error, attempts, "command delivery failed; will retry");
-                            }
-                            diesel::update(outbox::table.find(row.id))
-                                .set((
-                                    outbox::attempts.eq(attempts),
-                                    outbox::next_attempt_at.eq(now + wait),
-                                    outbox::last_error.eq(Some(error.as_str())),
-                                    outbox::parked_at.eq(parked),
-                                ))
-                                .execute(conn)?;
-                        }
+                        diesel::update(outbox::table.find(row.id))
+                            .set((
+                                outbox::attempts.eq(attempts),
+                                outbox::next_attempt_at.eq(now + wait),
+                                outbox::last_error.eq(Some(error.as_str())),
+                                outbox::parked_at.eq(parked),
+                            ))
+                            .execute(conn)?;
                     }
                 }
-                if !delivered.is_empty() {
-                    diesel::update(outbox::table.filter(outbox::id.eq_any(&delivered)))
-                        .set((outbox::delivered_at.eq(now), outbox::attempts.eq(outbox::attempts + 1)))
-                        .execute(conn)?;
-                }
-                for (target, count) in delivered_per_target {
-                    metrics::counter!(crate::observability::RELAY_ATTEMPTS_TOTAL, "target" => target.to_owned(), "outcome" => "delivered")
+            }
+            if !delivered.is_empty() {
+                diesel::update(outbox::table.filter(outbox::id.eq_any(&delivered)))
+                    .set((outbox::delivered_at.eq(now), outbox::attempts.eq(outbox::attempts + 1)))
+                    .execute(conn)?;
+            }
+            for (target, count) in delivered_per_target {
+                metrics::counter!(crate::observability::RELAY_ATTEMPTS_TOTAL, "target" => target.to_owned(), "outcome" => "delivered")
                         .increment(count);
-                }
-                Ok::<_, DbError>(())
-            };
+            }
+            Ok::<_, DbError>(())
+        };
         if all_delivered { self.db.write_statement(work).await } else { self.db.write(work).await }
     }
 }
