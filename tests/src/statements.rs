@@ -52,6 +52,17 @@ pub fn taken(request_id: &str) -> Vec<String> {
     watched().remove(request_id).unwrap_or_default()
 }
 
+/// [`taken`], printed under `label` one statement a line, so a failing
+/// count shows what ran.
+pub fn taken_and_printed(label: &str, request_id: &str) -> Vec<String> {
+    let ran = taken(request_id);
+    eprintln!("{label}: {} statements", ran.len());
+    for (n, statement) in ran.iter().enumerate() {
+        eprintln!("  {:>2}. {}", n + 1, statement.chars().take(160).collect::<String>());
+    }
+    ran
+}
+
 /// A request carrying `x-request-id`, so its statements can be watched.
 pub fn with_request_id<T>(message: T, request_id: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);

@@ -17,16 +17,6 @@ use steplab_proto::steplab::participant::v1 as pb;
 use steplab_tests::fixtures::{date, register, registration, world};
 use steplab_tests::{Stack, statements, wait_until_delivered};
 
-/// The statements the call with `request_id` ran, printed.
-fn ran(label: &str, request_id: &str) -> Vec<String> {
-    let ran = statements::taken(request_id);
-    eprintln!("{label}: {} statements", ran.len());
-    for (n, statement) in ran.iter().enumerate() {
-        eprintln!("  {:>2}. {}", n + 1, statement.chars().take(160).collect::<String>());
-    }
-    ran
-}
-
 /// An ECT with a mentor and a deferral (a hold in content release), so both
 /// reads have every part to load.
 async fn ect_with_mentor_and_deferral(stack: &Stack) -> String {
@@ -82,9 +72,9 @@ async fn get_participant_and_get_release_state_run_at_most_two_statements(stack:
             .participant
             .expect("participant");
         assert!(!shown.mentor_id.is_empty(), "the ECT's mentor is shown: {shown:?}");
-        let statements = ran(&format!("{:?} GetParticipant run {run}", stack.backend), &id);
-        assert!(statements.iter().any(|sql| sql.contains("participant_events")), "{statements:#?}");
-        assert!(statements.len() <= MOST_STATEMENTS_PER_READ, "GetParticipant ran {statements:#?}");
+        let ran = statements::taken_and_printed(&format!("{:?} GetParticipant run {run}", stack.backend), &id);
+        assert!(ran.iter().any(|sql| sql.contains("participant_events")), "{ran:#?}");
+        assert!(ran.len() <= MOST_STATEMENTS_PER_READ, "GetParticipant ran {ran:#?}");
 
         let id = format!("get-release-state-{run}-{}", uuid::Uuid::now_v7().simple());
         statements::watch(&id);
@@ -97,9 +87,9 @@ async fn get_participant_and_get_release_state_run_at_most_two_statements(stack:
             .expect("release state")
             .into_inner();
         assert_eq!(state.participant_id, ect);
-        let statements = ran(&format!("{:?} GetReleaseState run {run}", stack.backend), &id);
-        assert!(statements.iter().any(|sql| sql.contains("learners")), "{statements:#?}");
-        assert!(statements.len() <= MOST_STATEMENTS_PER_READ, "GetReleaseState ran {statements:#?}");
+        let ran = statements::taken_and_printed(&format!("{:?} GetReleaseState run {run}", stack.backend), &id);
+        assert!(ran.iter().any(|sql| sql.contains("learners")), "{ran:#?}");
+        assert!(ran.len() <= MOST_STATEMENTS_PER_READ, "GetReleaseState ran {ran:#?}");
     }
 }
 

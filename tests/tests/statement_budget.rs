@@ -25,16 +25,6 @@ const REGISTRATION_SQLITE: usize = 9;
 /// The same on PostgreSQL.
 const REGISTRATION_POSTGRES: usize = 9;
 
-/// What one call ran, printed so a failing budget shows what grew.
-fn counted(label: &str, request_id: &str) -> Vec<String> {
-    let ran = statements::taken(request_id);
-    eprintln!("{label}: {} statements", ran.len());
-    for (n, statement) in ran.iter().enumerate() {
-        eprintln!("  {:>2}. {}", n + 1, statement.chars().take(160).collect::<String>());
-    }
-    ran
-}
-
 /// Registers an ECT and defers them, counting both calls' statements.
 async fn registration_and_deferral(stack: &Stack) -> (Vec<String>, Vec<String>) {
     let w = world(stack).await;
@@ -54,7 +44,7 @@ async fn registration_and_deferral(stack: &Stack) -> (Vec<String>, Vec<String>) 
         .participant
         .expect("participant")
         .participant_id;
-    let registered = counted("RegisterParticipant", &register_id);
+    let registered = statements::taken_and_printed("RegisterParticipant", &register_id);
 
     let defer_id = format!("defer-{run}");
     statements::watch(&defer_id);
@@ -73,7 +63,7 @@ async fn registration_and_deferral(stack: &Stack) -> (Vec<String>, Vec<String>) 
         .expect("defer")
         .into_inner();
     assert!(deferred.effects.is_some_and(|e| !e.events.is_empty() && !e.commands.is_empty()));
-    (registered, counted("DeferParticipant", &defer_id))
+    (registered, statements::taken_and_printed("DeferParticipant", &defer_id))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
