@@ -7,8 +7,10 @@
 
 #![allow(clippy::panic, clippy::unwrap_used)]
 
+mod common;
+
+use common::FreshPostgres;
 use diesel::connection::{Instrumentation, InstrumentationEvent, set_default_instrumentation};
-use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use steplab_platform::config::DatabaseUrl;
@@ -65,26 +67,8 @@ async fn no_connection_is_probed_when_taken_from_the_pool_on_sqlite() {
 #[tokio::test]
 async fn a_postgres_connection_that_died_fails_one_unit_of_work_and_is_not_reused() {
     count_probes();
-    let admin_url = std::env::var("STEPLAB_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut admin = match PgConnection::establish(&admin_url) {
-        Ok(conn) => conn,
-        Err(e) if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("PostgreSQL is required (STEPLAB_REQUIRE_POSTGRES=1): {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: no PostgreSQL at {admin_url} ({e}); set STEPLAB_REQUIRE_POSTGRES=1 to fail instead");
-            return;
-        }
-    };
-    let name = format!(
-        "steplab_pool_checkout_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    );
-    diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).unwrap();
-    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-    let url = DatabaseUrl::Postgres(format!("{base}/{name}"));
+    let Some((database, url)) = FreshPostgres::create("pool_checkout") else { return };
+    let mut admin = database.admin();
 
     // One connection, so the unit of work after the kill gets the dead one.
     let db = Database::open_sized(&url, &NOTHING, 1).await.unwrap();
@@ -94,7 +78,8 @@ async fn a_postgres_connection_that_died_fails_one_unit_of_work_and_is_not_reuse
     assert_eq!(PROBES.load(Ordering::SeqCst), 0, "a SELECT 1 ran before a unit of work");
 
     let killed: Vec<bool> = diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = '{name}'"
+        "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = '{}'",
+        database.name
     ))
     .load::<Killed>(&mut admin)
     .unwrap()
@@ -110,8 +95,6 @@ async fn a_postgres_connection_that_died_fails_one_unit_of_work_and_is_not_reuse
     for _ in 0..5 {
         assert_eq!(answer(&db).await.unwrap(), 2);
     }
-    drop(db);
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin).unwrap();
 }
 
 #[derive(QueryableByName)]

@@ -8,7 +8,9 @@
 // Test helpers fail the test that called them.
 #![allow(clippy::panic, clippy::unwrap_used)]
 
-use diesel::pg::PgConnection;
+mod common;
+
+use common::FreshPostgres;
 use diesel::prelude::*;
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -191,48 +193,6 @@ impl TokenSource for AnyToken {
     }
 }
 
-/// A fresh PostgreSQL database on the test server, dropped with it; `None`
-/// when no server answers and none is required (`STEPLAB_REQUIRE_POSTGRES`).
-struct FreshPostgres {
-    admin_url: String,
-    name: String,
-}
-
-impl FreshPostgres {
-    fn create() -> Option<(FreshPostgres, DatabaseUrl)> {
-        let admin_url = std::env::var("STEPLAB_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = match PgConnection::establish(&admin_url) {
-            Ok(conn) => conn,
-            Err(e) if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-                panic!("PostgreSQL is required: {e}")
-            }
-            Err(_) => return None,
-        };
-        let name = format!("steplab_relay_batches_{}", uuid_like());
-        diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).unwrap();
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-        let url = DatabaseUrl::Postgres(format!("{base}/{name}"));
-        Some((FreshPostgres { admin_url, name }, url))
-    }
-}
-
-impl Drop for FreshPostgres {
-    fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
-            let _ =
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut conn);
-        }
-    }
-}
-
-/// A name part unique to this process and call.
-fn uuid_like() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}_{nanos}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
-}
-
 /// Where the outbox lives (a temporary directory or a fresh PostgreSQL
 /// database), kept until the rig is dropped.
 type Store = Box<dyn std::any::Any + Send>;
@@ -263,7 +223,7 @@ impl Rig {
 
     /// `replicas` relays on one fresh PostgreSQL outbox; `None` without a server.
     async fn start_on_postgres(peer: Peer, batch: usize, in_flight: usize, replicas: usize) -> Option<Rig> {
-        let (database, url) = FreshPostgres::create()?;
+        let (database, url) = FreshPostgres::create("relay_batches")?;
         Some(Rig::start_on(Box::new(database), &url, peer, settings(batch, in_flight), replicas).await)
     }
 
