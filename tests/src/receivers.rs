@@ -1,12 +1,14 @@
-//! Requests and clients for content release's and payments' command RPCs,
-//! shared by the tests that send them one by one, in batches
-//! (tests/batches.rs) and as previews (tests/previews.rs).
+//! Requests and clients for the receivers' command RPCs (content release,
+//! payments, the DfE gateway), shared by the tests that send them one by
+//! one (tests/dfe_gateway.rs), in batches (tests/batches.rs) and as
+//! previews (tests/previews.rs).
 
 use crate::{Content, Payments, Stack};
 use steplab_platform::auth::Role;
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::common::v1::{ParticipantKind, Programme};
 use steplab_proto::steplab::content::v1 as content;
+use steplab_proto::steplab::dfe::v1 as dfe;
 use steplab_proto::steplab::payments::v1 as payments;
 use tonic::Status;
 use tonic_types::StatusExt;
@@ -106,4 +108,40 @@ pub async fn accrual(
         .get_accrual(payments::GetAccrualRequest { participant_id: participant.into(), as_of: on(as_of) })
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// TrackParticipant for an ECT or mentor (`course`), with the DfE id
+/// `dfe_id` (empty: not known yet).
+pub fn track_participant(participant: &str, course: dfe::Course, dfe_id: &str) -> dfe::TrackParticipantRequest {
+    dfe::TrackParticipantRequest {
+        idempotency_key: new_id(),
+        participant_id: participant.into(),
+        course: course as i32,
+        dfe_participant_id: dfe_id.into(),
+        trn: "1234567".into(),
+        cohort: 2026,
+        schedule_identifier: "ecf-standard-september".into(),
+    }
+}
+
+/// ReportStatusChange of `kind`, effective 2026-11-02, with the reason (a
+/// deferral's or a withdrawal's) or the schedule (a schedule change) it
+/// needs.
+pub fn status_change(participant: &str, kind: dfe::StatusChangeKind) -> dfe::ReportStatusChangeRequest {
+    let reason = match kind {
+        dfe::StatusChangeKind::Defer => "parental-leave",
+        dfe::StatusChangeKind::Withdraw => "left-role",
+        _ => "",
+    };
+    let schedule = matches!(kind, dfe::StatusChangeKind::ChangeSchedule);
+    dfe::ReportStatusChangeRequest {
+        idempotency_key: new_id(),
+        participant_id: participant.into(),
+        kind: kind as i32,
+        reason: reason.into(),
+        effective_date: on("2026-11-02"),
+        schedule_identifier: if schedule { "ecf-standard-january".into() } else { String::new() },
+        cohort: if schedule { 2026 } else { 0 },
+        event_id: String::new(),
+    }
 }

@@ -15,7 +15,7 @@ use steplab_proto::steplab::dfe::v1 as dfe;
 use steplab_proto::steplab::payments::v1 as payments;
 use steplab_tests::receivers::{
     accrual, content_client, enrol_learner, enrol_payee, fields, hold, new_id, on, payments_client, release_state,
-    suspension,
+    status_change, suspension, track_participant,
 };
 use steplab_tests::{Stack, on_both_backends};
 use tonic::Code;
@@ -323,26 +323,11 @@ fn dfe_batch(commands: Vec<EncodedCommand>) -> dfe::ApplyCommandsRequest {
 }
 
 fn track(participant: &str, dfe_id: &str) -> dfe::TrackParticipantRequest {
-    dfe::TrackParticipantRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        course: dfe::Course::EcfInduction as i32,
-        dfe_participant_id: dfe_id.into(),
-        trn: "1234567".into(),
-        cohort: 2026,
-        schedule_identifier: "ecf-standard-september".into(),
-    }
+    track_participant(participant, dfe::Course::EcfInduction, dfe_id)
 }
 
 fn defer(participant: &str) -> dfe::ReportStatusChangeRequest {
-    dfe::ReportStatusChangeRequest {
-        idempotency_key: new_id(),
-        participant_id: participant.into(),
-        kind: dfe::StatusChangeKind::Defer as i32,
-        reason: "parental-leave".into(),
-        effective_date: on("2026-11-02"),
-        ..Default::default()
-    }
+    status_change(participant, dfe::StatusChangeKind::Defer)
 }
 
 /// (method, path) of the participant's DfE calls, oldest first.

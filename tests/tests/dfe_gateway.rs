@@ -10,6 +10,7 @@ use steplab_platform::auth::Role;
 use steplab_platform::date::to_proto;
 use steplab_proto::steplab::dfe::v1 as pb;
 use steplab_tests::fake_dfe::FakeDfe;
+use steplab_tests::receivers::{new_id, status_change, track_participant};
 use steplab_tests::{Backend, DfeGateway, Stack};
 use tonic::Code;
 
@@ -33,46 +34,12 @@ async fn as_admin(stack: &Stack) -> DfeGateway {
     stack.dfe_gateway(Some(&stack.admin_token())).await
 }
 
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
 async fn track(gateway: &mut DfeGateway, participant_id: &str, course: pb::Course, dfe_id: &str) {
-    gateway
-        .track_participant(pb::TrackParticipantRequest {
-            idempotency_key: new_id(),
-            participant_id: participant_id.to_owned(),
-            course: course as i32,
-            dfe_participant_id: dfe_id.to_owned(),
-            trn: "1234567".into(),
-            cohort: 2026,
-            schedule_identifier: "ecf-standard-september".into(),
-        })
-        .await
-        .expect("tracked");
-}
-
-fn change(participant_id: &str, kind: pb::StatusChangeKind) -> pb::ReportStatusChangeRequest {
-    let reason = match kind {
-        pb::StatusChangeKind::Defer => "parental-leave",
-        pb::StatusChangeKind::Withdraw => "left-role",
-        _ => "",
-    };
-    let schedule = matches!(kind, pb::StatusChangeKind::ChangeSchedule);
-    pb::ReportStatusChangeRequest {
-        idempotency_key: new_id(),
-        participant_id: participant_id.to_owned(),
-        kind: kind as i32,
-        reason: reason.into(),
-        effective_date: Some(to_proto(chrono::NaiveDate::from_ymd_opt(2026, 11, 2).expect("date"))),
-        schedule_identifier: if schedule { "ecf-standard-january".into() } else { String::new() },
-        cohort: if schedule { 2026 } else { 0 },
-        event_id: String::new(),
-    }
+    gateway.track_participant(track_participant(participant_id, course, dfe_id)).await.expect("tracked");
 }
 
 async fn report(gateway: &mut DfeGateway, participant_id: &str, kind: pb::StatusChangeKind) {
-    gateway.report_status_change(change(participant_id, kind)).await.expect("reported");
+    gateway.report_status_change(status_change(participant_id, kind)).await.expect("reported");
 }
 
 async fn calls(admin: &mut DfeGateway, participant_id: &str, state: pb::DfeCallState) -> Vec<pb::DfeCall> {
@@ -538,7 +505,7 @@ async fn roles_commands_are_for_services_and_operations_for_admins() {
             .await
             .err()
             .map(|e| e.code()),
-            g.report_status_change(change(&id, pb::StatusChangeKind::Resume)).await.err().map(|e| e.code()),
+            g.report_status_change(status_change(&id, pb::StatusChangeKind::Resume)).await.err().map(|e| e.code()),
             g.declare_milestone(pb::DeclareMilestoneRequest { idempotency_key: new_id(), ..Default::default() })
                 .await
                 .err()
@@ -587,11 +554,11 @@ async fn input_bad_commands_name_their_field_and_repeats_are_acknowledged_once()
     let stack = Stack::start(Backend::Sqlite).await.expect("sqlite stack");
     let mut g = as_service(&stack).await;
     let ours = new_id();
-    let mut bad = change(&ours, pb::StatusChangeKind::Defer);
+    let mut bad = status_change(&ours, pb::StatusChangeKind::Defer);
     bad.reason = "holiday".into();
     let err = g.report_status_change(bad).await.expect_err("bad reason");
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = g.report_status_change(change(&ours, pb::StatusChangeKind::Defer)).await.expect_err("untracked");
+    let err = g.report_status_change(status_change(&ours, pb::StatusChangeKind::Defer)).await.expect_err("untracked");
     assert_eq!(err.code(), Code::FailedPrecondition);
     let err = g
         .track_participant(pb::TrackParticipantRequest {
@@ -606,7 +573,7 @@ async fn input_bad_commands_name_their_field_and_repeats_are_acknowledged_once()
         .expect_err("bad dfe id");
     assert_eq!(err.code(), Code::InvalidArgument);
     track(&mut g, &ours, pb::Course::EcfInduction, "").await;
-    let request = change(&ours, pb::StatusChangeKind::Defer);
+    let request = status_change(&ours, pb::StatusChangeKind::Defer);
     let first = g.report_status_change(request.clone()).await.expect("first").into_inner();
     let again = g.report_status_change(request).await.expect("again").into_inner();
     assert!(!first.ack.expect("ack").duplicate);
