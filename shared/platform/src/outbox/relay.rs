@@ -250,8 +250,8 @@ impl Relay {
     }
 
     /// Takes the due group heads of one lane, leasing them: one read to find
-    /// them, then one UPDATE and its RETURNING in one write transaction,
-    /// however many there are. With them, for a target's lane, the batch's
+    /// them (whole rows), then one UPDATE and its RETURNING, however many
+    /// there are. With them, for a target's lane, the batch's
     /// place in the backpressure lag from the moment they are found until
     /// they are delivered and recorded (held by the caller until then).
     async fn claim(&self, lane: &Lane) -> Result<(Vec<OutboxRow>, Option<OnItsWay>), DbError> {
