@@ -86,6 +86,13 @@ impl CallContext {
         self.audited.store(true, Ordering::Release);
     }
 
+    /// The transaction that held the call's audit entry did not commit
+    /// after all (a group commit failed, see [`crate::db`]): its next write,
+    /// or the call's layer, records it.
+    pub(crate) fn unmark_audited(&self) {
+        self.audited.store(false, Ordering::Release);
+    }
+
     /// Records who is calling (the auth interceptor does).
     pub fn set_actor(&self, caller: &Caller) {
         let _ = self.actor.set((caller.sub.clone(), caller.role()));

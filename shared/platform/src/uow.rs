@@ -17,27 +17,7 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let turn = self.write_turn().await;
-        self.write_in_turn(turn, f).await
-    }
-
-    async fn write_in_turn<T, E>(
-        &self,
-        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<DbError> + Send + 'static,
-    {
-        // The turn is held by the closure on the blocking pool, so a caller
-        // that goes away mid-write does not let the next writer in early.
-        self.read(move |conn| {
-            let written = write_transaction(conn, f);
-            drop(turn);
-            written
-        })
-        .await
+        self.write_unit(move |conn| write_transaction(conn, f)).await
     }
 
     /// A write of one statement, atomic by itself, outside any call (the
@@ -59,22 +39,29 @@ impl Database {
     }
 
     /// [`Database::write`], with `admit` asked again when this call's turn
-    /// to write comes, before a connection is taken: a refusal then costs
-    /// the one writer nothing. (Backpressure: on SQLite changes queue for
-    /// the one writer, and changes admitted while the relay looked current
-    /// were accepted seconds later, after it had fallen behind.)
+    /// to write comes, before any statement runs: a refusal then costs the
+    /// one writer nothing. (Backpressure: on SQLite changes queue for the
+    /// one writer, and changes admitted while the relay looked current were
+    /// accepted seconds later, after it had fallen behind.) On PostgreSQL,
+    /// with no queue, it is asked before a connection is taken.
     pub async fn write_admitted<T, E>(
         &self,
-        admit: impl FnOnce() -> Result<(), E>,
+        admit: impl FnOnce() -> Result<(), E> + Send + 'static,
         f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let turn = self.write_turn().await;
-        admit()?;
-        self.write_in_turn(turn, f).await
+        if self.is_postgres() {
+            admit()?;
+            return self.write(f).await;
+        }
+        self.write_unit(move |conn| {
+            admit()?;
+            write_transaction(conn, f)
+        })
+        .await
     }
 
     /// Runs a batch of commands (ApplyCommands) in one write transaction:
@@ -91,16 +78,13 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let turn = self.write_turn().await;
-        self.read(move |conn| {
+        self.write_unit(move |conn| {
             let with_entries = |conn: &mut DbConn| -> Result<T, E> {
                 let (value, entries) = f(conn)?;
                 audit::record_all(conn, &entries).map_err(E::from)?;
                 Ok(value)
             };
-            let written = db::transaction(conn, with_entries, |_| Ok(()));
-            drop(turn);
-            let (value, ()) = written?;
+            let (value, ()) = db::transaction(conn, with_entries, |_| Ok(()))?;
             if let Some(call) = crate::call::current() {
                 call.mark_audited();
             }
@@ -119,10 +103,8 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let turn = self.write_turn().await;
-        self.read(move |conn| {
+        self.write_unit(move |conn| {
             let answer = db::rolled_back(conn, f);
-            drop(turn);
             if answer.is_ok()
                 && let Some(call) = crate::call::current()
             {
@@ -275,9 +257,16 @@ mod tests {
         assert!(open.load(Ordering::SeqCst), "the second change is called while changes are admitted");
         let ran = Arc::new(AtomicBool::new(false));
         let ran_inside = ran.clone();
+        let open_at_turn = open.clone();
         let second = db
             .write_admitted(
-                || if open.load(Ordering::SeqCst) { Ok(()) } else { Err(DbError::Unavailable("refused".into())) },
+                move || {
+                    if open_at_turn.load(Ordering::SeqCst) {
+                        Ok(())
+                    } else {
+                        Err(DbError::Unavailable("refused".into()))
+                    }
+                },
                 move |_conn| {
                     ran_inside.store(true, Ordering::SeqCst);
                     Ok::<_, DbError>(())

@@ -255,10 +255,11 @@ impl Registry {
         // looked current was accepted seconds later, after it had fallen
         // behind (offered 1,000/s: 180 accepted per second while refusing,
         // lag p99 2.7 s).
+        let admission = self.admission.clone();
         let answer = self
             .db
             .write_admitted(
-                || self.admission.admit(rpc),
+                move || admission.admit(rpc),
                 move |conn| {
                     idempotency::once::<ParticipantRules, _>(conn, key.as_ref(), rpc, &request_bytes, now, described)
                         .map(Ran::into_inner)

@@ -15,10 +15,10 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::MigrationHarness;
-use std::sync::Arc;
 use std::time::Duration;
 
 mod alarm;
+mod group;
 mod service_error;
 
 #[derive(diesel::MultiConnection)]
@@ -194,13 +194,16 @@ pub use crate::migrations::Migrations;
 pub struct Database {
     pool: r2d2::Pool<Manager>,
     postgres: bool,
-    /// SQLite has one writer at a time. Writers of this process queue here,
-    /// first come first served, instead of polling the file lock through
-    /// the busy timeout: SQLite's busy handler is not fair, and under load a
-    /// writer could lose every retry for the whole timeout and fail with
-    /// "database is locked" while others kept writing. The busy timeout still
-    /// covers other processes on the same file.
-    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite has one writer at a time. Writers of this process queue for
+    /// one writer thread, first come first served, which commits the units
+    /// waiting together in one transaction (see [`group`]), instead of
+    /// polling the file lock through the busy timeout: SQLite's busy
+    /// handler is not fair, and under load a writer could lose every retry
+    /// for the whole timeout and fail with "database is locked" while
+    /// others kept writing. The busy timeout still covers other processes
+    /// on the same file. `None` on PostgreSQL, which takes concurrent
+    /// writers.
+    writer: Option<group::GroupWriter>,
     /// Raised when a unit of work meets a storage fault (see [`crate::readiness`]).
     storage_alarm: StorageAlarm,
 }
@@ -255,8 +258,16 @@ impl Database {
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .map_err(|e| anyhow::anyhow!("cannot open {url:?}: {e}"))?;
-        let write_gate = (!postgres).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Database { pool, postgres, write_gate, storage_alarm: Default::default() })
+        let storage_alarm = StorageAlarm::default();
+        let writer = if postgres {
+            None
+        } else {
+            Some(
+                group::GroupWriter::start(pool.clone(), storage_alarm.clone())
+                    .map_err(|e| anyhow::anyhow!("cannot start the database writer: {e}"))?,
+            )
+        };
+        Ok(Database { pool, postgres, writer, storage_alarm })
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -329,12 +340,21 @@ impl Database {
         self.read(f).await
     }
 
-    /// This process's turn to write, first come first served; `None` where
-    /// the database takes concurrent writers (see `write_gate`).
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match &self.write_gate {
-            Some(gate) => Some(Arc::clone(gate).lock_owned().await),
-            None => None,
+    /// Runs a whole unit of work that writes: on SQLite in the next group
+    /// of the writer thread (its transaction becomes a savepoint of the
+    /// group's, see [`group`]); on PostgreSQL on a pooled connection of its
+    /// own, as [`Database::read`].
+    pub(crate) async fn write_unit<T, E>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(f).await,
+            None => self.read(f).await,
         }
     }
 }
@@ -350,11 +370,7 @@ pub(crate) fn transaction<T, R, E>(
 where
     E: From<DbError>,
 {
-    let begun = match conn {
-        DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
-        DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
-    };
-    begun.map_err(|e| E::from(noted(DbError::Query(e))))?;
+    begin(conn).map_err(|e| E::from(noted(DbError::Query(e))))?;
     let done = f(conn).and_then(|value| Ok((value, before_commit(conn)?)));
     match done {
         Ok(done) => {
@@ -371,17 +387,25 @@ where
     }
 }
 
+/// Opens a write transaction: on SQLite an IMMEDIATE one (it takes the
+/// write lock at once, so a read-then-write never fails to upgrade
+/// mid-way), or, inside the writer's group transaction, a savepoint of it.
+fn begin(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    let nested =
+        <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn).transaction_depth()?.is_some();
+    match conn {
+        DbConn::Sqlite(inner) if !nested => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
+        _ => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
+    }
+}
+
 /// A write transaction that is always rolled back: `f` sees and makes every
 /// change a real one would, and none of it stays (AIP-163 `validate_only`).
 pub(crate) fn rolled_back<T, E>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
 where
     E: From<DbError>,
 {
-    let begun = match conn {
-        DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
-        DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
-    };
-    begun.map_err(|e| E::from(noted(DbError::Query(e))))?;
+    begin(conn).map_err(|e| E::from(noted(DbError::Query(e))))?;
     let done = f(conn);
     <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
         .map_err(|e| E::from(noted(DbError::Query(e))))?;
