@@ -17,7 +17,7 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.write_unit(move |conn| write_transaction(conn, f)).await
+        self.write_unit(false, move |conn| write_transaction(conn, f)).await
     }
 
     /// A write of one statement, atomic by itself, outside any call (the
@@ -35,7 +35,13 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        if self.is_postgres() { self.read(f).await } else { self.write(f).await }
+        if self.is_postgres() {
+            self.read(f).await
+        } else {
+            // The relay's lease and record go before the changes waiting
+            // to be written: the delivery lag waits on them.
+            self.write_unit(true, move |conn| write_transaction(conn, f)).await
+        }
     }
 
     /// [`Database::write`], with `admit` asked again when this call's turn
@@ -57,7 +63,7 @@ impl Database {
             admit()?;
             return self.write(f).await;
         }
-        self.write_unit(move |conn| {
+        self.write_unit(false, move |conn| {
             admit()?;
             write_transaction(conn, f)
         })
@@ -78,7 +84,7 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.write_unit(move |conn| {
+        self.write_unit(false, move |conn| {
             let with_entries = |conn: &mut DbConn| -> Result<T, E> {
                 let (value, entries) = f(conn)?;
                 audit::record_all(conn, &entries).map_err(E::from)?;
@@ -103,7 +109,7 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.write_unit(move |conn| {
+        self.write_unit(false, move |conn| {
             let answer = db::rolled_back(conn, f);
             if answer.is_ok()
                 && let Some(call) = crate::call::current()

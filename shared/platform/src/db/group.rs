@@ -24,6 +24,7 @@ use super::{DbConn, DbError, Manager, StorageAlarm, alarm, noted};
 use crate::call::CallContext;
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::r2d2;
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -42,6 +43,8 @@ trait Unit: Send {
     fn abandon(self: Box<Self>, error: &DbError);
     /// The caller is gone (its call was cancelled before the unit's turn).
     fn is_abandoned_by_caller(&self) -> bool;
+    /// The relay's own bookkeeping (see [`GroupWriter::write`]).
+    fn is_urgent(&self) -> bool;
 }
 
 /// A unit that ran, waiting for its group's COMMIT.
@@ -51,6 +54,7 @@ trait Settle: Send {
 
 struct Queued<F, T, E> {
     f: F,
+    urgent: bool,
     call: Option<Arc<CallContext>>,
     answer: tokio::sync::oneshot::Sender<Result<T, E>>,
 }
@@ -70,7 +74,7 @@ where
     E: From<DbError> + Send + 'static,
 {
     fn run(self: Box<Self>, conn: &mut DbConn) -> Box<dyn Settle> {
-        let Queued { f, call, answer } = *self;
+        let Queued { f, call, answer, .. } = *self;
         let audited_before = call.as_ref().is_some_and(|c| c.is_audited());
         let ran = catch_unwind(AssertUnwindSafe(|| crate::call::in_call(call.clone(), || f(conn))));
         let result = ran.unwrap_or_else(|_| {
@@ -85,6 +89,10 @@ where
 
     fn is_abandoned_by_caller(&self) -> bool {
         self.answer.is_closed()
+    }
+
+    fn is_urgent(&self) -> bool {
+        self.urgent
     }
 }
 
@@ -136,18 +144,37 @@ impl GroupWriter {
     pub(crate) fn start(pool: r2d2::Pool<Manager>, alarm: StorageAlarm) -> std::io::Result<Self> {
         let (queue, units) = mpsc::channel::<Box<dyn Unit>>();
         std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || {
-            while let Ok(first) = units.recv() {
-                let mut group = vec![first];
-                while group.len() < GROUP_MAX_UNITS {
-                    match units.try_recv() {
-                        Ok(unit) => group.push(unit),
+            // Units taken from the queue and not yet run, in arrival order.
+            let mut waiting: VecDeque<Box<dyn Unit>> = VecDeque::new();
+            loop {
+                if waiting.is_empty() {
+                    match units.recv() {
+                        Ok(unit) => waiting.push_back(unit),
                         Err(_) => break,
                     }
                 }
-                group.retain(|unit| !unit.is_abandoned_by_caller());
-                if !group.is_empty() {
-                    run_group(&pool, &alarm, group);
+                take_arrivals(&units, &mut waiting);
+                waiting.retain(|unit| !unit.is_abandoned_by_caller());
+                // The relay's leases and records first, in a transaction of
+                // their own: they are short, and the delivery lag waits on
+                // them (behind a group of 64 changes it grew by tens of ms).
+                let (mut urgent, others): (VecDeque<_>, VecDeque<_>) =
+                    waiting.drain(..).partition(|unit| unit.is_urgent());
+                waiting = others;
+                if !urgent.is_empty() {
+                    run_group(&pool, &alarm, || urgent.pop_front());
+                    continue;
                 }
+                // Then the others in arrival order, up to a group's worth,
+                // in one transaction.
+                let mut taken = 0;
+                run_group(&pool, &alarm, || {
+                    if taken >= GROUP_MAX_UNITS {
+                        return None;
+                    }
+                    taken += 1;
+                    waiting.pop_front()
+                });
             }
         })?;
         Ok(GroupWriter { queue })
@@ -155,14 +182,20 @@ impl GroupWriter {
 
     /// Runs `f` (a whole unit of work: its transaction becomes a savepoint)
     /// in the next group, and answers what it answered once that group
-    /// committed.
-    pub(crate) async fn write<T, E>(&self, f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    /// committed. An `urgent` unit (the relay's lease and record of a
+    /// batch) goes before the changes waiting with it, in a group of
+    /// urgent units only.
+    pub(crate) async fn write<T, E>(
+        &self,
+        urgent: bool,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let unit = Queued { f, call: crate::call::current(), answer };
+        let unit = Queued { f, urgent, call: crate::call::current(), answer };
         if self.queue.send(Box::new(unit)).is_err() {
             return Err(E::from(DbError::Unavailable("the database writer has stopped".into())));
         }
@@ -170,19 +203,32 @@ impl GroupWriter {
     }
 }
 
-fn run_group(pool: &r2d2::Pool<Manager>, alarm: &StorageAlarm, group: Vec<Box<dyn Unit>>) {
-    let abandon_all = |group: Vec<Box<dyn Unit>>, error: DbError| {
-        for unit in group {
+/// Moves the units queued meanwhile to the back of `waiting`; true when
+/// one of them is urgent.
+fn take_arrivals(units: &mpsc::Receiver<Box<dyn Unit>>, waiting: &mut VecDeque<Box<dyn Unit>>) -> bool {
+    let mut urgent = false;
+    while let Ok(unit) = units.try_recv() {
+        urgent |= unit.is_urgent();
+        waiting.push_back(unit);
+    }
+    urgent
+}
+
+/// Runs the units `next` hands out, until it hands out none, in one
+/// transaction, and settles each once its COMMIT is known.
+fn run_group(pool: &r2d2::Pool<Manager>, alarm: &StorageAlarm, mut next: impl FnMut() -> Option<Box<dyn Unit>>) {
+    fn abandon_all(next: &mut impl FnMut() -> Option<Box<dyn Unit>>, error: DbError) {
+        while let Some(unit) = next() {
             unit.abandon(&error);
         }
-    };
+    }
     let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(e) => {
             if e.to_string() != "timed out waiting for connection" {
                 alarm.raise(super::StorageFault::Unreachable);
             }
-            return abandon_all(group, DbError::Unavailable(e.to_string()));
+            return abandon_all(&mut next, DbError::Unavailable(e.to_string()));
         }
     };
     alarm::watching(alarm, || {
@@ -192,9 +238,12 @@ fn run_group(pool: &r2d2::Pool<Manager>, alarm: &StorageAlarm, group: Vec<Box<dy
             DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
         };
         if let Err(e) = begun {
-            return abandon_all(group, noted(DbError::from(e)));
+            return abandon_all(&mut next, noted(DbError::from(e)));
         }
-        let ran: Vec<Box<dyn Settle>> = group.into_iter().map(|unit| unit.run(conn)).collect();
+        let mut ran: Vec<Box<dyn Settle>> = Vec::new();
+        while let Some(unit) = next() {
+            ran.push(unit.run(conn));
+        }
         // Every unit closes the savepoint it opened, even one that failed;
         // one that panicked may not have, and committing would then only
         // release that savepoint: the whole group is rolled back instead.
@@ -323,6 +372,69 @@ mod tests {
         // nine frames (37 KB), one commit one frame.
         let frames = (wal_size() - 32) / (24 + 4096);
         assert!(frames <= 2, "nine committed writes wrote {frames} WAL frames: they did not share a commit");
+    }
+
+    /// The relay's lease and record (`write_statement`) go before changes
+    /// that were waiting with them: behind a held writer, five inserts
+    /// queue and then a lease; the lease runs first and sees none of the
+    /// five rows (in arrival order it would see all five).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_relays_bookkeeping_goes_before_the_changes_waiting_with_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("urgent.sqlite3"));
+        let db = Database::open(&url, &MIGRATIONS).await.expect("database");
+        db.write(|conn| {
+            diesel::sql_query("CREATE TABLE changes (id INTEGER PRIMARY KEY)").execute(conn)?;
+            Ok::<_, DbError>(())
+        })
+        .await
+        .expect("table");
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(move |_conn| {
+                    released.recv_timeout(Duration::from_secs(10)).ok();
+                    Ok::<_, DbError>(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut pending: Vec<Pending> = (1..=5)
+            .map(|id: i32| {
+                let db = db.clone();
+                Box::pin(async move {
+                    db.write(move |conn| {
+                        diesel::sql_query("INSERT INTO changes (id) VALUES (?)")
+                            .bind::<Integer, _>(id)
+                            .execute(conn)?;
+                        Ok(())
+                    })
+                    .await
+                }) as Pending
+            })
+            .collect();
+        for write in &mut pending {
+            tokio::select! {
+                biased;
+                _ = write.as_mut() => panic!("a write answered while the writer was held"),
+                () = std::future::ready(()) => {}
+            }
+        }
+        let mut lease = Box::pin(db.write_statement(|conn| {
+            Ok::<_, DbError>(diesel::sql_query("SELECT COUNT(*) AS n FROM changes").get_result::<Count>(conn)?.n)
+        }));
+        tokio::select! {
+            biased;
+            _ = lease.as_mut() => panic!("the lease answered while the writer was held"),
+            () = std::future::ready(()) => {}
+        }
+        release.send(()).expect("release");
+        holder.await.expect("holder task").expect("holder write");
+        let seen = lease.await.expect("lease");
+        assert!(futures_join(pending).await.iter().all(Result::is_ok), "the changes are written after it");
+        assert_eq!(seen, 0, "the lease ran after the changes queued before it");
     }
 
     async fn futures_join(pending: Vec<Pending>) -> Vec<Result<(), DbError>> {

@@ -343,9 +343,11 @@ impl Database {
     /// Runs a whole unit of work that writes: on SQLite in the next group
     /// of the writer thread (its transaction becomes a savepoint of the
     /// group's, see [`group`]); on PostgreSQL on a pooled connection of its
-    /// own, as [`Database::read`].
+    /// own, as [`Database::read`]. `urgent`: the relay's bookkeeping, which
+    /// goes before waiting changes on SQLite.
     pub(crate) async fn write_unit<T, E>(
         &self,
+        urgent: bool,
         f: impl FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
     where
@@ -353,7 +355,7 @@ impl Database {
         E: From<DbError> + Send + 'static,
     {
         match &self.writer {
-            Some(writer) => writer.write(f).await,
+            Some(writer) => writer.write(urgent, f).await,
             None => self.read(f).await,
         }
     }
