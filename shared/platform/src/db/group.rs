@@ -10,13 +10,17 @@
 //! for the turn). Now the units waiting together share one BEGIN, one
 //! COMMIT and one write of each page they touch.
 //!
-//! What a caller sees does not change:
+//! What a caller sees:
 //! - its unit runs alone in its savepoint: an error in it rolls back only
 //!   its own changes, and it gets its own answer;
 //! - it gets its answer only after the COMMIT that holds its changes; if
 //!   that COMMIT fails, every unit of the group gets the error and none of
 //!   their changes stays;
-//! - units run in the order they were queued (first come, first served);
+//! - units run in the order they were queued (first come, first served),
+//!   except the relay's leases and records (`write_statement`), which go
+//!   before the changes waiting with them, in a transaction of their own:
+//!   the delivery lag waits on them, and behind a group of 64 changes it
+//!   doubled;
 //! - a caller that went away before its unit's turn (a cancelled call) is
 //!   skipped, as a waiter for the turn was dropped before.
 
