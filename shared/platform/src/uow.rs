@@ -23,8 +23,9 @@ impl Database {
     /// A write of one statement, atomic by itself, outside any call (the
     /// relay's lease and its record of a delivered batch). On PostgreSQL it
     /// runs without BEGIN and COMMIT around it, two round trips fewer of
-    /// the relay's dozen per change (issue 18); on SQLite it takes its turn
-    /// to write and a transaction as [`Database::write`] does. `f` must run
+    /// the relay's dozen per change (issue 18); on SQLite it is written as
+    /// [`Database::write`] is, but before the changes waiting for the
+    /// writer (see [`crate::db`]'s group commit). `f` must run
     /// exactly one writing statement: two would not be atomic on
     /// PostgreSQL.
     pub async fn write_statement<T, E>(

@@ -207,15 +207,11 @@ impl GroupWriter {
     }
 }
 
-/// Moves the units queued meanwhile to the back of `waiting`; true when
-/// one of them is urgent.
-fn take_arrivals(units: &mpsc::Receiver<Box<dyn Unit>>, waiting: &mut VecDeque<Box<dyn Unit>>) -> bool {
-    let mut urgent = false;
+/// Moves the units queued meanwhile to the back of `waiting`.
+fn take_arrivals(units: &mpsc::Receiver<Box<dyn Unit>>, waiting: &mut VecDeque<Box<dyn Unit>>) {
     while let Ok(unit) = units.try_recv() {
-        urgent |= unit.is_urgent();
         waiting.push_back(unit);
     }
-    urgent
 }
 
 /// Runs the units `next` hands out, until it hands out none, in one
