@@ -296,7 +296,86 @@ mod tests {
         n: i64,
     }
 
-    type Pending = Pin<Box<dyn std::future::Future<Output = Result<(), DbError>> + Send>>;
+    type Pending<T> = Pin<Box<dyn std::future::Future<Output = Result<T, DbError>> + Send>>;
+
+    /// A database in `dir` with a table of changes.
+    async fn database_with_changes(dir: &tempfile::TempDir) -> Database {
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("group.sqlite3"));
+        let db = Database::open(&url, &MIGRATIONS).await.expect("database");
+        db.write(|conn| {
+            diesel::sql_query("CREATE TABLE changes (id INTEGER PRIMARY KEY)").execute(conn)?;
+            Ok::<_, DbError>(())
+        })
+        .await
+        .expect("table");
+        db
+    }
+
+    /// A write that holds the writer until it is let go.
+    struct HeldWriter {
+        release: std::sync::mpsc::Sender<()>,
+        holder: tokio::task::JoinHandle<Result<(), DbError>>,
+    }
+
+    impl HeldWriter {
+        async fn hold(db: &Database) -> Self {
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let db = db.clone();
+            let holder = tokio::spawn(async move {
+                db.write(move |_conn| {
+                    released.recv_timeout(Duration::from_secs(10)).ok();
+                    Ok::<_, DbError>(())
+                })
+                .await
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            HeldWriter { release, holder }
+        }
+
+        async fn let_go(self) {
+            self.release.send(()).expect("release");
+            self.holder.await.expect("holder task").expect("holder write");
+        }
+    }
+
+    /// Inserts of `ids` as writes of their own; the one of `failing` fails
+    /// after its insert.
+    fn inserts(db: &Database, ids: std::ops::RangeInclusive<i32>, failing: Option<i32>) -> Vec<Pending<()>> {
+        ids.map(|id| {
+            let db = db.clone();
+            Box::pin(async move {
+                db.write(move |conn| {
+                    diesel::sql_query("INSERT INTO changes (id) VALUES (?)").bind::<Integer, _>(id).execute(conn)?;
+                    if Some(id) == failing { Err(DbError::Unavailable("refused after writing".into())) } else { Ok(()) }
+                })
+                .await
+            }) as Pending<()>
+        })
+        .collect()
+    }
+
+    /// Polls each write once, which queues it, in this order.
+    async fn queue<T>(writes: &mut [Pending<T>]) {
+        for write in writes {
+            tokio::select! {
+                biased;
+                _ = write.as_mut() => panic!("a write answered while the writer was held"),
+                () = std::future::ready(()) => {}
+            }
+        }
+    }
+
+    async fn answers<T>(writes: Vec<Pending<T>>) -> Vec<Result<T, DbError>> {
+        let mut answers = Vec::new();
+        for write in writes {
+            answers.push(write.await);
+        }
+        answers
+    }
+
+    async fn count(db: &Database, sql: &'static str) -> i64 {
+        db.read(move |conn| Ok::<_, DbError>(diesel::sql_query(sql).get_result::<Count>(conn)?.n)).await.expect("count")
+    }
 
     /// Issue 18: writes that wait together commit together. While one write
     /// holds the writer, ten more queue; they run as one transaction, each
@@ -307,65 +386,22 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_waiting_together_commit_in_one_transaction_and_a_failed_one_loses_only_its_own_changes() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("group.sqlite3"));
-        let db = Database::open(&url, &MIGRATIONS).await.expect("database");
-        db.write(|conn| {
-            diesel::sql_query("CREATE TABLE changes (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)").execute(conn)?;
-            Ok::<_, DbError>(())
-        })
-        .await
-        .expect("table");
+        let db = database_with_changes(&dir).await;
         db.read(|conn| diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(conn).map_err(DbError::from))
             .await
             .expect("emptied WAL");
         let wal_size = || std::fs::metadata(dir.path().join("group.sqlite3-wal")).map(|m| m.len()).unwrap_or(0);
         assert_eq!(wal_size(), 0, "the WAL starts empty");
 
-        // The writer is held until the ten are queued.
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let holder = tokio::spawn({
-            let db = db.clone();
-            async move {
-                db.write(move |_conn| {
-                    released.recv_timeout(Duration::from_secs(10)).ok();
-                    Ok::<_, DbError>(())
-                })
-                .await
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut pending: Vec<Pending> = (1..=10)
-            .map(|id: i32| {
-                let db = db.clone();
-                Box::pin(async move {
-                    db.write(move |conn| {
-                        diesel::sql_query("INSERT INTO changes (id, payload) VALUES (?, 'x')")
-                            .bind::<Integer, _>(id)
-                            .execute(conn)?;
-                        if id == 5 { Err(DbError::Unavailable("refused after writing".into())) } else { Ok(()) }
-                    })
-                    .await
-                }) as Pending
-            })
-            .collect();
-        // Polled once each: queued, in this order.
-        for write in &mut pending {
-            tokio::select! {
-                biased;
-                _ = write.as_mut() => panic!("a write answered while the writer was held"),
-                () = std::future::ready(()) => {}
-            }
-        }
-        release.send(()).expect("release");
-        holder.await.expect("holder task").expect("holder write");
-        let answers: Vec<bool> = futures_join(pending).await.into_iter().map(|a| a.is_ok()).collect();
-        assert_eq!(answers, (1..=10).map(|id| id != 5).collect::<Vec<_>>(), "each write has its own answer");
+        let held = HeldWriter::hold(&db).await;
+        let mut writes = inserts(&db, 1..=10, Some(5));
+        queue(&mut writes).await;
+        held.let_go().await;
+        let answered: Vec<bool> = answers(writes).await.iter().map(Result::is_ok).collect();
+        assert_eq!(answered, (1..=10).map(|id| id != 5).collect::<Vec<_>>(), "each write has its own answer");
 
-        let count = |sql: &'static str| {
-            db.read(move |conn| Ok::<_, DbError>(diesel::sql_query(sql).get_result::<Count>(conn)?.n))
-        };
-        let rows = count("SELECT COUNT(*) AS n FROM changes").await.expect("count");
-        let present5 = count("SELECT COUNT(*) AS n FROM changes WHERE id = 5").await.expect("count");
+        let rows = count(&db, "SELECT COUNT(*) AS n FROM changes").await;
+        let present5 = count(&db, "SELECT COUNT(*) AS n FROM changes WHERE id = 5").await;
         assert_eq!((rows, present5), (9, 0), "the failed write's row is rolled back, the others committed");
         // A WAL frame is a 24-byte header and a 4,096-byte page, after the
         // file's 32-byte header: nine commits of the table's one page write
@@ -381,67 +417,27 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_relays_bookkeeping_goes_before_the_changes_waiting_with_it() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("urgent.sqlite3"));
-        let db = Database::open(&url, &MIGRATIONS).await.expect("database");
-        db.write(|conn| {
-            diesel::sql_query("CREATE TABLE changes (id INTEGER PRIMARY KEY)").execute(conn)?;
-            Ok::<_, DbError>(())
-        })
-        .await
-        .expect("table");
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let holder = tokio::spawn({
+        let db = database_with_changes(&dir).await;
+        let held = HeldWriter::hold(&db).await;
+        let mut writes = inserts(&db, 1..=5, None);
+        queue(&mut writes).await;
+        let lease: Pending<i64> = Box::pin({
             let db = db.clone();
             async move {
-                db.write(move |_conn| {
-                    released.recv_timeout(Duration::from_secs(10)).ok();
-                    Ok::<_, DbError>(())
+                db.write_statement(|conn| {
+                    Ok::<_, DbError>(
+                        diesel::sql_query("SELECT COUNT(*) AS n FROM changes").get_result::<Count>(conn)?.n,
+                    )
                 })
                 .await
             }
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut pending: Vec<Pending> = (1..=5)
-            .map(|id: i32| {
-                let db = db.clone();
-                Box::pin(async move {
-                    db.write(move |conn| {
-                        diesel::sql_query("INSERT INTO changes (id) VALUES (?)")
-                            .bind::<Integer, _>(id)
-                            .execute(conn)?;
-                        Ok(())
-                    })
-                    .await
-                }) as Pending
-            })
-            .collect();
-        for write in &mut pending {
-            tokio::select! {
-                biased;
-                _ = write.as_mut() => panic!("a write answered while the writer was held"),
-                () = std::future::ready(()) => {}
-            }
-        }
-        let mut lease = Box::pin(db.write_statement(|conn| {
-            Ok::<_, DbError>(diesel::sql_query("SELECT COUNT(*) AS n FROM changes").get_result::<Count>(conn)?.n)
-        }));
-        tokio::select! {
-            biased;
-            _ = lease.as_mut() => panic!("the lease answered while the writer was held"),
-            () = std::future::ready(()) => {}
-        }
-        release.send(()).expect("release");
-        holder.await.expect("holder task").expect("holder write");
+        let mut lease = [lease];
+        queue(&mut lease).await;
+        held.let_go().await;
+        let [lease] = lease;
         let seen = lease.await.expect("lease");
-        assert!(futures_join(pending).await.iter().all(Result::is_ok), "the changes are written after it");
+        assert!(answers(writes).await.iter().all(Result::is_ok), "the changes are written after it");
         assert_eq!(seen, 0, "the lease ran after the changes queued before it");
-    }
-
-    async fn futures_join(pending: Vec<Pending>) -> Vec<Result<(), DbError>> {
-        let mut answers = Vec::new();
-        for write in pending {
-            answers.push(write.await);
-        }
-        answers
     }
 }
