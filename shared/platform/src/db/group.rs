@@ -24,9 +24,9 @@
 //! - a caller that went away before its unit's turn (a cancelled call) is
 //!   skipped, as a waiter for the turn was dropped before.
 
-use super::{DbConn, DbError, Manager, StorageAlarm, alarm, noted};
+use super::{DbConn, DbError, Manager, StorageAlarm, alarm, begin, check_out, noted};
 use crate::call::CallContext;
-use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::connection::{Connection, TransactionManager};
 use diesel::r2d2;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -222,23 +222,15 @@ fn run_group(pool: &r2d2::Pool<Manager>, alarm: &StorageAlarm, mut next: impl Fn
             unit.abandon(&error);
         }
     }
-    let mut conn = match pool.get() {
+    let mut conn = match check_out(pool, alarm) {
         Ok(conn) => conn,
-        Err(e) => {
-            if e.to_string() != "timed out waiting for connection" {
-                alarm.raise(super::StorageFault::Unreachable);
-            }
-            return abandon_all(&mut next, DbError::Unavailable(e.to_string()));
-        }
+        Err(error) => return abandon_all(&mut next, error),
     };
     alarm::watching(alarm, || {
         let conn: &mut DbConn = &mut conn;
-        let begun = match conn {
-            DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE"),
-            DbConn::Pg(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn),
-        };
-        if let Err(e) = begun {
-            return abandon_all(&mut next, noted(DbError::from(e)));
+        // Outside any transaction, so the group's own BEGIN IMMEDIATE.
+        if let Err(e) = begin(conn) {
+            return abandon_all(&mut next, noted(DbError::Query(e)));
         }
         let mut ran: Vec<Box<dyn Settle>> = Vec::new();
         while let Some(unit) = next() {

@@ -195,7 +195,8 @@ pub struct Database {
     pool: r2d2::Pool<Manager>,
     postgres: bool,
     /// SQLite has one writer at a time. Writers of this process queue for
-    /// one writer thread, first come first served, which commits the units
+    /// one writer thread, first come first served (the relay's bookkeeping
+    /// first), which commits the units
     /// waiting together in one transaction (see [`group`]), instead of
     /// polling the file lock through the busy timeout: SQLite's busy
     /// handler is not fair, and under load a writer could lose every retry
@@ -297,14 +298,7 @@ impl Database {
         let call = crate::call::current();
         let alarm = self.storage_alarm.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| {
-                // r2d2 adds the last connection error to its timeout; without
-                // one the pool was only busy, which is load, not a fault.
-                if e.to_string() != "timed out waiting for connection" {
-                    alarm.raise(StorageFault::Unreachable);
-                }
-                E::from(DbError::Unavailable(e.to_string()))
-            })?;
+            let mut conn = check_out(&pool, &alarm).map_err(E::from)?;
             watching(&alarm, || crate::call::in_call(call, || f(&mut conn)))
         })
         .await
@@ -359,6 +353,18 @@ impl Database {
             None => self.read(f).await,
         }
     }
+}
+
+/// A connection from the pool, for a unit of work or the writer's group.
+fn check_out(pool: &r2d2::Pool<Manager>, alarm: &StorageAlarm) -> Result<r2d2::PooledConnection<Manager>, DbError> {
+    pool.get().map_err(|e| {
+        // r2d2 adds the last connection error to its timeout; without one
+        // the pool was only busy, which is load, not a fault.
+        if e.to_string() != "timed out waiting for connection" {
+            alarm.raise(StorageFault::Unreachable);
+        }
+        DbError::Unavailable(e.to_string())
+    })
 }
 
 /// A write transaction on either backend: `f`, then `before_commit` on the
