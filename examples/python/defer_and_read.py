@@ -57,8 +57,31 @@ class Caller:
     def __init__(self, bearer: str):
         self.metadata = (("authorization", f"Bearer {bearer}"),)
 
-    def __call__(self, method, request):
-        return method(request, metadata=self.metadata, timeout=10)
+    def __call__(self, method, request, attempts: int = 5):
+        """Calls `method`. A busy service (RESOURCE_EXHAUSTED or UNAVAILABLE,
+        e.g. DELIVERY_BACKLOG) says in a RetryInfo when to try again: the
+        same request, so the same idempotency key, is sent again then."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return method(request, metadata=self.metadata, timeout=10)
+            except grpc.RpcError as err:
+                delay = retry_delay(err)
+                if delay is None or attempt == attempts:
+                    raise
+                time.sleep(delay)
+
+
+def retry_delay(err: grpc.RpcError):
+    """The seconds a busy service asks a caller to wait, or None."""
+    if err.code() not in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):
+        return None
+    status = rpc_status.from_call(err)
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToTimedelta().total_seconds()
+    return None
 
 
 def refusal(err: grpc.RpcError) -> str:
