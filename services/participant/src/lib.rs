@@ -65,7 +65,7 @@ pub async fn run(
         peers::Peers::new(&config.targets.content_url, &config.targets.payments_url, &client_tls, tokens.clone())?;
     // One pressure: the relay reports into it, the registry's admission
     // check reads it.
-    let admission = Admission::new(Pressure::new(), config.backpressure.max_lag, ServiceName::Participant.as_str());
+    let admission = Admission::new(Pressure::new(), config.backpressure, ServiceName::Participant.as_str());
     let registry = service::Registry::new(
         db.clone(),
         Clock::from_settings(serving.clock),

@@ -64,7 +64,7 @@ pub async fn run(
     let wake_relay = Arc::new(Notify::new());
     // Read and checked now, so a bad TLS file fails start-up, not a delivery.
     let client_tls = steplab_platform::tls::ClientTls::from_files(&serving.tls)?;
-    let admission = Admission::new(Pressure::new(), config.backpressure.max_lag, ServiceName::Payments.as_str());
+    let admission = Admission::new(Pressure::new(), config.backpressure, ServiceName::Payments.as_str());
     let relay = Relay::new(
         db.clone(),
         &[(service::DFE_GATEWAY, &config.dfe_gateway_url)],

@@ -46,13 +46,28 @@ pub struct Backpressure {
     /// most overdue command has been due) mutating calls are refused with
     /// RESOURCE_EXHAUSTED until it catches up; `None` (set to 0): never.
     pub max_lag: Option<Duration>,
+    /// `STEPLAB_BACKPRESSURE_MIN_BACKLOG`: with no more than this many
+    /// first-attempt commands on their way, nothing is refused however old
+    /// they are: a slow delivery of a few commands is the receiver's latency,
+    /// which refusing callers cannot shorten, not callers outrunning the relay.
+    pub min_backlog: usize,
 }
 
 impl Default for Backpressure {
     fn default() -> Self {
-        Self { max_lag: Some(Duration::from_millis(DEFAULT_MAX_LAG_MS)) }
+        Self { max_lag: Some(Duration::from_millis(DEFAULT_MAX_LAG_MS)), min_backlog: DEFAULT_MIN_BACKLOG as usize }
     }
 }
+
+/// Ten changes' worth of commands (a deferral sends three): more than a
+/// person at a terminal or a handful of sequential callers ever has on its
+/// way at once, and a small share of one batch, so that a flood is refused
+/// before its backlog takes much longer than the bound to deliver. A CI run
+/// on a busy machine refused a lone operator's deferral (docs/runbook.md)
+/// because its previous change's three commands had taken 191 ms to arrive.
+const DEFAULT_MIN_BACKLOG: u64 = 30;
+/// Beyond any batch the relay has on its way (64 batches of 1,000).
+const MAX_MIN_BACKLOG: u64 = 64_000;
 
 /// A quarter of a second: well above a healthy relay's lag (it claims a
 /// commit's commands at once) and well below what a person waiting for a
@@ -89,6 +104,8 @@ pub(super) struct RelayArgs {
     relay_linger_ms: Option<String>,
     #[arg(long, env = "STEPLAB_BACKPRESSURE_MAX_LAG_MS")]
     backpressure_max_lag_ms: Option<String>,
+    #[arg(long, env = "STEPLAB_BACKPRESSURE_MIN_BACKLOG")]
+    backpressure_min_backlog: Option<String>,
 }
 
 /// Commands per `ApplyCommands` call by default. Large enough that the
@@ -148,13 +165,26 @@ impl RelayArgs {
 
     pub(super) fn backpressure(&self) -> Result<Backpressure, ConfigError> {
         const VARIABLE: &str = "STEPLAB_BACKPRESSURE_MAX_LAG_MS";
-        let Some(raw) = parse::given(&self.backpressure_max_lag_ms) else { return Ok(Backpressure::default()) };
-        let ms = raw.trim().parse::<u64>().ok().filter(|ms| *ms <= MAX_MAX_LAG_MS).ok_or_else(|| {
-            ConfigError::new(
-                VARIABLE,
-                format!("`{raw}` is not a whole number of milliseconds from 0 (backpressure off) to {MAX_MAX_LAG_MS}"),
-            )
-        })?;
-        Ok(Backpressure { max_lag: (ms > 0).then(|| Duration::from_millis(ms)) })
+        let min_backlog = parse::whole(
+            "STEPLAB_BACKPRESSURE_MIN_BACKLOG",
+            &self.backpressure_min_backlog,
+            DEFAULT_MIN_BACKLOG,
+            MAX_MIN_BACKLOG,
+        )? as usize;
+        let max_lag = match parse::given(&self.backpressure_max_lag_ms) {
+            None => Backpressure::default().max_lag,
+            Some(raw) => {
+                let ms = raw.trim().parse::<u64>().ok().filter(|ms| *ms <= MAX_MAX_LAG_MS).ok_or_else(|| {
+                    ConfigError::new(
+                        VARIABLE,
+                        format!(
+                            "`{raw}` is not a whole number of milliseconds from 0 (backpressure off) to {MAX_MAX_LAG_MS}"
+                        ),
+                    )
+                })?;
+                (ms > 0).then(|| Duration::from_millis(ms))
+            }
+        };
+        Ok(Backpressure { max_lag, min_backlog })
     }
 }

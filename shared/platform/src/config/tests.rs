@@ -133,6 +133,22 @@ fn backpressure_defaults_to_a_quarter_second_zero_turns_it_off_and_nonsense_is_r
 }
 
 #[test]
+fn backpressure_spares_a_backlog_of_thirty_commands_by_default_and_nonsense_is_refused() {
+    let least =
+        |value: &str| config(&[("STEPLAB_BACKPRESSURE_MIN_BACKLOG", value)]).map(|c| c.backpressure.min_backlog);
+    assert_eq!(config(&[]).expect("defaults").backpressure.min_backlog, 30);
+    assert_eq!(least("0"), Ok(0), "0: any command on its way past the bound counts");
+    assert_eq!(least(" 500 "), Ok(500));
+    for nonsense in ["64001", "-1", "ten", "3.5"] {
+        let err = least(nonsense).expect_err(nonsense);
+        assert_eq!(err.variable, "STEPLAB_BACKPRESSURE_MIN_BACKLOG");
+    }
+    let config = config(&[("STEPLAB_BACKPRESSURE_MIN_BACKLOG", "7")]).expect("valid");
+    assert_eq!(config.participant_config().backpressure.min_backlog, 7);
+    assert_eq!(config.payments_config().backpressure.min_backlog, 7);
+}
+
+#[test]
 fn audit_retention_defaults_to_400_days_zero_keeps_forever_and_nonsense_is_refused() {
     assert_eq!(config(&[]).expect("defaults").audit.retention_days, 400);
     assert_eq!(config(&[("STEPLAB_AUDIT_RETENTION_DAYS", "0")]).expect("forever").audit.retention_days, 0);

@@ -29,6 +29,7 @@
 //! letting the outbox grow would keep the lag unbounded under a flood, which
 //! is what issue 18 asks to bound.
 
+use crate::config::Backpressure;
 use crate::error::ServiceError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -48,7 +49,9 @@ pub struct Pressure {
 #[derive(Debug, Default)]
 struct Delivering {
     next: u64,
-    due_since: HashMap<u64, Instant>,
+    /// Per batch: since when its oldest first-attempt command has been due,
+    /// and how many first-attempt commands it carries.
+    due_since: HashMap<u64, (Instant, usize)>,
 }
 
 /// A batch on its way, counted in [`Pressure::lag`] until dropped (after its
@@ -84,16 +87,16 @@ impl Pressure {
         }
     }
 
-    /// A claimed batch whose oldest first-attempt command had been due for
-    /// `overdue` when claimed: its age counts in the lag until the returned
-    /// guard is dropped.
-    pub fn on_its_way(&self, overdue: Duration) -> OnItsWay {
+    /// A claimed batch of `commands` first-attempt commands whose oldest had
+    /// been due for `overdue` when claimed: its age counts in the lag, and its
+    /// commands in the backlog, until the returned guard is dropped.
+    pub fn on_its_way(&self, overdue: Duration, commands: usize) -> OnItsWay {
         let now = Instant::now();
         let since = now.checked_sub(overdue).unwrap_or(now);
         let mut delivering = self.delivering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = delivering.next;
         delivering.next = delivering.next.wrapping_add(1);
-        delivering.due_since.insert(key, since);
+        delivering.due_since.insert(key, (since, commands));
         OnItsWay { delivering: Arc::clone(&self.delivering), key }
     }
 
@@ -107,9 +110,15 @@ impl Pressure {
         };
         let on_its_way = {
             let delivering = self.delivering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            delivering.due_since.values().min().map(Instant::elapsed).unwrap_or_default()
+            delivering.due_since.values().map(|(since, _)| since).min().map(Instant::elapsed).unwrap_or_default()
         };
         waiting.max(on_its_way)
+    }
+
+    /// How many first-attempt commands are on their way in claimed batches.
+    pub fn backlog(&self) -> usize {
+        let delivering = self.delivering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        delivering.due_since.values().map(|(_, commands)| commands).sum()
     }
 }
 
@@ -137,6 +146,9 @@ pub struct Admission {
     pressure: Pressure,
     /// `None`: backpressure is off (`STEPLAB_BACKPRESSURE_MAX_LAG_MS=0`).
     max_lag: Option<Duration>,
+    /// No more first-attempt commands than this on their way: nothing is
+    /// refused (`STEPLAB_BACKPRESSURE_MIN_BACKLOG`).
+    min_backlog: usize,
     /// The `service` label of the metrics; empty: none.
     service: &'static str,
 }
@@ -165,14 +177,16 @@ pub fn refusal_chance(lag: Duration, max_lag: Duration) -> f64 {
 }
 
 impl Admission {
-    /// Turns changes away as `pressure.lag()` nears `max_lag` (`None`: never).
-    pub fn new(pressure: Pressure, max_lag: Option<Duration>, service: &'static str) -> Self {
-        Self { pressure, max_lag, service }
+    /// Turns changes away as `pressure.lag()` nears the bound's `max_lag`
+    /// (`None`: never) while more than its `min_backlog` commands are on
+    /// their way.
+    pub fn new(pressure: Pressure, bound: Backpressure, service: &'static str) -> Self {
+        Self { pressure, max_lag: bound.max_lag, min_backlog: bound.min_backlog, service }
     }
 
     /// Admits every change: for a service run without a relay to watch.
     pub fn always() -> Self {
-        Self::new(Pressure::new(), None, "")
+        Self::new(Pressure::new(), Backpressure { max_lag: None, min_backlog: 0 }, "")
     }
 
     /// The pressure this admission reads, to hand to the relay that reports it.
@@ -196,6 +210,12 @@ impl Admission {
         spread: impl FnOnce() -> f64,
     ) -> Result<(), ServiceError> {
         let Some(max_lag) = self.max_lag else { return Ok(()) };
+        // A few commands slow to arrive are the receiver's latency: refusing
+        // callers would not make them arrive sooner, only turn away a lone
+        // operator whose last change is still on its way.
+        if self.pressure.backlog() <= self.min_backlog {
+            return Ok(());
+        }
         let lag = self.pressure.lag();
         let chance = refusal_chance(lag, max_lag);
         if chance <= 0.0 || (chance < 1.0 && draw() >= chance) {
@@ -233,15 +253,18 @@ mod tests {
     fn a_batch_on_its_way_counts_with_its_age_until_it_is_recorded() {
         let pressure = Pressure::new();
         pressure.observe("content-release", Duration::ZERO);
-        let batch = pressure.on_its_way(Duration::from_millis(300));
-        let young = pressure.on_its_way(Duration::ZERO);
+        let batch = pressure.on_its_way(Duration::from_millis(300), 20);
+        let young = pressure.on_its_way(Duration::ZERO, 3);
+        assert_eq!(pressure.backlog(), 23, "the commands of both batches");
         assert!(pressure.lag() >= Duration::from_millis(300), "the oldest batch's age: {:?}", pressure.lag());
         std::thread::sleep(Duration::from_millis(20));
         assert!(pressure.lag() >= Duration::from_millis(320), "it grows while on its way: {:?}", pressure.lag());
         drop(batch);
         assert!(pressure.lag() < Duration::from_millis(300), "recorded: only the young one counts");
+        assert_eq!(pressure.backlog(), 3);
         drop(young);
         assert_eq!(pressure.lag(), Duration::ZERO, "nothing waits and nothing is on its way");
+        assert_eq!(pressure.backlog(), 0);
     }
 
     #[test]
@@ -259,7 +282,8 @@ mod tests {
     #[test]
     fn a_change_is_refused_by_its_draw_with_a_retry_spread_around_the_lag() {
         let pressure = Pressure::new();
-        let admission = Admission::new(pressure.clone(), Some(Duration::from_millis(250)), "participant");
+        let admission = Admission::new(pressure.clone(), bound(250, 0), "participant");
+        let _batch = pressure.on_its_way(Duration::ZERO, 1);
         let never = || -> f64 { panic!("no draw is needed") };
         assert!(admission.admit_drawing("DeferParticipant", never, never).is_ok(), "nothing reported yet");
         pressure.observe("content-release", Duration::from_millis(100));
@@ -291,7 +315,8 @@ mod tests {
     #[test]
     fn the_random_draws_stay_in_their_ranges() {
         let pressure = Pressure::new();
-        let admission = Admission::new(pressure.clone(), Some(Duration::from_millis(250)), "");
+        let admission = Admission::new(pressure.clone(), bound(250, 0), "");
+        let _batch = pressure.on_its_way(Duration::ZERO, 1);
         pressure.observe("payments", Duration::from_secs(1));
         for _ in 0..1_000 {
             let Err(ServiceError::DeliveryBacklog { retry_after, .. }) = admission.admit("RecordEngagement") else {
@@ -308,7 +333,33 @@ mod tests {
     fn without_a_bound_nothing_is_refused() {
         let pressure = Pressure::new();
         pressure.observe("payments", Duration::from_secs(3_600));
-        assert!(Admission::new(pressure, None, "").admit("RegisterParticipant").is_ok());
+        let _batch = pressure.on_its_way(Duration::from_secs(3_600), 1_000);
+        let off = Backpressure { max_lag: None, min_backlog: 0 };
+        assert!(Admission::new(pressure, off, "").admit("RegisterParticipant").is_ok());
         assert!(Admission::always().admit("RegisterParticipant").is_ok());
+    }
+
+    #[test]
+    fn a_backlog_no_larger_than_the_minimum_is_never_refused_however_late() {
+        let pressure = Pressure::new();
+        let admission = Admission::new(pressure.clone(), bound(250, 30), "participant");
+        let never = || -> f64 { panic!("no draw is needed") };
+        // A lone caller's changes, slow to arrive: the receiver's latency.
+        let slow = pressure.on_its_way(Duration::from_secs(5), 28);
+        let slower = pressure.on_its_way(Duration::from_secs(9), 2);
+        assert!(pressure.lag() >= Duration::from_secs(9));
+        assert!(admission.admit_drawing("DeferParticipant", never, never).is_ok(), "30 on their way: admitted");
+        // One more command on its way and the same lag refuses every change.
+        let more = pressure.on_its_way(Duration::ZERO, 1);
+        assert!(matches!(
+            admission.admit_drawing("DeferParticipant", never, || 1.0),
+            Err(ServiceError::DeliveryBacklog { .. })
+        ));
+        drop((slow, slower, more));
+        assert!(admission.admit_drawing("DeferParticipant", never, never).is_ok(), "all recorded");
+    }
+
+    fn bound(max_lag_ms: u64, min_backlog: usize) -> Backpressure {
+        Backpressure { max_lag: Some(Duration::from_millis(max_lag_ms)), min_backlog }
     }
 }

@@ -281,7 +281,8 @@ impl Relay {
         // accepted, and a signal that stood still meanwhile let ever more
         // changes in ahead of the relay (offered 1,000/s on SQLite: 1,900
         // commands due for 3.5 s with 14 leased, and nothing refused).
-        let on_its_way = target.and(overdue).map(|overdue| self.settings.pressure.on_its_way(overdue));
+        let first_attempts = heads.iter().filter(|(_, due)| due.is_some()).count();
+        let on_its_way = target.and(overdue).map(|overdue| self.settings.pressure.on_its_way(overdue, first_attempts));
         let ids: Vec<i64> = heads.iter().map(|(row, _)| row.id).collect();
         let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(30));
         // One statement, so it needs no transaction around it (see
