@@ -134,7 +134,7 @@ impl NewEntry {
             actor_role: actor.map(|(_, role)| role.as_str().to_owned()),
             rpc: call.rpc.clone(),
             participant_id: call.participant_id().map(str::to_owned),
-            outcome: call::code_name(code),
+            outcome: call::code_name(code).to_owned(),
             reason,
             calls: 1,
         }
@@ -164,7 +164,7 @@ impl NewEntry {
             actor_role: actor.map(|(_, role)| role.as_str().to_owned()),
             rpc: command.rpc.to_owned(),
             participant_id: call::usable_participant_id(command.participant_id),
-            outcome: call::code_name(code),
+            outcome: call::code_name(code).to_owned(),
             reason,
             calls: 1,
         }
@@ -179,7 +179,7 @@ impl NewEntry {
             actor_role: None,
             rpc: rpc.to_owned(),
             participant_id: None,
-            outcome: call::code_name(Code::Unauthenticated),
+            outcome: call::code_name(Code::Unauthenticated).to_owned(),
             reason: None,
             calls,
         }

@@ -231,7 +231,10 @@ async fn write_summaries(
 struct Rpcs {
     /// `/package.Service/`.
     prefix: String,
-    names: BTreeSet<String>,
+    /// Kept for the life of the process (a service's few dozen names, once
+    /// per served service), so that every call's metric labels borrow them
+    /// instead of allocating.
+    names: BTreeSet<&'static str>,
 }
 
 impl Rpcs {
@@ -244,7 +247,7 @@ impl Rpcs {
                     .iter()
                     .flat_map(|file| file.service.iter().map(move |s| (file.package(), s)))
                     .filter(|(package, s)| format!("{package}.{}", s.name()) == service)
-                    .flat_map(|(_, s)| s.method.iter().map(|m| m.name().to_owned()))
+                    .flat_map(|(_, s)| s.method.iter().map(|m| &*Box::leak(m.name().into())))
                     .collect()
             })
             .unwrap_or_default();
@@ -252,10 +255,10 @@ impl Rpcs {
     }
 
     /// The RPC a request path names, or [`audit::UNKNOWN_RPC`].
-    fn name(&self, path: &str) -> &str {
+    fn name(&self, path: &str) -> &'static str {
         path.strip_prefix(&self.prefix)
             .and_then(|method| self.names.get(method))
-            .map_or(audit::UNKNOWN_RPC, String::as_str)
+            .map_or(audit::UNKNOWN_RPC, |name| name)
     }
 }
 
@@ -492,13 +495,13 @@ where
         let db = self.db.clone();
         let audit_writers = Arc::clone(&self.audit_writers);
         let unauthenticated = Arc::clone(&self.unauthenticated);
-        let rpc = self.rpcs.name(request.uri().path()).to_owned();
-        let request_id = incoming_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let rpc = self.rpcs.name(request.uri().path());
+        let request_id = incoming_request_id(request.headers()).unwrap_or_else(crate::ids::request_id);
         let header = http::HeaderValue::from_str(&request_id).ok();
         if let Some(value) = &header {
             request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
         }
-        let call = Arc::new(CallContext::new(request_id.clone(), rpc.clone()));
+        let call = Arc::new(CallContext::new(request_id.clone(), rpc.to_owned()));
         request.extensions_mut().insert(Arc::clone(&call));
         let span = tracing::info_span!("grpc", service, rpc = %rpc, request_id = %request_id);
         let started = Instant::now();
@@ -527,17 +530,15 @@ where
             }
             let code = code_name(status);
             let elapsed = started.elapsed();
-            metrics::counter!(REQUESTS_TOTAL, "service" => service, "rpc" => rpc.clone(), "code" => code.clone())
-                .increment(1);
-            metrics::histogram!(REQUEST_DURATION, "service" => service, "rpc" => rpc.clone())
-                .record(elapsed.as_secs_f64());
+            metrics::counter!(REQUESTS_TOTAL, "service" => service, "rpc" => rpc, "code" => code).increment(1);
+            metrics::histogram!(REQUEST_DURATION, "service" => service, "rpc" => rpc).record(elapsed.as_secs_f64());
             let _entered = span.enter();
             let actor = call.actor();
             let sub = actor.map(|(sub, _)| sub);
             let role = actor.map(|(_, role)| role.as_str());
             let participant_id = call.participant_id();
             let millis = elapsed.as_millis() as u64;
-            if is_read(&rpc) {
+            if is_read(rpc) {
                 tracing::debug!(request_id = %request_id, rpc = %rpc, participant_id, sub, role, outcome = %code, millis, "call");
             } else {
                 tracing::info!(request_id = %request_id, rpc = %rpc, participant_id, sub, role, outcome = %code, millis, "call");
@@ -546,11 +547,11 @@ where
             // Before the answer leaves, so a caller that has its answer finds
             // the entry. A failed audit write does not change the answer.
             // Unauthenticated refusals past the window's budget are only counted.
-            let own_row = status != tonic::Code::Unauthenticated || unauthenticated.admit(&rpc);
+            let own_row = status != tonic::Code::Unauthenticated || unauthenticated.admit(rpc);
             if !own_row {
                 metrics::counter!(AUDIT_SUMMARISED_CALLS_TOTAL, "service" => service).increment(1);
             }
-            if crate::audit::is_audited(&rpc, status) && !call.is_audited() && own_row {
+            if crate::audit::is_audited(rpc, status) && !call.is_audited() && own_row {
                 let entry = crate::audit::NewEntry::for_call(&call, status, chrono::Utc::now().naive_utc());
                 let record = async move {
                     // The semaphore is never closed; without a permit the write goes ahead.
@@ -587,6 +588,19 @@ mod tests {
         assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
         assert_eq!(code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
         assert_eq!(code_name(tonic::Code::Unauthenticated), "UNAUTHENTICATED");
+        // Every code, as gRPC spells it: its Rust name in upper snake case.
+        for number in 0..=16 {
+            let code = tonic::Code::from_i32(number);
+            let debug = format!("{code:?}");
+            let mut expected = String::new();
+            for (i, c) in debug.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    expected.push('_');
+                }
+                expected.push(c.to_ascii_uppercase());
+            }
+            assert_eq!(code_name(code), expected);
+        }
     }
 
     #[test]
