@@ -4,6 +4,7 @@ use super::verify::*;
 use super::*;
 use crate::config::{Config, IdentityProvider};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -496,4 +497,47 @@ fn the_configuration_chooses_the_keys_and_the_relay_token() {
     let dev = config(&[("STEPLAB_JWT_SECRET", String::from_utf8(SECRET.to_vec()).expect("utf8"))]);
     assert!(verifier(&dev).expect("verifier").verify(&token(Role::Admin, None, &[])).is_ok());
     assert!(ServiceTokens::from_config(&dev).is_ok());
+}
+
+#[test]
+fn a_remembered_token_is_still_refused_once_it_expires() {
+    use serde_json::{Value, json};
+    let v = JwtVerifier::hs256(SECRET)
+        .expect("key")
+        .with_time_limits(TokenTimeLimits { clock_skew: Duration::ZERO, ..TokenTimeLimits::default() });
+    let token = dev_token_with_times(json!(now() + 1), json!(now()), Value::Null);
+    assert!(v.verify(&token).is_ok(), "fresh");
+    assert!(v.verify(&token).is_ok(), "remembered");
+    std::thread::sleep(Duration::from_millis(2_200));
+    assert_eq!(v.verify(&token).expect_err("past its exp"), TOKEN_EXPIRED);
+}
+
+#[test]
+fn what_looser_time_limits_accepted_is_checked_again_under_stricter_ones() {
+    use serde_json::{Value, json};
+    let loose = JwtVerifier::hs256(SECRET).expect("key");
+    let token = dev_token_with_times(json!(now() + 3600), json!(now()), Value::Null);
+    assert!(loose.verify(&token).is_ok());
+    let strict = loose.clone().with_time_limits(TokenTimeLimits {
+        max_lifetime: Duration::from_secs(600),
+        clock_skew: Duration::from_secs(60),
+    });
+    let err = strict.verify(&token).expect_err("lives an hour, ten minutes allowed");
+    assert!(err.contains("STEPLAB_TOKEN_MAX_LIFETIME_SECONDS"), "{err}");
+    assert!(loose.verify(&token).is_ok(), "the looser verifier still accepts it");
+}
+
+#[test]
+fn a_token_remembered_under_one_identity_provider_key_set_is_checked_again_under_the_next() {
+    let remembered = Remembered::default();
+    let caller = Caller { sub: "someone".into(), scope: Scope::Admin };
+    let before = Arc::new(Vec::new());
+    let reloaded = Arc::new(Vec::new());
+    remembered.put("token", &caller, now() + 60, Some(Arc::clone(&before)));
+    assert_eq!(remembered.get("token", now(), 0, Some(&before)), Some(caller.clone()));
+    assert_eq!(remembered.get("token", now(), 0, Some(&reloaded)), None, "the JWKS file was read again");
+    assert_eq!(remembered.get("token", now(), 0, None), None);
+    assert_eq!(remembered.get("another token", now(), 0, Some(&before)), None);
+    remembered.put("static", &caller, now() + 60, None);
+    assert_eq!(remembered.get("static", now(), 0, None), Some(caller));
 }
