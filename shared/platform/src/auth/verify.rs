@@ -55,8 +55,8 @@ impl TokenTimeLimits {
     /// the skew) and at most the maximum lifetime (plus the skew) away;
     /// `iat`, when present, is not ahead of our clock by more than the skew
     /// and at most the maximum lifetime before `exp`; `nbf`, when present,
-    /// is not ahead by more than the skew.
-    pub(super) fn check(&self, times: &TimeClaims, now: i64) -> Result<(), String> {
+    /// is not ahead by more than the skew. Answers `exp`.
+    pub(super) fn check(&self, times: &TimeClaims, now: i64) -> Result<i64, String> {
         let max = i64::try_from(self.max_lifetime.as_secs()).unwrap_or(i64::MAX);
         let skew = i64::try_from(self.clock_skew.as_secs()).unwrap_or(i64::MAX);
         let exp = match &times.exp {
@@ -99,7 +99,7 @@ impl TokenTimeLimits {
                 exp - now
             ));
         }
-        Ok(())
+        Ok(exp)
     }
 }
 
@@ -335,9 +335,7 @@ impl JwtVerifier {
                 // The signature matched: the token is authentic, so its
                 // time claims decide, whatever the other keys would say.
                 Ok(data) => {
-                    self.time_limits.check(&data.claims.times, now)?;
-                    // The check above read it, so it is there and in range.
-                    let expires = data.claims.times.exp.as_ref().map_or(Ok(0), |exp| seconds_since_1970("exp", exp))?;
+                    let expires = self.time_limits.check(&data.claims.times, now)?;
                     return Caller::from_claims(data.claims).map(|caller| (caller, expires));
                 }
                 Err(e) => {
