@@ -32,7 +32,7 @@ use crate::config::{AuditSettings, MetricsSettings, ServiceName};
 use crate::db::Database;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use prost::Message;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -226,31 +226,41 @@ async fn write_summaries(
     }
 }
 
+/// The methods of every gRPC service in the generated descriptor set, by
+/// the service's full name: decoded once, and kept for the life of the
+/// process (a few hundred short names), however many times services are
+/// served in it (a test process serves hundreds).
+fn rpc_names() -> &'static HashMap<String, BTreeSet<&'static str>> {
+    static NAMES: std::sync::OnceLock<HashMap<String, BTreeSet<&'static str>>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(steplab_proto::FILE_DESCRIPTOR_SET) else {
+            return HashMap::new();
+        };
+        set.file
+            .iter()
+            .flat_map(|file| file.service.iter().map(move |s| (file.package(), s)))
+            .map(|(package, s)| {
+                let names = s.method.iter().map(|m| &*Box::leak(m.name().into())).collect();
+                (format!("{package}.{}", s.name()), names)
+            })
+            .collect()
+    })
+}
+
 /// The RPCs a service hosts, to name its calls from a closed set.
 #[derive(Debug)]
 struct Rpcs {
     /// `/package.Service/`.
     prefix: String,
-    /// Kept for the life of the process (a service's few dozen names, once
-    /// per served service), so that every call's metric labels borrow them
-    /// instead of allocating.
+    /// Borrowed from [`rpc_names`], so that every call's metric labels
+    /// borrow them instead of allocating.
     names: BTreeSet<&'static str>,
 }
 
 impl Rpcs {
-    /// The methods of the gRPC service `service` (its full name), from the
-    /// generated descriptor set.
+    /// The methods of the gRPC service `service` (its full name).
     fn of(service: &str) -> Rpcs {
-        let names = prost_types::FileDescriptorSet::decode(steplab_proto::FILE_DESCRIPTOR_SET)
-            .map(|set| {
-                set.file
-                    .iter()
-                    .flat_map(|file| file.service.iter().map(move |s| (file.package(), s)))
-                    .filter(|(package, s)| format!("{package}.{}", s.name()) == service)
-                    .flat_map(|(_, s)| s.method.iter().map(|m| &*Box::leak(m.name().into())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names = rpc_names().get(service).cloned().unwrap_or_default();
         Rpcs { prefix: format!("/{service}/"), names }
     }
 
@@ -407,7 +417,7 @@ fn complete_details(headers: &mut http::HeaderMap, domain: &str, call: &CallCont
                 info.metadata.entry(key.to_owned()).or_insert(value);
             }
         }
-        None => details.push(ErrorInfo::new(code_name(code), domain, std::collections::HashMap::new()).into()),
+        None => details.push(ErrorInfo::new(code_name(code), domain, HashMap::new()).into()),
     }
     let retryable = matches!(code, tonic::Code::ResourceExhausted | tonic::Code::Unavailable | tonic::Code::Aborted);
     if retryable && !details.iter().any(|d| matches!(d, ErrorDetail::RetryInfo(_))) {
