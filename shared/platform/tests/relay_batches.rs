@@ -565,3 +565,75 @@ async fn two_replicas_batching_from_one_postgres_outbox_deliver_each_command_onc
     });
     rig.stop().await;
 }
+
+/// How many statements with `needle` in their text the connection put into
+/// its prepared-statement cache while `work` ran three times.
+fn statements_kept(
+    conn: &mut steplab_platform::db::DbConn,
+    needle: &'static str,
+    work: impl Fn(&mut steplab_platform::db::DbConn),
+) -> usize {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    let kept = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&kept);
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event
+            && sql.contains(needle)
+        {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    for _ in 0..3 {
+        work(conn);
+    }
+    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+    kept.load(Ordering::SeqCst)
+}
+
+/// Issue 18: the relay's scan for due group heads runs on every wake-up. It
+/// is prepared once per connection and kept (diesel would parse it again on
+/// every call for its raw group-head condition), and a fixed-text UPDATE
+/// marked `keep_prepared` is kept where diesel keeps no UPDATE (the control).
+async fn the_relays_scan_and_a_marked_update_are_prepared_once_per_connection(url: &DatabaseUrl) {
+    use steplab_platform::db::KeepPreparedDsl;
+    let db = Database::open(url, &OUTBOX).await.unwrap();
+    let counts = db
+        .read(|conn| {
+            let now = chrono::Utc::now().naive_utc();
+            let lane = outbox::Lane::Target(TARGET.into());
+            let scans = statements_kept(conn, "AS earlier", |conn| {
+                outbox::due_heads(conn, &lane, now, 10).unwrap();
+            });
+            let update = |conn: &mut steplab_platform::db::DbConn, marked: bool| {
+                let statement = diesel::update(outbox::outbox::table.filter(outbox::outbox::id.eq(1)))
+                    .set(outbox::outbox::attempts.eq(outbox::outbox::attempts + 1));
+                if marked {
+                    steplab_platform::on_backend!(conn, |inner| statement.keep_prepared().execute(inner))
+                } else {
+                    statement.execute(conn)
+                }
+                .unwrap();
+            };
+            let plain = statements_kept(conn, "UPDATE", |conn| update(conn, false));
+            let marked = statements_kept(conn, "UPDATE", |conn| update(conn, true));
+            Ok::<_, DbError>((scans, plain, marked))
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts, (1, 0, 1), "(scans kept, plain UPDATEs kept, marked UPDATEs kept) over three runs each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_of_fixed_text_are_kept_prepared_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    the_relays_scan_and_a_marked_update_are_prepared_once_per_connection(&DatabaseUrl::Sqlite(
+        dir.path().join("participant.sqlite3"),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_of_fixed_text_are_kept_prepared_on_postgres() {
+    let Some((_database, url)) = FreshPostgres::create("kept_prepared") else { return };
+    the_relays_scan_and_a_marked_update_are_prepared_once_per_connection(&url).await;
+}

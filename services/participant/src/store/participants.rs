@@ -11,8 +11,9 @@ use crate::domain::{ParticipantKind, TrainingStatus};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use std::collections::HashMap;
-use steplab_platform::db::DbConn;
+use steplab_platform::db::{DbConn, KeepPreparedDsl};
 use steplab_platform::error::ServiceError;
+use steplab_platform::on_backend;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = participants)]
@@ -109,7 +110,7 @@ pub fn load_participant_with_dfe_id(
 ) -> Result<Option<(ParticipantRecord, Option<String>)>, ServiceError> {
     // `eq`, not `eq_any` of one: SQLite keeps only statements of fixed text
     // prepared, and a list is bound there as `IN (?, ?, ...)`.
-    let joined = joined_query!(participants::id.eq(id)).load(conn)?;
+    let joined = on_backend!(conn, |inner| joined_query!(participants::id.eq(id)).load(inner))?;
     Ok(records_from_joined(joined)?.pop())
 }
 
@@ -121,8 +122,8 @@ pub fn load_participants_joined(
 ) -> Result<Vec<(ParticipantRecord, Option<String>)>, ServiceError> {
     let joined = match ids {
         // The usual case (an ECT's one mentor), kept prepared as above.
-        [id] => joined_query!(participants::id.eq(id)).load(conn)?,
-        _ => joined_query!(participants::id.eq_any(ids)).load(conn)?,
+        [id] => on_backend!(conn, |inner| joined_query!(participants::id.eq(id)).load(inner))?,
+        _ => on_backend!(conn, |inner| joined_query!(participants::id.eq_any(ids)).load(inner))?,
     };
     records_from_joined(joined)
 }
@@ -339,7 +340,7 @@ pub(super) fn advance(
     let view = after
         .as_of(today.max(after.registered_on))
         .ok_or_else(|| ServiceError::Internal(format!("participant {id} has no view")))?;
-    let updated = diesel::update(
+    let updated = steplab_platform::on_backend!(conn, |inner| diesel::update(
         participants::table.filter(participants::id.eq(id)).filter(participants::version.eq(version_before)),
     )
     .set((
@@ -349,6 +350,7 @@ pub(super) fn advance(
         participants::delivery_partner_id.eq(&view.delivery_partner_id),
         participants::mentor_id.eq(view.mentor.as_ref().map(|(m, _)| m.as_str())),
     ))
-    .execute(conn)?;
+    .keep_prepared()
+    .execute(inner))?;
     Ok(updated == 1)
 }

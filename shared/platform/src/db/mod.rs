@@ -19,7 +19,9 @@ use std::time::Duration;
 
 mod alarm;
 mod group;
+mod prepared;
 mod service_error;
+pub use prepared::{KeepPrepared, KeepPreparedDsl};
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -42,6 +44,24 @@ macro_rules! insert_rows {
             $crate::db::DbConn::Pg(inner) => ::diesel::insert_into($table).values($rows).execute(inner),
         }
     }};
+}
+
+/// Runs `$body` with `$inner` bound to the backend's own connection:
+/// `$crate::on_backend!(conn, |inner| query.load(inner))`. The same typed
+/// query is built once per backend. Used where diesel's `MultiConnection`
+/// lacks a feature both backends have (UNION ALL, RETURNING), and on hot
+/// paths: its `SerializedQuery` writes the whole SQL text again (quoting
+/// every identifier) on each walk of the query, even when the prepared
+/// statement is cached, while the backend's own connection finds a cached
+/// statement by the query's type and only binds.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$inner:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg($inner) => $body,
+            $crate::db::DbConn::Sqlite($inner) => $body,
+        }
+    };
 }
 
 /// Why a unit of work could not run or failed.

@@ -32,7 +32,7 @@ pub use codec::{RawCodec, RawDecoder, RawEncoder};
 pub use pressure::{Admission, OnItsWay, Pressure};
 pub use relay::{REFUSED_ATTEMPTS, Relay, RelaySettings, TokenSource, backoff};
 
-use crate::db::DbConn;
+use crate::db::{DbConn, KeepPreparedDsl};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use std::time::Duration;
@@ -317,20 +317,26 @@ pub fn due_heads(
     now: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<(OutboxRow, Option<NaiveDateTime>)>> {
-    let query = outbox::table.into_boxed();
-    let query = match lane {
-        Lane::Target(target) => query.filter(outbox::target.eq(target.clone())),
-        Lane::Unroutable(known) => query.filter(outbox::target.ne_all(known.clone())),
-    };
-    query
-        .filter(outbox::delivered_at.is_null())
-        .filter(outbox::parked_at.is_null())
-        .filter(outbox::next_attempt_at.le(now))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(IS_GROUP_HEAD))
-        .order((outbox::next_attempt_at, outbox::id))
-        .limit(limit)
-        .select((OutboxRow::as_select(), first_attempt_due()))
-        .load(conn)
+    // Kept prepared: the relay runs this on every wake-up, and diesel would
+    // parse it again each time for its raw group-head condition. Its text is
+    // one per lane (a lane's known targets do not change while it runs).
+    crate::on_backend!(conn, |inner| {
+        let query = outbox::table.into_boxed();
+        let query = match lane {
+            Lane::Target(target) => query.filter(outbox::target.eq(target.clone())),
+            Lane::Unroutable(known) => query.filter(outbox::target.ne_all(known.clone())),
+        };
+        query
+            .filter(outbox::delivered_at.is_null())
+            .filter(outbox::parked_at.is_null())
+            .filter(outbox::next_attempt_at.le(now))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(IS_GROUP_HEAD))
+            .order((outbox::next_attempt_at, outbox::id))
+            .limit(limit)
+            .select((OutboxRow::as_select(), first_attempt_due()))
+            .keep_prepared()
+            .load(inner)
+    })
 }
 
 #[cfg(test)]

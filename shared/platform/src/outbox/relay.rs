@@ -2,7 +2,7 @@
 //! target, with backoff, leases and parking (see the [`super`] module).
 
 use super::*;
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, KeepPreparedDsl};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -294,17 +294,7 @@ impl Relay {
             .db
             .write_statement(move |conn| {
                 let lease_until = chrono::Utc::now().naive_utc() + lease;
-                let taken: Vec<i64> = diesel::update(
-                    outbox::table
-                        .filter(outbox::id.eq_any(&ids))
-                        .filter(outbox::delivered_at.is_null())
-                        .filter(outbox::parked_at.is_null())
-                        .filter(outbox::next_attempt_at.le(now)),
-                )
-                .set(outbox::next_attempt_at.eq(lease_until))
-                .returning(outbox::id)
-                .get_results(conn)?;
-                Ok::<_, DbError>(taken)
+                Ok::<_, DbError>(take_leases(conn, &ids, now, lease_until)?)
             })
             .await?
             .into_iter()
@@ -540,21 +530,20 @@ impl Relay {
                         } else {
                             tracing::warn!(command_id = %row.command_id, rpc = row.rpc(), request_id = row.request_id.as_deref(), %error, attempts, "command delivery failed; will retry");
                         }
-                        diesel::update(outbox::table.find(row.id))
+                        crate::on_backend!(conn, |inner| diesel::update(outbox::table.find(row.id))
                             .set((
                                 outbox::attempts.eq(attempts),
                                 outbox::next_attempt_at.eq(now + wait),
                                 outbox::last_error.eq(Some(error.as_str())),
                                 outbox::parked_at.eq(parked),
                             ))
-                            .execute(conn)?;
+                            .keep_prepared()
+                            .execute(inner))?;
                     }
                 }
             }
             if !delivered.is_empty() {
-                diesel::update(outbox::table.filter(outbox::id.eq_any(&delivered)))
-                    .set((outbox::delivered_at.eq(now), outbox::attempts.eq(outbox::attempts + 1)))
-                    .execute(conn)?;
+                mark_delivered(conn, &delivered, now)?;
             }
             for (target, count) in delivered_per_target {
                 metrics::counter!(crate::observability::RELAY_ATTEMPTS_TOTAL, "target" => target.to_owned(), "outcome" => "delivered")
@@ -563,6 +552,71 @@ impl Relay {
             Ok::<_, DbError>(())
         };
         if all_delivered { self.db.write_statement(work).await } else { self.db.write(work).await }
+    }
+}
+
+/// The ids as one JSON array, for SQLite's `json_each`. The relay's two
+/// statements on a list of ids (a claim's leases, a batch recorded as
+/// delivered) are kept prepared, so their text must not vary with the
+/// list's length: PostgreSQL takes the ids as one array (`= ANY($1)`,
+/// diesel's own), SQLite as this one text (diesel would bind one `?` per id
+/// there: a new statement to parse for every batch size).
+fn ids_json(ids: &[i64]) -> String {
+    let listed: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", listed.join(","))
+}
+
+/// `outbox.id` among the JSON array bound, for SQLite (see [`ids_json`]).
+macro_rules! among_sqlite {
+    ($ids:expr) => {
+        diesel::dsl::sql::<diesel::sql_types::Bool>("outbox.id IN (SELECT value FROM json_each(")
+            .bind::<diesel::sql_types::Text, _>(ids_json($ids))
+            .sql("))")
+    };
+}
+
+/// Leases the commands of `ids` still undelivered, unparked and due at
+/// `now` until `lease_until`, answering the ids it took: one statement.
+fn take_leases(
+    conn: &mut DbConn,
+    ids: &[i64],
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> QueryResult<Vec<i64>> {
+    macro_rules! take {
+        ($among:expr, $inner:expr) => {
+            diesel::update(
+                outbox::table
+                    .filter($among)
+                    .filter(outbox::delivered_at.is_null())
+                    .filter(outbox::parked_at.is_null())
+                    .filter(outbox::next_attempt_at.le(now)),
+            )
+            .set(outbox::next_attempt_at.eq(lease_until))
+            .returning(outbox::id)
+            .keep_prepared()
+            .get_results($inner)
+        };
+    }
+    match conn {
+        DbConn::Pg(pg) => take!(outbox::id.eq_any(ids), pg),
+        DbConn::Sqlite(sqlite) => take!(among_sqlite!(ids), sqlite),
+    }
+}
+
+/// Records the commands of `ids` delivered at `now`: one statement.
+fn mark_delivered(conn: &mut DbConn, ids: &[i64], now: NaiveDateTime) -> QueryResult<usize> {
+    macro_rules! mark {
+        ($among:expr, $inner:expr) => {
+            diesel::update(outbox::table.filter($among))
+                .set((outbox::delivered_at.eq(now), outbox::attempts.eq(outbox::attempts + 1)))
+                .keep_prepared()
+                .execute($inner)
+        };
+    }
+    match conn {
+        DbConn::Pg(pg) => mark!(outbox::id.eq_any(ids), pg),
+        DbConn::Sqlite(sqlite) => mark!(among_sqlite!(ids), sqlite),
     }
 }
 
