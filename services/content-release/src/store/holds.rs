@@ -4,7 +4,7 @@ use super::schema::{holds, revocations};
 use crate::domain::Hold;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use steplab_platform::db::DbConn;
+use steplab_platform::db::{DbConn, KeepPreparedDsl};
 use steplab_platform::error::ServiceError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -41,9 +41,10 @@ pub fn update_hold_dates(
     hold: &Hold,
     now: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    diesel::update(holds::table.find((participant_id, &hold.hold_id)))
+    steplab_platform::on_backend!(conn, |inner| diesel::update(holds::table.find((participant_id, &hold.hold_id)))
         .set((holds::from_date.eq(hold.from), holds::until_date.eq(hold.until), holds::updated_at.eq(now)))
-        .execute(conn)?;
+        .keep_prepared()
+        .execute(inner))?;
     Ok(())
 }
 
@@ -81,6 +82,9 @@ pub fn insert_revocation(
 }
 
 pub fn restore(conn: &mut DbConn, revocation_id: i64, on: NaiveDate) -> Result<(), ServiceError> {
-    diesel::update(revocations::table.find(revocation_id)).set(revocations::restored_on.eq(Some(on))).execute(conn)?;
+    steplab_platform::on_backend!(conn, |inner| diesel::update(revocations::table.find(revocation_id))
+        .set(revocations::restored_on.eq(Some(on)))
+        .keep_prepared()
+        .execute(inner))?;
     Ok(())
 }

@@ -6,8 +6,9 @@ use crate::domain::progress::{Attendance, ModuleAccess};
 use crate::domain::{Hold, HoldKind, Learner, NewLearner, Programme, Revocation, ScopeChange};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use steplab_platform::db::DbConn;
+use steplab_platform::db::{DbConn, KeepPreparedDsl};
 use steplab_platform::error::ServiceError;
+use steplab_platform::on_backend;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = learners)]
@@ -46,9 +47,10 @@ pub fn insert_learner(conn: &mut DbConn, new: &NewLearner, now: NaiveDateTime) -
 /// locks on PostgreSQL; SQLite's IMMEDIATE transaction already serialises),
 /// so commands on one learner never interleave. False when not enrolled.
 pub fn lock_learner(conn: &mut DbConn, participant_id: &str, now: NaiveDateTime) -> Result<bool, ServiceError> {
-    let updated = diesel::update(learners::table.find(participant_id))
+    let updated = steplab_platform::on_backend!(conn, |inner| diesel::update(learners::table.find(participant_id))
         .set((learners::version.eq(learners::version + 1), learners::updated_at.eq(now)))
-        .execute(conn)?;
+        .keep_prepared()
+        .execute(inner))?;
     Ok(updated == 1)
 }
 
@@ -86,18 +88,6 @@ type FactRow = (
     Option<NaiveDate>,
     Option<NaiveDateTime>,
 );
-
-/// Runs `$body` with `$inner` bound to the backend's own connection. Used
-/// where diesel's `MultiConnection` lacks a feature both backends have
-/// (UNION ALL): the same typed query is built once per backend.
-macro_rules! on_backend {
-    ($conn:expr, |$inner:ident| $body:expr) => {
-        match $conn {
-            DbConn::Pg($inner) => $body,
-            DbConn::Sqlite($inner) => $body,
-        }
-    };
-}
 
 /// The learner's row and every row their reads depend on, as one UNION ALL
 /// of fixed text with the learner's id and `with_progress` as bind
@@ -278,9 +268,10 @@ pub fn set_release_start(
     participant_id: &str,
     release_start: NaiveDate,
 ) -> Result<(), ServiceError> {
-    diesel::update(learners::table.find(participant_id))
+    steplab_platform::on_backend!(conn, |inner| diesel::update(learners::table.find(participant_id))
         .set(learners::release_start.eq(release_start))
-        .execute(conn)?;
+        .keep_prepared()
+        .execute(inner))?;
     Ok(())
 }
 

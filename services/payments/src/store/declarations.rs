@@ -5,7 +5,7 @@ use crate::store::schema::declarations;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use std::collections::HashMap;
-use steplab_platform::db::DbConn;
+use steplab_platform::db::{DbConn, KeepPreparedDsl};
 use steplab_platform::error::ServiceError;
 
 /// A declaration payments made to the DfE (X5), with the DfE's answer.
@@ -69,17 +69,20 @@ pub fn declare(
     d: &Declaration,
     now: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    let updated = diesel::update(declarations::table.find((participant_id, &d.declaration_type)))
-        .set((
-            declarations::active.eq(true),
-            declarations::window_id.eq(&d.window_id),
-            declarations::declaration_date.eq(d.declaration_date),
-            declarations::evidence_held.eq(&d.evidence_held),
-            declarations::dfe_declaration_id.eq(None::<String>),
-            declarations::dfe_state.eq(None::<String>),
-            declarations::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let updated = steplab_platform::on_backend!(conn, |inner| diesel::update(
+        declarations::table.find((participant_id, &d.declaration_type))
+    )
+    .set((
+        declarations::active.eq(true),
+        declarations::window_id.eq(&d.window_id),
+        declarations::declaration_date.eq(d.declaration_date),
+        declarations::evidence_held.eq(&d.evidence_held),
+        declarations::dfe_declaration_id.eq(None::<String>),
+        declarations::dfe_state.eq(None::<String>),
+        declarations::updated_at.eq(now),
+    ))
+    .keep_prepared()
+    .execute(inner))?;
     if updated == 0 {
         diesel::insert_into(declarations::table)
             .values((
@@ -104,9 +107,12 @@ pub fn void(
     declaration_type: &str,
     now: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    diesel::update(declarations::table.find((participant_id, declaration_type)))
-        .set((declarations::active.eq(false), declarations::updated_at.eq(now)))
-        .execute(conn)?;
+    steplab_platform::on_backend!(conn, |inner| diesel::update(
+        declarations::table.find((participant_id, declaration_type))
+    )
+    .set((declarations::active.eq(false), declarations::updated_at.eq(now)))
+    .keep_prepared()
+    .execute(inner))?;
     Ok(())
 }
 
@@ -120,12 +126,15 @@ pub fn set_dfe_state(
     state: &str,
     now: NaiveDateTime,
 ) -> Result<bool, ServiceError> {
-    let updated = diesel::update(declarations::table.find((participant_id, declaration_type)))
-        .set((
-            declarations::dfe_declaration_id.eq(dfe_declaration_id),
-            declarations::dfe_state.eq(state),
-            declarations::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let updated = steplab_platform::on_backend!(conn, |inner| diesel::update(
+        declarations::table.find((participant_id, declaration_type))
+    )
+    .set((
+        declarations::dfe_declaration_id.eq(dfe_declaration_id),
+        declarations::dfe_state.eq(state),
+        declarations::updated_at.eq(now),
+    ))
+    .keep_prepared()
+    .execute(inner))?;
     Ok(updated > 0)
 }

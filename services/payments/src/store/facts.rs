@@ -9,7 +9,7 @@ use crate::store::schema::{accrual_closures, coverage_changes, engagements, plac
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use std::collections::HashMap;
-use steplab_platform::db::DbConn;
+use steplab_platform::db::{DbConn, KeepPreparedDsl};
 use steplab_platform::error::ServiceError;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -73,9 +73,10 @@ pub fn update_suspension(
     s: &Suspension,
     now: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    diesel::update(suspensions::table.find(row_id))
+    steplab_platform::on_backend!(conn, |inner| diesel::update(suspensions::table.find(row_id))
         .set((suspensions::from_date.eq(s.from), suspensions::until_date.eq(s.until), suspensions::updated_at.eq(now)))
-        .execute(conn)?;
+        .keep_prepared()
+        .execute(inner))?;
     Ok(())
 }
 
@@ -93,25 +94,27 @@ pub fn insert_closure(
     c: &Closure,
     now: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    diesel::insert_into(accrual_closures::table)
+    steplab_platform::on_backend!(conn, |inner| diesel::insert_into(accrual_closures::table)
         .values((
             accrual_closures::participant_id.eq(participant_id),
             accrual_closures::ended_on.eq(c.ended_on),
             accrual_closures::reopened_on.eq(c.reopened_on),
             accrual_closures::updated_at.eq(now),
         ))
-        .execute(conn)?;
+        .keep_prepared()
+        .execute(inner))?;
     Ok(())
 }
 
 pub fn update_closure(conn: &mut DbConn, row_id: i64, c: &Closure, now: NaiveDateTime) -> Result<(), ServiceError> {
-    diesel::update(accrual_closures::table.find(row_id))
+    steplab_platform::on_backend!(conn, |inner| diesel::update(accrual_closures::table.find(row_id))
         .set((
             accrual_closures::ended_on.eq(c.ended_on),
             accrual_closures::reopened_on.eq(c.reopened_on),
             accrual_closures::updated_at.eq(now),
         ))
-        .execute(conn)?;
+        .keep_prepared()
+        .execute(inner))?;
     Ok(())
 }
 
@@ -131,9 +134,10 @@ pub fn set_coverage(
         .optional()?;
     match existing {
         Some(id) => {
-            diesel::update(coverage_changes::table.find(id))
+            steplab_platform::on_backend!(conn, |inner| diesel::update(coverage_changes::table.find(id))
                 .set((coverage_changes::covered.eq(change.covered), coverage_changes::updated_at.eq(now)))
-                .execute(conn)?;
+                .keep_prepared()
+                .execute(inner))?;
         }
         None => {
             diesel::insert_into(coverage_changes::table)
@@ -165,16 +169,17 @@ pub fn set_placement(
         .optional()?;
     match existing {
         Some(id) => {
-            diesel::update(placement_changes::table.find(id))
+            steplab_platform::on_backend!(conn, |inner| diesel::update(placement_changes::table.find(id))
                 .set((
                     placement_changes::school_id.eq(&change.placement.school_id),
                     placement_changes::delivery_partner_id.eq(&change.placement.delivery_partner_id),
                     placement_changes::updated_at.eq(now),
                 ))
-                .execute(conn)?;
+                .keep_prepared()
+                .execute(inner))?;
         }
         None => {
-            diesel::insert_into(placement_changes::table)
+            steplab_platform::on_backend!(conn, |inner| diesel::insert_into(placement_changes::table)
                 .values((
                     placement_changes::participant_id.eq(participant_id),
                     placement_changes::from_date.eq(change.from),
@@ -182,7 +187,8 @@ pub fn set_placement(
                     placement_changes::delivery_partner_id.eq(&change.placement.delivery_partner_id),
                     placement_changes::updated_at.eq(now),
                 ))
-                .execute(conn)?;
+                .keep_prepared()
+                .execute(inner))?;
         }
     }
     Ok(())

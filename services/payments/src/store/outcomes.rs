@@ -8,7 +8,7 @@ use crate::store::schema::{window_outcomes, window_totals};
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use std::collections::HashMap;
-use steplab_platform::db::DbConn;
+use steplab_platform::db::{DbConn, KeepPreparedDsl};
 use steplab_platform::error::ServiceError;
 
 /// What one window pays one payee, as statements read it.
@@ -62,9 +62,10 @@ impl TotalsDelta {
                 continue;
             }
             let target = window_totals::table.find((&window_id, &dp));
-            let updated = diesel::update(target)
+            let updated = steplab_platform::on_backend!(conn, |inner| diesel::update(target)
                 .set(window_totals::total_pence.eq(window_totals::total_pence + delta))
-                .execute(conn)?;
+                .keep_prepared()
+                .execute(inner))?;
             if updated == 0 {
                 diesel::insert_into(window_totals::table)
                     .values((

@@ -5,7 +5,7 @@ use crate::domain::PayeeKind;
 use crate::store::schema::{payees, schedule_book_state};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use steplab_platform::db::DbConn;
+use steplab_platform::db::{DbConn, KeepPreparedDsl};
 use steplab_platform::error::ServiceError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -69,9 +69,10 @@ pub fn book_fingerprint(conn: &mut DbConn) -> Result<Option<String>, ServiceErro
 }
 
 pub fn set_book_fingerprint(conn: &mut DbConn, fingerprint: &str, now: NaiveDateTime) -> Result<(), ServiceError> {
-    let updated = diesel::update(schedule_book_state::table.find(1))
+    let updated = steplab_platform::on_backend!(conn, |inner| diesel::update(schedule_book_state::table.find(1))
         .set((schedule_book_state::fingerprint.eq(fingerprint), schedule_book_state::updated_at.eq(now)))
-        .execute(conn)?;
+        .keep_prepared()
+        .execute(inner))?;
     if updated == 0 {
         diesel::insert_into(schedule_book_state::table)
             .values((
