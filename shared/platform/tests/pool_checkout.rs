@@ -102,3 +102,37 @@ struct Killed {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     killed: bool,
 }
+
+/// Issue 18: a SQLite connection keeps savepoint journals in memory (each
+/// unit of work in a writer's group and each command of a batch is a
+/// savepoint; past 64 KiB their journal was a temporary file, written for
+/// every page a savepoint first changed), and the bundled SQLite plans
+/// without the values bound (`.cargo/config.toml`), so a statement kept
+/// prepared is not parsed again each time a `LIMIT ?` is bound anew.
+#[tokio::test]
+async fn sqlite_connections_journal_savepoints_in_memory_and_plan_without_the_values_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let db =
+        Database::open_sized(&DatabaseUrl::Sqlite(dir.path().join("settings.sqlite3")), &NOTHING, 2).await.unwrap();
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        value: i64,
+    }
+    for _ in 0..3 {
+        let (temp_store, qpsg) = db
+            .read(|conn| {
+                let temp_store = diesel::sql_query("SELECT temp_store AS value FROM pragma_temp_store")
+                    .get_result::<Setting>(conn)?;
+                let qpsg = diesel::sql_query(
+                    "SELECT COUNT(*) AS value FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG'",
+                )
+                .get_result::<Setting>(conn)?;
+                Ok::<_, DbError>((temp_store.value, qpsg.value))
+            })
+            .await
+            .unwrap();
+        assert_eq!(temp_store, 2, "PRAGMA temp_store is MEMORY (2) on every pooled connection");
+        assert_eq!(qpsg, 1, "the bundled SQLite is built with SQLITE_ENABLE_QPSG");
+    }
+}
