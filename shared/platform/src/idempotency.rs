@@ -3,7 +3,7 @@
 //! the same transaction, and a repeat returns it and changes nothing. Every
 //! service's migrations create the `idempotency_keys` table.
 
-use crate::db::DbConn;
+use crate::db::{DbConn, KeepPreparedDsl};
 use crate::error::{FieldViolation, ServiceError};
 use crate::rules::{ErrorDomain, RuleViolation};
 use chrono::NaiveDateTime;
@@ -91,10 +91,13 @@ enum Replay {
 }
 
 fn lookup(conn: &mut DbConn, key: &IdempotencyKey, rpc: &str, request: &[u8]) -> QueryResult<Replay> {
-    let found: Vec<(String, String, Vec<u8>, Vec<u8>)> = idempotency_keys::table
+    // Kept prepared: every command and change looks its key up, and the
+    // list is always the two forms of one key, so the text is fixed.
+    let found: Vec<(String, String, Vec<u8>, Vec<u8>)> = crate::on_backend!(conn, |inner| idempotency_keys::table
         .filter(idempotency_keys::key.eq_any([key.key.as_str(), key.legacy.as_str()]))
         .select((idempotency_keys::key, idempotency_keys::rpc, idempotency_keys::request, idempotency_keys::response))
-        .load(conn)?;
+        .keep_prepared()
+        .load(inner))?;
     let same = |stored_rpc: &str, stored_request: &[u8]| stored_rpc == rpc && stored_request == request;
     if let Some((_, stored_rpc, stored_request, response)) = found.iter().find(|row| row.0 == key.key) {
         return Ok(if same(stored_rpc, stored_request) {
@@ -124,7 +127,7 @@ fn record(
     response: &[u8],
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::insert_into(idempotency_keys::table)
+    crate::on_backend!(conn, |inner| diesel::insert_into(idempotency_keys::table)
         .values((
             idempotency_keys::key.eq(key.as_str()),
             idempotency_keys::rpc.eq(rpc),
@@ -132,8 +135,9 @@ fn record(
             idempotency_keys::response.eq(response),
             idempotency_keys::created_at.eq(now),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .keep_prepared()
+        .execute(inner))
+    .map(|_| ())
 }
 
 /// What [`once`] did: applied the command now, or answered a repeat with the

@@ -51,9 +51,12 @@ pub fn lock_payee(conn: &mut DbConn, id: &str) -> Result<Option<PayeeRow>, Servi
 
 /// Locks and answers every payee with an id in `[first, last]`, in id order.
 pub fn lock_payees(conn: &mut DbConn, first: &str, last: &str) -> Result<Vec<PayeeRow>, ServiceError> {
-    let touched = diesel::update(payees::table.filter(payees::participant_id.between(first, last)))
-        .set(payees::version.eq(payees::version + 1))
-        .execute(conn)?;
+    let touched = steplab_platform::on_backend!(conn, |inner| diesel::update(
+        payees::table.filter(payees::participant_id.between(first, last))
+    )
+    .set(payees::version.eq(payees::version + 1))
+    .keep_prepared()
+    .execute(inner))?;
     if touched == 0 {
         return Ok(Vec::new());
     }
