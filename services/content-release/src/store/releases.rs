@@ -91,7 +91,10 @@ pub fn replace_releases(conn: &mut DbConn, participant_id: &str, wanted: &[Relea
 /// optional]`. An UPDATE in place changes the row and its date index entry;
 /// the DELETE and INSERT it replaces also rewrote the primary key's entry
 /// and made SQLite parse a statement as long as the curriculum each time (a
-/// third of content release's CPU while deferring).
+/// third of content release's CPU while deferring). On SQLite the text is
+/// turned into JSONB once (`jsonb(?)` is constant, so computed once per
+/// run): `json_each` is evaluated again for each of the learner's rows it
+/// is joined with, and on text it parsed the whole object every time.
 fn move_releases(conn: &mut DbConn, participant_id: &str, moved: &str) -> Result<(), ServiceError> {
     use diesel::sql_types::Text;
     use steplab_platform::db::KeepPreparedDsl;
@@ -99,7 +102,7 @@ fn move_releases(conn: &mut DbConn, participant_id: &str, moved: &str) -> Result
         DbConn::Sqlite(inner) => diesel::sql_query(
             "UPDATE releases SET release_date = json_extract(moved.value, '$[0]'), \
              is_optional = json_extract(moved.value, '$[1]') \
-             FROM json_each(?) AS moved \
+             FROM json_each(jsonb(?)) AS moved \
              WHERE releases.participant_id = ? AND releases.module_id = moved.key",
         )
         .bind::<Text, _>(moved)
