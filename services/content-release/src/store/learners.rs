@@ -47,7 +47,7 @@ pub fn insert_learner(conn: &mut DbConn, new: &NewLearner, now: NaiveDateTime) -
 /// locks on PostgreSQL; SQLite's IMMEDIATE transaction already serialises),
 /// so commands on one learner never interleave. False when not enrolled.
 pub fn lock_learner(conn: &mut DbConn, participant_id: &str, now: NaiveDateTime) -> Result<bool, ServiceError> {
-    let updated = steplab_platform::on_backend!(conn, |inner| diesel::update(learners::table.find(participant_id))
+    let updated = on_backend!(conn, |inner| diesel::update(learners::table.find(participant_id))
         .set((learners::version.eq(learners::version + 1), learners::updated_at.eq(now)))
         .keep_prepared()
         .execute(inner))?;
@@ -268,7 +268,7 @@ pub fn set_release_start(
     participant_id: &str,
     release_start: NaiveDate,
 ) -> Result<(), ServiceError> {
-    steplab_platform::on_backend!(conn, |inner| diesel::update(learners::table.find(participant_id))
+    on_backend!(conn, |inner| diesel::update(learners::table.find(participant_id))
         .set(learners::release_start.eq(release_start))
         .keep_prepared()
         .execute(inner))?;

@@ -98,28 +98,25 @@ pub fn replace_releases(conn: &mut DbConn, participant_id: &str, wanted: &[Relea
 fn move_releases(conn: &mut DbConn, participant_id: &str, moved: &str) -> Result<(), ServiceError> {
     use diesel::sql_types::Text;
     use steplab_platform::db::KeepPreparedDsl;
-    match conn {
-        DbConn::Sqlite(inner) => diesel::sql_query(
+    let text = match conn {
+        DbConn::Sqlite(_) => {
             "UPDATE releases SET release_date = json_extract(moved.value, '$[0]'), \
              is_optional = json_extract(moved.value, '$[1]') \
              FROM json_each(jsonb(?)) AS moved \
-             WHERE releases.participant_id = ? AND releases.module_id = moved.key",
-        )
-        .bind::<Text, _>(moved)
-        .bind::<Text, _>(participant_id)
-        .keep_prepared()
-        .execute(inner)?,
-        DbConn::Pg(inner) => diesel::sql_query(
+             WHERE releases.participant_id = ? AND releases.module_id = moved.key"
+        }
+        DbConn::Pg(_) => {
             "UPDATE releases SET release_date = (moved.value ->> 0)::date, \
              is_optional = (moved.value ->> 1)::boolean \
              FROM json_each($1::json) AS moved \
-             WHERE releases.participant_id = $2 AND releases.module_id = moved.key",
-        )
+             WHERE releases.participant_id = $2 AND releases.module_id = moved.key"
+        }
+    };
+    steplab_platform::on_backend!(conn, |inner| diesel::sql_query(text)
         .bind::<Text, _>(moved)
         .bind::<Text, _>(participant_id)
         .keep_prepared()
-        .execute(inner)?,
-    };
+        .execute(inner))?;
     Ok(())
 }
 

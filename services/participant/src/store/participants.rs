@@ -340,7 +340,7 @@ pub(super) fn advance(
     let view = after
         .as_of(today.max(after.registered_on))
         .ok_or_else(|| ServiceError::Internal(format!("participant {id} has no view")))?;
-    let updated = steplab_platform::on_backend!(conn, |inner| diesel::update(
+    let updated = on_backend!(conn, |inner| diesel::update(
         participants::table.filter(participants::id.eq(id)).filter(participants::version.eq(version_before)),
     )
     .set((
