@@ -266,9 +266,7 @@ impl Rpcs {
 
     /// The RPC a request path names, or [`audit::UNKNOWN_RPC`].
     fn name(&self, path: &str) -> &'static str {
-        path.strip_prefix(&self.prefix)
-            .and_then(|method| self.names.get(method))
-            .map_or(audit::UNKNOWN_RPC, |name| name)
+        path.strip_prefix(&self.prefix).and_then(|method| self.names.get(method)).copied().unwrap_or(audit::UNKNOWN_RPC)
     }
 }
 
