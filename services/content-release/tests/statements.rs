@@ -142,6 +142,10 @@ async fn costs(db: Database, curriculum: Curriculum) -> Costs {
     let (applied, batched) =
         statements_of(service.apply_commands(service_caller(), pb::ApplyCommandsRequest { commands })).await;
     assert!(applied.expect("batch").results.iter().all(|r| r.code == 0));
+    // No command was refused, so no command needed a savepoint of its own
+    // (the writer's group on SQLite may take one for the whole unit).
+    let savepoints = batched.iter().filter(|s| s.to_uppercase().starts_with("SAVEPOINT")).count();
+    assert!(savepoints <= 1, "{savepoints} savepoints for {count} commands:\n  {}", batched.join("\n  "));
     eprintln!("PlaceHold statements:\n  {}", hold.join("\n  "));
     Costs {
         enrol: enrol.len(),

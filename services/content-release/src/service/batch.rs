@@ -1,8 +1,8 @@
 //! ApplyCommands: the participant service's commands in batches (issue 18).
 //! Each command is decoded as the RPC it names, read by that RPC's own
 //! `prepare_*` and run by the same [`run_command`] as the unary RPC, in one
-//! write transaction for the batch and one savepoint per command (see
-//! [`steplab_platform::batch`]).
+//! write transaction for the batch, each command's writes kept apart when
+//! one is refused (see [`steplab_platform::batch::apply_batch`]).
 
 use super::{ContentRelease, Prepared, permit, run_command};
 use crate::domain::policy;
@@ -21,16 +21,13 @@ impl ContentRelease {
         // Whoever may send the commands one by one may send them in batches.
         permit(&caller, "ApplyCommands", policy::may_send_commands(&caller))?;
         batch::read_list(req.commands.len())?;
-        let commands: Vec<Decoded<Prepared>> = req.commands.iter().map(|c| self.decode(c)).collect();
         let now = self.clock.now();
         let curriculum = Arc::clone(&self.curriculum);
-        self.db
-            .write_commands(move |conn| {
-                let applied =
-                    batch::apply(conn, commands, |conn, command| run_command(conn, &curriculum, now, command))?;
-                Ok((pb::ApplyCommandsResponse { results: applied.results }, applied.entries))
-            })
-            .await
+        let decode = || -> Vec<Decoded<Prepared>> { req.commands.iter().map(|c| self.decode(c)).collect() };
+        let results =
+            batch::apply_batch(&self.db, decode, move |conn, command| run_command(conn, &curriculum, now, command))
+                .await?;
+        Ok(pb::ApplyCommandsResponse { results })
     }
 
     /// Reads one command with its own RPC's converter.

@@ -2,8 +2,8 @@
 //! batches (issue 18). Each command is decoded as the RPC it names, read by
 //! that RPC's own `prepare_*` and run by the same code as the unary RPC (the
 //! tracked participant, idempotency, the DfE calls it decides), in one write
-//! transaction for the batch and one savepoint per command (see
-//! [`steplab_platform::batch`]). The delivery worker is woken once, after
+//! transaction for the batch, each command's writes kept apart when one is
+//! refused (see [`steplab_platform::batch::apply_batch`]). The delivery worker is woken once, after
 //! the commit.
 
 use super::{Gateway, Prepared, denied};
@@ -23,17 +23,13 @@ impl Gateway {
         // Whoever may send the commands one by one may send them in batches.
         policy::may_send_commands(&caller).map_err(|d| denied(&caller, "ApplyCommands", d))?;
         batch::read_list(req.commands.len())?;
-        let commands: Vec<Decoded<Prepared<CommandAck>>> = req.commands.iter().map(decode).collect();
+        let decode = || -> Vec<Decoded<Prepared<CommandAck>>> { req.commands.iter().map(decode).collect() };
         let now = self.clock.now();
-        let answer = self
-            .db
-            .write_commands(move |conn| {
-                let applied = batch::apply(conn, commands, |conn, command| {
-                    (command.run)(conn, now, command.request_id.as_deref())
-                })?;
-                Ok((pb::ApplyCommandsResponse { results: applied.results }, applied.entries))
-            })
-            .await;
+        let answer = batch::apply_batch(&self.db, decode, move |conn, command| {
+            (command.run)(conn, now, command.request_id.as_deref())
+        })
+        .await
+        .map(|results| pb::ApplyCommandsResponse { results });
         if answer.is_ok() {
             self.wake.notify_one();
         }

@@ -2,8 +2,9 @@
 //! in batches (issue 18). Each command is decoded as the RPC it names, read
 //! by that RPC's own `prepare_*` and run by the same code as the unary RPC
 //! (the payee's lock, idempotency, the change, the recomputed outcomes and
-//! the DfE declarations enqueued), in one write transaction for the batch
-//! and one savepoint per command (see [`steplab_platform::batch`]).
+//! the DfE declarations enqueued), in one write transaction for the batch,
+//! each command's writes kept apart when one is refused (see
+//! [`steplab_platform::batch::apply_batch`]).
 
 use super::recompute::Declaring;
 use super::{Payments, Prepared, denied};
@@ -27,15 +28,11 @@ impl Payments {
             policy::may_record_declaration_state(&caller).map_err(|d| denied(&caller, RPC, d))?;
         }
         batch::read_list(req.commands.len())?;
-        let commands: Vec<Decoded<Prepared<CommandAck>>> = req.commands.iter().map(|c| self.decode(c)).collect();
+        let decode = || -> Vec<Decoded<Prepared<CommandAck>>> { req.commands.iter().map(|c| self.decode(c)).collect() };
         let declaring = Declaring::new(&self.clock);
-        let answer = self
-            .db
-            .write_commands(move |conn| {
-                let applied = batch::apply(conn, commands, |conn, command| (command.run)(conn, &declaring))?;
-                Ok((pb::ApplyCommandsResponse { results: applied.results }, applied.entries))
-            })
-            .await;
+        let answer = batch::apply_batch(&self.db, decode, move |conn, command| (command.run)(conn, &declaring))
+            .await
+            .map(|results| pb::ApplyCommandsResponse { results });
         if answer.is_ok() {
             // Any command may have enqueued DfE declarations.
             self.relay.notify_one();
