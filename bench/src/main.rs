@@ -93,6 +93,9 @@ struct Cli {
     /// Do not pin servers to CPU 0 and the load to CPU 1.
     #[arg(long)]
     no_pin: bool,
+    /// The PostgreSQL server's admin URL; each service gets a fresh database
+    /// on the same server, with the URL's parameters. A URL that names no
+    /// `sslmode` gets `sslmode=disable` (see [`without_tls_by_default`]).
     #[arg(long, env = "STEPLAB_TEST_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     postgres_url: String,
     /// RUST_LOG of the services (their production default is info).
@@ -180,6 +183,7 @@ impl Bench {
             cli.cohort_size = cli.cohort_size.min(2_000);
             cli.offered_rates = vec![200];
         }
+        cli.postgres_url = without_tls_by_default(&cli.postgres_url);
         let parts = cli.only.iter().copied().collect();
         Bench {
             warmup: Duration::from_secs_f64(cli.warmup_s),
@@ -228,6 +232,7 @@ impl Bench {
     async fn run(mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         eprintln!("placement: {}", self.placement.description);
+        eprintln!("postgresql: {}", self.cli.postgres_url);
         let wants_throughput = [Part::E2e, Part::Reads, Part::Cohort, Part::Offered, Part::Replicas, Part::Lists]
             .iter()
             .any(|p| self.parts.contains(p));
@@ -527,5 +532,38 @@ impl Bench {
         for n in &self.notes {
             println!("{}", n.trim());
         }
+    }
+}
+
+/// `url` with `sslmode=disable` added when it names no `sslmode`.
+///
+/// The bench's PostgreSQL is on the same machine: libpq's default
+/// (`prefer`) then encrypts every statement and answer on the loopback,
+/// where nobody else can read them, and that cost about a third of the
+/// deferrals PostgreSQL applied at 16 clients (docs/benchmarks.md, sixth
+/// round). A co-located database is deployed that way too
+/// (docs/production.md); a URL that names its `sslmode` is measured as given.
+fn without_tls_by_default(url: &str) -> String {
+    if url.contains("sslmode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_tls_by_default;
+
+    #[test]
+    fn a_postgres_url_without_an_sslmode_is_measured_without_tls_and_one_with_it_as_given() {
+        assert_eq!(without_tls_by_default("postgres://p@h:5432/db"), "postgres://p@h:5432/db?sslmode=disable");
+        assert_eq!(
+            without_tls_by_default("postgres://p@h/db?connect_timeout=5"),
+            "postgres://p@h/db?connect_timeout=5&sslmode=disable"
+        );
+        assert_eq!(without_tls_by_default("postgres://p@h/db?sslmode=require"), "postgres://p@h/db?sslmode=require");
     }
 }

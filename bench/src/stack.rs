@@ -63,12 +63,15 @@ impl PgDatabases {
         let mut conn = PgConnection::establish(admin_url)
             .with_context(|| format!("PostgreSQL at {admin_url} is not reachable"))?;
         let run = uuid::Uuid::now_v7().simple().to_string();
-        let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
+        // The same server and parameters (`?sslmode=...`), another database.
+        let (path, query) = admin_url.split_once('?').map_or((admin_url, None), |(path, query)| (path, Some(query)));
+        let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+        let query = query.map(|q| format!("?{q}")).unwrap_or_default();
         let mut dbs = PgDatabases { admin_url: admin_url.into(), names: Vec::new(), urls: Vec::new() };
         for service in ["participant", "content", "payments", "dfe"] {
             let name = format!("steplab_bench_{service}_{run}");
             diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut conn)?;
-            dbs.urls.push(format!("{base}/{name}"));
+            dbs.urls.push(format!("{base}/{name}{query}"));
             dbs.names.push(name);
         }
         Ok(dbs)
