@@ -3,6 +3,9 @@
 //! Both ways answer the same, and a refused command keeps none of its
 //! writes while the others keep theirs, on SQLite and on PostgreSQL.
 
+// The shared test module unwraps and panics, as tests do.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 mod common;
 
 use common::FreshPostgres;
