@@ -637,3 +637,74 @@ async fn statements_of_fixed_text_are_kept_prepared_on_postgres() {
     let Some((_database, url)) = FreshPostgres::create("kept_prepared") else { return };
     the_relays_scan_and_a_marked_update_are_prepared_once_per_connection(&url).await;
 }
+
+/// Leases run on the connections of the database named by `*url` (a
+/// connection is counted from its URL, so tests running beside this one in
+/// the same process count nothing).
+struct LeaseCounter {
+    ours: bool,
+}
+
+static LEASE_URL: Mutex<String> = Mutex::new(String::new());
+static LEASES: AtomicUsize = AtomicUsize::new(0);
+
+impl diesel::connection::Instrumentation for LeaseCounter {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent;
+        match event {
+            InstrumentationEvent::StartEstablishConnection { url, .. } => {
+                let wanted = LEASE_URL.lock().unwrap();
+                self.ours = !wanted.is_empty() && url.contains(wanted.as_str());
+            }
+            InstrumentationEvent::StartQuery { query, .. }
+                // SQLite's identifiers are quoted with backticks.
+                if self.ours
+                    && query.to_string().replace('`', "\"").starts_with(r#"UPDATE "outbox" SET "next_attempt_at""#) =>
+            {
+                LEASES.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Issue 18: a lane's loops claim one at a time. When they scanned
+/// together they found the same heads, and all but one leased part of them
+/// or nothing (on PostgreSQL after waiting for the other's commit). Four
+/// loops finishing slow calls together claim again together here; each
+/// lease must then take what its scan found, so there is one lease per call.
+async fn a_lanes_loops_lease_one_after_another(store: Store, url: DatabaseUrl, name: String) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        diesel::connection::set_default_instrumentation(|| Some(Box::new(LeaseCounter { ours: false })))
+            .expect("instrumentation");
+    });
+    *LEASE_URL.lock().unwrap() = name;
+    LEASES.store(0, Ordering::SeqCst);
+    let peer = Peer { delay: Duration::from_millis(40), ..batched() };
+    let rig = Rig::start_on(store, &url, peer, settings(2, 4), 1).await;
+    let sent = rig.enqueue(48, 1).await;
+    rig.all_delivered().await;
+    let leases = LEASES.load(Ordering::SeqCst);
+    rig.peer(|peer| {
+        assert_eq!(applied_per_participant(peer), sent);
+        let calls = apply_calls(peer).len();
+        assert_eq!(leases, calls, "{leases} leases for {calls} calls: a loop leased what another had taken");
+    });
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lanes_loops_lease_one_after_another_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("participant.sqlite3");
+    let name = path.display().to_string();
+    a_lanes_loops_lease_one_after_another(Box::new(dir), DatabaseUrl::Sqlite(path), name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lanes_loops_lease_one_after_another_on_postgres() {
+    let Some((database, url)) = FreshPostgres::create("relay_leases") else { return };
+    let name = database.name.clone();
+    a_lanes_loops_lease_one_after_another(Box::new(database), url, name).await;
+}

@@ -150,6 +150,8 @@ impl Relay {
             .map(|target| (Lane::Target(target.clone()), Notify::new(), in_flight))
             .chain(std::iter::once((Lane::Unroutable(known.clone()), Notify::new(), 1)))
             .collect();
+        // One claim at a time per lane (see `run_lane`).
+        let claiming: Vec<tokio::sync::Mutex<()>> = lanes.iter().map(|_| tokio::sync::Mutex::new(())).collect();
         let wake_target_lanes = async {
             let mut shutdown = shutdown.clone();
             while !stopping(&shutdown) {
@@ -180,11 +182,10 @@ impl Relay {
                 }
             }
         };
-        let deliveries = futures::future::join_all(
-            lanes
-                .iter()
-                .flat_map(|(lane, wake, loops)| (0..*loops).map(|_| self.run_lane(lane, wake, shutdown.clone()))),
-        );
+        let deliveries =
+            futures::future::join_all(lanes.iter().zip(&claiming).flat_map(|((lane, wake, loops), claiming)| {
+                (0..*loops).map(|_| self.run_lane(lane, wake, claiming, shutdown.clone()))
+            }));
         tokio::join!(wake_target_lanes, gauges, deliveries);
         tracing::info!(relay = %instance, "outbox relay stopped");
     }
@@ -201,9 +202,25 @@ impl Relay {
     /// take one command (the lease is a compare-and-set), and only group
     /// heads are claimed, so a group's next command waits until this one is
     /// recorded delivered whichever loop carries it.
-    async fn run_lane(&self, lane: &Lane, wake: &Notify, mut shutdown: watch::Receiver<bool>) {
+    async fn run_lane(
+        &self,
+        lane: &Lane,
+        wake: &Notify,
+        claiming: &tokio::sync::Mutex<()>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         while !stopping(&shutdown) {
-            let (claimed, _on_its_way) = match self.claim(lane).await {
+            // The lane's loops claim one at a time, each after the last one's
+            // lease: loops that scanned together found the same heads, and
+            // all but one then leased only part of them or nothing, on
+            // PostgreSQL after waiting for the winner's commit (offered
+            // 1,000/s on PostgreSQL: of 2,886 claims that found heads, 477
+            // took none and 640 only some). Delivery still overlaps.
+            let claim = {
+                let _turn = claiming.lock().await;
+                self.claim(lane).await
+            };
+            let (claimed, _on_its_way) = match claim {
                 Ok(claim) => claim,
                 Err(e) => {
                     tracing::warn!(error = %e, ?lane, "outbox relay cannot claim commands; retrying");
