@@ -476,6 +476,18 @@ pub async fn cohort(
     Ok((f, registered.ids))
 }
 
+/// The share of an offered rate that must be accepted, and of the accepted
+/// rate applied, for the stack to have sustained it.
+const SUSTAINED_SHARE: f64 = 0.95;
+
+/// Whether the stack sustained an `offered` rate: it accepted nearly all of
+/// it (backpressure refused few) and applied nearly all it accepted (no
+/// backlog grew). The lag bound is asked of the highest rate it
+/// sustains; past that rate, backpressure refuses the rest by design.
+pub fn sustained(offered: f64, accepted: f64, applied: f64) -> bool {
+    accepted >= SUSTAINED_SHARE * offered && applied >= SUSTAINED_SHARE * accepted
+}
+
 /// Deferrals offered at a fixed `rate` per second (an open loop: one call
 /// starts every 1/rate s whatever the answers), for a warm-up and a measured
 /// window. A call refused for load is retried after its RetryInfo delay, as
@@ -603,6 +615,7 @@ pub async fn offered(
     f.p99_ms = answers.ms(0.99);
     f.set("offered_per_s", rate);
     f.set("accepted_per_s", round(accepted as f64 / secs, 1));
+    f.set("sustained", sustained(f64::from(rate), accepted as f64 / secs, f.per_s));
     f.set("backpressure_refusals", refusals.load(Ordering::Relaxed));
     f.set("errors", errors.load(Ordering::Relaxed));
     if let Ok(Some(e)) = first_error.lock().map(|e| e.clone()) {

@@ -426,6 +426,7 @@ impl Bench {
                 e2e::wait_drained(&stack, Duration::from_secs(600)).await?;
             }
             let pool = e2e::Pool::new(ids);
+            let mut highest_sustained = None;
             for rate in self.cli.offered_rates.clone() {
                 let f = self
                     .timed(
@@ -433,8 +434,18 @@ impl Bench {
                         e2e::offered(&stack, &w, &pool, rate, connections, self.warmup, self.duration),
                     )
                     .await?;
+                if f.extra.get("sustained").and_then(serde_json::Value::as_bool) == Some(true)
+                    && highest_sustained.is_none_or(|(highest, _)| rate > highest)
+                {
+                    let lag = f.extra.get("lag_p99_ms").and_then(serde_json::Value::as_f64).unwrap_or_default();
+                    highest_sustained = Some((rate, lag));
+                }
                 self.emit(f);
             }
+            self.note(match highest_sustained {
+                Some((rate, lag)) => format!("{b}: highest offered rate sustained {rate}/s, lag p99 {lag} ms"),
+                None => format!("{b}: no offered rate was sustained"),
+            });
         }
         stack.stop().await;
         Ok(())
@@ -556,6 +567,14 @@ fn without_tls_by_default(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::without_tls_by_default;
+
+    #[test]
+    fn an_offered_rate_is_sustained_when_nearly_all_is_accepted_and_applied() {
+        use crate::e2e::sustained;
+        assert!(sustained(500.0, 495.0, 490.0));
+        assert!(!sustained(1000.0, 445.0, 440.0), "backpressure refused half");
+        assert!(!sustained(500.0, 500.0, 400.0), "the backlog grew");
+    }
 
     #[test]
     fn a_postgres_url_without_an_sslmode_is_measured_without_tls_and_one_with_it_as_given() {

@@ -145,6 +145,9 @@ fn extra_text(f: &Figure) -> String {
     if let Some(a) = get("accepted_per_s") {
         parts.push(format!("accepted {}/s", num(a)));
     }
+    if let Some(sustained) = f.extra.get("sustained").and_then(Value::as_bool) {
+        parts.push(if sustained { "sustained" } else { "not sustained" }.to_owned());
+    }
     if let Some(rows) = get("rows") {
         parts.push(format!("{} rows", if rows >= 100.0 { num(rows) } else { format!("{rows}") }));
     }
