@@ -550,10 +550,10 @@ impl Bench {
 ///
 /// The bench's PostgreSQL is on the same machine: libpq's default
 /// (`prefer`) then encrypts every statement and answer on the loopback,
-/// where nobody else can read them, and that cost about a third of the
-/// deferrals PostgreSQL applied at 16 clients (docs/benchmarks.md, sixth
-/// round). A co-located database is deployed that way too
-/// (docs/production.md); a URL that names its `sslmode` is measured as given.
+/// where nothing off the machine can read them: PostgreSQL applied a fifth
+/// to a third fewer deferrals at 16 clients with it (docs/benchmarks.md,
+/// sixth round). docs/production.md advises the same for a database on the
+/// same host; a URL that names its `sslmode` is measured as given.
 fn without_tls_by_default(url: &str) -> String {
     if url.contains("sslmode=") {
         url.to_owned()
