@@ -186,7 +186,14 @@ async fn a_page_of_500_over_100_participants_is_checked_correctly(stack: &Stack)
 /// With the peers' cap at 1, a check with several reads in flight is shed by
 /// a peer: the answer names the peer and what it said, and is retryable.
 async fn a_busy_peer_is_reported_as_the_peer_not_as_the_database(stack: &Stack) {
-    school_with(stack, 20).await;
+    // The check reads 8 participants at a time from each peer, and a peer
+    // with room for one call sheds a read only when two overlap there. A
+    // SQLite peer answers a read without yielding, so two reads overlap
+    // only when both of its runtime's threads take one at once: likely, not
+    // certain: over 20 participants (three rounds of reads) one run of the
+    // whole suite saw none overlap. Over 100 (thirteen rounds) it would take
+    // thirteen such rounds in a row.
+    school_with(stack, 100).await;
     wait_until_delivered(stack, Duration::from_secs(60)).await;
     let admin = stack.admin_token();
     let err = stack
