@@ -232,7 +232,9 @@ impl Bench {
     async fn run(mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         eprintln!("placement: {}", self.placement.description);
-        eprintln!("postgresql: {}", self.cli.postgres_url);
+        // The mode only: the URL may carry a password.
+        let tls = self.cli.postgres_url.split(['?', '&']).find(|p| p.starts_with("sslmode=")).unwrap_or_default();
+        eprintln!("postgresql: {tls}");
         let wants_throughput = [Part::E2e, Part::Reads, Part::Cohort, Part::Offered, Part::Replicas, Part::Lists]
             .iter()
             .any(|p| self.parts.contains(p));

@@ -1,15 +1,15 @@
 //! What the receivers' `ApplyCommands` share (content release, payments and
 //! the DfE gateway; issue 18):
 //! a batch of encoded commands, each decoded as the RPC it names, read and
-//! run by that RPC's own code, in order, in one write transaction, each in
-//! its own savepoint. A command refused (or undecodable) rolls back only its
-//! own writes and gets the code, message and ErrorInfo reason its unary RPC
-//! would have answered (see [`apply_batch`] for how the savepoints are
-//! spared while no command is refused); a fault of the service (the database unreachable or
-//! full, a lost race, an internal error) fails the whole call, so nothing
-//! is applied and the relay retries the batch. Each command leaves the audit
-//! entry its unary RPC would have left (see [`crate::uow`]), and the batch
-//! none of its own.
+//! run by that RPC's own code, in order, in one write transaction. A command
+//! refused (or undecodable) keeps none of its writes and gets the code,
+//! message and ErrorInfo reason its unary RPC would have answered, while the
+//! others keep theirs (see [`apply_batch`]: savepoints only once a command
+//! is refused); a fault of the service (the database unreachable or full, a
+//! lost race, an internal error) fails the whole call, so nothing is applied
+//! and the relay retries the batch. Each command leaves the audit entry its
+//! unary RPC would have left (see [`crate::uow`]), and the batch none of its
+//! own.
 
 use crate::audit::{CommandCall, NewEntry};
 use crate::call;

@@ -3,8 +3,8 @@
 //! that RPC's own `prepare_*` and run by the same code as the unary RPC (the
 //! tracked participant, idempotency, the DfE calls it decides), in one write
 //! transaction for the batch, each command's writes kept apart when one is
-//! refused (see [`steplab_platform::batch::apply_batch`]). The delivery worker is woken once, after
-//! the commit.
+//! refused (see [`steplab_platform::batch::apply_batch`]). The delivery
+//! worker is woken once, after the commit.
 
 use super::{Gateway, Prepared, denied};
 use crate::domain::policy;
