@@ -5,7 +5,12 @@
 //! the RPCs) as fast as the participant service answers. A deferral counts
 //! end to end once both of its commands (PlaceHold, SuspendAccrual) are
 //! applied: applied = accepted - growth of the outbox backlog over the
-//! window / 2, read with GetSyncStatus at the window's start and end. The
+//! window / 2, read with GetSyncStatus at the window's start and end. A
+//! deferral sends a third command (ReportStatusChange, to the DfE gateway),
+//! and the backlog counts all three targets' alike: with N commands pending,
+//! about N/3 per target, the deferrals still unapplied in content release
+//! or payments number between N/3 (the same deferrals behind on both) and
+//! 2N/3 (different ones), and N/2 is the middle of that. The
 //! propagation lag (accepted -> visible in both services) is taken on a
 //! sample (one deferral every 50 ms at most, whatever the lag, so the sample
 //! is unbiased), by polling GetReleaseState and GetAccrual every tenth of the
