@@ -190,16 +190,15 @@ where
 {
     let (commands, whole_run) = (decode(), run.clone());
     let whole = db
-        .write_commands(move |conn| match apply(conn, commands, Apart::NotUnlessRefused, whole_run) {
-            Ok(applied) => Ok((applied.results, applied.entries)),
-            Err(Stop::Fault(error)) => Err(Whole::Fault(error)),
-            Err(Stop::Refused) => Err(Whole::Refused),
+        .write_commands(move |conn| {
+            let applied = apply(conn, commands, Apart::NotUnlessRefused, whole_run)?;
+            Ok((applied.results, applied.entries))
         })
         .await;
     match whole {
         Ok(results) => Ok(results),
-        Err(Whole::Fault(error)) => Err(error),
-        Err(Whole::Refused) => {
+        Err(Stop::Fault(error)) => Err(error),
+        Err(Stop::Refused) => {
             tracing::debug!("a command of the batch was refused: applying it again, each command in a savepoint");
             let commands = decode();
             db.write_commands(move |conn| {
@@ -223,7 +222,8 @@ enum Apart {
     EachInASavepoint,
 }
 
-/// Why [`apply`] stopped before the end of its batch.
+/// Why [`apply`] stopped before the end of its batch; as the error of the
+/// first attempt's unit of work, it rolls that attempt back.
 #[derive(Debug)]
 enum Stop {
     /// A fault of the service: the batch fails.
@@ -233,16 +233,9 @@ enum Stop {
     Refused,
 }
 
-/// The first attempt's error, which rolls its transaction back.
-#[derive(Debug)]
-enum Whole {
-    Fault(ServiceError),
-    Refused,
-}
-
-impl From<DbError> for Whole {
+impl From<DbError> for Stop {
     fn from(error: DbError) -> Self {
-        Whole::Fault(error.into())
+        Stop::Fault(error.into())
     }
 }
 
