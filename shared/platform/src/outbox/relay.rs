@@ -145,13 +145,13 @@ impl Relay {
         // mistake that waiting a poll interval does not make worse; one loop
         // is enough for it.
         let in_flight = self.settings.in_flight.max(1);
-        let lanes: Vec<(Lane, Notify, usize)> = known
+        // Each lane: its wake-up, its turn to claim (one claim at a time,
+        // see `run_lane`) and its loops.
+        let lanes: Vec<(Lane, Notify, tokio::sync::Mutex<()>, usize)> = known
             .iter()
-            .map(|target| (Lane::Target(target.clone()), Notify::new(), in_flight))
-            .chain(std::iter::once((Lane::Unroutable(known.clone()), Notify::new(), 1)))
+            .map(|target| (Lane::Target(target.clone()), Notify::new(), tokio::sync::Mutex::new(()), in_flight))
+            .chain(std::iter::once((Lane::Unroutable(known.clone()), Notify::new(), tokio::sync::Mutex::new(()), 1)))
             .collect();
-        // One claim at a time per lane (see `run_lane`).
-        let claiming: Vec<tokio::sync::Mutex<()>> = lanes.iter().map(|_| tokio::sync::Mutex::new(())).collect();
         let wake_target_lanes = async {
             let mut shutdown = shutdown.clone();
             while !stopping(&shutdown) {
@@ -162,7 +162,7 @@ impl Relay {
                         if !self.settings.linger.is_zero() {
                             tokio::time::sleep(self.settings.linger).await;
                         }
-                        for (lane, wake, _) in &lanes {
+                        for (lane, wake, _, _) in &lanes {
                             if matches!(lane, Lane::Target(_)) {
                                 wake.notify_one();
                             }
@@ -182,10 +182,9 @@ impl Relay {
                 }
             }
         };
-        let deliveries =
-            futures::future::join_all(lanes.iter().zip(&claiming).flat_map(|((lane, wake, loops), claiming)| {
-                (0..*loops).map(|_| self.run_lane(lane, wake, claiming, shutdown.clone()))
-            }));
+        let deliveries = futures::future::join_all(lanes.iter().flat_map(|(lane, wake, claiming, loops)| {
+            (0..*loops).map(|_| self.run_lane(lane, wake, claiming, shutdown.clone()))
+        }));
         tokio::join!(wake_target_lanes, gauges, deliveries);
         tracing::info!(relay = %instance, "outbox relay stopped");
     }
