@@ -638,9 +638,11 @@ async fn statements_of_fixed_text_are_kept_prepared_on_postgres() {
     the_relays_scan_and_a_marked_update_are_prepared_once_per_connection(&url).await;
 }
 
-/// Leases run on the connections of the database named by `*url` (a
-/// connection is counted from its URL, so tests running beside this one in
-/// the same process count nothing).
+/// Counts the leases run on connections to the database `LEASE_URL` names:
+/// a connection is told apart by its URL, so the other tests of this binary
+/// count nothing even in one process. The two lease tests share the one
+/// global, so they must not run together in one process (nextest, the
+/// README's runner, gives each test its own).
 struct LeaseCounter {
     ours: bool,
 }
