@@ -859,7 +859,13 @@ async fn fresh_sqlite(
     let path = dir.path().join("fresh.sqlite3");
     let url = steplab_platform::config::DatabaseUrl::Sqlite(path.clone());
     drop(steplab_platform::db::Database::open(&url, migrations).await.expect("migrated"));
-    let conn = diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("reopened");
+    let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("reopened");
+    // The dropped pool's connections close on threads of their own, and the
+    // last to close checkpoints the WAL under an exclusive lock; without a
+    // busy timeout, as every service connection has, a write here that
+    // meets it fails with "database is locked" (8 of 150 runs with both
+    // cores loaded).
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA busy_timeout = 5000").expect("busy timeout");
     (dir, conn)
 }
 
