@@ -4,7 +4,6 @@
 use crate::domain::EngagementKind;
 use crate::domain::accrual::{Closure, CoverageChange, Facts, Placement, PlacementChange, Suspension};
 use crate::store::PayeeRow;
-use crate::store::by_participant;
 use crate::store::schema::{accrual_closures, coverage_changes, engagements, placement_changes, suspensions};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -225,84 +224,125 @@ pub fn load_facts(conn: &mut DbConn, payee: &PayeeRow) -> Result<Facts, ServiceE
         .ok_or_else(|| ServiceError::Internal(format!("no facts loaded for {}", payee.participant_id)))
 }
 
-/// The facts of payees sorted by id, in that order, with one query per
-/// table for the whole id range (a range, not `IN`, so no array binds are
-/// needed under MultiConnection). Ids in the range but not in `payees`
-/// are ignored.
+/// One row of [`load_facts_of`]'s statement, whichever table it comes
+/// from: the payee, the table (`kind`), then slots each table fills:
+/// - `s` suspension: id in n; suspension id in t1; from and until in d1, d2
+/// - `c` closure: id in n; ended on and reopened on in d1, d2
+/// - `v` coverage change: id in n; from in d1; covered in b
+/// - `m` move: id in n; school and delivery partner in t1, t2; from in d1
+/// - `e` a day with engagement: the day in d1
+#[derive(Debug, QueryableByName)]
+struct FactRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pid: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    n: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    t1: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    t2: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
+    d1: Option<NaiveDate>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
+    d2: Option<NaiveDate>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
+    b: Option<bool>,
+}
+
+/// The facts' five tables as one UNION ALL of fixed text over an id range,
+/// `{first}` and `{last}` standing for the backend's numbered placeholders
+/// (each bound once, used by every branch). The DISTINCT branch casts its
+/// NULLs: PostgreSQL types a NULL there as text before the union can type
+/// it by the first branch. It was five statements, one per
+/// table, on every command's recompute: on PostgreSQL a round trip and a
+/// wake-up of the server each, which was most of its CPU while deferring
+/// (issue 18).
+const FACTS: &str = "\
+SELECT participant_id AS pid, 's' AS kind, id AS n, suspension_id AS t1, CAST(NULL AS TEXT) AS t2, \
+       from_date AS d1, until_date AS d2, CAST(NULL AS BOOLEAN) AS b \
+  FROM suspensions WHERE participant_id BETWEEN {first} AND {last} \
+UNION ALL SELECT participant_id, 'c', id, NULL, NULL, ended_on, reopened_on, NULL \
+  FROM accrual_closures WHERE participant_id BETWEEN {first} AND {last} \
+UNION ALL SELECT participant_id, 'v', id, NULL, NULL, from_date, NULL, covered \
+  FROM coverage_changes WHERE participant_id BETWEEN {first} AND {last} \
+UNION ALL SELECT participant_id, 'm', id, school_id, delivery_partner_id, from_date, NULL, NULL \
+  FROM placement_changes WHERE participant_id BETWEEN {first} AND {last} \
+UNION ALL SELECT DISTINCT participant_id, 'e', CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
+       occurred_on, CAST(NULL AS DATE), CAST(NULL AS BOOLEAN) \
+  FROM engagements WHERE participant_id BETWEEN {first} AND {last}";
+
+/// [`FACTS`] for each backend, made once.
+fn facts_text(postgres: bool) -> &'static str {
+    static TEXTS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (sqlite, pg) = TEXTS.get_or_init(|| {
+        let text = |first: &str, last: &str| FACTS.replace("{first}", first).replace("{last}", last);
+        (text("?1", "?2"), text("$1", "$2"))
+    });
+    if postgres { pg } else { sqlite }
+}
+
+/// The facts of payees sorted by id, in that order, in one statement for
+/// the whole id range (a range, not `IN`, so the text never varies). Ids in
+/// the range but not in `payees` are ignored.
 pub fn load_facts_of(conn: &mut DbConn, payees: &[PayeeRow]) -> Result<Vec<Facts>, ServiceError> {
+    use diesel::sql_types::Text;
     let (Some(first), Some(last)) = (payees.first(), payees.last()) else {
         return Ok(Vec::new());
     };
     let (first, last) = (first.participant_id.as_str(), last.participant_id.as_str());
-    let mut suspensions = by_participant(
-        suspensions::table
-            .filter(suspensions::participant_id.between(first, last))
-            .order((suspensions::participant_id, suspensions::from_date, suspensions::id))
-            .select((suspensions::participant_id, SuspensionRow::as_select()))
-            .load::<(String, SuspensionRow)>(conn)?,
-    );
-    let mut closures = by_participant(
-        accrual_closures::table
-            .filter(accrual_closures::participant_id.between(first, last))
-            .order((accrual_closures::participant_id, accrual_closures::ended_on, accrual_closures::id))
-            .select((accrual_closures::participant_id, ClosureRow::as_select()))
-            .load::<(String, ClosureRow)>(conn)?,
-    );
-    let mut coverage = by_participant(
-        coverage_changes::table
-            .filter(coverage_changes::participant_id.between(first, last))
-            .order((coverage_changes::participant_id, coverage_changes::from_date))
-            .select((coverage_changes::participant_id, (coverage_changes::from_date, coverage_changes::covered)))
-            .load::<(String, (NaiveDate, bool))>(conn)?,
-    );
-    let mut moves = by_participant(
-        placement_changes::table
-            .filter(placement_changes::participant_id.between(first, last))
-            .order((placement_changes::participant_id, placement_changes::from_date))
-            .select((
-                placement_changes::participant_id,
-                (placement_changes::from_date, placement_changes::school_id, placement_changes::delivery_partner_id),
-            ))
-            .load::<(String, (NaiveDate, String, String))>(conn)?,
-    );
-    let mut engagement = by_participant(
-        engagements::table
-            .filter(engagements::participant_id.between(first, last))
-            .select((engagements::participant_id, engagements::occurred_on))
-            .distinct()
-            .order((engagements::participant_id, engagements::occurred_on))
-            .load::<(String, NaiveDate)>(conn)?,
-    );
+    let text = facts_text(matches!(conn, DbConn::Pg(_)));
+    let mut rows: Vec<FactRow> = steplab_platform::on_backend!(conn, |inner| diesel::sql_query(text)
+        .bind::<Text, _>(first)
+        .bind::<Text, _>(last)
+        .keep_prepared()
+        .load::<FactRow>(inner))?;
+    // The order each list had from its own ORDER BY: by date, then by id.
+    rows.sort_by(|a, b| (&a.pid, &a.kind, a.d1, a.n).cmp(&(&b.pid, &b.kind, b.d1, b.n)));
+    let mut by_payee: HashMap<String, Vec<FactRow>> = HashMap::new();
+    for row in rows {
+        by_payee.entry(row.pid.clone()).or_default().push(row);
+    }
     let mut out = Vec::with_capacity(payees.len());
     for payee in payees {
-        let id = payee.participant_id.as_str();
         let mut facts = Facts::enrolled(
             payee.kind()?,
             payee.funding_eligible,
             Placement { school_id: payee.school_id.clone(), delivery_partner_id: payee.delivery_partner_id.clone() },
         );
-        facts.suspensions = suspensions.remove(id).unwrap_or_default().iter().map(SuspensionRow::domain).collect();
-        facts.closures = closures.remove(id).unwrap_or_default().iter().map(ClosureRow::domain).collect();
-        facts.coverage = coverage
-            .remove(id)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(from, covered)| CoverageChange { from, covered })
-            .collect();
-        facts.moves = moves
-            .remove(id)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(from, school_id, delivery_partner_id)| PlacementChange {
-                from,
-                placement: Placement { school_id, delivery_partner_id },
-            })
-            .collect();
-        facts.engagement = engagement.remove(id).unwrap_or_default();
+        for row in by_payee.remove(&payee.participant_id).unwrap_or_default() {
+            add_fact(&mut facts, row)?;
+        }
         facts.normalise();
         out.push(facts);
     }
     Ok(out)
+}
+
+/// Adds one row of [`load_facts_of`] to the payee's facts.
+fn add_fact(facts: &mut Facts, row: FactRow) -> Result<(), ServiceError> {
+    let missing = |slot: &str| ServiceError::Internal(format!("{} fact of {} lacks its {slot}", row.kind, row.pid));
+    let from = row.d1.ok_or_else(|| missing("date"))?;
+    match row.kind.as_str() {
+        "s" => facts.suspensions.push(Suspension {
+            id: row.t1.clone().ok_or_else(|| missing("suspension id"))?,
+            from,
+            until: row.d2.ok_or_else(|| missing("end"))?,
+        }),
+        "c" => facts.closures.push(Closure { ended_on: from, reopened_on: row.d2 }),
+        "v" => facts.coverage.push(CoverageChange { from, covered: row.b.ok_or_else(|| missing("coverage"))? }),
+        "m" => facts.moves.push(PlacementChange {
+            from,
+            placement: Placement {
+                school_id: row.t1.clone().ok_or_else(|| missing("school"))?,
+                delivery_partner_id: row.t2.clone().ok_or_else(|| missing("delivery partner"))?,
+            },
+        }),
+        "e" => facts.engagement.push(from),
+        other => return Err(ServiceError::Internal(format!("unknown fact kind {other}"))),
+    }
+    Ok(())
 }
 
 /// The kind of the engagement recorded first on each of `days` (X5's
