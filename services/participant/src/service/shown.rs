@@ -59,8 +59,7 @@ pub(super) fn with_dfe_id(
     conn: &mut DbConn,
     mut participant: pb::Participant,
 ) -> Result<pb::Participant, ServiceError> {
-    let ids = store::dfe_participant_ids(conn, std::slice::from_ref(&participant.participant_id))?;
-    participant.dfe_participant_id = ids.get(&participant.participant_id).cloned().unwrap_or_default();
+    participant.dfe_participant_id = store::dfe_participant_id(conn, &participant.participant_id)?.unwrap_or_default();
     Ok(participant)
 }
 

@@ -39,6 +39,10 @@ pub struct Journal {
     pending: Vec<(NewCommand, NaiveDateTime)>,
     /// Commands written, as stored, oldest first.
     pub commands: Vec<OutboxRow>,
+    /// X1: each DfE id read in this unit of work (with the participant, in
+    /// the same statement) or set by it, so the change shows it without
+    /// reading it again.
+    dfe_ids: std::collections::HashMap<String, Option<String>>,
 }
 
 thread_local! {
@@ -125,4 +129,19 @@ pub(super) fn written(id: &str) -> Option<ParticipantRecord> {
             .as_ref()
             .and_then(|journal| journal.written.iter().find(|w| w.after.id == id).map(|w| w.after.clone()))
     })
+}
+
+/// X1: notes a participant's DfE id as read or set in this unit of work.
+pub(super) fn note_dfe_id(id: &str, dfe_participant_id: Option<&str>) {
+    JOURNAL.with(|j| {
+        if let Some(journal) = j.borrow_mut().as_mut() {
+            journal.dfe_ids.insert(id.to_owned(), dfe_participant_id.map(str::to_owned));
+        }
+    });
+}
+
+/// X1: the participant's DfE id as this unit of work read or set it (the
+/// outer `None`: it did neither).
+pub(super) fn dfe_id(id: &str) -> Option<Option<String>> {
+    JOURNAL.with(|j| j.borrow().as_ref().and_then(|journal| journal.dfe_ids.get(id).cloned()))
 }

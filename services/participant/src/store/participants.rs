@@ -103,6 +103,15 @@ pub fn load_participant(conn: &mut DbConn, id: &str) -> Result<Option<Participan
     Ok(load_participant_with_dfe_id(conn, id)?.map(|(record, _)| record))
 }
 
+/// X1: the DfE participant id of one participant: as this unit of work read
+/// or set it, else read.
+pub fn dfe_participant_id(conn: &mut DbConn, id: &str) -> Result<Option<String>, ServiceError> {
+    if let Some(known) = super::journal::dfe_id(id) {
+        return Ok(known);
+    }
+    Ok(dfe_participant_ids(conn, &[id.to_owned()])?.remove(id))
+}
+
 /// A participant with their history and DfE id (X1), in one statement.
 pub fn load_participant_with_dfe_id(
     conn: &mut DbConn,
@@ -111,7 +120,11 @@ pub fn load_participant_with_dfe_id(
     // `eq`, not `eq_any` of one: SQLite keeps only statements of fixed text
     // prepared, and a list is bound there as `IN (?, ?, ...)`.
     let joined = on_backend!(conn, |inner| joined_query!(participants::id.eq(id)).load(inner))?;
-    Ok(records_from_joined(joined)?.pop())
+    let found = records_from_joined(joined)?.pop();
+    if let Some((record, dfe_participant_id)) = &found {
+        super::journal::note_dfe_id(&record.id, dfe_participant_id.as_deref());
+    }
+    Ok(found)
 }
 
 /// Participants with their histories and DfE ids, in one statement, in id
@@ -320,6 +333,7 @@ pub fn set_dfe_participant_id(conn: &mut DbConn, id: &str, dfe_participant_id: &
     diesel::update(participants::table.find(id))
         .set(participants::dfe_participant_id.eq(Some(dfe_participant_id)))
         .execute(conn)?;
+    super::journal::note_dfe_id(id, Some(dfe_participant_id));
     Ok(())
 }
 
