@@ -147,6 +147,17 @@ async fn costs(db: Database, curriculum: Curriculum) -> Costs {
     let savepoints = batched.iter().filter(|s| s.to_uppercase().starts_with("SAVEPOINT")).count();
     assert!(savepoints <= 1, "{savepoints} savepoints for {count} commands:\n  {}", batched.join("\n  "));
     eprintln!("PlaceHold statements:\n  {}", hold.join("\n  "));
+    // A hold or a lift knows the learner before and after it: the learner
+    // is read once and the stored feed not at all (the moved rows are
+    // rewritten from the difference).
+    for (rpc, statements) in [("PlaceHold", &hold), ("LiftHold", &lifted_statements)] {
+        // Quoted with backticks on SQLite, double quotes on PostgreSQL.
+        let unquoted: Vec<String> = statements.iter().map(|s| s.replace(['`', '"'], "")).collect();
+        let learner_reads = unquoted.iter().filter(|s| s.contains("learners.programme")).count();
+        assert_eq!(learner_reads, 1, "{rpc} reads the learner once:\n  {}", statements.join("\n  "));
+        let feed_reads = unquoted.iter().filter(|s| s.contains("SELECT releases.")).count();
+        assert_eq!(feed_reads, 0, "{rpc} does not read the stored feed:\n  {}", statements.join("\n  "));
+    }
     Costs {
         enrol: enrol.len(),
         hold: hold.len(),

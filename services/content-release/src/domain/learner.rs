@@ -45,6 +45,21 @@ impl Learner {
         ReleaseFacts { release_start: self.release_start, holds: &self.holds, revocations: &self.revocations }
     }
 
+    /// The learner as a load gives them after PlaceHold or LiftHold stored
+    /// `hold`: a hold of the same id takes its dates (keeping its kind, as
+    /// the store does), any other is added; in the order a load gives.
+    pub fn with_hold(mut self, hold: Hold) -> Learner {
+        match self.holds.iter_mut().find(|h| h.hold_id == hold.hold_id) {
+            Some(stored) => {
+                stored.from = hold.from;
+                stored.until = hold.until;
+            }
+            None => self.holds.push(hold),
+        }
+        self.holds.sort_by(|a, b| (a.from, &a.hold_id).cmp(&(b.from, &b.hold_id)));
+        self
+    }
+
     /// The school and delivery partner on `day`: the latest move on or
     /// before it, else the enrolment's.
     pub fn place_on(&self, day: NaiveDate) -> Place<'_> {

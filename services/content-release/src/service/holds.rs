@@ -30,7 +30,7 @@ impl ContentRelease {
                 Placement::NewDates => store::update_hold_dates(conn, &participant_id, &hold, now)?,
                 Placement::New => store::insert_hold(conn, &participant_id, &hold, now)?,
             }
-            Ok(Effect::Changed)
+            Ok(Effect::known(learner, |learner| learner.with_hold(hold)))
         }))
     }
 
@@ -48,11 +48,11 @@ impl ContentRelease {
         let received = Received::new("LiftHold", envelope.key, &req.idempotency_key, req, &participant_id);
         Ok(Prepared::new(received, move |conn, _| {
             let learner = load(conn, &participant_id)?;
-            let Some(lifted) = holds::lift(&participant_id, learner.holds, &hold_id, on)? else {
+            let Some(lifted) = holds::lift(&participant_id, learner.holds.clone(), &hold_id, on)? else {
                 return Ok(Effect::Unchanged);
             };
             store::update_hold_dates(conn, &participant_id, &lifted, now)?;
-            Ok(Effect::Changed)
+            Ok(Effect::known(learner, |learner| learner.with_hold(lifted)))
         }))
     }
 }

@@ -90,6 +90,26 @@ fn refresh_feed(conn: &mut DbConn, curriculum: &Curriculum, participant_id: &str
     store::replace_releases(conn, participant_id, &feed::releases(curriculum, &learner))
 }
 
+/// Rewrites the feed rows a change moved, from the learner before and after
+/// it, without reading the learner or the stored feed again: the stored
+/// feed is the learner's before the change, as every change rewrites it in
+/// its own transaction (and start-up, after a curriculum change). Should
+/// the rows not be there to move, the feed is rewritten from what is stored.
+fn refresh_feed_between(
+    conn: &mut DbConn,
+    curriculum: &Curriculum,
+    participant_id: &str,
+    before: &Learner,
+    after: &Learner,
+) -> Result<(), ServiceError> {
+    let wanted = feed::releases(curriculum, after);
+    if !store::move_releases_from(conn, participant_id, &feed::releases(curriculum, before), &wanted)? {
+        tracing::warn!(participant_id, "the stored release feed was not the learner's; rewriting it whole");
+        store::replace_releases(conn, participant_id, &wanted)?;
+    }
+    Ok(())
+}
+
 /// A command as received: what identifies it and whom it concerns.
 struct Received {
     rpc: &'static str,
@@ -125,6 +145,11 @@ impl Received {
 enum Effect {
     /// Facts changed: the learner's feed rows are recomputed.
     Changed,
+    /// Facts changed, and the command knows the learner before and after
+    /// (a hold placed or lifted): only the feed rows that moved are
+    /// rewritten, with nothing read again (issue 18: two statements fewer
+    /// per hold).
+    Known { before: Box<Learner>, after: Box<Learner> },
     /// Nothing to change (an identical enrolment, a hold already ending by
     /// then, access already revoked, a school move): acknowledged as is.
     Unchanged,
@@ -133,6 +158,13 @@ enum Effect {
 impl Effect {
     fn changed_if(changed: bool) -> Self {
         if changed { Effect::Changed } else { Effect::Unchanged }
+    }
+
+    /// The learner loaded before the change, and `change` made to them as
+    /// the command stored it.
+    fn known(before: Learner, change: impl FnOnce(Learner) -> Learner) -> Self {
+        let after = change(before.clone());
+        Effect::Known { before: Box::new(before), after: Box::new(after) }
     }
 }
 
@@ -172,6 +204,9 @@ fn run_command(
     let ran = idempotency::once::<ContentReleaseRules, _>(conn, Some(&key), rpc, &request, now, |conn| {
         match apply(conn, curriculum)? {
             Effect::Changed => refresh_feed(conn, curriculum, &participant_id)?,
+            Effect::Known { before, after } => {
+                refresh_feed_between(conn, curriculum, &participant_id, &before, &after)?
+            }
             Effect::Unchanged => {}
         }
         Ok(CommandAck { idempotency_key: command_id, duplicate: false })

@@ -15,7 +15,7 @@ pub use learners::{
     lock_learner, set_release_start,
 };
 pub use progress::{attendances, insert_attendance, insert_module_access, module_accesses};
-pub use releases::{list_releases, replace_releases, save_curriculum, stored_curriculum};
+pub use releases::{list_releases, move_releases_from, replace_releases, save_curriculum, stored_curriculum};
 
 pub mod schema {
     diesel::table! {

@@ -44,6 +44,45 @@ impl From<ReleaseRow> for Release {
     }
 }
 
+/// What makes a learner's feed rows `stored` into `wanted`.
+struct FeedDiff {
+    /// Module id to `[date, optional]` of each row that moved, as
+    /// [`move_releases`] takes them; `None` when none did.
+    moved: Option<String>,
+    moved_count: usize,
+    /// The modules no longer released.
+    gone: Vec<String>,
+    /// The modules newly released.
+    new: Vec<ReleaseRow>,
+}
+
+fn diff(stored: impl IntoIterator<Item = ReleaseRow>, wanted: &[Release]) -> FeedDiff {
+    let mut stored: HashMap<String, ReleaseRow> = stored.into_iter().map(|r| (r.module_id.clone(), r)).collect();
+    let mut new = Vec::new();
+    let mut moved: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    for row in wanted.iter().map(ReleaseRow::from) {
+        match stored.remove(&row.module_id) {
+            Some(existing) if existing == row => {}
+            Some(_) => {
+                let date = row.release_date.format("%Y-%m-%d").to_string();
+                moved.insert(row.module_id, serde_json::json!([date, row.is_optional]));
+            }
+            None => new.push(row),
+        }
+    }
+    let moved_count = moved.len();
+    let moved = (!moved.is_empty()).then(|| serde_json::Value::Object(moved).to_string());
+    FeedDiff { moved, moved_count, gone: stored.into_keys().collect(), new }
+}
+
+/// Deletes the learner's feed rows of `modules`, answering how many were there.
+fn delete_releases(conn: &mut DbConn, participant_id: &str, modules: &[String]) -> Result<usize, ServiceError> {
+    Ok(diesel::delete(
+        releases::table.filter(releases::participant_id.eq(participant_id)).filter(releases::module_id.eq_any(modules)),
+    )
+    .execute(conn)?)
+}
+
 /// Makes the stored feed rows of one learner equal `wanted` in at most
 /// four statements whatever the curriculum's length (issue 18): one SELECT;
 /// one UPDATE of the rows whose date or optionality moved (the usual case:
@@ -55,35 +94,41 @@ pub fn replace_releases(conn: &mut DbConn, participant_id: &str, wanted: &[Relea
         .filter(releases::participant_id.eq(participant_id))
         .select(ReleaseRow::as_select())
         .load(conn)?;
-    let mut stored: HashMap<String, ReleaseRow> = stored.into_iter().map(|r| (r.module_id.clone(), r)).collect();
-    let mut to_insert = Vec::new();
-    let mut moved: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
-    for row in wanted.iter().map(ReleaseRow::from) {
-        match stored.remove(&row.module_id) {
-            Some(existing) if existing == row => {}
-            Some(_) => {
-                let date = row.release_date.format("%Y-%m-%d").to_string();
-                moved.insert(row.module_id, serde_json::json!([date, row.is_optional]));
-            }
-            None => to_insert.push(row),
-        }
-    }
-    let gone: Vec<String> = stored.into_keys().collect();
-    if !moved.is_empty() {
-        move_releases(conn, participant_id, &serde_json::Value::Object(moved).to_string())?;
+    let FeedDiff { moved, gone, new, .. } = diff(stored, wanted);
+    if let Some(moved) = moved {
+        move_releases(conn, participant_id, &moved)?;
     }
     if !gone.is_empty() {
-        diesel::delete(
-            releases::table
-                .filter(releases::participant_id.eq(participant_id))
-                .filter(releases::module_id.eq_any(&gone)),
-        )
-        .execute(conn)?;
+        delete_releases(conn, participant_id, &gone)?;
     }
-    if !to_insert.is_empty() {
-        steplab_platform::insert_rows!(conn, releases::table, &to_insert)?;
+    if !new.is_empty() {
+        steplab_platform::insert_rows!(conn, releases::table, &new)?;
     }
     Ok(())
+}
+
+/// Makes the learner's feed rows, known to be `stored`, equal `wanted`
+/// without reading them: one UPDATE of the rows that moved and, when some
+/// are gone, one DELETE. Answers false, having changed at most some of the
+/// rows, when a row to move or delete was not there or a row is new (the
+/// caller then rewrites the feed from what is stored, with
+/// [`replace_releases`]).
+pub fn move_releases_from(
+    conn: &mut DbConn,
+    participant_id: &str,
+    stored: &[Release],
+    wanted: &[Release],
+) -> Result<bool, ServiceError> {
+    let FeedDiff { moved, moved_count, gone, new } = diff(stored.iter().map(ReleaseRow::from), wanted);
+    if !new.is_empty() {
+        return Ok(false);
+    }
+    if let Some(moved) = moved
+        && move_releases(conn, participant_id, &moved)? != moved_count
+    {
+        return Ok(false);
+    }
+    Ok(gone.is_empty() || delete_releases(conn, participant_id, &gone)? == gone.len())
 }
 
 /// Moves a learner's feed rows to new dates in one UPDATE of fixed text,
@@ -95,7 +140,7 @@ pub fn replace_releases(conn: &mut DbConn, participant_id: &str, wanted: &[Relea
 /// turned into JSONB once (`jsonb(?)` is constant, so computed once per
 /// run): `json_each` is evaluated again for each of the learner's rows it
 /// is joined with, and on text it parsed the whole object every time.
-fn move_releases(conn: &mut DbConn, participant_id: &str, moved: &str) -> Result<(), ServiceError> {
+fn move_releases(conn: &mut DbConn, participant_id: &str, moved: &str) -> Result<usize, ServiceError> {
     use diesel::sql_types::Text;
     use steplab_platform::db::KeepPreparedDsl;
     let text = match conn {
@@ -112,12 +157,11 @@ fn move_releases(conn: &mut DbConn, participant_id: &str, moved: &str) -> Result
              WHERE releases.participant_id = $2 AND releases.module_id = moved.key"
         }
     };
-    steplab_platform::on_backend!(conn, |inner| diesel::sql_query(text)
+    Ok(steplab_platform::on_backend!(conn, |inner| diesel::sql_query(text)
         .bind::<Text, _>(moved)
         .bind::<Text, _>(participant_id)
         .keep_prepared()
-        .execute(inner))?;
-    Ok(())
+        .execute(inner))?)
 }
 
 /// Up to `limit` feed rows with `from <= release_date <= to` after `after`,
