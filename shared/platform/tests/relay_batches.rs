@@ -429,9 +429,11 @@ async fn many_participants_share_a_call_and_each_ones_commands_arrive_in_order_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_within_the_linger_share_one_call() {
-    // No polling in the way: only the commit's wake-up starts a claim.
+    // No polling in the way: only the commit's wake-up starts a claim. The
+    // linger is far longer than the trickle takes: with 400 ms, a CI run
+    // with both cores busy committed the third command after it ran out.
     let lingering =
-        RelaySettings { linger: Duration::from_millis(400), poll_interval: Duration::from_secs(60), ..settings(64, 4) };
+        RelaySettings { linger: Duration::from_secs(2), poll_interval: Duration::from_secs(60), ..settings(64, 4) };
     let rig = Rig::start_tuned(batched(), lingering).await;
     // A first command, delivered: every claim loop has made its first claim
     // (at start-up, without a wake-up) and waits for a commit. Then the
@@ -440,7 +442,7 @@ async fn commits_within_the_linger_share_one_call() {
     rig.all_delivered().await;
     // The loop that delivered it claims once more after recording it (and
     // finds nothing): let it, so the trickle meets only waiting loops.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // A trickle: three participants' commits, 50 ms apart, each waking the relay.
     for p in 0..3 {
         let mut one = rig.enqueue_for(&format!("t{p}")).await;
