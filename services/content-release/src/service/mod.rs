@@ -93,7 +93,8 @@ fn refresh_feed(conn: &mut DbConn, curriculum: &Curriculum, participant_id: &str
 /// Rewrites the feed rows a change moved, from the learner before and after
 /// it, without reading the learner or the stored feed again: the stored
 /// feed is the learner's before the change, as every change rewrites it in
-/// its own transaction (and start-up, after a curriculum change). Should
+/// its own transaction, and start-up rewrites every learner's when the
+/// curriculum or the release rules changed (`reconcile_curriculum`). Should
 /// the rows not be there to move, the feed is rewritten from what is stored.
 fn refresh_feed_between(
     conn: &mut DbConn,
