@@ -3,8 +3,8 @@
 //! Whatever sequence of pauses, deferrals, new dates and lifts arrives, the
 //! stored feed stays exactly what the learner's facts give; and a stored
 //! feed that is not what it should be (a row lost) is rewritten whole on the
-//! next change. On SQLite and, when `STEPLAB_TEST_POSTGRES_URL` names a
-//! server, on PostgreSQL.
+//! next change. On SQLite and on PostgreSQL (a scratch database: see
+//! `steplab_testkit::scratch`).
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -20,6 +20,7 @@ use steplab_platform::{Caller, Clock, Scope};
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::common::v1::Programme;
 use steplab_proto::steplab::content::v1 as pb;
+use steplab_testkit::scratch::{ScratchPostgres, XorShift};
 
 fn service_caller() -> Caller {
     Caller { sub: "participant-service".into(), scope: Scope::Service }
@@ -29,20 +30,9 @@ fn proto(day: NaiveDate) -> Option<Date> {
     Some(steplab_platform::date::to_proto(day))
 }
 
-/// A tiny deterministic generator, so the sequence is the same every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-
-    fn day(&mut self) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 9, 1).expect("date") + chrono::Days::new(self.next(500))
-    }
+/// A day in the programme's first 500 days.
+fn a_day(rng: &mut XorShift) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 9, 1).expect("date") + chrono::Days::new(rng.next(500))
 }
 
 /// The learner's stored feed rows and those their facts give, each sorted.
@@ -109,12 +99,12 @@ async fn random_holds_keep_the_feed_what_the_facts_give(db: Database) {
                         idempotency_key: key,
                         participant_id: id.into(),
                         hold_id,
-                        on: proto(rng.day()),
+                        on: proto(a_day(&mut rng)),
                     },
                 )
                 .await
         } else {
-            let from = rng.day();
+            let from = a_day(&mut rng);
             let until = from + chrono::Days::new(1 + rng.next(200));
             let kind = if hold_id == "hold-0" { pb::HoldKind::Pause } else { pb::HoldKind::Deferral };
             service
@@ -169,17 +159,6 @@ async fn random_holds_keep_the_feed_what_the_facts_give(db: Database) {
     assert_eq!(stored, computed, "the feed was rewritten whole");
 }
 
-/// A fresh PostgreSQL database, when a server is configured.
-fn postgres_url() -> Option<(DatabaseUrl, String)> {
-    let admin = std::env::var("STEPLAB_TEST_POSTGRES_URL").ok()?;
-    let database = format!("steplab_feed_rewrite_{}", std::process::id());
-    let mut conn = diesel::PgConnection::establish(&admin).expect("postgres admin connection");
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\"")).execute(&mut conn).expect("drop");
-    diesel::sql_query(format!("CREATE DATABASE \"{database}\"")).execute(&mut conn).expect("create");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-    Some((DatabaseUrl::Postgres(format!("{base}/{database}")), admin))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r4_holds_and_lifts_keep_the_stored_feed_what_the_facts_give_on_sqlite() {
     let dir = tempfile::tempdir().expect("dir");
@@ -189,18 +168,9 @@ async fn r4_holds_and_lifts_keep_the_stored_feed_what_the_facts_give_on_sqlite()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r4_holds_and_lifts_keep_the_stored_feed_what_the_facts_give_on_postgres() {
-    let Some((url, admin)) = postgres_url() else {
-        if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-            panic!("STEPLAB_REQUIRE_POSTGRES=1 but STEPLAB_TEST_POSTGRES_URL is not set");
-        }
-        eprintln!("SKIPPED on PostgreSQL: STEPLAB_TEST_POSTGRES_URL is not set");
+    let Some(scratch) = ScratchPostgres::create("feed_rewrite") else {
         return;
     };
-    random_holds_keep_the_feed_what_the_facts_give(Database::open(&url, &MIGRATIONS).await.expect("postgres")).await;
-    if let DatabaseUrl::Postgres(url) = &url
-        && let Some((_, database)) = url.rsplit_once('/')
-        && let Ok(mut conn) = diesel::PgConnection::establish(&admin)
-    {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut conn);
-    }
+    random_holds_keep_the_feed_what_the_facts_give(Database::open(&scratch.url, &MIGRATIONS).await.expect("postgres"))
+        .await;
 }

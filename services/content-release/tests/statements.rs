@@ -1,16 +1,13 @@
 //! Issue 18, item 2: a hold, a lift or an enrolment costs a bounded number of
 //! SQL statements per learner, whatever the curriculum's length. Every
 //! statement the service's connections run is counted through diesel's
-//! instrumentation (`InstrumentationEvent::StartQuery`), on SQLite and, when
-//! `STEPLAB_TEST_POSTGRES_URL` names a server, on PostgreSQL.
+//! instrumentation (`InstrumentationEvent::StartQuery`), on SQLite and on
+//! PostgreSQL (a scratch database: see `steplab_testkit::scratch`).
 //!
 //! One test in this binary: the instrumentation is process-wide.
 
-use diesel::connection::{Instrumentation, InstrumentationEvent, set_default_instrumentation};
-use diesel::prelude::*;
 use prost::Message;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use steplab_content_release::MIGRATIONS;
 use steplab_content_release::domain::Curriculum;
 use steplab_content_release::domain::curriculum::DEFAULT_JSON;
@@ -21,39 +18,8 @@ use steplab_platform::{Caller, Clock, Scope};
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::common::v1::{EncodedCommand, Programme};
 use steplab_proto::steplab::content::v1 as pb;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static STATEMENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Counter;
-
-impl Instrumentation for Counter {
-    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { query, .. } = event
-            && COUNTING.load(Ordering::SeqCst)
-        {
-            let query = query.to_string();
-            // A new connection's set-up (SQLite's PRAGMAs, PostgreSQL's
-            // session SETs) is the pool's, not the command's: r2d2 opens one
-            // in the background whenever its idle connections fall below the
-            // minimum, and when that landed inside a window the counts of the
-            // two curricula differed (seen in CI: 12 against 10 and 16
-            // against 12).
-            if !(query.starts_with("PRAGMA") || query.starts_with("SET ")) {
-                STATEMENTS.lock().expect("log").push(query);
-            }
-        }
-    }
-}
-
-/// The statements `work` runs on the database.
-async fn statements_of<T>(work: impl Future<Output = T>) -> (T, Vec<String>) {
-    STATEMENTS.lock().expect("log").clear();
-    COUNTING.store(true, Ordering::SeqCst);
-    let answer = work.await;
-    COUNTING.store(false, Ordering::SeqCst);
-    (answer, std::mem::take(&mut *STATEMENTS.lock().expect("log")))
-}
+use steplab_testkit::scratch::ScratchPostgres;
+use steplab_testkit::scratch::counted::{self, statements_of};
 
 fn service_caller() -> Caller {
     Caller { sub: "participant-service".into(), scope: Scope::Service }
@@ -170,44 +136,24 @@ fn sqlite_url(dir: &tempfile::TempDir, name: &str) -> DatabaseUrl {
     DatabaseUrl::Sqlite(dir.path().join(format!("{name}.sqlite3")))
 }
 
-/// A fresh PostgreSQL database, when a server is configured.
-fn postgres_url(name: &str) -> Option<(DatabaseUrl, String)> {
-    let admin = std::env::var("STEPLAB_TEST_POSTGRES_URL").ok()?;
-    let database = format!("steplab_statements_{name}_{}", std::process::id());
-    let mut conn = diesel::PgConnection::establish(&admin).expect("postgres admin connection");
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\"")).execute(&mut conn).expect("drop");
-    diesel::sql_query(format!("CREATE DATABASE \"{database}\"")).execute(&mut conn).expect("create");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-    Some((DatabaseUrl::Postgres(format!("{base}/{database}")), admin))
-}
-
-fn drop_postgres(admin: &str, url: &DatabaseUrl) {
-    if let DatabaseUrl::Postgres(url) = url
-        && let Some((_, database)) = url.rsplit_once('/')
-        && let Ok(mut conn) = diesel::PgConnection::establish(admin)
-    {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut conn);
-    }
-}
-
 /// The most statements one command may cost, whatever the curriculum.
 const MOST_STATEMENTS_PER_COMMAND: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_costs_the_same_few_statements_on_a_long_and_a_short_curriculum() {
-    set_default_instrumentation(|| Some(Box::new(Counter))).expect("instrumentation");
+    counted::install();
     let dir = tempfile::tempdir().expect("dir");
     let full = Curriculum::built_in().expect("built-in");
     let modules = full.programme(steplab_content_release::domain::Programme::Ect).modules.len();
     assert!(modules >= 40, "the built-in curriculum is the long one: {modules} modules");
 
-    let mut backends = vec![("sqlite", sqlite_url(&dir, "long"), sqlite_url(&dir, "short"), None)];
-    if let (Some((long, admin)), Some((short, _))) = (postgres_url("long"), postgres_url("short")) {
-        backends.push(("postgres", long, short, Some(admin)));
-    } else if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-        panic!("STEPLAB_REQUIRE_POSTGRES=1 but STEPLAB_TEST_POSTGRES_URL is not set");
+    let mut backends = vec![("sqlite", sqlite_url(&dir, "long"), sqlite_url(&dir, "short"))];
+    // Dropped, with their databases, when the test ends.
+    let scratch = ScratchPostgres::create("statements_long").zip(ScratchPostgres::create("statements_short"));
+    if let Some((long, short)) = &scratch {
+        backends.push(("postgres", long.url.clone(), short.url.clone()));
     }
-    for (backend, long_url, short_url, admin) in backends {
+    for (backend, long_url, short_url) in backends {
         let long_db = Database::open(&long_url, &MIGRATIONS).await.expect("long database");
         let short_db = Database::open(&short_url, &MIGRATIONS).await.expect("short database");
         let long = costs(long_db, Curriculum::built_in().expect("built-in")).await;
@@ -216,10 +162,6 @@ async fn a_command_costs_the_same_few_statements_on_a_long_and_a_short_curriculu
         assert_eq!(long, short, "{backend}: the statements do not depend on the curriculum's length");
         for cost in [long.enrol, long.hold, long.lift, long.batched] {
             assert!(cost <= MOST_STATEMENTS_PER_COMMAND, "{backend}: {long:?}");
-        }
-        if let Some(admin) = admin {
-            drop_postgres(&admin, &long_url);
-            drop_postgres(&admin, &short_url);
         }
     }
 }

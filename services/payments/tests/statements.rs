@@ -1,16 +1,12 @@
 //! Issue 18: a command's recompute reads the payee's facts (suspensions,
-//! closures, coverage, moves, engagement) in one statement, on SQLite and,
-//! when `STEPLAB_TEST_POSTGRES_URL` names a server, on PostgreSQL, and both
+//! closures, coverage, moves, engagement) in one statement, on SQLite and on
+//! PostgreSQL (a scratch database: see `steplab_testkit::scratch`), and both
 //! backends answer the same accrual from them. Every statement the service's
 //! connections run is counted through diesel's instrumentation.
 //!
 //! One test in this binary: the instrumentation is process-wide.
 
 use chrono::NaiveDate;
-use diesel::connection::{Instrumentation, InstrumentationEvent, set_default_instrumentation};
-use diesel::prelude::*;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use steplab_payments::domain::schedule::ScheduleBook;
 use steplab_payments::service::Payments;
 use steplab_platform::config::DatabaseUrl;
@@ -19,30 +15,8 @@ use steplab_platform::{Caller, Clock, Scope};
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::common::v1::ParticipantKind;
 use steplab_proto::steplab::payments::v1 as pb;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static STATEMENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Counter;
-
-impl Instrumentation for Counter {
-    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { query, .. } = event
-            && COUNTING.load(Ordering::SeqCst)
-        {
-            STATEMENTS.lock().expect("log").push(query.to_string());
-        }
-    }
-}
-
-/// The statements `work` runs on the database.
-async fn statements_of<T>(work: impl Future<Output = T>) -> (T, Vec<String>) {
-    STATEMENTS.lock().expect("log").clear();
-    COUNTING.store(true, Ordering::SeqCst);
-    let answer = work.await;
-    COUNTING.store(false, Ordering::SeqCst);
-    (answer, std::mem::take(&mut *STATEMENTS.lock().expect("log")))
-}
+use steplab_testkit::scratch::ScratchPostgres;
+use steplab_testkit::scratch::counted::{self, statements_of};
 
 fn service() -> Caller {
     Caller { sub: "participant-service".into(), scope: Scope::Service }
@@ -166,26 +140,6 @@ async fn suspension_on(db: Database) -> (Vec<String>, pb::GetAccrualResponse) {
     (statements, accrual)
 }
 
-/// A fresh PostgreSQL database, when a server is configured.
-fn postgres_url() -> Option<(DatabaseUrl, String)> {
-    let admin = std::env::var("STEPLAB_TEST_POSTGRES_URL").ok()?;
-    let database = format!("steplab_payments_statements_{}", std::process::id());
-    let mut conn = diesel::PgConnection::establish(&admin).expect("postgres admin connection");
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\"")).execute(&mut conn).expect("drop");
-    diesel::sql_query(format!("CREATE DATABASE \"{database}\"")).execute(&mut conn).expect("create");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-    Some((DatabaseUrl::Postgres(format!("{base}/{database}")), admin))
-}
-
-fn drop_postgres(admin: &str, url: &DatabaseUrl) {
-    if let DatabaseUrl::Postgres(url) = url
-        && let Some((_, database)) = url.rsplit_once('/')
-        && let Ok(mut conn) = diesel::PgConnection::establish(admin)
-    {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut conn);
-    }
-}
-
 /// The statements that read one of the facts' tables.
 fn fact_reads(statements: &[String]) -> Vec<&String> {
     const TABLES: [&str; 5] =
@@ -199,7 +153,7 @@ fn fact_reads(statements: &[String]) -> Vec<&String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commands_recompute_reads_the_payees_facts_in_one_statement_on_both_backends() {
-    set_default_instrumentation(|| Some(Box::new(Counter))).expect("instrumentation");
+    counted::install();
     let dir = tempfile::tempdir().expect("dir");
     let sqlite =
         Database::open(&DatabaseUrl::Sqlite(dir.path().join("payments.sqlite3")), &steplab_payments::MIGRATIONS)
@@ -207,18 +161,11 @@ async fn a_commands_recompute_reads_the_payees_facts_in_one_statement_on_both_ba
             .expect("sqlite");
     let (statements, on_sqlite) = suspension_on(sqlite).await;
     let mut runs = vec![("sqlite", statements)];
-    match postgres_url() {
-        Some((url, admin)) => {
-            let db = Database::open(&url, &steplab_payments::MIGRATIONS).await.expect("postgres");
-            let (statements, on_postgres) = suspension_on(db).await;
-            drop_postgres(&admin, &url);
-            assert_eq!(on_postgres, on_sqlite, "both backends answer the same accrual from the same facts");
-            runs.push(("postgres", statements));
-        }
-        None if std::env::var("STEPLAB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("STEPLAB_REQUIRE_POSTGRES=1 but STEPLAB_TEST_POSTGRES_URL is not set")
-        }
-        None => eprintln!("SKIPPED on PostgreSQL: STEPLAB_TEST_POSTGRES_URL is not set"),
+    if let Some(scratch) = ScratchPostgres::create("payments_statements") {
+        let db = Database::open(&scratch.url, &steplab_payments::MIGRATIONS).await.expect("postgres");
+        let (statements, on_postgres) = suspension_on(db).await;
+        assert_eq!(on_postgres, on_sqlite, "both backends answer the same accrual from the same facts");
+        runs.push(("postgres", statements));
     }
     // The facts loaded shaped the answer (a fact lost by the load would be
     // lost on both backends alike): the move, the coverage change and the

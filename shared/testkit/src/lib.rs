@@ -3,6 +3,8 @@
 //! expects, and the calendar model the tests judge a request's dates by.
 //! One copy, so the services' converters are all held to the same check.
 
+pub mod scratch;
+
 use chrono::{Days, NaiveDate};
 use proptest::prelude::*;
 use steplab_platform::FieldViolations;
