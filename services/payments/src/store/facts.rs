@@ -255,10 +255,9 @@ struct FactRow {
 /// `{first}` and `{last}` standing for the backend's numbered placeholders
 /// (each bound once, used by every branch). The DISTINCT branch casts its
 /// NULLs: PostgreSQL types a NULL there as text before the union can type
-/// it by the first branch. It was five statements, one per
-/// table, on every command's recompute: on PostgreSQL a round trip and a
-/// wake-up of the server each, which was most of its CPU while deferring
-/// (issue 18).
+/// it by the first branch. It was five statements, one per table, on every
+/// command's recompute: on PostgreSQL a round trip and a wake-up of a
+/// server process each (issue 18).
 const FACTS: &str = "\
 SELECT participant_id AS pid, 's' AS kind, id AS n, suspension_id AS t1, CAST(NULL AS TEXT) AS t2, \
        from_date AS d1, until_date AS d2, CAST(NULL AS BOOLEAN) AS b \
