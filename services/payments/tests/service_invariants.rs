@@ -12,6 +12,7 @@ use steplab_platform::{Caller, Clock, Scope};
 use steplab_proto::google::r#type::Date;
 use steplab_proto::steplab::common::v1::ParticipantKind;
 use steplab_proto::steplab::payments::v1 as pb;
+use steplab_testkit::scratch::XorShift;
 
 fn caller(scope: Scope) -> Caller {
     Caller { sub: "test".into(), scope }
@@ -25,18 +26,9 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// A tiny deterministic generator, so the sequence is the same every run.
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-    fn day(&mut self) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2024, 6, 1).expect("date") + chrono::Days::new(self.next(900))
-    }
+/// A day of the 900 from 1 June 2024.
+fn a_day(rng: &mut XorShift) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 6, 1).expect("date") + chrono::Days::new(rng.next(900))
 }
 
 async fn open(dir: &tempfile::TempDir) -> Database {
@@ -104,7 +96,7 @@ async fn f6_kept_totals_equal_the_sum_of_lines_after_any_sequence_of_changes() {
     for _ in 0..400 {
         let id = payees[rng.next(payees.len() as u64) as usize].0.clone();
         let idempotency_key = new_id();
-        let on = rng.day().min(today);
+        let on = a_day(&mut rng).min(today);
         match rng.next(10) {
             0 | 1 => {
                 let until = on + chrono::Days::new(1 + rng.next(300));

@@ -393,19 +393,11 @@ mod tests {
         assert_eq!(earned_by(&plan, &f, d("2030-01-01")).len(), 6);
     }
 
-    /// A tiny deterministic generator, so the invariant runs over many
-    /// random-looking payees without a new dependency.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self, bound: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % bound
-        }
-        fn day(&mut self) -> NaiveDate {
-            d("2024-05-01") + chrono::Days::new(self.next(1300))
-        }
+    use steplab_testkit::scratch::XorShift;
+
+    /// A day of the 1,300 from 1 May 2024.
+    fn a_day(rng: &mut XorShift) -> NaiveDate {
+        d("2024-05-01") + chrono::Days::new(rng.next(1300))
     }
 
     #[test]
@@ -419,9 +411,9 @@ mod tests {
             if rng.next(2) == 0 {
                 f.kind = PayeeKind::Mentor;
             }
-            f.engagement = (0..rng.next(40)).map(|_| rng.day()).collect();
+            f.engagement = (0..rng.next(40)).map(|_| a_day(&mut rng)).collect();
             for i in 0..rng.next(3) {
-                let from = rng.day();
+                let from = a_day(&mut rng);
                 f.suspensions.push(Suspension {
                     id: format!("s{i}"),
                     from,
@@ -429,12 +421,12 @@ mod tests {
                 });
             }
             if rng.next(3) == 0 {
-                let ended_on = rng.day();
+                let ended_on = a_day(&mut rng);
                 let reopened_on = (rng.next(2) == 0).then(|| ended_on + chrono::Days::new(rng.next(300)));
                 f.closures.push(Closure { ended_on, reopened_on });
             }
             if rng.next(3) == 0 {
-                f.coverage.push(CoverageChange { from: rng.day(), covered: rng.next(2) == 0 });
+                f.coverage.push(CoverageChange { from: a_day(&mut rng), covered: rng.next(2) == 0 });
             }
             f.normalise();
             let s = b.schedule(schedules[case % schedules.len()], 2024).expect("schedule");
